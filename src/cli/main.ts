@@ -1,0 +1,47 @@
+/**
+ * The `moc` command line: `moc <command> [options]`. Each command lives in its own module and
+ * exports `run(args): Promise<number>` (the exit code). User-facing errors print one line.
+ */
+import { EngineError } from '../engine/errors.ts';
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+type Command = { summary: string; load: () => Promise<{ run: (args: string[]) => Promise<number> }> };
+
+const COMMANDS: Record<string, Command> = {
+  bench: { summary: 'GPU benchmarks: bench kernels | bench attention', load: () => import('./bench.ts') },
+  attention: { summary: 'MoC attention on an exchange file: attention --in IN.safetensors --out OUT.safetensors', load: () => import('./attention.ts') },
+};
+
+function usage(): string {
+  const lines = Object.entries(COMMANDS).map(([k, c]) => `  ${k.padEnd(10)} ${c.summary}`);
+  return `usage: moc <command> [options]\n${lines.join('\n')}`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...args] = argv;
+  if (!name || name === '--help' || name === '-h') {
+    console.log(usage());
+    return name ? 0 : 2;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) {
+    console.error(`moc: unknown command '${name}'\n${usage()}`);
+    return 2;
+  }
+  try {
+    const mod = await cmd.load();
+    return await mod.run(args);
+  } catch (e) {
+    if (e instanceof UsageError || e instanceof EngineError || (e as Error)?.name === 'InputError') {
+      console.error(`moc ${name}: ${(e as Error).message}`);
+      return 1;
+    }
+    throw e;
+  }
+}

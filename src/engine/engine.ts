@@ -1,0 +1,317 @@
+/**
+ * The engine: one GPUDevice with its features, limits, buffer pool, pipeline cache, profiler and
+ * a command encoder that batches kernel dispatches until `flush()`/`sync()`.
+ *
+ * Works in a browser window, a module worker and Node (see host-node.ts); it only needs a `GPU`.
+ * Errors: NoAdapterError (no adapter), UnsupportedError (feature/limit missing), GpuValidationError
+ * (validation or out-of-memory reported by WebGPU, thrown from `sync()`), DeviceLostError.
+ */
+import { DeviceLostError, GpuValidationError, NoAdapterError, ShapeError, UnsupportedError } from './errors.ts';
+import { PipelineCache, type Constants } from './pipelines.ts';
+import { GpuProfiler } from './profiler.ts';
+import { BufferPool, Tensor, bytesPerElement, numel, type DType } from './tensor.ts';
+
+export interface EngineFeatures {
+  f16: boolean;
+  subgroups: boolean;
+  timestamp: boolean;
+}
+
+/** Plain-data description of the adapter, safe to send across a worker boundary. */
+export interface AdapterSummary {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  isFallback: boolean;
+  features: string[];
+  limits: {
+    maxStorageBufferBindingSize: number;
+    maxBufferSize: number;
+    maxComputeWorkgroupStorageSize: number;
+    maxComputeInvocationsPerWorkgroup: number;
+    maxComputeWorkgroupsPerDimension: number;
+  };
+}
+
+export interface EngineOptions {
+  powerPreference?: GPUPowerPreference;
+  /** Features not to request even when the adapter has them (to test the f32 fallbacks). */
+  disable?: Array<keyof EngineFeatures>;
+}
+
+export type TypedArray = Float32Array | Int32Array | Uint32Array | Uint16Array;
+type Binding = Tensor | GPUBuffer;
+
+const REQUESTED_LIMITS = [
+  'maxStorageBufferBindingSize',
+  'maxBufferSize',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupSizeY',
+  'maxComputeWorkgroupsPerDimension',
+  'maxStorageBuffersPerShaderStage',
+] as const;
+
+export class Engine {
+  readonly pool: BufferPool;
+  readonly pipelines: PipelineCache;
+  readonly profiler: GpuProfiler;
+  /** Resolves when the device is lost, with the reason. */
+  readonly lost: Promise<DeviceLostError>;
+  private encoder: GPUCommandEncoder | null = null;
+  private transient: GPUBuffer[] = [];
+  private errors: string[] = [];
+  private isLost = false;
+
+  private constructor(
+    readonly device: GPUDevice,
+    readonly features: EngineFeatures,
+    readonly adapter: AdapterSummary,
+  ) {
+    this.pool = new BufferPool(device);
+    this.pipelines = new PipelineCache(device);
+    this.profiler = new GpuProfiler(device, features.timestamp);
+    this.lost = device.lost.then((info) => {
+      this.isLost = true;
+      return new DeviceLostError(info.reason ?? 'unknown', info.message ?? '');
+    });
+    device.addEventListener('uncapturederror', (ev) => {
+      const e = (ev as GPUUncapturedErrorEvent).error;
+      this.errors.push(e.message.split('\n')[0]);
+    });
+  }
+
+  /**
+   * Acquires an adapter and a device from `gpu` (navigator.gpu, or nodeGpu() in Node), requesting
+   * the optional features it has and the adapter's own limits.
+   * @throws NoAdapterError when `gpu` is missing or returns no adapter.
+   */
+  static async create(gpu: GPU | undefined, options: EngineOptions = {}): Promise<Engine> {
+    if (!gpu) throw new NoAdapterError('WebGPU is not available here (navigator.gpu is missing)');
+    const adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
+    if (!adapter) throw new NoAdapterError('WebGPU found no adapter (requestAdapter returned null)');
+    const off = new Set(options.disable ?? []);
+    const want: Array<[keyof EngineFeatures, GPUFeatureName]> = [
+      ['f16', 'shader-f16'],
+      ['subgroups', 'subgroups' as GPUFeatureName],
+      ['timestamp', 'timestamp-query'],
+    ];
+    const requiredFeatures: GPUFeatureName[] = [];
+    const features: EngineFeatures = { f16: false, subgroups: false, timestamp: false };
+    for (const [key, name] of want) {
+      if (adapter.features.has(name) && !off.has(key)) {
+        requiredFeatures.push(name);
+        features[key] = true;
+      }
+    }
+    const requiredLimits: Record<string, number> = {};
+    for (const k of REQUESTED_LIMITS) requiredLimits[k] = adapter.limits[k];
+    const device = await adapter.requestDevice({ requiredFeatures, requiredLimits, label: 'moc-studio' });
+    const info = adapter.info;
+    const summary: AdapterSummary = {
+      vendor: info?.vendor ?? '',
+      architecture: info?.architecture ?? '',
+      device: info?.device ?? '',
+      description: info?.description ?? '',
+      isFallback: Boolean((info as { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter),
+      features: [...adapter.features].map(String).sort(),
+      limits: {
+        maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
+        maxBufferSize: device.limits.maxBufferSize,
+        maxComputeWorkgroupStorageSize: device.limits.maxComputeWorkgroupStorageSize,
+        maxComputeInvocationsPerWorkgroup: device.limits.maxComputeInvocationsPerWorkgroup,
+        maxComputeWorkgroupsPerDimension: device.limits.maxComputeWorkgroupsPerDimension,
+      },
+    };
+    return new Engine(device, features, summary);
+  }
+
+  /** One line naming the adapter, e.g. for a status bar. */
+  describe(): string {
+    const a = this.adapter;
+    const name = [a.vendor, a.architecture, a.device, a.description].filter(Boolean).join(' ') || 'unknown adapter';
+    const feats = (Object.keys(this.features) as Array<keyof EngineFeatures>).filter((k) => this.features[k]);
+    return `${name}${a.isFallback ? ' (fallback)' : ''}; features: ${feats.join(', ') || 'none'}`;
+  }
+
+  /** Allocates an uninitialised tensor from the pool. */
+  tensor(shape: readonly number[], dtype: DType = 'f32', label = 'tensor'): Tensor {
+    this.checkAlive();
+    const bytes = numel(shape) * bytesPerElement(dtype);
+    this.checkBinding(bytes, label);
+    const buf = this.pool.acquire(bytes, label);
+    return new Tensor(buf, shape, dtype, () => this.pool.release(buf));
+  }
+
+  /** Allocates a tensor and writes `data` into it. */
+  upload(data: TypedArray, shape: readonly number[], label = 'tensor', dtype?: DType): Tensor {
+    const dt: DType = dtype ?? (data instanceof Int32Array ? 'i32' : data instanceof Uint32Array ? 'u32' : data instanceof Uint16Array ? 'f16' : 'f32');
+    if (data.length !== numel(shape)) throw new ShapeError(`${label}: ${data.length} values do not fill shape [${shape.join(', ')}]`);
+    const t = this.tensor(shape, dt, label);
+    this.write(t, data);
+    return t;
+  }
+
+  write(t: Tensor, data: TypedArray): void {
+    // writeBuffer needs a multiple of 4 bytes; f16 data of odd length is padded.
+    const bytes = data.byteLength;
+    if (bytes % 4 === 0) this.device.queue.writeBuffer(t.buffer, 0, data.buffer, data.byteOffset, bytes);
+    else {
+      const padded = new Uint8Array(bytes + 2);
+      padded.set(new Uint8Array(data.buffer, data.byteOffset, bytes));
+      this.device.queue.writeBuffer(t.buffer, 0, padded);
+    }
+  }
+
+  /** Fills a f32 tensor with `value` (NaN by default) so that unwritten outputs are visible. */
+  poison(t: Tensor, value = Number.NaN): void {
+    const words = t.buffer.size / 4;
+    const fill = t.dtype === 'i32' || t.dtype === 'u32' ? new Int32Array(words).fill(value | 0 || -777) : new Float32Array(words).fill(value);
+    this.device.queue.writeBuffer(t.buffer, 0, fill);
+  }
+
+  /** Copies a tensor back to the CPU (flushes pending work first). */
+  async read(t: Tensor): Promise<TypedArray> {
+    this.flush();
+    const size = Math.ceil(t.byteLength / 4) * 4 || 4;
+    const staging = this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: `${t.label}.readback` });
+    const enc = this.device.createCommandEncoder({ label: `${t.label}.readback` });
+    enc.copyBufferToBuffer(t.buffer, 0, staging, 0, size);
+    this.device.queue.submit([enc.finish()]);
+    try {
+      await staging.mapAsync(GPUMapMode.READ);
+    } catch (e) {
+      staging.destroy();
+      throw this.isLost ? await this.lost : new GpuValidationError(`reading ${t.label} failed: ${(e as Error).message}`);
+    }
+    const copy = staging.getMappedRange().slice(0);
+    staging.unmap();
+    staging.destroy();
+    this.throwCollected();
+    switch (t.dtype) {
+      case 'f32':
+        return new Float32Array(copy, 0, t.size);
+      case 'i32':
+        return new Int32Array(copy, 0, t.size);
+      case 'u32':
+        return new Uint32Array(copy, 0, t.size);
+      case 'f16':
+        return new Uint16Array(copy, 0, t.size);
+      default:
+        return t.dtype satisfies never;
+    }
+  }
+
+  /** Gets (or compiles and caches) a pipeline. */
+  pipeline(name: string, code: string, constants: Constants = {}, variant = ''): Promise<GPUComputePipeline> {
+    this.checkAlive();
+    return this.pipelines.get(name, code, constants, variant);
+  }
+
+  /**
+   * Records one dispatch. `params` (if any) is bound as a uniform at @binding(0); `bindings`
+   * follow at @binding(1..n), all in @group(0).
+   */
+  dispatch(opts: {
+    pipeline: GPUComputePipeline;
+    label: string;
+    bindings: Binding[];
+    params?: ArrayBuffer;
+    groups: readonly [number, number?, number?];
+  }): void {
+    this.checkAlive();
+    const [x, y = 1, z = 1] = opts.groups;
+    const maxG = this.adapter.limits.maxComputeWorkgroupsPerDimension;
+    if (x > maxG || y > maxG || z > maxG) {
+      throw new UnsupportedError(`${opts.label}: dispatch of ${x}×${y}×${z} workgroups exceeds this adapter's limit of ${maxG} per dimension`);
+    }
+    if (x === 0 || y === 0 || z === 0) return;
+    const entries: GPUBindGroupEntry[] = [];
+    if (opts.params) {
+      const size = Math.max(16, Math.ceil(opts.params.byteLength / 16) * 16);
+      const u = this.device.createBuffer({ size, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: `${opts.label}.params` });
+      this.device.queue.writeBuffer(u, 0, opts.params);
+      this.transient.push(u);
+      entries.push({ binding: 0, resource: { buffer: u } });
+    }
+    opts.bindings.forEach((b, i) => {
+      const buffer = b instanceof Tensor ? b.buffer : b;
+      entries.push({ binding: i + 1, resource: { buffer } });
+    });
+    const bindGroup = this.device.createBindGroup({ layout: opts.pipeline.getBindGroupLayout(0), entries, label: `${opts.label}.bindings` });
+    this.encoder ??= this.device.createCommandEncoder({ label: 'engine.encoder' });
+    const pass = this.encoder.beginComputePass({ label: opts.label, timestampWrites: this.profiler.passWrites(opts.label) });
+    pass.setPipeline(opts.pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+    pass.end();
+  }
+
+  /** Submits recorded work. */
+  flush(): void {
+    if (!this.encoder) return;
+    this.device.queue.submit([this.encoder.finish()]);
+    this.encoder = null;
+    for (const b of this.transient) b.destroy();
+    this.transient = [];
+  }
+
+  /**
+   * Submits recorded work and waits for the GPU to finish it.
+   * @throws GpuValidationError for errors WebGPU reported meanwhile; DeviceLostError if lost.
+   */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    if (this.isLost) throw await this.lost;
+    this.throwCollected();
+  }
+
+  /** Refuses bindings larger than the adapter allows, naming the tensor and both sizes. */
+  checkBinding(bytes: number, label: string): void {
+    const max = this.adapter.limits.maxStorageBufferBindingSize;
+    if (bytes > max) {
+      throw new UnsupportedError(`${label}: ${(bytes / 2 ** 20).toFixed(1)} MiB exceeds this adapter's storage binding limit of ${(max / 2 ** 20).toFixed(1)} MiB`);
+    }
+  }
+
+  destroy(): void {
+    this.flush();
+    this.pool.trim();
+    this.profiler.destroy();
+    this.device.destroy();
+  }
+
+  private checkAlive(): void {
+    if (this.isLost) throw new DeviceLostError('destroyed', 'the engine can no longer be used; create a new one');
+  }
+
+  private throwCollected(): void {
+    if (this.errors.length === 0) return;
+    const first = this.errors[0];
+    const more = this.errors.length - 1;
+    this.errors = [];
+    throw new GpuValidationError(`WebGPU reported: ${first}${more ? ` (and ${more} more)` : ''}`);
+  }
+}
+
+/** Splits `n` workgroups into a 2D grid within the per-dimension limit (kernels linearise). */
+export function grid2d(n: number, maxPerDim = 65535): [number, number] {
+  if (n <= maxPerDim) return [n, 1];
+  const y = Math.ceil(n / maxPerDim);
+  return [Math.ceil(n / y), y];
+}
+
+/** Packs uniform params: each entry is ['u32' | 'i32' | 'f32', value], 4 bytes each, in order. */
+export function packParams(fields: Array<['u32' | 'i32' | 'f32', number]>): ArrayBuffer {
+  const buf = new ArrayBuffer(Math.max(16, Math.ceil((fields.length * 4) / 16) * 16));
+  const dv = new DataView(buf);
+  fields.forEach(([t, v], i) => {
+    if (t === 'f32') dv.setFloat32(i * 4, v, true);
+    else if (t === 'i32') dv.setInt32(i * 4, v, true);
+    else dv.setUint32(i * 4, v, true);
+  });
+  return buf;
+}
