@@ -59,7 +59,7 @@ export function toHalf(x: Float32Array): Uint16Array {
     f[0] = x[i];
     const b = u[0];
     const sign = (b >>> 16) & 0x8000;
-    let e = ((b >>> 23) & 0xff) - 127 + 15;
+    const e = ((b >>> 23) & 0xff) - 127 + 15;
     let m = b & 0x7fffff;
     if (e >= 31) out[i] = sign | 0x7c00;
     else if (e <= 0) {
@@ -72,7 +72,6 @@ export function toHalf(x: Float32Array): Uint16Array {
       const h = sign | (e << 10) | (m >> 13);
       const rest = m & 0x1fff;
       out[i] = rest > 0x1000 || (rest === 0x1000 && h & 1) ? h + 1 : h;
-      e = 0;
     }
   }
   return out;

@@ -1,0 +1,58 @@
+// softmax.wgsl — numerically stable softmax over the last dimension of x [rows, dim].
+//
+// Bindings: @0 params {rows, dim}, @1 x: array<T> [rows, dim], @2 out: array<T> [rows, dim].
+// Geometry: one workgroup of WG invocations per row (a 2D grid of workgroups, linearised).
+// Three passes over the row, each invocation striding j = lid, lid + WG, …:
+//   m = max_j x[j]  →  s = Σ_j exp(x[j] − m)  →  out[j] = exp(x[j] − m) / s,
+// with the max and the sum combined by a tree reduction in workgroup memory, so any dim ≥ 1
+// works. WG must be a power of two. Arithmetic is f32 whatever T is.
+// Assumes finite inputs: mask with a large negative number (e.g. −1e4 for f16), not −inf, since
+// WGSL lets implementations assume no infinities.
+
+override WG: u32 = 256u;
+
+struct Params { rows: u32, dim: u32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<T>;
+@group(0) @binding(2) var<storage, read_write> out: array<T>;
+
+var<workgroup> partial: array<f32, WG>;
+
+// Max (take_max) or sum of `v` over the workgroup, returned to every invocation. Call in uniform
+// control flow.
+fn workgroup_reduce(v: f32, lid: u32, take_max: bool) -> f32 {
+  partial[lid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) {
+      let a = partial[lid];
+      let b = partial[lid + s];
+      partial[lid] = select(a + b, max(a, b), take_max);
+    }
+    workgroupBarrier();
+  }
+  let r = partial[0];
+  workgroupBarrier(); // a following call overwrites partial[0]
+  return r;
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+  let row = linear_group(wid, nwg);
+  if (row >= p.rows) { return; } // uniform: the whole workgroup leaves together
+  let base = row * p.dim;
+
+  var m = -0x1.fffffep+127f; // lowest f32; invocations past the row's end keep it
+  for (var j = lid; j < p.dim; j += WG) { m = max(m, f32(x[base + j])); }
+  m = workgroup_reduce(m, lid, true);
+
+  var s = 0.0;
+  for (var j = lid; j < p.dim; j += WG) { s += exp(f32(x[base + j]) - m); }
+  let inv = 1.0 / workgroup_reduce(s, lid, false);
+
+  for (var j = lid; j < p.dim; j += WG) {
+    out[base + j] = T(exp(f32(x[base + j]) - m) * inv);
+  }
+}
