@@ -1,0 +1,68 @@
+/**
+ * `moc bench <suite> [options]`: GPU benchmarks on this machine's adapter (Dawn in Node).
+ * Suites live in ./bench/<suite>.ts; the shared timing harness in ./bench/harness.ts.
+ *
+ *   kernels   every engine kernel against the device's measured peaks (bench/kernels.ts)
+ *
+ * Options: --quick (small sizes, e.g. SwiftShader), --tune (time every matmul tile config),
+ * --json PATH (write the results), --filter TEXT (only cases whose name or shape contains it),
+ * --samples N (timed samples per case).
+ */
+import type { KernelsArgs } from './bench/kernels.ts';
+
+const SUITES: Record<string, { summary: string; run: (args: KernelsArgs) => Promise<number> }> = {
+  kernels: { summary: 'every kernel vs the measured copy and matmul peaks', run: async (a) => (await import('./bench/kernels.ts')).run(a) },
+};
+
+const USAGE = `usage: moc bench <${Object.keys(SUITES).join('|')}> [--quick] [--tune] [--json PATH] [--filter TEXT] [--samples N]`;
+
+/** Parses the options; returns a one-line complaint instead of throwing. */
+function parse(argv: string[]): KernelsArgs | string {
+  const out: KernelsArgs = { quick: false, tune: false, json: null, filter: null, samples: null };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const value = (): string | null => (i + 1 < argv.length && !argv[i + 1].startsWith('--') ? argv[++i] : null);
+    switch (a) {
+      case '--quick':
+        out.quick = true;
+        break;
+      case '--tune':
+        out.tune = true;
+        break;
+      case '--json':
+        if ((out.json = value()) === null) return '--json needs a file path';
+        break;
+      case '--filter':
+        if ((out.filter = value()) === null) return '--filter needs some text';
+        break;
+      case '--samples': {
+        const n = Number(value());
+        if (!Number.isInteger(n) || n < 1) return '--samples needs a positive integer';
+        out.samples = n;
+        break;
+      }
+      default:
+        return `unknown option '${a}'`;
+    }
+  }
+  return out;
+}
+
+export async function run(args: string[]): Promise<number> {
+  const [suite, ...rest] = args;
+  if (!suite || suite === '--help' || suite === '-h') {
+    console.log(`${USAGE}\n${Object.entries(SUITES).map(([k, s]) => `  ${k.padEnd(10)} ${s.summary}`).join('\n')}`);
+    return suite ? 0 : 2;
+  }
+  const s = SUITES[suite];
+  if (!s) {
+    console.error(`moc bench: unknown suite '${suite}' (known: ${Object.keys(SUITES).join(', ')})`);
+    return 2;
+  }
+  const parsed = parse(rest);
+  if (typeof parsed === 'string') {
+    console.error(`moc bench ${suite}: ${parsed}; ${USAGE}`);
+    return 2;
+  }
+  return s.run(parsed);
+}
