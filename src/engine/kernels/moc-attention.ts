@@ -1,0 +1,298 @@
+/**
+ * MoC fused sparse attention (MOC.md §3–5): out[h,i] = softmax(q[h,i]·k[h,Ω]ᵀ/√D)·v[h,Ω] with
+ * Ω(i) the tokens of the mandatory chunks M(i) (every text chunk and every chunk of the query's
+ * shot) and of the routed chunks R(i) (`routed` [H, N, W], −1 padded). Keys are read in place
+ * through a per-workgroup key list: no gathered K/V copies. WGSL: shaders/moc-attention.wgsl.
+ *
+ * Design A of MOC.md §5: a workgroup takes a tile of queries of one shot (they share M(i)), walks
+ * the mandatory keys, then the union of its queries' routed chunks with a per-query mask.
+ * (Design B — queries grouped by routed chunk, partial results merged by log-sum-exp — is the
+ * alternative to measure on a large GPU when tiles' routed unions are much larger than R(i).)
+ *
+ * Routed entries that are −1, out of range or mandatory are skipped and duplicates count once
+ * (Ω is a set), so regularised tables wider than top_k work as they are. Dense mode runs
+ * flash attention over all tokens. Legend: H heads, N tokens, D head dim, C chunks, W slots.
+ */
+import source from '../../../shaders/moc-attention.wgsl?raw';
+import { grid2d, packParams, type Engine } from '../engine.ts';
+import { ShapeError, UnsupportedError } from '../errors.ts';
+import { wgsl } from '../shaders.ts';
+import type { Tensor } from '../tensor.ts';
+import { FLASH_TILES, checkQkv, flashAttention, flashAttentionCpu, flashTileProblem, flashWorkgroupBytes, type FlashTile } from './flash-attention.ts';
+
+/** Chunk columns as in the exchange file (MOC.md §4); the model's ChunkTable fits this shape. */
+export interface MocChunks {
+  readonly start: Int32Array; // [C] first token
+  readonly end: Int32Array; // [C] one past the last token
+  readonly shot: Int32Array; // [C] shot, −1 for the global caption
+  readonly kind: Int32Array; // [C] 0 text, 1 video
+}
+
+export type MocAttentionMode = 'moc' | 'dense';
+
+export interface MocAttentionOptions {
+  /** 'moc' (default) or 'dense' (all tokens; `routed` is ignored). */
+  mode?: MocAttentionMode;
+  out?: Tensor;
+  /** Softmax scale; 1/√D by default. */
+  scale?: number;
+  /** Tile geometry (bq ≤ 64); by default the first of FLASH_TILES that fits. */
+  tile?: FlashTile;
+}
+
+const KIND_TEXT = 0;
+const KIND_VIDEO = 1;
+const MAX_BQ = 64; // the WGSL's row masks are two u32 words
+
+/**
+ * Refuses a chunk table that breaks MOC.md §3: columns of different lengths, a kind other than
+ * 0/1, chunks that overlap or leave gaps, or that do not cover exactly tokens 0..N−1.
+ * @throws ShapeError naming the first problem.
+ */
+export function checkChunks(chunks: MocChunks, N: number): void {
+  const C = chunks.start.length;
+  if (chunks.end.length !== C || chunks.shot.length !== C || chunks.kind.length !== C) {
+    throw new ShapeError(`chunk columns differ in length: start ${C}, end ${chunks.end.length}, shot ${chunks.shot.length}, kind ${chunks.kind.length}`);
+  }
+  if (C === 0) throw new ShapeError('the chunk table is empty');
+  let at = 0;
+  for (let c = 0; c < C; c++) {
+    const [s, e, kind] = [chunks.start[c], chunks.end[c], chunks.kind[c]];
+    if (kind !== KIND_TEXT && kind !== KIND_VIDEO) throw new ShapeError(`chunk ${c}: kind ${kind} is neither 0 (text) nor 1 (video)`);
+    if (s !== at) throw new ShapeError(`chunk ${c} starts at ${s}, expected ${at} (${s > at ? 'a gap' : 'an overlap'})`);
+    if (e < s) throw new ShapeError(`chunk ${c} ends at ${e}, before its start ${s}`);
+    at = e;
+  }
+  if (at !== N) throw new ShapeError(`chunks cover tokens 0..${at}, but N = ${N}`);
+}
+
+/** The wrapper-built work description the kernel reads (records of 4 int32, see the WGSL). */
+export interface MocPlan {
+  data: Int32Array<ArrayBuffer>;
+  tiles: number;
+  segOff: number;
+  rangeOff: number;
+  chunkOff: number;
+}
+
+/**
+ * Splits the sequence into segments (runs of consecutive chunks of one shot: their queries share
+ * M(i)), the segments into query tiles of at most `bq` tokens, and lists each segment's mandatory
+ * chunks as merged token ranges. Assumes a table that passed checkChunks.
+ */
+export function mocPlan(chunks: MocChunks, bq: number): MocPlan {
+  const C = chunks.start.length;
+  const tiles: number[] = [];
+  const segs: number[] = [];
+  const ranges: number[] = [];
+  const byShot = new Map<number, [number, number, number]>(); // shot → range0, nranges, nkeys
+  for (let c0 = 0; c0 < C; ) {
+    const shot = chunks.shot[c0];
+    let c1 = c0 + 1;
+    while (c1 < C && chunks.shot[c1] === shot) c1++;
+    let mand = byShot.get(shot);
+    if (!mand) {
+      const r0 = ranges.length / 4;
+      let nkeys = 0;
+      for (let b = 0; b < C; b++) {
+        if (chunks.kind[b] !== KIND_TEXT && chunks.shot[b] !== shot) continue;
+        const [s, e] = [chunks.start[b], chunks.end[b]];
+        const last = ranges.length - 4;
+        if (ranges.length / 4 > r0 && ranges[last + 1] === s) ranges[last + 1] = e;
+        else ranges.push(s, e, nkeys, 0);
+        nkeys += e - s;
+      }
+      mand = [r0, ranges.length / 4 - r0, nkeys];
+      byShot.set(shot, mand);
+    }
+    const seg = segs.length / 4;
+    segs.push(mand[0], mand[1], shot, mand[2]);
+    for (let q0 = chunks.start[c0]; q0 < chunks.end[c1 - 1]; q0 += bq) tiles.push(q0, Math.min(q0 + bq, chunks.end[c1 - 1]), seg, 0);
+    c0 = c1;
+  }
+  const T = tiles.length / 4;
+  const segOff = T;
+  const rangeOff = segOff + segs.length / 4;
+  const chunkOff = rangeOff + ranges.length / 4;
+  const data = new Int32Array((chunkOff + C) * 4);
+  data.set(tiles, 0);
+  data.set(segs, segOff * 4);
+  data.set(ranges, rangeOff * 4);
+  for (let c = 0; c < C; c++) data.set([chunks.start[c], chunks.end[c], chunks.shot[c], chunks.kind[c]], (chunkOff + c) * 4);
+  return { data, tiles: T, segOff, rangeOff, chunkOff };
+}
+
+/** Workgroup memory of the MoC kernel for head dim D, a tile and W routed slots, in bytes. */
+export function mocWorkgroupBytes(D: number, t: FlashTile, W: number): number {
+  const wg = (t.bq / 4) * t.ncol;
+  // rt, scan, ustart, utok, umask, keyu: u32 arrays, each padded to 16 bytes as Dawn counts them
+  const words = [Math.max(t.bq * W, 1), wg, wg + 1, wg, wg * Math.ceil(t.bq / 32), t.bk];
+  return flashWorkgroupBytes(D, t) + words.reduce((sum, n) => sum + Math.ceil(n / 4) * 16, 0);
+}
+
+/** Why the MoC kernel cannot run tile `t` (D, W) on this engine, or null when it can. */
+export function mocTileProblem(eng: Engine, D: number, t: FlashTile, W: number): string | null {
+  if (t.bq > MAX_BQ) return `bq ${t.bq} exceeds ${MAX_BQ}`;
+  return flashTileProblem(eng, D, t, mocWorkgroupBytes(D, t, W));
+}
+
+/**
+ * The default tile: the first of FLASH_TILES the adapter can hold with W routed slots.
+ * @throws UnsupportedError when none fits.
+ */
+export function mocTile(eng: Engine, D: number, W: number): FlashTile {
+  const t = FLASH_TILES.find((c) => mocTileProblem(eng, D, c, W) === null);
+  if (!t) throw new UnsupportedError(`mocAttention: no tile fits this adapter for D=${D} and ${W} routed slots (${mocTileProblem(eng, D, FLASH_TILES[FLASH_TILES.length - 1], W)})`);
+  return t;
+}
+
+interface CachedPlan {
+  snapshot: Int32Array;
+  bq: number;
+  plan: MocPlan;
+  buffer: GPUBuffer;
+}
+
+// Plans by engine and chunk table (its `start` column), rebuilt when the columns change. A buffer
+// replaced here is not destroyed (recorded work may still read it); it is freed when collected.
+const planCache = new WeakMap<Engine, WeakMap<Int32Array, CachedPlan>>();
+
+function snapshotOf(c: MocChunks): Int32Array {
+  const C = c.start.length;
+  const s = new Int32Array(4 * C);
+  s.set(c.start, 0);
+  s.set(c.end, C);
+  s.set(c.shot, 2 * C);
+  s.set(c.kind, 3 * C);
+  return s;
+}
+
+function planFor(eng: Engine, chunks: MocChunks, bq: number): CachedPlan {
+  let byTable = planCache.get(eng);
+  if (!byTable) planCache.set(eng, (byTable = new WeakMap()));
+  const snapshot = snapshotOf(chunks);
+  const hit = byTable.get(chunks.start);
+  if (hit && hit.bq === bq && hit.snapshot.length === snapshot.length && hit.snapshot.every((x, i) => x === snapshot[i])) return hit;
+  const plan = mocPlan(chunks, bq);
+  const buffer = eng.device.createBuffer({ size: plan.data.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST, label: 'moc-attention.plan' });
+  eng.device.queue.writeBuffer(buffer, 0, plan.data);
+  const entry = { snapshot, bq, plan, buffer };
+  byTable.set(chunks.start, entry);
+  return entry;
+}
+
+/**
+ * MoC attention over q, k, v [H, N, D] with the given chunk table and routed chunks
+ * (i32 [H, N, W], W ≥ 0; null means no routed chunks). Returns out [H, N, D] (opts.out if given).
+ * The chunk table is read on the CPU; its plan is cached per table and rebuilt when it changes.
+ * @throws ShapeError (shapes, dtypes, a chunk table that breaks MOC.md §3), UnsupportedError
+ * (head dim, f16 without shader-f16, no tile fits the adapter, a dispatch too large).
+ */
+export async function mocAttention(
+  eng: Engine,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  chunks: MocChunks,
+  routed: Tensor | null,
+  opts: MocAttentionOptions = {},
+): Promise<Tensor> {
+  const mode = opts.mode ?? 'moc';
+  const [H, N, D] = checkQkv(eng, 'mocAttention', q, k, v, opts.out);
+  checkChunks(chunks, N);
+  if (mode === 'dense') return flashAttention(eng, q, k, v, { out: opts.out, scale: opts.scale });
+  if (mode !== 'moc') throw new ShapeError(`mocAttention: mode '${String(mode satisfies never)}' is neither 'moc' nor 'dense'`);
+  let W = 0;
+  if (routed) {
+    const [rh, rn, rw] = routed.shape;
+    if (routed.dtype !== 'i32') throw new ShapeError(`mocAttention: routed must be i32, got ${routed.dtype}`);
+    if (routed.shape.length !== 3 || rh !== H || rn !== N) throw new ShapeError(`mocAttention: routed is [${routed.shape.join(', ')}], expected [${H}, ${N}, W]`);
+    W = rw;
+  }
+  const tile = opts.tile ?? mocTile(eng, D, W);
+  const problem = mocTileProblem(eng, D, tile, W);
+  if (problem) throw new UnsupportedError(`mocAttention: tile ${JSON.stringify(tile)} at D=${D}, W=${W}: ${problem}`);
+  const { plan, buffer } = planFor(eng, chunks, tile.bq);
+  const storage = q.dtype === 'f16' ? 'f16' : 'f32';
+  const out = opts.out ?? eng.tensor([H, N, D], q.dtype, 'moc-attention.out');
+  const pipeline = await eng.pipeline('moc-attention', wgsl(source, storage), { D, BQ: tile.bq, BK: tile.bk, NCOL: tile.ncol, RW: W }, storage);
+  const groups = H * plan.tiles;
+  eng.dispatch({
+    pipeline,
+    label: 'moc-attention',
+    params: packParams([
+      ['u32', N],
+      ['u32', groups],
+      ['f32', (opts.scale ?? 1 / Math.sqrt(D)) * Math.LOG2E],
+      ['u32', chunks.start.length],
+      ['u32', plan.segOff],
+      ['u32', plan.rangeOff],
+      ['u32', plan.chunkOff],
+      ['u32', plan.tiles],
+    ]),
+    bindings: [q, k, v, out, buffer, routed && W > 0 ? routed : buffer],
+    groups: grid2d(groups, eng.adapter.limits.maxComputeWorkgroupsPerDimension),
+  });
+  return out;
+}
+
+/**
+ * CPU twin: the chunks of Ω(i) as a mask (mandatory, then valid routed entries), then a plain
+ * float64 softmax over their tokens. Dense mode is flashAttentionCpu.
+ * @param routed [H, N, W] chunk indices (−1 padded); ignored in dense mode.
+ */
+export function mocAttentionCpu(
+  q: ArrayLike<number>,
+  k: ArrayLike<number>,
+  v: ArrayLike<number>,
+  H: number,
+  N: number,
+  D: number,
+  chunks: MocChunks,
+  routed: ArrayLike<number>,
+  W: number,
+  opts: { mode?: MocAttentionMode; scale?: number } = {},
+): Float32Array {
+  const scale = opts.scale ?? 1 / Math.sqrt(D);
+  if (opts.mode === 'dense') return flashAttentionCpu(q, k, v, H, N, D, scale);
+  const C = chunks.start.length;
+  const chunkOf = new Int32Array(N);
+  for (let c = 0; c < C; c++) chunkOf.fill(c, chunks.start[c], chunks.end[c]);
+  const out = new Float32Array(H * N * D);
+  const inOmega = new Uint8Array(C);
+  const s = new Float64Array(N);
+  const acc = new Float64Array(D);
+  for (let h = 0; h < H; h++) {
+    for (let i = 0; i < N; i++) {
+      const shot = chunks.shot[chunkOf[i]];
+      for (let b = 0; b < C; b++) inOmega[b] = chunks.kind[b] === KIND_TEXT || chunks.shot[b] === shot ? 1 : 0;
+      for (let j = 0; j < W; j++) {
+        const r = routed[(h * N + i) * W + j];
+        if (r >= 0 && r < C) inOmega[r] = 1;
+      }
+      const qo = (h * N + i) * D;
+      let max = -Infinity;
+      for (let b = 0; b < C; b++) {
+        if (!inOmega[b]) continue;
+        for (let t = chunks.start[b]; t < chunks.end[b]; t++) {
+          let dot = 0;
+          for (let d = 0; d < D; d++) dot += q[qo + d] * k[(h * N + t) * D + d];
+          s[t] = dot * scale;
+          if (s[t] > max) max = s[t];
+        }
+      }
+      acc.fill(0);
+      let sum = 0;
+      for (let b = 0; b < C; b++) {
+        if (!inOmega[b]) continue;
+        for (let t = chunks.start[b]; t < chunks.end[b]; t++) {
+          const w = Math.exp(s[t] - max);
+          sum += w;
+          for (let d = 0; d < D; d++) acc[d] += w * v[(h * N + t) * D + d];
+        }
+      }
+      for (let d = 0; d < D; d++) out[qo + d] = acc[d] / sum;
+    }
+  }
+  return out;
+}

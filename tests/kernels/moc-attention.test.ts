@@ -1,0 +1,221 @@
+import { describe, expect, it } from 'vitest';
+import { ShapeError, UnsupportedError } from '../../src/engine/errors.ts';
+import { flashAttentionCpu } from '../../src/engine/kernels/flash-attention.ts';
+import { checkChunks, mocAttention, mocAttentionCpu, mocPlan, mocTileProblem, type MocChunks } from '../../src/engine/kernels/moc-attention.ts';
+import { Rng } from '../../src/engine/random.ts';
+import type { FlashTile } from '../../src/engine/kernels/flash-attention.ts';
+import { mocAttentionReference } from '../../src/model/moc-reference.ts';
+import { assertClose } from '../helpers/compare.ts';
+import { storageTypes, testEngine } from '../helpers/gpu.ts';
+import { CASES, randomQkv, singleShotTable } from '../helpers/moc-cases.ts';
+import { poisonedAs, readAsF32, roundAs, uploadAs } from '../helpers/storage.ts';
+
+const TOL = { f32: { atol: 2e-5, rtol: 2e-4 }, f16: { atol: 2e-3, rtol: 2e-2 } };
+
+function chunkOfTokens(t: MocChunks, N: number): Int32Array {
+  const of = new Int32Array(N);
+  for (let c = 0; c < t.start.length; c++) of.fill(c, t.start[c], t.end[c]);
+  return of;
+}
+
+/**
+ * A small router after MOC.md §3 (score q·mean(k), top-k of the candidates, ties to the lower
+ * index, −1 padded; text queries route nothing). Only a source of realistic tables for these
+ * tests — the contract's reference router lives in src/model.
+ */
+function route(q: Float32Array, k: Float32Array, H: number, N: number, D: number, t: MocChunks, topK: number, causal: boolean): Int32Array {
+  const C = t.start.length;
+  const of = chunkOfTokens(t, N);
+  const desc = new Float64Array(H * C * D);
+  for (let h = 0; h < H; h++) {
+    for (let c = 0; c < C; c++) {
+      for (let i = t.start[c]; i < t.end[c]; i++) for (let d = 0; d < D; d++) desc[(h * C + c) * D + d] += k[(h * N + i) * D + d] / (t.end[c] - t.start[c]);
+    }
+  }
+  const routed = new Int32Array(H * N * topK).fill(-1);
+  for (let h = 0; h < H; h++) {
+    for (let i = 0; i < N; i++) {
+      const a = of[i];
+      if (t.kind[a] !== 1) continue;
+      const cands: Array<[number, number]> = [];
+      for (let b = 0; b < C; b++) {
+        if (t.kind[b] !== 1 || t.shot[b] === t.shot[a] || (causal && b >= a)) continue;
+        let s = 0;
+        for (let d = 0; d < D; d++) s += q[(h * N + i) * D + d] * desc[(h * C + b) * D + d];
+        cands.push([b, s]);
+      }
+      cands.sort((x, y) => y[1] - x[1] || x[0] - y[0]);
+      cands.slice(0, topK).forEach(([b], j) => (routed[(h * N + i) * topK + j] = b));
+    }
+  }
+  return routed;
+}
+
+/** A table of W random entries per query: chunks anywhere (even mandatory), −1s, duplicates, out of range. */
+function messyRouting(rng: Rng, H: number, N: number, C: number, W: number): Int32Array {
+  const r = new Int32Array(H * N * W);
+  for (let x = 0; x < r.length; x++) {
+    const u = rng.next();
+    r[x] = u < 0.15 ? -1 : u < 0.2 ? C + rng.int(3) : u < 0.3 && x > 0 ? r[x - 1] : rng.int(C);
+  }
+  return r;
+}
+
+interface Run {
+  H: number;
+  D: number;
+  table: MocChunks;
+  routed: Int32Array;
+  W: number;
+  tile?: FlashTile;
+  seed?: number;
+  qkv?: { q: Float32Array; k: Float32Array; v: Float32Array };
+}
+
+async function check(tag: string, r: Run): Promise<void> {
+  const eng = await testEngine();
+  const N = r.table.end[r.table.end.length - 1];
+  for (const st of storageTypes(eng)) {
+    const raw = r.qkv ?? randomQkv(r.seed ?? 7, r.H, N, r.D);
+    const [q, k, v] = [raw.q, raw.k, raw.v].map((x) => roundAs(st, x));
+    const shape = [r.H, N, r.D];
+    const [tq, tk, tv] = [q, k, v].map((x, i) => uploadAs(eng, st, x, shape, `test.${'qkv'[i]}`));
+    const tr = eng.upload(r.routed, [r.H, N, r.W], 'test.routed');
+    const out = poisonedAs(eng, st, shape, 'test.out');
+    await mocAttention(eng, tq, tk, tv, r.table, tr, { out, tile: r.tile });
+    const got = await readAsF32(eng, out);
+    const ref = mocAttentionCpu(q, k, v, r.H, N, r.D, r.table, r.routed, r.W);
+    assertClose(`moc ${st} ${tag} (H=${r.H} N=${N} D=${r.D} W=${r.W})`, got, ref, TOL[st]);
+    [tq, tk, tv, tr, out].forEach((t) => t.dispose());
+  }
+}
+
+function routedCase(table: MocChunks, H: number, D: number, topK: number, causal: boolean, seed: number): Run {
+  const N = table.end[table.end.length - 1];
+  const qkv = randomQkv(seed, H, N, D);
+  return { H, D, table, W: topK, routed: route(qkv.q, qkv.k, H, N, D, table, topK, causal), qkv };
+}
+
+describe('MoC attention', () => {
+  CASES.forEach(({ name, table }, ci) => {
+    for (const causal of [true, false]) {
+      const topK = 3; // one routed width for all cases: each width is its own pipeline
+      it(`${name}: k=${topK}, causal ${causal}`, () => check(name, routedCase(table, 2, 64, topK, causal, 100 + ci)));
+    }
+  });
+
+  it('k = 0: mandatory chunks only', async () => {
+    for (const { name, table } of CASES.slice(2, 4)) await check(`${name} k=0`, { ...routedCase(table, 2, 64, 0, true, 5), W: 0 });
+  });
+
+  // With `causal` the first shot has no candidates and shot 1 of CASES[1] has two chunks before it.
+  it('k larger than the candidates', () => check('k=3 > candidates', routedCase(CASES[1].table, 2, 64, 3, true, 11)));
+
+  it('a messy table: −1 anywhere, duplicates, mandatory and out-of-range entries, routed text queries', async () => {
+    const { table } = CASES[3];
+    const N = table.n;
+    await check('messy', { H: 2, D: 64, table, W: 3, routed: messyRouting(new Rng(3), 2, N, table.start.length, 3), seed: 21 });
+  });
+
+  it('head dim 128', () => check('D=128', routedCase(CASES[1].table, 1, 128, 3, true, 32)));
+
+  it('head dim 32: the 64-query tile (two mask words, several routed batches) and a small tile', async () => {
+    const eng = await testEngine();
+    for (const tile of [
+      { bq: 64, bk: 32, ncol: 8 },
+      { bq: 16, bk: 8, ncol: 4 },
+    ]) {
+      expect(mocTileProblem(eng, 32, tile, 3)).toBeNull();
+      await check(`tile ${JSON.stringify(tile)}`, { ...routedCase(CASES[4].table, 2, 32, 3, false, 41), tile });
+    }
+  });
+
+  it('a long shot: tiles span chunks, a routed union of many chunks', async () => {
+    const table = singleShotTable(20); // every frame its own shot: 20 segments, 19 candidates
+    await check('single-shot 20 frames', routedCase(table, 1, 64, 3, false, 51));
+  });
+
+  it('dense mode is flash attention over all tokens', async () => {
+    const eng = await testEngine();
+    const { table } = CASES[2];
+    const N = table.n;
+    const { q, k, v } = randomQkv(61, 2, N, 64);
+    const [tq, tk, tv] = [q, k, v].map((x) => eng.upload(x, [2, N, 64]));
+    const out = poisonedAs(eng, 'f32', [2, N, 64]);
+    await mocAttention(eng, tq, tk, tv, table, null, { mode: 'dense', out });
+    const ref = flashAttentionCpu(q, k, v, 2, N, 64);
+    assertClose('dense', await readAsF32(eng, out), ref, TOL.f32);
+    assertClose('dense cpu', mocAttentionCpu(q, k, v, 2, N, 64, table, new Int32Array(0), 0, { mode: 'dense' }), ref, { atol: 0, rtol: 0 });
+    [tq, tk, tv, out].forEach((t) => t.dispose());
+  });
+
+  it('the CPU twin agrees with the model reference (src/model/moc-reference.ts)', () => {
+    const { table } = CASES[3];
+    const N = table.n;
+    const run = routedCase(table, 2, 32, 3, true, 71);
+    const messy = messyRouting(new Rng(9), 2, N, table.start.length, 4).map((x) => (x >= table.start.length ? -1 : x));
+    for (const [routed, W] of [
+      [run.routed, 3],
+      [messy, 4],
+    ] as const) {
+      const ours = mocAttentionCpu(run.qkv!.q, run.qkv!.k, run.qkv!.v, 2, N, 32, table, routed, W);
+      const theirs = mocAttentionReference(run.qkv!.q, run.qkv!.k, run.qkv!.v, { H: 2, N, D: 32 }, table, routed, W, 'moc');
+      assertClose('cpu twin vs model reference', ours, theirs, { atol: 1e-6, rtol: 1e-6 });
+    }
+  });
+
+  it('plans tiles within segments and merges mandatory ranges', () => {
+    const { table } = CASES[1]; // 2 shots, no global caption
+    const plan = mocPlan(table, 32);
+    const rec = (i: number) => Array.from(plan.data.subarray(4 * i, 4 * i + 4));
+    // every tile inside one segment, tiles cover 0..N in order
+    let at = 0;
+    for (let t = 0; t < plan.tiles; t++) {
+      const [q0, q1, seg] = rec(t);
+      expect(q0).toBe(at);
+      expect(q1 - q0).toBeLessThanOrEqual(32);
+      const shot = rec(plan.segOff + seg)[2];
+      for (let c = 0; c < table.start.length; c++) if (table.start[c] < q1 && table.end[c] > q0) expect(table.shot[c]).toBe(shot);
+      at = q1;
+    }
+    expect(at).toBe(table.n);
+    const ranges = (seg: number) => {
+      const [r0, nr, , nkeys] = rec(plan.segOff + seg);
+      return { nkeys, list: Array.from({ length: nr }, (_, i) => rec(plan.rangeOff + r0 + i).slice(0, 3)) };
+    };
+    // shot 0: its own chunks and shot 1's caption, which follows them: one merged range
+    const capt1 = table.start.findIndex((_, c) => table.kind[c] === 0 && table.shot[c] === 1);
+    expect(ranges(0)).toEqual({ nkeys: table.end[capt1], list: [[0, table.end[capt1], 0]] });
+    // shot 1: shot 0's caption, then its own caption and frames
+    const capt0 = table.start.findIndex((_, c) => table.kind[c] === 0 && table.shot[c] === 0);
+    const len0 = table.end[capt0] - table.start[capt0];
+    expect(ranges(1)).toEqual({
+      nkeys: len0 + table.n - table.start[capt1],
+      list: [
+        [table.start[capt0], table.end[capt0], 0],
+        [table.start[capt1], table.n, len0],
+      ],
+    });
+  });
+
+  it('refuses bad chunk tables, routed shapes and head dims', async () => {
+    const eng = await testEngine();
+    const t = (start: number[], end: number[]): MocChunks => ({
+      start: Int32Array.from(start),
+      end: Int32Array.from(end),
+      shot: new Int32Array(start.length),
+      kind: new Int32Array(start.length).fill(1),
+    });
+    expect(() => checkChunks(t([0, 6], [5, 10]), 10)).toThrow(/starts at 6, expected 5 \(a gap\)/);
+    expect(() => checkChunks(t([0, 4], [5, 10]), 10)).toThrow(/an overlap/);
+    expect(() => checkChunks(t([0, 5], [5, 12]), 10)).toThrow(/cover tokens 0..12, but N = 10/);
+    expect(() => checkChunks({ ...t([0], [10]), kind: Int32Array.of(2) }, 10)).toThrow(/kind 2/);
+    const x = eng.tensor([1, 10, 32]);
+    const bad = eng.tensor([1, 10, 2], 'f32');
+    await expect(mocAttention(eng, x, x, x, t([0, 5], [5, 10]), bad)).rejects.toThrow(ShapeError);
+    await expect(mocAttention(eng, x, x, x, t([0, 5], [5, 10]), bad)).rejects.toThrow(/routed must be i32/);
+    const y = eng.tensor([1, 10, 40]);
+    await expect(mocAttention(eng, y, y, y, t([0, 5], [5, 10]), null)).rejects.toThrow(UnsupportedError);
+    [x, bad, y].forEach((z) => z.dispose());
+  });
+});
