@@ -1,0 +1,390 @@
+"""The reference MoC DiT (MODEL.md "The network"): an MMDiT over text + pixel-patch tokens.
+
+Dimension legend
+    B batch             S shots              T frames (sum over shots)   L tokens per caption
+    N tokens = Nt + Nv  Nt = (S+1)*L text    Nv = T*G*G video            G = image_size/patch
+    d model width       H heads              D = d/H head dim            C chunks, K routed
+    p patch side        P = C_img*p*p values per patch (C_img = 3 channels)
+
+Data flow (shape comments below use the legend)
+    text ids [B,S+1,L] -> text_embed + text_pos -> xt [B,Nt,d]
+    x_t frames [B,T,3,Hi,Wi] -> patchify (c, py, px order) -> video_embed -> xv [B,Nv,d]
+    per-shot timesteps [B,S] -> prepend 0 for the global caption -> t_embed -> c [B,S+1,d]
+    depth x Block(xt, xv; c): adaLN-zero modulation of every token from ITS shot's timestep,
+        separate text/video weights, one joint attention over [text; video] through
+        moc.attend in mode dense / moc / shot, QK RMS-norm, interleaved 3D RoPE (layout.py).
+        The last block is "pre-only" for text (SD3): text keys/values feed the attention but the
+        text stream is not updated, so it has no out_text / mlp_text and mod_text is [2d, d].
+    final: adaLN (shift, scale) + LayerNorm + proj -> unpatchify -> velocity [B,T,3,Hi,Wi]
+Rectified flow: x_t = (1 - t) x_0 + t eps, t in [0,1] (1 = noise), target v = eps - x_0;
+a shot at t = 0 is a clean condition. Caption dropout = every caption all `<pad>` (id 0).
+LayerNorms have no affine weights (eps 1e-6); GELU is the tanh approximation; RMSNorm eps 1e-6.
+RoPE: pairs of adjacent channels (2j, 2j+1) rotate together; of the D/2 pairs the first
+nt = D/2 - 2*(D/2 // 3) rotate with t, the next D/2 // 3 with y, the last D/2 // 3 with x;
+pair j of an axis with n pairs has frequency rope_theta ** (-j / n).
+Queries/keys are RMS-normed per head, then rotated; routing scores use them as rotated.
+
+Weight names (state_dict == safetensors names; i = block index, last = depth - 1)
+    text_embed.weight                      [V, d]
+    text_pos.weight                        [L, d]
+    video_embed.weight / .bias             [d, P] / [d]
+    t_embed.fc1.weight / .bias             [d, t_freq_dim] / [d]   (input: [cos | sin] of 1000 t)
+    t_embed.fc2.weight / .bias             [d, d] / [d]
+    blocks.i.mod_text.weight / .bias       [6d, d] / [6d]   ([2d, d] / [2d] in the last block)
+    blocks.i.mod_video.weight / .bias      [6d, d] / [6d]   chunks: shift1 scale1 gate1 shift2 scale2 gate2
+    blocks.i.attn.qkv_text.weight / .bias  [3d, d] / [3d]   rows: q (H*D), k, v; head-major inside
+    blocks.i.attn.qkv_video.weight / .bias [3d, d] / [3d]
+    blocks.i.attn.q_norm_text.weight       [D]   (and k_norm_text, q_norm_video, k_norm_video)
+    blocks.i.attn.out_text.weight / .bias  [d, d] / [d]     (not in the last block)
+    blocks.i.attn.out_video.weight / .bias [d, d] / [d]
+    blocks.i.mlp_text.fc1.weight / .bias   [h, d] / [h]     h = mlp_ratio*d (not in the last block)
+    blocks.i.mlp_text.fc2.weight / .bias   [d, h] / [d]
+    blocks.i.mlp_video.fc1 / .fc2          as mlp_text
+    final.mod.weight / .bias               [2d, d] / [2d]   chunks: shift, scale
+    final.proj.weight / .bias              [P, d] / [P]
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from . import moc
+from .layout import Layout, make_layout
+from .vocab import build_words
+
+
+@dataclass
+class ModelConfig:
+    vocab_size: int = len(build_words())
+    text_len: int = 24            # L
+    image_size: int = 64
+    patch_size: int = 4           # p
+    channels: int = 3
+    dim: int = 160                # d
+    depth: int = 8
+    heads: int = 5                # H (D = 32)
+    mlp_ratio: float = 4.0
+    rope_theta: float = 100.0
+    t_freq_dim: int = 256
+    # MoC defaults (forward arguments override them)
+    chunk_frames: int = 1
+    top_k: int = 4
+    causal: bool = True
+
+    @property
+    def grid(self) -> int:
+        return self.image_size // self.patch_size
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.heads
+
+    @property
+    def patch_dim(self) -> int:
+        return self.channels * self.patch_size ** 2
+
+    @property
+    def mlp_hidden(self) -> int:
+        return int(self.dim * self.mlp_ratio)
+
+    def validate(self) -> None:
+        assert self.image_size % self.patch_size == 0, "image_size must be a multiple of patch_size"
+        assert self.dim % self.heads == 0, "dim must be a multiple of heads"
+        assert self.head_dim % 2 == 0 and self.head_dim // 2 >= 3, "head_dim must be even and >= 6"
+        assert self.depth >= 1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+CONFIGS: Dict[str, dict] = {
+    # ~7.4M parameters (~15 MB fp16): 64x64 frames, 256 tokens per frame
+    "small": dict(image_size=64, patch_size=4, dim=160, depth=8, heads=5),
+    # for tests and CI: 16x16 frames, 16 tokens per frame
+    "tiny": dict(image_size=16, patch_size=4, dim=32, depth=2, heads=2, t_freq_dim=32),
+}
+
+
+def make_config(name: str = "small", **overrides) -> ModelConfig:
+    cfg = ModelConfig(**{**CONFIGS[name], **{k: v for k, v in overrides.items() if v is not None}})
+    cfg.validate()
+    return cfg
+
+
+# ---- small pieces ---------------------------------------------------------------------------
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x):
+        xf = x.float()                                                  # normalise in f32, keep x's dtype
+        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight.float()).to(x.dtype)
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x):
+        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+
+
+class TimestepEmbed(nn.Module):
+    def __init__(self, dim: int, freq_dim: int):
+        super().__init__()
+        self.freq_dim = freq_dim
+        self.fc1 = nn.Linear(freq_dim, dim)
+        self.fc2 = nn.Linear(dim, dim)
+
+    def forward(self, t):                                               # t [...] in [0, 1]
+        half = self.freq_dim // 2
+        freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+        args = (t.float() * 1000.0)[..., None] * freqs                  # [..., half]
+        emb = torch.cat([torch.cos(args), torch.sin(args)], -1)         # [..., freq_dim]
+        return self.fc2(F.silu(self.fc1(emb)))                          # [..., d]
+
+
+def rope_tables(pos: torch.Tensor, head_dim: int, theta: float) -> Tuple[torch.Tensor, torch.Tensor]:
+    """pos [N, 3] (t, y, x) -> cos, sin [N, D/2] (see the module docstring for the split)."""
+    pairs = head_dim // 2
+    n_sp = pairs // 3
+    n_t = pairs - 2 * n_sp
+    fr = lambda n: theta ** (-torch.arange(n, dtype=torch.float32, device=pos.device) / n)
+    ang = torch.cat([pos[:, 0:1] * fr(n_t), pos[:, 1:2] * fr(n_sp), pos[:, 2:3] * fr(n_sp)], -1)
+    return torch.cos(ang), torch.sin(ang)                               # [N, D/2]
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x [B, H, N, D], rotate channel pairs (2j, 2j+1) by the angles of cos/sin [N, D/2]."""
+    xf = x.float().reshape(*x.shape[:-1], -1, 2)                        # [B, H, N, D/2, 2]
+    x0, x1 = xf[..., 0], xf[..., 1]
+    out = torch.stack([x0 * cos - x1 * sin, x0 * sin + x1 * cos], -1)  # [B, H, N, D/2, 2]
+    return out.flatten(-2).to(x.dtype)
+
+
+def modulate(x, shift, scale):
+    return x * (1 + scale) + shift
+
+
+def layer_norm(x):
+    return F.layer_norm(x, (x.shape[-1],), eps=1e-6)
+
+
+# ---- attention context: one per forward, shared by all blocks -------------------------------
+class AttnContext:
+    """Carries the mode and the chunk tables; computes each layer's key sets."""
+
+    def __init__(self, ch: moc.Chunks, mode: str, top_k: int, causal: bool, drop_off: float,
+                 drop_in: float, generator, backend: str, q_tile: int, checkpoint: bool,
+                 trace: Optional[dict], stats: bool):
+        if mode not in ("dense", "moc", "shot"):
+            raise ValueError(f"attention mode must be dense, moc or shot, got {mode!r}")
+        self.ch, self.mode, self.top_k, self.causal = ch, mode, top_k, causal
+        self.drop_off, self.drop_in, self.generator = drop_off, drop_in, generator
+        self.backend, self.q_tile, self.checkpoint = backend, q_tile, checkpoint
+        self.trace, self.stats = trace, stats
+        self.sparsity: List[float] = []
+        self.fixed = moc.shot_mask(ch)[None, None] if mode == "shot" else None  # [1, 1, N, C]
+        if mode == "moc":
+            self.mand = moc.mandatory_mask(ch)[None, None]              # [1, 1, N, C]
+            self.cand = moc.candidate_mask(ch, causal)                  # [N, C]
+
+    def __call__(self, q, k, v, layer: int):                            # q, k, v [B, H, N, D]
+        allowed = self.fixed
+        if self.mode == "moc":
+            routed = moc.route(q, k, self.ch, self.top_k, self.causal, cand=self.cand)  # [B, H, N, K]
+            table = moc.routed_table(routed, self.ch.n_chunks)          # [B, H, N, C]
+            if self.drop_off > 0 or self.drop_in > 0:
+                table = moc.drop_off_in(table, self.cand, self.top_k, self.drop_off, self.drop_in,
+                                        self.generator)
+            allowed = self.mand | table                                 # [B, H, N, C]
+            if self.trace is not None:
+                self.trace[f"blocks.{layer}.routed"] = routed
+        if self.stats:
+            self.sparsity.append(moc.sparsity(allowed, self.ch))
+        return moc.attend(q, k, v, allowed, self.ch.token_chunk, self.backend, self.q_tile,
+                          self.checkpoint)                              # [B, H, N, D]
+
+
+# ---- the network ----------------------------------------------------------------------------
+class Attention(nn.Module):
+    def __init__(self, cfg: ModelConfig, pre_only: bool):
+        super().__init__()
+        d, D = cfg.dim, cfg.head_dim
+        self.heads, self.pre_only = cfg.heads, pre_only
+        self.qkv_text = nn.Linear(d, 3 * d)
+        self.qkv_video = nn.Linear(d, 3 * d)
+        self.q_norm_text, self.k_norm_text = RMSNorm(D), RMSNorm(D)
+        self.q_norm_video, self.k_norm_video = RMSNorm(D), RMSNorm(D)
+        if not pre_only:
+            self.out_text = nn.Linear(d, d)
+        self.out_video = nn.Linear(d, d)
+
+    def forward(self, ht, hv, cos, sin, ctx: AttnContext, layer: int):
+        B, Nt, d = ht.shape
+        Nv, H = hv.shape[1], self.heads
+        qt, kt, vt = self.qkv_text(ht).view(B, Nt, 3, H, d // H).unbind(2)    # [B, Nt, H, D] each
+        qv, kv, vv = self.qkv_video(hv).view(B, Nv, 3, H, d // H).unbind(2)   # [B, Nv, H, D] each
+        q = torch.cat([self.q_norm_text(qt), self.q_norm_video(qv)], 1).transpose(1, 2)  # [B, H, N, D]
+        k = torch.cat([self.k_norm_text(kt), self.k_norm_video(kv)], 1).transpose(1, 2)  # [B, H, N, D]
+        v = torch.cat([vt, vv], 1).transpose(1, 2)                      # [B, H, N, D]
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        o = ctx(q, k, v, layer)                                         # [B, H, N, D]
+        if ctx.trace is not None:
+            ctx.trace.update({f"blocks.{layer}.attn.q": q, f"blocks.{layer}.attn.k": k,
+                              f"blocks.{layer}.attn.v": v, f"blocks.{layer}.attn.o": o})
+        o = o.transpose(1, 2).reshape(B, Nt + Nv, d)                    # [B, N, d]
+        ot = None if self.pre_only else self.out_text(o[:, :Nt])        # [B, Nt, d]
+        return ot, self.out_video(o[:, Nt:])                            # [B, Nv, d]
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig, pre_only: bool = False):
+        super().__init__()
+        d = cfg.dim
+        self.pre_only = pre_only
+        self.mod_text = nn.Linear(d, (2 if pre_only else 6) * d)
+        self.mod_video = nn.Linear(d, 6 * d)
+        self.attn = Attention(cfg, pre_only)
+        if not pre_only:
+            self.mlp_text = Mlp(d, cfg.mlp_hidden)
+        self.mlp_video = Mlp(d, cfg.mlp_hidden)
+
+    def forward(self, xt, xv, cs, t_idx, v_idx, cos, sin, ctx, layer):
+        # xt [B, Nt, d], xv [B, Nv, d], cs = silu(c) [B, S+1, d]; t_idx [Nt], v_idx [Nv] -> row of cs
+        mt = self.mod_text(cs)[:, t_idx].chunk(2 if self.pre_only else 6, -1)  # each [B, Nt, d]
+        mv = self.mod_video(cs)[:, v_idx].chunk(6, -1)                  # each [B, Nv, d]
+        ht = modulate(layer_norm(xt), mt[0], mt[1])
+        hv = modulate(layer_norm(xv), mv[0], mv[1])
+        at, av = self.attn(ht, hv, cos, sin, ctx, layer)
+        xv = xv + mv[2] * av
+        xv = xv + mv[5] * self.mlp_video(modulate(layer_norm(xv), mv[3], mv[4]))
+        if not self.pre_only:
+            xt = xt + mt[2] * at
+            xt = xt + mt[5] * self.mlp_text(modulate(layer_norm(xt), mt[3], mt[4]))
+        return xt, xv
+
+
+class FinalLayer(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.mod = nn.Linear(cfg.dim, 2 * cfg.dim)
+        self.proj = nn.Linear(cfg.dim, cfg.patch_dim)
+
+    def forward(self, xv, cs, v_idx):
+        shift, scale = self.mod(cs)[:, v_idx].chunk(2, -1)              # [B, Nv, d] each
+        return self.proj(modulate(layer_norm(xv), shift, scale))        # [B, Nv, P]
+
+
+class MoCDiT(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        d = cfg.dim
+        self.text_embed = nn.Embedding(cfg.vocab_size, d)
+        self.text_pos = nn.Embedding(cfg.text_len, d)
+        self.video_embed = nn.Linear(cfg.patch_dim, d)
+        self.t_embed = TimestepEmbed(d, cfg.t_freq_dim)
+        self.blocks = nn.ModuleList([Block(cfg, pre_only=(i == cfg.depth - 1)) for i in range(cfg.depth)])
+        self.final = FinalLayer(cfg)
+        self._cache: Dict[tuple, tuple] = {}
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+        nn.init.normal_(self.text_embed.weight, std=0.02)
+        nn.init.normal_(self.text_pos.weight, std=0.02)
+        for lin in (self.t_embed.fc1, self.t_embed.fc2):
+            nn.init.normal_(lin.weight, std=0.02)
+        for b in self.blocks:                                           # adaLN-zero
+            for lin in (b.mod_text, b.mod_video):
+                nn.init.zeros_(lin.weight); nn.init.zeros_(lin.bias)
+        for lin in (self.final.mod, self.final.proj):
+            nn.init.zeros_(lin.weight); nn.init.zeros_(lin.bias)
+
+    # -- layout helpers --
+    def layout(self, frames: Sequence[int], chunk_frames: int) -> Layout:
+        return make_layout(tuple(int(f) for f in frames), self.cfg.text_len, self.cfg.grid, int(chunk_frames))
+
+    def _tensors(self, layout: Layout, device):
+        key = (layout.frames, layout.chunk_frames, str(device))
+        if key not in self._cache:
+            pos = torch.as_tensor(layout.pos, device=device)
+            cos, sin = rope_tables(pos, self.cfg.head_dim, self.cfg.rope_theta)
+            cond_idx = torch.as_tensor(layout.token_shot + 1, device=device)  # row of c per token
+            self._cache[key] = (moc.Chunks.from_layout(layout, device), cos, sin,
+                                cond_idx[:layout.n_text], cond_idx[layout.n_text:])
+        return self._cache[key]
+
+    def patchify(self, video):                                          # [B, T, c, Hi, Wi]
+        B, T, c, Hi, Wi = video.shape
+        p, G = self.cfg.patch_size, self.cfg.grid
+        x = video.reshape(B, T, c, G, p, G, p).permute(0, 1, 3, 5, 2, 4, 6)  # [B, T, G, G, c, p, p]
+        return x.reshape(B, T * G * G, c * p * p)                       # [B, Nv, P]
+
+    def unpatchify(self, x, T):                                         # [B, Nv, P]
+        B = x.shape[0]
+        p, G, c = self.cfg.patch_size, self.cfg.grid, self.cfg.channels
+        x = x.reshape(B, T, G, G, c, p, p).permute(0, 1, 4, 2, 5, 3, 6)  # [B, T, c, G, p, G, p]
+        return x.reshape(B, T, c, G * p, G * p)                         # [B, T, c, Hi, Wi]
+
+    def forward(self, video, t_shot, text, frames: Optional[Sequence[int]] = None, mode: str = "dense",
+                chunk_frames: Optional[int] = None, top_k: Optional[int] = None,
+                causal: Optional[bool] = None, drop_off: float = 0.0, drop_in: float = 0.0,
+                generator: Optional[torch.Generator] = None, backend: str = "auto",
+                q_tile: int = 1024, checkpoint: bool = False, trace: Optional[dict] = None,
+                stats: Optional[list] = None):
+        """Velocity for noisy frames.
+
+        video [B, T, 3, Hi, Wi] (x_t, roughly [-1, 1]); t_shot [B, S] in [0, 1]; text [B, S+1, L]
+        ids (global caption first); frames: frames per shot (default: T split evenly over S).
+        mode "dense" | "moc" | "shot". drop_off / drop_in: the training regularisers (moc only).
+        trace: a dict to fill with per-layer q/k/v/o, routed indices and stream outputs.
+        stats: a list to receive each layer's sparsity. Returns [B, T, 3, Hi, Wi].
+        """
+        cfg = self.cfg
+        B, T = video.shape[:2]
+        S = t_shot.shape[1]
+        if frames is None:
+            assert T % S == 0, "pass frames= when shots have different lengths"
+            frames = (T // S,) * S
+        if sum(frames) != T or len(frames) != S or tuple(text.shape) != (B, S + 1, cfg.text_len):
+            raise ValueError(f"shapes disagree: video T={T}, frames={tuple(frames)}, t_shot S={S}, "
+                             f"text {tuple(text.shape)} (want [B, S+1, {cfg.text_len}])")
+        layout = self.layout(frames, chunk_frames or cfg.chunk_frames)
+        ch, cos, sin, t_idx, v_idx = self._tensors(layout, video.device)
+        ctx = AttnContext(ch, mode, cfg.top_k if top_k is None else top_k,
+                          cfg.causal if causal is None else causal, drop_off, drop_in, generator,
+                          backend, q_tile, checkpoint, trace, stats is not None)
+
+        xt = self.text_embed(text) + self.text_pos.weight               # [B, S+1, L, d]
+        xt = xt.reshape(B, -1, cfg.dim)                                 # [B, Nt, d]
+        xv = self.video_embed(self.patchify(video))                     # [B, Nv, d]
+        t_all = torch.cat([torch.zeros_like(t_shot[:, :1]), t_shot], 1)  # [B, S+1], global caption at t=0
+        cs = F.silu(self.t_embed(t_all))                                # [B, S+1, d]
+        for i, block in enumerate(self.blocks):
+            xt, xv = block(xt, xv, cs, t_idx, v_idx, cos, sin, ctx, i)
+            if trace is not None:
+                trace[f"blocks.{i}.text"], trace[f"blocks.{i}.video"] = xt, xv
+        out = self.final(xv, cs, v_idx)                                 # [B, Nv, P]
+        if stats is not None:
+            stats.extend(ctx.sparsity)
+        return self.unpatchify(out, T)                                  # [B, T, 3, Hi, Wi]
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,187 @@
+import pytest
+import torch
+
+from train import moc
+from train.model import MoCDiT, apply_rope, make_config, rope_tables
+from train.sample import sample
+
+torch.set_num_threads(2)
+
+
+def expected_weights(cfg):
+    d, D, P, h = cfg.dim, cfg.head_dim, cfg.patch_dim, cfg.mlp_hidden
+    w = {"text_embed.weight": (cfg.vocab_size, d), "text_pos.weight": (cfg.text_len, d),
+         "video_embed.weight": (d, P), "video_embed.bias": (d,),
+         "t_embed.fc1.weight": (d, cfg.t_freq_dim), "t_embed.fc1.bias": (d,),
+         "t_embed.fc2.weight": (d, d), "t_embed.fc2.bias": (d,),
+         "final.mod.weight": (2 * d, d), "final.mod.bias": (2 * d,),
+         "final.proj.weight": (P, d), "final.proj.bias": (P,)}
+    for i in range(cfg.depth):
+        last = i == cfg.depth - 1
+        b = f"blocks.{i}."
+        w[b + "mod_text.weight"], w[b + "mod_text.bias"] = ((2 if last else 6) * d, d), ((2 if last else 6) * d,)
+        w[b + "mod_video.weight"], w[b + "mod_video.bias"] = (6 * d, d), (6 * d,)
+        for s in ("text", "video"):
+            w[b + f"attn.qkv_{s}.weight"], w[b + f"attn.qkv_{s}.bias"] = (3 * d, d), (3 * d,)
+            w[b + f"attn.q_norm_{s}.weight"] = w[b + f"attn.k_norm_{s}.weight"] = (D,)
+            if s == "video" or not last:
+                w[b + f"attn.out_{s}.weight"], w[b + f"attn.out_{s}.bias"] = (d, d), (d,)
+                w[b + f"mlp_{s}.fc1.weight"], w[b + f"mlp_{s}.fc1.bias"] = (h, d), (h,)
+                w[b + f"mlp_{s}.fc2.weight"], w[b + f"mlp_{s}.fc2.bias"] = (d, h), (d,)
+    return w
+
+
+@pytest.mark.parametrize("name", ["tiny", "small"])
+def test_weight_names_are_the_documented_ones(name):
+    cfg = make_config(name)
+    got = {k: tuple(v.shape) for k, v in MoCDiT(cfg).state_dict().items()}
+    assert got == expected_weights(cfg)
+    if name == "small":
+        assert sum(v.numel() for v in MoCDiT(cfg).state_dict().values()) * 2 <= 16 * 2 ** 20
+
+
+def randomised(cfg, seed=0):
+    torch.manual_seed(seed)
+    m = MoCDiT(cfg)
+    with torch.no_grad():
+        for n, p in m.named_parameters():
+            if "norm" not in n:
+                p.normal_(0, 0.15)
+    return m.eval()
+
+
+def inputs(cfg, B=2, S=3, F=2, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    s = cfg.image_size
+    return (torch.randn(B, S * F, 3, s, s, generator=g), torch.rand(B, S, generator=g),
+            torch.randint(2, cfg.vocab_size, (B, S + 1, cfg.text_len), generator=g))
+
+
+def test_zero_init_and_modes():
+    cfg = make_config("tiny")
+    m = MoCDiT(cfg)
+    v, t, txt = inputs(cfg)
+    for mode in ("dense", "moc", "shot"):
+        out = m(v, t, txt, mode=mode)
+        assert out.shape == v.shape and out.abs().max() == 0  # adaLN-zero + zero final proj
+
+
+def test_patchify_roundtrip():
+    m = MoCDiT(make_config("tiny"))
+    x = torch.randn(2, 5, 3, 16, 16)
+    assert torch.equal(m.unpatchify(m.patchify(x), 5), x)
+    # patch (row 1, col 2) of frame 0 holds pixels [4:8, 8:12] in (c, py, px) order
+    assert torch.equal(m.patchify(x)[0, 1 * 4 + 2], x[0, 0, :, 4:8, 8:12].reshape(-1))
+
+
+def test_rope_is_relative():
+    pos = torch.tensor([[3.0, 1.0, 2.0], [5.0, 4.0, 0.0], [13.0, 1.0, 2.0], [15.0, 4.0, 0.0]])
+    cos, sin = rope_tables(pos, 12, 100.0)
+    q, k = torch.randn(1, 1, 1, 12), torch.randn(1, 1, 1, 12)
+    rq = apply_rope(q.expand(1, 1, 4, 12), cos, sin)[0, 0]
+    rk = apply_rope(k.expand(1, 1, 4, 12), cos, sin)[0, 0]
+    assert torch.allclose(rq[0] @ rk[1], rq[2] @ rk[3], atol=1e-5)   # same offset, shifted in t
+    assert not torch.allclose(rq[0] @ rk[1], rq[0] @ rk[3], atol=1e-3)
+
+
+def _shot_slice(S, F, s):
+    return slice(s * F, (s + 1) * F)
+
+
+def test_shot_mode_is_independent_and_timesteps_are_per_shot():
+    cfg = make_config("tiny")
+    m = randomised(cfg)
+    v, t, txt = inputs(cfg)
+    base = m(v, t, txt, mode="shot")
+    v2, t2, txt2 = v.clone(), t.clone(), txt.clone()
+    v2[:, _shot_slice(3, 2, 2)] += 1.0
+    t2[:, 2] = 0.9 if t[0, 2] < 0.5 else 0.1
+    txt2[:, 3] = 3                                    # caption of shot 2
+    other = m(v2, t2, txt2, mode="shot")
+    assert torch.allclose(base[:, :4], other[:, :4], atol=1e-5), "shots 0 and 1 ignore shot 2"
+    assert not torch.allclose(base[:, 4:], other[:, 4:], atol=1e-3)
+    t3 = t.clone(); t3[:, 1] = 1 - t[:, 1]
+    dense_a, dense_b = m(v, t, txt, mode="dense"), m(v, t3, txt, mode="dense")
+    assert not torch.allclose(dense_a[:, :2], dense_b[:, :2], atol=1e-4), "dense: shot 1 is seen by shot 0"
+    shot_b = m(v, t3, txt, mode="shot")
+    assert torch.allclose(base[:, :2], shot_b[:, :2], atol=1e-5)
+
+
+def test_moc_one_layer_is_causal_across_shots():
+    """One block: a video query sees text embeddings, its shot and routed EARLIER chunks only."""
+    cfg = make_config("tiny", depth=1)
+    m = randomised(cfg, seed=2)
+    v, t, txt = inputs(cfg, S=3, F=2)
+    a = m(v, t, txt, mode="moc", chunk_frames=1, top_k=2)
+    v2 = v.clone(); v2[:, 4:] += 2.0                  # change shot 2
+    b = m(v2, t, txt, mode="moc", chunk_frames=1, top_k=2)
+    assert torch.allclose(a[:, :4], b[:, :4], atol=1e-5)
+    d1, d2 = m(v, t, txt, mode="dense"), m(v2, t, txt, mode="dense")
+    assert not torch.allclose(d1[:, :4], d2[:, :4], atol=1e-4)
+
+
+def test_trace_and_stats():
+    cfg = make_config("tiny")
+    m = randomised(cfg)
+    v, t, txt = inputs(cfg)
+    trace, stats = {}, []
+    m(v, t, txt, mode="moc", chunk_frames=1, top_k=2, trace=trace, stats=stats)
+    lay = m.layout((2, 2, 2), 1)
+    r = trace["blocks.1.routed"]
+    assert r.shape == (2, cfg.heads, lay.n_tokens, 2)
+    assert (r[:, :, :lay.n_text] == -1).all()
+    assert len(stats) == cfg.depth and all(0 < s < 1 for s in stats)
+    assert trace["blocks.0.attn.q"].shape == (2, cfg.heads, lay.n_tokens, cfg.head_dim)
+
+
+def test_tiled_checkpointed_attention_matches_and_backprops():
+    cfg = make_config("tiny")
+    m = randomised(cfg)
+    v, t, txt = inputs(cfg)
+    a = m(v, t, txt, mode="moc", top_k=2, q_tile=7, checkpoint=True, backend="plain")
+    b = m(v, t, txt, mode="moc", top_k=2, backend="plain")
+    assert torch.allclose(a, b, atol=1e-5)
+    a.square().mean().backward()
+    assert all(p.grad is not None for p in m.parameters())
+
+
+@pytest.mark.skipif(not moc.HAS_SDPA, reason="PyTorch without scaled_dot_product_attention")
+def test_sdpa_matches_plain():
+    cfg = make_config("tiny")
+    m = randomised(cfg)
+    v, t, txt = inputs(cfg)
+    for mode in ("dense", "moc", "shot"):
+        a = m(v, t, txt, mode=mode, top_k=2, backend="plain")
+        b = m(v, t, txt, mode=mode, top_k=2, backend="sdpa")
+        assert torch.allclose(a, b, atol=1e-4)
+
+
+def _has_flex():
+    try:
+        from torch.nn.attention.flex_attention import flex_attention  # noqa: F401
+        return torch.cuda.is_available()
+    except Exception:
+        return False
+
+
+@pytest.mark.skipif(not _has_flex(), reason="flex_attention needs PyTorch >= 2.5 with CUDA")
+def test_flex_matches_plain():
+    cfg = make_config("tiny", dim=64, heads=2)
+    m = randomised(cfg).cuda()
+    v, t, txt = (x.cuda() for x in inputs(cfg, S=4, F=8))
+    a = m(v, t, txt, mode="moc", top_k=2, backend="plain")
+    b = m(v, t, txt, mode="moc", top_k=2, backend="flex")
+    assert torch.allclose(a, b, atol=1e-3)
+
+
+def test_sampler_keeps_fixed_shots():
+    cfg = make_config("tiny")
+    m = randomised(cfg)
+    v, _, txt = inputs(cfg, B=1)
+    keep = v.clamp(-1, 1)
+    out = sample(m, txt, (2, 2, 2), steps=2, guidance=2.0, mode="moc", top_k=1, keep=keep,
+                 keep_shots=[True, False, False], seeds=[1, 2, 3])
+    assert out.shape == v.shape and torch.equal(out[:, :2], keep[:, :2])
+    again = sample(m, txt, (2, 2, 2), steps=2, guidance=2.0, mode="moc", top_k=1, keep=keep,
+                   keep_shots=[True, False, False], seeds=[1, 2, 3])
+    assert torch.equal(out, again)
