@@ -1,0 +1,111 @@
+/**
+ * The generation contract between src/model (the DiT, the sampler), src/worker (exposes it) and
+ * the UI (calls it through the worker). Plain, structured-cloneable data only.
+ *
+ * Legend: S shots, F frames of a shot, Hi×Wi frame size, L caption tokens, C chunks, H heads.
+ */
+import type { Storyboard } from './storyboard.ts';
+import type { ChunkTable } from './layout.ts';
+
+/** One entry of public/models/index.json. */
+export interface ModelEntry {
+  name: string;
+  /** URL or path of the model folder relative to public/ (holds config.json, vocab.json, model.safetensors, manifest.json). */
+  path: string;
+  description: string;
+  params: number;
+  bytes: number;
+  default?: boolean;
+}
+
+/** Summary of a loaded model for the UI. */
+export interface ModelInfo {
+  name: string;
+  imageSize: number;
+  patchSize: number;
+  dim: number;
+  depth: number;
+  heads: number;
+  textLen: number;
+  fps: number;
+  /** The vocabulary (for marking unknown caption words and offering suggestions). */
+  words: string[];
+}
+
+export type AttentionMode = 'moc' | 'dense' | 'shot';
+
+export interface AttentionOptions {
+  mode: AttentionMode;
+  topK: number;
+  chunkFrames: number;
+  causal: boolean;
+}
+
+export interface GenerateRequest {
+  storyboard: Storyboard;
+  steps: number;
+  guidance: number;
+  attention: AttentionOptions;
+  /**
+   * Shots held fixed as clean context (LCT): index → frames RGBA [F, Hi, Wi, 4] from an earlier
+   * generation. Only shots not listed here are sampled. Used by "regenerate one shot" (every
+   * other shot kept) and "append a shot" (every earlier shot kept).
+   */
+  keep?: { shot: number; frames: Uint8ClampedArray }[];
+  /** Send preview frames every this many steps (0: never). */
+  previewEvery?: number;
+  /** Collect a routing trace every this many steps (0: never; the last step is always traced). */
+  traceEvery?: number;
+}
+
+/** Routing of one sampler step: one trace per layer (RoutingTrace fields, plain arrays). */
+export interface StepTrace {
+  step: number;
+  /** Chunk table of the sequence (stream order), shared by all layers. */
+  chunks: ChunkTable;
+  layers: {
+    counts: Uint32Array; // [H, C, C]
+    mandatory: Uint8Array; // [C, C]
+    meanScore: Float32Array; // [H, C, C]
+    sparsity: Float32Array; // [H]
+  }[];
+}
+
+export interface StepTimings {
+  /** ms of GPU (or wall, without timestamp queries) time in this step. */
+  attention: number;
+  routing: number;
+  other: number;
+  total: number;
+}
+
+export interface GenerateProgress {
+  step: number;
+  steps: number;
+  /** ms since the request started. */
+  elapsedMs: number;
+  timings?: StepTimings;
+  /** Current estimate of the clean video, per sampled shot: RGBA [F, Hi, Wi, 4]. */
+  previews?: { shot: number; frames: Uint8ClampedArray }[];
+  trace?: StepTrace;
+}
+
+export interface GeneratedShot {
+  shot: number;
+  frames: Uint8ClampedArray; // RGBA [F, Hi, Wi, 4]
+  width: number;
+  height: number;
+  seed: number;
+}
+
+export interface GenerateResult {
+  shots: GeneratedShot[];
+  /** Traces collected during the run (last step always included). */
+  traces: StepTrace[];
+  /** Per step. */
+  timings: StepTimings[];
+  totalMs: number;
+  /** Attention FLOPs actually spent vs dense, summed over steps and layers. */
+  attentionFlops: { visited: number; dense: number };
+  sparsity: number;
+}
