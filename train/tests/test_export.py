@@ -1,0 +1,81 @@
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from train import checkpoint, safetensors_io
+from train.export import export_model, load_exported, main, random_model
+from train.model import MoCDiT, make_config
+from train.vocab import Vocab
+
+torch.set_num_threads(2)
+
+
+def test_export_round_trips_fp16_bit_exactly(tmp_path):
+    cfg = make_config("tiny")
+    model = random_model(cfg, seed=3)
+    out = str(tmp_path / "m")
+    manifest = export_model(model, cfg, out, "m", {"step": 7})
+    assert set(manifest["files"]) == {"config.json", "vocab.json", "model.safetensors"}
+    tensors, meta = safetensors_io.load(os.path.join(out, "model.safetensors"))
+    assert set(tensors) == set(model.state_dict())
+    assert all(a.dtype == np.float16 for a in tensors.values())
+    assert meta["format"] == "moc-dit"
+    back, cfg2, cfg_json = load_exported(out)
+    assert cfg2 == cfg and cfg_json["name"] == "m" and cfg_json["step"] == 7 and cfg_json["fps"] == 8
+    assert cfg_json["format"] == "moc-dit" and cfg_json["formatVersion"] == 1
+    for k, v in model.state_dict().items():
+        h = v.numpy().astype(np.float16)
+        assert np.array_equal(back.state_dict()[k].numpy().astype(np.float16).view(np.uint16), h.view(np.uint16)), k
+        assert np.array_equal(back.state_dict()[k].numpy(), h.astype(np.float32)), k
+    # exporting the reloaded model again gives the same bytes
+    export_model(back, cfg2, str(tmp_path / "m2"), "m", {"step": 7})
+    a = open(os.path.join(out, "model.safetensors"), "rb").read()
+    b = open(str(tmp_path / "m2" / "model.safetensors"), "rb").read()
+    assert a == b
+    with open(os.path.join(out, "vocab.json")) as f:
+        assert json.load(f)["words"] == Vocab().words
+
+
+def test_load_refuses_a_corrupt_file(tmp_path):
+    cfg = make_config("tiny")
+    out = str(tmp_path / "m")
+    export_model(random_model(cfg, 0), cfg, out, "m")
+    path = os.path.join(out, "model.safetensors")
+    data = bytearray(open(path, "rb").read())
+    data[-1] ^= 1
+    open(path, "wb").write(bytes(data))
+    with pytest.raises(ValueError, match="sha256"):
+        load_exported(out)
+
+
+def test_small_config_fits_the_budget(tmp_path):
+    cfg = make_config("small")
+    m = export_model(MoCDiT(cfg), cfg, str(tmp_path / "s"), "s")
+    assert m["files"]["model.safetensors"]["bytes"] <= 16 * 2 ** 20
+
+
+def test_cli_from_checkpoint_with_ema_and_register(tmp_path):
+    cfg = make_config("tiny")
+    model = random_model(cfg, 1)
+    ema = [p.detach().clone() * 0.5 for p in model.parameters()]
+    ck = str(tmp_path / "ck")
+    checkpoint.save(ck, {"step": 42, "model": model.state_dict(), "ema": ema, "config": cfg.to_dict()})
+    index = tmp_path / "public" / "models" / "index.json"
+    out = tmp_path / "public" / "models" / "t"
+    main(["--ckpt", ck, "--ema", "--name", "t", "--out", str(out), "--register", str(index), "--default"])
+    back, _, meta = load_exported(str(out))
+    assert meta["step"] == 42 and meta["ema"] is True
+    first = next(back.parameters())
+    assert torch.equal(first, ema[0].half().float())
+    entry = json.loads(index.read_text())["models"][0]
+    assert entry["path"] == "models/t" and entry["default"] is True and entry["name"] == "t"
+
+
+def test_cli_random_init_with_overrides(tmp_path):
+    out = str(tmp_path / "r")
+    main(["--random-init", "5", "--config", "tiny", "--dim", "64", "--heads", "2", "--name", "r", "--out", out])
+    _, cfg, _ = load_exported(out)
+    assert cfg.dim == 64 and cfg.head_dim == 32
