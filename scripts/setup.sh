@@ -3,6 +3,7 @@
 #   - Debian's Chromium (the e2e browser; its SwiftShader ICD also gives Dawn a Vulkan device
 #     on machines without a GPU) and libvulkan1 (the Vulkan loader Dawn needs in Node),
 #     installed with apt-get when missing;
+#   - with --python: python3-torch, python3-numpy, python3-pytest (train/'s tests);
 #   - node_modules from package-lock.json (`npm ci`) when missing or older than the lockfile.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -25,6 +26,11 @@ if [[ ! -x /usr/bin/chromium || ! -f /usr/lib/chromium/vk_swiftshader_icd.json ]
   missing+=(chromium fonts-liberation) # the font is only recommended, and screenshots need one
 fi
 if ! have_vulkan_loader; then missing+=(libvulkan1); fi
+# `setup.sh --python` (the test command): Debian's PyTorch, numpy and pytest for train/'s tests.
+# They run on Debian's own interpreter, /usr/bin/python3 (PyPI is not used).
+if [[ " $* " == *" --python "* ]] && ! /usr/bin/python3 -c 'import torch, numpy, pytest' 2>/dev/null; then
+  missing+=(python3-torch python3-numpy python3-pytest)
+fi
 if ((${#missing[@]})); then
   command -v apt-get >/dev/null \
     || die "please install ${missing[*]} with your package manager (Chromium must provide /usr/bin/chromium and /usr/lib/chromium/vk_swiftshader_icd.json)."

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Every test MoC Studio has, in one command (`npm test`): setup, typecheck, lint, unit and
 # kernel tests (Vitest, real WGSL on Dawn — SwiftShader without a GPU), and the e2e test
-# (Playwright, headless Chromium with WebGPU over SwiftShader). Every step runs even if an
+# (Playwright, headless Chromium with WebGPU over SwiftShader), and train/'s pytest suite on
+# Debian's PyTorch (CPU). Every step runs even if an
 # earlier one failed; the summary at the end lists them and the exit code is non-zero if any failed.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-bash scripts/setup.sh || exit 1
+bash scripts/setup.sh --python || exit 1
 export PATH="$PWD/node_modules/.bin:$PATH"
 
 declare -a results
@@ -25,6 +26,7 @@ failed=0
 step typecheck tsc -p tsconfig.json --noEmit
 step lint eslint .
 step "unit + kernel tests" vitest run
+step "python tests (train/)" /usr/bin/python3 -m pytest train/tests -q -p no:cacheprovider
 step e2e playwright test
 
 printf '\n━━ summary\n'
