@@ -79,3 +79,25 @@ def test_cli_random_init_with_overrides(tmp_path):
     main(["--random-init", "5", "--config", "tiny", "--dim", "64", "--heads", "2", "--name", "r", "--out", out])
     _, cfg, _ = load_exported(out)
     assert cfg.dim == 64 and cfg.head_dim == 32
+
+
+def test_committed_fixtures_are_current(tmp_path):
+    """tests/fixtures/v<VERSION> is what `python3 -m train.fixtures` writes today."""
+    from train import fixtures
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "fixtures", f"v{fixtures.VERSION}")
+    with open(os.path.join(root, "meta.json")) as f:
+        meta = json.load(f)
+    assert meta["version"] == fixtures.VERSION, f"regenerate with: {fixtures.COMMAND}"
+    fresh = fixtures.write(str(tmp_path), seeds=[meta["seed"]])
+    assert fresh["routingMinGap"] == pytest.approx(meta["routingMinGap"], rel=1e-3)
+    got, _ = safetensors_io.load(str(tmp_path / f"v{fixtures.VERSION}" / "fixture.safetensors"))
+    want, _ = safetensors_io.load(os.path.join(root, "fixture.safetensors"))
+    assert set(got) == set(want)
+    for k in want:
+        if want[k].dtype == np.int32:
+            assert np.array_equal(got[k], want[k]), k
+        else:
+            np.testing.assert_allclose(got[k], want[k], rtol=1e-4, atol=1e-5, err_msg=f"{k}: regenerate with {fixtures.COMMAND}")
+    for f in ("model.safetensors", "config.json", "vocab.json"):
+        a = open(os.path.join(root, "model", f), "rb").read()
+        assert a == open(str(tmp_path / f"v{fixtures.VERSION}" / "model" / f), "rb").read(), f
