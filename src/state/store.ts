@@ -1,48 +1,31 @@
 /**
- * The studio's one zustand store, made of typed slices of small, serialisable state.
- * Tensors, GPU handles and the worker never live here; async actions (actions/*.ts) hold them
- * and write plain results into the store.
+ * The studio's one zustand store, made of typed slices of small, serialisable state
+ * (slices/*.ts). Tensors, GPU handles and the worker never live here; async actions
+ * (actions/*.ts) hold them and write plain results into the store. Pixels live in media.ts.
  */
-import { create, type StateCreator } from 'zustand';
-import type { AdapterSummary, EngineErrorInfo, EngineFeatures, SmokeResult } from '../worker/protocol.ts';
+import { create } from 'zustand';
+import { createEngineSlice, type EngineSlice } from './slices/engine.ts';
+import { createGenerationSlice, type GenerationSlice } from './slices/generation.ts';
+import { createPlayerSlice, type PlayerSlice } from './slices/player.ts';
+import { createRoutingSlice, type RoutingSlice } from './slices/routing.ts';
+import { createStoryboardSlice, type StoryboardSlice } from './slices/storyboard.ts';
+import { createTakesSlice, type TakesSlice } from './slices/takes.ts';
 
-/** idle → starting → ready, or error at any point (and back to starting on retry). */
-export type EnginePhase = 'idle' | 'starting' | 'ready' | 'error';
+export type { EnginePhase, EngineStatus } from './slices/engine.ts';
+export { initialEngineStatus } from './slices/engine.ts';
 
-export interface EngineStatus {
-  phase: EnginePhase;
-  /** What `starting` is doing right now, in words. */
-  step: string | null;
-  adapterName: string | null;
-  adapter: AdapterSummary | null;
-  features: EngineFeatures | null;
-  smoke: SmokeResult | null;
-  error: EngineErrorInfo | null;
+export type StudioState = EngineSlice & StoryboardSlice & GenerationSlice & TakesSlice & RoutingSlice & PlayerSlice;
+
+/** A fresh store (tests make their own; the page uses `useStudio`). */
+export function createStudioStore() {
+  return create<StudioState>()((...a) => ({
+    ...createEngineSlice(...a),
+    ...createStoryboardSlice(...a),
+    ...createGenerationSlice(...a),
+    ...createTakesSlice(...a),
+    ...createRoutingSlice(...a),
+    ...createPlayerSlice(...a),
+  }));
 }
 
-export interface EngineSlice {
-  engine: EngineStatus;
-  /** Merges `patch` into the engine status. */
-  setEngine(patch: Partial<EngineStatus>): void;
-}
-
-export type StudioState = EngineSlice;
-
-export const initialEngineStatus: EngineStatus = {
-  phase: 'idle',
-  step: null,
-  adapterName: null,
-  adapter: null,
-  features: null,
-  smoke: null,
-  error: null,
-};
-
-const createEngineSlice: StateCreator<StudioState, [], [], EngineSlice> = (set) => ({
-  engine: initialEngineStatus,
-  setEngine: (patch) => set((s) => ({ engine: { ...s.engine, ...patch } })),
-});
-
-export const useStudio = create<StudioState>()((...a) => ({
-  ...createEngineSlice(...a),
-}));
+export const useStudio = createStudioStore();

@@ -12,6 +12,8 @@ import type { EngineApi } from './protocol.ts';
 
 export { WorkerError };
 export type * from './protocol.ts';
+// Pure storyboard code the page needs on the main thread (parsing imports, the schema's limits).
+export { MAX_SHOT_FRAMES, MAX_SHOTS, STORYBOARD_VERSION, StoryboardError, parseStoryboard, parseStoryboardJson } from '../model/storyboard.ts';
 
 /** The engine api, plus `terminate()` to stop the worker. */
 export interface EngineClient extends EngineApi {
@@ -52,6 +54,11 @@ export function startEngineWorker(): EngineClient {
     init: () => call(remote.init()),
     smoke: () => call(remote.smoke()),
     onDeviceLost: (listener) => void remote.onDeviceLost(proxy(listener)),
+    loadModel: (source, onProgress) => call(remote.loadModel(source, onProgress ? proxy(onProgress) : undefined)),
+    generate: (request, onProgress) => call(remote.generate(request, onProgress ? proxy(onProgress) : undefined)),
+    cancel: () => void remote.cancel(),
+    explain: (request) => call(remote.explain(request)),
+    loseDevice: () => void remote.loseDevice(),
     dispose: () => void remote.dispose(),
     terminate() {
       remote[releaseProxy]();

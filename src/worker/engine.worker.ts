@@ -1,8 +1,9 @@
 /**
  * The engine worker: exposes the engine api (in-thread.ts) with comlink and nothing else.
- * Rejections cross the boundary as plain data (errors.ts) so the client can rebuild them.
+ * Rejections cross the boundary as plain data (errors.ts) so the client can rebuild them;
+ * finished frames are transferred to the page, not copied.
  */
-import { expose } from 'comlink';
+import { expose, transfer } from 'comlink';
 import { toWire } from './errors.ts';
 import { createEngineApi } from './in-thread.ts';
 import type { EngineApi } from './protocol.ts';
@@ -19,6 +20,17 @@ const exposed: EngineApi = {
   init: () => wire(api.init()),
   smoke: () => wire(api.smoke()),
   onDeviceLost: (listener) => api.onDeviceLost(listener),
+  loadModel: (source, onProgress) => wire(api.loadModel(source, onProgress)),
+  generate: (request, onProgress) =>
+    wire(
+      api.generate(request, onProgress).then((result) => {
+        const buffers = result.shots.map((s) => s.frames.buffer).filter((b, i, all) => all.indexOf(b) === i);
+        return transfer(result, buffers as ArrayBuffer[]);
+      }),
+    ),
+  cancel: () => api.cancel(),
+  explain: (request) => wire(api.explain(request)),
+  loseDevice: () => api.loseDevice(),
   dispose: () => api.dispose(),
 };
 

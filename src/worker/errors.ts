@@ -16,6 +16,12 @@ const CODES: ReadonlySet<string> = new Set<EngineErrorCode>([
   'smoke-mismatch',
   'not-initialised',
   'worker-failed',
+  'model-missing',
+  'model-invalid',
+  'no-model',
+  'busy',
+  'cancelled',
+  'bad-request',
   'internal',
 ]);
 

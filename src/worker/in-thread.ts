@@ -10,7 +10,10 @@ import { DeviceLostError, GpuValidationError, NoAdapterError, UnsupportedError }
 import { binary, elementwiseCpu } from '../engine/kernels/elementwise.ts';
 import { Rng } from '../engine/random.ts';
 import { WorkerError } from './errors.ts';
+import { explainQuery } from './explain.ts';
+import { fetchModelFiles } from './model-files.ts';
 import type { AdapterSummary, DeviceLostListener, EngineApi, EngineInfo, SmokeResult } from './protocol.ts';
+import { loadModelFromFiles, runGenerate, type LoadedModel } from './runtime.ts';
 
 /** Smoke check geometry: n is deliberately not a multiple of the kernel's workgroup size. */
 export const SMOKE = { kernel: 'elementwise.add', n: 1000, seedA: 1, seedB: 2, tolerance: 1e-6 } as const;
@@ -28,6 +31,9 @@ export function createEngineApi(getGpu: () => GPU | undefined = browserGpu): Eng
   let engine: Engine | null = null;
   let starting: Promise<EngineInfo> | null = null;
   const lostListeners: DeviceLostListener[] = [];
+  /** The loaded model, or the load in progress, by source URL. */
+  let model: { url: string; loading: Promise<LoadedModel>; loaded: LoadedModel | null } | null = null;
+  let running: AbortController | null = null;
 
   async function start(): Promise<EngineInfo> {
     const gpu = getGpu();
@@ -40,6 +46,8 @@ export function createEngineApi(getGpu: () => GPU | undefined = browserGpu): Eng
       if (engine !== eng) return; // disposed on purpose, or already replaced
       engine = null;
       starting = null;
+      model = null; // its weights died with the device
+      running?.abort();
       for (const listener of lostListeners) listener({ code: 'device-lost', message: lost.message });
     });
     return { label: eng.describe(), adapterName: adapterName(eng.adapter), adapter: eng.adapter, features: { ...eng.features } };
@@ -68,10 +76,89 @@ export function createEngineApi(getGpu: () => GPU | undefined = browserGpu): Eng
       lostListeners.push(listener);
     },
 
+    async loadModel(source, onProgress) {
+      const eng = engine;
+      if (!eng) throw new WorkerError('not-initialised', 'loadModel() was called before init() resolved');
+      if (model?.url !== source.url) {
+        const previous = model;
+        const loading = (async () => {
+          const files = await fetchModelFiles(source, onProgress);
+          onProgress?.({ stage: 'upload', file: 'model.safetensors', loaded: 0, total: 0, allLoaded: 0, allTotal: 0, fromCache: true });
+          return loadModelFromFiles(eng, files, source.name);
+        })();
+        const entry: NonNullable<typeof model> = { url: source.url, loading, loaded: null };
+        model = entry;
+        try {
+          entry.loaded = await loading;
+          previous?.loaded?.dispose();
+        } catch (e) {
+          if (model === entry) model = null;
+          throw toWorkerError(e);
+        }
+      }
+      try {
+        return (await model.loading).info; // loaded, or being loaded by an earlier call
+      } catch (e) {
+        throw toWorkerError(e);
+      }
+    },
+
+    async generate(request, onProgress) {
+      const eng = engine;
+      if (!eng) throw new WorkerError('not-initialised', 'generate() was called before init() resolved');
+      const m = model?.loaded;
+      if (!m) throw new WorkerError('no-model', 'generate() was called before a model was loaded');
+      if (running) throw new WorkerError('busy', 'a generation is already running; cancel it first');
+      const ac = new AbortController();
+      running = ac;
+      let step = 0;
+      try {
+        return await runGenerate(
+          eng,
+          m,
+          request,
+          (p) => {
+            step = p.step;
+            if (ac.signal.aborted) throw cancelled(step, p.steps);
+            try {
+              void Promise.resolve(onProgress?.(p)).catch(() => undefined);
+            } catch {
+              // a listener that throws (or a closed proxy) must not stop the run
+            }
+          },
+          ac.signal,
+        );
+      } catch (e) {
+        if (ac.signal.aborted && engine === eng) throw cancelled(step, request.steps);
+        throw toWorkerError(e);
+      } finally {
+        if (running === ac) running = null;
+      }
+    },
+
+    cancel() {
+      running?.abort();
+    },
+
+    async explain(request) {
+      try {
+        return explainQuery(request);
+      } catch (e) {
+        throw e instanceof WorkerError ? e : new WorkerError('bad-request', e instanceof Error ? e.message : String(e));
+      }
+    },
+
+    loseDevice() {
+      engine?.device.destroy(); // engine stays set, so the `lost` handler treats it as a real loss
+    },
+
     dispose() {
       const eng = engine;
       engine = null;
       starting = null;
+      running?.abort();
+      model?.loaded?.dispose();
+      model = null;
       eng?.destroy();
     },
   };
@@ -141,6 +228,10 @@ function compare(got: Float32Array, want: Float32Array, tol: number): { maxAbsEr
     }
   }
   return { maxAbsError, bad, worst };
+}
+
+function cancelled(step: number, steps: number): WorkerError {
+  return new WorkerError('cancelled', `generation cancelled after step ${step} of ${steps}`);
 }
 
 /** Maps the engine's named errors onto the codes of the protocol. */

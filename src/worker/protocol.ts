@@ -8,8 +8,24 @@
  * Failures reject with a `WorkerError` (see client.ts) whose `code` is one of `EngineErrorCode`.
  */
 import type { AdapterSummary, EngineFeatures } from '../engine/engine.ts';
+import type { GenerateProgress, GenerateRequest, GenerateResult, ModelInfo } from '../model/api.ts';
+import type { Chunk } from '../model/layout.ts';
 
 export type { AdapterSummary, EngineFeatures };
+export type {
+  AttentionMode,
+  AttentionOptions,
+  GenerateProgress,
+  GenerateRequest,
+  GenerateResult,
+  GeneratedShot,
+  ModelEntry,
+  ModelInfo,
+  StepTimings,
+  StepTrace,
+} from '../model/api.ts';
+export type { Chunk, ChunkTable } from '../model/layout.ts';
+export type { Shot, Storyboard } from '../model/storyboard.ts';
 
 /** What the UI learns about the device once the engine is up. */
 export interface EngineInfo {
@@ -48,6 +64,12 @@ export interface SmokeResult {
  * - `smoke-mismatch`: the GPU result disagrees with the CPU reference.
  * - `not-initialised`: a method was called before `init()` resolved.
  * - `worker-failed`: the worker script failed to load or crashed.
+ * - `model-missing`: a model file could not be fetched (404, offline).
+ * - `model-invalid`: a model file is corrupt (checksum, format, shapes) or of an unknown format.
+ * - `no-model`: `generate()` was called before a model was loaded.
+ * - `busy`: a generation is already running (cancel it first).
+ * - `cancelled`: the request was cancelled with `cancel()`.
+ * - `bad-request`: the request itself is wrong (unknown words, too many frames, …); the message says which part.
  * - `internal`: anything else (a bug); the message says what.
  */
 export type EngineErrorCode =
@@ -59,6 +81,12 @@ export type EngineErrorCode =
   | 'smoke-mismatch'
   | 'not-initialised'
   | 'worker-failed'
+  | 'model-missing'
+  | 'model-invalid'
+  | 'no-model'
+  | 'busy'
+  | 'cancelled'
+  | 'bad-request'
   | 'internal';
 
 /** A failure as plain data (what the store keeps). */
@@ -69,6 +97,80 @@ export interface EngineErrorInfo {
 
 /** Called once if the device is lost after `init()`. */
 export type DeviceLostListener = (error: EngineErrorInfo) => void;
+
+/** Where a model folder is: its index.json name and the absolute URL of the folder (ending in `/`). */
+export interface ModelSource {
+  name: string;
+  url: string;
+}
+
+/** Progress of `loadModel`, per file, then while the weights go to the GPU. */
+export interface ModelLoadProgress {
+  stage: 'download' | 'upload';
+  file: string;
+  /** Bytes of this file so far and in all (0 when the server does not say). */
+  loaded: number;
+  total: number;
+  /** Bytes of every file so far and in all (from the manifest when it has sizes). */
+  allLoaded: number;
+  allTotal: number;
+  /** True when the file came from this browser's cache (no download). */
+  fromCache: boolean;
+}
+
+export type ModelLoadListener = (progress: ModelLoadProgress) => void;
+export type GenerateListener = (progress: GenerateProgress) => void;
+
+/**
+ * Teaching mode: explain MoC routing for one query token of a storyboard's layout.
+ * The query is patch `patch` (row-major) of frame `frame` of shot `shot` (indices in the board).
+ */
+export interface ExplainRequest {
+  /** Caption token counts per shot and frames per shot, as the layout sees them. */
+  globalCaptionTokens: number;
+  shots: { captionTokens: number; frames: number }[];
+  tokensPerFrame: number;
+  chunkFrames: number;
+  topK: number;
+  causal: boolean;
+  query: { shot: number; frame: number; patch: number };
+  /** Head to explain (0-based). */
+  head: number;
+  seed: number;
+}
+
+/** How one chunk fared for the explained query. */
+export interface ExplainedChunk extends Chunk {
+  index: number;
+  tokens: number;
+  /** Score q·φ(K_c) for this chunk (computed for every chunk, used only for candidates). */
+  score: number;
+  mandatory: boolean;
+  /** A video chunk outside M(i) that the causal mask removed (index ≥ the query's chunk). */
+  causalMasked: boolean;
+  candidate: boolean;
+  /** Rank among the candidates by score (0 = best), null for non-candidates. */
+  rank: number | null;
+  routed: boolean;
+}
+
+export interface Explanation {
+  /** Where the numbers come from, in one sentence (model layer or a seeded synthetic example). */
+  source: string;
+  heads: number;
+  headDim: number;
+  head: number;
+  queryToken: number;
+  queryChunk: number;
+  /** The first values of the query vector q[h, i] (for display). */
+  queryHead: number[];
+  chunks: ExplainedChunk[];
+  topK: number;
+  causal: boolean;
+  /** |Ω(i)| in tokens, and N. */
+  keyTokens: number;
+  totalTokens: number;
+}
 
 /**
  * The engine API. The worker exposes it with comlink; in-thread.ts provides the same object
@@ -89,6 +191,38 @@ export interface EngineApi {
 
   /** Registers a listener for device loss (pass it through comlink's `proxy()` across a worker). */
   onDeviceLost(listener: DeviceLostListener): void;
+
+  /**
+   * Loads a model folder (manifest.json, config.json, vocab.json, model.safetensors): files come
+   * from this browser's Cache API when an earlier load stored them (checked against the
+   * manifest's sha256), else from the network, and are cached for the next time. Loading the
+   * model already loaded returns at once.
+   * @throws WorkerError `not-initialised` | `model-missing` | `model-invalid` | `device-lost` | `gpu-validation`.
+   */
+  loadModel(source: ModelSource, onProgress?: ModelLoadListener): Promise<ModelInfo>;
+
+  /**
+   * Samples the shots of `request` not listed in `request.keep`, calling `onProgress` after
+   * every sampler step. Finished frames are transferred, not copied.
+   * @throws WorkerError `no-model` | `busy` | `cancelled` | `bad-request` | `device-lost` | `gpu-validation`.
+   */
+  generate(request: GenerateRequest, onProgress?: GenerateListener): Promise<GenerateResult>;
+
+  /** Cancels the running generation (it rejects with `cancelled` at its next step); no-op if none. */
+  cancel(): void;
+
+  /**
+   * Teaching mode: MoC routing for one query token with every number shown — scores against
+   * each chunk's descriptor, causal mask, top-k, mandatory anchors, the final key set.
+   * @throws WorkerError `bad-request` when the query is outside the layout.
+   */
+  explain(request: ExplainRequest): Promise<Explanation>;
+
+  /**
+   * Destroys the GPU device as if the browser had lost it, so device-loss listeners fire: a
+   * test hook for the recovery path (the studio exposes it as `window.mocStudio.loseDevice()`).
+   */
+  loseDevice(): void;
 
   /** Releases the device. The api can be initialised again afterwards. */
   dispose(): void;

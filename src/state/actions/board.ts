@@ -1,0 +1,148 @@
+/**
+ * Storyboard actions: restore the studio from IndexedDB, autosave it, import and export JSON,
+ * and the sample storyboards. An import that fails says why in one line and leaves the
+ * current board exactly as it was.
+ */
+import { StoryboardError, parseStoryboardJson } from '../../worker/client.ts';
+import { withIds } from '../board-ops.ts';
+import { putTake } from '../media.ts';
+import * as persist from '../persist.ts';
+import type { SampleEntry } from '../slices/storyboard.ts';
+import { useStudio } from '../store.ts';
+import type { TakeMeta } from '../types.ts';
+
+export const AUTOSAVE_MS = 250;
+
+/**
+ * Loads the saved board, settings and takes. Never throws: an unreadable record is reported in
+ * the save indicator and the studio goes on with the default board (the record is not deleted).
+ */
+export async function restoreStudio(): Promise<void> {
+  const st = useStudio.getState();
+  if (!persist.storageAvailable()) {
+    st.setSave('off', 'This browser gives the page no IndexedDB: nothing is saved across reloads.');
+    return;
+  }
+  try {
+    const [rec, settings, { takes, skipped }] = await Promise.all([persist.loadBoard(), persist.loadSettings(), persist.loadTakes()]);
+    if (rec) st.replaceBoard({ board: rec.board, shotIds: rec.shotIds }, false);
+    if (settings) st.setSettings(settings);
+    const byShot: Record<string, TakeMeta[]> = {};
+    for (const t of takes.sort((a, b) => a.meta.createdAt - b.meta.createdAt)) {
+      putTake(t.meta.id, { pixels: t.pixels, frames: t.meta.frames, width: t.meta.width, height: t.meta.height });
+      (byShot[t.meta.shotId] ??= []).push(t.meta);
+    }
+    const chosen: Record<string, string> = {};
+    for (const [shotId, list] of Object.entries(byShot)) {
+      const want = rec?.chosen[shotId];
+      chosen[shotId] = list.some((t) => t.id === want) ? want! : list[list.length - 1].id;
+    }
+    st.setTakes(byShot, chosen);
+    st.setSave('saved', skipped.length ? `${skipped.length} saved take(s) could not be read: ${skipped[0]}` : null);
+  } catch (e) {
+    st.setSave('error', `Could not restore the saved studio: ${(e as Error).message}`);
+  }
+}
+
+/** Saves the board (and chosen takes) and settings shortly after every change. Returns a stop function. */
+export function startAutosave(): () => void {
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const flush = async (): Promise<void> => {
+    timer = null;
+    const s = useStudio.getState();
+    if (s.save.state === 'off') return;
+    try {
+      await persist.saveBoard({ board: s.board, shotIds: s.shotIds }, s.chosen);
+      await persist.saveSettings(s.settings);
+      if (!timer) useStudio.getState().setSave('saved', useStudio.getState().save.message);
+    } catch (e) {
+      useStudio.getState().setSave('error', `Autosave failed: ${(e as Error).message}`);
+    }
+  };
+  const unsub = useStudio.subscribe((s, prev) => {
+    if (s.board === prev.board && s.shotIds === prev.shotIds && s.chosen === prev.chosen && s.settings === prev.settings) return;
+    if (s.save.state === 'off') return;
+    if (s.save.state !== 'pending') s.setSave('pending', s.save.message);
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(() => void flush(), AUTOSAVE_MS);
+  });
+  return () => {
+    unsub();
+    if (timer) clearTimeout(timer);
+  };
+}
+
+/**
+ * Replaces the board with the storyboard in `text` (undoable). On bad input, sets one line in
+ * `importError` and keeps the board. Returns whether it was imported.
+ */
+export function importStoryboard(text: string, source = 'the file'): boolean {
+  const st = useStudio.getState();
+  try {
+    const board = parseStoryboardJson(text);
+    st.replaceBoard(withIds(board), true);
+    return true;
+  } catch (e) {
+    const why = e instanceof StoryboardError ? e.message : String(e);
+    st.setImportError(`Could not import ${source}: ${firstLine(why)} — your storyboard is unchanged.`);
+    return false;
+  }
+}
+
+/** The board as storyboard JSON (the schema of src/model/storyboard.ts), pretty-printed. */
+export function exportStoryboard(): string {
+  return `${JSON.stringify(useStudio.getState().board, null, 2)}\n`;
+}
+
+/** Reads public/storyboards/index.json. Absent or unreadable: `samples.state = 'missing'`. */
+export async function loadSamples(base = import.meta.env.BASE_URL): Promise<void> {
+  const st = useStudio.getState();
+  const indexUrl = new URL(`${base}storyboards/index.json`, location.href);
+  try {
+    const res = await fetch(indexUrl, { cache: 'no-cache' });
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    const entries = parseSampleIndex(await res.json(), indexUrl.href);
+    st.setSamples({ state: entries.length ? 'ready' : 'missing', entries });
+  } catch {
+    st.setSamples({ state: 'missing', entries: [] });
+  }
+}
+
+/** Loads a sample storyboard (undoable); failures go to `importError`. */
+export async function loadSample(entry: SampleEntry): Promise<boolean> {
+  try {
+    const res = await fetch(entry.url, { cache: 'no-cache' });
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    return importStoryboard(await res.text(), `the sample “${entry.name}”`);
+  } catch (e) {
+    useStudio.getState().setImportError(`Could not load the sample “${entry.name}”: ${(e as Error).message} — your storyboard is unchanged.`);
+    return false;
+  }
+}
+
+/**
+ * The entries of a storyboard index: a list (or `{storyboards|samples|items: list}`) of
+ * `{name|title, file|path|url, description?}`; file paths are relative to the index.
+ */
+export function parseSampleIndex(value: unknown, indexUrl: string): SampleEntry[] {
+  const v = value as Record<string, unknown> | unknown[];
+  const list = Array.isArray(v) ? v : (v?.storyboards ?? v?.samples ?? v?.items);
+  if (!Array.isArray(list)) return [];
+  const out: SampleEntry[] = [];
+  for (const raw of list) {
+    if (typeof raw === 'string') {
+      out.push({ name: raw.replace(/\.json$/, '').replace(/[-_]/g, ' '), url: new URL(raw, indexUrl).href, description: '' });
+      continue;
+    }
+    const e = (raw ?? {}) as Record<string, unknown>;
+    const file = e.file ?? e.path ?? e.url;
+    if (typeof file !== 'string') continue;
+    const name = typeof e.name === 'string' ? e.name : typeof e.title === 'string' ? e.title : file.replace(/\.json$/, '');
+    out.push({ name, url: new URL(file, indexUrl).href, description: typeof e.description === 'string' ? e.description : '' });
+  }
+  return out;
+}
+
+function firstLine(s: string): string {
+  return s.split('\n')[0];
+}

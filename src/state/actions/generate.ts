@@ -1,0 +1,234 @@
+/**
+ * Generation actions: sample every shot, regenerate one shot with the others kept as clean
+ * context (GenerateRequest.keep), or append a shot after the finished ones; progress, time
+ * left, live previews and routing traces go into the store as they arrive; finished shots
+ * become takes, kept in media.ts and IndexedDB.
+ */
+import type { GenerateProgress, GenerateRequest, GenerateResult } from '../../model/api.ts';
+import { WorkerError } from '../../worker/client.ts';
+import type { EngineErrorInfo } from '../../worker/protocol.ts';
+import { addShot, newShotId, randomSeed, updateShot } from '../board-ops.ts';
+import { clearPreviews, dropTakes, getTake, putPreview, putTake } from '../media.ts';
+import * as persist from '../persist.ts';
+import { isRunning } from '../slices/generation.ts';
+import { useStudio } from '../store.ts';
+import type { RunKind, TakeMeta } from '../types.ts';
+import { engineClient, onEngineLost } from './engine.ts';
+import { ensureModel } from './model.ts';
+
+/** What a run will do, worked out from the board and the takes before it starts. */
+export interface RunPlan {
+  kind: RunKind;
+  request: GenerateRequest;
+  /** Shot ids in board order at the time of the request (index s of the request → shotIds[s]). */
+  shotIds: string[];
+  /** Shot ids that will be sampled. */
+  targets: string[];
+}
+
+/**
+ * The request for a run. `regenerate` keeps every other shot that has a take of the right
+ * length (shots without one are sampled too); `append` keeps every shot but the last.
+ */
+export function planRun(kind: RunKind, targetShotId?: string): RunPlan {
+  const s = useStudio.getState();
+  const shotIds = s.shotIds.slice();
+  const keep: NonNullable<GenerateRequest['keep']> = [];
+  const targets: string[] = [];
+  shotIds.forEach((id, shot) => {
+    const wantsNew = kind === 'all' || (kind === 'regenerate' && id === targetShotId) || (kind === 'append' && shot === shotIds.length - 1);
+    const take = wantsNew ? undefined : keptTake(id, s.board.shots[shot].frames);
+    if (take) keep.push({ shot, frames: take });
+    else targets.push(id);
+  });
+  const every = Math.max(1, Math.round(s.settings.steps / 12));
+  const request: GenerateRequest = {
+    storyboard: s.board,
+    steps: s.settings.steps,
+    guidance: s.settings.guidance,
+    attention: { ...s.settings.attention },
+    keep,
+    previewEvery: every,
+    traceEvery: every,
+  };
+  return { kind, request, shotIds, targets };
+}
+
+/** The chosen take's pixels of a shot, if it has the shot's current length. */
+function keptTake(shotId: string, frames: number): Uint8ClampedArray | undefined {
+  const id = useStudio.getState().chosen[shotId];
+  const clip = id ? getTake(id) : undefined;
+  return clip && clip.frames === frames ? clip.pixels : undefined;
+}
+
+let current: { plan: RunPlan } | null = null;
+
+/** Samples every shot. */
+export function generateAll(): Promise<void> {
+  return run(planRun('all'));
+}
+
+/** Samples one shot again, every other finished shot kept as it is. */
+export function regenerateShot(shotId: string, newSeed = true): Promise<void> {
+  const st = useStudio.getState();
+  const index = st.shotIds.indexOf(shotId);
+  if (index < 0) return Promise.resolve();
+  if (newSeed) st.edit((b) => updateShot(b, index, { seed: randomSeed() }));
+  return run(planRun('regenerate', shotId));
+}
+
+/** Adds a shot at the end with `caption` and samples only it, every earlier shot kept. */
+export function appendShot(caption: string, frames?: number): Promise<void> {
+  const st = useStudio.getState();
+  const id = newShotId();
+  st.edit((b) => {
+    const added = addShot(b, b.board.shots.length - 1, id);
+    return updateShot(added, added.board.shots.length - 1, { caption, ...(frames ? { frames } : {}) });
+  });
+  return run(planRun('append'));
+}
+
+/** Asks the worker to stop; the run ends as `cancelled` at its next step. */
+export function cancelGeneration(): void {
+  const st = useStudio.getState();
+  if (!isRunning(st.run.phase)) return;
+  st.setRun({ phase: 'cancelling' });
+  engineClient()?.cancel();
+}
+
+async function run(plan: RunPlan): Promise<void> {
+  const st = useStudio.getState();
+  if (isRunning(st.run.phase)) return;
+  const startedAt = performance.now();
+  current = { plan };
+  st.setRun({ phase: 'preparing', kind: plan.kind, shotIds: plan.targets, step: 0, steps: plan.request.steps, startedAt: Date.now(), elapsedMs: 0, etaMs: null, msPerStep: null, error: null });
+  st.setTraces([], plan.shotIds);
+  st.setRoutingStats(null);
+  clearPreviews(plan.targets);
+
+  await ensureModel();
+  const client = engineClient();
+  const model = useStudio.getState().model;
+  if (!client || model.phase !== 'ready') {
+    return finish(plan, {
+      code: client ? 'no-model' : 'not-initialised',
+      message: client ? `No model is loaded${model.error ? `: ${model.error.message}` : ''}` : 'The engine is not ready',
+    });
+  }
+  if (current?.plan !== plan || useStudio.getState().run.phase === 'cancelling') return finish(plan, { code: 'cancelled', message: 'Cancelled before the first step' });
+  useStudio.getState().setRun({ phase: 'running' });
+
+  let lastStepAt = performance.now();
+  try {
+    const result = await client.generate(plan.request, (p) => {
+      const now = performance.now();
+      onProgress(plan, p, now - lastStepAt, now - startedAt);
+      lastStepAt = now;
+    });
+    await onResult(plan, result);
+    finish(plan, null);
+  } catch (e) {
+    finish(plan, e instanceof WorkerError ? e.toInfo() : { code: 'internal', message: String(e) });
+  }
+}
+
+function onProgress(plan: RunPlan, p: GenerateProgress, stepMs: number, elapsedMs: number): void {
+  if (current?.plan !== plan) return;
+  const st = useStudio.getState();
+  const size = st.model.info?.imageSize ?? 0;
+  const perStep = p.step > 0 ? elapsedMs / p.step : null;
+  st.setRun({
+    step: p.step,
+    steps: p.steps,
+    elapsedMs,
+    etaMs: perStep === null ? null : perStep * Math.max(0, p.steps - p.step),
+    msPerStep: p.timings?.total ?? stepMs,
+  });
+  if (p.previews?.length && size > 0) {
+    for (const pv of p.previews) {
+      const id = plan.shotIds[pv.shot];
+      if (id) putPreview(id, { pixels: pv.frames, frames: pv.frames.length / (size * size * 4), width: size, height: size });
+    }
+    st.bumpMedia();
+  }
+  if (p.trace) {
+    st.pushTrace(p.trace);
+    const last = p.trace.layers;
+    const sp = last.length ? last.reduce((n, l) => n + mean(l.sparsity), 0) / last.length : 0;
+    st.setRoutingStats({ sparsity: sp, flopsVisited: 0, flopsDense: 0, msPerStep: p.timings?.total ?? stepMs, live: true });
+  }
+}
+
+async function onResult(plan: RunPlan, result: GenerateResult): Promise<void> {
+  const st = useStudio.getState();
+  const metas: TakeMeta[] = [];
+  const now = Date.now();
+  for (const g of result.shots) {
+    const shotId = plan.shotIds[g.shot];
+    if (!shotId) continue;
+    const shot = plan.request.storyboard.shots[g.shot];
+    const meta: TakeMeta = {
+      id: `take-${now.toString(36)}-${g.shot}-${Math.floor(Math.random() * 1e6).toString(36)}`,
+      shotId,
+      createdAt: now + g.shot,
+      caption: shot.caption,
+      globalCaption: plan.request.storyboard.globalCaption,
+      seed: g.seed,
+      frames: g.frames.length / (g.width * g.height * 4),
+      width: g.width,
+      height: g.height,
+      model: st.model.name ?? '?',
+      steps: plan.request.steps,
+      guidance: plan.request.guidance,
+      attention: plan.request.attention,
+      runMs: result.totalMs,
+      sparsity: result.sparsity,
+    };
+    putTake(meta.id, { pixels: g.frames, frames: meta.frames, width: g.width, height: g.height });
+    metas.push(meta);
+  }
+  const dropped = st.addTakes(metas);
+  dropTakes(dropped);
+  clearPreviews(plan.targets);
+  st.setTraces(result.traces, plan.shotIds);
+  const ms = result.timings.length ? result.timings.reduce((n, t) => n + t.total, 0) / result.timings.length : null;
+  st.setRoutingStats({ sparsity: result.sparsity, flopsVisited: result.attentionFlops.visited, flopsDense: result.attentionFlops.dense, msPerStep: ms, live: false });
+  try {
+    for (const m of metas) await persist.saveTake(m, getTake(m.id)!.pixels);
+    if (dropped.length) await persist.deleteTakes(dropped);
+  } catch (e) {
+    st.setSave('error', `Finished shots could not be saved: ${(e as Error).message}`);
+  }
+}
+
+function finish(plan: RunPlan, error: EngineErrorInfo | null): void {
+  if (current?.plan !== plan) return;
+  current = null;
+  const st = useStudio.getState();
+  clearPreviews(plan.targets);
+  st.bumpMedia();
+  if (!error) st.setRun({ phase: 'done', etaMs: 0, error: null });
+  else if (error.code === 'cancelled') st.setRun({ phase: 'cancelled', etaMs: null, error: null });
+  else st.setRun({ phase: 'error', etaMs: null, error });
+}
+
+/** A lost device ends the run in progress with a message that says what happened. */
+export function startRunRecovery(): void {
+  onEngineLost(() => {
+    const plan = current?.plan;
+    if (plan) finish(plan, { code: 'device-lost', message: 'The GPU device was lost during generation. The engine restarts by itself; press Generate to try again.' });
+  });
+}
+
+/** Deletes one take (pixels and storage). */
+export async function deleteTake(shotId: string, takeId: string): Promise<void> {
+  useStudio.getState().removeTake(shotId, takeId);
+  dropTakes([takeId]);
+  await persist.deleteTakes([takeId]).catch(() => undefined);
+}
+
+function mean(a: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i];
+  return a.length ? s / a.length : 0;
+}

@@ -1,0 +1,45 @@
+/** Plain data types shared by the store's slices, the actions and persistence. */
+import type { AttentionOptions } from '../model/api.ts';
+
+/** What the generation panel sets. */
+export interface GenerationSettings {
+  /** Name of the model entry (public/models/index.json) to use; null: the index's default. */
+  model: string | null;
+  steps: number;
+  guidance: number;
+  attention: AttentionOptions;
+}
+
+export const DEFAULT_SETTINGS: GenerationSettings = {
+  model: null,
+  steps: 16,
+  guidance: 3,
+  attention: { mode: 'moc', topK: 2, chunkFrames: 1, causal: true },
+};
+
+/** One generated version of one shot. Its pixels live in media.ts and IndexedDB, not in the store. */
+export interface TakeMeta {
+  id: string;
+  shotId: string;
+  createdAt: number;
+  /** The shot as it was generated (to tell when the storyboard has moved on). */
+  caption: string;
+  globalCaption: string;
+  seed: number;
+  frames: number;
+  width: number;
+  height: number;
+  /** How it was made. */
+  model: string;
+  steps: number;
+  guidance: number;
+  attention: AttentionOptions;
+  /** Wall time of the whole run that produced it, and that run's attention sparsity. */
+  runMs: number;
+  sparsity: number;
+}
+
+/** What a run is for: every shot, one shot again (others kept), or a new shot at the end. */
+export type RunKind = 'all' | 'regenerate' | 'append';
+
+export type RunPhase = 'idle' | 'preparing' | 'running' | 'cancelling' | 'done' | 'cancelled' | 'error';

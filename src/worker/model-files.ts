@@ -1,0 +1,140 @@
+/**
+ * Fetches the files of a model folder with progress, checks each against the folder's
+ * manifest.json (size and sha256), and keeps them in the Cache API so a reload loads the model
+ * without downloading it again. Runs in the worker (the Cache API and fetch exist there).
+ *
+ * manifest.json: {"format": "moc-dit", "formatVersion": 1, "files": {name: {"bytes", "sha256"}}}
+ */
+import { WorkerError } from './errors.ts';
+import type { ModelLoadProgress, ModelSource } from './protocol.ts';
+
+/** Bump to drop every cached model file (e.g. when the manifest format changes). */
+export const CACHE_NAME = 'moc-models-v1';
+
+export interface ManifestFile {
+  bytes: number;
+  sha256: string;
+}
+
+export interface Manifest {
+  format: string;
+  formatVersion: number;
+  files: Record<string, ManifestFile>;
+}
+
+/** Fetched and checked file contents by name (config.json, vocab.json, model.safetensors, …). */
+export type ModelFiles = Map<string, ArrayBuffer>;
+
+/**
+ * Fetches manifest.json and every file it lists, from the cache when possible.
+ * @throws WorkerError `model-missing` (a file cannot be fetched) | `model-invalid` (bad manifest, size or checksum).
+ */
+export async function fetchModelFiles(source: ModelSource, onProgress?: (p: ModelLoadProgress) => void): Promise<ModelFiles> {
+  const manifest = parseManifest(await fetchJson(new URL('manifest.json', source.url).href, source.name), source.name);
+  const names = Object.keys(manifest.files);
+  const allTotal = names.reduce((n, f) => n + manifest.files[f].bytes, 0);
+  const cache = await openCache();
+  const out: ModelFiles = new Map();
+  let allLoaded = 0;
+  for (const file of names) {
+    const want = manifest.files[file];
+    const url = new URL(file, source.url).href;
+    const report = (loaded: number, fromCache: boolean): void =>
+      onProgress?.({ stage: 'download', file, loaded, total: want.bytes, allLoaded: allLoaded + loaded, allTotal, fromCache });
+
+    let buf = await fromCache(cache, url, want);
+    const cached = buf !== null;
+    if (buf === null) {
+      buf = await download(url, source.name, file, (n) => report(n, false));
+      await check(buf, want, source.name, file);
+      await cache?.put(url, new Response(buf.slice(0), { headers: { 'content-type': 'application/octet-stream' } })).catch(() => undefined);
+    }
+    report(buf.byteLength, cached);
+    allLoaded += buf.byteLength;
+    out.set(file, buf);
+  }
+  return out;
+}
+
+/** A parsed, checked manifest. @throws WorkerError `model-invalid`. */
+export function parseManifest(value: unknown, name: string): Manifest {
+  const m = value as Partial<Manifest> | null;
+  const bad = (why: string): WorkerError => new WorkerError('model-invalid', `model "${name}": manifest.json ${why}`);
+  if (!m || typeof m !== 'object') throw bad('is not an object');
+  if (m.format !== 'moc-dit') throw bad(`has format ${JSON.stringify(m.format)}, expected "moc-dit"`);
+  if (!m.files || typeof m.files !== 'object') throw bad('lists no files');
+  for (const [file, f] of Object.entries(m.files)) {
+    if (!f || !Number.isInteger(f.bytes) || f.bytes < 0 || typeof f.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(f.sha256)) {
+      throw bad(`has a bad entry for ${file} (needs integer "bytes" and a hex "sha256")`);
+    }
+  }
+  return m as Manifest;
+}
+
+async function openCache(): Promise<Cache | null> {
+  try {
+    return typeof caches === 'undefined' ? null : await caches.open(CACHE_NAME);
+  } catch {
+    return null; // opaque origins and some private modes have no Cache API: download every time
+  }
+}
+
+async function fromCache(cache: Cache | null, url: string, want: ManifestFile): Promise<ArrayBuffer | null> {
+  const hit = await cache?.match(url).catch(() => undefined);
+  if (!hit) return null;
+  const buf = await hit.arrayBuffer();
+  if (buf.byteLength === want.bytes && (await sha256(buf)) === want.sha256) return buf;
+  await cache?.delete(url); // stale or damaged: fetch it again
+  return null;
+}
+
+async function fetchJson(url: string, name: string): Promise<unknown> {
+  const buf = await download(url, name, 'manifest.json');
+  try {
+    return JSON.parse(new TextDecoder().decode(buf));
+  } catch (e) {
+    throw new WorkerError('model-invalid', `model "${name}": manifest.json is not valid JSON (${(e as Error).message})`);
+  }
+}
+
+/** GET with progress. @throws WorkerError `model-missing` for a network error or a non-2xx status. */
+async function download(url: string, name: string, file: string, onBytes?: (n: number) => void): Promise<ArrayBuffer> {
+  let res: Response;
+  try {
+    res = await fetch(url, { cache: 'no-cache' });
+  } catch (e) {
+    throw new WorkerError('model-missing', `model "${name}": ${file} could not be fetched (${(e as Error).message})`);
+  }
+  if (!res.ok) throw new WorkerError('model-missing', `model "${name}": ${file} answered HTTP ${res.status} at ${url}`);
+  if (!res.body || !onBytes) return res.arrayBuffer();
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  const reader = res.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    parts.push(value);
+    n += value.byteLength;
+    onBytes(n);
+  }
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out.buffer;
+}
+
+async function check(buf: ArrayBuffer, want: ManifestFile, name: string, file: string): Promise<void> {
+  if (buf.byteLength !== want.bytes) {
+    throw new WorkerError('model-invalid', `model "${name}": ${file} has ${buf.byteLength} bytes, the manifest says ${want.bytes}`);
+  }
+  const got = await sha256(buf);
+  if (got !== want.sha256) throw new WorkerError('model-invalid', `model "${name}": ${file} fails its sha256 check (got ${got.slice(0, 12)}…)`);
+}
+
+export async function sha256(buf: ArrayBuffer): Promise<string> {
+  const d = new Uint8Array(await crypto.subtle.digest('SHA-256', buf));
+  return Array.from(d, (b) => b.toString(16).padStart(2, '0')).join('');
+}

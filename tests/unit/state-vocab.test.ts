@@ -1,0 +1,40 @@
+/** Caption words against the vocabulary: splitting like train/vocab.py, unknown words, suggestions. */
+import { describe, expect, it } from 'vitest';
+import { editDistance, replaceWord, splitCaption, suggest, tokenCount, unknownWords } from '../../src/state/vocab.ts';
+
+const VOCAB = new Set(['<pad>', '<unk>', 'character', 'is', 'a', 'red', 'star', '1', '2', 'bounces', 'in', 'the', 'meadow', ',', '.', 'close-up', 'wide', 'blue', 'circle', 'moves', 'left']);
+
+describe('vocab', () => {
+  it('splits like the tokenizer: lower case, close-up whole, punctuation apart', () => {
+    expect(splitCaption('Character 1 bounces, close-up.').map((w) => w.word)).toEqual(['character', '1', 'bounces', ',', 'close-up', '.']);
+    expect(tokenCount('Character 1 is a red star.')).toBe(7);
+  });
+
+  it('keeps offsets into the original text', () => {
+    const w = splitCaption('A  Red star')[1];
+    expect([w.start, w.end]).toEqual([3, 6]);
+  });
+
+  it('reports unknown words once, in order', () => {
+    expect(unknownWords('Character 1 jumps and jumps in the medow.', VOCAB).map((w) => w.word)).toEqual(['jumps', 'and', 'medow']);
+    expect(unknownWords('Character 1 is a red star.', VOCAB)).toEqual([]);
+  });
+
+  it('suggests the nearest words, skipping special tokens', () => {
+    expect(suggest('medow', VOCAB)[0]).toBe('meadow');
+    expect(suggest('bounce', VOCAB)[0]).toBe('bounces');
+    expect(suggest('pad', VOCAB)).not.toContain('<pad>');
+    expect(suggest('zzzzzzzzzz', VOCAB)).toEqual([]);
+  });
+
+  it('edit distance', () => {
+    expect(editDistance('kitten', 'sitting')).toBe(3);
+    expect(editDistance('', 'abc')).toBe(3);
+  });
+
+  it('replaces a word keeping a leading capital', () => {
+    const text = 'Medow and star';
+    const w = splitCaption(text)[0];
+    expect(replaceWord(text, w, 'meadow')).toBe('Meadow and star');
+  });
+});
