@@ -1,0 +1,154 @@
+/**
+ * config.json of a model folder (written by train/export.py): train/model.py's ModelConfig
+ * (snake_case, as Python writes it) plus the format header. `parseModelConfig` validates it and
+ * returns the camelCase `ModelConfig` the TypeScript model uses; `expectedWeights` lists every
+ * tensor name and shape the checkpoint must hold (train/model.py's docstring, in code).
+ *
+ * Legend: V vocabulary, L caption tokens, d width, D = d/H head dim, P = 3·p² patch values,
+ * h = mlp_ratio·d hidden width.
+ */
+import { z } from 'zod';
+import { InputError } from './safetensors.ts';
+
+export const MODEL_FORMAT = 'moc-dit';
+export const MODEL_FORMAT_VERSION = 1;
+
+export interface ModelConfig {
+  name: string;
+  vocabSize: number; // V
+  textLen: number; // L
+  imageSize: number;
+  patchSize: number; // p
+  channels: number;
+  dim: number; // d
+  depth: number;
+  heads: number; // H
+  mlpRatio: number;
+  ropeTheta: number;
+  tFreqDim: number;
+  /** MoC defaults (a request may override them). */
+  chunkFrames: number;
+  topK: number;
+  causal: boolean;
+  fps: number;
+  // derived
+  grid: number; // G = imageSize / patchSize
+  headDim: number; // D
+  patchDim: number; // P
+  mlpHidden: number; // h
+}
+
+const int = (min: number) => z.number().int().min(min);
+
+const schema = z.object({
+  format: z.literal(MODEL_FORMAT),
+  formatVersion: z.literal(MODEL_FORMAT_VERSION),
+  name: z.string().min(1),
+  vocab_size: int(2),
+  text_len: int(1),
+  image_size: int(1),
+  patch_size: int(1),
+  channels: z.literal(3),
+  dim: int(1),
+  depth: int(1),
+  heads: int(1),
+  mlp_ratio: z.number().positive(),
+  rope_theta: z.number().positive(),
+  t_freq_dim: int(2).refine((v) => v % 2 === 0, 'must be even'),
+  chunk_frames: int(1),
+  top_k: int(0),
+  causal: z.boolean(),
+  fps: z.number().positive(),
+});
+
+/**
+ * Validates config.json (already parsed) and derives the sizes.
+ * @param source names the file in error messages.
+ * @throws InputError with one line naming the first bad field.
+ */
+export function parseModelConfig(value: unknown, source = 'config.json'): ModelConfig {
+  if (typeof value === 'object' && value !== null && 'formatVersion' in value && (value as { formatVersion: unknown }).formatVersion !== MODEL_FORMAT_VERSION) {
+    throw new InputError(`${source}: formatVersion ${JSON.stringify((value as { formatVersion: unknown }).formatVersion)} is not supported (this studio reads ${MODEL_FORMAT} v${MODEL_FORMAT_VERSION})`);
+  }
+  const r = schema.safeParse(value);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new InputError(`${source}: ${issue.path.join('.') || 'config'}: ${issue.message}`);
+  }
+  const c = r.data;
+  const bad = (msg: string): never => {
+    throw new InputError(`${source}: ${msg}`);
+  };
+  if (c.image_size % c.patch_size !== 0) bad(`image_size ${c.image_size} is not a multiple of patch_size ${c.patch_size}`);
+  if (c.dim % c.heads !== 0) bad(`dim ${c.dim} is not a multiple of heads ${c.heads}`);
+  const headDim = c.dim / c.heads;
+  if (headDim % 2 !== 0 || headDim / 2 < 3) bad(`head dim ${headDim} must be even and ≥ 6`);
+  const mlpHidden = Math.trunc(c.dim * c.mlp_ratio); // Python's int()
+  return {
+    name: c.name,
+    vocabSize: c.vocab_size,
+    textLen: c.text_len,
+    imageSize: c.image_size,
+    patchSize: c.patch_size,
+    channels: c.channels,
+    dim: c.dim,
+    depth: c.depth,
+    heads: c.heads,
+    mlpRatio: c.mlp_ratio,
+    ropeTheta: c.rope_theta,
+    tFreqDim: c.t_freq_dim,
+    chunkFrames: c.chunk_frames,
+    topK: c.top_k,
+    causal: c.causal,
+    fps: c.fps,
+    grid: c.image_size / c.patch_size,
+    headDim,
+    patchDim: c.channels * c.patch_size ** 2,
+    mlpHidden,
+  };
+}
+
+/** Every weight of the checkpoint, name → shape (train/model.py's state_dict). */
+export function expectedWeights(cfg: ModelConfig): Map<string, number[]> {
+  const { dim: d, headDim: D, patchDim: P, mlpHidden: h } = cfg;
+  const w = new Map<string, number[]>([
+    ['text_embed.weight', [cfg.vocabSize, d]],
+    ['text_pos.weight', [cfg.textLen, d]],
+    ['video_embed.weight', [d, P]],
+    ['video_embed.bias', [d]],
+    ['t_embed.fc1.weight', [d, cfg.tFreqDim]],
+    ['t_embed.fc1.bias', [d]],
+    ['t_embed.fc2.weight', [d, d]],
+    ['t_embed.fc2.bias', [d]],
+  ]);
+  const linear = (name: string, out: number, inp: number): void => {
+    w.set(`${name}.weight`, [out, inp]);
+    w.set(`${name}.bias`, [out]);
+  };
+  for (let i = 0; i < cfg.depth; i++) {
+    const b = `blocks.${i}.`;
+    const last = i === cfg.depth - 1; // pre-only text: no text output, no text MLP
+    linear(`${b}mod_text`, (last ? 2 : 6) * d, d);
+    linear(`${b}mod_video`, 6 * d, d);
+    for (const s of ['text', 'video']) {
+      linear(`${b}attn.qkv_${s}`, 3 * d, d);
+      w.set(`${b}attn.q_norm_${s}.weight`, [D]);
+      w.set(`${b}attn.k_norm_${s}.weight`, [D]);
+      if (s === 'video' || !last) {
+        linear(`${b}attn.out_${s}`, d, d);
+        linear(`${b}mlp_${s}.fc1`, h, d);
+        linear(`${b}mlp_${s}.fc2`, d, h);
+      }
+    }
+  }
+  linear('final.mod', 2 * d, d);
+  linear('final.proj', P, d);
+  return w;
+}
+
+/** Parameter count of a config. */
+export function countParameters(cfg: ModelConfig): number {
+  let n = 0;
+  for (const shape of expectedWeights(cfg).values()) n += shape.reduce((a, b) => a * b, 1);
+  return n;
+}

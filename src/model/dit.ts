@@ -1,0 +1,503 @@
+/**
+ * The MoC DiT forward pass on the engine's kernels: train/model.py's MoCDiT, top to bottom.
+ *
+ * Legend
+ *   S shots   T frames   L caption tokens   G patches per side   p patch side   P = 3·p²
+ *   Nt = (S+1)·L text tokens   Nv = T·G² video tokens   N = Nt + Nv   (internal order: text, video)
+ *   d width   H heads   D = d/H head dim   h MLP hidden   C chunks   K routed chunks per query
+ *
+ * Data flow (train/model.py's docstring): text ids → text_embed + text_pos → xt [Nt, d];
+ * frames [T, 3, Hi, Wi] → patchify → video_embed → xv [Nv, d]; per-shot timesteps → t_embed →
+ * silu → cs [S+1, d] (row 0: the global caption at t = 0); depth × block; final adaLN + proj →
+ * unpatchify → velocity [T, 3, Hi, Wi]. Weight names are the checkpoint's.
+ *
+ * Two things the engine's kernels do not offer directly, and how they are done here:
+ * - Head split / merge ([N, 3·H·D] ↔ [H, N, D]) is a row gather: `modulate` with x = 0 and
+ *   shift = scale = the source viewed as rows of D gives out[r] = src[seg[r]] exactly. The text
+ *   and video qkv rows meet in one buffer: the text matmul writes its prefix, the video rows
+ *   are copied after it (copyBufferToBuffer; buffers bind from offset 0 only).
+ * - RoPE positions are floats (captions sit at the frame centre (G−1)/2), while the rope kernel
+ *   takes integer positions, so RoPE is x·cos + swap(x)·sin with per-token tables [N, D] and
+ *   swap(x) = x·R (R [D, D] the pair-swap permutation).
+ */
+import type { Engine } from '../engine/engine.ts';
+import { UnsupportedError } from '../engine/errors.ts';
+import { chunkMean } from '../engine/kernels/chunk-mean.ts';
+import { binary, unary } from '../engine/kernels/elementwise.ts';
+import { checkHeadDim, flashAttention } from '../engine/kernels/flash-attention.ts';
+import { matmul } from '../engine/kernels/matmul.ts';
+import { mocAttention, type MocDesign } from '../engine/kernels/moc-attention.ts';
+import { MAX_TOP_K, mocRoute } from '../engine/kernels/moc-route.ts';
+import { gatedResidual, modulate } from '../engine/kernels/modulate.ts';
+import { norm } from '../engine/kernels/norm.ts';
+import { patchify, unpatchify } from '../engine/kernels/patchify.ts';
+import { Tensor } from '../engine/tensor.ts';
+import type { AttentionMode } from './api.ts';
+import type { ModelConfig } from './config.ts';
+import type { ChunkTable } from './layout.ts';
+import { routingTrace, type RoutingTrace } from './routing-trace.ts';
+import { makeSequence, shotOnlyTable, type Sequence } from './sequence.ts';
+import type { LoadedModel } from './weights.ts';
+
+export interface ForwardOptions {
+  mode: AttentionMode;
+  topK: number;
+  causal: boolean;
+  /** Sparse kernel design (moc-attention.ts); its default when omitted. */
+  design?: MocDesign;
+  /** Collect one routing trace per layer (reads q, descriptors and routing back to the CPU). */
+  trace?: boolean;
+  /** Called with named intermediate tensors (tests, debugging); awaited before they are reused. */
+  inspect?: (name: string, t: Tensor) => Promise<void>;
+  /** Times phases (attention, routing, other). */
+  timer?: PhaseTimer;
+}
+
+export type Phase = 'attention' | 'routing' | 'other';
+
+/** Runs a phase of GPU work and accounts its time (see generate.ts for the implementations). */
+export interface PhaseTimer {
+  run<T>(phase: Phase, fn: () => Promise<T>): Promise<T>;
+}
+
+export interface ForwardResult {
+  /** Velocity [T, 3, Hi, Wi]; the caller disposes it. */
+  velocity: Tensor;
+  /** One trace per layer, chunks in stream order (when requested). */
+  traces: RoutingTrace[];
+}
+
+/** Per-sequence GPU constants: index arrays, RoPE tables, gather maps, chunk columns. */
+interface SeqState {
+  seq: Sequence;
+  condText: Tensor; // i32 [Nt]: row of cs per text token
+  condVideo: Tensor; // i32 [Nv]
+  tokenType: Tensor; // i32 [H·N]: 0 text / 1 video, per row of [H, N, D]
+  cos: Tensor; // [N, D]
+  sin: Tensor; // [N, D] (signed: −sin on even, +sin on odd channels)
+  gatherQkv: [Tensor, Tensor, Tensor]; // i32 [H·N]: row of qkv [N·3H, D] for q, k, v
+  mergeText: Tensor; // i32 [Nt·H]: row of o [H·N, D]
+  mergeVideo: Tensor; // i32 [Nv·H]
+  chunkStart: Tensor; // i32 [C], internal table
+  chunkEnd: Tensor;
+  chunkKind: Tensor;
+  chunkShot: Tensor;
+  shotTable: ChunkTable; // internal table for 'shot' mode
+  zeros: Tensor; // f32, large enough for every gather
+}
+
+const f32 = Math.fround;
+
+/** Sinusoidal timestep features [rows, F] as train/model.py's TimestepEmbed (f32 steps). */
+export function timestepFeatures(t: ArrayLike<number>, freqDim: number): Float32Array {
+  const half = freqDim / 2;
+  const out = new Float32Array(t.length * freqDim);
+  const lnBase = f32(-Math.log(10000));
+  for (let r = 0; r < t.length; r++) {
+    const tt = f32(f32(t[r]) * 1000);
+    for (let j = 0; j < half; j++) {
+      const freq = f32(Math.exp(f32(f32(lnBase * j) / half)));
+      const arg = f32(tt * freq);
+      out[r * freqDim + j] = Math.cos(arg);
+      out[r * freqDim + half + j] = Math.sin(arg);
+    }
+  }
+  return out;
+}
+
+/** RoPE tables cos, signed sin [N, D] for float positions pos [N, 3] (train/model.py rope_tables). */
+export function ropeTables(pos: Float32Array, headDim: number, theta: number): { cos: Float32Array; sin: Float32Array } {
+  const pairs = headDim / 2;
+  const nSp = Math.floor(pairs / 3);
+  const nT = pairs - 2 * nSp;
+  const freqs: Array<[number, number]> = []; // (axis, frequency) per pair
+  for (const [axis, n] of [[0, nT], [1, nSp], [2, nSp]] as const) {
+    for (let j = 0; j < n; j++) freqs.push([axis, f32(theta ** f32(-j / n))]);
+  }
+  const N = pos.length / 3;
+  const cos = new Float32Array(N * headDim);
+  const sin = new Float32Array(N * headDim);
+  for (let i = 0; i < N; i++) {
+    freqs.forEach(([axis, fr], j) => {
+      const a = f32(pos[i * 3 + axis] * fr);
+      const c = Math.cos(a);
+      const s = Math.sin(a);
+      cos[i * headDim + 2 * j] = c;
+      cos[i * headDim + 2 * j + 1] = c;
+      sin[i * headDim + 2 * j] = -s;
+      sin[i * headDim + 2 * j + 1] = s;
+    });
+  }
+  return { cos, sin };
+}
+
+/** A view of `t`'s buffer from offset 0 with another (not larger) shape; it owns nothing. */
+function prefix(t: Tensor, shape: number[]): Tensor {
+  return new Tensor(t.buffer, shape, t.dtype, null);
+}
+
+export class MocDiT {
+  private readonly seqs = new Map<string, SeqState>();
+  private readonly w = new Map<string, Tensor>();
+  private swap: Tensor | null = null; // [D, D]
+  private qkNorm: Tensor[] = []; // per block: [2, 2D] rows text/video, chunks q/k: weight − 1
+  private normShift: Tensor | null = null; // zeros [2, D]
+  private disposed = false;
+
+  private constructor(
+    readonly eng: Engine,
+    readonly config: ModelConfig,
+    private readonly model: LoadedModel,
+  ) {}
+
+  /**
+   * Uploads the weights (as f32) and prepares the constant tensors.
+   * @throws UnsupportedError when the head dim is not one the attention kernels take.
+   */
+  static create(eng: Engine, model: LoadedModel): MocDiT {
+    const cfg = model.config;
+    checkHeadDim('MocDiT', cfg.headDim);
+    const dit = new MocDiT(eng, cfg, model);
+    for (const [name, w] of model.weights) {
+      if (name === 'text_embed.weight' || name === 'text_pos.weight') continue; // used on the CPU
+      dit.w.set(name, eng.upload(w.data, w.shape, `dit.${name}`));
+    }
+    const D = cfg.headDim;
+    const R = new Float32Array(D * D);
+    for (let j = 0; j < D; j += 2) {
+      R[(j + 1) * D + j] = 1; // out[2j] = x[2j+1]
+      R[j * D + j + 1] = 1; // out[2j+1] = x[2j]
+    }
+    dit.swap = eng.upload(R, [D, D], 'dit.rope.swap');
+    dit.normShift = eng.upload(new Float32Array(2 * D), [2, D], 'dit.qk-norm.shift');
+    for (let i = 0; i < cfg.depth; i++) {
+      const t = new Float32Array(4 * D);
+      const get = (s: string): Float32Array => model.weights.get(`blocks.${i}.attn.${s}.weight`)!.data;
+      [get('q_norm_text'), get('k_norm_text'), get('q_norm_video'), get('k_norm_video')].forEach((wt, j) => {
+        for (let c = 0; c < D; c++) t[j * D + c] = wt[c] - 1;
+      });
+      dit.qkNorm.push(eng.upload(t, [2, 2 * D], `dit.blocks.${i}.qk-norm`));
+    }
+    return dit;
+  }
+
+  private weight(name: string): Tensor {
+    const t = this.w.get(name);
+    if (!t) throw new Error(`MocDiT: no weight '${name}'`);
+    return t;
+  }
+
+  /** out = x · W{name}ᵀ + b{name}. */
+  private linear(x: Tensor, name: string, out?: Tensor): Promise<Tensor> {
+    return matmul(this.eng, x, this.weight(`${name}.weight`), { bias: this.weight(`${name}.bias`), transB: true, out });
+  }
+
+  /** The text stream xt [Nt, d] = text_embed[ids] + text_pos (on the CPU: a lookup). */
+  textEmbedding(ids: Int32Array): Float32Array {
+    const { dim: d, textLen: L, vocabSize: V } = this.config;
+    const E = this.model.weights.get('text_embed.weight')!.data;
+    const Pe = this.model.weights.get('text_pos.weight')!.data;
+    const out = new Float32Array(ids.length * d);
+    for (let n = 0; n < ids.length; n++) {
+      const id = ids[n];
+      if (!(id >= 0 && id < V)) throw new RangeError(`text id ${id} at ${n} is outside the vocabulary of ${V}`);
+      const l = n % L;
+      for (let j = 0; j < d; j++) out[n * d + j] = E[id * d + j] + Pe[l * d + j];
+    }
+    return out;
+  }
+
+  /** The layout of shots with `frames` frames (cached with its GPU constants). */
+  sequence(frames: readonly number[], chunkFrames: number): Sequence {
+    return this.state(frames, chunkFrames).seq;
+  }
+
+  private state(frames: readonly number[], chunkFrames: number): SeqState {
+    const key = `${frames.join(',')}|${chunkFrames}`;
+    const hit = this.seqs.get(key);
+    if (hit) return hit;
+    const { eng, config: cfg } = this;
+    const { heads: H, headDim: D, textLen: L, grid: G } = cfg;
+    const seq = makeSequence(frames, L, G, chunkFrames);
+    const { n: N, nText: Nt, nVideo: Nv } = seq;
+    const up = (a: Int32Array, label: string): Tensor => eng.upload(a, [a.length], `dit.seq.${label}`);
+    const type = new Int32Array(H * N);
+    const gather = [0, 1, 2].map(() => new Int32Array(H * N));
+    for (let h = 0; h < H; h++) {
+      for (let n = 0; n < N; n++) {
+        type[h * N + n] = n < Nt ? 0 : 1;
+        for (let j = 0; j < 3; j++) gather[j][h * N + n] = n * 3 * H + j * H + h;
+      }
+    }
+    const mergeText = new Int32Array(Nt * H);
+    const mergeVideo = new Int32Array(Nv * H);
+    for (let h = 0; h < H; h++) {
+      for (let n = 0; n < Nt; n++) mergeText[n * H + h] = h * N + n;
+      for (let n = 0; n < Nv; n++) mergeVideo[n * H + h] = h * N + Nt + n;
+    }
+    const { cos, sin } = ropeTables(seq.pos, D, cfg.ropeTheta);
+    const t = seq.internal;
+    const st: SeqState = {
+      seq,
+      condText: up(seq.cond.slice(0, Nt), 'cond-text'),
+      condVideo: up(seq.cond.slice(Nt), 'cond-video'),
+      tokenType: up(type, 'token-type'),
+      cos: eng.upload(cos, [N, D], 'dit.seq.rope-cos'),
+      sin: eng.upload(sin, [N, D], 'dit.seq.rope-sin'),
+      gatherQkv: [up(gather[0], 'gather-q'), up(gather[1], 'gather-k'), up(gather[2], 'gather-v')],
+      mergeText: up(mergeText, 'merge-text'),
+      mergeVideo: up(mergeVideo, 'merge-video'),
+      chunkStart: up(t.start, 'chunk-start'),
+      chunkEnd: up(t.end, 'chunk-end'),
+      chunkKind: up(t.kind, 'chunk-kind'),
+      chunkShot: up(t.shot, 'chunk-shot'),
+      shotTable: shotOnlyTable(t),
+      zeros: eng.upload(new Float32Array(H * N * D), [H * N * D], 'dit.seq.zeros'),
+    };
+    this.seqs.set(key, st);
+    return st;
+  }
+
+  /** Rows of `table` ([R, w] view) picked by `seg` → a new tensor of `shape` ([rows, w] values): modulate with x = 0. */
+  private gather(table: Tensor, seg: Tensor, zeros: Tensor, w: number, shape: number[]): Promise<Tensor> {
+    const out = this.eng.tensor(shape, 'f32', 'dit.gather');
+    return modulate(this.eng, prefix(zeros, [seg.size, w]), table, table, seg, out);
+  }
+
+  /** Copies all of `src` into `dst` starting at element `at` (a GPU copy, in queue order). */
+  private copyInto(src: Tensor, dst: Tensor, at: number): void {
+    this.eng.flush();
+    const enc = this.eng.device.createCommandEncoder({ label: 'dit.concat' });
+    enc.copyBufferToBuffer(src.buffer, 0, dst.buffer, at * 4, src.byteLength);
+    this.eng.device.queue.submit([enc.finish()]);
+  }
+
+  /**
+   * Velocity of x_t (train/model.py MoCDiT.forward, batch 1).
+   * @param x frames [T, 3, Hi, Wi] (f32, about [−1, 1]). @param tShot per-shot timesteps [S].
+   * @param text the text stream xt [Nt, d] from `textEmbedding` (uploaded here).
+   * @param frames frames per shot [S]; @param chunkFrames frames per video chunk.
+   * @throws UnsupportedError for top_k beyond the routing kernel; ShapeError for bad shapes.
+   */
+  async forward(x: Tensor, tShot: ArrayLike<number>, text: Float32Array, frames: readonly number[], chunkFrames: number, opts: ForwardOptions): Promise<ForwardResult> {
+    if (this.disposed) throw new Error('MocDiT: used after dispose()');
+    if (opts.mode === 'moc' && (opts.topK < 0 || opts.topK > MAX_TOP_K)) throw new UnsupportedError(`top_k ${opts.topK} is outside 0..${MAX_TOP_K}`);
+    const { eng, config: cfg } = this;
+    const { dim: d, heads: H, headDim: D, depth } = cfg;
+    const st = this.state(frames, chunkFrames);
+    const { seq } = st;
+    const { n: N, nText: Nt, nVideo: Nv } = seq;
+    const S = frames.length;
+    const T = seq.frameShot.length;
+    if (tShot.length !== S) throw new RangeError(`forward: ${tShot.length} timesteps for ${S} shots`);
+    if (text.length !== Nt * d) throw new RangeError(`forward: text stream has ${text.length} values, expected [${Nt}, ${d}]`);
+    const phase = <R>(p: Phase, fn: () => Promise<R>): Promise<R> => (opts.timer ? opts.timer.run(p, fn) : fn());
+    const inspect = async (name: string, t: Tensor): Promise<void> => {
+      if (opts.inspect) await opts.inspect(name, t);
+    };
+    const traces: RoutingTrace[] = [];
+    const temps: Tensor[] = [];
+    const tmp = (t: Tensor): Tensor => (temps.push(t), t);
+    const free = (...ts: Tensor[]): void => ts.forEach((t) => t.dispose());
+
+    // conditioning: cs = silu(t_embed([0, t_1 … t_S]))                                      [S+1, d]
+    const feats = tmp(eng.upload(timestepFeatures([0, ...Array.from(tShot)], cfg.tFreqDim), [S + 1, cfg.tFreqDim], 'dit.t-features'));
+    const cs = tmp(await phase('other', async () => {
+      const h1 = await this.linear(feats, 't_embed.fc1'); //                                  [S+1, d]
+      const a1 = await unary(eng, 'silu', h1);
+      const c = await this.linear(a1, 't_embed.fc2'); //                                     [S+1, d]
+      free(h1, a1);
+      return unary(eng, 'silu', tmp(c));
+    }));
+
+    // streams
+    const xt = tmp(eng.upload(text, [Nt, d], 'dit.xt')); //                                  [Nt, d]
+    const xv = tmp(await phase('other', async () => {
+      const patches = await patchify(eng, x, cfg.patchSize); //                               [Nv, P]
+      const out = await this.linear(patches, 'video_embed'); //                              [Nv, d]
+      patches.dispose();
+      return out;
+    }));
+
+    try {
+      for (let i = 0; i < depth; i++) {
+        const b = `blocks.${i}.`;
+        const last = i === depth - 1; // pre-only text: keys/values only, stream not updated
+        const [modT, modV, qkv] = await phase('other', async () => {
+          const modT = await this.linear(cs, `${b}mod_text`); //                              [S+1, 6d | 2d]
+          const modV = await this.linear(cs, `${b}mod_video`); //                             [S+1, 6d]
+          const qkv = eng.tensor([N, 3 * d], 'f32', 'dit.qkv'); //                            [N, 3d] text rows, then video rows
+          const lt = await norm(eng, 'layer', xt);
+          const ht = await modulate(eng, lt, { table: modT, chunk: 0 }, { table: modT, chunk: 1 }, st.condText); // [Nt, d]
+          await this.linear(ht, `${b}attn.qkv_text`, prefix(qkv, [Nt, 3 * d]));
+          const lv = await norm(eng, 'layer', xv);
+          const hv = await modulate(eng, lv, { table: modV, chunk: 0 }, { table: modV, chunk: 1 }, st.condVideo); // [Nv, d]
+          const qkvV = await this.linear(hv, `${b}attn.qkv_video`); //                        [Nv, 3d]
+          this.copyInto(qkvV, qkv, Nt * 3 * d);
+          free(lt, ht, lv, hv, qkvV);
+          return [modT, modV, qkv];
+        });
+
+        // q, k, v [H, N, D]; q and k RMS-normed with their stream's weight, then rotated
+        const [q, k, v] = await phase('other', async () => {
+          const rows = qkv.view([N * 3 * H, D]);
+          const out: Tensor[] = [];
+          for (let j = 0; j < 3; j++) {
+            const g = await this.gather(rows, st.gatherQkv[j], st.zeros, D, [H, N, D]); //   [H, N, D]
+            if (j < 2) {
+              const n0 = await norm(eng, 'rms', g);
+              const n1 = await modulate(eng, n0.view([H * N, D]), this.normShift!, { table: this.qkNorm[i], chunk: j }, st.tokenType, eng.tensor([H, N, D], 'f32', 'dit.qk')); // · weight
+              const sw = await matmul(eng, n1, this.swap!); //                              [H·N, D] pairs swapped
+              const a = await binary(eng, 'mul', n1, st.cos);
+              const r = await binary(eng, 'mul', sw, st.sin);
+              out.push(await binary(eng, 'add', a, r));
+              free(g, n0, n1, sw, a, r);
+            } else out.push(g);
+          }
+          qkv.dispose();
+          return out;
+        });
+        await inspect(`${b}attn.q`, q);
+        await inspect(`${b}attn.k`, k);
+        await inspect(`${b}attn.v`, v);
+
+        const o = await this.attend(st, q, k, v, i, opts, traces, phase, inspect); //     [H, N, D]
+        await inspect(`${b}attn.o`, o);
+
+        await phase('other', async () => {
+          const oRows = o.view([H * N, D]);
+          // video: xv += gate1 · out_video(o); xv += gate2 · mlp(modulate(LN(xv)))
+          const ov = await this.gather(oRows, st.mergeVideo, st.zeros, D, [Nv, d]); //       [Nv, d] = [Nv, H, D]
+          const av = await this.linear(ov, `${b}attn.out_video`);
+          await gatedResidual(eng, xv, { table: modV, chunk: 2 }, av, st.condVideo, xv);
+          free(ov, av);
+          await this.mlp(xv, modV, st.condVideo, `${b}mlp_video`);
+          if (!last) {
+            const ot = await this.gather(oRows, st.mergeText, st.zeros, D, [Nt, d]); //     [Nt, d]
+            const at = await this.linear(ot, `${b}attn.out_text`);
+            await gatedResidual(eng, xt, { table: modT, chunk: 2 }, at, st.condText, xt);
+            free(ot, at);
+            await this.mlp(xt, modT, st.condText, `${b}mlp_text`);
+          }
+        });
+        free(q, k, v, o, modT, modV);
+        await inspect(`${b}text`, xt);
+        await inspect(`${b}video`, xv);
+      }
+
+      // final: proj(modulate(LN(xv), shift, scale)) → unpatchify                              [T, 3, Hi, Wi]
+      const velocity = await phase('other', async () => {
+        const modF = await this.linear(cs, 'final.mod'); //                                  [S+1, 2d]
+        const l = await norm(eng, 'layer', xv);
+        const hv = await modulate(eng, l, { table: modF, chunk: 0 }, { table: modF, chunk: 1 }, st.condVideo);
+        const out = await this.linear(hv, 'final.proj'); //                                  [Nv, P]
+        const img = cfg.imageSize;
+        const vel = await unpatchify(eng, out, [T, cfg.channels, img, img], cfg.patchSize);
+        free(modF, l, hv, out);
+        return vel;
+      });
+      return { velocity, traces };
+    } finally {
+      free(...temps);
+    }
+  }
+
+  /** x += gate2 · fc2(gelu(fc1(modulate(LN(x), shift2, scale2)))), chunks 3, 4, 5 of `mod`. */
+  private async mlp(x: Tensor, mod: Tensor, cond: Tensor, name: string): Promise<void> {
+    const eng = this.eng;
+    const l = await norm(eng, 'layer', x);
+    const h = await modulate(eng, l, { table: mod, chunk: 3 }, { table: mod, chunk: 4 }, cond);
+    const f1 = await this.linear(h, `${name}.fc1`); //                                       [rows, h]
+    const g = await unary(eng, 'gelu', f1);
+    const f2 = await this.linear(g, `${name}.fc2`); //                                       [rows, d]
+    await gatedResidual(eng, x, { table: mod, chunk: 5 }, f2, cond, x);
+    for (const t of [l, h, f1, g, f2]) t.dispose();
+  }
+
+  /** Joint attention over [text; video] in the request's mode; fills `traces` when asked. */
+  private async attend(
+    st: SeqState,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    layer: number,
+    opts: ForwardOptions,
+    traces: RoutingTrace[],
+    phase: <R>(p: Phase, fn: () => Promise<R>) => Promise<R>,
+    inspect: (name: string, t: Tensor) => Promise<void>,
+  ): Promise<Tensor> {
+    const { eng } = this;
+    const { heads: H, headDim: D } = this.config;
+    const N = st.seq.n;
+    const table = st.seq.internal;
+    let desc: Tensor | null = null; //                                                       [H, C, D]
+    let routed: Tensor | null = null; //                                                     [H, N, K]
+    let o: Tensor;
+    if (opts.mode === 'moc') {
+      routed = await phase('routing', async () => {
+        desc = await chunkMean(eng, k, st.chunkStart, st.chunkEnd);
+        return mocRoute(eng, q, desc, { start: st.chunkStart, kind: st.chunkKind, shot: st.chunkShot }, { topK: opts.topK, causal: opts.causal });
+      });
+      await inspect(`blocks.${layer}.routed`, routed);
+      o = await phase('attention', () => mocAttention(eng, q, k, v, table, routed, { design: opts.design }));
+    } else if (opts.mode === 'shot') {
+      o = await phase('attention', () => mocAttention(eng, q, k, v, st.shotTable, null));
+    } else {
+      o = await phase('attention', () => flashAttention(eng, q, k, v));
+    }
+    try {
+      if (opts.trace) {
+        desc ??= await chunkMean(eng, k, st.chunkStart, st.chunkEnd);
+        const qh = (await eng.read(q)) as Float32Array;
+        const dh = (await eng.read(desc)) as Float32Array;
+        const K = opts.mode === 'moc' ? opts.topK : 0;
+        const rh = routed ? ((await eng.read(routed)) as Int32Array) : new Int32Array(0);
+        const tr = routingTrace(qh, dh, rh, K, { H, N, D }, opts.mode === 'shot' ? st.shotTable : table, opts.mode === 'dense' ? 'dense' : 'moc');
+        traces.push(toStreamOrder(tr, st.seq.toStream));
+      }
+    } finally {
+      (desc as Tensor | null)?.dispose();
+      routed?.dispose();
+    }
+    return o;
+  }
+
+  /** Frees every GPU tensor this model holds. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const t of this.w.values()) t.dispose();
+    for (const t of this.qkNorm) t.dispose();
+    this.swap?.dispose();
+    this.normShift?.dispose();
+    for (const st of this.seqs.values()) {
+      const { seq: _s, shotTable: _t, gatherQkv, ...rest } = st;
+      for (const t of [...gatherQkv, ...Object.values(rest)]) t.dispose();
+    }
+    this.seqs.clear();
+  }
+}
+
+/** A trace over internal chunk ids → the same trace over stream chunk ids. */
+export function toStreamOrder(tr: RoutingTrace, toStream: Int32Array): RoutingTrace {
+  const { H, C } = tr;
+  const counts = new Uint32Array(H * C * C);
+  const meanScore = new Float32Array(H * C * C);
+  const mandatory = new Uint8Array(C * C);
+  for (let a = 0; a < C; a++) {
+    for (let b = 0; b < C; b++) {
+      const [sa, sb] = [toStream[a], toStream[b]];
+      mandatory[sa * C + sb] = tr.mandatory[a * C + b];
+      for (let h = 0; h < H; h++) {
+        counts[(h * C + sa) * C + sb] = tr.counts[(h * C + a) * C + b];
+        meanScore[(h * C + sa) * C + sb] = tr.meanScore[(h * C + a) * C + b];
+      }
+    }
+  }
+  return { H, C, counts, mandatory, meanScore, sparsity: tr.sparsity };
+}
+
+/** Routed chunk ids (internal, −1 unused) → stream chunk ids. */
+export function routedToStream(routed: Int32Array, toStream: Int32Array): Int32Array {
+  return routed.map((r) => (r >= 0 ? toStream[r] : -1));
+}
