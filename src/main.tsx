@@ -1,15 +1,37 @@
-/** Page entry: render the studio and start the engine worker straight away. */
+/**
+ * Page entry: restore the saved studio (IndexedDB) before the first render, so a reload shows
+ * the storyboard as it was, then render, start autosave, the engine worker, the model index and
+ * the sample storyboards.
+ */
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
-import { startEngine } from './state/actions/engine.ts';
+import { loadSamples, restoreStudio, startAutosave } from './state/actions/board.ts';
+import { simulateDeviceLoss, startEngine } from './state/actions/engine.ts';
+import { startRunRecovery } from './state/actions/generate.ts';
+import { startModelLoading } from './state/actions/model.ts';
+import { useStudio } from './state/store.ts';
 import { App } from './ui/App.tsx';
 import './ui/styles.css';
 
 const root = document.getElementById('root');
 if (!root) throw new Error('index.html has no #root element');
+
+/** Test and debugging hooks: the store, and a way to exercise device-loss recovery. */
+declare global {
+  interface Window {
+    mocStudio?: { store: typeof useStudio; loseDevice(): void };
+  }
+}
+window.mocStudio = { store: useStudio, loseDevice: simulateDeviceLoss };
+
+await restoreStudio();
 createRoot(root).render(
   <StrictMode>
     <App />
   </StrictMode>,
 );
+startAutosave();
+startRunRecovery();
+startModelLoading();
 void startEngine();
+void loadSamples();

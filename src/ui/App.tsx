@@ -1,8 +1,17 @@
+import { useEffect } from 'react';
+import { useStudio } from '../state/store.ts';
 import { EnginePanel } from './EnginePanel.tsx';
+import { GenerationPanel } from './GenerationPanel.tsx';
+import { Player } from './Player.tsx';
+import { RoutingGraph } from './RoutingGraph.tsx';
 import { StatusBar } from './StatusBar.tsx';
+import { StoryboardEditor } from './StoryboardEditor.tsx';
+import { TakesPanel } from './TakesPanel.tsx';
+import { TeachPanel } from './TeachPanel.tsx';
 
-/** The studio shell: header, workspace, status bar. */
+/** The studio shell: header, storyboard | player and routing | generation, status bar. */
 export function App() {
+  useUndoShortcuts();
   return (
     <div className="app">
       <header className="app-header">
@@ -11,9 +20,62 @@ export function App() {
         <p className="tagline">Multi-shot video generation with Mixture-of-Contexts attention, on your GPU</p>
       </header>
       <main className="workspace">
-        <EnginePanel />
+        <DeviceLostBanner />
+        <div className="studio">
+          <div className="col-board">
+            <StoryboardEditor />
+          </div>
+          <div className="col-main">
+            <div className="main-top">
+              <Player />
+              <div className="col-side">
+                <GenerationPanel />
+              </div>
+            </div>
+            <TakesPanel />
+            <RoutingGraph />
+            <TeachPanel />
+            <EnginePanel />
+          </div>
+        </div>
       </main>
       <StatusBar />
+    </div>
+  );
+}
+
+/** Ctrl+Z / Ctrl+Shift+Z / Ctrl+Y (⌘ on macOS) undo and redo storyboard edits anywhere on the page. */
+function useUndoShortcuts(): void {
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent): void => {
+      if (!(e.ctrlKey || e.metaKey) || e.altKey) return;
+      const key = e.key.toLowerCase();
+      const target = e.target as HTMLElement | null;
+      // The append-shot caption is not part of the storyboard: let the browser undo its typing.
+      if (target?.closest('.append-shot')) return;
+      if (key === 'z' && !e.shiftKey) {
+        e.preventDefault();
+        useStudio.getState().undo();
+      } else if ((key === 'z' && e.shiftKey) || key === 'y') {
+        e.preventDefault();
+        useStudio.getState().redo();
+      }
+    };
+    window.addEventListener('keydown', onKey);
+    return () => window.removeEventListener('keydown', onKey);
+  }, []);
+}
+
+/** Says that the GPU device was lost and is being (or has been) recovered. */
+function DeviceLostBanner() {
+  const engine = useStudio((s) => s.engine);
+  const lost = engine.error?.code === 'device-lost';
+  if (!lost && engine.recoveries === 0) return null;
+  return (
+    <div className={`banner ${lost ? 'banner-warn' : 'banner-ok'}`} role={lost ? 'alert' : 'status'}>
+      {lost
+        ? engine.error!.message
+        : `The GPU device was lost ${engine.recoveries === 1 ? 'once' : `${engine.recoveries} times`} and the engine recovered${engine.phase === 'ready' ? '' : ' (restarting…)'}; your storyboard and finished shots were kept.`}
     </div>
   );
 }

@@ -23,3 +23,37 @@ export function formatError(x: number): string {
   if (!Number.isFinite(x)) return '∞';
   return x.toExponential(1).replace('e-', 'e−');
 }
+
+/** 12345 → "12.3 s", 83000 → "1 min 23 s", 400 → "0.4 s". */
+export function formatDuration(ms: number): string {
+  if (!Number.isFinite(ms)) return '—';
+  const s = ms / 1000;
+  if (s < 60) return `${s < 10 ? s.toFixed(1) : Math.round(s)} s`;
+  const m = Math.floor(s / 60);
+  return `${m} min ${Math.round(s - m * 60)} s`;
+}
+
+/** Frame 10 at 8 fps → "0:01.25". */
+export function formatTimecode(frame: number, fps: number): string {
+  const t = frame / fps;
+  const m = Math.floor(t / 60);
+  const s = t - m * 60;
+  return `${m}:${s.toFixed(2).padStart(5, '0')}`;
+}
+
+/** 0.6234 → "62%". */
+export function formatPercent(x: number): string {
+  return `${Math.round(x * 100)}%`;
+}
+
+/** 2.3e12 → "2.3 TFLOP", 4.1e8 → "410 MFLOP". */
+export function formatFlops(x: number): string {
+  const units = ['FLOP', 'kFLOP', 'MFLOP', 'GFLOP', 'TFLOP', 'PFLOP'];
+  let v = x;
+  let u = 0;
+  while (v >= 1000 && u < units.length - 1) {
+    v /= 1000;
+    u++;
+  }
+  return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[u]}`;
+}

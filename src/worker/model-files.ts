@@ -22,7 +22,7 @@ export interface Manifest {
   files: Record<string, ManifestFile>;
 }
 
-/** Fetched and checked file contents by name (config.json, vocab.json, model.safetensors, …). */
+/** Fetched and checked file contents by name (manifest.json, config.json, vocab.json, model.safetensors, …). */
 export type ModelFiles = Map<string, ArrayBuffer>;
 
 /**
@@ -30,11 +30,12 @@ export type ModelFiles = Map<string, ArrayBuffer>;
  * @throws WorkerError `model-missing` (a file cannot be fetched) | `model-invalid` (bad manifest, size or checksum).
  */
 export async function fetchModelFiles(source: ModelSource, onProgress?: (p: ModelLoadProgress) => void): Promise<ModelFiles> {
-  const manifest = parseManifest(await fetchJson(new URL('manifest.json', source.url).href, source.name), source.name);
+  const manifestBytes = await download(new URL('manifest.json', source.url).href, source.name, 'manifest.json');
+  const manifest = parseManifest(parseJsonBytes(manifestBytes, source.name), source.name);
   const names = Object.keys(manifest.files);
   const allTotal = names.reduce((n, f) => n + manifest.files[f].bytes, 0);
   const cache = await openCache();
-  const out: ModelFiles = new Map();
+  const out: ModelFiles = new Map([['manifest.json', manifestBytes]]);
   let allLoaded = 0;
   for (const file of names) {
     const want = manifest.files[file];
@@ -88,8 +89,7 @@ async function fromCache(cache: Cache | null, url: string, want: ManifestFile): 
   return null;
 }
 
-async function fetchJson(url: string, name: string): Promise<unknown> {
-  const buf = await download(url, name, 'manifest.json');
+function parseJsonBytes(buf: ArrayBuffer, name: string): unknown {
   try {
     return JSON.parse(new TextDecoder().decode(buf));
   } catch (e) {

@@ -10,6 +10,7 @@ import * as persist from '../persist.ts';
 import type { SampleEntry } from '../slices/storyboard.ts';
 import { useStudio } from '../store.ts';
 import type { TakeMeta } from '../types.ts';
+import { fetchJson } from './fetch-json.ts';
 
 export const AUTOSAVE_MS = 250;
 
@@ -99,9 +100,7 @@ export async function loadSamples(base = import.meta.env.BASE_URL): Promise<void
   const st = useStudio.getState();
   const indexUrl = new URL(`${base}storyboards/index.json`, location.href);
   try {
-    const res = await fetch(indexUrl, { cache: 'no-cache' });
-    if (!res.ok) throw new Error(`HTTP ${res.status}`);
-    const entries = parseSampleIndex(await res.json(), indexUrl.href);
+    const entries = parseSampleIndex(await fetchJson(indexUrl, 'public/storyboards/index.json'), indexUrl.href);
     st.setSamples({ state: entries.length ? 'ready' : 'missing', entries });
   } catch {
     st.setSamples({ state: 'missing', entries: [] });
@@ -111,9 +110,8 @@ export async function loadSamples(base = import.meta.env.BASE_URL): Promise<void
 /** Loads a sample storyboard (undoable); failures go to `importError`. */
 export async function loadSample(entry: SampleEntry): Promise<boolean> {
   try {
-    const res = await fetch(entry.url, { cache: 'no-cache' });
-    if (!res.ok) throw new Error(`HTTP ${res.status}`);
-    return importStoryboard(await res.text(), `the sample “${entry.name}”`);
+    const value = await fetchJson(entry.url, 'the file');
+    return importStoryboard(JSON.stringify(value), `the sample “${entry.name}”`);
   } catch (e) {
     useStudio.getState().setImportError(`Could not load the sample “${entry.name}”: ${(e as Error).message} — your storyboard is unchanged.`);
     return false;

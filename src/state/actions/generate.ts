@@ -165,7 +165,7 @@ async function onResult(plan: RunPlan, result: GenerateResult): Promise<void> {
   const now = Date.now();
   for (const g of result.shots) {
     const shotId = plan.shotIds[g.shot];
-    if (!shotId) continue;
+    if (!shotId || !plan.targets.includes(shotId)) continue; // kept shots come back unchanged
     const shot = plan.request.storyboard.shots[g.shot];
     const meta: TakeMeta = {
       id: `take-${now.toString(36)}-${g.shot}-${Math.floor(Math.random() * 1e6).toString(36)}`,

@@ -6,15 +6,14 @@ import type { ModelEntry } from '../../model/api.ts';
 import { WorkerError } from '../../worker/client.ts';
 import { useStudio } from '../store.ts';
 import { engineClient, onEngineLost, onEngineReady } from './engine.ts';
+import { fetchJson } from './fetch-json.ts';
 
 /** Reads the model index. Absent or unreadable: `model.index = 'missing'` with the reason. */
 export async function loadModelIndex(base = import.meta.env.BASE_URL): Promise<void> {
   const st = useStudio.getState();
   const url = new URL(`${base}models/index.json`, location.href);
   try {
-    const res = await fetch(url, { cache: 'no-cache' });
-    if (!res.ok) throw new Error(res.status === 404 ? 'public/models/index.json is not there' : `HTTP ${res.status}`);
-    const entries = parseModelIndex(await res.json());
+    const entries = parseModelIndex(await fetchJson(url, 'public/models/index.json'));
     if (!entries.length) throw new Error('public/models/index.json lists no models');
     st.setModel({ index: 'ready', indexError: null, entries });
   } catch (e) {

@@ -1,0 +1,198 @@
+import { useState } from 'react';
+import { appendShot, cancelGeneration, generateAll } from '../state/actions/generate.ts';
+import { chooseModel, ensureModel } from '../state/actions/model.ts';
+import { MAX_SHOTS } from '../state/board-ops.ts';
+import { isRunning } from '../state/slices/generation.ts';
+import { useStudio } from '../state/store.ts';
+import { CaptionField } from './CaptionField.tsx';
+import { formatBytes, formatDuration, formatMs, formatPercent } from './format.ts';
+import { useVocab } from './hooks.ts';
+import { NumberField } from './NumberField.tsx';
+
+/** Model, sampler and attention settings; Generate / Cancel / Append; progress and time left. */
+export function GenerationPanel() {
+  const settings = useStudio((s) => s.settings);
+  const setSettings = useStudio((s) => s.setSettings);
+  const setAttention = useStudio((s) => s.setAttention);
+  const run = useStudio((s) => s.run);
+  const engineReady = useStudio((s) => s.engine.phase === 'ready');
+  const modelReady = useStudio((s) => s.model.phase === 'ready');
+  const shots = useStudio((s) => s.board.shots.length);
+  const running = isRunning(run.phase);
+  const a = settings.attention;
+  const canGenerate = engineReady && modelReady && !running;
+
+  return (
+    <section className="panel generation" aria-labelledby="generation-title">
+      <header className="panel-header">
+        <h2 id="generation-title">Generate</h2>
+      </header>
+      <ModelPicker />
+
+      <div className="settings-grid">
+        <NumberField label="Sampler steps" caption="Steps" value={settings.steps} min={1} max={200} onChange={(steps) => setSettings({ steps })} />
+        <NumberField label="Guidance" caption="Guidance" value={settings.guidance} min={0} max={20} step={0.5} digits={2} onChange={(guidance) => setSettings({ guidance })} />
+        <label className="select-field">
+          <span className="field-caption">Attention</span>
+          <select aria-label="Attention" value={a.mode} onChange={(e) => setAttention({ mode: e.target.value as typeof a.mode })}>
+            <option value="moc" title="Mixture of Contexts: top-k routed chunks plus mandatory anchors">MoC</option>
+            <option value="dense" title="Every token attends to every token (the baseline)">Dense</option>
+            <option value="shot" title="Each shot attends only to itself and the captions: no memory across shots">Per shot</option>
+          </select>
+        </label>
+        <NumberField label="Top-k" caption="Top-k" value={a.topK} min={0} max={16} disabled={a.mode !== 'moc'} onChange={(topK) => setAttention({ topK })} />
+        <NumberField label="Chunk frames" caption="Chunk frames" value={a.chunkFrames} min={1} max={16} onChange={(chunkFrames) => setAttention({ chunkFrames })} />
+        <label className="check-field">
+          <input type="checkbox" checked={a.causal} disabled={a.mode !== 'moc'} onChange={(e) => setAttention({ causal: e.target.checked })} />
+          <span>Causal routing</span>
+        </label>
+      </div>
+
+      <div className="button-row">
+        <button type="button" className="primary" disabled={!canGenerate} onClick={() => void generateAll()} title={generateTitle(engineReady, modelReady, running)}>
+          Generate
+        </button>
+        <button type="button" disabled={!running || run.phase === 'cancelling'} onClick={cancelGeneration}>
+          Cancel
+        </button>
+        <span className="muted small-text">
+          {shots} shot{shots > 1 ? 's' : ''}
+        </span>
+      </div>
+      <RunProgress />
+      <AppendShot disabled={!canGenerate || shots >= MAX_SHOTS} />
+    </section>
+  );
+}
+
+function generateTitle(engine: boolean, model: boolean, running: boolean): string {
+  if (!engine) return 'The engine is not ready (see Engine check)';
+  if (!model) return 'No model is loaded';
+  if (running) return 'A generation is running';
+  return 'Sample every shot of the storyboard';
+}
+
+function ModelPicker() {
+  const model = useStudio((s) => s.model);
+  const selected = useStudio((s) => s.settings.model);
+  const engineReady = useStudio((s) => s.engine.phase === 'ready');
+  const running = useStudio((s) => isRunning(s.run.phase));
+  const name = model.name ?? selected ?? model.entries.find((e) => e.default)?.name ?? model.entries[0]?.name ?? '';
+
+  if (model.index === 'loading') return <p className="muted">Looking for models…</p>;
+  if (model.index === 'missing') {
+    return (
+      <div className="callout-note" role="note">
+        <strong>No model available.</strong> The studio looks for <code>public/models/index.json</code> ({model.indexError}). Put an exported model folder
+        there (<code>python3 -m train.export … --out public/models/NAME</code>) and list it in the index; you can edit and save storyboards meanwhile.
+      </div>
+    );
+  }
+  const p = model.progress;
+  return (
+    <div className="model-picker">
+      <label className="select-field">
+        <span className="field-caption">Model</span>
+        <select aria-label="Model" value={name} disabled={running} onChange={(e) => void chooseModel(e.target.value)}>
+          {model.entries.map((e) => (
+            <option key={e.name} value={e.name}>
+              {e.name}
+              {e.bytes ? ` · ${formatBytes(e.bytes)}` : ''}
+            </option>
+          ))}
+        </select>
+      </label>
+      <div className="model-status" aria-live="polite">
+        {model.phase === 'loading' && (
+          <>
+            <progress aria-label="Model download" max={p?.allTotal || 1} value={p?.allLoaded ?? 0} />
+            <span className="muted small-text">
+              {!p ? 'Fetching the manifest…' : p.stage === 'upload' ? 'Checking the weights…' : `${p.fromCache ? 'From cache' : 'Downloading'} ${p.file} · ${formatBytes(p.allLoaded)} / ${formatBytes(p.allTotal)}`}
+            </span>
+          </>
+        )}
+        {model.phase === 'ready' && model.info && (
+          <span className="muted small-text">
+            <span className="ok">Loaded</span> {model.info.imageSize}×{model.info.imageSize} px · {model.info.depth} layers · {model.info.heads} heads · width {model.info.dim} · {model.info.words.length} words
+          </span>
+        )}
+        {model.phase === 'none' && !engineReady && <span className="muted small-text">Loads when the engine is ready.</span>}
+        {model.phase === 'error' && model.error && (
+          <span className="error-text small-text" role="alert">
+            {model.error.message}{' '}
+            <button type="button" className="link-button" onClick={() => void ensureModel()}>
+              Retry
+            </button>
+          </span>
+        )}
+      </div>
+      {model.entries.find((e) => e.name === name)?.description && <p className="muted small-text">{model.entries.find((e) => e.name === name)?.description}</p>}
+    </div>
+  );
+}
+
+function RunProgress() {
+  const run = useStudio((s) => s.run);
+  const stats = useStudio((s) => s.routing.stats);
+  const count = run.shotIds.length;
+  const what = run.kind === 'regenerate' ? `Regenerating ${count} shot${count > 1 ? 's' : ''}` : run.kind === 'append' ? 'Appending a shot' : `Generating ${count} shot${count > 1 ? 's' : ''}`;
+  const valueText = `Step ${run.step} of ${run.steps}${run.etaMs !== null ? `, about ${formatDuration(run.etaMs)} left` : ''}`;
+
+  if (run.phase === 'idle') return null;
+  return (
+    <div className={`run-progress run-${run.phase}`}>
+      {(isRunning(run.phase) || run.phase === 'done') && (
+        <>
+          <progress aria-label="Generation progress" aria-valuetext={valueText} max={run.steps || 1} value={run.phase === 'done' ? run.steps : run.step} />
+          <p className="run-line small-text">
+            {run.phase === 'preparing' && <span>{what}: loading the model…</span>}
+            {run.phase === 'running' && (
+              <span>
+                {what} · step <strong>{run.step}</strong> / {run.steps} · {formatDuration(run.elapsedMs)} elapsed
+                {run.etaMs !== null && <> · ~{formatDuration(run.etaMs)} left</>}
+                {run.msPerStep !== null && <> · {formatMs(run.msPerStep)}/step</>}
+              </span>
+            )}
+            {run.phase === 'cancelling' && <span>Cancelling after the current step…</span>}
+            {run.phase === 'done' && (
+              <span>
+                <span className="ok">Done</span> · {count} shot{count > 1 ? 's' : ''} in {formatDuration(run.elapsedMs)}
+                {stats && <> · attention sparsity {formatPercent(stats.sparsity)}</>}
+              </span>
+            )}
+          </p>
+        </>
+      )}
+      {run.phase === 'cancelled' && <p className="small-text muted">Cancelled at step {run.step} of {run.steps}. Finished shots are unchanged.</p>}
+      {run.phase === 'error' && run.error && (
+        <p className="error-text small-text" role="alert">
+          Generation failed: {run.error.message} <code className="error-code">{run.error.code}</code>
+        </p>
+      )}
+    </div>
+  );
+}
+
+function AppendShot({ disabled }: { disabled: boolean }) {
+  const [caption, setCaption] = useState('');
+  const vocab = useVocab();
+  const textLen = useStudio((s) => s.model.info?.textLen ?? null);
+  return (
+    <form
+      className="append-shot"
+      onSubmit={(e) => {
+        e.preventDefault();
+        if (!caption.trim()) return;
+        void appendShot(caption.trim());
+        setCaption('');
+      }}
+    >
+      <h3 className="field-title">Append a shot</h3>
+      <p className="muted small-text">Adds a shot at the end and samples only it; every earlier finished shot is kept as context.</p>
+      <CaptionField label="New shot caption" value={caption} onChange={setCaption} vocab={vocab} maxTokens={textLen} placeholder="Character 1 grows in the snow, close-up." />
+      <button type="submit" disabled={disabled || !caption.trim()}>
+        Append shot
+      </button>
+    </form>
+  );
+}

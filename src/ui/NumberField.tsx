@@ -1,0 +1,57 @@
+import { useEffect, useState } from 'react';
+
+interface Props {
+  label: string;
+  /** Shown before the input; the accessible name is `label` either way. */
+  caption?: string;
+  value: number;
+  min: number;
+  max: number;
+  step?: number;
+  /** Digits after the point when showing `value`. */
+  digits?: number;
+  suffix?: string;
+  disabled?: boolean;
+  className?: string;
+  onChange(value: number): void;
+}
+
+/**
+ * A number input that lets a person type freely (an empty or half-typed value is not forced
+ * back while typing) and passes on only valid numbers, clamped into [min, max].
+ */
+export function NumberField({ label, caption, value, min, max, step = 1, digits = 0, suffix, disabled, className, onChange }: Props) {
+  const shown = digits ? String(Number(value.toFixed(digits))) : String(value);
+  const [text, setText] = useState(shown);
+  const [editing, setEditing] = useState(false);
+  useEffect(() => {
+    if (!editing) setText(shown);
+  }, [shown, editing]);
+
+  return (
+    <label className={`number-field ${className ?? ''}`}>
+      {caption && <span className="field-caption">{caption}</span>}
+      <input
+        type="number"
+        inputMode="decimal"
+        aria-label={label}
+        value={text}
+        min={min}
+        max={max}
+        step={step}
+        disabled={disabled}
+        onFocus={() => setEditing(true)}
+        onBlur={() => {
+          setEditing(false);
+          setText(shown);
+        }}
+        onChange={(e) => {
+          setText(e.target.value);
+          const v = Number(e.target.value);
+          if (e.target.value.trim() !== '' && Number.isFinite(v)) onChange(Math.min(max, Math.max(min, v)));
+        }}
+      />
+      {suffix && <span className="field-suffix">{suffix}</span>}
+    </label>
+  );
+}

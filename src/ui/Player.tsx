@@ -1,0 +1,169 @@
+import { useRef, useState, type MouseEvent, type PointerEvent } from 'react';
+import { canExport, download, exportFramePng, exportWebm, timelineClips } from '../state/actions/export.ts';
+import { explainAt } from '../state/actions/teach.ts';
+import { shotOffsets } from '../state/board-ops.ts';
+import type { Clip } from '../state/media.ts';
+import { useStudio } from '../state/store.ts';
+import { formatTimecode } from './format.ts';
+import { FrameCanvas } from './FrameCanvas.tsx';
+import { Icon } from './Icon.tsx';
+import { useAnimationFrame, useFps } from './hooks.ts';
+
+/** The video: the frame under the play head, transport controls, the shot timeline, export. */
+export function Player() {
+  const board = useStudio((s) => s.board);
+  const shotIds = useStudio((s) => s.shotIds);
+  const player = useStudio((s) => s.player);
+  const setPlayer = useStudio((s) => s.setPlayer);
+  const mediaVersion = useStudio((s) => s.mediaVersion);
+  const teachOpen = useStudio((s) => s.teach.open);
+  const running = useStudio((s) => s.run.phase === 'running');
+  const targets = useStudio((s) => s.run.shotIds);
+  const fps = useFps();
+  const offsets = shotOffsets(board);
+  const total = offsets[offsets.length - 1];
+  const frame = Math.min(player.frame, total - 1);
+  const shot = Math.max(0, offsets.findIndex((o, i) => i < board.shots.length && frame >= o && frame < offsets[i + 1]));
+  const clips = timelineClips();
+  const clip = clips[shot];
+  const local = frame - offsets[shot];
+  const acc = useRef(0);
+  const [exporting, setExporting] = useState<string | null>(null);
+  const [exportError, setExportError] = useState<string | null>(null);
+
+  useAnimationFrame(player.playing, (dt) => {
+    acc.current += dt;
+    const step = 1000 / fps;
+    if (acc.current < step) return;
+    const n = Math.floor(acc.current / step);
+    acc.current -= n * step;
+    const s = useStudio.getState();
+    const end = shotOffsets(s.board).at(-1)!;
+    let next = s.player.frame + n;
+    if (next >= end) {
+      if (!s.player.loop) return s.setPlayer({ frame: end - 1, playing: false });
+      next %= end;
+    }
+    s.setPlayer({ frame: next });
+  });
+
+  const seek = (f: number): void => setPlayer({ frame: Math.min(Math.max(0, f), total - 1) });
+  const label = `Shot ${shot + 1}, frame ${local + 1} of ${board.shots[shot]?.frames ?? 0}${clip ? '' : ' (not generated yet)'}`;
+
+  const onFrameClick = (e: MouseEvent<HTMLCanvasElement>, c: Clip): void => {
+    if (!teachOpen) return;
+    const r = e.currentTarget.getBoundingClientRect();
+    const x = Math.floor(((e.clientX - r.left) / r.width) * c.width);
+    const y = Math.floor(((e.clientY - r.top) / r.height) * c.height);
+    void explainAt(shotIds[shot], local, x, y);
+  };
+
+  const doExport = async (): Promise<void> => {
+    setExportError(null);
+    setExporting('Encoding…');
+    try {
+      const blob = await exportWebm((d, n) => setExporting(`Encoding frame ${d} / ${n}…`));
+      download(blob, 'moc-studio.webm');
+      setExporting(null);
+    } catch (e) {
+      setExporting(null);
+      setExportError(`Export failed: ${(e as Error).message}`);
+    }
+  };
+
+  return (
+    <section className="panel player" aria-labelledby="player-title">
+      <header className="panel-header">
+        <h2 id="player-title">Player</h2>
+        <span className="muted small-text">
+          {formatTimecode(frame, fps)} / {formatTimecode(total, fps)} · frame {frame + 1} / {total}
+        </span>
+      </header>
+      <div className={`viewport${teachOpen ? ' picking' : ''}`}>
+        <FrameCanvas
+          clip={clip}
+          frame={local}
+          size={320}
+          version={mediaVersion}
+          label={label}
+          onClick={onFrameClick}
+          placeholder={running && targets.includes(shotIds[shot]) ? 'Sampling…' : `Shot ${shot + 1} is not generated yet`}
+        />
+        <p className="viewport-caption small-text" title={board.shots[shot]?.caption}>
+          <strong>Shot {shot + 1}</strong> {board.shots[shot]?.caption || <span className="muted">(no caption)</span>}
+        </p>
+        {teachOpen && <p className="pick-hint small-text">Click a pixel to pick the query token under it.</p>}
+      </div>
+
+      <div className="transport" role="group" aria-label="Playback">
+        <button type="button" aria-label="Previous frame" title="Previous frame (←)" onClick={() => seek(frame - 1)}>
+          <Icon name="prev" />
+        </button>
+        <button type="button" className="play" aria-label={player.playing ? 'Pause' : 'Play'} onClick={() => setPlayer({ playing: !player.playing, frame: !player.playing && frame >= total - 1 ? 0 : frame })}>
+          <Icon name={player.playing ? 'pause' : 'play'} />
+        </button>
+        <button type="button" aria-label="Next frame" title="Next frame (→)" onClick={() => seek(frame + 1)}>
+          <Icon name="next" />
+        </button>
+        <button type="button" aria-label="Loop" aria-pressed={player.loop} className={player.loop ? 'on' : ''} onClick={() => setPlayer({ loop: !player.loop })} title="Loop">
+          <Icon name="loop" />
+        </button>
+        <span className="toolbar-sep" />
+        <button type="button" disabled={!canExport() || exporting !== null} onClick={() => void doExport()}>
+          Export video
+        </button>
+        <button type="button" disabled={!clip} onClick={() => void exportFramePng(frame).then((b) => b && download(b, `frame-${frame + 1}.png`))} title="Save this frame as PNG">
+          Save frame PNG
+        </button>
+        {exporting && <span className="muted small-text">{exporting}</span>}
+        {exportError && (
+          <span className="error-text small-text" role="alert">
+            {exportError}
+          </span>
+        )}
+      </div>
+      <Timeline offsets={offsets} frame={frame} clips={clips} onSeek={seek} fps={fps} />
+    </section>
+  );
+}
+
+interface TimelineProps {
+  offsets: number[];
+  frame: number;
+  clips: Array<Clip | null>;
+  fps: number;
+  onSeek(frame: number): void;
+}
+
+/** Shots as segments on one line, the play head over them; drag or use the slider to scrub. */
+function Timeline({ offsets, frame, clips, fps, onSeek }: TimelineProps) {
+  const total = offsets[offsets.length - 1];
+  const barRef = useRef<HTMLDivElement>(null);
+  const at = (e: PointerEvent): number => {
+    const r = barRef.current!.getBoundingClientRect();
+    return Math.floor(((e.clientX - r.left) / r.width) * total);
+  };
+  return (
+    <div className="timeline">
+      <div
+        className="timeline-bar"
+        ref={barRef}
+        onPointerDown={(e) => {
+          e.currentTarget.setPointerCapture(e.pointerId);
+          onSeek(at(e));
+        }}
+        onPointerMove={(e) => {
+          if (e.buttons & 1) onSeek(at(e));
+        }}
+      >
+        {offsets.slice(0, -1).map((o, i) => (
+          <div key={i} className={`timeline-shot${clips[i] ? ' has-frames' : ''}`} style={{ left: `${(o / total) * 100}%`, width: `${((offsets[i + 1] - o) / total) * 100}%` }} title={`Shot ${i + 1}: ${formatTimecode(o, fps)}–${formatTimecode(offsets[i + 1], fps)}`}>
+            <span>Shot {i + 1}</span>
+          </div>
+        ))}
+        <div className="playhead" style={{ left: `${((frame + 0.5) / total) * 100}%` }} />
+      </div>
+      <input type="range" className="timeline-range" aria-label="Timeline" min={0} max={total - 1} step={1} value={frame} aria-valuetext={`frame ${frame + 1} of ${total}`} onChange={(e) => onSeek(Number(e.target.value))} />
+    </div>
+  );
+}

@@ -1,0 +1,188 @@
+import { useEffect, useMemo, useRef } from 'react';
+import type { StepTrace } from '../model/api.ts';
+import { useStudio } from '../state/store.ts';
+import { edgesOf, frameUnit, routedEdges, scoreProfile, traceAt } from '../viz/dag-layout.ts';
+import { mountRoutingGraph } from '../viz/routing-graph.ts';
+import { formatFlops, formatMs, formatPercent } from './format.ts';
+import { ScoreChart } from './ScoreChart.tsx';
+
+/**
+ * The routing DAG: chunks on the timeline, routed edges weighted by how many queries took
+ * them, filters, the run's sparsity / FLOPs / time per step, and the pinned chunk's scores.
+ * The three.js scene lives in src/viz and updates itself from the store.
+ */
+export function RoutingGraph() {
+  const hostRef = useRef<HTMLDivElement>(null);
+  const traces = useStudio((s) => s.routing.traces);
+  const filter = useStudio((s) => s.routing.filter);
+  const hasTraces = traces.length > 0;
+
+  useEffect(() => {
+    const el = hostRef.current;
+    return el ? mountRoutingGraph(el) : undefined;
+  }, []);
+
+  return (
+    <section className="panel routing" role="region" aria-labelledby="routing-title">
+      <header className="panel-header">
+        <h2 id="routing-title">Routing graph</h2>
+        <span className="muted small-text">Which earlier chunks each chunk’s queries attend to (MoC top-k routing)</span>
+      </header>
+      <Filters traces={traces} />
+      <div className="routing-body">
+        <div className="routing-stage">
+          <div className="routing-host" ref={hostRef} />
+          {!hasTraces && <p className="routing-empty muted">Generate to see the routes. Each box is a chunk (a caption, or {''}frames of a shot); arcs go from a chunk to the chunks its queries routed to.</p>}
+          {hasTraces && filter.step >= 0 && !traces.some((t) => t.step === filter.step) && <p className="routing-empty muted">No trace at that step.</p>}
+        </div>
+        <aside className="routing-side">
+          <Stats />
+          <Inspector />
+        </aside>
+      </div>
+    </section>
+  );
+}
+
+function Filters({ traces }: { traces: StepTrace[] }) {
+  const filter = useStudio((s) => s.routing.filter);
+  const setFilter = useStudio((s) => s.setFilter);
+  const showMandatory = useStudio((s) => s.routing.showMandatory);
+  const setShowMandatory = useStudio((s) => s.setShowMandatory);
+  const last = traces[traces.length - 1];
+  const layers = last?.layers.length ?? 0;
+  const C = last?.chunks.start.length ?? 0;
+  const heads = last?.layers[0] ? last.layers[0].counts.length / (C * C) : 0;
+  return (
+    <div className="toolbar routing-filters" role="group" aria-label="Routing filters">
+      <label className="select-field inline">
+        <span className="field-caption">Step</span>
+        <select aria-label="Step" value={filter.step} onChange={(e) => setFilter({ step: Number(e.target.value) })}>
+          <option value={-1}>latest{last ? ` (${last.step + 1})` : ''}</option>
+          {traces.map((t) => (
+            <option key={t.step} value={t.step}>
+              step {t.step + 1}
+            </option>
+          ))}
+        </select>
+      </label>
+      <label className="select-field inline">
+        <span className="field-caption">Layer</span>
+        <select aria-label="Layer" value={filter.layer} onChange={(e) => setFilter({ layer: Number(e.target.value) })}>
+          <option value={-1}>all (sum)</option>
+          {Array.from({ length: layers }, (_, l) => (
+            <option key={l} value={l}>
+              layer {l + 1}
+            </option>
+          ))}
+        </select>
+      </label>
+      <label className="select-field inline">
+        <span className="field-caption">Head</span>
+        <select aria-label="Head" value={filter.head} onChange={(e) => setFilter({ head: Number(e.target.value) })}>
+          <option value={-1}>all (sum)</option>
+          {Array.from({ length: heads }, (_, h) => (
+            <option key={h} value={h}>
+              head {h + 1}
+            </option>
+          ))}
+        </select>
+      </label>
+      <label className="check-field">
+        <input type="checkbox" checked={showMandatory} onChange={(e) => setShowMandatory(e.target.checked)} />
+        <span>Mandatory links</span>
+      </label>
+    </div>
+  );
+}
+
+function Stats() {
+  const stats = useStudio((s) => s.routing.stats);
+  const mode = useStudio((s) => s.settings.attention.mode);
+  if (!stats) return <p className="muted small-text">No run yet.</p>;
+  const ratio = stats.flopsVisited > 0 ? stats.flopsDense / stats.flopsVisited : null;
+  return (
+    <dl className="stats">
+      <div>
+        <dt>Sparsity</dt>
+        <dd>{formatPercent(stats.sparsity)}</dd>
+      </div>
+      <div>
+        <dt>Attention FLOPs</dt>
+        <dd>{stats.flopsVisited > 0 ? `${formatFlops(stats.flopsVisited)} vs ${formatFlops(stats.flopsDense)} dense${ratio ? ` (${ratio.toFixed(1)}× less)` : ''}` : stats.live ? 'when finished' : '—'}</dd>
+      </div>
+      <div>
+        <dt>Time per step</dt>
+        <dd>{stats.msPerStep !== null ? formatMs(stats.msPerStep) : '—'}</dd>
+      </div>
+      {stats.live && <p className="live small-text">live · {mode}</p>}
+    </dl>
+  );
+}
+
+function Inspector() {
+  const r = useStudio((s) => s.routing);
+  const a = useStudio((s) => s.settings.attention);
+  const shotIds = useStudio((s) => s.shotIds);
+  const pin = useStudio((s) => s.pinChunk);
+  const trace = traceAt(r.traces, r.filter.step);
+  const chunk = r.pinned ?? r.hovered;
+  const tpf = useStudio((s) => (s.model.info ? (s.model.info.imageSize / s.model.info.patchSize) ** 2 : 0));
+  const label = useMemo(() => (trace ? chunkLabeler(trace, r.shotIds, shotIds, tpf || frameUnit(trace.chunks)) : () => ''), [trace, r.shotIds, shotIds, tpf]);
+  const profile = useMemo(() => (trace && chunk !== null && chunk < trace.chunks.start.length ? scoreProfile(trace, chunk, r.filter, a.topK, a.causal) : null), [trace, chunk, r.filter, a.topK, a.causal]);
+  const routes = useMemo(() => (trace && chunk !== null ? edgesOf(routedEdges(trace, r.filter), chunk) : null), [trace, chunk, r.filter]);
+  if (!trace) return null;
+  const C = trace.chunks.start.length;
+
+  return (
+    <div className="inspector">
+      <label className="select-field">
+        <span className="field-caption">Pinned chunk</span>
+        <select aria-label="Pinned chunk" value={r.pinned ?? -1} onChange={(e) => pin(Number(e.target.value) < 0 ? null : Number(e.target.value))}>
+          <option value={-1}>none (hover or click a box)</option>
+          {Array.from({ length: C }, (_, c) => (
+            <option key={c} value={c}>
+              {label(c)}
+            </option>
+          ))}
+        </select>
+      </label>
+      {profile && routes && chunk !== null && (
+        <div className="inspector-body" aria-live="polite">
+          <p className="small-text">
+            <strong>{label(chunk)}</strong> · {trace.chunks.end[chunk] - trace.chunks.start[chunk]} tokens · routes to {routes.outgoing.length} chunk{routes.outgoing.length === 1 ? '' : 's'}, routed to from {routes.incoming.length}
+            {r.pinned === null && <span className="muted"> (hover; click to pin)</span>}
+          </p>
+          <ScoreChart profile={profile} topK={a.topK} chunkLabel={label} />
+          {routes.outgoing.length > 0 && (
+            <p className="small-text muted">
+              Top routes: {routes.outgoing.slice(0, 4).map((e) => `${label(e.to)} ${formatPercent(e.share)}`).join(' · ')}
+            </p>
+          )}
+        </div>
+      )}
+    </div>
+  );
+}
+
+/** "Global caption", "Shot 2 caption", "Shot 2 · frames 3–4". */
+function chunkLabeler(trace: StepTrace, runIds: string[], nowIds: string[], unit: number): (c: number) => string {
+  const first = new Map<number, number>();
+  const frames: number[] = [];
+  trace.chunks.chunks.forEach((c, i) => {
+    if (c.kind !== 'video') return;
+    if (!first.has(c.shot)) first.set(c.shot, 0);
+    frames[i] = first.get(c.shot)!;
+    first.set(c.shot, frames[i] + (c.end - c.start) / unit);
+  });
+  return (i) => {
+    const c = trace.chunks.chunks[i];
+    if (!c) return '';
+    const now = runIds[c.shot] ? nowIds.indexOf(runIds[c.shot]) : -1;
+    const shot = `Shot ${(now >= 0 ? now : c.shot) + 1}`;
+    if (c.kind === 'text') return c.shot < 0 ? 'Global caption' : `${shot} caption`;
+    const f0 = frames[i] + 1;
+    const f1 = frames[i] + (c.end - c.start) / unit;
+    return f0 === f1 ? `${shot} · frame ${f0}` : `${shot} · frames ${f0}–${f1}`;
+  };
+}

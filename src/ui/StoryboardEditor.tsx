@@ -1,0 +1,178 @@
+import { DndContext, KeyboardSensor, PointerSensor, closestCenter, useSensor, useSensors, type DragEndEvent } from '@dnd-kit/core';
+import { SortableContext, sortableKeyboardCoordinates, verticalListSortingStrategy } from '@dnd-kit/sortable';
+import { useRef } from 'react';
+import { exportStoryboard, importStoryboard, loadSample } from '../state/actions/board.ts';
+import { download } from '../state/actions/export.ts';
+import { MAX_SHOTS, addShot, moveShot, setGlobalCaption, shotOffsets } from '../state/board-ops.ts';
+import { useStudio } from '../state/store.ts';
+import { CaptionField } from './CaptionField.tsx';
+import { formatTimecode } from './format.ts';
+import { Icon } from './Icon.tsx';
+import { useFps, useVocab } from './hooks.ts';
+import { ShotCard } from './ShotCard.tsx';
+
+/** The storyboard: cast caption, shots (sortable), undo/redo, import/export, samples, autosave state. */
+export function StoryboardEditor() {
+  const board = useStudio((s) => s.board);
+  const shotIds = useStudio((s) => s.shotIds);
+  const edit = useStudio((s) => s.edit);
+  const textLen = useStudio((s) => s.model.info?.textLen ?? null);
+  const vocab = useVocab();
+  const fps = useFps();
+  const listRef = useRef<HTMLOListElement>(null);
+  const offsets = shotOffsets(board);
+  const sensors = useSensors(
+    useSensor(PointerSensor, { activationConstraint: { distance: 4 } }),
+    useSensor(KeyboardSensor, { coordinateGetter: sortableKeyboardCoordinates }),
+  );
+
+  const onDragEnd = ({ active, over }: DragEndEvent): void => {
+    if (!over || active.id === over.id) return;
+    const from = shotIds.indexOf(String(active.id));
+    const to = shotIds.indexOf(String(over.id));
+    if (from >= 0 && to >= 0) edit((b) => moveShot(b, from, to));
+  };
+
+  /** After a move, focus what had focus again (React moves the same DOM node, which drops focus). */
+  const refocus = (): void => {
+    const el = document.activeElement as HTMLElement | null;
+    requestAnimationFrame(() => {
+      if (el?.isConnected && document.activeElement !== el) el.focus();
+    });
+  };
+
+  const add = (): void => {
+    edit((b) => addShot(b));
+    requestAnimationFrame(() => listRef.current?.querySelector<HTMLTextAreaElement>('li:last-child textarea')?.focus());
+  };
+
+  return (
+    <section className="panel storyboard" aria-labelledby="storyboard-title">
+      <header className="panel-header">
+        <h2 id="storyboard-title">Storyboard</h2>
+        <SaveIndicator />
+      </header>
+      <BoardToolbar />
+      <Samples />
+      <ImportError />
+
+      <div className="global-caption">
+        <h3 className="field-title">Cast</h3>
+        <CaptionField
+          label="Global caption"
+          value={board.globalCaption}
+          vocab={vocab}
+          maxTokens={textLen}
+          placeholder="Character 1 is a red star. Character 2 is a blue circle."
+          onChange={(text) => edit((b) => setGlobalCaption(b, text), 'caption:global')}
+        />
+        <p className="muted small-text">Introduce the characters once; shots refer to them by number. What no caption says (patterns, sizes, scenery) must stay consistent across shots — that is what routing to earlier shots is for.</p>
+      </div>
+
+      <div className="shots-head">
+        <h3 className="field-title">
+          Shots <span className="muted">· {board.shots.length} · {formatTimecode(offsets[offsets.length - 1], fps)} at {fps} fps</span>
+        </h3>
+      </div>
+      <DndContext sensors={sensors} collisionDetection={closestCenter} onDragEnd={onDragEnd}>
+        <SortableContext items={shotIds} strategy={verticalListSortingStrategy}>
+          <ol className="shot-list" ref={listRef}>
+            {board.shots.map((shot, i) => (
+              <ShotCard key={shotIds[i]} id={shotIds[i]} index={i} shot={shot} count={board.shots.length} offset={offsets[i]} onMoved={refocus} />
+            ))}
+          </ol>
+        </SortableContext>
+      </DndContext>
+      <button type="button" className="add-shot" onClick={add} disabled={board.shots.length >= MAX_SHOTS}>
+        + Add shot
+      </button>
+    </section>
+  );
+}
+
+function BoardToolbar() {
+  const canUndo = useStudio((s) => s.past.length > 0);
+  const canRedo = useStudio((s) => s.future.length > 0);
+  const undo = useStudio((s) => s.undo);
+  const redo = useStudio((s) => s.redo);
+  const unit = useStudio((s) => s.durationUnit);
+  const setUnit = useStudio((s) => s.setDurationUnit);
+  const fileRef = useRef<HTMLInputElement>(null);
+
+  return (
+    <div className="toolbar" role="toolbar" aria-label="Storyboard tools">
+      <button type="button" onClick={undo} disabled={!canUndo} aria-label="Undo" title="Undo (Ctrl+Z)">
+        <Icon name="undo" /> Undo
+      </button>
+      <button type="button" onClick={redo} disabled={!canRedo} aria-label="Redo" title="Redo (Ctrl+Shift+Z)">
+        <Icon name="redo" /> Redo
+      </button>
+      <span className="toolbar-sep" />
+      <button type="button" onClick={() => fileRef.current?.click()} title="Open a storyboard JSON file">
+        Import JSON
+      </button>
+      <input
+        ref={fileRef}
+        type="file"
+        accept=".json,application/json"
+        hidden
+        aria-label="Storyboard file to import"
+        onChange={(e) => {
+          const file = e.target.files?.[0];
+          e.target.value = '';
+          if (file) void file.text().then((text) => importStoryboard(text, `“${file.name}”`));
+        }}
+      />
+      <button type="button" onClick={() => download(new Blob([exportStoryboard()], { type: 'application/json' }), 'storyboard.json')} title="Save the storyboard as JSON">
+        Export JSON
+      </button>
+      <span className="toolbar-sep" />
+      <div className="segmented" role="radiogroup" aria-label="Durations in">
+        {(['frames', 'seconds'] as const).map((u) => (
+          <button key={u} type="button" role="radio" aria-checked={unit === u} className={unit === u ? 'on' : ''} onClick={() => setUnit(u)}>
+            {u}
+          </button>
+        ))}
+      </div>
+    </div>
+  );
+}
+
+function Samples() {
+  const samples = useStudio((s) => s.samples);
+  if (samples.state !== 'ready') return null;
+  return (
+    <div className="samples" role="group" aria-label="Sample storyboards">
+      <span className="muted">Samples:</span>
+      {samples.entries.map((e) => (
+        <button key={e.url} type="button" className="chip-button" title={e.description || `Load “${e.name}” (undo brings yours back)`} onClick={() => void loadSample(e)}>
+          {e.name}
+        </button>
+      ))}
+    </div>
+  );
+}
+
+function ImportError() {
+  const error = useStudio((s) => s.importError);
+  const clear = useStudio((s) => s.setImportError);
+  if (!error) return null;
+  return (
+    <div className="inline-alert" role="alert">
+      <span>{error}</span>
+      <button type="button" className="icon-button" aria-label="Dismiss" onClick={() => clear(null)}>
+        <Icon name="close" />
+      </button>
+    </div>
+  );
+}
+
+function SaveIndicator() {
+  const save = useStudio((s) => s.save);
+  const text = { loading: 'Restoring…', saved: 'Saved', pending: 'Saving…', error: 'Not saved', off: 'Not saved (no storage)' }[save.state];
+  return (
+    <span className={`save-state save-${save.state}`} title={save.message ?? 'Saved in this browser (IndexedDB); a reload loses nothing'} aria-live="polite">
+      {text}
+    </span>
+  );
+}

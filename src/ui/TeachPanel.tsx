@@ -1,0 +1,157 @@
+import { explain, setTeachOpen, teachGeometry } from '../state/actions/teach.ts';
+import { useStudio } from '../state/store.ts';
+import type { ExplainedChunk, Explanation } from '../worker/protocol.ts';
+import { formatPercent } from './format.ts';
+
+/**
+ * Teaching mode: pick a query token on a frame and walk through MoC for it — descriptor scores,
+ * the causal mask, top-k, mandatory anchors and the final key set — with the actual numbers.
+ */
+export function TeachPanel() {
+  const teach = useStudio((s) => s.teach);
+  const shotIds = useStudio((s) => s.shotIds);
+  const engineReady = useStudio((s) => s.engine.phase === 'ready');
+  const g = teachGeometry();
+  const grid = g.imageSize / g.patchSize;
+
+  return (
+    <section className="panel teach" aria-labelledby="teach-title">
+      <header className="panel-header">
+        <h2 id="teach-title">Teaching mode</h2>
+        <button type="button" aria-pressed={teach.open} className={teach.open ? 'on' : ''} onClick={() => setTeachOpen(!teach.open)} disabled={!engineReady}>
+          {teach.open ? 'Stop picking' : 'Pick a query token'}
+        </button>
+      </header>
+      {!teach.query && (
+        <p className="muted small-text">
+          {teach.open
+            ? `Click a pixel of the frame in the player: the ${g.patchSize}×${g.patchSize} patch under it is one query token. MoC is then worked through for it, step by step.`
+            : 'Follow one query token through Mixture of Contexts: which chunks it must see, how it scores the rest, what top-k and the causal mask keep.'}
+        </p>
+      )}
+      {teach.query && (
+        <p className="small-text">
+          Query: <strong>Shot {shotIds.indexOf(teach.query.shotId) + 1}</strong>, frame {teach.query.frame + 1}, patch row {Math.floor(teach.query.patch / grid) + 1} col {(teach.query.patch % grid) + 1}
+          {g.assumed && <span className="muted"> (no model loaded: assuming {g.imageSize}×{g.imageSize} frames, {g.patchSize}-pixel patches, {g.textLen}-token captions)</span>}
+          {teach.result && (
+            <label className="select-field inline">
+              {' '}
+              <span className="field-caption">Head</span>
+              <select aria-label="Teaching head" value={teach.result.head} onChange={(e) => void explain(teach.query, Number(e.target.value))}>
+                {Array.from({ length: teach.result.heads }, (_, h) => (
+                  <option key={h} value={h}>
+                    {h + 1}
+                  </option>
+                ))}
+              </select>
+            </label>
+          )}
+        </p>
+      )}
+      {teach.phase === 'computing' && <p className="muted small-text">Computing…</p>}
+      {teach.phase === 'error' && teach.error && (
+        <p className="error-text small-text" role="alert">
+          {teach.error.message}
+        </p>
+      )}
+      {teach.phase === 'ready' && teach.result && <Walkthrough r={teach.result} />}
+    </section>
+  );
+}
+
+function Walkthrough({ r }: { r: Explanation }) {
+  const name = (c: ExplainedChunk): string => {
+    if (c.kind === 'text') return c.shot < 0 ? 'Global caption' : `Shot ${c.shot + 1} caption`;
+    const first = r.chunks.findIndex((o) => o.kind === 'video' && o.shot === c.shot);
+    return `Shot ${c.shot + 1} · chunk ${c.index - first + 1}`;
+  };
+  const q = r.chunks[r.queryChunk];
+  const mandatory = r.chunks.filter((c) => c.mandatory);
+  const cands = r.chunks.filter((c) => c.candidate).sort((a, b) => a.rank! - b.rank!);
+  const masked = r.chunks.filter((c) => c.causalMasked);
+  const routed = r.chunks.filter((c) => c.routed).sort((a, b) => a.rank! - b.rank!);
+  const mandTokens = mandatory.reduce((n, c) => n + c.tokens, 0);
+  const routedTokens = routed.reduce((n, c) => n + c.tokens, 0);
+  const maxAbs = Math.max(1e-9, ...r.chunks.map((c) => Math.abs(c.score)));
+
+  return (
+    <div className="walkthrough">
+      <ChunkStrip r={r} />
+      <ol className="steps">
+        <li>
+          <h3>The query</h3>
+          <p>
+            Token <strong>{r.queryToken}</strong> of {r.totalTokens} lives in chunk <strong>{name(q)}</strong> ({q.tokens} tokens). Head {r.head + 1} of {r.heads}: q = [{r.queryHead.map((v) => v.toFixed(2)).join(', ')}
+            {r.headDim > r.queryHead.length ? ', …' : ''}] (D = {r.headDim}).
+          </p>
+        </li>
+        <li>
+          <h3>Mandatory anchors M(i)</h3>
+          <p>
+            Every caption, and the query’s own shot: {mandatory.map(name).join(', ')} — <strong>{mandTokens}</strong> tokens, attended densely without spending a routing slot.
+          </p>
+        </li>
+        <li>
+          <h3>Scores against chunk descriptors</h3>
+          <p>
+            Each other video chunk c is summarised by φ(K<sub>c</sub>), the mean of its keys; the score is q·φ(K<sub>c</sub>).
+            {r.causal ? ` Causal routing masks every chunk not before the query’s (${masked.length} masked).` : ' Routing is not causal here: later chunks are candidates too.'}
+          </p>
+          <table className="score-table">
+            <thead>
+              <tr>
+                <th scope="col">Chunk</th>
+                <th scope="col">q·φ(K)</th>
+                <th scope="col">Status</th>
+              </tr>
+            </thead>
+            <tbody>
+              {r.chunks
+                .filter((c) => c.kind === 'video' && c.index !== r.queryChunk && !c.mandatory)
+                .map((c) => (
+                  <tr key={c.index} className={c.routed ? 'row-routed' : c.causalMasked ? 'row-masked' : ''}>
+                    <td>{name(c)}</td>
+                    <td className="num">
+                      <span className="score-bar" style={{ width: `${(Math.abs(c.score) / maxAbs) * 60}px`, opacity: c.causalMasked ? 0.3 : 1 }} data-neg={c.score < 0 || undefined} />
+                      {c.score.toFixed(3)}
+                    </td>
+                    <td>{c.causalMasked ? 'masked (not earlier)' : c.routed ? `routed (rank ${c.rank! + 1})` : `candidate (rank ${c.rank! + 1})`}</td>
+                  </tr>
+                ))}
+            </tbody>
+          </table>
+        </li>
+        <li>
+          <h3>Top-k</h3>
+          <p>
+            {cands.length === 0
+              ? 'No candidates: nothing earlier outside the own shot, so the query sees only its mandatory chunks.'
+              : `${cands.length} candidate${cands.length > 1 ? 's' : ''}, k = ${r.topK}: the ${Math.min(r.topK, cands.length)} best by score are kept (ties go to the earlier chunk): ${routed.map((c) => `${name(c)} (${c.score.toFixed(2)})`).join(', ') || 'none'}.`}
+          </p>
+        </li>
+        <li>
+          <h3>The key set Ω(i) = M(i) ∪ R(i)</h3>
+          <p>
+            {mandTokens} mandatory + {routedTokens} routed = <strong>{r.keyTokens}</strong> of {r.totalTokens} tokens: this query skips <strong>{formatPercent(1 - r.keyTokens / r.totalTokens)}</strong> of the keys dense attention would read.
+          </p>
+        </li>
+      </ol>
+      <p className="muted small-text">{r.source}</p>
+    </div>
+  );
+}
+
+/** Every chunk as a box in stream order, coloured by what it is for the query. */
+function ChunkStrip({ r }: { r: Explanation }) {
+  return (
+    <div className="chunk-strip" role="img" aria-label={`Chunks: ${r.chunks.filter((c) => c.routed).length} routed, ${r.chunks.filter((c) => c.mandatory).length} mandatory, ${r.chunks.filter((c) => c.causalMasked).length} masked`}>
+      {r.chunks.map((c) => {
+        const cls = c.index === r.queryChunk ? 'query' : c.routed ? 'routed' : c.mandatory ? 'mandatory' : c.causalMasked ? 'masked' : 'skipped';
+        return <span key={c.index} className={`strip-chunk strip-${cls} strip-${c.kind}`} style={{ flexGrow: c.kind === 'text' ? 1 : Math.max(1, c.tokens / 64) }} title={`chunk ${c.index}: ${cls}`} />;
+      })}
+      <span className="strip-legend small-text">
+        <span className="key strip-query" /> query <span className="key strip-mandatory" /> mandatory <span className="key strip-routed" /> routed <span className="key strip-skipped" /> not chosen <span className="key strip-masked" /> masked
+      </span>
+    </div>
+  );
+}

@@ -1,0 +1,33 @@
+/** Small hooks shared by the studio's components. */
+import { useEffect, useMemo, useRef } from 'react';
+import { FPS } from '../state/board-ops.ts';
+import { useStudio } from '../state/store.ts';
+
+/** The loaded model's vocabulary as a set, or null before a model is loaded. */
+export function useVocab(): ReadonlySet<string> | null {
+  const words = useStudio((s) => s.model.info?.words);
+  return useMemo(() => (words ? new Set(words) : null), [words]);
+}
+
+/** Frames per second of the loaded model (the storyboard's 8 fps before one is loaded). */
+export function useFps(): number {
+  return useStudio((s) => s.model.info?.fps ?? FPS);
+}
+
+/** Calls `fn(dtMs)` on every animation frame while `active`. */
+export function useAnimationFrame(active: boolean, fn: (dtMs: number) => void): void {
+  const ref = useRef(fn);
+  ref.current = fn;
+  useEffect(() => {
+    if (!active) return;
+    let raf = 0;
+    let last = performance.now();
+    const tick = (now: number): void => {
+      ref.current(now - last);
+      last = now;
+      raf = requestAnimationFrame(tick);
+    };
+    raf = requestAnimationFrame(tick);
+    return () => cancelAnimationFrame(raf);
+  }, [active]);
+}
