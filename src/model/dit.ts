@@ -84,6 +84,7 @@ interface SeqState {
   chunkShot: Tensor;
   shotTable: ChunkTable; // internal table for 'shot' mode
   zeros: Tensor; // f32, large enough for every gather
+  noRoutes?: Tensor; // i32 [H, N, W] all −1 ('shot' mode)
 }
 
 const f32 = Math.fround;
@@ -441,7 +442,9 @@ export class MocDiT {
       await inspect(`blocks.${layer}.routed`, routed);
       o = await phase('attention', () => mocAttention(eng, q, k, v, table, routed, { design: opts.design }));
     } else if (opts.mode === 'shot') {
-      o = await phase('attention', () => mocAttention(eng, q, k, v, st.shotTable, null));
+      // no routed chunks: a −1 table as wide as moc's, so both modes share one compiled kernel
+      const none = this.noRoutes(st, Math.max(1, Math.min(opts.topK, MAX_TOP_K)));
+      o = await phase('attention', () => mocAttention(eng, q, k, v, st.shotTable, none, { design: opts.design }));
     } else {
       o = await phase('attention', () => flashAttention(eng, q, k, v));
     }
@@ -462,6 +465,16 @@ export class MocDiT {
     return o;
   }
 
+  /** An all −1 routed table [H, N, W] for this sequence (cached). */
+  private noRoutes(st: SeqState, W: number): Tensor {
+    const { heads: H } = this.config;
+    if (st.noRoutes?.shape[2] !== W) {
+      st.noRoutes?.dispose();
+      st.noRoutes = this.eng.upload(new Int32Array(H * st.seq.n * W).fill(-1), [H, st.seq.n, W], 'dit.seq.no-routes');
+    }
+    return st.noRoutes;
+  }
+
   /** Frees every GPU tensor this model holds. */
   dispose(): void {
     if (this.disposed) return;
@@ -471,8 +484,9 @@ export class MocDiT {
     this.swap?.dispose();
     this.normShift?.dispose();
     for (const st of this.seqs.values()) {
-      const { seq: _s, shotTable: _t, gatherQkv, ...rest } = st;
+      const { seq: _s, shotTable: _t, gatherQkv, noRoutes, ...rest } = st;
       for (const t of [...gatherQkv, ...Object.values(rest)]) t.dispose();
+      noRoutes?.dispose();
     }
     this.seqs.clear();
   }

@@ -1,12 +1,16 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/engine/engine.ts';
+import type { GenerateProgress, GenerateRequest } from '../../src/model/api.ts';
 import { MocDiT, routedToStream } from '../../src/model/dit.ts';
+import { Generator, framesToRgba } from '../../src/model/generate.ts';
+import { sample, timesteps } from '../../src/model/sampler.ts';
 import { assertClose, assertEqualInts } from '../helpers/compare.ts';
 import { testEngine } from '../helpers/gpu.ts';
 import { loadFixture, loadFixtureModel, type Fixture } from './fixture.ts';
 
 const TOL = { atol: 2e-4, rtol: 1e-3 };
 
+// One file for every GPU model test: pipelines compile once per file (SwiftShader compiles slowly).
 describe('MocDiT forward matches the PyTorch reference (fixtures)', () => {
   let eng: Engine;
   let dit: MocDiT;
@@ -51,6 +55,107 @@ describe('MocDiT forward matches the PyTorch reference (fixtures)', () => {
   it('dense and shot velocities', async () => {
     assertClose('velocity.dense', await run('dense'), fx.get('velocity.dense'), TOL);
     assertClose('velocity.shot', await run('shot'), fx.get('velocity.shot'), TOL);
-    expect(true).toBe(true);
+  });
+
+  it('sampler: timesteps as torch.linspace, one and two Euler steps with CFG and a fixed shot', async () => {
+    const { meta } = fx;
+    expect(Array.from(timesteps(1))).toEqual(Array.from(fx.get('sampler.ts1')));
+    expect(Array.from(timesteps(2))).toEqual(Array.from(fx.get('sampler.ts2')));
+    for (const steps of [2]) {
+      const x = await sample(
+        dit,
+        { text: fx.ints('text'), frames: meta.frames, noise: fx.get('sampler.noise'), keep: { shots: meta.keepShots, frames: fx.get('sampler.keep') } },
+        { steps, guidance: meta.guidance, attention: { mode: 'moc', topK: meta.top_k, causal: meta.causal, chunkFrames: meta.chunk_frames } },
+      );
+      assertClose(`sampler.steps${steps}`, (await eng.read(x)) as Float32Array, fx.get(`sampler.steps${steps}`), TOL);
+      x.dispose();
+    }
+  });
+});
+
+describe('Generator (tiny fixture model)', () => {
+  let gen: Generator;
+  let fx: Fixture;
+  beforeAll(async () => {
+    gen = Generator.create(await testEngine(), await loadFixtureModel());
+    fx = loadFixture();
+  });
+  const request = (over: Partial<GenerateRequest> = {}): GenerateRequest => ({
+    storyboard: {
+      version: 1,
+      globalCaption: 'Character 1 is a red star.',
+      shots: [
+        { caption: 'Character 1 bounces in the meadow.', frames: 2, seed: 5 },
+        { caption: 'Character 1 spins, close-up.', frames: 1, seed: 6 },
+      ],
+    },
+    steps: 2,
+    guidance: 3,
+    attention: { mode: 'moc', topK: 2, chunkFrames: 1, causal: true },
+    previewEvery: 1,
+    traceEvery: 1,
+    ...over,
+  });
+
+  const quick = { steps: 1, guidance: 1, previewEvery: 0, traceEvery: 0 };
+
+  it('generates frames, traces, timings and progress', async () => {
+    const progress: GenerateProgress[] = [];
+    const r = await gen.generate(request(), (p) => progress.push(p));
+    expect(r.shots.map((s) => [s.shot, s.frames.length, s.width, s.seed])).toEqual([
+      [0, 2 * 16 * 16 * 4, 16, 5],
+      [1, 16 * 16 * 4, 16, 6],
+    ]);
+    expect(progress.map((p) => p.step)).toEqual([1, 2]);
+    expect(progress[0].previews?.map((p) => p.shot)).toEqual([0, 1]);
+    expect(progress[1].previews).toBeUndefined();
+    expect(r.traces.map((t) => t.step)).toEqual([1, 2]);
+    const C = r.traces[0].chunks.start.length;
+    expect(C).toBe(3 + 3);
+    expect(r.traces[0].layers).toHaveLength(2);
+    expect(r.traces[0].layers[0].counts).toHaveLength(2 * C * C);
+    expect(r.timings).toHaveLength(2);
+    for (const t of r.timings) expect(t.total).toBeGreaterThan(0);
+    expect(r.sparsity).toBeGreaterThan(0);
+    expect(r.sparsity).toBeLessThan(1);
+    expect(r.attentionFlops.visited).toBeLessThan(r.attentionFlops.dense);
+  });
+
+  it('the same seeds give the same video; the last step is always traced', async () => {
+    const a = await gen.generate(request(quick));
+    const b = await gen.generate(request(quick));
+    expect(b.traces.map((t) => t.step)).toEqual([1]);
+    expect(Buffer.from(a.shots[1].frames).equals(Buffer.from(b.shots[1].frames))).toBe(true);
+  });
+
+  it('keeps a fixed shot as given and regenerates the other', async () => {
+    const first = await gen.generate(request(quick));
+    const keep = [{ shot: 0, frames: first.shots[0].frames }];
+    const r = await gen.generate(request({ ...quick, keep, storyboard: { ...request().storyboard, shots: request().storyboard.shots.map((s, i) => (i === 1 ? { ...s, seed: 9 } : s)) } }));
+    expect(Buffer.from(r.shots[0].frames).equals(Buffer.from(first.shots[0].frames))).toBe(true);
+    expect(Buffer.from(r.shots[1].frames).equals(Buffer.from(first.shots[1].frames))).toBe(false);
+  });
+
+  it('cancels through an AbortSignal and stays usable', async () => {
+    const ac = new AbortController();
+    await expect(gen.generate(request({ ...quick, steps: 3 }), (p) => p.step === 1 && ac.abort(), ac.signal)).rejects.toMatchObject({ name: 'AbortError' });
+    const r = await gen.generate(request(quick));
+    expect(r.shots).toHaveLength(2);
+  });
+
+  it('uses explicit noise when given (what the fixtures feed)', async () => {
+    const { meta } = fx;
+    const board = { version: 1 as const, globalCaption: meta.captions.global, shots: meta.captions.shots.map((caption, i) => ({ caption, frames: meta.frames[i], seed: meta.seeds[i] })) };
+    const keepRgba = framesToRgba(fx.get('sampler.keep'), meta.frames[0], 16);
+    const r = await gen.generate(
+      { storyboard: board, steps: 1, guidance: meta.guidance, attention: { mode: 'moc', topK: meta.top_k, chunkFrames: 1, causal: true }, keep: [{ shot: 0, frames: keepRgba }] },
+      undefined,
+      undefined,
+      fx.get('sampler.noise'),
+    );
+    const want = framesToRgba(fx.get('sampler.steps1'), meta.frames[1], 16, meta.frames[0] * 3 * 256);
+    let maxDiff = 0;
+    want.forEach((v, i) => (maxDiff = Math.max(maxDiff, Math.abs(v - r.shots[1].frames[i]))));
+    expect(maxDiff).toBeLessThanOrEqual(1);
   });
 });
