@@ -114,7 +114,6 @@ export function createEngineApi(getGpu: () => GPU | undefined = browserGpu): Eng
       let step = 0;
       try {
         return await runGenerate(
-          eng,
           m,
           request,
           (p) => {

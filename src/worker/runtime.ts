@@ -1,38 +1,60 @@
 /**
- * The worker's bridge to the model code in src/model: turn fetched model files into a model on
- * the GPU, and run `generate` on it. Kept apart from in-thread.ts so the engine api (errors,
- * cancellation, busy/no-model checks) reads the same whatever the model's entry points are.
+ * The worker's bridge to the model code in src/model: turn fetched model files into a
+ * Generator on the GPU (weights.ts + generate.ts), and run requests on it, mapping the model's
+ * input errors onto the protocol's codes. Kept apart from in-thread.ts so the engine api
+ * (busy/no-model checks, cancellation) reads the same whatever the model's entry points are.
  */
 import type { Engine } from '../engine/engine.ts';
 import type { GenerateProgress, GenerateRequest, GenerateResult, ModelInfo } from '../model/api.ts';
+import { Generator } from '../model/generate.ts';
+import { InputError } from '../model/safetensors.ts';
+import { StoryboardError } from '../model/storyboard.ts';
+import { loadModel } from '../model/weights.ts';
 import { WorkerError } from './errors.ts';
 import type { ModelFiles } from './model-files.ts';
 
 export interface LoadedModel {
   info: ModelInfo;
-  /** Whatever src/model's loader returned (weights on the GPU, config, tokenizer). */
-  handle: unknown;
+  generator: Generator;
   dispose(): void;
 }
 
 /**
- * Builds the model from its files on `engine`.
- * @throws WorkerError `model-invalid` when the files do not make a model.
+ * Validates the files (weights.ts) and uploads the model to `engine`.
+ * @throws WorkerError `model-invalid` when the files do not make a model; the engine's own
+ *   errors (unsupported, validation) pass through for the caller to map.
  */
-export async function loadModelFromFiles(_engine: Engine, _files: ModelFiles, name: string): Promise<LoadedModel> {
-  throw new WorkerError('model-invalid', `model "${name}": this build has no model runtime yet (src/model/generate.ts)`);
+export async function loadModelFromFiles(engine: Engine, files: ModelFiles, name: string): Promise<LoadedModel> {
+  let host;
+  try {
+    host = await loadModel(async (file) => {
+      const buf = files.get(file);
+      if (!buf) throw new Error('not listed in manifest.json');
+      return new Uint8Array(buf);
+    }, `model "${name}"`);
+  } catch (e) {
+    if (e instanceof InputError) throw new WorkerError('model-invalid', e.message);
+    throw e;
+  }
+  const generator = Generator.create(engine, host);
+  return { info: generator.info, generator, dispose: () => generator.dispose() };
 }
 
 /**
- * Runs the sampler. `onProgress` is called after every step; it throws to stop the run.
- * @throws whatever src/model's generate throws (mapped to WorkerError codes by the caller).
+ * Runs the sampler. `onProgress` is called after every step; `signal` cancels between model calls.
+ * @throws WorkerError `bad-request` for a storyboard, caption or option the model refuses;
+ *   anything else as the model threw it.
  */
 export async function runGenerate(
-  _engine: Engine,
-  _model: LoadedModel,
-  _request: GenerateRequest,
-  _onProgress: (p: GenerateProgress) => void,
-  _signal: AbortSignal,
+  model: LoadedModel,
+  request: GenerateRequest,
+  onProgress: (p: GenerateProgress) => void,
+  signal: AbortSignal,
 ): Promise<GenerateResult> {
-  throw new WorkerError('no-model', 'this build has no model runtime yet (src/model/generate.ts)');
+  try {
+    return await model.generator.generate(request, onProgress, signal);
+  } catch (e) {
+    if (e instanceof InputError || e instanceof StoryboardError) throw new WorkerError('bad-request', e.message);
+    throw e;
+  }
 }
