@@ -76,7 +76,7 @@ export function EnginePanel() {
       {phase === 'error' && error && (
         <div className="callout-error" role="alert">
           <p>
-            <strong>The engine could not start</strong> <code className="error-code">{error.code}</code>
+            <strong>{error.code === 'device-lost' ? 'The GPU device was lost' : 'The engine could not start'}</strong> <code className="error-code">{error.code}</code>
           </p>
           <p>{error.message}</p>
           <button type="button" onClick={() => void restartEngine()}>

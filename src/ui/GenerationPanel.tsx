@@ -28,6 +28,7 @@ export function GenerationPanel() {
         <h2 id="generation-title">Generate</h2>
       </header>
       <ModelPicker />
+      <EngineNote />
 
       <div className="settings-grid">
         <NumberField label="Sampler steps" caption="Steps" value={settings.steps} min={1} max={200} onChange={(steps) => setSettings({ steps })} />
@@ -62,6 +63,18 @@ export function GenerationPanel() {
       <RunProgress />
       <AppendShot disabled={!canGenerate || shots >= MAX_SHOTS} />
     </section>
+  );
+}
+
+/** Why nothing can be generated while the engine is down, pointing at the engine check. */
+function EngineNote() {
+  const engine = useStudio((s) => s.engine);
+  if (engine.phase !== 'error' || !engine.error || engine.error.code === 'device-lost') return null;
+  return (
+    <p className="callout-note small-text" role="note">
+      Generation needs the GPU engine, which is not available: {engine.error.message}. See <a href="#engine-panel-title">Engine check</a> for how to enable WebGPU; the storyboard works
+      meanwhile and is saved.
+    </p>
   );
 }
 

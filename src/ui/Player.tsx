@@ -1,4 +1,4 @@
-import { useRef, useState, type MouseEvent, type PointerEvent } from 'react';
+import { useRef, useState, type KeyboardEvent, type MouseEvent, type PointerEvent } from 'react';
 import { canExport, download, exportFramePng, exportWebm, timelineClips } from '../state/actions/export.ts';
 import { explainAt } from '../state/actions/teach.ts';
 import { shotOffsets } from '../state/board-ops.ts';
@@ -71,8 +71,21 @@ export function Player() {
     }
   };
 
+  /** ←/→ step a frame, Space plays or pauses, while focus is in the player (not in a text field). */
+  const onKeyDown = (e: KeyboardEvent<HTMLElement>): void => {
+    const t = e.target as HTMLElement;
+    if (t.closest('input, textarea, select') || e.altKey || e.ctrlKey || e.metaKey) return;
+    if (e.key === 'ArrowLeft' || e.key === 'ArrowRight') {
+      e.preventDefault();
+      seek(frame + (e.key === 'ArrowLeft' ? -1 : 1));
+    } else if (e.key === ' ' && !t.closest('button')) {
+      e.preventDefault();
+      setPlayer({ playing: !player.playing });
+    }
+  };
+
   return (
-    <section className="panel player" aria-labelledby="player-title">
+    <section className="panel player" aria-labelledby="player-title" onKeyDown={onKeyDown}>
       <header className="panel-header">
         <h2 id="player-title">Player</h2>
         <span className="muted small-text">

@@ -2,7 +2,6 @@ import { useEffect, useMemo, useRef } from 'react';
 import type { StepTrace } from '../model/api.ts';
 import { useStudio } from '../state/store.ts';
 import { edgesOf, frameUnit, routedEdges, scoreProfile, traceAt } from '../viz/dag-layout.ts';
-import { mountRoutingGraph } from '../viz/routing-graph.ts';
 import { formatFlops, formatMs, formatPercent } from './format.ts';
 import { ScoreChart } from './ScoreChart.tsx';
 
@@ -19,7 +18,17 @@ export function RoutingGraph() {
 
   useEffect(() => {
     const el = hostRef.current;
-    return el ? mountRoutingGraph(el) : undefined;
+    if (!el) return;
+    // three.js is most of the page's script: load it after the first render.
+    let unmount: (() => void) | null = null;
+    let gone = false;
+    void import('../viz/routing-graph.ts').then(({ mountRoutingGraph }) => {
+      if (!gone) unmount = mountRoutingGraph(el);
+    });
+    return () => {
+      gone = true;
+      unmount?.();
+    };
   }, []);
 
   return (
@@ -58,10 +67,10 @@ function Filters({ traces }: { traces: StepTrace[] }) {
       <label className="select-field inline">
         <span className="field-caption">Step</span>
         <select aria-label="Step" value={filter.step} onChange={(e) => setFilter({ step: Number(e.target.value) })}>
-          <option value={-1}>latest{last ? ` (${last.step + 1})` : ''}</option>
+          <option value={-1}>latest{last ? ` (step ${last.step})` : ''}</option>
           {traces.map((t) => (
             <option key={t.step} value={t.step}>
-              step {t.step + 1}
+              step {t.step}
             </option>
           ))}
         </select>

@@ -86,9 +86,15 @@ export function ScoreChart({ profile, topK, chunkLabel }: Props) {
         {profile.causalCut !== null && (
           <g>
             <line x1={x(profile.causalCut)} x2={x(profile.causalCut)} y1={0} y2={H - padB + 4} className="cut-causal" />
-            <text x={x(profile.causalCut) + 3} y={10} className="cut-label">
-              causal cut →
-            </text>
+            {x(profile.causalCut) > W - 80 ? (
+              <text x={x(profile.causalCut) - 3} y={10} className="cut-label" textAnchor="end">
+                ← candidates · causal cut
+              </text>
+            ) : (
+              <text x={x(profile.causalCut) + 3} y={10} className="cut-label">
+                causal cut →
+              </text>
+            )}
           </g>
         )}
       </svg>

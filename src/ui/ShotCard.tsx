@@ -101,7 +101,7 @@ export function ShotCard({ id, index, shot, count, offset, onMoved }: Props) {
       </div>
 
       <div className="shot-body">
-        <button type="button" className="shot-thumb" onClick={seek} aria-label={`Play from shot ${n}`} title="Show in the player">
+        <button type="button" className="shot-thumb" onClick={seek} aria-label={`Show shot ${n} in the player`} title="Show in the player">
           <FrameCanvas clip={clip} frame={Math.floor((clip?.frames ?? 1) / 2)} size={72} label={clip ? `Shot ${n}, middle frame` : `Shot ${n} not generated yet`} placeholder={target ? '…' : '—'} />
         </button>
         <div className="shot-fields">

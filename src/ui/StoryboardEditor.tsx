@@ -83,7 +83,7 @@ export function StoryboardEditor() {
           </ol>
         </SortableContext>
       </DndContext>
-      <button type="button" className="add-shot" onClick={add} disabled={board.shots.length >= MAX_SHOTS}>
+      <button type="button" className="add-shot" aria-label="Add shot" onClick={add} disabled={board.shots.length >= MAX_SHOTS} title={board.shots.length >= MAX_SHOTS ? `A storyboard holds at most ${MAX_SHOTS} shots` : 'Add a shot at the end'}>
         + Add shot
       </button>
     </section>

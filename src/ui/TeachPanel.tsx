@@ -34,8 +34,7 @@ export function TeachPanel() {
           Query: <strong>Shot {shotIds.indexOf(teach.query.shotId) + 1}</strong>, frame {teach.query.frame + 1}, patch row {Math.floor(teach.query.patch / grid) + 1} col {(teach.query.patch % grid) + 1}
           {g.assumed && <span className="muted"> (no model loaded: assuming {g.imageSize}×{g.imageSize} frames, {g.patchSize}-pixel patches, {g.textLen}-token captions)</span>}
           {teach.result && (
-            <label className="select-field inline">
-              {' '}
+            <label className="select-field inline teach-head">
               <span className="field-caption">Head</span>
               <select aria-label="Teaching head" value={teach.result.head} onChange={(e) => void explain(teach.query, Number(e.target.value))}>
                 {Array.from({ length: teach.result.heads }, (_, h) => (
@@ -126,7 +125,7 @@ function Walkthrough({ r }: { r: Explanation }) {
           <p>
             {cands.length === 0
               ? 'No candidates: nothing earlier outside the own shot, so the query sees only its mandatory chunks.'
-              : `${cands.length} candidate${cands.length > 1 ? 's' : ''}, k = ${r.topK}: the ${Math.min(r.topK, cands.length)} best by score are kept (ties go to the earlier chunk): ${routed.map((c) => `${name(c)} (${c.score.toFixed(2)})`).join(', ') || 'none'}.`}
+              : `${cands.length} candidate${cands.length > 1 ? 's' : ''}, k = ${r.topK}: ${Math.min(r.topK, cands.length) === 1 ? 'the best by score is' : `the ${Math.min(r.topK, cands.length)} best by score are`} kept (ties go to the earlier chunk): ${routed.map((c) => `${name(c)} (${c.score.toFixed(2)})`).join(', ') || 'none'}.`}
           </p>
         </li>
         <li>

@@ -213,7 +213,7 @@ export class RoutingScene {
     this.labels.replaceChildren();
     if (!v) return;
     for (const s of v.layout.shots) {
-      const p = this.toScreen((s.x0 + s.x1) / 2, -0.25);
+      const p = this.toScreen((s.x0 + s.x1) / 2, VIDEO_H + 0.12); // between the caption and video rows
       const el = document.createElement('span');
       el.className = 'routing-label';
       el.textContent = v.shotLabel(s.shot);
@@ -229,7 +229,7 @@ export class RoutingScene {
       el.className = 'routing-label';
       el.textContent = 'captions';
       el.style.left = `${p.x}px`;
-      el.style.top = `${p.y - 16}px`;
+      el.style.top = `${p.y}px`;
       this.labels.append(el);
     }
   }

@@ -3,7 +3,7 @@
  * or one shot as a PNG strip of all its frames. Frames are scaled up with nearest-neighbour
  * sampling (the model's frames are small) so players show them crisp.
  */
-import { BufferTarget, CanvasSource, Output, QUALITY_HIGH, WebMOutputFormat, canEncodeVideo, type VideoCodec } from 'mediabunny';
+import type { VideoCodec } from 'mediabunny';
 import { FPS, shotOffsets } from '../board-ops.ts';
 import { frameOf, getPreview, getTake, type Clip } from '../media.ts';
 import { useStudio } from '../store.ts';
@@ -56,7 +56,9 @@ export async function exportWebm(onProgress?: (done: number, total: number) => v
   const scale = scaleFor(width, height);
   const W = width * scale;
   const H = height * scale;
-  const codec = await firstCodec(['vp9', 'vp8', 'av1'], W, H);
+  // The muxer is loaded on first export only (it is most of a megabyte the studio needs rarely).
+  const { BufferTarget, CanvasSource, Output, QUALITY_HIGH, WebMOutputFormat, canEncodeVideo } = await import('mediabunny');
+  const codec = await firstCodec(canEncodeVideo, ['vp9', 'vp8', 'av1'], W, H);
   if (!codec) throw new Error('this browser cannot encode VP9, VP8 or AV1 video for WebM');
   const canvas = new OffscreenCanvas(W, H);
   const ctx = canvas.getContext('2d')!;
@@ -77,8 +79,10 @@ export async function exportWebm(onProgress?: (done: number, total: number) => v
   return new Blob([buf], { type: 'video/webm' });
 }
 
-async function firstCodec(codecs: VideoCodec[], width: number, height: number): Promise<VideoCodec | null> {
-  for (const c of codecs) if (await canEncodeVideo(c, { width, height }).catch(() => false)) return c;
+type CanEncode = (codec: VideoCodec, options: { width: number; height: number }) => Promise<boolean>;
+
+async function firstCodec(canEncode: CanEncode, codecs: VideoCodec[], width: number, height: number): Promise<VideoCodec | null> {
+  for (const c of codecs) if (await canEncode(c, { width, height }).catch(() => false)) return c;
   return null;
 }
 
