@@ -96,7 +96,7 @@ test('generate, play, route, teach, regenerate, cancel, reload, recover', async 
   await expect(page.getByRole('img', { name: 'Shot 1, middle frame' })).toBeVisible();
   await expect(page.getByRole('img', { name: 'Shot 2, middle frame' })).toBeVisible();
   await expect(page.getByRole('heading', { name: 'Shot 1 versions' })).toBeVisible();
-  await page.screenshot({ path: 'e2e-artifacts/generated.png', fullPage: true });
+  await page.screenshot({ path: 'e2e-artifacts/generated.png' });
 
   // play: the play head moves over the timeline, then pause
   const timeline = page.getByRole('slider', { name: 'Timeline' });

@@ -88,7 +88,7 @@ function generateTitle(engine: boolean, model: boolean, running: boolean): strin
 function ModelPicker() {
   const model = useStudio((s) => s.model);
   const selected = useStudio((s) => s.settings.model);
-  const engineReady = useStudio((s) => s.engine.phase === 'ready');
+  const engineStarting = useStudio((s) => s.engine.phase === 'starting' || s.engine.phase === 'idle');
   const running = useStudio((s) => isRunning(s.run.phase));
   const name = model.name ?? selected ?? model.entries.find((e) => e.default)?.name ?? model.entries[0]?.name ?? '';
 
@@ -129,7 +129,7 @@ function ModelPicker() {
             <span className="ok">Loaded</span> {model.info.imageSize}×{model.info.imageSize} px · {model.info.depth} layers · {model.info.heads} heads · width {model.info.dim} · {model.info.words.length} words
           </span>
         )}
-        {model.phase === 'none' && !engineReady && <span className="muted small-text">Loads when the engine is ready.</span>}
+        {model.phase === 'none' && engineStarting && <span className="muted small-text">Loads once the engine is ready.</span>}
         {model.phase === 'error' && model.error && (
           <span className="error-text small-text" role="alert">
             {model.error.message}{' '}

@@ -162,7 +162,7 @@ function Inspector() {
             <strong>{label(chunk)}</strong> · {trace.chunks.end[chunk] - trace.chunks.start[chunk]} tokens · routes to {routes.outgoing.length} chunk{routes.outgoing.length === 1 ? '' : 's'}, routed to from {routes.incoming.length}
             {r.pinned === null && <span className="muted"> (hover; click to pin)</span>}
           </p>
-          <ScoreChart profile={profile} topK={a.topK} chunkLabel={label} />
+          <ScoreChart profile={profile} topK={a.topK} chunkLabel={label} shortLabel={(c) => short(label(c))} />
           {routes.outgoing.length > 0 && (
             <p className="small-text muted">
               Top routes: {routes.outgoing.slice(0, 4).map((e) => `${label(e.to)} ${formatPercent(e.share)}`).join(' · ')}
@@ -172,6 +172,14 @@ function Inspector() {
       )}
     </div>
   );
+}
+
+/** "Global caption" → "G", "Shot 2 caption" → "T2", "Shot 2 · frame 3" (or "frames 3–4") → "2·3". */
+function short(label: string): string {
+  if (label === 'Global caption') return 'G';
+  const m = /^Shot (\d+)(?: caption| · frames? (\d+))/.exec(label);
+  if (!m) return '';
+  return m[2] ? `${m[1]}·${m[2]}` : `T${m[1]}`;
 }
 
 /** "Global caption", "Shot 2 caption", "Shot 2 · frames 3–4". */

@@ -11,8 +11,10 @@ const ROLE_CLASS = {
 interface Props {
   profile: ScoreProfile;
   topK: number;
-  /** Label of chunk i, e.g. "S2 f3". */
+  /** Label of chunk i, e.g. "Shot 2 · frame 3". */
   chunkLabel(chunk: number): string;
+  /** A few characters for the axis under bar i, e.g. "2·3" (drawn when bars are wide enough). */
+  shortLabel?(chunk: number): string;
 }
 
 /**
@@ -20,7 +22,7 @@ interface Props {
  * the top-k cut (routed) in teal, below it in grey-blue, mandatory chunks hatched (attended
  * anyway, no slot spent), chunks behind the causal cut faded.
  */
-export function ScoreChart({ profile, topK, chunkLabel }: Props) {
+export function ScoreChart({ profile, topK, chunkLabel, shortLabel }: Props) {
   const W = 460;
   const H = 150;
   const padL = 34;
@@ -67,10 +69,16 @@ export function ScoreChart({ profile, topK, chunkLabel }: Props) {
                   {b.share > 0 ? ` · ${Math.round(b.share * 100)}% of its queries routed here` : ''}
                 </title>
               </rect>
-              {b.chunk === profile.chunk && (
-                <text x={x(i) + bw / 2} y={H - 6} className="tick" textAnchor="middle">
-                  ▲
+              {shortLabel && bw >= 16 ? (
+                <text x={x(i) + bw / 2} y={H - 6} className={b.chunk === profile.chunk ? 'tick tick-query' : 'tick'} textAnchor="middle">
+                  {shortLabel(b.chunk)}
                 </text>
+              ) : (
+                b.chunk === profile.chunk && (
+                  <text x={x(i) + bw / 2} y={H - 6} className="tick tick-query" textAnchor="middle">
+                    ▲
+                  </text>
+                )
               )}
             </g>
           );

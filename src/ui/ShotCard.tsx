@@ -4,7 +4,7 @@ import type { KeyboardEvent } from 'react';
 import type { Shot } from '../model/storyboard.ts';
 import { regenerateShot } from '../state/actions/generate.ts';
 import { MAX_SHOT_FRAMES, deleteShot, duplicateShot, moveShot, randomSeed, updateShot } from '../state/board-ops.ts';
-import { getTake } from '../state/media.ts';
+import { getPreview, getTake } from '../state/media.ts';
 import { isRunning } from '../state/slices/generation.ts';
 import { useStudio } from '../state/store.ts';
 import { CaptionField } from './CaptionField.tsx';
@@ -36,12 +36,13 @@ export function ShotCard({ id, index, shot, count, offset, onMoved }: Props) {
   const target = useStudio((s) => isRunning(s.run.phase) && s.run.shotIds.includes(id));
   const modelReady = useStudio((s) => s.model.phase === 'ready');
   const textLen = useStudio((s) => s.model.info?.textLen ?? null);
-  useStudio((s) => s.mediaVersion);
+  const mediaVersion = useStudio((s) => s.mediaVersion);
   const vocab = useVocab();
   const fps = useFps();
   const n = index + 1;
   const take = chosen ? takes?.find((t) => t.id === chosen) : undefined;
-  const clip = chosen ? getTake(chosen) : undefined;
+  const preview = target ? getPreview(id) : undefined;
+  const clip = preview ?? (chosen ? getTake(chosen) : undefined);
   const outdated = take && (take.caption !== shot.caption || take.seed !== shot.seed || take.frames !== shot.frames);
 
   const move = (to: number): void => {
@@ -102,7 +103,14 @@ export function ShotCard({ id, index, shot, count, offset, onMoved }: Props) {
 
       <div className="shot-body">
         <button type="button" className="shot-thumb" onClick={seek} aria-label={`Show shot ${n} in the player`} title="Show in the player">
-          <FrameCanvas clip={clip} frame={Math.floor((clip?.frames ?? 1) / 2)} size={72} label={clip ? `Shot ${n}, middle frame` : `Shot ${n} not generated yet`} placeholder={target ? '…' : '—'} />
+          <FrameCanvas
+            clip={clip}
+            frame={Math.floor((clip?.frames ?? 1) / 2)}
+            size={72}
+            version={mediaVersion}
+            label={preview ? `Shot ${n}, preview` : clip ? `Shot ${n}, middle frame` : `Shot ${n} not generated yet`}
+            placeholder={target ? '…' : '—'}
+          />
         </button>
         <div className="shot-fields">
           <CaptionField
