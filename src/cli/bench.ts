@@ -3,22 +3,30 @@
  * Suites live in ./bench/<suite>.ts; the shared timing harness in ./bench/harness.ts.
  *
  *   kernels   every engine kernel against the device's measured peaks (bench/kernels.ts)
+ *   attention MoC sparse attention (both kernel designs) vs dense flash attention over long
+ *             multi-shot layouts, 4k to 131k tokens (bench/attention.ts)
  *
- * Options: --quick (small sizes, e.g. SwiftShader), --tune (time every matmul tile config),
- * --json PATH (write the results), --filter TEXT (only cases whose name or shape contains it),
- * --samples N (timed samples per case).
+ * Options: --quick (small sizes, e.g. SwiftShader), --tune (kernels: time every matmul tile
+ * config; attention: every attention tile of both designs at one size), --json PATH (write the
+ * results), --filter TEXT (only cases whose name contains it), --samples N (timed samples per
+ * case), --sdpa (attention: also run bench/sdpa.py, PyTorch dense attention, for the same sizes).
  */
 import type { KernelsArgs } from './bench/kernels.ts';
 
-const SUITES: Record<string, { summary: string; run: (args: KernelsArgs) => Promise<number> }> = {
+export interface BenchArgs extends KernelsArgs {
+  sdpa: boolean;
+}
+
+const SUITES: Record<string, { summary: string; run: (args: BenchArgs) => Promise<number> }> = {
   kernels: { summary: 'every kernel vs the measured copy and matmul peaks', run: async (a) => (await import('./bench/kernels.ts')).run(a) },
+  attention: { summary: 'MoC sparse attention (designs A and B) vs dense, 4k to 131k tokens', run: async (a) => (await import('./bench/attention.ts')).run(a) },
 };
 
-const USAGE = `usage: moc bench <${Object.keys(SUITES).join('|')}> [--quick] [--tune] [--json PATH] [--filter TEXT] [--samples N]`;
+const USAGE = `usage: moc bench <${Object.keys(SUITES).join('|')}> [--quick] [--tune] [--json PATH] [--filter TEXT] [--samples N] [--sdpa]`;
 
 /** Parses the options; returns a one-line complaint instead of throwing. */
-function parse(argv: string[]): KernelsArgs | string {
-  const out: KernelsArgs = { quick: false, tune: false, json: null, filter: null, samples: null };
+function parse(argv: string[]): BenchArgs | string {
+  const out: BenchArgs = { quick: false, tune: false, json: null, filter: null, samples: null, sdpa: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = (): string | null => (i + 1 < argv.length && !argv[i + 1].startsWith('--') ? argv[++i] : null);
@@ -28,6 +36,9 @@ function parse(argv: string[]): KernelsArgs | string {
         break;
       case '--tune':
         out.tune = true;
+        break;
+      case '--sdpa':
+        out.sdpa = true;
         break;
       case '--json':
         if ((out.json = value()) === null) return '--json needs a file path';

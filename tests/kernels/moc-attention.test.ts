@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ShapeError, UnsupportedError } from '../../src/engine/errors.ts';
 import { flashAttentionCpu } from '../../src/engine/kernels/flash-attention.ts';
-import { checkChunks, mocAttention, mocAttentionCpu, mocPlan, mocTileProblem, type MocChunks } from '../../src/engine/kernels/moc-attention.ts';
+import { MOC_DESIGNS, checkChunks, mocAttention, mocAttentionCpu, mocPlan, mocTileProblem, type MocChunks, type MocDesign } from '../../src/engine/kernels/moc-attention.ts';
 import { Rng } from '../../src/engine/random.ts';
 import type { FlashTile } from '../../src/engine/kernels/flash-attention.ts';
 import { mocAttentionReference } from '../../src/model/moc-reference.ts';
@@ -72,7 +72,12 @@ interface Run {
   qkv?: { q: Float32Array; k: Float32Array; v: Float32Array };
 }
 
-async function check(tag: string, r: Run): Promise<void> {
+/**
+ * Runs the kernel designs (MOC.md §5: union, grouped; both by default) on the same inputs
+ * against the CPU twin. Each (design, D, tile) is a pipeline that takes seconds to compile on
+ * SwiftShader, so tests of the shared key-tile loop alone (head dims) run one design.
+ */
+async function check(tag: string, r: Run, designs: readonly MocDesign[] = MOC_DESIGNS): Promise<void> {
   const eng = await testEngine();
   const N = r.table.end[r.table.end.length - 1];
   for (const st of storageTypes(eng)) {
@@ -81,12 +86,14 @@ async function check(tag: string, r: Run): Promise<void> {
     const shape = [r.H, N, r.D];
     const [tq, tk, tv] = [q, k, v].map((x, i) => uploadAs(eng, st, x, shape, `test.${'qkv'[i]}`));
     const tr = eng.upload(r.routed, [r.H, N, r.W], 'test.routed');
-    const out = poisonedAs(eng, st, shape, 'test.out');
-    await mocAttention(eng, tq, tk, tv, r.table, tr, { out, tile: r.tile });
-    const got = await readAsF32(eng, out);
     const ref = mocAttentionCpu(q, k, v, r.H, N, r.D, r.table, r.routed, r.W);
-    assertClose(`moc ${st} ${tag} (H=${r.H} N=${N} D=${r.D} W=${r.W})`, got, ref, TOL[st]);
-    [tq, tk, tv, tr, out].forEach((t) => t.dispose());
+    for (const design of designs) {
+      const out = poisonedAs(eng, st, shape, 'test.out');
+      await mocAttention(eng, tq, tk, tv, r.table, tr, { out, tile: r.tile, design });
+      assertClose(`moc ${design} ${st} ${tag} (H=${r.H} N=${N} D=${r.D} W=${r.W})`, await readAsF32(eng, out), ref, TOL[st]);
+      out.dispose();
+    }
+    [tq, tk, tv, tr].forEach((t) => t.dispose());
   }
 }
 
@@ -117,16 +124,17 @@ describe('MoC attention', () => {
     await check('messy', { H: 2, D: 64, table, W: 3, routed: messyRouting(new Rng(3), 2, N, table.start.length, 3), seed: 21 });
   });
 
-  it('head dim 128', () => check('D=128', routedCase(CASES[1].table, 1, 128, 3, true, 32)));
+  // the head dim only changes the shared loop (moc-attention-core.wgsl): design A covers it
+  it('head dim 128', () => check('D=128', routedCase(CASES[1].table, 1, 128, 3, true, 32), ['union']));
 
   it('head dim 32: the 64-query tile (two mask words, several routed batches) and a small tile', async () => {
     const eng = await testEngine();
-    for (const tile of [
-      { bq: 64, bk: 32, ncol: 8 },
-      { bq: 16, bk: 8, ncol: 4 },
-    ]) {
-      expect(mocTileProblem(eng, 32, tile, 3)).toBeNull();
-      await check(`tile ${JSON.stringify(tile)}`, { ...routedCase(CASES[4].table, 2, 32, 3, false, 41), tile });
+    for (const [tile, designs] of [
+      [{ bq: 64, bk: 32, ncol: 8 }, ['union']], // design A's mask words
+      [{ bq: 16, bk: 8, ncol: 4 }, MOC_DESIGNS], // design B: several query tiles per routed chunk
+    ] as const) {
+      for (const design of designs) expect(mocTileProblem(eng, 32, tile, 3, design)).toBeNull();
+      await check(`tile ${JSON.stringify(tile)}`, { ...routedCase(CASES[4].table, 2, 32, 3, false, 41), tile }, designs);
     }
   });
 
@@ -214,6 +222,9 @@ describe('MoC attention', () => {
     const bad = eng.tensor([1, 10, 2], 'f32');
     await expect(mocAttention(eng, x, x, x, t([0, 5], [5, 10]), bad)).rejects.toThrow(ShapeError);
     await expect(mocAttention(eng, x, x, x, t([0, 5], [5, 10]), bad)).rejects.toThrow(/routed must be i32/);
+    const r = eng.upload(new Int32Array(10), [1, 10, 1]);
+    await expect(mocAttention(eng, x, x, x, t([0, 5], [5, 10]), r, { design: 'mixed' as 'union' })).rejects.toThrow(/design 'mixed'/);
+    r.dispose();
     const y = eng.tensor([1, 10, 40]);
     await expect(mocAttention(eng, y, y, y, t([0, 5], [5, 10]), null)).rejects.toThrow(UnsupportedError);
     [x, bad, y].forEach((z) => z.dispose());

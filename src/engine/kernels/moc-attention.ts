@@ -1,19 +1,29 @@
 /**
  * MoC fused sparse attention (MOC.md §3–5): out[h,i] = softmax(q[h,i]·k[h,Ω]ᵀ/√D)·v[h,Ω] with
  * Ω(i) the tokens of the mandatory chunks M(i) (every text chunk and every chunk of the query's
- * shot) and of the routed chunks R(i) (`routed` [H, N, W], −1 padded). Keys are read in place
- * through a per-workgroup key list: no gathered K/V copies. WGSL: shaders/moc-attention.wgsl.
+ * shot) and of the routed chunks R(i) (`routed` [H, N, W], −1 padded). Keys are read in place:
+ * no gathered K/V copies. Two designs of MOC.md §5, chosen with `opts.design`:
  *
- * Design A of MOC.md §5: a workgroup takes a tile of queries of one shot (they share M(i)), walks
- * the mandatory keys, then the union of its queries' routed chunks with a per-query mask.
- * (Design B — queries grouped by routed chunk, partial results merged by log-sum-exp — is the
- * alternative to measure on a large GPU when tiles' routed unions are much larger than R(i).)
+ * - 'union' (design A, the default; shaders/moc-attention.wgsl): a workgroup takes a tile of
+ *   queries of one shot (they share M(i)), walks the mandatory keys, then the union of its
+ *   queries' routed chunks with a per-query mask. One dispatch; its cost grows with the size of
+ *   the tiles' routed unions, so it suits routing that is coherent within a tile (a frame).
+ * - 'grouped' (design B, MoBA style; shaders/moc-attention-grouped.wgsl + moc-group.wgsl): the
+ *   routed entries are grouped by (head, chunk) on the GPU (count, scan, scatter of query
+ *   indices), then one dispatch runs the mandatory tiles and, per routed chunk, tiles of the
+ *   queries that route it against that chunk's keys, each writing a normalised partial and its
+ *   log-sum-exp; a last pass merges the partials. Cost ∝ the pairs actually visited, whatever
+ *   the coherence, plus partial buffers of H·N·W·(D+1) f32 (cached per engine and size).
  *
- * Routed entries that are −1, out of range or mandatory are skipped and duplicates count once
- * (Ω is a set), so regularised tables wider than top_k work as they are. Dense mode runs
- * flash attention over all tokens. Legend: H heads, N tokens, D head dim, C chunks, W slots.
+ * Both share the key-tile loop (shaders/moc-attention-core.wgsl). Routed entries that are −1,
+ * out of range or mandatory are skipped and duplicates count once (Ω is a set), so regularised
+ * tables wider than top_k work as they are. Dense mode runs flash attention over all tokens.
+ * Legend: H heads, N tokens, D head dim, C chunks, W slots.
  */
+import coreSource from '../../../shaders/moc-attention-core.wgsl?raw';
+import groupedSource from '../../../shaders/moc-attention-grouped.wgsl?raw';
 import source from '../../../shaders/moc-attention.wgsl?raw';
+import groupSource from '../../../shaders/moc-group.wgsl?raw';
 import { grid2d, packParams, type Engine } from '../engine.ts';
 import { ShapeError, UnsupportedError } from '../errors.ts';
 import { wgsl } from '../shaders.ts';
@@ -30,6 +40,11 @@ export interface MocChunks {
 
 export type MocAttentionMode = 'moc' | 'dense';
 
+/** MOC.md §5: 'union' (design A, default) or 'grouped' (design B); see the module comment. */
+export type MocDesign = 'union' | 'grouped';
+
+export const MOC_DESIGNS: readonly MocDesign[] = ['union', 'grouped'];
+
 export interface MocAttentionOptions {
   /** 'moc' (default) or 'dense' (all tokens; `routed` is ignored). */
   mode?: MocAttentionMode;
@@ -38,6 +53,8 @@ export interface MocAttentionOptions {
   scale?: number;
   /** Tile geometry (bq ≤ 64); by default the first of FLASH_TILES that fits. */
   tile?: FlashTile;
+  /** Sparse kernel design (mode 'moc'); 'union' by default. Results agree to f32 rounding. */
+  design?: MocDesign;
 }
 
 const KIND_TEXT = 0;
@@ -123,26 +140,27 @@ export function mocPlan(chunks: MocChunks, bq: number): MocPlan {
 }
 
 /** Workgroup memory of the MoC kernel for head dim D, a tile and W routed slots, in bytes. */
-export function mocWorkgroupBytes(D: number, t: FlashTile, W: number): number {
+export function mocWorkgroupBytes(D: number, t: FlashTile, W: number, design: MocDesign = 'union'): number {
   const wg = (t.bq / 4) * t.ncol;
-  // rt, scan, ustart, utok, umask, keyu: u32 arrays, each padded to 16 bytes as Dawn counts them
-  const words = [Math.max(t.bq * W, 1), wg, wg + 1, wg, wg * Math.ceil(t.bq / 32), t.bk];
-  return flashWorkgroupBytes(D, t) + words.reduce((sum, n) => sum + Math.ceil(n / 4) * 16, 0);
+  // u32 arrays, each padded to 16 bytes as Dawn counts them: keyu, then
+  // union: rt, scan, ustart, utok, umask; grouped: rowq, rows_slot
+  const extra = design === 'union' ? [Math.max(t.bq * W, 1), wg, wg + 1, wg, wg * Math.ceil(t.bq / 32)] : [t.bq, t.bq];
+  return flashWorkgroupBytes(D, t) + [t.bk, ...extra].reduce((sum, n) => sum + Math.ceil(n / 4) * 16, 0);
 }
 
 /** Why the MoC kernel cannot run tile `t` (D, W) on this engine, or null when it can. */
-export function mocTileProblem(eng: Engine, D: number, t: FlashTile, W: number): string | null {
+export function mocTileProblem(eng: Engine, D: number, t: FlashTile, W: number, design: MocDesign = 'union'): string | null {
   if (t.bq > MAX_BQ) return `bq ${t.bq} exceeds ${MAX_BQ}`;
-  return flashTileProblem(eng, D, t, mocWorkgroupBytes(D, t, W));
+  return flashTileProblem(eng, D, t, mocWorkgroupBytes(D, t, W, design));
 }
 
 /**
  * The default tile: the first of FLASH_TILES the adapter can hold with W routed slots.
  * @throws UnsupportedError when none fits.
  */
-export function mocTile(eng: Engine, D: number, W: number): FlashTile {
-  const t = FLASH_TILES.find((c) => mocTileProblem(eng, D, c, W) === null);
-  if (!t) throw new UnsupportedError(`mocAttention: no tile fits this adapter for D=${D} and ${W} routed slots (${mocTileProblem(eng, D, FLASH_TILES[FLASH_TILES.length - 1], W)})`);
+export function mocTile(eng: Engine, D: number, W: number, design: MocDesign = 'union'): FlashTile {
+  const t = FLASH_TILES.find((c) => mocTileProblem(eng, D, c, W, design) === null);
+  if (!t) throw new UnsupportedError(`mocAttention: no tile fits this adapter for D=${D} and ${W} routed slots (${mocTileProblem(eng, D, FLASH_TILES[FLASH_TILES.length - 1], W, design)})`);
   return t;
 }
 
@@ -209,31 +227,104 @@ export async function mocAttention(
     if (routed.shape.length !== 3 || rh !== H || rn !== N) throw new ShapeError(`mocAttention: routed is [${routed.shape.join(', ')}], expected [${H}, ${N}, W]`);
     W = rw;
   }
-  const tile = opts.tile ?? mocTile(eng, D, W);
-  const problem = mocTileProblem(eng, D, tile, W);
+  const design = opts.design ?? 'union';
+  if (!MOC_DESIGNS.includes(design)) throw new ShapeError(`mocAttention: design '${String(design)}' is neither 'union' nor 'grouped'`);
+  // with no routed entries the designs coincide: the grouped one has nothing to group
+  const grouped = design === 'grouped' && W > 0;
+  const tile = opts.tile ?? mocTile(eng, D, W, design);
+  const problem = mocTileProblem(eng, D, tile, W, design);
   if (problem) throw new UnsupportedError(`mocAttention: tile ${JSON.stringify(tile)} at D=${D}, W=${W}: ${problem}`);
   const { plan, buffer } = planFor(eng, chunks, tile.bq);
   const storage = q.dtype === 'f16' ? 'f16' : 'f32';
   const out = opts.out ?? eng.tensor([H, N, D], q.dtype, 'moc-attention.out');
-  const pipeline = await eng.pipeline('moc-attention', wgsl(source, storage), { D, BQ: tile.bq, BK: tile.bk, NCOL: tile.ncol, RW: W }, storage);
-  const groups = H * plan.tiles;
+  const C = chunks.start.length;
+  // the params both attention kernels start with
+  const head = (groups: number): Array<['u32' | 'f32', number]> => [
+    ['u32', N],
+    ['u32', groups],
+    ['f32', (opts.scale ?? 1 / Math.sqrt(D)) * Math.LOG2E],
+    ['u32', C],
+    ['u32', plan.segOff],
+    ['u32', plan.rangeOff],
+    ['u32', plan.chunkOff],
+    ['u32', plan.tiles],
+  ];
+  const constants = { D, BQ: tile.bq, BK: tile.bk, NCOL: tile.ncol };
+  const maxG = eng.adapter.limits.maxComputeWorkgroupsPerDimension;
+  const mandGroups = H * plan.tiles;
+  if (!grouped) {
+    const pipeline = await eng.pipeline('moc-attention', wgsl(`${coreSource}\n${source}`, storage), { ...constants, RW: W }, storage);
+    eng.dispatch({
+      pipeline,
+      label: 'moc-attention',
+      params: packParams(head(mandGroups)),
+      bindings: [q, k, v, out, buffer, routed && W > 0 ? routed : buffer],
+      groups: grid2d(mandGroups, maxG),
+    });
+    return out;
+  }
+
+  // Design B: group, attend (mandatory tiles, then routed tiles), merge.
+  const HC = H * C;
+  const entries = H * N * W;
+  const scratch = scratchFor(eng, { grp: 4 * (3 * HC + 2 + entries), plse: 4 * H * N * (W + 1), po: 4 * H * N * W * D });
+  const groupCode = wgsl(groupSource, storage);
+  const stage = (s: number) => eng.pipeline('moc-group', groupCode, { STAGE: s }, storage);
+  const [zero, count, scan, scatter, merge] = await Promise.all([0, 1, 2, 3, 4].map(stage));
+  const attend = await eng.pipeline('moc-attention-grouped', wgsl(`${coreSource}\n${groupedSource}`, storage), constants, storage);
+  const groupParams = packParams([
+    ['u32', N],
+    ['u32', W],
+    ['u32', C],
+    ['u32', plan.chunkOff],
+    ['u32', HC],
+    ['u32', tile.bq],
+    ['u32', entries],
+    ['u32', H * N],
+    ['u32', D / 4],
+  ]);
+  const groupBindings = [routed!, buffer, scratch.grp, scratch.plse, scratch.po, out];
+  const by64 = (n: number) => grid2d(Math.ceil(n / 64), maxG);
+  eng.dispatch({ pipeline: zero, label: 'moc-group.zero', params: groupParams, bindings: groupBindings, groups: by64(HC) });
+  eng.dispatch({ pipeline: count, label: 'moc-group.count', params: groupParams, bindings: groupBindings, groups: by64(entries) });
+  eng.dispatch({ pipeline: scan, label: 'moc-group.scan', params: groupParams, bindings: groupBindings, groups: [1] });
+  eng.dispatch({ pipeline: scatter, label: 'moc-group.scatter', params: groupParams, bindings: groupBindings, groups: by64(entries) });
+  // routed tiles: Σ ceil(count / bq) over (head, chunk) ≤ entries / bq + the non-empty (head, chunk)
+  const groups = mandGroups + Math.ceil(entries / tile.bq) + Math.min(HC, entries);
   eng.dispatch({
-    pipeline,
-    label: 'moc-attention',
-    params: packParams([
-      ['u32', N],
-      ['u32', groups],
-      ['f32', (opts.scale ?? 1 / Math.sqrt(D)) * Math.LOG2E],
-      ['u32', chunks.start.length],
-      ['u32', plan.segOff],
-      ['u32', plan.rangeOff],
-      ['u32', plan.chunkOff],
-      ['u32', plan.tiles],
-    ]),
-    bindings: [q, k, v, out, buffer, routed && W > 0 ? routed : buffer],
-    groups: grid2d(groups, eng.adapter.limits.maxComputeWorkgroupsPerDimension),
+    pipeline: attend,
+    label: 'moc-attention-grouped',
+    params: packParams([...head(groups), ['u32', mandGroups], ['u32', W], ['u32', HC], ['u32', 3 * HC + 2]]),
+    bindings: [q, k, v, out, buffer, scratch.grp, scratch.po, scratch.plse],
+    groups: grid2d(groups, maxG),
   });
+  eng.dispatch({ pipeline: merge, label: 'moc-group.merge', params: groupParams, bindings: groupBindings, groups: by64((H * N * D) / 4) });
   return out;
+}
+
+interface Scratch {
+  grp: GPUBuffer;
+  plse: GPUBuffer;
+  po: GPUBuffer;
+}
+
+// Design B's scratch buffers, one set per engine, reused while the sizes match. Every call
+// rewrites what it reads before reading it, so calls recorded back to back may share them.
+// A set replaced by larger sizes is destroyed after the work recorded so far is submitted.
+const scratchCache = new WeakMap<Engine, { bytes: Record<keyof Scratch, number>; bufs: Scratch }>();
+
+function scratchFor(eng: Engine, bytes: Record<keyof Scratch, number>): Scratch {
+  const hit = scratchCache.get(eng);
+  if (hit && (Object.keys(bytes) as Array<keyof Scratch>).every((n) => hit.bytes[n] >= bytes[n])) return hit.bufs;
+  for (const [name, b] of Object.entries(bytes)) eng.checkBinding(b, `moc-attention.${name}`);
+  if (hit) {
+    eng.flush();
+    Object.values(hit.bufs).forEach((b: GPUBuffer) => b.destroy());
+  }
+  const make = (name: keyof Scratch) => eng.device.createBuffer({ size: Math.max(16, Math.ceil(bytes[name] / 16) * 16), usage: GPUBufferUsage.STORAGE, label: `moc-attention.${name}` });
+  const bufs = { grp: make('grp'), plse: make('plse'), po: make('po') };
+  scratchCache.set(eng, { bytes, bufs });
+  return bufs;
 }
 
 /**
