@@ -16,6 +16,7 @@ type Command = { summary: string; load: () => Promise<{ run: (args: string[]) =>
 const COMMANDS: Record<string, Command> = {
   bench: { summary: 'GPU benchmarks: bench kernels | bench attention', load: () => import('./bench.ts') },
   attention: { summary: 'MoC attention on an exchange file: attention --in IN.safetensors --out OUT.safetensors', load: () => import('./attention.ts') },
+  generate: { summary: 'Sample a storyboard: generate STORYBOARD.json --out DIR [--model DIR] [--attention moc|dense|shot] …', load: () => import('./generate.ts') },
 };
 
 function usage(): string {

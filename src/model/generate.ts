@@ -19,7 +19,8 @@ import type { RoutingTrace } from './routing-trace.ts';
 import { cleanEstimate, sample, throwIfAborted } from './sampler.ts';
 import { shotOnlyTable, type Sequence } from './sequence.ts';
 import { InputError } from './safetensors.ts';
-import { parseStoryboard } from './storyboard.ts';
+import { parseStoryboard, type Storyboard } from './storyboard.ts';
+import { MAX_TOP_K } from '../engine/kernels/moc-route.ts';
 import type { LoadedModel } from './weights.ts';
 
 /** A request that cannot run (bad options or keep frames); storyboard problems are StoryboardError. */
@@ -128,6 +129,41 @@ function phaseOf(label: string): Phase {
   return label.startsWith('flash-attention') || label.startsWith('moc-attention') || label.startsWith('moc-group') ? 'attention' : 'other';
 }
 
+/**
+ * Validates a request against a model without touching the GPU: the storyboard (StoryboardError),
+ * the options and keep frames (RequestError) and every caption (CaptionError: unknown words or
+ * too many tokens). Returns the storyboard as parsed and the caption ids [S+1, L].
+ */
+export function prepareRequest(model: LoadedModel, req: GenerateRequest): { storyboard: Storyboard; text: Int32Array } {
+  const board = parseStoryboard(req.storyboard);
+  const bad = (msg: string): never => {
+    throw new RequestError(msg);
+  };
+  if (!Number.isInteger(req.steps) || req.steps < 1 || req.steps > 1000) bad(`steps must be an integer in 1..1000, got ${req.steps}`);
+  if (!Number.isFinite(req.guidance)) bad(`guidance must be a finite number, got ${req.guidance}`);
+  const a = req.attention;
+  if (a.mode !== 'moc' && a.mode !== 'dense' && a.mode !== 'shot') bad(`attention mode must be moc, dense or shot, got ${JSON.stringify(a.mode)}`);
+  if (!Number.isInteger(a.topK) || a.topK < 0 || a.topK > MAX_TOP_K) bad(`top-k must be an integer in 0..${MAX_TOP_K}, got ${a.topK}`);
+  if (!Number.isInteger(a.chunkFrames) || a.chunkFrames < 1) bad(`chunk frames must be an integer ≥ 1, got ${a.chunkFrames}`);
+  const size = model.config.imageSize;
+  const seen = new Set<number>();
+  for (const k of req.keep ?? []) {
+    const shot = board.shots[k.shot];
+    if (!shot) bad(`keep: shot ${k.shot} is not in the storyboard (${board.shots.length} shots)`);
+    if (seen.has(k.shot)) bad(`keep: shot ${k.shot} is listed twice`);
+    seen.add(k.shot);
+    const want = shot.frames * size * size * 4;
+    if (k.frames.length !== want) bad(`keep: shot ${k.shot} has ${k.frames.length} bytes, expected ${shot.frames}×${size}×${size}×4 RGBA`);
+  }
+  if (seen.size === board.shots.length) bad('keep: every shot is kept, nothing to generate');
+  const L = model.config.textLen;
+  const tok = model.tokenizer;
+  const text = new Int32Array((board.shots.length + 1) * L);
+  text.set(tok.encodeStrict(board.globalCaption, L, 'storyboard.globalCaption'), 0);
+  board.shots.forEach((s, i) => text.set(tok.encodeStrict(s.caption, L, `storyboard.shots[${i}].caption`), (i + 1) * L));
+  return { storyboard: board, text };
+}
+
 export class Generator {
   readonly info: ModelInfo;
   private busy = false;
@@ -169,39 +205,6 @@ export class Generator {
     return { mode: 'moc', topK: c.topK, chunkFrames: c.chunkFrames, causal: c.causal };
   }
 
-  /** Caption ids [S+1, L] of a storyboard. @throws CaptionError naming the caption and the words. */
-  encodeCaptions(board: GenerateRequest['storyboard']): Int32Array {
-    const L = this.model.config.textLen;
-    const tok = this.model.tokenizer;
-    const ids = new Int32Array((board.shots.length + 1) * L);
-    ids.set(tok.encodeStrict(board.globalCaption, L, 'storyboard.globalCaption'), 0);
-    board.shots.forEach((s, i) => ids.set(tok.encodeStrict(s.caption, L, `storyboard.shots[${i}].caption`), (i + 1) * L));
-    return ids;
-  }
-
-  private check(req: GenerateRequest): void {
-    const bad = (msg: string): never => {
-      throw new RequestError(msg);
-    };
-    if (!Number.isInteger(req.steps) || req.steps < 1 || req.steps > 1000) bad(`steps must be an integer in 1..1000, got ${req.steps}`);
-    if (!Number.isFinite(req.guidance)) bad(`guidance must be a finite number, got ${req.guidance}`);
-    const a = req.attention;
-    if (a.mode !== 'moc' && a.mode !== 'dense' && a.mode !== 'shot') bad(`attention mode must be moc, dense or shot, got ${JSON.stringify(a.mode)}`);
-    if (!Number.isInteger(a.topK) || a.topK < 0 || a.topK > 16) bad(`top-k must be an integer in 0..16, got ${a.topK}`);
-    if (!Number.isInteger(a.chunkFrames) || a.chunkFrames < 1) bad(`chunk frames must be an integer ≥ 1, got ${a.chunkFrames}`);
-    const size = this.model.config.imageSize;
-    const seen = new Set<number>();
-    for (const k of req.keep ?? []) {
-      const shot = req.storyboard.shots[k.shot];
-      if (!shot) bad(`keep: shot ${k.shot} is not in the storyboard (${req.storyboard.shots.length} shots)`);
-      if (seen.has(k.shot)) bad(`keep: shot ${k.shot} is listed twice`);
-      seen.add(k.shot);
-      const want = shot.frames * size * size * 4;
-      if (k.frames.length !== want) bad(`keep: shot ${k.shot} has ${k.frames.length} bytes, expected ${shot.frames}×${size}×${size}×4 RGBA`);
-    }
-    if (seen.size === req.storyboard.shots.length) bad('keep: every shot is kept, nothing to generate');
-  }
-
   /**
    * Generates the storyboard's video.
    * @param onProgress called after every step (previews and traces as the request asks).
@@ -211,9 +214,7 @@ export class Generator {
    */
   async generate(req: GenerateRequest, onProgress?: (p: GenerateProgress) => void, signal?: AbortSignal, noise?: Float32Array): Promise<GenerateResult> {
     if (this.busy) throw new RequestError('this generator is already running a request');
-    const board = parseStoryboard(req.storyboard);
-    this.check(req);
-    const text = this.encodeCaptions(board);
+    const { storyboard: board, text } = prepareRequest(this.model, req);
     throwIfAborted(signal);
     this.busy = true;
     try {

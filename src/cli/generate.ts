@@ -1,0 +1,253 @@
+/**
+ * `moc generate STORYBOARD.json --out DIR [options]`: samples a storyboard with the MoC DiT on
+ * the engine (Dawn; SwiftShader where there is no GPU) and writes
+ *   DIR/shot-SS/frame-FFF.png   every frame of every shot (0-based indices)
+ *   DIR/preview.png             an animated PNG (APNG) of all shots in order, at the model's fps
+ *   DIR/routing.json            the stream-order chunk table and, per traced step, per layer: the
+ *                               chunk-to-chunk routing counts summed over heads and the sparsity
+ *   DIR/timing.json             seconds per video, ms per step split attention / routing / other
+ * Options: --model DIR (default: the "default" entry of public/models/index.json),
+ * --attention moc|dense|shot, --top-k K, --chunk-frames N (defaults: the model's config),
+ * --steps N (20), --guidance G (3), --seed N (shot i gets seed N + i instead of its own),
+ * --trace-every N (1; the last step is always traced). Progress goes to stderr; bad input is one
+ * line and exit code 1; Ctrl-C cancels (exit 130).
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Engine } from '../engine/engine.ts';
+import { nodeGpu } from '../engine/host-node.ts';
+import type { AttentionMode, GenerateProgress, GenerateRequest, GenerateResult, ModelEntry } from '../model/api.ts';
+import { Generator, prepareRequest } from '../model/generate.ts';
+import { LayoutError } from '../model/layout.ts';
+import { InputError } from '../model/safetensors.ts';
+import { StoryboardError, parseStoryboardJson } from '../model/storyboard.ts';
+import { loadModel, type LoadedModel } from '../model/weights.ts';
+import { UsageError } from './main.ts';
+import { encodeApng, encodePng, upscale } from './png.ts';
+
+const USAGE =
+  'usage: moc generate STORYBOARD.json --out DIR [--model DIR] [--attention moc|dense|shot] [--top-k K] [--chunk-frames N] [--steps N] [--guidance G] [--seed N] [--trace-every N]';
+
+export interface GenerateArgs {
+  storyboard: string;
+  out: string;
+  model?: string;
+  attention?: AttentionMode;
+  topK?: number;
+  chunkFrames?: number;
+  steps: number;
+  guidance: number;
+  seed?: number;
+  traceEvery: number;
+}
+
+function int(name: string, v: string | undefined, min: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer ≥ ${min}, got '${v}'`);
+  return n;
+}
+
+/** @throws UsageError for unknown options, a missing STORYBOARD or --out, or bad values. */
+export function parseGenerateArgs(argv: string[]): GenerateArgs {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        out: { type: 'string' },
+        model: { type: 'string' },
+        attention: { type: 'string' },
+        'top-k': { type: 'string' },
+        'chunk-frames': { type: 'string' },
+        steps: { type: 'string' },
+        guidance: { type: 'string' },
+        seed: { type: 'string' },
+        'trace-every': { type: 'string' },
+      },
+    });
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message.split('\n')[0]}\n${USAGE}`);
+  }
+  const { values: v, positionals } = parsed;
+  if (positionals.length !== 1) throw new UsageError(`expected one STORYBOARD.json, got ${positionals.length}\n${USAGE}`);
+  if (!v.out) throw new UsageError(`--out DIR is required\n${USAGE}`);
+  const mode = v.attention;
+  if (mode !== undefined && mode !== 'moc' && mode !== 'dense' && mode !== 'shot') throw new UsageError(`--attention must be moc, dense or shot, got '${mode}'`);
+  const guidance = v.guidance === undefined ? 3 : Number(v.guidance);
+  if (!Number.isFinite(guidance)) throw new UsageError(`--guidance must be a number, got '${v.guidance}'`);
+  return {
+    storyboard: positionals[0],
+    out: v.out,
+    model: v.model,
+    attention: mode,
+    topK: int('top-k', v['top-k'], 0),
+    chunkFrames: int('chunk-frames', v['chunk-frames'], 1),
+    steps: int('steps', v.steps, 1) ?? 20,
+    guidance,
+    seed: int('seed', v.seed, 0),
+    traceEvery: int('trace-every', v['trace-every'], 0) ?? 1,
+  };
+}
+
+/**
+ * The default model folder: public/models/<the entry with "default": true> of the first
+ * public/models/index.json found from the working directory upwards.
+ * @throws UsageError when there is none.
+ */
+export async function defaultModelDir(from = process.cwd()): Promise<string> {
+  let dir = resolve(from);
+  for (;;) {
+    const index = join(dir, 'public/models/index.json');
+    if (existsSync(index)) {
+      let models: ModelEntry[];
+      try {
+        models = (JSON.parse(await readFile(index, 'utf8')) as { models: ModelEntry[] }).models;
+      } catch (e) {
+        throw new UsageError(`${index}: not a valid model index (${(e as Error).message.split('\n')[0]})`);
+      }
+      const entry = models?.find((m) => m.default) ?? models?.[0];
+      if (!entry) throw new UsageError(`${index} lists no model; pass --model DIR`);
+      return join(dir, 'public', entry.path);
+    }
+    const up = dirname(dir);
+    if (up === dir) throw new UsageError('no --model given and no public/models/index.json found from here upwards; pass --model DIR');
+    dir = up;
+  }
+}
+
+/** Reads a model folder from disk (loadModel validates it). */
+export function loadModelDir(dir: string): Promise<LoadedModel> {
+  return loadModel(async (name) => new Uint8Array(await readFile(join(dir, name))), dir);
+}
+
+function progressLine(p: GenerateProgress): string {
+  const width = 30;
+  const done = Math.round((p.step / p.steps) * width);
+  const per = p.elapsedMs / p.step / 1000;
+  const eta = per * (p.steps - p.step);
+  return `[${'#'.repeat(done)}${'.'.repeat(width - done)}] step ${p.step}/${p.steps}  ${per.toFixed(2)} s/step  ETA ${eta.toFixed(0)} s`;
+}
+
+/** routing.json: the chunk table and, per traced step and layer, counts summed over heads. */
+export function routingSummary(r: GenerateResult, req: GenerateRequest, heads: number): unknown {
+  const chunks = r.traces[0]?.chunks;
+  const C = chunks?.start.length ?? 0;
+  return {
+    mode: req.attention.mode,
+    topK: req.attention.topK,
+    chunkFrames: req.attention.chunkFrames,
+    causal: req.attention.causal,
+    heads,
+    sparsity: r.sparsity,
+    attentionFlops: r.attentionFlops,
+    chunks: chunks?.chunks.map((c) => ({ start: c.start, end: c.end, kind: c.kind, shot: c.shot })) ?? [],
+    steps: r.traces.map((t) => ({
+      step: t.step,
+      layers: t.layers.map((l) => {
+        const counts: number[][] = Array.from({ length: C }, () => new Array<number>(C).fill(0));
+        for (let h = 0; h < heads; h++) for (let a = 0; a < C; a++) for (let b = 0; b < C; b++) counts[a][b] += l.counts[(h * C + a) * C + b];
+        const sparsity = Array.from(l.sparsity);
+        return { sparsity: sparsity.reduce((x, y) => x + y, 0) / sparsity.length, sparsityPerHead: sparsity, counts };
+      }),
+    })),
+  };
+}
+
+async function writeOutputs(dir: string, r: GenerateResult, req: GenerateRequest, gen: Generator, eng: Engine): Promise<void> {
+  const size = gen.config.imageSize;
+  const px = size * size * 4;
+  const all: ArrayLike<number>[] = [];
+  for (const s of r.shots) {
+    const d = join(dir, `shot-${String(s.shot).padStart(2, '0')}`);
+    await mkdir(d, { recursive: true });
+    const F = s.frames.length / px;
+    for (let f = 0; f < F; f++) {
+      const frame = s.frames.subarray(f * px, (f + 1) * px);
+      all.push(frame);
+      await writeFile(join(d, `frame-${String(f).padStart(3, '0')}.png`), encodePng(frame, size, size));
+    }
+  }
+  const k = Math.max(1, Math.floor(256 / size));
+  await writeFile(join(dir, 'preview.png'), encodeApng(all.map((f) => upscale(f, size, size, k)), size * k, size * k, gen.config.fps));
+  await writeFile(join(dir, 'routing.json'), JSON.stringify(routingSummary(r, req, gen.config.heads)));
+  const n = r.timings.length || 1;
+  const mean = (key: 'attention' | 'routing' | 'other' | 'total'): number => r.timings.reduce((a, t) => a + t[key], 0) / n;
+  const timing = {
+    device: eng.describe(),
+    timer: eng.features.timestamp ? 'gpu timestamps (attention/routing/other), wall (total)' : 'wall clock around synced phases',
+    model: gen.config.name,
+    attention: req.attention,
+    steps: req.steps,
+    modelCallsPerStep: req.guidance !== 1 ? 2 : 1,
+    frames: r.shots.reduce((a, s) => a + s.frames.length / px, 0),
+    secondsPerVideo: r.totalMs / 1000,
+    msPerStep: { attention: mean('attention'), routing: mean('routing'), other: mean('other'), total: mean('total') },
+    perStep: r.timings,
+  };
+  await writeFile(join(dir, 'timing.json'), JSON.stringify(timing, null, 1));
+}
+
+export async function run(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(USAGE);
+    return 0;
+  }
+  try {
+    return await generate(parseGenerateArgs(argv));
+  } catch (e) {
+    if (e instanceof InputError || e instanceof StoryboardError || e instanceof LayoutError) {
+      console.error(`moc generate: ${(e as Error).message}`);
+      return 1;
+    }
+    if ((e as Error)?.name === 'AbortError') {
+      console.error('\nmoc generate: cancelled');
+      return 130;
+    }
+    throw e;
+  }
+}
+
+async function generate(a: GenerateArgs): Promise<number> {
+  let text: string;
+  try {
+    text = await readFile(a.storyboard, 'utf8');
+  } catch (e) {
+    throw new UsageError(`cannot read ${a.storyboard}: ${(e as Error).message.split('\n')[0]}`);
+  }
+  const board = parseStoryboardJson(text);
+  const modelDir = a.model ?? (await defaultModelDir());
+  if (!existsSync(modelDir)) throw new UsageError(`model folder ${modelDir} does not exist`);
+  const model = await loadModelDir(modelDir);
+  const cfg = model.config;
+  const req: GenerateRequest = {
+    storyboard: a.seed === undefined ? board : { ...board, shots: board.shots.map((s, i) => ({ ...s, seed: a.seed! + i })) },
+    steps: a.steps,
+    guidance: a.guidance,
+    attention: { mode: a.attention ?? 'moc', topK: a.topK ?? cfg.topK, chunkFrames: a.chunkFrames ?? cfg.chunkFrames, causal: cfg.causal },
+    traceEvery: a.traceEvery,
+  };
+  prepareRequest(model, req); // every input problem, before the GPU starts
+  await mkdir(a.out, { recursive: true });
+  const eng = await Engine.create(await nodeGpu());
+  const gen = Generator.create(eng, model);
+  const ac = new AbortController();
+  const onSigint = (): void => ac.abort(new DOMException('cancelled', 'AbortError'));
+  process.once('SIGINT', onSigint);
+  const tty = process.stderr.isTTY;
+  console.error(`moc generate: ${cfg.name} on ${eng.describe()}; ${req.storyboard.shots.length} shots, ${req.steps} steps, ${req.attention.mode} attention`);
+  try {
+    const r = await gen.generate(req, (p) => process.stderr.write(tty ? `\r${progressLine(p)}` : `${progressLine(p)}\n`), ac.signal);
+    if (tty) process.stderr.write('\n');
+    await writeOutputs(a.out, r, req, gen, eng);
+    console.error(`moc generate: wrote ${a.out} (${(r.totalMs / 1000).toFixed(1)} s, sparsity ${(r.sparsity * 100).toFixed(1)}%)`);
+    return 0;
+  } finally {
+    process.off('SIGINT', onSigint);
+    gen.dispose();
+    eng.destroy();
+  }
+}
