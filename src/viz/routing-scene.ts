@@ -197,7 +197,7 @@ export class RoutingScene {
       if (!a || !b) continue;
       const p0 = anchor(a, 'top');
       const p1 = b.kind === 'text' ? anchor(b, 'bottom') : anchor(b, 'top');
-      const curve = arc(p0, p1, +1);
+      const curve = arc(p0, p1, +1, 0.04); // flat: the links must stay between the two rows
       const s = curve.getPoints(12);
       for (let i = 0; i < s.length - 1; i++) pts.push(s[i].x, s[i].y, 0.05, s[i + 1].x, s[i + 1].y, 0.05);
     }
@@ -277,9 +277,9 @@ function anchor(n: NodeBox, side: 'top' | 'bottom'): THREE.Vector2 {
 }
 
 /** A quadratic arc from p0 to p1 bulging down (dir −1) or up (+1), deeper for longer spans. */
-function arc(p0: THREE.Vector2, p1: THREE.Vector2, dir: number): THREE.QuadraticBezierCurve {
+function arc(p0: THREE.Vector2, p1: THREE.Vector2, dir: number, depth = 0.3): THREE.QuadraticBezierCurve {
   const span = Math.abs(p1.x - p0.x);
-  const mid = new THREE.Vector2((p0.x + p1.x) / 2, (dir < 0 ? Math.min(p0.y, p1.y) : Math.max(p0.y, p1.y)) + dir * (0.25 + span * 0.3));
+  const mid = new THREE.Vector2((p0.x + p1.x) / 2, (dir < 0 ? Math.min(p0.y, p1.y) : Math.max(p0.y, p1.y)) + dir * (0.25 + span * depth));
   return new THREE.QuadraticBezierCurve(p0, mid, p1);
 }
 
