@@ -91,6 +91,10 @@ def candidate_mask(ch: Chunks, causal: bool) -> torch.Tensor:
 
 
 # ---- routing --------------------------------------------------------------------------------
+def _no_autocast(device_type: str):
+    return torch.autocast(device_type=device_type, enabled=False)
+
+
 def chunk_means(k: torch.Tensor, ch: Chunks) -> torch.Tensor:
     """phi(K_c): mean key of every chunk, in f32. k [B, H, N, D] -> [B, H, C, D]."""
     B, H, N, D = k.shape
@@ -110,7 +114,7 @@ def route(q: torch.Tensor, k: torch.Tensor, ch: Chunks, top_k: int, causal: bool
     C = ch.n_chunks
     if cand is None:
         cand = candidate_mask(ch, causal)                               # [N, C]
-    with torch.no_grad():
+    with torch.no_grad(), _no_autocast(q.device.type):                # scores in f32, also under AMP
         desc = chunk_means(k.detach(), ch)                              # [B, H, C, D]
         scores = torch.matmul(q.detach().float(), desc.transpose(-1, -2))  # [B, H, N, C]
         scores = scores.masked_fill(~cand, float("-inf"))
@@ -167,18 +171,26 @@ def sparsity(allowed: Optional[torch.Tensor], ch: Chunks) -> float:
 
 # ---- attention --------------------------------------------------------------------------------
 def _attend_plain(q, k, v, mask):
-    """q [B, H, t, D], k/v [B, H, N, D], mask [B|1, H|1, t, N] bool or None -> [B, H, t, D]."""
+    """q [B, H, t, D], k/v [B, H, N, D], mask [B|1, H|1, t, N] (bool, or an additive float
+    bias as SDPA takes it) or None -> [B, H, t, D]."""
     s = torch.matmul(q, k.transpose(-1, -2)).float() * (1.0 / math.sqrt(q.shape[-1]))  # [B, H, t, N]
     if mask is not None:
-        s = s.masked_fill(~mask, float("-inf"))
+        s = s.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else s + mask.float()
     return torch.matmul(s.softmax(-1).to(v.dtype), v)
 
 
+def mask_bias(allowed_tile: torch.Tensor, key_chunk: torch.Tensor, dtype) -> torch.Tensor:
+    """Additive attention bias straight from the chunk table: 0 where a key's chunk is allowed,
+    -inf elsewhere. [B|1, H|1, t, C] bool -> [B|1, H|1, t, N] `dtype`. SDPA would turn a boolean
+    mask into exactly this, one more pass over t x N."""
+    table = torch.zeros(allowed_tile.shape, dtype=dtype, device=allowed_tile.device)
+    return table.masked_fill_(~allowed_tile, float("-inf"))[..., key_chunk]
+
+
 def _attend_tile(q, k, v, allowed_tile, key_chunk, use_sdpa: bool):
-    mask = allowed_tile[..., key_chunk]                                 # [B|1, H|1, t, N]
     if use_sdpa:
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-    return _attend_plain(q, k, v, mask)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask_bias(allowed_tile, key_chunk, q.dtype))
+    return _attend_plain(q, k, v, allowed_tile[..., key_chunk])         # bool [B|1, H|1, t, N]
 
 
 _FLEX = None

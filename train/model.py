@@ -104,8 +104,17 @@ class ModelConfig:
 
 
 CONFIGS: Dict[str, dict] = {
-    # ~7.4M parameters (~15 MB fp16): 64x64 frames, 256 tokens per frame
+    # A velocity-predicting pixel DiT needs dim >= patch_dim (3 * patch^2): with fewer channels
+    # than a patch has values, video_embed / final.proj cannot see or move patch_dim - dim
+    # directions of x_t, so that much of the starting noise survives every Euler step.
+    # ~7.7M parameters (~14.7 MiB fp16): 64x64 frames, 8x8 patches (patch_dim 192 = dim),
+    # 64 tokens per frame; the shipped `moc-base` (4 shots x 8 frames = 2168 tokens)
+    "base": dict(image_size=64, patch_size=8, dim=192, depth=6, heads=6),
+    # ~7.2M parameters (~13.8 MiB fp16): 64x64 frames, 4x4 patches, 256 tokens per frame
     "small": dict(image_size=64, patch_size=4, dim=160, depth=8, heads=5),
+    # < 1 MB fp16, trainable on two CPU cores: 32x32 frames, 4x4 patches (patch_dim 48 < 64),
+    # 64 tokens per frame (the shipped `moc-tiny` test model)
+    "mini": dict(image_size=32, patch_size=4, dim=64, depth=3, heads=2, t_freq_dim=64),
     # for tests and CI: 16x16 frames, 16 tokens per frame
     "tiny": dict(image_size=16, patch_size=4, dim=32, depth=2, heads=2, t_freq_dim=32),
 }
@@ -181,12 +190,25 @@ def layer_norm(x):
 
 
 # ---- attention context: one per forward, shared by all blocks -------------------------------
+class LayoutMasks:
+    """Chunk-level masks of one layout on one device, built once and cached with the layout
+    (so a training step launches no mask-building work and copies nothing host -> device)."""
+
+    def __init__(self, ch: moc.Chunks):
+        self.shot = moc.shot_mask(ch)[None, None]                       # [1, 1, N, C]
+        self.mandatory = moc.mandatory_mask(ch)[None, None]             # [1, 1, N, C]
+        self._cand = {c: moc.candidate_mask(ch, c) for c in (False, True)}  # [N, C] each
+
+    def candidates(self, causal: bool) -> torch.Tensor:
+        return self._cand[bool(causal)]
+
+
 class AttnContext:
     """Carries the mode and the chunk tables; computes each layer's key sets."""
 
-    def __init__(self, ch: moc.Chunks, mode: str, top_k: int, causal: bool, drop_off: float,
-                 drop_in: float, generator, backend: str, q_tile: int, checkpoint: bool,
-                 trace: Optional[dict], stats: bool):
+    def __init__(self, ch: moc.Chunks, masks: "LayoutMasks", mode: str, top_k: int, causal: bool,
+                 drop_off: float, drop_in: float, generator, backend: str, q_tile: int,
+                 checkpoint: bool, trace: Optional[dict], stats: bool):
         if mode not in ("dense", "moc", "shot"):
             raise ValueError(f"attention mode must be dense, moc or shot, got {mode!r}")
         self.ch, self.mode, self.top_k, self.causal = ch, mode, top_k, causal
@@ -194,10 +216,10 @@ class AttnContext:
         self.backend, self.q_tile, self.checkpoint = backend, q_tile, checkpoint
         self.trace, self.stats = trace, stats
         self.sparsity: List[float] = []
-        self.fixed = moc.shot_mask(ch)[None, None] if mode == "shot" else None  # [1, 1, N, C]
+        self.fixed = masks.shot if mode == "shot" else None             # [1, 1, N, C]
         if mode == "moc":
-            self.mand = moc.mandatory_mask(ch)[None, None]              # [1, 1, N, C]
-            self.cand = moc.candidate_mask(ch, causal)                  # [N, C]
+            self.mand = masks.mandatory                                 # [1, 1, N, C]
+            self.cand = masks.candidates(causal)                        # [N, C]
 
     def __call__(self, q, k, v, layer: int):                            # q, k, v [B, H, N, D]
         allowed = self.fixed
@@ -260,19 +282,23 @@ class Block(nn.Module):
             self.mlp_text = Mlp(d, cfg.mlp_hidden)
         self.mlp_video = Mlp(d, cfg.mlp_hidden)
 
-    def forward(self, xt, xv, cs, t_idx, v_idx, cos, sin, ctx, layer):
-        # xt [B, Nt, d], xv [B, Nv, d], cs = silu(c) [B, S+1, d]; t_idx [Nt], v_idx [Nv] -> row of cs
-        mt = self.mod_text(cs)[:, t_idx].chunk(2 if self.pre_only else 6, -1)  # each [B, Nt, d]
-        mv = self.mod_video(cs)[:, v_idx].chunk(6, -1)                  # each [B, Nv, d]
-        ht = modulate(layer_norm(xt), mt[0], mt[1])
-        hv = modulate(layer_norm(xv), mv[0], mv[1])
+    def forward(self, xt, xv, cs, rows: "ShotRows", cos, sin, ctx, layer):
+        # xt [B, Nt, d], xv [B, Nv, d], cs = silu(c) [B, S+1, d]. Streams are modulated as groups
+        # of tokens sharing one row of cs: [B, Gt, Nt/Gt, d] and [B, Gv, Nv/Gv, d] (ShotRows).
+        B, Nt, d = xt.shape
+        Nv = xv.shape[1]
+        mt = rows.text(self.mod_text(cs)).chunk(2 if self.pre_only else 6, -1)  # each [B, Gt, 1, d]
+        mv = rows.video(self.mod_video(cs)).chunk(6, -1)                # each [B, Gv, 1 | Nv, d]
+        xt4, xv4 = xt.view(B, rows.gt, -1, d), xv.view(B, rows.gv, -1, d)
+        ht = modulate(layer_norm(xt4), mt[0], mt[1]).view(B, Nt, d)
+        hv = modulate(layer_norm(xv4), mv[0], mv[1]).view(B, Nv, d)
         at, av = self.attn(ht, hv, cos, sin, ctx, layer)
-        xv = xv + mv[2] * av
-        xv = xv + mv[5] * self.mlp_video(modulate(layer_norm(xv), mv[3], mv[4]))
+        xv4 = xv4 + mv[2] * av.view(B, rows.gv, -1, d)
+        xv4 = xv4 + mv[5] * self.mlp_video(modulate(layer_norm(xv4), mv[3], mv[4]))
         if not self.pre_only:
-            xt = xt + mt[2] * at
-            xt = xt + mt[5] * self.mlp_text(modulate(layer_norm(xt), mt[3], mt[4]))
-        return xt, xv
+            xt4 = xt4 + mt[2] * at.view(B, rows.gt, -1, d)
+            xt4 = xt4 + mt[5] * self.mlp_text(modulate(layer_norm(xt4), mt[3], mt[4]))
+        return xt4.reshape(B, Nt, d), xv4.reshape(B, Nv, d)
 
 
 class FinalLayer(nn.Module):
@@ -281,9 +307,31 @@ class FinalLayer(nn.Module):
         self.mod = nn.Linear(cfg.dim, 2 * cfg.dim)
         self.proj = nn.Linear(cfg.dim, cfg.patch_dim)
 
-    def forward(self, xv, cs, v_idx):
-        shift, scale = self.mod(cs)[:, v_idx].chunk(2, -1)              # [B, Nv, d] each
-        return self.proj(modulate(layer_norm(xv), shift, scale))        # [B, Nv, P]
+    def forward(self, xv, cs, rows: "ShotRows"):
+        B, Nv, d = xv.shape
+        shift, scale = rows.video(self.mod(cs)).chunk(2, -1)            # [B, Gv, 1 | Nv, d] each
+        h = modulate(layer_norm(xv.view(B, rows.gv, -1, d)), shift, scale)
+        return self.proj(h).reshape(B, Nv, -1)                          # [B, Nv, P]
+
+
+class ShotRows:
+    """Per-token conditioning without a [B, N, 6d] gather (whose backward is a scatter-add of
+    thousands of tokens onto S+1 rows). The text stream is S+1 captions of L tokens, so it is
+    viewed as [B, S+1, L, d] against rows [B, S+1, 1, k]; the video stream, when every shot has
+    the same number of frames, as [B, S, F*G*G, d] against rows 1..S; otherwise as one group
+    [B, 1, Nv, d] against the rows gathered per token. The values are the same either way."""
+
+    def __init__(self, layout: Layout, v_idx: torch.Tensor):
+        self.gt = layout.shots + 1
+        self.uniform = len(set(layout.frames)) == 1
+        self.gv = layout.shots if self.uniform else 1
+        self.v_idx = v_idx                                              # [Nv] row of cs per token
+
+    def text(self, m):                                                  # [B, S+1, k] -> [B, S+1, 1, k]
+        return m[:, :, None, :]
+
+    def video(self, m):                                                 # [B, S+1, k] -> [B, Gv, 1 | Nv, k]
+        return m[:, 1:, None, :] if self.uniform else m[:, self.v_idx][:, None]
 
 
 class MoCDiT(nn.Module):
@@ -326,8 +374,8 @@ class MoCDiT(nn.Module):
             pos = torch.as_tensor(layout.pos, device=device)
             cos, sin = rope_tables(pos, self.cfg.head_dim, self.cfg.rope_theta)
             cond_idx = torch.as_tensor(layout.token_shot + 1, device=device)  # row of c per token
-            self._cache[key] = (moc.Chunks.from_layout(layout, device), cos, sin,
-                                cond_idx[:layout.n_text], cond_idx[layout.n_text:])
+            ch = moc.Chunks.from_layout(layout, device)
+            self._cache[key] = (ch, LayoutMasks(ch), cos, sin, ShotRows(layout, cond_idx[layout.n_text:]))
         return self._cache[key]
 
     def patchify(self, video):                                          # [B, T, c, Hi, Wi]
@@ -366,8 +414,8 @@ class MoCDiT(nn.Module):
             raise ValueError(f"shapes disagree: video T={T}, frames={tuple(frames)}, t_shot S={S}, "
                              f"text {tuple(text.shape)} (want [B, S+1, {cfg.text_len}])")
         layout = self.layout(frames, chunk_frames or cfg.chunk_frames)
-        ch, cos, sin, t_idx, v_idx = self._tensors(layout, video.device)
-        ctx = AttnContext(ch, mode, cfg.top_k if top_k is None else top_k,
+        ch, masks, cos, sin, rows = self._tensors(layout, video.device)
+        ctx = AttnContext(ch, masks, mode, cfg.top_k if top_k is None else top_k,
                           cfg.causal if causal is None else causal, drop_off, drop_in, generator,
                           backend, q_tile, checkpoint, trace, stats is not None)
 
@@ -377,10 +425,10 @@ class MoCDiT(nn.Module):
         t_all = torch.cat([torch.zeros_like(t_shot[:, :1]), t_shot], 1)  # [B, S+1], global caption at t=0
         cs = F.silu(self.t_embed(t_all))                                # [B, S+1, d]
         for i, block in enumerate(self.blocks):
-            xt, xv = block(xt, xv, cs, t_idx, v_idx, cos, sin, ctx, i)
+            xt, xv = block(xt, xv, cs, rows, cos, sin, ctx, i)
             if trace is not None:
                 trace[f"blocks.{i}.text"], trace[f"blocks.{i}.video"] = xt, xv
-        out = self.final(xv, cs, v_idx)                                 # [B, Nv, P]
+        out = self.final(xv, cs, rows)                                  # [B, Nv, P]
         if stats is not None:
             stats.extend(ctx.sparsity)
         return self.unpatchify(out, T)                                  # [B, T, 3, Hi, Wi]

@@ -4,6 +4,10 @@ integrated from noise at t = 1 down to t = 0).
 
     v = v_null + guidance * (v_text - v_null),   x <- x - (t_now - t_next) * v
 The null condition is every caption all `<pad>` (what caption dropout trains).
+
+    /usr/bin/python3 -m train.sample --ckpt train/runs/tiny --storyboard public/storyboards/two-friends.json --out a.png
+    /usr/bin/python3 -m train.sample --ckpt train/runs/tiny --scene 3 --shots 4 --frames 4 --out b.png
+writes a contact sheet, a row per shot (with --scene: the world's truth above each generated row).
 """
 from __future__ import annotations
 
@@ -55,3 +59,87 @@ def sample(model, text: torch.Tensor, frames: Sequence[int], steps: int = 20, gu
             v = v_null + guidance * (v - v_null)
         x = torch.where(fixed_frames, x, x - (t_now - t_next) * v)
     return x
+
+
+# ---- command line: a contact sheet of a storyboard (or a world scene next to its truth) -------
+def load_model(ckpt_dir: str, ema: bool = True):
+    """MoCDiT from a trainer checkpoint directory (EMA weights by default), in eval mode."""
+    from . import checkpoint
+    from .model import MoCDiT, ModelConfig
+
+    state = checkpoint.load(ckpt_dir)
+    if state is None:
+        raise FileNotFoundError(f"{ckpt_dir}: no checkpoint (ckpt.json)")
+    model = MoCDiT(ModelConfig(**state["config"]))
+    model.load_state_dict(state["model"])
+    if ema:
+        with torch.no_grad():
+            for p, e in zip(model.parameters(), state["ema"]):
+                p.copy_(e)
+    return model.eval(), int(state["step"])
+
+
+def encode_board(board: dict, text_len: int) -> torch.Tensor:
+    """Storyboard -> caption ids [1, S+1, L]; unknown words are an error naming them."""
+    from .vocab import Vocab
+
+    vocab = Vocab()
+    rows = []
+    for cap in [board["globalCaption"]] + [s["caption"] for s in board["shots"]]:
+        enc = vocab.encode(cap, text_len)
+        if enc.unknown:
+            raise ValueError(f"unknown words {enc.unknown} in {cap!r}")
+        rows.append(enc.ids)
+    return torch.tensor([rows], dtype=torch.long)
+
+
+def main(argv=None) -> str:
+    import argparse
+    import json
+    import os
+
+    import numpy as np
+
+    from .data import EVAL_SEED_BASE, model_to_frames
+    from .render import contact_sheet, render_scene, write_png
+    from .world import sample_scene, storyboard
+
+    p = argparse.ArgumentParser(prog="python3 -m train.sample",
+                                description="Sample a storyboard with a checkpoint; write a PNG contact sheet (a row per shot).")
+    p.add_argument("--ckpt", required=True, help="trainer checkpoint directory")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--storyboard", help="storyboard JSON file")
+    src.add_argument("--scene", type=int, help="a held-out world scene (index); its truth is drawn above each row")
+    p.add_argument("--shots", type=int, default=4); p.add_argument("--frames", type=int, default=8)
+    p.add_argument("--steps", type=int, default=20); p.add_argument("--guidance", type=float, default=3.0)
+    p.add_argument("--mode", default="moc", choices=["moc", "dense", "shot"])
+    p.add_argument("--chunk-frames", type=int); p.add_argument("--top-k", type=int)
+    p.add_argument("--no-ema", action="store_true"); p.add_argument("--scale", type=int, default=3)
+    p.add_argument("--out", required=True, help="PNG path")
+    a = p.parse_args(argv)
+    model, step = load_model(a.ckpt, ema=not a.no_ema)
+    truth = None
+    if a.storyboard:
+        with open(a.storyboard) as f:
+            board = json.load(f)
+    else:
+        scene = sample_scene(EVAL_SEED_BASE + a.scene, shots=a.shots, frames=a.frames)
+        board, truth = storyboard(scene), render_scene(scene, model.cfg.image_size)
+    frames = [s["frames"] for s in board["shots"]]
+    text = encode_board(board, model.cfg.text_len)
+    x = sample(model, text, frames, steps=a.steps, guidance=a.guidance, mode=a.mode,
+               chunk_frames=a.chunk_frames, top_k=a.top_k, seeds=[s["seed"] for s in board["shots"]])
+    video = model_to_frames(x)[0].numpy()                              # [T, H, W, 3]
+    bounds = np.cumsum([0] + frames)
+    shots = [video[b0:b1] for b0, b1 in zip(bounds[:-1], bounds[1:])]
+    rows = [r for pair in zip(truth, shots) for r in pair] if truth is not None else shots
+    sheet = contact_sheet(rows)
+    sheet = np.repeat(np.repeat(sheet, a.scale, 0), a.scale, 1)
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    write_png(a.out, sheet)
+    print(f"sample: step {step}, {a.mode}, {len(frames)} shots -> {a.out}")
+    return a.out
+
+
+if __name__ == "__main__":
+    main()

@@ -2,27 +2,40 @@
 sparsification and context drop-off / drop-in (MODEL.md "Training", MOC.md §2).
 
     /usr/bin/python3 -m train.train --config tiny --device cpu --steps 2 --out train/runs/smoke
-    torchrun --nproc_per_node=N -m train.train --config small --steps 20000 --out train/runs/small --resume
+    torchrun --nproc_per_node=N -m train.train --config base --steps auto --budget 1000 \
+        --out train/runs/base --resume --time-limit 540
 
-Schedule (--schedule): comma-separated stages "dense@STEP" or "<chunkFrames>x<topK>@STEP", each
-running until STEP (exclusive, global step); the last stage may omit @STEP and runs to the end.
+Schedule (--schedule): comma-separated stages "dense@END", "shot@END" or
+"<chunkFrames>x<topK>@END", each running until END (exclusive, global step); the last stage may
+omit @END and runs to the end. END is a step count, or a fraction of --steps when it has a
+decimal point ("dense@0.4,8x2@0.5,1x4").
+--steps auto --budget SECONDS (fresh runs only): before step 0 every distinct stage is timed for
+a few full steps at lr 0 on the first batch (the model and optimiser are restored afterwards),
+and --steps is set so that the whole schedule fits the budget. The chosen --steps is stored in
+the checkpoint, so a resumed run (--resume) continues the same schedule and the same lr curve.
 Per-shot timesteps: each sample draws one of three regimes (--t-regimes weights): all shots
 share one t (joint generation), every shot its own t, or a random prefix of shots clean (t = 0,
 conditions, as when the studio appends a shot) and the rest sharing one t. t ~ logit-normal.
 The loss is the MSE of the velocity over the frames of shots with t > 0.
-Logs one JSON object per line (stdout and <out>/log.jsonl). Checkpoints in <out> (checkpoint.py)
-every --ckpt-every steps, at the end, and when --time-limit seconds have passed.
+Logs one JSON object per line (stdout and <out>/log.jsonl); `data_wait` is the fraction of
+wall time the loop spent waiting for the DataLoader (near 0 when data is not the bottleneck).
+Checkpoints in <out> (checkpoint.py) every --ckpt-every steps, at the end, and when
+--time-limit seconds have passed. --carry DIR also writes a compact checkpoint there (f32
+weights, EMA as a bf16 difference, no optimiser state: small enough to leave the GPU machine
+through $OUT and come back with `carry`); --resume takes <out>'s checkpoint, else --resume-from's.
 Distributed: under torchrun (WORLD_SIZE > 1) with NCCL on CUDA, gloo on CPU.
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
 import time
 from contextlib import nullcontext
-from typing import List, Optional, Tuple
+from functools import lru_cache
+from typing import List, Optional, Tuple, Union
 
 import torch
 import torch.distributed as dist
@@ -34,25 +47,47 @@ from .model import CONFIGS, MoCDiT, count_parameters, make_config
 
 
 # ---- schedule -------------------------------------------------------------------------------
-def parse_schedule(text: str) -> List[Tuple[str, int, int, Optional[int]]]:
-    """"dense@100,8x6@200,1x4" -> [("dense", 0, 0, 100), ("moc", 8, 6, 200), ("moc", 1, 4, None)]."""
+def parse_schedule(text: str) -> List[Tuple[str, int, int, Optional[Union[int, float]]]]:
+    """"dense@100,8x6@200,1x4" -> [("dense", 0, 0, 100), ("moc", 8, 6, 200), ("moc", 1, 4, None)].
+    An end with a decimal point is a fraction of the run ("dense@0.4" -> 0.4); see resolve_schedule."""
     stages = []
     for part in text.split(","):
         spec, _, until = part.strip().partition("@")
-        end = int(until) if until else None
-        if spec == "dense":
-            stages.append(("dense", 0, 0, end))
-        elif spec == "shot":
-            stages.append(("shot", 0, 0, end))
+        try:
+            end = None if not until else float(until) if "." in until else int(until)
+        except ValueError:
+            raise ValueError(f"bad schedule stage {part!r}: END must be a step or a fraction") from None
+        if isinstance(end, float) and not 0.0 < end < 1.0:
+            raise ValueError(f"bad schedule stage {part!r}: a fractional END must lie in (0, 1)")
+        if spec in ("dense", "shot"):
+            stages.append((spec, 0, 0, end))
         else:
             cf, _, k = spec.partition("x")
             if not (cf.isdigit() and k.isdigit() and int(cf) >= 1):
-                raise ValueError(f"bad schedule stage {part!r}: use dense@STEP or <chunkFrames>x<topK>@STEP")
+                raise ValueError(f"bad schedule stage {part!r}: use dense@END or <chunkFrames>x<topK>@END")
             stages.append(("moc", int(cf), int(k), end))
+    ends = [st[3] for st in stages]
+    if len({type(e) for e in ends if e is not None}) > 1:
+        raise ValueError(f"schedule ends must be all steps or all fractions: {text!r}")
     for a, b in zip(stages, stages[1:]):
         if a[3] is None or (b[3] is not None and b[3] <= a[3]):
-            raise ValueError(f"schedule stage ends must increase; only the last may omit @STEP: {text!r}")
+            raise ValueError(f"schedule stage ends must increase; only the last may omit @END: {text!r}")
     return stages
+
+
+def resolve_schedule(stages, steps: int):
+    """Fractional ends -> step counts for a run of `steps` steps (step ends pass through)."""
+    return [(m, cf, k, round(end * steps) if isinstance(end, float) else end) for m, cf, k, end in stages]
+
+
+def stage_fractions(stages, steps: int) -> List[float]:
+    """Share of the run each stage takes."""
+    out, prev = [], 0
+    for st in resolve_schedule(stages, steps):
+        end = steps if st[3] is None else min(st[3], steps)
+        out.append(max(0, end - prev) / max(1, steps))
+        prev = max(prev, end)
+    return out
 
 
 def stage_at(stages, step: int):
@@ -70,11 +105,24 @@ def lr_at(step: int, args) -> float:
 
 
 # ---- timesteps ------------------------------------------------------------------------------
+@lru_cache(maxsize=32)
+def _const(values: tuple, dtype, device: str) -> torch.Tensor:
+    """A small constant tensor made once per device: a per-step torch.tensor(list, device=cuda)
+    is a pageable host -> device copy, which waits for the GPU."""
+    return torch.tensor(values, dtype=dtype, device=device)
+
+
+@lru_cache(maxsize=32)
+def frame_shot_index(frames: tuple, device: str) -> torch.Tensor:
+    """[T] shot of every frame."""
+    return torch.repeat_interleave(torch.arange(len(frames)), torch.tensor(frames)).to(device)
+
+
 def sample_timesteps(B: int, S: int, regimes, gen: torch.Generator, device) -> torch.Tensor:
     """[B, S] per-shot timesteps in (0, 1), with clean (t = 0) prefixes in the third regime."""
     t_ind = torch.sigmoid(torch.randn(B, S, generator=gen, device=device))   # independent
     t_shared = torch.sigmoid(torch.randn(B, 1, generator=gen, device=device)).expand(B, S)
-    w = torch.tensor(regimes, dtype=torch.float32, device=device)
+    w = _const(tuple(regimes), torch.float32, str(device))
     regime = torch.multinomial(w.expand(B, 3), 1, generator=gen)[:, 0]       # [B]
     n_clean = (torch.rand(B, generator=gen, device=device) * max(S - 1, 0)).long() + 1  # 1..S-1
     clean = torch.arange(S, device=device)[None, :] < n_clean[:, None]        # [B, S]
@@ -93,8 +141,7 @@ def flow_loss(model, x0, text, frames, stage, args, gen: torch.Generator, stats=
         drop = torch.rand(B, generator=gen, device=device) < args.caption_dropout
         text = torch.where(drop[:, None, None], torch.zeros_like(text), text)  # all <pad> = null
     t_shot = sample_timesteps(B, S, args.t_regimes, gen, device)             # [B, S]
-    frame_shot = torch.repeat_interleave(torch.arange(S, device=device), torch.tensor(frames, device=device))
-    t = t_shot[:, frame_shot]                                                 # [B, T]
+    t = t_shot[:, frame_shot_index(tuple(frames), str(device))]              # [B, T]
     eps = torch.randn(x0.shape, generator=gen, device=device)
     tt = t[:, :, None, None, None]
     xt = (1 - tt) * x0 + tt * eps
@@ -121,11 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
     a("--depth", type=int); a("--heads", type=int)
     a("--shots", type=int, default=4); a("--frames", type=int, default=8)
     a("--batch-size", type=int, default=8, help="per process")
-    a("--steps", type=int, default=1000, help="total optimiser steps (the run's end)")
+    a("--steps", default="1000", help="total optimiser steps (the run's end), or 'auto' with --budget")
+    a("--budget", type=float, default=0.0,
+      help="with --steps auto: seconds of training in total (all resumed runs together)")
     a("--lr", type=float, default=3e-4); a("--warmup", type=int, default=200)
     a("--min-lr-frac", type=float, default=0.1); a("--weight-decay", type=float, default=0.01)
     a("--grad-clip", type=float, default=1.0); a("--ema", type=float, default=0.999)
-    a("--schedule", default="dense@2000,8x6@3000,4x5@4000,2x4@5000,1x4")
+    a("--schedule", default="dense@0.4,8x2@0.5,4x3@0.62,2x4@0.76,1x4")
     a("--drop-off", type=float, default=0.3, help="p_max of context drop-off (MoC stages)")
     a("--drop-in", type=float, default=0.5, help="Poisson lambda of context drop-in (MoC stages)")
     a("--caption-dropout", type=float, default=0.1)
@@ -135,11 +184,14 @@ def build_parser() -> argparse.ArgumentParser:
     a("--q-tile", type=int, default=1024)
     a("--attn-checkpoint", type=int, default=None, help="1/0; default on for CUDA")
     a("--out", default="train/runs/default"); a("--resume", action="store_true")
+    a("--resume-from", default=None, help="with --resume: checkpoint dir to use when <out> has none")
+    a("--carry", default=None, metavar="DIR", help="also write a compact checkpoint to DIR at every save")
     a("--ckpt-every", type=int, default=500); a("--ckpt-part-mb", type=float, default=15.0)
     a("--ckpt-slim", action="store_true", help="leave the optimiser state out of checkpoints")
     a("--time-limit", type=float, default=0.0, help="seconds; save and stop after this long")
     a("--log-every", type=int, default=10); a("--workers", type=int, default=4)
     a("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
+    a("--calib-steps", type=int, default=6, help="--steps auto: timed steps per stage (after 2 warm-up)")
     a("--seed", type=int, default=0)
     a("--fixed-batch", action="store_true", help="one batch, noise and t for every step (smoke tests)")
     return p
@@ -162,6 +214,57 @@ def _setup(args):
     return rank, world, device
 
 
+def _sync(device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def make_optimizer(model, args):
+    return torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=args.weight_decay)
+
+
+def train_step(net, model, opt, x0, text, frames, stage, args, gen, stats=None):
+    loss = flow_loss(net, x0, text, frames, stage, args, gen, stats)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+    opt.step()
+    return loss, gnorm
+
+
+def calibrate(net, model, opt, x0, text, frames, stages, args, device) -> dict:
+    """Seconds per full training step of every distinct stage, timed on one batch at lr 0.
+    Leaves the weights as they were (the caller makes a fresh optimiser)."""
+    snapshot = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    for group in opt.param_groups:
+        group["lr"] = 0.0
+    times = {}
+    for stage in stages:
+        key = stage[:3]
+        if key in times:
+            continue
+        for i in range(2 + args.calib_steps):
+            if i == 2:
+                _sync(device)
+                t0 = time.time()
+            gen = torch.Generator(device=device)
+            gen.manual_seed(i)
+            train_step(net, model, opt, x0, text, frames, stage, args, gen)
+        _sync(device)
+        times[key] = (time.time() - t0) / args.calib_steps
+    with torch.no_grad():
+        model.load_state_dict(snapshot)
+    opt.zero_grad(set_to_none=True)
+    return times
+
+
+def steps_for_budget(stages, times: dict, seconds: float) -> int:
+    """How many steps of this schedule (fractional ends) fit in `seconds`."""
+    big = 10 ** 6
+    per_step = sum(f * times[st[:3]] for f, st in zip(stage_fractions(stages, big), stages))
+    return max(1, int(seconds / per_step))
+
+
 def main(argv: Optional[List[str]] = None) -> List[dict]:
     args = build_parser().parse_args(argv)
     args.t_regimes = [float(x) for x in args.t_regimes.split(",")]
@@ -171,6 +274,11 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     if args.attn_checkpoint is None:
         args.attn_checkpoint = int(device.type == "cuda")
     stages = parse_schedule(args.schedule)
+    auto = args.steps == "auto"
+    if auto and args.budget <= 0:
+        raise SystemExit("--steps auto needs --budget SECONDS")
+    if auto and any(isinstance(st[3], int) for st in stages):
+        raise SystemExit("--steps auto needs fractional schedule ends (e.g. dense@0.4,2x4@0.7,1x4)")
     cfg = make_config(args.config, image_size=args.image_size, patch_size=args.patch_size,
                       dim=args.dim, depth=args.depth, heads=args.heads)
     frames = (args.frames,) * args.shots
@@ -178,10 +286,15 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     torch.manual_seed(args.seed)                       # same init on every rank
     model = MoCDiT(cfg).to(device)
     ema = [p.detach().clone().float() for p in model.parameters()]
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99),
-                            weight_decay=args.weight_decay)
+    opt = make_optimizer(model, args)
     step = 0
-    state = checkpoint.load(args.out) if args.resume else None
+    state, resumed_from = None, None
+    if args.resume:
+        for d in [args.out] + ([args.resume_from] if args.resume_from else []):
+            state = checkpoint.load(d)
+            if state is not None:
+                resumed_from = d
+                break
     if state is not None:
         model.load_state_dict(state["model"])
         for e, v in zip(ema, state["ema"]):
@@ -189,40 +302,76 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
         if state.get("opt") is not None:
             opt.load_state_dict(state["opt"])
         step = int(state["step"])
+        if auto:
+            args.steps = int(state["args"]["steps"])
+    if not auto:
+        args.steps = int(args.steps)
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
 
+    t_start = time.time()
     dataset = WorldDataset(args.seed, args.shots, args.frames, cfg.image_size, cfg.text_len)
+    stop = 10 ** 9 if args.steps == "auto" else args.steps
     if args.fixed_batch:
         fixed = make_batch(dataset, range(rank * args.batch_size, (rank + 1) * args.batch_size))
-        batches = iter([fixed] * max(0, args.steps - step))
+        batches = itertools.repeat(fixed)
     else:
-        batches = iter(make_loader(dataset, step, args.steps, args.batch_size, rank, world,
+        batches = iter(make_loader(dataset, step, stop, args.batch_size, rank, world,
                                    args.workers, device.type == "cuda"))
     log_path = os.path.join(args.out, "log.jsonl")
-    if rank == 0:
-        os.makedirs(args.out, exist_ok=True)
-        info = {"event": "start", "step": step, "world": world, "device": str(device),
-                "params": count_parameters(model), "config": cfg.to_dict(), "args": vars(args),
-                "torch": torch.__version__}
-        print(json.dumps(info), flush=True)
-        with open(log_path, "a") as f:
-            f.write(json.dumps(info) + "\n")
-
-    def save():
-        if rank == 0:
-            checkpoint.save(args.out, {"step": step, "model": model.state_dict(), "ema": [e.cpu() for e in ema],
-                                       "opt": None if args.ckpt_slim else opt.state_dict(),
-                                       "config": cfg.to_dict(), "args": vars(args)}, args.ckpt_part_mb)
 
     logs: List[dict] = []
-    t_start = t_last = time.time()
+
+    def log(rec: dict) -> None:
+        logs.append(rec)
+        if rank == 0:
+            print(json.dumps(rec), flush=True)
+            with open(log_path, "a") as f:
+                f.write(json.dumps(rec) + "\n")
+
+    if rank == 0:
+        os.makedirs(args.out, exist_ok=True)
+    if args.steps == "auto":                           # fresh run: time the stages, fix --steps
+        first = next(batches)
+        x0 = frames_to_model(first[0].to(device))
+        times = calibrate(net, model, opt, x0, first[1].to(device), frames, stages, args, device)
+        steps = torch.tensor([steps_for_budget(stages, times, args.budget - (time.time() - t_start))])
+        if world > 1:
+            steps = steps.to(device)
+            dist.broadcast(steps, 0)
+        args.steps = int(steps)
+        opt = make_optimizer(model, args)
+        batches = itertools.chain([first], batches)
+        log({"event": "calibrate", "sec_per_step": {f"{m}:{cf}x{k}": t for (m, cf, k), t in times.items()},
+             "budget": args.budget, "steps": args.steps, "elapsed": time.time() - t_start})
+    stages = resolve_schedule(stages, args.steps)
+    log({"event": "start", "step": step, "world": world, "device": str(device),
+         "params": count_parameters(model), "config": cfg.to_dict(), "args": vars(args),
+         "schedule": stages, "resumed_from": resumed_from,
+         "optimizer_state": "restored" if state is not None and state.get("opt") is not None else "fresh",
+         "torch": torch.__version__})
+
+    def save():
+        if rank != 0:
+            return
+        full = {"step": step, "model": model.state_dict(), "ema": [e.cpu() for e in ema],
+                "opt": None if args.ckpt_slim else opt.state_dict(), "config": cfg.to_dict(),
+                "args": vars(args)}
+        checkpoint.save(args.out, full, args.ckpt_part_mb)
+        if args.carry:
+            names = [n for n, _ in model.named_parameters()]
+            checkpoint.save(args.carry, checkpoint.compact(full, names), args.ckpt_part_mb)
+
+    t_last = time.time()
     last_step = step
+    wait = 0.0
     stopped_early = False
     while step < args.steps:
+        t_wait = time.time()
         video, text = next(batches)
+        wait += time.time() - t_wait
         x0 = frames_to_model(video.to(device, non_blocking=True))           # [B, T, 3, H, W]
         text = text.to(device, non_blocking=True)                            # [B, S+1, L]
         si, stage = stage_at(stages, step)
@@ -232,15 +381,12 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
             group["lr"] = lr_at(step, args)
         do_log = (step + 1) % args.log_every == 0 or step + 1 == args.steps or step == 0
         stats = [] if do_log and stage[0] != "dense" else None
-        loss = flow_loss(net, x0, text, frames, stage, args, gen, stats)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
-        opt.step()
+        loss, gnorm = train_step(net, model, opt, x0, text, frames, stage, args, gen, stats)
         with torch.no_grad():
             decay = min(args.ema, (1 + step) / (10 + step))
-            for e, p in zip(ema, model.parameters()):
-                e.mul_(decay).add_(p.detach().float(), alpha=1 - decay)
+            params = [p.detach() for p in model.parameters()]
+            torch._foreach_mul_(ema, decay)
+            torch._foreach_add_(ema, [p.float() for p in params], alpha=1 - decay)
         step += 1
         if do_log:
             l = loss.detach().clone()
@@ -253,13 +399,9 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
                    "sparsity": (sum(stats) / len(stats)) if stats else 0.0, "grad_norm": float(gnorm),
                    "sec_per_step": (now - t_last) / max(1, step - last_step),
                    "samples_per_sec": (step - last_step) * args.batch_size * world / max(1e-9, now - t_last),
-                   "elapsed": now - t_start}
-            t_last, last_step = now, step
-            logs.append(rec)
-            if rank == 0:
-                print(json.dumps(rec), flush=True)
-                with open(log_path, "a") as f:
-                    f.write(json.dumps(rec) + "\n")
+                   "data_wait": wait / max(1e-9, now - t_last), "elapsed": now - t_start}
+            t_last, last_step, wait = now, step, 0.0
+            log(rec)
         if args.ckpt_every and step % args.ckpt_every == 0 and step < args.steps:
             save()
         if args.time_limit and time.time() - t_start > args.time_limit:
@@ -268,13 +410,9 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     save()
     with torch.no_grad():
         checksum = float(sum(p.double().abs().sum() for p in model.parameters()))
-    end = {"event": "end", "step": step, "stopped_early": stopped_early, "elapsed": time.time() - t_start,
-           "param_checksum": checksum}
-    logs.append(end)
-    if rank == 0:
-        print(json.dumps(end), flush=True)
-        with open(log_path, "a") as f:
-            f.write(json.dumps(end) + "\n")
+    end = {"event": "end", "step": step, "steps": args.steps, "stopped_early": stopped_early,
+           "elapsed": time.time() - t_start, "param_checksum": checksum}
+    log(end)
     if world > 1:
         dist.barrier()
     return logs

@@ -1,3 +1,7 @@
+import os
+import shutil
+import subprocess
+
 import numpy as np
 import pytest
 import torch
@@ -173,3 +177,50 @@ def test_exchange_file_roundtrip(tmp_path):
     save(str(tmp_path / "bad.safetensors"), {"q": q, "k": k}, {"top_k": "2"})
     with pytest.raises(ValueError, match="'v'"):
         run_exchange(str(tmp_path / "bad.safetensors"), str(tmp_path / "o.safetensors"))
+
+
+# ---- the PyTorch reference against the TypeScript CPU reference (`moc attention --cpu`) -------
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CLI = os.path.join(ROOT, "bin", "moc.mjs")
+NODE = shutil.which("node")
+TS_MISSING = ("node is not installed" if NODE is None else
+              "node_modules is missing (run `npm ci`)" if not os.path.isdir(os.path.join(ROOT, "node_modules", "tsx"))
+              else None)
+
+# (frames per shot, text_len, grid, chunk_frames, H, D, top_k, causal, mode, seed, ties)
+TS_CASES = [
+    ((3, 2, 4), 3, 2, 2, 2, 8, 2, True, "moc", 0, False),
+    ((4, 3, 5, 2), 4, 2, 1, 3, 16, 3, True, "moc", 1, False),
+    ((2, 2, 3), 2, 3, 1, 2, 6, 4, False, "moc", 2, False),
+    ((2, 3), 3, 2, 1, 1, 8, 9, True, "moc", 3, False),        # top_k beyond the candidates
+    ((3, 3, 3), 2, 2, 1, 2, 8, 0, True, "moc", 4, False),     # top_k 0: mandatory links only
+    ((2, 2, 2), 3, 2, 1, 2, 8, 2, True, "moc", 5, True),      # every score ties
+    ((3, 2, 4), 3, 2, 2, 2, 8, 2, True, "dense", 6, False),
+]
+
+
+@pytest.mark.skipif(TS_MISSING is not None, reason=f"TypeScript reference unavailable: {TS_MISSING}")
+def test_matches_typescript_cpu_reference(tmp_path):
+    from train.safetensors_io import load, save
+
+    names = ("chunk_start", "chunk_end", "chunk_shot", "chunk_kind")
+    cases, procs = [], []
+    for n, (frames, L, G, cf, H, D, top_k, causal, mode, seed, ties) in enumerate(TS_CASES):
+        lay, q, k, v, cols = case(frames, L, G, cf, H, D, seed)
+        if ties:
+            k[:] = 1.0
+        src, dst = str(tmp_path / f"in{n}.safetensors"), str(tmp_path / f"out{n}.safetensors")
+        save(src, {"q": q, "k": k, "v": v, **{nm: np.asarray(c, np.int32) for nm, c in zip(names, cols)}},
+             {"top_k": str(top_k), "causal": "true" if causal else "false", "mode": mode})
+        cases.append((q, k, v, cols, top_k, causal, mode, dst))
+        procs.append(subprocess.Popen([NODE, CLI, "attention", "--in", src, "--out", dst, "--cpu"], cwd=ROOT,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    for n, (proc, (q, k, v, cols, top_k, causal, mode, dst)) in enumerate(zip(procs, cases)):
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, f"case {n}: moc attention failed: {err.strip()}"
+        ts, meta = load(dst)
+        out, routed, sp = moc_attention(q, k, v, *cols, top_k=top_k, causal=causal, mode=mode)
+        assert ts["routed"].dtype == np.int32 and ts["routed"].shape == routed.shape, f"case {n}"
+        assert np.array_equal(ts["routed"], routed), f"case {n}: routed indices differ"
+        np.testing.assert_allclose(ts["out"], out, atol=2e-5, rtol=1e-4, err_msg=f"case {n}")
+        assert float(meta["sparsity"]) == pytest.approx(sp, abs=1e-9), f"case {n}"

@@ -7,7 +7,7 @@ import torch
 import torch.multiprocessing as mp
 
 from train import checkpoint
-from train.train import main, parse_schedule, stage_at
+from train.train import main, parse_schedule, resolve_schedule, stage_at, stage_fractions, steps_for_budget
 
 TINY = ["--config", "tiny", "--device", "cpu", "--workers", "0", "--threads", "1", "--shots", "3",
         "--frames", "4", "--batch-size", "2", "--log-every", "1"]
@@ -21,10 +21,14 @@ def test_schedule():
     st = parse_schedule("dense@10,8x6@20,1x4")
     assert st == [("dense", 0, 0, 10), ("moc", 8, 6, 20), ("moc", 1, 4, None)]
     assert stage_at(st, 0)[0] == 0 and stage_at(st, 10)[0] == 1 and stage_at(st, 10 ** 6)[0] == 2
-    with pytest.raises(ValueError):
-        parse_schedule("dense,1x4@5")
-    with pytest.raises(ValueError):
-        parse_schedule("0x4")
+    for bad in ("dense,1x4@5", "0x4", "dense@0.5,1x4@20", "dense@1.5,1x4", "dense@0.6,2x2@0.4,1x1"):
+        with pytest.raises(ValueError):
+            parse_schedule(bad)
+    frac = parse_schedule("dense@0.4,8x2@0.5,1x4")
+    assert resolve_schedule(frac, 1000) == [("dense", 0, 0, 400), ("moc", 8, 2, 500), ("moc", 1, 4, None)]
+    assert stage_fractions(frac, 1000) == pytest.approx([0.4, 0.1, 0.5])
+    times = {("dense", 0, 0): 0.1, ("moc", 8, 2): 0.2, ("moc", 1, 4): 0.3}
+    assert steps_for_budget(frac, times, 100.0) == int(100 / (0.04 + 0.02 + 0.15))
 
 
 def test_cpu_smoke_two_steps(tmp_path):
@@ -44,16 +48,51 @@ def test_loss_decreases_on_a_fixed_batch(tmp_path):
     assert sum(b < a for a, b in zip(l, l[1:])) >= 7, l
 
 
-def test_resume_continues(tmp_path):
-    args = TINY + ["--out", str(tmp_path), "--schedule", "dense@2,1x1", "--ckpt-every", "0"]
-    first = main(args + ["--steps", "3"])
-    second = main(args + ["--steps", "5", "--resume"])
-    assert [r["step"] for r in second if "loss" in r] == [4, 5]
-    assert checkpoint.load(str(tmp_path))["step"] == 5
-    # a fresh run to 5 steps lands on the same weights (data and noise depend on the step only)
-    fresh = main(TINY + ["--out", str(tmp_path / "fresh"), "--schedule", "dense@2,1x1", "--steps", "5"])
-    assert fresh[-1]["param_checksum"] == pytest.approx(second[-1]["param_checksum"], rel=1e-5)
-    assert first[-1]["step"] == 3
+def _weights(path):
+    state = checkpoint.load(str(path))
+    return state["step"], state["model"], state["ema"]
+
+
+def test_resume_is_identical_to_an_uninterrupted_run(tmp_path):
+    """A run stopped by --time-limit and resumed with the same command ends on exactly the
+    weights, EMA and optimiser state of a run that never stopped (data and noise depend on the
+    step only), also when --steps auto chose the run's length."""
+    args = TINY + ["--schedule", "dense@2,1x1", "--ckpt-every", "0", "--steps", "5"]
+    stopped = main(args + ["--out", str(tmp_path / "a"), "--time-limit", "1e-9", "--resume"])
+    assert stopped[-1]["stopped_early"] and stopped[-1]["step"] == 1
+    resumed = main(args + ["--out", str(tmp_path / "a"), "--time-limit", "1e-9", "--resume"])
+    assert [r["step"] for r in resumed if "loss" in r] == [2] and resumed[-1]["stopped_early"]
+    resumed = main(args + ["--out", str(tmp_path / "a"), "--resume"])
+    assert [r["step"] for r in resumed if "loss" in r] == [3, 4, 5] and not resumed[-1]["stopped_early"]
+    fresh = main(args + ["--out", str(tmp_path / "b")])
+    (sa, ma, ea), (sb, mb, eb) = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert sa == sb == 5
+    assert all(torch.equal(ma[n], mb[n]) for n in mb), "weights differ after resume"
+    assert all(torch.equal(x, y) for x, y in zip(ea, eb)), "EMA differs after resume"
+    assert losses(stopped + resumed) != [] and losses(fresh)[2:] == [r["loss"] for r in resumed if "loss" in r]
+
+
+def test_auto_steps_and_compact_carry(tmp_path):
+    args = TINY + ["--schedule", "dense@0.5,1x1", "--ckpt-every", "0", "--steps", "auto", "--budget", "1000",
+                   "--calib-steps", "1", "--carry", str(tmp_path / "carry")]
+    first = main(args + ["--out", str(tmp_path / "a"), "--time-limit", "1e-9", "--resume"])
+    cal = [r for r in first if r.get("event") == "calibrate"]
+    assert len(cal) == 1 and set(cal[0]["sec_per_step"]) == {"dense:0x0", "moc:1x1"}
+    assert first[-1]["steps"] == cal[0]["steps"] > 5 and first[-1]["stopped_early"] and first[-1]["step"] == 1
+    full, carried = checkpoint.load(str(tmp_path / "a")), checkpoint.load(str(tmp_path / "carry"))
+    assert carried["opt"] is None and full["opt"] is not None and carried["args"]["steps"] == first[-1]["steps"]
+    assert all(torch.equal(full["model"][n], carried["model"][n]) for n in full["model"])
+    for e, c, p in zip(full["ema"], carried["ema"], full["model"].values()):
+        assert (e - c).abs().max() <= (e - p).abs().max() / 128 + 1e-12
+    sizes = [os.path.getsize(tmp_path / d / f) for d in ("a", "carry") for f in ("ckpt.pt.000",)]
+    assert sizes[1] < 0.5 * sizes[0]
+    # a cold machine: <out> is empty, the carried checkpoint resumes the same schedule
+    again = main(args + ["--out", str(tmp_path / "b"), "--resume", "--resume-from", str(tmp_path / "carry"),
+                         "--time-limit", "1e-9"])
+    start = [r for r in again if r.get("event") is None and "loss" in r]
+    assert [r["step"] for r in start] == [2] and again[-1]["steps"] == first[-1]["steps"]
+    assert not [r for r in again if r.get("event") == "calibrate"]
+    assert json.loads((tmp_path / "b" / "log.jsonl").read_text().splitlines()[0])["optimizer_state"] == "fresh"
 
 
 def test_checkpoint_parts(tmp_path):

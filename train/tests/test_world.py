@@ -1,4 +1,5 @@
 import json
+import os
 import time
 
 import numpy as np
@@ -141,3 +142,45 @@ def test_render_speed():
     n = sum(f.shape[0] for s in scenes for f in render_scene(s, 64))
     fps = n / (time.time() - t)
     assert fps > 200, f"rendering {fps:.0f} frames/s"
+
+
+STORYBOARDS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                           "public", "storyboards")
+
+
+def test_sample_storyboards_are_current_and_tokenize():
+    """public/storyboards holds what `python3 -m train.preview --samples` writes; every caption
+    tokenizes with no unknown word within text_len, parses back, and names only the cast."""
+    from train.model import ModelConfig
+    from train.preview import sample_files
+
+    text_len = ModelConfig().text_len
+    vocab = Vocab()
+    files = sample_files()
+    on_disk = sorted(f for f in os.listdir(STORYBOARDS) if f.endswith(".json"))
+    assert on_disk == sorted(files), "run: /usr/bin/python3 -m train.preview --samples public/storyboards"
+    for name, content in files.items():
+        with open(os.path.join(STORYBOARDS, name)) as f:
+            assert json.load(f) == content, f"{name} is stale: rerun train.preview --samples"
+    entries = files["index.json"]["storyboards"]
+    assert len(entries) >= 3 and all(e["title"] and e["description"] for e in entries)
+    assert max(e["shots"] for e in entries) >= 6, "one long storyboard for benchmarks"
+    memory = 0
+    for e in entries:
+        board = files[e["file"]]
+        validate_storyboard(board)
+        caps = [board["globalCaption"]] + [s["caption"] for s in board["shots"]]
+        for cap in caps:
+            enc = vocab.encode(cap, text_len)               # raises CaptionTooLong past text_len
+            assert enc.unknown == [], f"{e['file']}: unknown words {enc.unknown} in {cap!r}"
+        cast = parse_global_caption(board["globalCaption"])
+        assert cast and sorted(cast) == list(range(1, len(cast) + 1))
+        present = []
+        for s in board["shots"]:
+            parsed = parse_shot_caption(s["caption"])
+            assert parsed is not None, s["caption"]
+            assert all(cid in cast for cid, _ in parsed["actors"])
+            present.append({cid for cid, _ in parsed["actors"]})
+        # memory: someone seen in shot 1, absent in shot 2, back in shot 3
+        memory += bool(len(present) >= 3 and (present[0] - present[1]) & present[2])
+    assert memory >= 1
