@@ -88,6 +88,8 @@ interface SeqState {
 }
 
 const f32 = Math.fround;
+/** Sequences (frame layouts) whose GPU constants are kept; the least recently used goes first. */
+const MAX_SEQUENCES = 4;
 
 /** Sinusoidal timestep features [rows, F] as train/model.py's TimestepEmbed (f32 steps). */
 export function timestepFeatures(t: ArrayLike<number>, freqDim: number): Float32Array {
@@ -216,7 +218,16 @@ export class MocDiT {
   private state(frames: readonly number[], chunkFrames: number): SeqState {
     const key = `${frames.join(',')}|${chunkFrames}`;
     const hit = this.seqs.get(key);
-    if (hit) return hit;
+    if (hit) {
+      this.seqs.delete(key); // most recently used last
+      this.seqs.set(key, hit);
+      return hit;
+    }
+    if (this.seqs.size >= MAX_SEQUENCES) {
+      const [oldest, st] = this.seqs.entries().next().value as [string, SeqState];
+      this.seqs.delete(oldest);
+      disposeState(st);
+    }
     const { eng, config: cfg } = this;
     const { heads: H, headDim: D, textLen: L, grid: G } = cfg;
     const seq = makeSequence(frames, L, G, chunkFrames);
@@ -483,13 +494,15 @@ export class MocDiT {
     for (const t of this.qkNorm) t.dispose();
     this.swap?.dispose();
     this.normShift?.dispose();
-    for (const st of this.seqs.values()) {
-      const { seq: _s, shotTable: _t, gatherQkv, noRoutes, ...rest } = st;
-      for (const t of [...gatherQkv, ...Object.values(rest)]) t.dispose();
-      noRoutes?.dispose();
-    }
+    for (const st of this.seqs.values()) disposeState(st);
     this.seqs.clear();
   }
+}
+
+function disposeState(st: SeqState): void {
+  const { seq: _s, shotTable: _t, gatherQkv, noRoutes, ...rest } = st;
+  for (const t of [...gatherQkv, ...Object.values(rest)]) t.dispose();
+  noRoutes?.dispose();
 }
 
 /** A trace over internal chunk ids → the same trace over stream chunk ids. */
