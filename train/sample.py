@@ -6,7 +6,7 @@ integrated from noise at t = 1 down to t = 0).
 The null condition is every caption all `<pad>` (what caption dropout trains).
 
     /usr/bin/python3 -m train.sample --ckpt train/runs/tiny --storyboard public/storyboards/two-friends.json --out a.png
-    /usr/bin/python3 -m train.sample --ckpt train/runs/tiny --scene 3 --shots 4 --frames 4 --out b.png
+    /usr/bin/python3 -m train.sample --model public/models/moc-base --scene 3 --out b.png
 writes a contact sheet, a row per shot (with --scene: the world's truth above each generated row).
 """
 from __future__ import annotations
@@ -106,7 +106,9 @@ def main(argv=None) -> str:
 
     p = argparse.ArgumentParser(prog="python3 -m train.sample",
                                 description="Sample a storyboard with a checkpoint; write a PNG contact sheet (a row per shot).")
-    p.add_argument("--ckpt", required=True, help="trainer checkpoint directory")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--ckpt", help="trainer checkpoint directory")
+    which.add_argument("--model", help="exported model folder (public/models/NAME)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--storyboard", help="storyboard JSON file")
     src.add_argument("--scene", type=int, help="a held-out world scene (index); its truth is drawn above each row")
@@ -117,7 +119,12 @@ def main(argv=None) -> str:
     p.add_argument("--no-ema", action="store_true"); p.add_argument("--scale", type=int, default=3)
     p.add_argument("--out", required=True, help="PNG path")
     a = p.parse_args(argv)
-    model, step = load_model(a.ckpt, ema=not a.no_ema)
+    if a.model:
+        from .export import load_exported
+        model, _, meta = load_exported(a.model)
+        model, step = model.eval(), int(meta.get("step", 0))
+    else:
+        model, step = load_model(a.ckpt, ema=not a.no_ema)
     truth = None
     if a.storyboard:
         with open(a.storyboard) as f:

@@ -175,7 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--min-lr-frac", type=float, default=0.1); a("--weight-decay", type=float, default=0.01)
     a("--grad-clip", type=float, default=1.0); a("--ema", type=float, default=0.999)
     a("--schedule", default="dense@0.4,8x2@0.5,4x3@0.62,2x4@0.76,1x4")
-    a("--drop-off", type=float, default=0.3, help="p_max of context drop-off (MoC stages)")
+    a("--drop-off", type=float, default=0.5,
+      help="p_max of context drop-off (MoC stages): drops floor(U(0, p_max) * k) routed chunks, "
+           "so p_max * k must exceed 1 to drop anything (0.5: never at k = 2, 1/3 of queries at k = 3, half at k = 4)")
     a("--drop-in", type=float, default=0.5, help="Poisson lambda of context drop-in (MoC stages)")
     a("--caption-dropout", type=float, default=0.1)
     a("--t-regimes", default="0.4,0.3,0.3", help="weights: shared t, per-shot t, clean prefix")
