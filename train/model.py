@@ -16,7 +16,8 @@ Data flow (shape comments below use the legend)
         The last block is "pre-only" for text (SD3): text keys/values feed the attention but the
         text stream is not updated, so it has no out_text / mlp_text and mod_text is [2d, d].
     final: adaLN (shift, scale) + LayerNorm + proj -> unpatchify -> velocity [B,T,3,Hi,Wi]
-Rectified flow: x_t = (1 - t) x_0 + t eps, t in [0,1] (1 = noise), target v = eps - x_0;
+Rectified flow: x_t = (1 - t) x_0 + t eps, t in [0,1] (1 = noise), target v = eps - x_0 (with
+cfg.prediction "x" the network outputs x̂0 and forward returns (x_t - x̂0) / max(t, t_min));
 a shot at t = 0 is a clean condition. Caption dropout = every caption all `<pad>` (id 0).
 LayerNorms have no affine weights (eps 1e-6); GELU is the tanh approximation; RMSNorm eps 1e-6.
 RoPE: pairs of adjacent channels (2j, 2j+1) rotate together; of the D/2 pairs the first
@@ -76,6 +77,12 @@ class ModelConfig:
     chunk_frames: int = 1
     top_k: int = 4
     causal: bool = True
+    # What the network outputs: "v" (the velocity itself) or "x" (the clean frames x̂0, turned into
+    # v = (x_t - x̂0) / max(t, t_min) in forward). With x-prediction the noise in x_t reaches the
+    # velocity through that identity instead of through video_embed / final.proj, so no rank limit
+    # of those projections can leave noise behind (large pixel patches need it).
+    prediction: str = "v"
+    t_min: float = 0.05
 
     @property
     def grid(self) -> int:
@@ -98,6 +105,7 @@ class ModelConfig:
         assert self.dim % self.heads == 0, "dim must be a multiple of heads"
         assert self.head_dim % 2 == 0 and self.head_dim // 2 >= 3, "head_dim must be even and >= 6"
         assert self.depth >= 1
+        assert self.prediction in ("v", "x"), "prediction must be 'v' or 'x'"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -109,7 +117,7 @@ CONFIGS: Dict[str, dict] = {
     # directions of x_t, so that much of the starting noise survives every Euler step.
     # ~7.7M parameters (~14.7 MiB fp16): 64x64 frames, 8x8 patches (patch_dim 192 = dim),
     # 64 tokens per frame; the shipped `moc-base` (4 shots x 8 frames = 2168 tokens)
-    "base": dict(image_size=64, patch_size=8, dim=192, depth=6, heads=6),
+    "base": dict(image_size=64, patch_size=8, dim=192, depth=6, heads=6, prediction="x"),
     # ~7.2M parameters (~13.8 MiB fp16): 64x64 frames, 4x4 patches, 256 tokens per frame
     "small": dict(image_size=64, patch_size=4, dim=160, depth=8, heads=5),
     # < 1 MB fp16, trainable on two CPU cores: 32x32 frames, 4x4 patches (patch_dim 48 < 64),
@@ -431,7 +439,11 @@ class MoCDiT(nn.Module):
         out = self.final(xv, cs, rows)                                  # [B, Nv, P]
         if stats is not None:
             stats.extend(ctx.sparsity)
-        return self.unpatchify(out, T)                                  # [B, T, 3, Hi, Wi]
+        y = self.unpatchify(out, T)                                     # [B, T, 3, Hi, Wi]
+        if cfg.prediction == "x":                                       # y = x̂0 -> v = (x_t - x̂0) / t
+            t_frame = torch.repeat_interleave(t_shot.float(), torch.as_tensor(frames, device=video.device), 1)
+            return (video.float() - y.float()) / t_frame.clamp(min=cfg.t_min)[:, :, None, None, None]
+        return y
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -30,6 +30,12 @@ export interface ModelConfig {
   chunkFrames: number;
   topK: number;
   causal: boolean;
+  /**
+   * What the network outputs: 'v' the velocity, or 'x' the clean frames x̂0, which forward turns
+   * into v = (x_t − x̂0) / max(t, tMin) (train/model.py ModelConfig.prediction).
+   */
+  prediction: 'v' | 'x';
+  tMin: number;
   fps: number;
   // derived
   grid: number; // G = imageSize / patchSize
@@ -58,6 +64,8 @@ const schema = z.object({
   chunk_frames: int(1),
   top_k: int(0),
   causal: z.boolean(),
+  prediction: z.enum(['v', 'x']).default('v'),
+  t_min: z.number().positive().max(1).default(0.05),
   fps: z.number().positive(),
 });
 
@@ -100,6 +108,8 @@ export function parseModelConfig(value: unknown, source = 'config.json'): ModelC
     chunkFrames: c.chunk_frames,
     topK: c.top_k,
     causal: c.causal,
+    prediction: c.prediction,
+    tMin: c.t_min,
     fps: c.fps,
     grid: c.image_size / c.patch_size,
     headDim,

@@ -402,10 +402,23 @@ export class MocDiT {
         const modF = await this.linear(cs, 'final.mod'); //                                  [S+1, 2d]
         const l = await norm(eng, 'layer', xv);
         const hv = await modulate(eng, l, { table: modF, chunk: 0 }, { table: modF, chunk: 1 }, st.condVideo);
-        const out = await this.linear(hv, 'final.proj'); //                                  [Nv, P]
+        let out = await this.linear(hv, 'final.proj'); //                                    [Nv, P]
+        free(modF, l, hv);
+        if (cfg.prediction === 'x') {
+          // out = x̂0 → v = (x_t − x̂0) / max(t, tMin), per token from its shot's t           [Nv, P]
+          const xp = await patchify(eng, x, cfg.patchSize);
+          const diff = await binary(eng, 'sub', xp, out);
+          const scale = new Float32Array((S + 1) * cfg.patchDim); // row r: 1/max(t_r, tMin) − 1
+          for (let r = 1; r <= S; r++) scale.fill(1 / Math.max(tShot[r - 1], cfg.tMin) - 1, r * cfg.patchDim, (r + 1) * cfg.patchDim);
+          const scaleT = eng.upload(scale, [S + 1, cfg.patchDim], 'dit.inv-t');
+          const zero = eng.upload(new Float32Array((S + 1) * cfg.patchDim), [S + 1, cfg.patchDim], 'dit.zero-shift');
+          const v = await modulate(eng, diff, zero, scaleT, st.condVideo);
+          free(out, xp, diff, scaleT, zero);
+          out = v;
+        }
         const img = cfg.imageSize;
         const vel = await unpatchify(eng, out, [T, cfg.channels, img, img], cfg.patchSize);
-        free(modF, l, hv, out);
+        free(out);
         return vel;
       });
       return { velocity, traces };

@@ -57,6 +57,34 @@ describe('MocDiT forward matches the PyTorch reference (fixtures)', () => {
     assertClose('velocity.shot', await run('shot'), fx.get('velocity.shot'), TOL);
   });
 
+  it("x-prediction: forward returns (x_t − x̂0) / max(t, tMin) of the same network output", async () => {
+    const { meta } = fx;
+    const model = await loadFixtureModel();
+    const xdit = MocDiT.create(eng, { ...model, config: { ...model.config, prediction: 'x', tMin: 0.05 } });
+    const cfg = dit.config;
+    const T = meta.frames.reduce((a, b) => a + b, 0);
+    const tShot = meta.frames.map((_, s) => (s === 0 ? 0.01 : 0.3 + 0.2 * s)); // shot 0 below tMin
+    const xs = fx.get('x_t');
+    const out = async (m: MocDiT): Promise<Float32Array> => {
+      const x = eng.upload(xs, [T, 3, cfg.imageSize, cfg.imageSize], 'test.x');
+      const res = await m.forward(x, tShot, m.textEmbedding(fx.ints('text')), meta.frames, meta.chunk_frames, { mode: 'moc', topK: meta.top_k, causal: meta.causal });
+      const r = (await eng.read(res.velocity)) as Float32Array;
+      res.velocity.dispose();
+      x.dispose();
+      return r;
+    };
+    const y = await out(dit); // prediction 'v': the network output itself
+    const v = await out(xdit);
+    const per = xs.length / T;
+    const want = new Float32Array(xs.length);
+    let f0 = 0;
+    meta.frames.forEach((F, s) => {
+      for (let i = f0 * per; i < (f0 + F) * per; i++) want[i] = (xs[i] - y[i]) / Math.max(tShot[s], 0.05);
+      f0 += F;
+    });
+    assertClose('velocity.x-prediction', v, want, TOL);
+  });
+
   it('sampler: timesteps as torch.linspace, one and two Euler steps with CFG and a fixed shot', async () => {
     const { meta } = fx;
     expect(Array.from(timesteps(1))).toEqual(Array.from(fx.get('sampler.ts1')));
