@@ -2,9 +2,16 @@
  * MoC fused sparse attention (MOC.md §3–5): out[h,i] = softmax(q[h,i]·k[h,Ω]ᵀ/√D)·v[h,Ω] with
  * Ω(i) the tokens of the mandatory chunks M(i) (every text chunk and every chunk of the query's
  * shot) and of the routed chunks R(i) (`routed` [H, N, W], −1 padded). Keys are read in place:
- * no gathered K/V copies. Two designs of MOC.md §5, chosen with `opts.design`:
+ * no gathered K/V copies. Two designs of MOC.md §5, chosen with `opts.design`. The default is
+ * 'grouped' (design B) whenever its partial buffers fit the adapter's buffer limits, else 'union':
+ * on an H100 (Dawn/Vulkan, `bench attention`, H=4 D=64 k=4, 8k–132k tokens, docs/BENCHMARKS.md)
+ * B's sparse attention was 1.22× as fast as A with routing coherent within a frame, 1.97× with
+ * mixed and 4.28× with random routing: A's cost grows with each tile's union of routed chunks,
+ * B's only with the pairs actually visited, and its grouping and merge passes cost less than A's
+ * wasted key tiles already at 8k tokens. A stays for adapters whose limits cannot hold B's
+ * H·N·W·D partials (e.g. 128k tokens on a browser's default 128 MiB binding limit).
  *
- * - 'union' (design A, the default; shaders/moc-attention.wgsl): a workgroup takes a tile of
+ * - 'union' (design A; shaders/moc-attention.wgsl): a workgroup takes a tile of
  *   queries of one shot (they share M(i)), walks the mandatory keys, then the union of its
  *   queries' routed chunks with a per-query mask. One dispatch; its cost grows with the size of
  *   the tiles' routed unions, so it suits routing that is coherent within a tile (a frame).
@@ -40,7 +47,7 @@ export interface MocChunks {
 
 export type MocAttentionMode = 'moc' | 'dense';
 
-/** MOC.md §5: 'union' (design A, default) or 'grouped' (design B); see the module comment. */
+/** MOC.md §5: 'union' (design A) or 'grouped' (design B, the default where it fits); see the module comment. */
 export type MocDesign = 'union' | 'grouped';
 
 export const MOC_DESIGNS: readonly MocDesign[] = ['union', 'grouped'];
@@ -53,7 +60,7 @@ export interface MocAttentionOptions {
   scale?: number;
   /** Tile geometry (bq ≤ 64); by default the first of FLASH_TILES that fits. */
   tile?: FlashTile;
-  /** Sparse kernel design (mode 'moc'); 'union' by default. Results agree to f32 rounding. */
+  /** Sparse kernel design (mode 'moc'); by default `defaultMocDesign`. Results agree to f32 rounding. */
   design?: MocDesign;
 }
 
@@ -140,6 +147,12 @@ export function mocPlan(chunks: MocChunks, bq: number): MocPlan {
 }
 
 /** Workgroup memory of the MoC kernel for head dim D, a tile and W routed slots, in bytes. */
+/** 'grouped' where its partial outputs (H·N·W·D f32) fit one binding and one buffer, else 'union'. */
+export function defaultMocDesign(eng: Engine, H: number, N: number, W: number, D: number): MocDesign {
+  const { maxStorageBufferBindingSize, maxBufferSize } = eng.adapter.limits;
+  return 4 * H * N * W * D <= Math.min(maxStorageBufferBindingSize, maxBufferSize) ? 'grouped' : 'union';
+}
+
 export function mocWorkgroupBytes(D: number, t: FlashTile, W: number, design: MocDesign = 'union'): number {
   const wg = (t.bq / 4) * t.ncol;
   // u32 arrays, each padded to 16 bytes as Dawn counts them: keyu, then
@@ -227,7 +240,7 @@ export async function mocAttention(
     if (routed.shape.length !== 3 || rh !== H || rn !== N) throw new ShapeError(`mocAttention: routed is [${routed.shape.join(', ')}], expected [${H}, ${N}, W]`);
     W = rw;
   }
-  const design = opts.design ?? 'union';
+  const design = opts.design ?? defaultMocDesign(eng, H, N, W, D);
   if (!MOC_DESIGNS.includes(design)) throw new ShapeError(`mocAttention: design '${String(design)}' is neither 'union' nor 'grouped'`);
   // with no routed entries the designs coincide: the grouped one has nothing to group
   const grouped = design === 'grouped' && W > 0;
