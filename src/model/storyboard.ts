@@ -5,6 +5,7 @@
  * `parseStoryboard` refuses bad input with one line naming the first problem.
  */
 import { z } from 'zod';
+import { oneLine } from './safetensors.ts';
 
 export const STORYBOARD_VERSION = 1;
 /** Frames per shot the studio allows (8 fps: 1 frame to 8 s). */
@@ -35,8 +36,12 @@ const storyboardSchema = z.object({
   shots: z.array(shotSchema).min(1).max(MAX_SHOTS),
 });
 
+/** A storyboard that cannot be used: one line (control characters from the input are escaped). */
 export class StoryboardError extends Error {
   override name = 'StoryboardError';
+  constructor(message: string) {
+    super(oneLine(message));
+  }
 }
 
 /** Validates parsed JSON; throws StoryboardError with one line such as `storyboard.shots[2].frames: …`. */
