@@ -12,7 +12,7 @@
  * (src/model/moc-reference.ts) for everything.
  * Every refusal of the input is an InputError: one line naming the tensor or key and the problem.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { Engine } from '../engine/engine.ts';
 import { UnsupportedError } from '../engine/errors.ts';
@@ -21,9 +21,11 @@ import { chunkMean } from '../engine/kernels/chunk-mean.ts';
 import { mocAttention } from '../engine/kernels/moc-attention.ts';
 import { MAX_TOP_K, mocRoute } from '../engine/kernels/moc-route.ts';
 import type { Tensor } from '../engine/tensor.ts';
+import { MAX_EXCHANGE_BYTES } from '../model/limits.ts';
 import { LayoutError, tableFromColumns, validateChunks, type ChunkTable } from '../model/layout.ts';
 import { chunkDescriptors, mocAttentionReference, routeReference, sparsityOf, type MocConfig, type MocDims } from '../model/moc-reference.ts';
 import { InputError, parseSafetensors, serializeSafetensors, type SafeFile, type SafeTensor } from '../model/safetensors.ts';
+import { readFileCapped } from './files.ts';
 import { UsageError } from './main.ts';
 
 const USAGE = 'usage: moc attention --in IN.safetensors --out OUT.safetensors [--cpu]';
@@ -201,12 +203,7 @@ export async function run(args: string[]): Promise<number> {
     return 0;
   }
   if (!opts.in || !opts.out) throw new UsageError(`--in and --out are required; ${USAGE}`);
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(opts.in);
-  } catch (e) {
-    throw new InputError(`cannot read ${opts.in}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  const bytes = await readFileCapped(opts.in, MAX_EXCHANGE_BYTES);
   const x = readAttentionInput(parseSafetensors(bytes, opts.in), opts.in);
   const r = opts.cpu ? computeCpu(x) : await computeGpu(x);
   try {

@@ -13,7 +13,7 @@
  * line and exit code 1; Ctrl-C cancels (exit 130).
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Engine } from '../engine/engine.ts';
@@ -21,9 +21,11 @@ import { nodeGpu } from '../engine/host-node.ts';
 import type { AttentionMode, GenerateProgress, GenerateRequest, GenerateResult, ModelEntry } from '../model/api.ts';
 import { Generator, prepareRequest } from '../model/generate.ts';
 import { LayoutError } from '../model/layout.ts';
-import { InputError } from '../model/safetensors.ts';
+import { MAX_JSON_BYTES, MAX_STORYBOARD_BYTES, modelFileCap } from '../model/limits.ts';
+import { InputError, oneLine } from '../model/safetensors.ts';
 import { StoryboardError, parseStoryboardJson } from '../model/storyboard.ts';
 import { loadModel, type LoadedModel } from '../model/weights.ts';
+import { readFileCapped } from './files.ts';
 import { UsageError } from './main.ts';
 import { encodeApng, encodePng, upscale } from './png.ts';
 
@@ -70,11 +72,11 @@ export function parseGenerateArgs(argv: string[]): GenerateArgs {
       },
     });
   } catch (e) {
-    throw new UsageError(`${(e as Error).message.split('\n')[0]}\n${USAGE}`);
+    throw new UsageError(`${(e as Error).message.split('\n')[0]}; ${USAGE}`);
   }
   const { values: v, positionals } = parsed;
-  if (positionals.length !== 1) throw new UsageError(`expected one STORYBOARD.json, got ${positionals.length}\n${USAGE}`);
-  if (!v.out) throw new UsageError(`--out DIR is required\n${USAGE}`);
+  if (positionals.length !== 1) throw new UsageError(`expected one STORYBOARD.json, got ${positionals.length}; ${USAGE}`);
+  if (!v.out) throw new UsageError(`--out DIR is required; ${USAGE}`);
   const mode = v.attention;
   if (mode !== undefined && mode !== 'moc' && mode !== 'dense' && mode !== 'shot') throw new UsageError(`--attention must be moc, dense or shot, got '${mode}'`);
   const guidance = v.guidance === undefined ? 3 : Number(v.guidance);
@@ -105,7 +107,7 @@ export async function defaultModelDir(from = process.cwd()): Promise<string> {
     if (existsSync(index)) {
       let models: ModelEntry[];
       try {
-        models = (JSON.parse(await readFile(index, 'utf8')) as { models: ModelEntry[] }).models;
+        models = (JSON.parse(new TextDecoder().decode(await readFileCapped(index, MAX_JSON_BYTES))) as { models: ModelEntry[] }).models;
       } catch (e) {
         throw new UsageError(`${index}: not a valid model index (${(e as Error).message.split('\n')[0]})`);
       }
@@ -119,9 +121,9 @@ export async function defaultModelDir(from = process.cwd()): Promise<string> {
   }
 }
 
-/** Reads a model folder from disk (loadModel validates it). */
+/** Reads a model folder from disk (loadModel validates it; each file is capped by its kind). */
 export function loadModelDir(dir: string): Promise<LoadedModel> {
-  return loadModel(async (name) => new Uint8Array(await readFile(join(dir, name))), dir);
+  return loadModel((name) => readFileCapped(join(dir, name), modelFileCap(name)), dir);
 }
 
 function progressLine(p: GenerateProgress): string {
@@ -200,7 +202,7 @@ export async function run(argv: string[]): Promise<number> {
     return await generate(parseGenerateArgs(argv));
   } catch (e) {
     if (e instanceof InputError || e instanceof StoryboardError || e instanceof LayoutError) {
-      console.error(`moc generate: ${(e as Error).message}`);
+      console.error(`moc generate: ${oneLine((e as Error).message)}`);
       return 1;
     }
     if ((e as Error)?.name === 'AbortError') {
@@ -212,13 +214,7 @@ export async function run(argv: string[]): Promise<number> {
 }
 
 async function generate(a: GenerateArgs): Promise<number> {
-  let text: string;
-  try {
-    text = await readFile(a.storyboard, 'utf8');
-  } catch (e) {
-    throw new UsageError(`cannot read ${a.storyboard}: ${(e as Error).message.split('\n')[0]}`);
-  }
-  const board = parseStoryboardJson(text);
+  const board = parseStoryboardJson(new TextDecoder().decode(await readFileCapped(a.storyboard, MAX_STORYBOARD_BYTES)));
   const modelDir = a.model ?? (await defaultModelDir());
   if (!existsSync(modelDir)) throw new UsageError(`model folder ${modelDir} does not exist`);
   const model = await loadModelDir(modelDir);

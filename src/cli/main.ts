@@ -1,12 +1,14 @@
 /**
  * The `moc` command line: `moc <command> [options]`. Each command lives in its own module and
- * exports `run(args): Promise<number>` (the exit code). User-facing errors print one line.
+ * exports `run(args): Promise<number>` (the exit code). User-facing errors print one line on
+ * stderr (control characters in paths and names escaped) and exit non-zero; bugs keep their stack.
  */
 import { EngineError } from '../engine/errors.ts';
+import { oneLine } from '../model/safetensors.ts';
 
 export class UsageError extends Error {
   constructor(message: string) {
-    super(message);
+    super(oneLine(message));
     this.name = 'UsageError';
   }
 }
@@ -32,7 +34,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const cmd = COMMANDS[name];
   if (!cmd) {
-    console.error(`moc: unknown command '${name}'\n${usage()}`);
+    console.error(`moc: unknown command '${oneLine(name)}'; commands: ${Object.keys(COMMANDS).join(', ')} (moc --help)`);
     return 2;
   }
   try {
@@ -40,7 +42,7 @@ export async function main(argv: string[]): Promise<number> {
     return await mod.run(args);
   } catch (e) {
     if (e instanceof UsageError || e instanceof EngineError || (e as Error)?.name === 'InputError') {
-      console.error(`moc ${name}: ${(e as Error).message}`);
+      console.error(`moc ${name}: ${oneLine((e as Error).message)}`);
       return 1;
     }
     throw e;

@@ -10,6 +10,7 @@
  */
 import { z } from 'zod';
 import { expectedWeights, parseModelConfig, type ModelConfig } from './config.ts';
+import { MAX_JSON_BYTES, checkSize, modelFileCap } from './limits.ts';
 import { InputError, parseSafetensors } from './safetensors.ts';
 import { Tokenizer } from './tokenizer.ts';
 
@@ -94,7 +95,8 @@ export function checkWeights(bytes: Uint8Array, config: ModelConfig, source = 'm
 }
 
 /**
- * Loads and validates a model folder.
+ * Loads and validates a model folder. Files over their cap (src/model/limits.ts) are refused
+ * from the manifest's sizes, before they are read.
  * @param read reads a file of the folder by name. @param source names the folder in messages.
  * @throws InputError for any file that is missing, corrupt or inconsistent (one line).
  */
@@ -106,13 +108,16 @@ export async function loadModel(read: ReadFile, source = 'model'): Promise<Loade
       throw new InputError(`${source}/${name}: cannot read (${(e as Error).message.split('\n')[0]})`);
     }
   };
-  const m = manifestSchema.safeParse(parseJson(await get('manifest.json'), `${source}/manifest.json`));
+  const manifestBytes = await get('manifest.json');
+  checkSize(`${source}/manifest.json`, manifestBytes.length, MAX_JSON_BYTES);
+  const m = manifestSchema.safeParse(parseJson(manifestBytes, `${source}/manifest.json`));
   if (!m.success) throw new InputError(`${source}/manifest.json: ${m.error.issues[0].path.join('.')}: ${m.error.issues[0].message}`);
   const files = new Map<string, Uint8Array>();
   let bytes = 0;
   for (const name of MODEL_FILES) {
     const entry = m.data.files[name];
     if (!entry) throw new InputError(`${source}/manifest.json: lists no ${name}`);
+    checkSize(`${source}/${name} (by manifest.json)`, entry.bytes, modelFileCap(name)); // before reading it
     const data = await get(name);
     if (data.length !== entry.bytes) throw new InputError(`${source}/${name}: ${data.length} bytes, manifest.json says ${entry.bytes} (truncated or replaced?)`);
     const sha = await sha256Hex(data);

@@ -50,7 +50,7 @@ describe('moc generate', () => {
     const out = join(dir, 'never');
     await refused([board([]), '--out', out, '--model', MODEL_DIR], /^moc generate: storyboard\.shots: a storyboard needs at least one shot$/);
     await refused([board([{ caption: 'Character 1 flies over the moon.', frames: 1, seed: 0 }]), '--out', out, '--model', MODEL_DIR], /^moc generate: storyboard\.shots\[0\]\.caption: words 'flies', 'over', 'moon' not in the vocabulary of model 'fixture-tiny' \(45 words\)$/);
-    await refused([good(), '--model', MODEL_DIR], /^moc generate: --out DIR is required$/);
+    await refused([good(), '--model', MODEL_DIR], /^moc generate: --out DIR is required; usage: moc generate /);
     await refused([good(), '--out', out, '--model', MODEL_DIR, '--attention', 'sparse'], /^moc generate: --attention must be moc, dense or shot, got 'sparse'$/);
     await refused([good(), '--out', out, '--model', MODEL_DIR, '--top-k', '40'], /^moc generate: top-k must be an integer in 0\.\.16, got 40$/);
     await refused([join(dir, 'missing.json'), '--out', out, '--model', MODEL_DIR], /^moc generate: cannot read .*missing\.json: ENOENT/);
