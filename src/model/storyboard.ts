@@ -5,7 +5,10 @@
  * `parseStoryboard` refuses bad input with one line naming the first problem.
  */
 import { z } from 'zod';
+import { MAX_STORYBOARD_BYTES, formatBytes } from './limits.ts';
 import { oneLine } from './safetensors.ts';
+
+export { MAX_STORYBOARD_BYTES };
 
 export const STORYBOARD_VERSION = 1;
 /** Frames per shot the studio allows (8 fps: 1 frame to 8 s). */
@@ -57,8 +60,11 @@ export function parseStoryboard(value: unknown): Storyboard {
   throw new StoryboardError(`${path.replace('storyboard.[', 'storyboard[')}: ${msg}`);
 }
 
-/** Parses storyboard JSON text; throws StoryboardError naming what is wrong. */
+/** Parses storyboard JSON text (at most MAX_STORYBOARD_BYTES); throws StoryboardError naming what is wrong. */
 export function parseStoryboardJson(text: string): Storyboard {
+  if (text.length > MAX_STORYBOARD_BYTES) {
+    throw new StoryboardError(`storyboard is ${formatBytes(text.length)} or more, more than the limit of ${formatBytes(MAX_STORYBOARD_BYTES)} (is it the right file?)`);
+  }
   let value: unknown;
   try {
     value = JSON.parse(text);

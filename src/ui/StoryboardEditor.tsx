@@ -1,7 +1,7 @@
 import { DndContext, KeyboardSensor, PointerSensor, closestCenter, useSensor, useSensors, type DragEndEvent } from '@dnd-kit/core';
 import { SortableContext, sortableKeyboardCoordinates, verticalListSortingStrategy } from '@dnd-kit/sortable';
 import { useRef } from 'react';
-import { exportStoryboard, importStoryboard, loadSample } from '../state/actions/board.ts';
+import { exportStoryboard, importStoryboardFile, loadSample } from '../state/actions/board.ts';
 import { download } from '../state/actions/export.ts';
 import { MAX_SHOTS, addShot, moveShot, setGlobalCaption, shotOffsets } from '../state/board-ops.ts';
 import { useStudio } from '../state/store.ts';
@@ -120,7 +120,7 @@ function BoardToolbar() {
         onChange={(e) => {
           const file = e.target.files?.[0];
           e.target.value = '';
-          if (file) void file.text().then((text) => importStoryboard(text, `“${file.name}”`));
+          if (file) void importStoryboardFile(file);
         }}
       />
       <button type="button" onClick={() => download(new Blob([exportStoryboard()], { type: 'application/json' }), 'storyboard.json')} title="Save the storyboard as JSON">

@@ -13,7 +13,7 @@ import type { EngineApi } from './protocol.ts';
 export { WorkerError };
 export type * from './protocol.ts';
 // Pure storyboard code the page needs on the main thread (parsing imports, the schema's limits).
-export { MAX_SHOT_FRAMES, MAX_SHOTS, STORYBOARD_VERSION, StoryboardError, parseStoryboard, parseStoryboardJson } from '../model/storyboard.ts';
+export { MAX_SHOT_FRAMES, MAX_SHOTS, MAX_STORYBOARD_BYTES, STORYBOARD_VERSION, StoryboardError, parseStoryboard, parseStoryboardJson } from '../model/storyboard.ts';
 
 /** The engine api, plus `terminate()` to stop the worker. */
 export interface EngineClient extends EngineApi {

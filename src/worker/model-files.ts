@@ -4,7 +4,13 @@
  * without downloading it again. Runs in the worker (the Cache API and fetch exist there).
  *
  * manifest.json: {"format": "moc-dit", "formatVersion": 1, "files": {name: {"bytes", "sha256"}}}
+ *
+ * Models load only from the studio's own origin (the Content-Security-Policy's connect-src says
+ * the same; this check gives the one-line reason). Every file has a size cap
+ * (src/model/limits.ts): the manifest's sizes are checked before anything is downloaded, and a
+ * download stops as soon as it passes the size it should have.
  */
+import { MAX_JSON_BYTES, modelFileCap, tooLargeMessage } from '../model/limits.ts';
 import { WorkerError } from './errors.ts';
 import type { ModelLoadProgress, ModelSource } from './protocol.ts';
 
@@ -30,9 +36,14 @@ export type ModelFiles = Map<string, ArrayBuffer>;
  * @throws WorkerError `model-missing` (a file cannot be fetched) | `model-invalid` (bad manifest, size or checksum).
  */
 export async function fetchModelFiles(source: ModelSource, onProgress?: (p: ModelLoadProgress) => void): Promise<ModelFiles> {
-  const manifestBytes = await download(new URL('manifest.json', source.url).href, source.name, 'manifest.json');
+  checkOrigin(source);
+  const manifestBytes = await download(new URL('manifest.json', source.url).href, source.name, 'manifest.json', MAX_JSON_BYTES);
   const manifest = parseManifest(parseJsonBytes(manifestBytes, source.name), source.name);
   const names = Object.keys(manifest.files);
+  for (const file of names) {
+    const cap = modelFileCap(file);
+    if (manifest.files[file].bytes > cap) throw new WorkerError('model-invalid', `model "${source.name}": ${tooLargeMessage(`${file} (by manifest.json)`, manifest.files[file].bytes, cap)}`);
+  }
   const allTotal = names.reduce((n, f) => n + manifest.files[f].bytes, 0);
   const cache = await openCache();
   const out: ModelFiles = new Map([['manifest.json', manifestBytes]]);
@@ -46,7 +57,7 @@ export async function fetchModelFiles(source: ModelSource, onProgress?: (p: Mode
     let buf = await fromCache(cache, url, want);
     const cached = buf !== null;
     if (buf === null) {
-      buf = await download(url, source.name, file, (n) => report(n, false));
+      buf = await download(url, source.name, file, want.bytes, (n) => report(n, false));
       await check(buf, want, source.name, file);
       await cache?.put(url, new Response(buf.slice(0), { headers: { 'content-type': 'application/octet-stream' } })).catch(() => undefined);
     }
@@ -55,6 +66,23 @@ export async function fetchModelFiles(source: ModelSource, onProgress?: (p: Mode
     out.set(file, buf);
   }
   return out;
+}
+
+/**
+ * Refuses a model URL on another origin (where there is a `location`: browser, worker).
+ * @throws WorkerError `model-invalid`.
+ */
+export function checkOrigin(source: ModelSource, here: { href: string; origin: string } | undefined = (globalThis as { location?: Location }).location): void {
+  if (!here) return;
+  let origin: string;
+  try {
+    origin = new URL(source.url, here.href).origin;
+  } catch {
+    throw new WorkerError('model-invalid', `model "${source.name}": ${JSON.stringify(source.url)} is not a URL`);
+  }
+  if (origin !== here.origin) {
+    throw new WorkerError('model-invalid', `model "${source.name}": ${origin} is another site; models load only from the studio's own origin (${here.origin})`);
+  }
 }
 
 /** A parsed, checked manifest. @throws WorkerError `model-invalid`. */
@@ -97,8 +125,12 @@ function parseJsonBytes(buf: ArrayBuffer, name: string): unknown {
   }
 }
 
-/** GET with progress. @throws WorkerError `model-missing` for a network error or a non-2xx status. */
-async function download(url: string, name: string, file: string, onBytes?: (n: number) => void): Promise<ArrayBuffer> {
+/**
+ * GET with progress, of at most `maxBytes` (checked against Content-Length, then while streaming).
+ * @throws WorkerError `model-missing` for a network error or a non-2xx status, `model-invalid` for too many bytes.
+ */
+async function download(url: string, name: string, file: string, maxBytes: number, onBytes?: (n: number) => void): Promise<ArrayBuffer> {
+  const tooMany = (n: number): WorkerError => new WorkerError('model-invalid', `model "${name}": ${file} sends ${n} bytes or more, more than the ${maxBytes} it should have`);
   let res: Response;
   try {
     res = await fetch(url, { cache: 'no-cache' });
@@ -106,7 +138,16 @@ async function download(url: string, name: string, file: string, onBytes?: (n: n
     throw new WorkerError('model-missing', `model "${name}": ${file} could not be fetched (${(e as Error).message})`);
   }
   if (!res.ok) throw new WorkerError('model-missing', `model "${name}": ${file} answered HTTP ${res.status} at ${url}`);
-  if (!res.body || !onBytes) return res.arrayBuffer();
+  const announced = Number(res.headers.get('content-length') ?? NaN);
+  if (announced > maxBytes) {
+    await res.body?.cancel().catch(() => undefined);
+    throw tooMany(announced);
+  }
+  if (!res.body) {
+    const buf = await res.arrayBuffer();
+    if (buf.byteLength > maxBytes) throw tooMany(buf.byteLength);
+    return buf;
+  }
   const parts: Uint8Array[] = [];
   let n = 0;
   const reader = res.body.getReader();
@@ -115,7 +156,11 @@ async function download(url: string, name: string, file: string, onBytes?: (n: n
     if (done) break;
     parts.push(value);
     n += value.byteLength;
-    onBytes(n);
+    if (n > maxBytes) {
+      await reader.cancel().catch(() => undefined);
+      throw tooMany(n);
+    }
+    onBytes?.(n);
   }
   const out = new Uint8Array(n);
   let at = 0;

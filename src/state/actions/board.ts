@@ -3,7 +3,7 @@
  * and the sample storyboards. An import that fails says why in one line and leaves the
  * current board exactly as it was.
  */
-import { StoryboardError, parseStoryboardJson } from '../../worker/client.ts';
+import { MAX_STORYBOARD_BYTES, StoryboardError, parseStoryboardJson } from '../../worker/client.ts';
 import { withIds } from '../board-ops.ts';
 import { putTake } from '../media.ts';
 import * as persist from '../persist.ts';
@@ -88,6 +88,27 @@ export function importStoryboard(text: string, source = 'the file'): boolean {
     st.setImportError(`Could not import ${source}: ${firstLine(why)} — your storyboard is unchanged.`);
     return false;
   }
+}
+
+/**
+ * Imports a storyboard file the person picked: a file over MAX_STORYBOARD_BYTES is refused from
+ * its size, before it is read (a video picked by mistake would otherwise be read whole).
+ */
+export async function importStoryboardFile(file: Blob & { name: string }): Promise<boolean> {
+  const source = `“${file.name}”`;
+  if (file.size > MAX_STORYBOARD_BYTES) {
+    const mib = (n: number): string => `${(n / 1024 / 1024).toFixed(1)} MiB`;
+    useStudio.getState().setImportError(`Could not import ${source}: it is ${mib(file.size)}, more than the ${mib(MAX_STORYBOARD_BYTES)} a storyboard may be — your storyboard is unchanged.`);
+    return false;
+  }
+  let text: string;
+  try {
+    text = await file.text();
+  } catch (e) {
+    useStudio.getState().setImportError(`Could not import ${source}: it could not be read (${firstLine(String(e))}) — your storyboard is unchanged.`);
+    return false;
+  }
+  return importStoryboard(text, source);
 }
 
 /** The board as storyboard JSON (the schema of src/model/storyboard.ts), pretty-printed. */

@@ -5,8 +5,11 @@ export class MissingFileError extends Error {
   override name = 'MissingFileError';
 }
 
+/** The studio's JSON indexes and samples are a few KiB; anything past this is the wrong file. */
+export const MAX_FETCHED_JSON_BYTES = 16 * 1024 * 1024;
+
 /**
- * GETs `url` and parses it as JSON. A 404, or an HTML page where JSON was expected (what a
+ * GETs `url` (at most MAX_FETCHED_JSON_BYTES) and parses it as JSON. A 404, or an HTML page where JSON was expected (what a
  * single-page-app server sends for a file that is not there), is "not there".
  * @throws MissingFileError naming `what` and the reason.
  */
@@ -19,7 +22,12 @@ export async function fetchJson(url: string | URL, what: string): Promise<unknow
   }
   if (res.status === 404 || (res.ok && (res.headers.get('content-type') ?? '').includes('text/html'))) throw new MissingFileError(`${what} is not there`);
   if (!res.ok) throw new MissingFileError(`${what} answered HTTP ${res.status}`);
+  if (Number(res.headers.get('content-length') ?? 0) > MAX_FETCHED_JSON_BYTES) {
+    await res.body?.cancel().catch(() => undefined);
+    throw new MissingFileError(`${what} is larger than ${MAX_FETCHED_JSON_BYTES / 1024 / 1024} MiB`);
+  }
   const text = await res.text();
+  if (text.length > MAX_FETCHED_JSON_BYTES) throw new MissingFileError(`${what} is larger than ${MAX_FETCHED_JSON_BYTES / 1024 / 1024} MiB`);
   try {
     return JSON.parse(text);
   } catch (e) {
