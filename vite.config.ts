@@ -3,10 +3,39 @@
  * WGSL is imported as text with the built-in `?raw` suffix; no plugin is needed for it.
  */
 import react from '@vitejs/plugin-react';
-import { defineConfig } from 'vite';
+import { defineConfig, type Plugin } from 'vite';
+
+/**
+ * The Content-Security-Policy of the built studio: scripts, workers, fetches (models, indexes)
+ * only from the studio's own origin, no inline scripts, no eval, no plugins; images and media
+ * also from blob: and data: (frames, exported takes). WebGPU needs nothing. Only the production
+ * build gets it: the dev server's React refresh preamble is an inline script.
+ * (frame-ancestors cannot be set from a <meta>; a server that hosts the studio can add it.)
+ */
+export const CONTENT_SECURITY_POLICY = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "worker-src 'self'",
+  "connect-src 'self'",
+  "img-src 'self' data: blob:",
+  "media-src 'self' blob:",
+  "style-src 'self'",
+  "font-src 'self'",
+  "object-src 'none'",
+  "base-uri 'self'",
+  "form-action 'none'",
+].join('; ');
+
+function contentSecurityPolicy(): Plugin {
+  return {
+    name: 'moc-content-security-policy',
+    apply: 'build',
+    transformIndexHtml: () => [{ tag: 'meta', attrs: { 'http-equiv': 'Content-Security-Policy', content: CONTENT_SECURITY_POLICY }, injectTo: 'head-prepend' }],
+  };
+}
 
 export default defineConfig({
-  plugins: [react()],
+  plugins: [react(), contentSecurityPolicy()],
   worker: {
     // The engine worker is an ES module (`new Worker(url, { type: 'module' })`).
     format: 'es',

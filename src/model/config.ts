@@ -7,7 +7,7 @@
  * Legend: V vocabulary, L caption tokens, d width, D = d/H head dim, P = 3·p² patch values,
  * h = mlp_ratio·d hidden width.
  */
-import { z } from 'zod';
+import { z } from './zod.ts';
 import { InputError } from './safetensors.ts';
 
 export const MODEL_FORMAT = 'moc-dit';

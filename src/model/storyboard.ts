@@ -4,7 +4,7 @@
  *   {"version": 1, "globalCaption": str, "shots": [{"caption": str, "frames": int, "seed": int}]}
  * `parseStoryboard` refuses bad input with one line naming the first problem.
  */
-import { z } from 'zod';
+import { z } from './zod.ts';
 import { MAX_STORYBOARD_BYTES, formatBytes } from './limits.ts';
 import { oneLine } from './safetensors.ts';
 

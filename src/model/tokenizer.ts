@@ -5,7 +5,7 @@
  * then padded with `<pad>` (id 0) to the model's caption length. Unknown words are never dropped
  * silently: `encode` returns them, `encodeStrict` refuses them naming the vocabulary.
  */
-import { z } from 'zod';
+import { z } from './zod.ts';
 import { InputError } from './safetensors.ts';
 
 const vocabSchema = z.object({

@@ -8,7 +8,7 @@
  * unexpected or misshapen tensor, a vocabulary that is not the config's size. Host-independent:
  * the caller supplies `read(name)` (node:fs in the CLI, fetch in the browser).
  */
-import { z } from 'zod';
+import { z } from './zod.ts';
 import { expectedWeights, parseModelConfig, type ModelConfig } from './config.ts';
 import { MAX_JSON_BYTES, checkSize, modelFileCap } from './limits.ts';
 import { InputError, parseSafetensors } from './safetensors.ts';
