@@ -14,6 +14,7 @@ import { Rng } from '../engine/random.ts';
 import type { AttentionOptions, GeneratedShot, GenerateProgress, GenerateRequest, GenerateResult, ModelInfo, StepTimings, StepTrace } from './api.ts';
 import type { ModelConfig } from './config.ts';
 import { MocDiT, type Phase, type PhaseTimer } from './dit.ts';
+import { memoryProblem } from './memory.ts';
 import { isCandidate, isMandatory } from './moc-reference.ts';
 import type { RoutingTrace } from './routing-trace.ts';
 import { cleanEstimate, sample, throwIfAborted } from './sampler.ts';
@@ -215,6 +216,7 @@ export class Generator {
   async generate(req: GenerateRequest, onProgress?: (p: GenerateProgress) => void, signal?: AbortSignal, noise?: Float32Array): Promise<GenerateResult> {
     if (this.busy) throw new RequestError('this generator is already running a request');
     const { storyboard: board, text } = prepareRequest(this.model, req);
+    this.checkMemory(board, req);
     throwIfAborted(signal);
     this.busy = true;
     try {
@@ -222,6 +224,18 @@ export class Generator {
     } finally {
       this.busy = false;
     }
+  }
+
+  /**
+   * Refuses a request whose buffers will not fit this GPU (memory.ts), before anything is allocated.
+   * @throws RequestError saying what to change (fewer frames, MoC instead of dense, larger chunks, …).
+   */
+  private checkMemory(board: Storyboard, req: GenerateRequest): void {
+    let weightBytes = 0;
+    for (const w of this.model.weights.values()) weightBytes += w.data.length * 4;
+    const plan = { frames: board.shots.map((s) => s.frames), attention: req.attention, weightBytes, traced: true };
+    const problem = memoryProblem(this.model.config, plan, this.eng.adapter.limits);
+    if (problem) throw new RequestError(problem);
   }
 
   private async run(req: GenerateRequest, text: Int32Array, onProgress: ((p: GenerateProgress) => void) | undefined, signal: AbortSignal | undefined, noise?: Float32Array): Promise<GenerateResult> {
