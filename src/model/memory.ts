@@ -4,7 +4,8 @@
  *
  * What is counted (bytes, f32 = 4): the weights as uploaded; the per-sequence constants (RoPE
  * cos/sin [N, D], the zero block [H·N·D], no-routes [H, N, W]); one model call's activations (the
- * residual stream, modulated/normed copies, q/k/v, attention output, the MLP hidden [N, h]); the
+ * residual stream, modulated/normed copies, the qkv matmul output [N, 3d] and
+ * its q/k/v per head, attention output, the MLP hidden [N, h]); the
  * attention buffers (routed slots [H, N, K] and, for MoC, the grouped design's scratch — its
  * partial outputs [H·N·W·D] and log-sum-exps — where it fits one binding, else the union design
  * needs none); the sampler's latents; and the routing traces of a traced step ([H, C, C] counts,
@@ -75,6 +76,7 @@ export function estimateMemory(cfg: Dims, plan: MemoryPlan, limits: GpuMemoryLim
     { label: 'RoPE cos or sin [N, D]', bytes: f32 * N * D, count: 2, grows: 'tokens' },
     { label: 'zero block [H·N·D]', bytes: f32 * H * N * D, count: 1, grows: 'tokens' },
     { label: 'residual stream or a normed, modulated copy [N, d]', bytes: f32 * N * d, count: 4, grows: 'tokens' },
+    { label: 'qkv [N, 3d]', bytes: 3 * f32 * N * d, count: 1, grows: 'tokens' },
     { label: 'q, k or v [H, N, D]', bytes: f32 * H * N * D, count: 3, grows: 'tokens' },
     { label: 'attention output [H, N, D]', bytes: f32 * H * N * D, count: 1, grows: 'tokens' },
     { label: 'MLP hidden [N, h]', bytes: f32 * N * h, count: 1, grows: 'tokens' },
