@@ -334,6 +334,7 @@ class ShotRows:
         self.uniform = len(set(layout.frames)) == 1
         self.gv = layout.shots if self.uniform else 1
         self.v_idx = v_idx                                              # [Nv] row of cs per token
+        self.frame_shot = torch.as_tensor(layout.frame_shot(), device=v_idx.device)  # [T] shot of each frame
 
     def text(self, m):                                                  # [B, S+1, k] -> [B, S+1, 1, k]
         return m[:, :, None, :]
@@ -441,7 +442,7 @@ class MoCDiT(nn.Module):
             stats.extend(ctx.sparsity)
         y = self.unpatchify(out, T)                                     # [B, T, 3, Hi, Wi]
         if cfg.prediction == "x":                                       # y = x̂0 -> v = (x_t - x̂0) / t
-            t_frame = torch.repeat_interleave(t_shot.float(), torch.as_tensor(frames, device=video.device), 1)
+            t_frame = t_shot.float()[:, rows.frame_shot]                # [B, T] (cached: no host sync)
             return (video.float() - y.float()) / t_frame.clamp(min=cfg.t_min)[:, :, None, None, None]
         return y
 
