@@ -73,9 +73,9 @@ describe('memory budget in Generator (tiny fixture model)', () => {
     const saved = { ...limits };
     const before = gen.eng.pool.stats();
     try {
-      Object.assign(limits, { maxStorageBufferBindingSize: 64 * 1024, maxBufferSize: 64 * 1024 });
+      Object.assign(limits, { maxStorageBufferBindingSize: 256 * 1024, maxBufferSize: 256 * 1024 });
       await expect(gen.generate(request([64, 64, 64, 64]))).rejects.toBeInstanceOf(RequestError);
-      await expect(gen.generate(request([64, 64, 64, 64]))).rejects.toThrow(/more than this GPU's maxStorageBufferBindingSize of 64\.0 KiB; try fewer frames \(about \d+ of 256 fit\)/);
+      await expect(gen.generate(request([64, 64, 64, 64]))).rejects.toThrow(/more than this GPU's maxStorageBufferBindingSize of 256\.0 KiB; try fewer frames \(about \d+ of 256 fit\)/);
     } finally {
       Object.assign(limits, saved);
     }
