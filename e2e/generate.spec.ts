@@ -4,78 +4,20 @@
  * a chunk, walk a query token through MoC, regenerate one shot (the other kept), cancel a run
  * midway, reload and find the shots intact, lose the GPU device and recover, export video.
  *
- * The model: MOC_E2E_MODEL names a model folder (config.json, vocab.json, model.safetensors,
- * manifest.json); by default it is the committed tiny random-weight fixture
- * (tests/fixtures/v1/model: 16×16 frames, 2 layers, 8-token captions), which SwiftShader runs in
- * seconds. It is served as the studio's only model (/models/index.json and /models/e2e/ are
- * routed, the engine worker's fetches included), so the test does not depend on what
- * public/models ships. `MOC_E2E_MODEL=public/models/moc-base` tests the shipped model (slow
- * without a GPU).
+ * The model and the board: e2e/model-fixture.ts.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import { expect, test, type Page } from '@playwright/test';
-
-const MODEL = process.env.MOC_E2E_MODEL ?? 'tests/fixtures/v1/model';
-
-/** A board small enough for SwiftShader: two shots of two frames, captions of at most 8 tokens. */
-const BOARD = {
-  version: 1,
-  globalCaption: 'Character 1 is a red star.',
-  shots: [
-    { caption: 'Character 1 bounces, wide.', frames: 2, seed: 1 },
-    { caption: 'Character 1 spins in the snow.', frames: 2, seed: 2 },
-  ],
-};
-
-/** Requests for each model file the server answered (the Cache API should spare repeats). */
-const served = new Map<string, number>();
-
-async function serveModel(page: Page): Promise<void> {
-  const LOCAL = MODEL;
-  // Routes apply to the engine worker's fetches too.
-  await page.context().route('**/models/index.json', (route) =>
-    route.fulfill({ json: { models: [{ name: 'e2e', path: 'models/e2e/', description: `local model ${LOCAL}`, params: 0, bytes: statSync(join(LOCAL, 'model.safetensors')).size, default: true }] } }),
-  );
-  await page.context().route('**/models/e2e/*', (route) => {
-    const file = new URL(route.request().url()).pathname.split('/').pop()!;
-    served.set(file, (served.get(file) ?? 0) + 1);
-    const path = join(LOCAL, file);
-    return existsSync(path) ? route.fulfill({ body: readFileSync(path), contentType: file.endsWith('.json') ? 'application/json' : 'application/octet-stream' }) : route.fulfill({ status: 404 });
-  });
-}
-
-const progress = (page: Page) => page.getByRole('progressbar', { name: 'Generation progress' });
-
-/** Values the progress bar showed while the run went on, until it says Done. */
-async function watchRun(page: Page, steps: number): Promise<number[]> {
-  const seen: number[] = [];
-  await expect(progress(page)).toBeVisible();
-  await expect
-    .poll(
-      async () => {
-        seen.push(await progress(page).evaluate((el) => (el as HTMLProgressElement).value));
-        return page.locator('.run-line').innerText();
-      },
-      { timeout: 150_000, intervals: [250] },
-    )
-    .toMatch(/^Done/);
-  await expect(progress(page)).toHaveJSProperty('max', steps);
-  await expect(progress(page)).toHaveJSProperty('value', steps);
-  return seen;
-}
+import { readFileSync } from 'node:fs';
+import { expect, test } from '@playwright/test';
+import { BOARD, MODEL, hasModel, openWithBoard, served, serveModel, startLongRun, watchRun } from './model-fixture.ts';
 
 test('generate, play, route, teach, regenerate, cancel, reload, recover', async ({ page }) => {
-  test.skip(!existsSync(join(MODEL, 'manifest.json')), `no model folder at ${MODEL}`);
+  test.skip(!hasModel(), `no model folder at ${MODEL}`);
   test.setTimeout(300_000);
   const problems: string[] = [];
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
   await serveModel(page);
 
-  await page.goto('/');
-  await expect(page.getByText('Loaded', { exact: true })).toBeVisible({ timeout: 60_000 });
-  await page.getByLabel('Storyboard file to import').setInputFiles({ name: 'tiny.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(BOARD)) });
-  await expect(page.getByRole('textbox', { name: 'Shot 2 caption' })).toHaveValue(BOARD.shots[1].caption);
+  await openWithBoard(page);
 
   // a word the model does not know is marked, with the nearest known words offered
   const shot2 = page.getByRole('textbox', { name: 'Shot 2 caption' });
@@ -147,9 +89,7 @@ test('generate, play, route, teach, regenerate, cancel, reload, recover', async 
   await page.getByRole('button', { name: 'Delete shot 3' }).click();
 
   // cancel midway: the run stops, finished shots stay
-  await page.getByRole('spinbutton', { name: 'Sampler steps' }).fill('40');
-  await page.getByRole('button', { name: 'Generate', exact: true }).click();
-  await expect.poll(() => progress(page).evaluate((el) => (el as HTMLProgressElement).value), { timeout: 60_000 }).toBeGreaterThanOrEqual(1);
+  await startLongRun(page);
   await page.getByRole('button', { name: 'Cancel' }).click();
   await expect(page.getByText(/^Cancelled at step \d+ of 40/)).toBeVisible({ timeout: 60_000 });
   await expect(page.getByRole('img', { name: 'Shot 1, middle frame' })).toBeVisible();
@@ -160,6 +100,44 @@ test('generate, play, route, teach, regenerate, cancel, reload, recover', async 
     const [video] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export video' }).click()]);
     const bytes = readFileSync((await video.path())!);
     expect(bytes.subarray(0, 4)).toEqual(Buffer.from([0x1a, 0x45, 0xdf, 0xa3])); // EBML: a Matroska/WebM file
+    // and it decodes: the browser's own <video> loads it, and its first frame is not blank
+    const decoded = await page.evaluate(async (b64) => {
+      const data = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const url = URL.createObjectURL(new Blob([data], { type: 'video/webm' }));
+      const video = document.createElement('video');
+      video.muted = true;
+      try {
+        await new Promise<void>((resolve, reject) => {
+          video.addEventListener('loadeddata', () => resolve(), { once: true });
+          video.addEventListener('error', () => reject(new Error(`the video does not decode: ${video.error?.message ?? video.error?.code}`)), { once: true });
+          video.src = url;
+        });
+        // at loadeddata Chromium may not have a frame to draw yet (drawImage gives transparent
+        // black); after a seek it has
+        video.currentTime = 0.01;
+        await new Promise((resolve) => video.addEventListener('seeked', resolve, { once: true }));
+        const canvas = document.createElement('canvas');
+        canvas.width = video.videoWidth;
+        canvas.height = video.videoHeight;
+        const ctx = canvas.getContext('2d')!;
+        ctx.drawImage(video, 0, 0);
+        const px = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+        let min = 255;
+        let max = 0;
+        for (let i = 0; i < px.length; i += 4) {
+          const y = (px[i] + px[i + 1] + px[i + 2]) / 3;
+          min = Math.min(min, y);
+          max = Math.max(max, y);
+        }
+        return { width: video.videoWidth, height: video.videoHeight, duration: video.duration, spread: max - min };
+      } finally {
+        URL.revokeObjectURL(url);
+      }
+    }, bytes.toString('base64'));
+    expect(decoded.width).toBeGreaterThan(0);
+    expect(decoded.height).toBeGreaterThan(0);
+    expect(decoded.duration).toBeGreaterThan(0);
+    expect(decoded.spread, 'the first decoded frame is one flat colour').toBeGreaterThan(8);
   }
 
   // reload: storyboard, shots and their versions are all still there

@@ -6,7 +6,7 @@
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 import { loadSamples, restoreStudio, startAutosave } from './state/actions/board.ts';
-import { simulateDeviceLoss, startEngine } from './state/actions/engine.ts';
+import { simulateDeviceLoss, simulateWorkerCrash, startEngine } from './state/actions/engine.ts';
 import { startRunRecovery } from './state/actions/generate.ts';
 import { startModelLoading } from './state/actions/model.ts';
 import { useStudio } from './state/store.ts';
@@ -16,13 +16,13 @@ import './ui/styles.css';
 const root = document.getElementById('root');
 if (!root) throw new Error('index.html has no #root element');
 
-/** Test and debugging hooks: the store, and a way to exercise device-loss recovery. */
+/** Test and debugging hooks: the store, and ways to exercise device-loss and worker-crash recovery. */
 declare global {
   interface Window {
-    mocStudio?: { store: typeof useStudio; loseDevice(): void };
+    mocStudio?: { store: typeof useStudio; loseDevice(): void; crashWorker(how?: 'throw' | 'silent'): void };
   }
 }
-window.mocStudio = { store: useStudio, loseDevice: simulateDeviceLoss };
+window.mocStudio = { store: useStudio, loseDevice: simulateDeviceLoss, crashWorker: simulateWorkerCrash };
 
 await restoreStudio();
 createRoot(root).render(

@@ -66,16 +66,19 @@ function useUndoShortcuts(): void {
   }, []);
 }
 
-/** Says that the GPU device was lost and is being (or has been) recovered. */
+/** Says that the GPU device was lost or the engine worker crashed, and is being (or has been) recovered. */
 function DeviceLostBanner() {
   const engine = useStudio((s) => s.engine);
-  const lost = engine.error?.code === 'device-lost';
-  if (!lost && engine.recoveries === 0) return null;
+  const code = engine.error?.code;
+  const lost = code === 'device-lost' || (code === 'worker-failed' && engine.error!.message.startsWith('The engine worker stopped'));
+  if (!lost && engine.recoveries === 0 && engine.crashes === 0) return null;
+  const times = (n: number): string => (n === 1 ? 'once' : `${n} times`);
+  const what = [engine.recoveries ? `the GPU device was lost ${times(engine.recoveries)}` : '', engine.crashes ? `the engine worker stopped ${times(engine.crashes)}` : ''].filter(Boolean).join(' and ');
   return (
     <div className={`banner ${lost ? 'banner-warn' : 'banner-ok'}`} role={lost ? 'alert' : 'status'}>
       {lost
         ? engine.error!.message
-        : `The GPU device was lost ${engine.recoveries === 1 ? 'once' : `${engine.recoveries} times`} and the engine recovered${engine.phase === 'ready' ? '' : ' (restarting…)'}; your storyboard and finished shots were kept.`}
+        : `${what.charAt(0).toUpperCase()}${what.slice(1)} and the engine recovered${engine.phase === 'ready' ? '' : ' (restarting…)'}; your storyboard and finished shots were kept.`}
     </div>
   );
 }

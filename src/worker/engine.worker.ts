@@ -6,7 +6,7 @@
 import { expose, transfer } from 'comlink';
 import { toWire } from './errors.ts';
 import { createEngineApi } from './in-thread.ts';
-import type { EngineApi } from './protocol.ts';
+import type { WorkerApi } from './protocol.ts';
 
 const api = createEngineApi();
 
@@ -16,7 +16,7 @@ function wire<T>(p: Promise<T>): Promise<T> {
   });
 }
 
-const exposed: EngineApi = {
+const exposed: WorkerApi = {
   init: () => wire(api.init()),
   smoke: () => wire(api.smoke()),
   onDeviceLost: (listener) => api.onDeviceLost(listener),
@@ -32,6 +32,14 @@ const exposed: EngineApi = {
   explain: (request) => wire(api.explain(request)),
   loseDevice: () => api.loseDevice(),
   dispose: () => api.dispose(),
+  ping: () => undefined,
+  crash: (how = 'throw') => {
+    if (how === 'silent') return self.close(); // no error event: only the client's watchdog can tell
+    setTimeout(() => {
+      throw new Error('simulated crash (test hook)');
+    });
+    setTimeout(() => self.close(), 100); // gone for good, even if the page did not stop it
+  },
 };
 
 expose(exposed);

@@ -227,3 +227,22 @@ export interface EngineApi {
   /** Releases the device. The api can be initialised again afterwards. */
   dispose(): void;
 }
+
+/** How the crash test hook kills the worker: `throw` (an uncaught error, then close) or `silent` (close only). */
+export type WorkerCrash = 'throw' | 'silent';
+
+/**
+ * What the engine worker exposes: the engine api plus what only makes sense in a worker — a
+ * liveness ping for the client's watchdog, and a crash test hook (the studio exposes it as
+ * `window.mocStudio.crashWorker()`).
+ */
+export interface WorkerApi extends EngineApi {
+  /** Answers at once: the worker is alive and its event loop runs. */
+  ping(): void;
+  /**
+   * Makes the worker crash. `throw` (the default): an uncaught error is thrown in it, then it
+   * closes itself, so the page sees the worker's `error` event. `silent`: it only closes itself,
+   * so no event comes and pending calls would never return (the client's watchdog finds it).
+   */
+  crash(how?: WorkerCrash): void;
+}

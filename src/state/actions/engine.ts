@@ -5,9 +5,13 @@
  * Device loss: the status says so, the worker is restarted once the loss is reported, and the
  * model is loaded again; the storyboard and finished takes are untouched (they live in the
  * store, media.ts and IndexedDB, not on the GPU).
+ *
+ * Worker crash: the same, for a worker that dies after it was ready (its `error` event; the
+ * client then rejects every pending call, so none hangs): a banner, a fresh worker, the model
+ * again from the browser's cache.
  */
 import { WorkerError, startEngineWorker, webGpuAvailable, type EngineClient } from '../../worker/client.ts';
-import type { EngineErrorInfo } from '../../worker/protocol.ts';
+import type { EngineErrorInfo, WorkerCrash } from '../../worker/protocol.ts';
 import { initialEngineStatus, useStudio, type EngineStatus } from '../store.ts';
 
 let client: EngineClient | null = null;
@@ -32,7 +36,7 @@ export function onEngineReady(fn: () => void): void {
   readyListeners.push(fn);
 }
 
-/** Calls `fn` when the GPU device is lost (before the engine restarts). */
+/** Calls `fn` when the GPU device is lost or the worker crashes (before the engine restarts). */
 export function onEngineLost(fn: (error: EngineErrorInfo) => void): void {
   lostListeners.push(fn);
 }
@@ -44,8 +48,8 @@ export function onEngineLost(fn: (error: EngineErrorInfo) => void): void {
 export async function startEngine(): Promise<void> {
   const { phase } = useStudio.getState().engine;
   if (phase === 'starting' || phase === 'ready') return;
-  const recoveries = useStudio.getState().engine.recoveries;
-  set({ ...initialEngineStatus, recoveries, phase: 'starting', step: 'Starting the engine worker' });
+  const { recoveries, crashes } = useStudio.getState().engine;
+  set({ ...initialEngineStatus, recoveries, crashes, phase: 'starting', step: 'Starting the engine worker' });
 
   if (!webGpuAvailable()) {
     const why = globalThis.isSecureContext === false ? ' (WebGPU needs a secure context: https or localhost)' : '';
@@ -59,6 +63,11 @@ export async function startEngine(): Promise<void> {
   c.onDeviceLost((error) => {
     if (client === c) void recover(c, error);
   });
+  let wasReady = false;
+  c.onCrash((error) => {
+    // A worker that never got ready (its script failed to load…) is not restarted: that would loop.
+    if (client === c && wasReady) void recover(c, error);
+  });
 
   try {
     set({ step: 'Requesting a WebGPU adapter' });
@@ -66,6 +75,7 @@ export async function startEngine(): Promise<void> {
     set({ adapterName: info.adapterName, adapter: info.adapter, features: info.features, step: 'Running the smoke kernel' });
     const smoke = await c.smoke();
     if (client !== c) return;
+    wasReady = true;
     set({ phase: 'ready', step: null, smoke });
     for (const fn of readyListeners) fn();
   } catch (e) {
@@ -78,22 +88,34 @@ export async function startEngine(): Promise<void> {
 export function restartEngine(): Promise<void> {
   client?.terminate();
   client = null;
-  set({ ...initialEngineStatus, recoveries: useStudio.getState().engine.recoveries });
+  const { recoveries, crashes } = useStudio.getState().engine;
+  set({ ...initialEngineStatus, recoveries, crashes });
   return startEngine();
 }
 
-/** The device is gone: say so, tell the listeners (a run in progress fails), start afresh. */
+/**
+ * The device or the worker is gone (`error.code` says which): say so, tell the listeners (a run
+ * in progress fails, the model is forgotten), start afresh.
+ */
 async function recover(c: EngineClient, error: EngineErrorInfo): Promise<void> {
-  const message = `The GPU device was lost${error.message ? ` (${error.message})` : ''}. Restarting the engine; your storyboard and finished shots are kept.`;
-  fail({ code: 'device-lost', message });
+  const crash = error.code === 'worker-failed';
+  const what = crash ? 'The engine worker stopped' : 'The GPU device was lost';
+  const message = `${what}${error.message ? ` (${error.message})` : ''}. Restarting the engine; your storyboard and finished shots are kept.`;
+  fail({ code: crash ? 'worker-failed' : 'device-lost', message });
   for (const fn of lostListeners) fn(error);
-  await new Promise((r) => setTimeout(r, 400)); // let the loss message be seen
+  await new Promise((r) => setTimeout(r, 400)); // let the message be seen
   if (client !== c) return;
-  set({ recoveries: useStudio.getState().engine.recoveries + 1 });
+  const engine = useStudio.getState().engine;
+  set(crash ? { crashes: engine.crashes + 1 } : { recoveries: engine.recoveries + 1 });
   await restartEngine();
 }
 
 /** Test hook: make the worker lose its device (see EngineApi.loseDevice). */
 export function simulateDeviceLoss(): void {
   client?.loseDevice();
+}
+
+/** Test hook: make the engine worker throw and close itself, or close itself silently (see WorkerApi.crash). */
+export function simulateWorkerCrash(how: WorkerCrash = 'throw'): void {
+  client?.crash(how);
 }

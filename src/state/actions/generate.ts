@@ -212,11 +212,13 @@ function finish(plan: RunPlan, error: EngineErrorInfo | null): void {
   else st.setRun({ phase: 'error', etaMs: null, error });
 }
 
-/** A lost device ends the run in progress with a message that says what happened. */
+/** A lost device or a crashed worker ends the run in progress with a message that says what happened. */
 export function startRunRecovery(): void {
-  onEngineLost(() => {
+  onEngineLost((error) => {
     const plan = current?.plan;
-    if (plan) finish(plan, { code: 'device-lost', message: 'The GPU device was lost during generation. The engine restarts by itself; press Generate to try again.' });
+    const crash = error.code === 'worker-failed';
+    const what = crash ? 'The engine worker stopped' : 'The GPU device was lost';
+    if (plan) finish(plan, { code: crash ? 'worker-failed' : 'device-lost', message: `${what} during generation. The engine restarts by itself; press Generate to try again.` });
   });
 }
 

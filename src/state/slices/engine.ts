@@ -17,6 +17,8 @@ export interface EngineStatus {
   error: EngineErrorInfo | null;
   /** How many times the GPU device was lost and the engine restarted since the page loaded. */
   recoveries: number;
+  /** How many times the engine worker crashed and was restarted since the page loaded. */
+  crashes: number;
 }
 
 export interface EngineSlice {
@@ -34,6 +36,7 @@ export const initialEngineStatus: EngineStatus = {
   smoke: null,
   error: null,
   recoveries: 0,
+  crashes: 0,
 };
 
 export const createEngineSlice: StateCreator<StudioState, [], [], EngineSlice> = (set) => ({

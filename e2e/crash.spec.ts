@@ -1,0 +1,91 @@
+/**
+ * Crashes: the engine worker dies mid-generation (the studio's `crashWorker()` test hook makes it
+ * throw and close itself, or, with 'silent', only close itself) and the studio restarts it; the page is closed mid-generation (a tab
+ * crash, as far as the page can tell) and a new page on the same browser profile finds the
+ * storyboard and the finished shots. The model and the board: e2e/model-fixture.ts.
+ */
+import { expect, test, type Page } from '@playwright/test';
+import { BOARD, MODEL, hasModel, openWithBoard, progress, serveModel, startLongRun, watchRun } from './model-fixture.ts';
+
+test.skip(!hasModel(), `no model folder at ${MODEL}`);
+
+/** Generates BOARD once with 3 steps, to completion. */
+async function generateOnce(page: Page): Promise<void> {
+  await page.getByRole('spinbutton', { name: 'Sampler steps' }).fill('3');
+  await page.getByRole('button', { name: 'Generate', exact: true }).click();
+  await watchRun(page, 3);
+  await expect(page.getByRole('img', { name: 'Shot 1, middle frame' })).toBeVisible();
+  await expect(page.getByRole('img', { name: 'Shot 2, middle frame' })).toBeVisible();
+}
+
+/** The storyboard and the two finished shots are there. */
+async function expectBoardAndShots(page: Page): Promise<void> {
+  await expect(page.getByRole('textbox', { name: 'Shot 1 caption' })).toHaveValue(BOARD.shots[0].caption);
+  await expect(page.getByRole('textbox', { name: 'Shot 2 caption' })).toHaveValue(BOARD.shots[1].caption);
+  await expect(page.getByRole('img', { name: 'Shot 1, middle frame' })).toBeVisible();
+  await expect(page.getByRole('img', { name: 'Shot 2, middle frame' })).toBeVisible();
+}
+
+/** The id of the chosen take of each shot, from the store. */
+const chosenTakes = (page: Page) => page.evaluate(() => JSON.stringify(window.mocStudio!.store.getState().chosen));
+
+test('the engine worker crashes mid-generation: banner, restart, shots kept, Generate works', async ({ page }) => {
+  test.setTimeout(300_000);
+  const problems: string[] = [];
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  await serveModel(page);
+  await openWithBoard(page);
+  await generateOnce(page);
+  const takes = await chosenTakes(page);
+
+  await startLongRun(page);
+  await page.evaluate(() => window.mocStudio!.crashWorker());
+  await expect(page.locator('.banner').getByText(/^The engine worker stopped .*your storyboard and finished shots are kept/)).toBeVisible();
+  await expect(page.getByText(/^Generation failed: The engine worker stopped during generation/)).toBeVisible();
+  await expect(page.getByText(/The engine worker stopped once and the engine recovered/)).toBeVisible({ timeout: 60_000 });
+  await expect(page.getByRole('status', { name: 'Engine status' })).toContainText('Engine ready');
+  await expect(page.getByText('Loaded', { exact: true })).toBeVisible({ timeout: 60_000 });
+  await expectBoardAndShots(page);
+  expect(await chosenTakes(page)).toBe(takes);
+
+  // a new run works on the new worker and replaces the shots
+  await generateOnce(page);
+  const newTakes = await chosenTakes(page);
+  expect(newTakes).not.toBe(takes);
+
+  // the worker closes itself without an error event: the pending call would never return; the
+  // client's watchdog (a ping unanswered for 30 s) finds it and the studio restarts the same way
+  await startLongRun(page);
+  await page.evaluate(() => window.mocStudio!.crashWorker('silent'));
+  await expect(page.getByText(/^Generation failed: The engine worker stopped during generation/)).toBeVisible({ timeout: 60_000 });
+  await expect(page.getByText(/The engine worker stopped 2 times and the engine recovered/)).toBeVisible({ timeout: 60_000 });
+  await expect(page.getByRole('status', { name: 'Engine status' })).toContainText('Engine ready');
+  await expect(page.getByText('Loaded', { exact: true })).toBeVisible({ timeout: 60_000 });
+  await expectBoardAndShots(page);
+  expect(await chosenTakes(page)).toBe(newTakes);
+  expect(problems, problems.join('\n')).toEqual([]);
+});
+
+test('the page is closed mid-generation: a new page finds the storyboard and the finished shots', async ({ page, context }) => {
+  test.setTimeout(240_000);
+  await serveModel(page);
+  await openWithBoard(page);
+  await generateOnce(page);
+  const takes = await chosenTakes(page);
+  await expect(page.locator('.save-state')).toHaveText('Saved');
+
+  await startLongRun(page);
+  await page.close(); // no beforeunload, no chance to save: as if the tab had crashed
+
+  const again = await context.newPage();
+  const problems: string[] = [];
+  again.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  await again.goto('/');
+  await expectBoardAndShots(again);
+  expect(await chosenTakes(again)).toBe(takes);
+  await expect(again.getByText('Loaded', { exact: true })).toBeVisible({ timeout: 60_000 });
+  // the studio is usable: no run is stuck, and Generate runs to the end
+  await expect(progress(again)).toHaveCount(0);
+  await generateOnce(again);
+  expect(problems, problems.join('\n')).toEqual([]);
+});
