@@ -5,8 +5,8 @@
 // wrapper binds x in that slot and the kernel never reads it.
 // Geometry: one workgroup of WG invocations per row (a 2D grid of workgroups, linearised).
 // Invocation `lid` strides over the row (j = lid, lid + WG, …) accumulating f32 partial sums,
-// which a tree reduction in workgroup memory combines, so any dim ≥ 1 works. WG must be a power
-// of two.
+// which a tree reduction in workgroup memory (row-reduce.wgsl, prepended) combines, so any dim ≥ 1
+// works. WG must be a power of two.
 // Specialised by `override MODE`:
 //   0 layer norm: y = (x − mean) / sqrt(var + eps), var biased (÷ dim), two passes over the row
 //     (mean, then squared deviations) for accuracy;
@@ -16,7 +16,6 @@
 override MODE: u32 = 0u;
 override HAS_WEIGHT: bool = false;
 override HAS_BIAS: bool = false;
-override WG: u32 = 256u;
 
 struct Params { rows: u32, dim: u32, eps: f32 }
 
@@ -25,21 +24,6 @@ struct Params { rows: u32, dim: u32, eps: f32 }
 @group(0) @binding(2) var<storage, read> weight: array<T>;
 @group(0) @binding(3) var<storage, read> bias: array<T>;
 @group(0) @binding(4) var<storage, read_write> out: array<T>;
-
-var<workgroup> partial: array<f32, WG>;
-
-// The sum of `v` over the workgroup, returned to every invocation. Call in uniform control flow.
-fn workgroup_sum(v: f32, lid: u32) -> f32 {
-  partial[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { partial[lid] += partial[lid + s]; }
-    workgroupBarrier();
-  }
-  let total = partial[0];
-  workgroupBarrier(); // a following call overwrites partial[0]
-  return total;
-}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
@@ -53,14 +37,14 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   if (MODE == 0u) {
     var s = 0.0;
     for (var j = lid; j < p.dim; j += WG) { s += f32(x[base + j]); }
-    mean = workgroup_sum(s, lid) / n;
+    mean = workgroup_reduce(s, lid, false) / n;
   }
   var q = 0.0;
   for (var j = lid; j < p.dim; j += WG) {
     let d = f32(x[base + j]) - mean;
     q += d * d;
   }
-  let inv = inverseSqrt(workgroup_sum(q, lid) / n + p.eps);
+  let inv = inverseSqrt(workgroup_reduce(q, lid, false) / n + p.eps);
 
   for (var j = lid; j < p.dim; j += WG) {
     var y = (f32(x[base + j]) - mean) * inv;

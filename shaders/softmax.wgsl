@@ -4,38 +4,16 @@
 // Geometry: one workgroup of WG invocations per row (a 2D grid of workgroups, linearised).
 // Three passes over the row, each invocation striding j = lid, lid + WG, …:
 //   m = max_j x[j]  →  s = Σ_j exp(x[j] − m)  →  out[j] = exp(x[j] − m) / s,
-// with the max and the sum combined by a tree reduction in workgroup memory, so any dim ≥ 1
-// works. WG must be a power of two. Arithmetic is f32 whatever T is.
+// with the max and the sum combined by a tree reduction in workgroup memory (row-reduce.wgsl,
+// prepended), so any dim ≥ 1 works. WG must be a power of two. Arithmetic is f32 whatever T is.
 // Assumes finite inputs: mask with a large negative number (e.g. −1e4 for f16), not −inf, since
 // WGSL lets implementations assume no infinities.
-
-override WG: u32 = 256u;
 
 struct Params { rows: u32, dim: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<T>;
 @group(0) @binding(2) var<storage, read_write> out: array<T>;
-
-var<workgroup> partial: array<f32, WG>;
-
-// Max (take_max) or sum of `v` over the workgroup, returned to every invocation. Call in uniform
-// control flow.
-fn workgroup_reduce(v: f32, lid: u32, take_max: bool) -> f32 {
-  partial[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) {
-      let a = partial[lid];
-      let b = partial[lid + s];
-      partial[lid] = select(a + b, max(a, b), take_max);
-    }
-    workgroupBarrier();
-  }
-  let r = partial[0];
-  workgroupBarrier(); // a following call overwrites partial[0]
-  return r;
-}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,

@@ -3,6 +3,7 @@
  * dimension of a tensor: DiT's pre-modulation LayerNorm (no affine, eps 1e-6) and the QK
  * RMS-norm. WGSL: shaders/norm.wgsl; CPU twin: normCpu.
  */
+import reduceSource from '../../../shaders/row-reduce.wgsl?raw';
 import source from '../../../shaders/norm.wgsl?raw';
 import { grid2d, packParams, type Engine } from '../engine.ts';
 import { ShapeError } from '../errors.ts';
@@ -70,7 +71,7 @@ async function run(eng: Engine, mode: NormMode, x: Tensor, dim: number, opts: No
   const out = opts.out ?? eng.tensor(x.shape, x.dtype, `norm.${mode}.out`);
   const WG = workgroupSize(dim);
   const constants = { MODE: MODES[mode], HAS_WEIGHT: opts.weight ? 1 : 0, HAS_BIAS: opts.bias ? 1 : 0, WG };
-  const pipeline = await eng.pipeline('norm', wgsl(source, storage), constants, storage);
+  const pipeline = await eng.pipeline('norm', wgsl(`${reduceSource}\n${source}`, storage), constants, storage);
   eng.dispatch({
     pipeline,
     label: `norm.${mode}`,

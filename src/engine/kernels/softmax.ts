@@ -2,6 +2,7 @@
  * Row softmax over the last dimension, numerically stable (the row max is subtracted before
  * exp). WGSL: shaders/softmax.wgsl; CPU twin: softmaxCpu.
  */
+import reduceSource from '../../../shaders/row-reduce.wgsl?raw';
 import source from '../../../shaders/softmax.wgsl?raw';
 import { grid2d, packParams, type Engine } from '../engine.ts';
 import { ShapeError } from '../errors.ts';
@@ -38,7 +39,7 @@ async function run(eng: Engine, x: Tensor, dim: number, out?: Tensor): Promise<T
   const storage = x.dtype === 'f16' ? 'f16' : 'f32';
   const rows = x.size / dim;
   const o = out ?? eng.tensor(x.shape, x.dtype, 'softmax.out');
-  const pipeline = await eng.pipeline('softmax', wgsl(source, storage), { WG: workgroupSize(dim) }, storage);
+  const pipeline = await eng.pipeline('softmax', wgsl(`${reduceSource}\n${source}`, storage), { WG: workgroupSize(dim) }, storage);
   eng.dispatch({
     pipeline,
     label: 'softmax',
