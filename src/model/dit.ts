@@ -324,10 +324,12 @@ export class MocDiT {
 
     // streams
     const xt = tmp(eng.upload(text, [Nt, d], 'dit.xt')); //                                  [Nt, d]
+    let xPatches: Tensor | undefined; // kept for x-prediction's v = (x_t − x̂0) / t             [Nv, P]
     const xv = tmp(await phase('other', async () => {
       const patches = await patchify(eng, x, cfg.patchSize); //                               [Nv, P]
       const out = await this.linear(patches, 'video_embed'); //                              [Nv, d]
-      patches.dispose();
+      if (cfg.prediction === 'x') xPatches = tmp(patches);
+      else patches.dispose();
       return out;
     }));
 
@@ -406,14 +408,13 @@ export class MocDiT {
         free(modF, l, hv);
         if (cfg.prediction === 'x') {
           // out = x̂0 → v = (x_t − x̂0) / max(t, tMin), per token from its shot's t           [Nv, P]
-          const xp = await patchify(eng, x, cfg.patchSize);
-          const diff = await binary(eng, 'sub', xp, out);
+          const diff = await binary(eng, 'sub', xPatches!, out);
           const scale = new Float32Array((S + 1) * cfg.patchDim); // row r: 1/max(t_r, tMin) − 1
           for (let r = 1; r <= S; r++) scale.fill(1 / Math.max(tShot[r - 1], cfg.tMin) - 1, r * cfg.patchDim, (r + 1) * cfg.patchDim);
           const scaleT = eng.upload(scale, [S + 1, cfg.patchDim], 'dit.inv-t');
           const zero = eng.upload(new Float32Array((S + 1) * cfg.patchDim), [S + 1, cfg.patchDim], 'dit.zero-shift');
           const v = await modulate(eng, diff, zero, scaleT, st.condVideo);
-          free(out, xp, diff, scaleT, zero);
+          free(out, diff, scaleT, zero);
           out = v;
         }
         const img = cfg.imageSize;
