@@ -187,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--attn-checkpoint", type=int, default=None, help="1/0; default on for CUDA")
     a("--out", default="train/runs/default"); a("--resume", action="store_true")
     a("--resume-from", default=None, help="with --resume: checkpoint dir to use when <out> has none")
+    a("--init-from", default=None, metavar="MODEL_DIR",
+      help="start a new run (step 0, fresh optimiser, EMA = weights) from an exported model folder "
+           "(public/models/<name>/); its config must match --config. Ignored when a checkpoint resumes")
     a("--carry", default=None, metavar="DIR", help="also write a compact checkpoint to DIR at every save")
     a("--ckpt-every", type=int, default=500); a("--ckpt-part-mb", type=float, default=15.0)
     a("--ckpt-slim", action="store_true", help="leave the optimiser state out of checkpoints")
@@ -219,6 +222,19 @@ def _setup(args):
 def _sync(device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def init_from_export(model: MoCDiT, ema: List[torch.Tensor], folder: str) -> None:
+    """Copies an exported model folder's weights (fp16, usually the EMA) into `model` and `ema`."""
+    from .export import load_exported
+    exported, cfg, _ = load_exported(folder)
+    if cfg != model.cfg:
+        raise SystemExit(f"--init-from {folder}: its config differs from this run's "
+                         f"({cfg.to_dict()} vs {model.cfg.to_dict()})")
+    with torch.no_grad():
+        for p, e, q in zip(model.parameters(), ema, exported.parameters()):
+            p.copy_(q)
+            e.copy_(q)
 
 
 def make_optimizer(model, args):
@@ -306,6 +322,8 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
         step = int(state["step"])
         if auto:
             args.steps = int(state["args"]["steps"])
+    elif args.init_from:
+        init_from_export(model, ema, args.init_from)
     if not auto:
         args.steps = int(args.steps)
     net = model
@@ -352,6 +370,7 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     log({"event": "start", "step": step, "world": world, "device": str(device),
          "params": count_parameters(model), "config": cfg.to_dict(), "args": vars(args),
          "schedule": stages, "resumed_from": resumed_from,
+         "init_from": args.init_from if state is None else None,
          "optimizer_state": "restored" if state is not None and state.get("opt") is not None else "fresh",
          "torch": torch.__version__})
 

@@ -125,3 +125,23 @@ def test_ddp_gloo_two_processes(tmp_path):
     assert losses(r0) == losses(r1), "logged loss is the all-reduced mean"
     assert losses(r0)[-1] < losses(r0)[0]
     assert checkpoint.load(str(tmp_path))["step"] == 8
+
+
+def test_init_from_an_exported_model(tmp_path):
+    """--init-from starts step 0 from an exported folder: at lr 0 the weights and the EMA stay
+    exactly the export's; a folder of another config is refused with one line."""
+    from train.export import export_model, load_exported, random_model
+    from train.model import make_config
+    cfg = make_config("tiny")
+    export_model(random_model(cfg, 5), cfg, str(tmp_path / "m"), "m", {"step": 3})
+    logs = main(TINY + ["--steps", "1", "--lr", "0", "--warmup", "1", "--schedule", "dense@1,2x2",
+                        "--init-from", str(tmp_path / "m"), "--out", str(tmp_path / "run")])
+    start = next(r for r in logs if r.get("event") == "start")
+    assert start["init_from"] == str(tmp_path / "m") and start["step"] == 0
+    exported = load_exported(str(tmp_path / "m"))[0].state_dict()
+    step, model, ema = _weights(tmp_path / "run")
+    assert step == 1 and all(torch.equal(model[n], exported[n]) for n in exported)
+    assert all(torch.equal(e, p) for e, p in zip(ema, exported.values()))
+    with pytest.raises(SystemExit, match="config differs"):
+        main(TINY + ["--dim", "48", "--steps", "1", "--init-from", str(tmp_path / "m"),
+                     "--out", str(tmp_path / "other")])
