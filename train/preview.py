@@ -67,6 +67,14 @@ SAMPLES = [  # (file stem, title, one-line description, scene)
          (1, [], "wide", 8),
          (0, [(1, "bounces"), (2, "stays"), (3, "moves right")], "wide", 8),
          (0, [(1, "spins")], "close-up", 8)], 4004)),
+    ("valley-day", "A day in the valley (32 shots)",
+     "Benchmark: 32 shots, 48 s of video, 25k tokens: the length where MoC's sparse attention pays off end to end.",
+     _scene([("red", "circle"), ("yellow", "star"), ("blue", "triangle")], ["meadow", "forest", "beach"], [
+         (loc, actors, "close-up" if j % 5 == 4 else "wide", 12)
+         for j in range(32)
+         for loc in [(j // 3) % 3]
+         for actors in [[(1 + (j + c) % 3, ["bounces", "moves right", "spins", "stays", "moves left", "grows"][(j + 2 * c) % 6])
+                         for c in range(1 + j % 3)] if j % 7 != 6 else []]], 5005)),
 ]
 
 

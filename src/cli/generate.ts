@@ -5,11 +5,14 @@
  *   DIR/preview.png             an animated PNG (APNG) of all shots in order, at the model's fps
  *   DIR/routing.json            the stream-order chunk table and, per traced step, per layer: the
  *                               chunk-to-chunk routing counts summed over heads and the sparsity
- *   DIR/timing.json             seconds per video, ms per step split attention / routing / other
+ *   DIR/timing.json             seconds per video, wall ms per step (mean, median), kernel
+ *                               dispatches per step; with --profile, ms per step split
+ *                               attention / routing / other
  * Options: --model DIR (default: the "default" entry of public/models/index.json),
  * --attention moc|dense|shot, --top-k K, --chunk-frames N (defaults: the model's config),
  * --steps N (20), --guidance G (3), --seed N (shot i gets seed N + i instead of its own),
- * --trace-every N (1; the last step is always traced). Progress goes to stderr; bad input is one
+ * --trace-every N (1; the last step is always traced), --profile (time the phases of every step;
+ * slows the steps it times). Progress goes to stderr; bad input is one
  * line and exit code 1; Ctrl-C cancels (exit 130).
  */
 import { existsSync } from 'node:fs';
@@ -18,7 +21,7 @@ import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Engine } from '../engine/engine.ts';
 import { nodeGpu } from '../engine/host-node.ts';
-import type { AttentionMode, GenerateProgress, GenerateRequest, GenerateResult, ModelEntry } from '../model/api.ts';
+import type { AttentionMode, GenerateProgress, GenerateRequest, GenerateResult, ModelEntry, StepTimings } from '../model/api.ts';
 import { Generator, prepareRequest } from '../model/generate.ts';
 import { LayoutError } from '../model/layout.ts';
 import { MAX_JSON_BYTES, MAX_STORYBOARD_BYTES, modelFileCap } from '../model/limits.ts';
@@ -30,7 +33,7 @@ import { UsageError } from './main.ts';
 import { encodeApng, encodePng, upscale } from './png.ts';
 
 const USAGE =
-  'usage: moc generate STORYBOARD.json --out DIR [--model DIR] [--attention moc|dense|shot] [--top-k K] [--chunk-frames N] [--steps N] [--guidance G] [--seed N] [--trace-every N]';
+  'usage: moc generate STORYBOARD.json --out DIR [--model DIR] [--attention moc|dense|shot] [--top-k K] [--chunk-frames N] [--steps N] [--guidance G] [--seed N] [--trace-every N] [--profile]';
 
 export interface GenerateArgs {
   storyboard: string;
@@ -43,6 +46,7 @@ export interface GenerateArgs {
   guidance: number;
   seed?: number;
   traceEvery: number;
+  profile: boolean;
 }
 
 function int(name: string, v: string | undefined, min: number): number | undefined {
@@ -69,6 +73,7 @@ export function parseGenerateArgs(argv: string[]): GenerateArgs {
         guidance: { type: 'string' },
         seed: { type: 'string' },
         'trace-every': { type: 'string' },
+        profile: { type: 'boolean' },
       },
     });
   } catch (e) {
@@ -92,6 +97,7 @@ export function parseGenerateArgs(argv: string[]): GenerateArgs {
     guidance,
     seed: int('seed', v.seed, 0),
     traceEvery: int('trace-every', v['trace-every'], 0) ?? 1,
+    profile: v.profile ?? false,
   };
 }
 
@@ -176,18 +182,24 @@ async function writeOutputs(dir: string, r: GenerateResult, req: GenerateRequest
   const k = Math.max(1, Math.floor(256 / size));
   await writeFile(join(dir, 'preview.png'), encodeApng(all.map((f) => upscale(f, size, size, k)), size * k, size * k, gen.config.fps));
   await writeFile(join(dir, 'routing.json'), JSON.stringify(routingSummary(r, req, gen.config.heads)));
-  const n = r.timings.length || 1;
-  const mean = (key: 'attention' | 'routing' | 'other' | 'total'): number => r.timings.reduce((a, t) => a + t[key], 0) / n;
+  const profiled = r.timings.filter((t) => t.attention !== undefined);
+  const mean = (ts: StepTimings[], key: 'attention' | 'routing' | 'other' | 'total' | 'dispatches'): number => ts.reduce((a, t) => a + (t[key] ?? 0), 0) / (ts.length || 1);
+  const totals = r.timings.map((t) => t.total).sort((a, b) => a - b);
   const timing = {
     device: eng.describe(),
-    timer: eng.features.timestamp ? 'gpu timestamps (attention/routing/other), wall (total)' : 'wall clock around synced phases',
+    timer: profiled.length ? (eng.features.timestamp ? 'gpu timestamps (attention/routing/other), wall (total)' : 'wall clock around synced phases') : 'wall clock (total)',
     model: gen.config.name,
     attention: req.attention,
     steps: req.steps,
     modelCallsPerStep: req.guidance !== 1 ? 2 : 1,
     frames: r.shots.reduce((a, s) => a + s.frames.length / px, 0),
     secondsPerVideo: r.totalMs / 1000,
-    msPerStep: { attention: mean('attention'), routing: mean('routing'), other: mean('other'), total: mean('total') },
+    msPerStep: {
+      total: mean(r.timings, 'total'),
+      medianTotal: totals.length ? totals[totals.length >> 1] : 0,
+      dispatches: mean(r.timings, 'dispatches'),
+      ...(profiled.length ? { attention: mean(profiled, 'attention'), routing: mean(profiled, 'routing'), other: mean(profiled, 'other') } : {}),
+    },
     perStep: r.timings,
   };
   await writeFile(join(dir, 'timing.json'), JSON.stringify(timing, null, 1));
@@ -225,6 +237,7 @@ async function generate(a: GenerateArgs): Promise<number> {
     guidance: a.guidance,
     attention: { mode: a.attention ?? 'moc', topK: a.topK ?? cfg.topK, chunkFrames: a.chunkFrames ?? cfg.chunkFrames, causal: cfg.causal },
     traceEvery: a.traceEvery,
+    profile: a.profile,
   };
   prepareRequest(model, req); // every input problem, before the GPU starts
   await mkdir(a.out, { recursive: true });

@@ -2,6 +2,13 @@
  * The engine: one GPUDevice with its features, limits, buffer pool, pipeline cache, profiler and
  * a command encoder that batches kernel dispatches until `flush()`/`sync()`.
  *
+ * Host cost per dispatch is kept small, since a sampler step records several hundred: dispatches
+ * share one compute pass until the next flush (each dispatch is its own usage scope, so WebGPU
+ * orders their storage accesses), uniform buffers are cached by content (their bytes never change
+ * once written), and bind groups by (pipeline, buffers) — a sampler step binds the same pooled
+ * buffers in the same order as the step before. Only while the profiler records does each
+ * dispatch get a pass of its own (timestamps are written per pass).
+ *
  * Works in a browser window, a module worker and Node (see host-node.ts); it only needs a `GPU`.
  * Errors: NoAdapterError (no adapter), UnsupportedError (feature/limit missing), GpuValidationError
  * (validation or out-of-memory reported by WebGPU, thrown from `sync()`), DeviceLostError.
@@ -54,6 +61,10 @@ const REQUESTED_LIMITS = [
   'maxStorageBuffersPerShaderStage',
 ] as const;
 
+/** Cache sizes: a moc-base step uses a few hundred distinct uniforms and bind groups. */
+const MAX_CACHED_UNIFORMS = 4096;
+const MAX_CACHED_BIND_GROUPS = 8192;
+
 export class Engine {
   readonly pool: BufferPool;
   readonly pipelines: PipelineCache;
@@ -61,7 +72,15 @@ export class Engine {
   /** Resolves when the device is lost, with the reason. */
   readonly lost: Promise<DeviceLostError>;
   private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
   private transient: GPUBuffer[] = [];
+  private readonly uniforms = new Map<string, GPUBuffer>();
+  private readonly bindGroups = new Map<string, GPUBindGroup>();
+  private readonly layouts = new WeakMap<GPUComputePipeline, GPUBindGroupLayout>();
+  private readonly ids = new WeakMap<object, number>();
+  private nextId = 1;
+  /** Host-side counters (dispatches recorded, submits, bind groups and uniforms created). */
+  readonly stats = { dispatches: 0, submits: 0, bindGroups: 0, uniforms: 0 };
   private errors: string[] = [];
   private isLost = false;
 
@@ -154,7 +173,12 @@ export class Engine {
     return t;
   }
 
+  /**
+   * Writes `data` into `t`. Work recorded so far is submitted first: queue writes run before
+   * unsubmitted commands, and a pooled buffer may still be read by those.
+   */
   write(t: Tensor, data: TypedArray): void {
+    this.flush();
     // writeBuffer needs a multiple of 4 bytes; f16 data of odd length is padded.
     const bytes = data.byteLength;
     if (bytes % 4 === 0) this.device.queue.writeBuffer(t.buffer, 0, data.buffer, data.byteOffset, bytes);
@@ -167,6 +191,7 @@ export class Engine {
 
   /** Fills a f32 tensor with `value` (NaN by default) so that unwritten outputs are visible. */
   poison(t: Tensor, value = Number.NaN): void {
+    this.flush();
     const words = t.buffer.size / 4;
     const fill = t.dtype === 'i32' || t.dtype === 'u32' ? new Int32Array(words).fill(value | 0 || -777) : new Float32Array(words).fill(value);
     this.device.queue.writeBuffer(t.buffer, 0, fill);
@@ -228,31 +253,93 @@ export class Engine {
       throw new UnsupportedError(`${opts.label}: dispatch of ${x}×${y}×${z} workgroups exceeds this adapter's limit of ${maxG} per dimension`);
     }
     if (x === 0 || y === 0 || z === 0) return;
-    const entries: GPUBindGroupEntry[] = [];
-    if (opts.params) {
-      const size = Math.max(16, Math.ceil(opts.params.byteLength / 16) * 16);
-      const u = this.device.createBuffer({ size, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: `${opts.label}.params` });
-      this.device.queue.writeBuffer(u, 0, opts.params);
-      this.transient.push(u);
-      entries.push({ binding: 0, resource: { buffer: u } });
-    }
-    opts.bindings.forEach((b, i) => {
-      const buffer = b instanceof Tensor ? b.buffer : b;
-      entries.push({ binding: i + 1, resource: { buffer } });
-    });
-    const bindGroup = this.device.createBindGroup({ layout: opts.pipeline.getBindGroupLayout(0), entries, label: `${opts.label}.bindings` });
+    const bindGroup = this.bindGroup(opts.pipeline, opts.label, opts.bindings, opts.params);
     this.encoder ??= this.device.createCommandEncoder({ label: 'engine.encoder' });
-    const pass = this.encoder.beginComputePass({ label: opts.label, timestampWrites: this.profiler.passWrites(opts.label) });
+    const writes = this.profiler.passWrites(opts.label);
+    if (writes) this.endPass();
+    const pass = this.pass ?? this.encoder.beginComputePass({ label: writes ? opts.label : 'engine.pass', timestampWrites: writes });
     pass.setPipeline(opts.pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
-    pass.end();
+    this.stats.dispatches++;
+    if (writes) pass.end();
+    else this.pass = pass;
+  }
+
+  /** The bind group of a dispatch: params as a uniform at @binding(0), then `bindings` (cached). */
+  private bindGroup(pipeline: GPUComputePipeline, label: string, bindings: Binding[], params?: ArrayBuffer): GPUBindGroup {
+    const buffers = bindings.map((b) => (b instanceof Tensor ? b.buffer : b));
+    const uniform = params ? this.uniform(params, label) : null;
+    let key = String(this.id(pipeline));
+    if (uniform) key += `u${this.id(uniform)}`;
+    for (const b of buffers) key += `,${this.id(b)}`;
+    const hit = this.bindGroups.get(key);
+    if (hit) return hit;
+    const entries: GPUBindGroupEntry[] = [];
+    if (uniform) entries.push({ binding: 0, resource: { buffer: uniform } });
+    buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer } }));
+    let layout = this.layouts.get(pipeline);
+    if (!layout) {
+      layout = pipeline.getBindGroupLayout(0);
+      this.layouts.set(pipeline, layout);
+    }
+    const group = this.device.createBindGroup({ layout, entries, label: `${label}.bindings` });
+    if (this.bindGroups.size >= MAX_CACHED_BIND_GROUPS) this.bindGroups.clear();
+    this.bindGroups.set(key, group);
+    this.stats.bindGroups++;
+    return group;
+  }
+
+  /** A uniform buffer holding `params` (16-byte padded), shared by every dispatch with the same bytes. */
+  private uniform(params: ArrayBuffer, label: string): GPUBuffer {
+    const words = new Uint32Array(params, 0, params.byteLength >> 2);
+    const key = `${params.byteLength}:${words.join(',')}`;
+    const hit = this.uniforms.get(key);
+    if (hit) return hit;
+    if (this.uniforms.size >= MAX_CACHED_UNIFORMS) {
+      // Bind groups may hold the old buffers: forget both; the buffers go after the next submit.
+      this.transient.push(...this.uniforms.values());
+      this.uniforms.clear();
+      this.bindGroups.clear();
+    }
+    const size = Math.max(16, Math.ceil(params.byteLength / 16) * 16);
+    const u = this.device.createBuffer({ size, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: `${label}.params` });
+    this.device.queue.writeBuffer(u, 0, params);
+    this.uniforms.set(key, u);
+    this.stats.uniforms++;
+    return u;
+  }
+
+  private id(o: object): number {
+    let id = this.ids.get(o);
+    if (id === undefined) {
+      id = this.nextId++;
+      this.ids.set(o, id);
+    }
+    return id;
+  }
+
+  private endPass(): void {
+    this.pass?.end();
+    this.pass = null;
+  }
+
+  /** Records a copy of all of `src` into `dst` from element `at` on (queue order, no submit). */
+  copy(src: Tensor, dst: Tensor, at = 0): void {
+    this.checkAlive();
+    const offset = at * bytesPerElement(dst.dtype);
+    if (offset + src.byteLength > dst.byteLength) throw new ShapeError(`copy: ${src.label} (${src.byteLength} bytes) does not fit ${dst.label} from byte ${offset}`);
+    this.endPass();
+    this.encoder ??= this.device.createCommandEncoder({ label: 'engine.encoder' });
+    this.encoder.copyBufferToBuffer(src.buffer, 0, dst.buffer, offset, src.byteLength);
   }
 
   /** Submits recorded work. */
   flush(): void {
     if (!this.encoder) return;
+    this.endPass();
     this.device.queue.submit([this.encoder.finish()]);
+    this.stats.submits++;
     this.encoder = null;
     for (const b of this.transient) b.destroy();
     this.transient = [];
@@ -279,6 +366,9 @@ export class Engine {
 
   destroy(): void {
     this.flush();
+    for (const u of this.uniforms.values()) u.destroy();
+    this.uniforms.clear();
+    this.bindGroups.clear();
     this.pool.trim();
     this.profiler.destroy();
     this.device.destroy();

@@ -32,6 +32,15 @@ export interface ModelInfo {
   words: string[];
 }
 
+/**
+ * What loading a model tells the UI: its summary and the attention it was trained with
+ * (config.json's top_k, chunk_frames and causal, with MoC routing), where the generation
+ * panel starts for this model.
+ */
+export interface LoadedModelInfo extends ModelInfo {
+  attention: AttentionOptions;
+}
+
 export type AttentionMode = 'moc' | 'dense' | 'shot';
 
 export interface AttentionOptions {
@@ -56,6 +65,12 @@ export interface GenerateRequest {
   previewEvery?: number;
   /** Collect a routing trace every this many steps (0: never; the last step is always traced). */
   traceEvery?: number;
+  /**
+   * Split every step's time into attention / routing / the rest (StepTimings). Costs time:
+   * with timestamp queries each kernel gets a compute pass of its own, without them the GPU is
+   * waited for around every phase. Off: steps report wall time only.
+   */
+  profile?: boolean;
 }
 
 /** Routing of one sampler step: one trace per layer (RoutingTrace fields, plain arrays). */
@@ -72,11 +87,17 @@ export interface StepTrace {
 }
 
 export interface StepTimings {
-  /** ms of GPU (or wall, without timestamp queries) time in this step. */
-  attention: number;
-  routing: number;
-  other: number;
+  /** Wall ms of this step (recording, GPU work and waiting). */
   total: number;
+  /**
+   * Profiled steps only (`GenerateRequest.profile`): ms per phase — GPU time from timestamp
+   * queries, or wall time around synced phases where the adapter has none.
+   */
+  attention?: number;
+  routing?: number;
+  other?: number;
+  /** Kernel dispatches recorded in this step (host work: each costs an encoder call or a few). */
+  dispatches: number;
 }
 
 export interface GenerateProgress {

@@ -15,7 +15,7 @@
  * - Head split / merge ([N, 3·H·D] ↔ [H, N, D]) is a row gather: `modulate` with x = 0 and
  *   shift = scale = the source viewed as rows of D gives out[r] = src[seg[r]] exactly. The text
  *   and video qkv rows meet in one buffer: the text matmul writes its prefix, the video rows
- *   are copied after it (copyBufferToBuffer; buffers bind from offset 0 only).
+ *   are copied after it (Engine.copy; buffers bind from offset 0 only).
  * - RoPE positions are floats (captions sit at the frame centre (G−1)/2), while the rope kernel
  *   takes integer positions, so RoPE is x·cos + swap(x)·sin with per-token tables [N, D] and
  *   swap(x) = x·R (R [D, D] the pair-swap permutation).
@@ -35,7 +35,7 @@ import { Tensor } from '../engine/tensor.ts';
 import type { AttentionMode } from './api.ts';
 import type { ModelConfig } from './config.ts';
 import type { ChunkTable } from './layout.ts';
-import { routingTrace, type RoutingTrace } from './routing-trace.ts';
+import { routingTraceFromMeans, type RoutingTrace } from './routing-trace.ts';
 import { makeSequence, shotOnlyTable, type Sequence } from './sequence.ts';
 import type { LoadedModel } from './weights.ts';
 
@@ -85,6 +85,16 @@ interface SeqState {
   shotTable: ChunkTable; // internal table for 'shot' mode
   zeros: Tensor; // f32, large enough for every gather
   noRoutes?: Tensor; // i32 [H, N, W] all −1 ('shot' mode)
+}
+
+/** One layer's routing, kept on the GPU until the forward pass has been recorded. */
+interface PendingTrace {
+  qMean: Tensor; // [H, C, D] chunk means of q
+  desc: Tensor; // [H, C, D] key descriptors
+  routed: Tensor | null; // i32 [H, N, K] ('moc' only)
+  K: number;
+  table: ChunkTable;
+  mode: 'moc' | 'dense';
 }
 
 const f32 = Math.fround;
@@ -276,14 +286,6 @@ export class MocDiT {
     return modulate(this.eng, prefix(zeros, [seg.size, w]), table, table, seg, out);
   }
 
-  /** Copies all of `src` into `dst` starting at element `at` (a GPU copy, in queue order). */
-  private copyInto(src: Tensor, dst: Tensor, at: number): void {
-    this.eng.flush();
-    const enc = this.eng.device.createCommandEncoder({ label: 'dit.concat' });
-    enc.copyBufferToBuffer(src.buffer, 0, dst.buffer, at * 4, src.byteLength);
-    this.eng.device.queue.submit([enc.finish()]);
-  }
-
   /**
    * Velocity of x_t (train/model.py MoCDiT.forward, batch 1).
    * @param x frames [T, 3, Hi, Wi] (f32, about [−1, 1]). @param tShot per-shot timesteps [S].
@@ -307,7 +309,7 @@ export class MocDiT {
     const inspect = async (name: string, t: Tensor): Promise<void> => {
       if (opts.inspect) await opts.inspect(name, t);
     };
-    const traces: RoutingTrace[] = [];
+    const pending: PendingTrace[] = [];
     const temps: Tensor[] = [];
     const tmp = (t: Tensor): Tensor => (temps.push(t), t);
     const free = (...ts: Tensor[]): void => ts.forEach((t) => t.dispose());
@@ -347,7 +349,7 @@ export class MocDiT {
           const lv = await norm(eng, 'layer', xv);
           const hv = await modulate(eng, lv, { table: modV, chunk: 0 }, { table: modV, chunk: 1 }, st.condVideo); // [Nv, d]
           const qkvV = await this.linear(hv, `${b}attn.qkv_video`); //                        [Nv, 3d]
-          this.copyInto(qkvV, qkv, Nt * 3 * d);
+          eng.copy(qkvV, qkv, Nt * 3 * d);
           free(lt, ht, lv, hv, qkvV);
           return [modT, modV, qkv];
         });
@@ -375,7 +377,7 @@ export class MocDiT {
         await inspect(`${b}attn.k`, k);
         await inspect(`${b}attn.v`, v);
 
-        const o = await this.attend(st, q, k, v, i, opts, traces, phase, inspect); //     [H, N, D]
+        const o = await this.attend(st, q, k, v, i, opts, pending, phase, inspect); //    [H, N, D]
         await inspect(`${b}attn.o`, o);
 
         await phase('other', async () => {
@@ -422,9 +424,15 @@ export class MocDiT {
         free(out);
         return vel;
       });
-      return { velocity, traces };
+      try {
+        return { velocity, traces: await this.readTraces(st, pending) };
+      } catch (e) {
+        velocity.dispose();
+        throw e;
+      }
     } finally {
       free(...temps);
+      for (const p of pending) free(p.qMean, p.desc, ...(p.routed ? [p.routed] : []));
     }
   }
 
@@ -448,13 +456,11 @@ export class MocDiT {
     v: Tensor,
     layer: number,
     opts: ForwardOptions,
-    traces: RoutingTrace[],
+    pending: PendingTrace[],
     phase: <R>(p: Phase, fn: () => Promise<R>) => Promise<R>,
     inspect: (name: string, t: Tensor) => Promise<void>,
   ): Promise<Tensor> {
     const { eng } = this;
-    const { heads: H, headDim: D } = this.config;
-    const N = st.seq.n;
     const table = st.seq.internal;
     let desc: Tensor | null = null; //                                                       [H, C, D]
     let routed: Tensor | null = null; //                                                     [H, N, K]
@@ -475,19 +481,30 @@ export class MocDiT {
     }
     try {
       if (opts.trace) {
+        // read back after the whole forward pass (readTraces), so the GPU never waits here
         desc ??= await chunkMean(eng, k, st.chunkStart, st.chunkEnd);
-        const qh = (await eng.read(q)) as Float32Array;
-        const dh = (await eng.read(desc)) as Float32Array;
+        const qMean = await chunkMean(eng, q, st.chunkStart, st.chunkEnd);
         const K = opts.mode === 'moc' ? opts.topK : 0;
-        const rh = routed ? ((await eng.read(routed)) as Int32Array) : new Int32Array(0);
-        const tr = routingTrace(qh, dh, rh, K, { H, N, D }, opts.mode === 'shot' ? st.shotTable : table, opts.mode === 'dense' ? 'dense' : 'moc');
-        traces.push(toStreamOrder(tr, st.seq.toStream));
+        pending.push({ qMean, desc, routed, K, table: opts.mode === 'shot' ? st.shotTable : table, mode: opts.mode === 'dense' ? 'dense' : 'moc' });
+        desc = null;
+        routed = null;
       }
     } finally {
       (desc as Tensor | null)?.dispose();
       routed?.dispose();
     }
     return o;
+  }
+
+  /** The traces of the pending layers (their tensors are read back together, in one wait). */
+  private async readTraces(st: SeqState, pending: PendingTrace[]): Promise<RoutingTrace[]> {
+    const { heads: H, headDim: D } = this.config;
+    const read = (t: Tensor | null): Promise<unknown> => (t ? this.eng.read(t) : Promise.resolve(new Int32Array(0)));
+    const host = await Promise.all(pending.map((p) => Promise.all([read(p.qMean), read(p.desc), read(p.routed)])));
+    return pending.map((p, i) => {
+      const [qm, dh, rh] = host[i] as [Float32Array, Float32Array, Int32Array];
+      return toStreamOrder(routingTraceFromMeans(qm, dh, rh, p.K, { H, N: st.seq.n, D }, p.table, p.mode), st.seq.toStream);
+    });
   }
 
   /** An all −1 routed table [H, N, W] for this sequence (cached). */

@@ -267,6 +267,7 @@ export class Generator {
     let pairSum = 0;
     let timer = new StepTimer(eng);
     let stepStart = 0;
+    let dispatches0 = 0;
     let progress: GenerateProgress = { step: 0, steps: req.steps, elapsedMs: 0 };
     const x = await sample(
       this.dit,
@@ -280,6 +281,8 @@ export class Generator {
         timer: () => {
           timer = new StepTimer(eng);
           stepStart = performance.now();
+          dispatches0 = eng.stats.dispatches;
+          if (!req.profile) return undefined;
           if (eng.features.timestamp) eng.profiler.start();
           return timer;
         },
@@ -307,12 +310,12 @@ export class Generator {
         },
         onStepDone: async () => {
           await eng.sync();
-          const t: StepTimings = { attention: timer.ms.attention, routing: timer.ms.routing, other: 0, total: performance.now() - stepStart };
-          if (eng.profiler.enabled) {
+          const t: StepTimings = { total: performance.now() - stepStart, dispatches: eng.stats.dispatches - dispatches0 };
+          if (req.profile && eng.profiler.enabled) {
             const gpu: Record<Phase, number> = { attention: 0, routing: 0, other: 0 };
             for (const [label, ms] of await eng.profiler.resolve()) gpu[phaseOf(label)] += ms;
             Object.assign(t, gpu);
-          } else t.other = Math.max(0, t.total - t.attention - t.routing);
+          } else if (req.profile) Object.assign(t, { attention: timer.ms.attention, routing: timer.ms.routing, other: Math.max(0, t.total - timer.ms.attention - timer.ms.routing) });
           timings.push(t);
           onProgress?.({ ...progress, elapsedMs: performance.now() - start, timings: t });
         },

@@ -41,6 +41,22 @@ export function routingTrace(
   table: ChunkTable,
   mode: MocMode = 'moc',
 ): RoutingTrace {
+  return routingTraceFromMeans(chunkMeanCpu(q, dims, table.start, table.end), desc, routed, K, dims, table, mode);
+}
+
+/**
+ * routingTrace with the per-chunk query means φ_h(Q_a) [H, C, D] given instead of q (computed on
+ * the GPU by the chunk-mean kernel, so only [H, C, D] comes back to the CPU, not [H, N, D]).
+ */
+export function routingTraceFromMeans(
+  qMean: ArrayLike<number>,
+  desc: ArrayLike<number>,
+  routed: Int32Array,
+  K: number,
+  dims: MocDims,
+  table: ChunkTable,
+  mode: MocMode = 'moc',
+): RoutingTrace {
   const { H, N, D } = dims;
   const C = table.start.length;
   const counts = new Uint32Array(H * C * C);
@@ -69,7 +85,6 @@ export function routingTrace(
     }
   }
   const sparsity = mode === 'dense' ? new Float32Array(H) : Float32Array.from(visited, (x) => 1 - x / (N * N));
-  const qMean = chunkMeanCpu(q, dims, table.start, table.end); // [H, C, D]
   const meanScore = new Float32Array(H * C * C);
   for (let h = 0; h < H; h++) {
     for (let a = 0; a < C; a++) {

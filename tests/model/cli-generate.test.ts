@@ -64,7 +64,7 @@ describe('moc generate', () => {
 
   it('writes frames, an animated preview, routing.json and timing.json', { timeout: 600_000 }, async () => {
     const out = join(dir, 'run');
-    const r = await moc(good(), '--out', out, '--model', MODEL_DIR, '--steps', '2', '--top-k', '2', '--guidance', '1');
+    const r = await moc(good(), '--out', out, '--model', MODEL_DIR, '--steps', '2', '--top-k', '2', '--guidance', '1', '--profile');
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/step 2\/2/);
     expect(readdirSync(join(out, 'shot-00'))).toEqual(['frame-000.png', 'frame-001.png']);
@@ -82,6 +82,8 @@ describe('moc generate', () => {
     const timing = JSON.parse(readFileSync(join(out, 'timing.json'), 'utf8'));
     expect(timing.perStep).toHaveLength(2);
     expect(timing.secondsPerVideo).toBeGreaterThan(0);
-    expect(Object.keys(timing.msPerStep)).toEqual(['attention', 'routing', 'other', 'total']);
+    expect(Object.keys(timing.msPerStep)).toEqual(['total', 'medianTotal', 'dispatches', 'attention', 'routing', 'other']);
+    expect(timing.msPerStep.dispatches).toBeGreaterThan(0);
+    for (const t of timing.perStep) expect(t.attention + t.routing).toBeGreaterThan(0); // --profile: every step split
   });
 });

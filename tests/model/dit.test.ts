@@ -1,7 +1,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/engine/engine.ts';
 import type { GenerateProgress, GenerateRequest } from '../../src/model/api.ts';
-import { MocDiT, routedToStream } from '../../src/model/dit.ts';
+import { MocDiT, routedToStream, toStreamOrder } from '../../src/model/dit.ts';
+import { chunkMeanCpu } from '../../src/engine/kernels/chunk-mean.ts';
+import { routingTrace } from '../../src/model/routing-trace.ts';
 import { Generator, framesToRgba } from '../../src/model/generate.ts';
 import { sample, timesteps } from '../../src/model/sampler.ts';
 import { assertClose, assertEqualInts } from '../helpers/compare.ts';
@@ -50,6 +52,37 @@ describe('MocDiT forward matches the PyTorch reference (fixtures)', () => {
       assertClose(`blocks.${i}.video`, cap.get(`blocks.${i}.video`)!, fx.get(`moc.blocks.${i}.video`), TOL);
     }
     assertClose('velocity.moc', v, fx.get('velocity.moc'), TOL);
+  });
+
+  it('traces (read back after the forward pass) equal routingTrace on the layer\'s q, k and routing', async () => {
+    const { meta } = fx;
+    const cfg = dit.config;
+    const T = meta.frames.reduce((a, b) => a + b, 0);
+    const seq = dit.sequence(meta.frames, meta.chunk_frames);
+    const cap = new Map<string, Float32Array | Int32Array>();
+    const x = eng.upload(fx.get('x_t'), [T, 3, cfg.imageSize, cfg.imageSize], 'test.x');
+    const res = await dit.forward(x, fx.get('t_shot'), dit.textEmbedding(fx.ints('text')), meta.frames, meta.chunk_frames, {
+      mode: 'moc',
+      topK: meta.top_k,
+      causal: meta.causal,
+      trace: true,
+      inspect: async (name, t) => void cap.set(name, (await eng.read(t)) as Float32Array),
+    });
+    res.velocity.dispose();
+    x.dispose();
+    expect(res.traces).toHaveLength(cfg.depth);
+    const dims = { H: cfg.heads, N: seq.n, D: cfg.headDim };
+    const table = seq.internal;
+    for (let i = 0; i < cfg.depth; i++) {
+      const k = cap.get(`blocks.${i}.attn.k`)!;
+      const desc = Float32Array.from(chunkMeanCpu(k, dims, table.start, table.end));
+      const want = toStreamOrder(routingTrace(cap.get(`blocks.${i}.attn.q`)!, desc, cap.get(`blocks.${i}.routed`) as Int32Array, meta.top_k, dims, table), seq.toStream);
+      const got = res.traces[i];
+      expect([...got.counts]).toEqual([...want.counts]);
+      expect([...got.mandatory]).toEqual([...want.mandatory]);
+      assertClose(`blocks.${i}.sparsity`, got.sparsity, want.sparsity, { atol: 1e-6, rtol: 0 });
+      assertClose(`blocks.${i}.meanScore`, got.meanScore, want.meanScore, TOL);
+    }
   });
 
   it('dense and shot velocities', async () => {
@@ -143,10 +176,23 @@ describe('Generator (tiny fixture model)', () => {
     expect(r.traces[0].layers).toHaveLength(2);
     expect(r.traces[0].layers[0].counts).toHaveLength(2 * C * C);
     expect(r.timings).toHaveLength(2);
-    for (const t of r.timings) expect(t.total).toBeGreaterThan(0);
+    for (const t of r.timings) {
+      expect(t.total).toBeGreaterThan(0);
+      expect(t.dispatches).toBeGreaterThan(2 * 20); // two model calls of a few dozen kernels each
+      expect(t.attention).toBeUndefined(); // phases only when profiled
+    }
     expect(r.sparsity).toBeGreaterThan(0);
     expect(r.sparsity).toBeLessThan(1);
     expect(r.attentionFlops.visited).toBeLessThan(r.attentionFlops.dense);
+  });
+
+  it('profile: every step split into attention, routing and the rest', async () => {
+    const r = await gen.generate(request({ ...quick, steps: 2, profile: true }));
+    expect(r.timings).toHaveLength(2);
+    for (const t of r.timings) {
+      for (const p of [t.attention, t.routing, t.other]) expect(p).toBeGreaterThanOrEqual(0);
+      expect(t.attention! + t.routing!).toBeGreaterThan(0);
+    }
   });
 
   it('the same seeds give the same video; the last step is always traced', async () => {
