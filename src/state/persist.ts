@@ -7,12 +7,14 @@
  * - the record format of what is stored (`FORMAT`), upgraded on read by `migrateBoardRecord`
  *   and `migrateTakeRecord`. A record from a newer studio is refused with a StorageError
  *   instead of being misread, and the studio starts from a fresh board without deleting it.
+ *   Settings fields added since format 1 are filled in on read by `migrateSettings`.
  */
 import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
+import type { AttentionOptions } from '../model/api.ts';
 import type { Storyboard } from '../model/storyboard.ts';
 import { parseStoryboard } from '../worker/client.ts';
 import { withIds, type Board } from './board-ops.ts';
-import type { GenerationSettings, TakeMeta } from './types.ts';
+import { ATTENTION_KEYS, DEFAULT_SETTINGS, type GenerationSettings, type TakeMeta } from './types.ts';
 
 export const DB_NAME = 'moc-studio';
 /** IndexedDB schema version: bump it and add a step to `upgrade()` when the stores change. */
@@ -87,6 +89,22 @@ export function migrateTakeRecord(raw: unknown): TakeRecord {
   return { format: 1, meta: m, pixels: rec.pixels };
 }
 
+/** The attention options every studio started from before settings said which were set by hand. */
+const ATTENTION_BEFORE_BY_HAND: AttentionOptions = { mode: 'moc', topK: 2, chunkFrames: 1, causal: true };
+
+/**
+ * Fills in what settings saved by an earlier studio lack. Those saved before
+ * `attentionByHand` existed count the attention options that differ from that studio's fixed
+ * defaults as set by hand, so a loaded model's defaults do not overwrite them.
+ */
+export function migrateSettings(saved: Partial<GenerationSettings>): GenerationSettings {
+  const attention = { ...DEFAULT_SETTINGS.attention, ...saved.attention };
+  const attentionByHand = Array.isArray(saved.attentionByHand)
+    ? ATTENTION_KEYS.filter((k) => saved.attentionByHand!.includes(k))
+    : ATTENTION_KEYS.filter((k) => attention[k] !== ATTENTION_BEFORE_BY_HAND[k]);
+  return { ...DEFAULT_SETTINGS, ...saved, attention, attentionByHand };
+}
+
 function parse(value: unknown): Storyboard {
   try {
     return parseStoryboard(value);
@@ -144,7 +162,7 @@ export async function saveSettings(settings: GenerationSettings): Promise<void> 
 export async function loadSettings(): Promise<GenerationSettings | null> {
   const raw = (await (await db()).get('kv', 'settings')) as Partial<SettingsRecord> | undefined;
   if (!raw || typeof raw.format !== 'number' || raw.format > FORMAT || !raw.settings) return null;
-  return raw.settings;
+  return migrateSettings(raw.settings);
 }
 
 export async function saveTake(meta: TakeMeta, pixels: Uint8ClampedArray): Promise<void> {

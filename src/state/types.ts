@@ -7,14 +7,25 @@ export interface GenerationSettings {
   model: string | null;
   steps: number;
   guidance: number;
+  /** Until a model has loaded, the built-in defaults; then that model's (config.json) save what was set by hand. */
   attention: AttentionOptions;
+  /**
+   * The attention options set by hand for the selected model: they survive the model loading
+   * again (a reload, a device loss); the others follow the model's defaults. Choosing another
+   * model clears them.
+   */
+  attentionByHand: AttentionKey[];
 }
+
+export type AttentionKey = keyof AttentionOptions;
+export const ATTENTION_KEYS: readonly AttentionKey[] = ['mode', 'topK', 'chunkFrames', 'causal'];
 
 export const DEFAULT_SETTINGS: GenerationSettings = {
   model: null,
   steps: 16,
   guidance: 3,
   attention: { mode: 'moc', topK: 2, chunkFrames: 1, causal: true },
+  attentionByHand: [],
 };
 
 /** One generated version of one shot. Its pixels live in media.ts and IndexedDB, not in the store. */

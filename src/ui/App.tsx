@@ -1,4 +1,6 @@
 import { useEffect } from 'react';
+import { dismissResume, resumeGeneration } from '../state/actions/generate.ts';
+import { isRunning } from '../state/slices/generation.ts';
 import { useStudio } from '../state/store.ts';
 import { EnginePanel } from './EnginePanel.tsx';
 import { GenerationPanel } from './GenerationPanel.tsx';
@@ -66,7 +68,10 @@ function useUndoShortcuts(): void {
   }, []);
 }
 
-/** Says that the GPU device was lost or the engine worker crashed, and is being (or has been) recovered. */
+/**
+ * Says that the GPU device was lost or the engine worker crashed, and is being (or has been)
+ * recovered; offers to resume the run it interrupted.
+ */
 function DeviceLostBanner() {
   const engine = useStudio((s) => s.engine);
   const code = engine.error?.code;
@@ -76,9 +81,32 @@ function DeviceLostBanner() {
   const what = [engine.recoveries ? `the GPU device was lost ${times(engine.recoveries)}` : '', engine.crashes ? `the engine worker stopped ${times(engine.crashes)}` : ''].filter(Boolean).join(' and ');
   return (
     <div className={`banner ${lost ? 'banner-warn' : 'banner-ok'}`} role={lost ? 'alert' : 'status'}>
-      {lost
-        ? engine.error!.message
-        : `${what.charAt(0).toUpperCase()}${what.slice(1)} and the engine recovered${engine.phase === 'ready' ? '' : ' (restarting…)'}; your storyboard and finished shots were kept.`}
+      <span>
+        {lost
+          ? engine.error!.message
+          : `${what.charAt(0).toUpperCase()}${what.slice(1)} and the engine recovered${engine.phase === 'ready' ? '' : ' (restarting…)'}; your storyboard and finished shots were kept.`}
+      </span>
+      <ResumeOffer />
     </div>
+  );
+}
+
+/** The interrupted run, with Resume (once the engine and the model are back) and Dismiss. */
+function ResumeOffer() {
+  const interrupted = useStudio((s) => s.interrupted);
+  const ready = useStudio((s) => s.engine.phase === 'ready' && s.model.phase === 'ready' && !isRunning(s.run.phase));
+  if (!interrupted) return null;
+  const { kind, shots, step, steps } = interrupted;
+  const what = kind === 'append' ? 'appending a shot' : `${kind === 'regenerate' ? 'regenerating' : 'generating'} ${shots} shot${shots > 1 ? 's' : ''}`;
+  return (
+    <span className="resume-offer">
+      The interrupted run ({what}, stopped at step {step} of {steps}) can be run again with the same shots, seeds and settings.
+      <button type="button" className="primary" disabled={!ready} title={ready ? undefined : 'Waits for the engine and the model'} onClick={() => void resumeGeneration()}>
+        Resume generation
+      </button>
+      <button type="button" onClick={dismissResume}>
+        Dismiss
+      </button>
+    </span>
   );
 }

@@ -47,7 +47,7 @@ export function createEngineApi(getGpu: () => GPU | undefined = browserGpu): Eng
       engine = null;
       starting = null;
       model = null; // its weights died with the device
-      running?.abort();
+      running?.abort(new WorkerError('device-lost', lost.message)); // the run rejects with this, not `cancelled`
       for (const listener of lostListeners) listener({ code: 'device-lost', message: lost.message });
     });
     return { label: eng.describe(), adapterName: adapterName(eng.adapter), adapter: eng.adapter, features: { ...eng.features } };
@@ -128,6 +128,7 @@ export function createEngineApi(getGpu: () => GPU | undefined = browserGpu): Eng
           ac.signal,
         );
       } catch (e) {
+        if (ac.signal.reason instanceof WorkerError) throw ac.signal.reason;
         if (ac.signal.aborted && engine === eng) throw cancelled(step, request.steps);
         throw toWorkerError(e);
       } finally {

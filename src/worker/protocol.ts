@@ -8,7 +8,7 @@
  * Failures reject with a `WorkerError` (see client.ts) whose `code` is one of `EngineErrorCode`.
  */
 import type { AdapterSummary, EngineFeatures } from '../engine/engine.ts';
-import type { GenerateProgress, GenerateRequest, GenerateResult, ModelInfo } from '../model/api.ts';
+import type { GenerateProgress, GenerateRequest, GenerateResult, LoadedModelInfo } from '../model/api.ts';
 import type { Chunk } from '../model/layout.ts';
 
 export type { AdapterSummary, EngineFeatures };
@@ -19,6 +19,7 @@ export type {
   GenerateRequest,
   GenerateResult,
   GeneratedShot,
+  LoadedModelInfo,
   ModelEntry,
   ModelInfo,
   StepTimings,
@@ -196,10 +197,10 @@ export interface EngineApi {
    * Loads a model folder (manifest.json, config.json, vocab.json, model.safetensors): files come
    * from this browser's Cache API when an earlier load stored them (checked against the
    * manifest's sha256), else from the network, and are cached for the next time. Loading the
-   * model already loaded returns at once.
+   * model already loaded returns at once. The answer carries the model's own attention defaults.
    * @throws WorkerError `not-initialised` | `model-missing` | `model-invalid` | `device-lost` | `gpu-validation`.
    */
-  loadModel(source: ModelSource, onProgress?: ModelLoadListener): Promise<ModelInfo>;
+  loadModel(source: ModelSource, onProgress?: ModelLoadListener): Promise<LoadedModelInfo>;
 
   /**
    * Samples the shots of `request` not listed in `request.keep`, calling `onProgress` after

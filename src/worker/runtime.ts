@@ -5,7 +5,7 @@
  * (busy/no-model checks, cancellation) reads the same whatever the model's entry points are.
  */
 import type { Engine } from '../engine/engine.ts';
-import type { GenerateProgress, GenerateRequest, GenerateResult, ModelInfo } from '../model/api.ts';
+import type { GenerateProgress, GenerateRequest, GenerateResult, LoadedModelInfo } from '../model/api.ts';
 import { Generator } from '../model/generate.ts';
 import { InputError } from '../model/safetensors.ts';
 import { StoryboardError } from '../model/storyboard.ts';
@@ -14,7 +14,7 @@ import { WorkerError } from './errors.ts';
 import type { ModelFiles } from './model-files.ts';
 
 export interface LoadedModel {
-  info: ModelInfo;
+  info: LoadedModelInfo;
   generator: Generator;
   dispose(): void;
 }
@@ -37,7 +37,8 @@ export async function loadModelFromFiles(engine: Engine, files: ModelFiles, name
     throw e;
   }
   const generator = Generator.create(engine, host);
-  return { info: generator.info, generator, dispose: () => generator.dispose() };
+  const info = { ...generator.info, attention: generator.defaultAttention() };
+  return { info, generator, dispose: () => generator.dispose() };
 }
 
 /**

@@ -2,7 +2,7 @@
 import 'fake-indexeddb/auto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { defaultBoard } from '../../src/state/board-ops.ts';
-import { FORMAT, StorageError, closeDb, deleteTakes, loadBoard, loadSettings, loadTakes, migrateBoardRecord, migrateTakeRecord, saveBoard, saveSettings, saveTake } from '../../src/state/persist.ts';
+import { FORMAT, StorageError, closeDb, deleteTakes, loadBoard, loadSettings, loadTakes, migrateBoardRecord, migrateSettings, migrateTakeRecord, saveBoard, saveSettings, saveTake } from '../../src/state/persist.ts';
 import { DEFAULT_SETTINGS, type TakeMeta } from '../../src/state/types.ts';
 
 const board = { version: 1, globalCaption: 'g', shots: [{ caption: 'a', frames: 8, seed: 1 }] };
@@ -39,6 +39,14 @@ describe('record migrations', () => {
     expect(() => migrateTakeRecord({ format: 1, meta: meta('t'), pixels: new Uint8ClampedArray(3) })).toThrow(/bytes for 2×2×2/);
     expect(migrateTakeRecord({ format: 1, meta: meta('t'), pixels: new Uint8ClampedArray(32) }).meta.id).toBe('t');
   });
+
+  it('settings saved before attentionByHand count the options changed from the old defaults as set by hand', () => {
+    const { attentionByHand: _, ...old } = DEFAULT_SETTINGS;
+    expect(migrateSettings({ ...old, attention: { mode: 'moc', topK: 2, chunkFrames: 1, causal: true } }).attentionByHand).toEqual([]);
+    const m = migrateSettings({ ...old, steps: 9, attention: { mode: 'moc', topK: 5, chunkFrames: 1, causal: false } });
+    expect(m).toEqual({ ...DEFAULT_SETTINGS, steps: 9, attention: { mode: 'moc', topK: 5, chunkFrames: 1, causal: false }, attentionByHand: ['topK', 'causal'] });
+    expect(migrateSettings({ ...DEFAULT_SETTINGS, attentionByHand: ['causal', 'bogus' as never] }).attentionByHand).toEqual(['causal']);
+  });
 });
 
 describe('IndexedDB round trip', () => {
@@ -52,7 +60,7 @@ describe('IndexedDB round trip', () => {
   it('saves and loads the board, settings and takes', async () => {
     const b = defaultBoard();
     await saveBoard(b, { [b.shotIds[0]]: 'take-1' });
-    await saveSettings({ ...DEFAULT_SETTINGS, steps: 7 });
+    await saveSettings({ ...DEFAULT_SETTINGS, steps: 7, attentionByHand: ['topK'] });
     await saveTake(meta('take-1'), new Uint8ClampedArray(32).fill(9));
     await saveTake(meta('take-2'), new Uint8ClampedArray(32).fill(3));
     const rec = await loadBoard();
@@ -60,6 +68,7 @@ describe('IndexedDB round trip', () => {
     expect(rec?.shotIds).toEqual(b.shotIds);
     expect(rec?.chosen[b.shotIds[0]]).toBe('take-1');
     expect((await loadSettings())?.steps).toBe(7);
+    expect((await loadSettings())?.attentionByHand).toEqual(['topK']);
     const { takes, skipped } = await loadTakes();
     expect(skipped).toEqual([]);
     expect(takes.map((t) => t.meta.id).sort()).toEqual(['take-1', 'take-2']);

@@ -59,6 +59,49 @@ describe('generation slice', () => {
     expect(store.getState().settings.steps).toBe(3);
   });
 
+  const base = { mode: 'moc', topK: 4, chunkFrames: 1, causal: true } as const;
+
+  it("takes a loaded model's attention defaults, keeping what was set by hand", () => {
+    const store = createStudioStore();
+    const st = () => store.getState();
+    st().applyModelDefaults(base);
+    expect(st().settings.attention).toEqual(base);
+    expect(st().settings.attentionByHand).toEqual([]);
+    st().setAttention({ topK: 2 });
+    st().setAttention({ topK: 3, mode: 'dense' });
+    expect(st().settings.attentionByHand).toEqual(['topK', 'mode']);
+    // the same model loads again (a reload, a device loss), or with a changed config.json
+    st().applyModelDefaults(base);
+    expect(st().settings.attention).toEqual({ ...base, topK: 3, mode: 'dense' });
+    st().applyModelDefaults({ ...base, topK: 8, chunkFrames: 2 });
+    expect(st().settings.attention).toEqual({ mode: 'dense', topK: 3, chunkFrames: 2, causal: true });
+  });
+
+  it("switching model resets to that model's defaults; choosing the same one keeps the hand-set options", () => {
+    const store = createStudioStore();
+    const st = () => store.getState();
+    st().setModel({ name: 'moc-base' });
+    st().applyModelDefaults(base);
+    st().setAttention({ causal: false });
+    st().setInterrupted({ kind: 'all', shots: 2, step: 3, steps: 40 });
+    st().selectModel('moc-base');
+    expect(st().settings.attentionByHand).toEqual(['causal']);
+    expect(st().interrupted).not.toBeNull();
+    st().selectModel('moc-tiny');
+    expect(st().settings.model).toBe('moc-tiny');
+    expect(st().settings.attentionByHand).toEqual([]);
+    expect(st().interrupted).toBeNull(); // its request was for the other model
+    st().setModel({ name: 'moc-tiny' });
+    st().applyModelDefaults({ ...base, topK: 1 });
+    expect(st().settings.attention).toEqual({ ...base, topK: 1 });
+    // options set while the new model loads count as set by hand for it
+    st().selectModel('moc-base');
+    st().setAttention({ chunkFrames: 3 });
+    st().setModel({ name: 'moc-base' });
+    st().applyModelDefaults(base);
+    expect(st().settings.attention).toEqual({ ...base, chunkFrames: 3 });
+  });
+
   it('knows which phases hold the engine', () => {
     expect(['preparing', 'running', 'cancelling'].every((p) => isRunning(p as never))).toBe(true);
     expect(['idle', 'done', 'cancelled', 'error'].some((p) => isRunning(p as never))).toBe(false);

@@ -2,7 +2,8 @@
  * Generation actions: sample every shot, regenerate one shot with the others kept as clean
  * context (GenerateRequest.keep), or append a shot after the finished ones; progress, time
  * left, live previews and routing traces go into the store as they arrive; finished shots
- * become takes, kept in media.ts and IndexedDB.
+ * become takes, kept in media.ts and IndexedDB. A run that a device loss or a worker crash cuts
+ * short is kept, request and all, so it can be resumed once the engine is back.
  */
 import type { GenerateProgress, GenerateRequest, GenerateResult } from '../../model/api.ts';
 import { WorkerError } from '../../worker/client.ts';
@@ -61,7 +62,10 @@ function keptTake(shotId: string, frames: number): Uint8ClampedArray | undefined
   return clip && clip.frames === frames ? clip.pixels : undefined;
 }
 
-let current: { plan: RunPlan } | null = null;
+/** The run in progress; `sampled` once the worker has answered (what remains needs no GPU). */
+let current: { plan: RunPlan; sampled: boolean } | null = null;
+/** The plan of the run offered for resuming (the store's `interrupted` says what it was). */
+let interrupted: RunPlan | null = null;
 
 /** Samples every shot. */
 export function generateAll(): Promise<void> {
@@ -96,11 +100,28 @@ export function cancelGeneration(): void {
   engineClient()?.cancel();
 }
 
+/**
+ * Runs the interrupted run again with the same request: the same storyboard as it was then
+ * (shots, captions, seeds), settings and kept shots. Finished takes stay as they are.
+ */
+export function resumeGeneration(): Promise<void> {
+  const plan = interrupted;
+  if (!plan || !useStudio.getState().interrupted || isRunning(useStudio.getState().run.phase)) return Promise.resolve();
+  return run(plan);
+}
+
+/** Forgets the interrupted run (nothing else changes). */
+export function dismissResume(): void {
+  interrupted = null;
+  useStudio.getState().setInterrupted(null);
+}
+
 async function run(plan: RunPlan): Promise<void> {
   const st = useStudio.getState();
   if (isRunning(st.run.phase)) return;
+  dismissResume(); // a new run, or this one resumed, replaces the offer
   const startedAt = performance.now();
-  current = { plan };
+  current = { plan, sampled: false };
   st.setRun({ phase: 'preparing', kind: plan.kind, shotIds: plan.targets, step: 0, steps: plan.request.steps, startedAt: Date.now(), elapsedMs: 0, etaMs: null, msPerStep: null, error: null });
   st.setTraces([], plan.shotIds);
   st.setRoutingStats(null);
@@ -125,6 +146,7 @@ async function run(plan: RunPlan): Promise<void> {
       onProgress(plan, p, now - lastStepAt, now - startedAt);
       lastStepAt = now;
     });
+    if (current?.plan === plan) current.sampled = true;
     await onResult(plan, result);
     finish(plan, null);
   } catch (e) {
@@ -205,6 +227,13 @@ function finish(plan: RunPlan, error: EngineErrorInfo | null): void {
   if (current?.plan !== plan) return;
   current = null;
   const st = useStudio.getState();
+  if (error?.code === 'device-lost' || error?.code === 'worker-failed') {
+    // the same words whichever comes first: the run's rejection or the engine's loss notice
+    const what = error.code === 'worker-failed' ? 'The engine worker stopped' : 'The GPU device was lost';
+    error = { code: error.code, message: `${what} during generation. The engine restarts by itself; then resume the run from the banner, or press Generate.` };
+    interrupted = plan;
+    st.setInterrupted({ kind: plan.kind, shots: plan.targets.length, step: st.run.step, steps: plan.request.steps });
+  }
   clearPreviews(plan.targets);
   st.bumpMedia();
   if (!error) st.setRun({ phase: 'done', etaMs: 0, error: null });
@@ -212,13 +241,13 @@ function finish(plan: RunPlan, error: EngineErrorInfo | null): void {
   else st.setRun({ phase: 'error', etaMs: null, error });
 }
 
-/** A lost device or a crashed worker ends the run in progress with a message that says what happened. */
+/**
+ * A lost device or a crashed worker ends the run in progress with a message that says what
+ * happened, and keeps it to be resumed (a run whose frames have already come back finishes).
+ */
 export function startRunRecovery(): void {
   onEngineLost((error) => {
-    const plan = current?.plan;
-    const crash = error.code === 'worker-failed';
-    const what = crash ? 'The engine worker stopped' : 'The GPU device was lost';
-    if (plan) finish(plan, { code: crash ? 'worker-failed' : 'device-lost', message: `${what} during generation. The engine restarts by itself; press Generate to try again.` });
+    if (current && !current.sampled) finish(current.plan, { code: error.code === 'worker-failed' ? 'worker-failed' : 'device-lost', message: error.message });
   });
 }
 

@@ -1,6 +1,7 @@
 /**
  * Model actions: read public/models/index.json, and load the chosen model in the worker
- * (download progress, cached for the next visit) whenever the engine is ready.
+ * (download progress, cached for the next visit) whenever the engine is ready; once loaded, its
+ * attention defaults (config.json) go into the panel's settings, save those set by hand.
  */
 import type { ModelEntry } from '../../model/api.ts';
 import { WorkerError } from '../../worker/client.ts';
@@ -67,7 +68,9 @@ export function ensureModel(): Promise<void> {
       if (useStudio.getState().model.name === entry.name) useStudio.getState().setModel({ progress });
     })
     .then((info) => {
-      if (useStudio.getState().model.name === entry.name) useStudio.getState().setModel({ phase: 'ready', info, progress: null });
+      if (useStudio.getState().model.name !== entry.name) return;
+      useStudio.getState().setModel({ phase: 'ready', info, progress: null });
+      useStudio.getState().applyModelDefaults(info.attention);
     })
     .catch((e: unknown) => {
       if (useStudio.getState().model.name !== entry.name) return;
@@ -81,9 +84,9 @@ export function ensureModel(): Promise<void> {
   return p;
 }
 
-/** Picks another model and loads it. */
+/** Picks another model and loads it; its attention defaults replace what was set by hand for the previous one. */
 export function chooseModel(name: string): Promise<void> {
-  useStudio.getState().setSettings({ model: name });
+  useStudio.getState().selectModel(name);
   return ensureModel();
 }
 

@@ -1,12 +1,13 @@
 /**
- * The generation slice: the model list and the loaded model, the panel's settings, and the run
- * in progress (phase, step, time left). Previews and finished pixels are in media.ts.
+ * The generation slice: the model list and the loaded model, the panel's settings (the model's
+ * attention defaults under what was set by hand), the run in progress (phase, step, time left)
+ * and a run a device loss or worker crash interrupted. Previews and finished pixels are in media.ts.
  */
 import type { StateCreator } from 'zustand';
-import type { ModelEntry, ModelInfo } from '../../model/api.ts';
+import type { AttentionOptions, LoadedModelInfo, ModelEntry } from '../../model/api.ts';
 import type { EngineErrorInfo, ModelLoadProgress } from '../../worker/protocol.ts';
 import type { StudioState } from '../store.ts';
-import { DEFAULT_SETTINGS, type GenerationSettings, type RunKind, type RunPhase } from '../types.ts';
+import { DEFAULT_SETTINGS, type AttentionKey, type GenerationSettings, type RunKind, type RunPhase } from '../types.ts';
 
 export type ModelIndexState = 'loading' | 'ready' | 'missing';
 export type ModelPhase = 'none' | 'loading' | 'ready' | 'error';
@@ -20,7 +21,7 @@ export interface ModelStatus {
   /** Entry name of the model loaded or loading. */
   name: string | null;
   progress: ModelLoadProgress | null;
-  info: ModelInfo | null;
+  info: LoadedModelInfo | null;
   error: EngineErrorInfo | null;
 }
 
@@ -41,14 +42,30 @@ export interface RunStatus {
   error: EngineErrorInfo | null;
 }
 
+/** A run that a device loss or a worker crash cut short, which the studio offers to resume. */
+export interface InterruptedRun {
+  kind: RunKind;
+  /** Shots it was sampling, the step it reached and its steps. */
+  shots: number;
+  step: number;
+  steps: number;
+}
+
 export interface GenerationSlice {
   model: ModelStatus;
   settings: GenerationSettings;
   run: RunStatus;
+  interrupted: InterruptedRun | null;
   setModel(patch: Partial<ModelStatus>): void;
   setSettings(patch: Partial<GenerationSettings>): void;
-  setAttention(patch: Partial<GenerationSettings['attention']>): void;
+  /** Attention options set by hand (the panel): remembered in `settings.attentionByHand`. */
+  setAttention(patch: Partial<AttentionOptions>): void;
+  /** A model loaded: its attention defaults replace every option not set by hand. */
+  applyModelDefaults(defaults: AttentionOptions): void;
+  /** Names the model to use; another model than the current one forgets the hand-set options and the interrupted run. */
+  selectModel(name: string): void;
   setRun(patch: Partial<RunStatus>): void;
+  setInterrupted(interrupted: InterruptedRun | null): void;
 }
 
 export const initialModel: ModelStatus = {
@@ -84,8 +101,27 @@ export const createGenerationSlice: StateCreator<StudioState, [], [], Generation
   model: initialModel,
   settings: DEFAULT_SETTINGS,
   run: initialRun,
+  interrupted: null,
   setModel: (patch) => set((s) => ({ model: { ...s.model, ...patch } })),
   setSettings: (patch) => set((s) => ({ settings: { ...s.settings, ...patch } })),
-  setAttention: (patch) => set((s) => ({ settings: { ...s.settings, attention: { ...s.settings.attention, ...patch } } })),
+  setAttention: (patch) =>
+    set((s) => {
+      const byHand = s.settings.attentionByHand;
+      const added = (Object.keys(patch) as AttentionKey[]).filter((k) => !byHand.includes(k));
+      return { settings: { ...s.settings, attention: { ...s.settings.attention, ...patch }, attentionByHand: [...byHand, ...added] } };
+    }),
+  applyModelDefaults: (defaults) =>
+    set((s) => {
+      const { attention, attentionByHand } = s.settings;
+      const byHand = Object.fromEntries(attentionByHand.map((k) => [k, attention[k]])) as Partial<AttentionOptions>;
+      return { settings: { ...s.settings, attention: { ...defaults, ...byHand } } };
+    }),
+  selectModel: (name) =>
+    set((s) => {
+      const current = s.model.name ?? s.settings.model;
+      if (name === current) return { settings: { ...s.settings, model: name } };
+      return { settings: { ...s.settings, model: name, attentionByHand: [] }, interrupted: null };
+    }),
   setRun: (patch) => set((s) => ({ run: { ...s.run, ...patch } })),
+  setInterrupted: (interrupted) => set({ interrupted }),
 });

@@ -1,0 +1,37 @@
+/**
+ * The engine api (src/worker/in-thread.ts) on Dawn with the fixture model served by a stubbed
+ * fetch: what loading tells the UI, and a device lost mid-run.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, expect, it, vi } from 'vitest';
+import { nodeGpu } from '../../src/engine/host-node.ts';
+import { createEngineApi } from '../../src/worker/in-thread.ts';
+import type { EngineErrorInfo } from '../../src/worker/protocol.ts';
+import { MODEL_DIR } from './fixture.ts';
+
+vi.stubGlobal('fetch', async (url: string) => new Response(await readFile(join(MODEL_DIR, new URL(url).pathname.split('/').pop()!))));
+const gpu = await nodeGpu();
+const api = createEngineApi(() => gpu);
+afterAll(() => api.dispose());
+const source = { name: 'fixture', url: 'http://localhost/models/fixture/' };
+
+it("reports the model's attention defaults from its config.json", async () => {
+  await api.init();
+  const config = JSON.parse(await readFile(join(MODEL_DIR, 'config.json'), 'utf8')) as { top_k: number; chunk_frames: number; causal: boolean };
+  const info = await api.loadModel(source);
+  expect(info.attention).toEqual({ mode: 'moc', topK: config.top_k, chunkFrames: config.chunk_frames, causal: config.causal });
+});
+
+it('a run the device loss cuts short rejects with device-lost, not cancelled', async () => {
+  await api.init();
+  const info = await api.loadModel(source);
+  const lost: EngineErrorInfo[] = [];
+  api.onDeviceLost((e) => lost.push(e));
+  const storyboard = { version: 1 as const, globalCaption: 'Character 1 is a red star.', shots: [{ caption: 'Character 1 bounces, wide.', frames: 2, seed: 1 }] };
+  const run = api.generate({ storyboard, steps: 40, guidance: 1, attention: info.attention }, (p) => {
+    if (p.step === 1) api.loseDevice();
+  });
+  await expect(run).rejects.toMatchObject({ code: 'device-lost' });
+  await vi.waitFor(() => expect(lost.map((e) => e.code)).toEqual(['device-lost']));
+});
