@@ -32,10 +32,11 @@ import { gatedResidual, modulate } from '../engine/kernels/modulate.ts';
 import { norm } from '../engine/kernels/norm.ts';
 import { patchify, unpatchify } from '../engine/kernels/patchify.ts';
 import { Tensor } from '../engine/tensor.ts';
+import { traceCounts, traceScores } from '../engine/kernels/trace.ts';
 import type { AttentionMode } from './api.ts';
 import type { ModelConfig } from './config.ts';
 import type { ChunkTable } from './layout.ts';
-import { routingTraceFromMeans, type RoutingTrace } from './routing-trace.ts';
+import { traceFromCounts, type RoutingTrace } from './routing-trace.ts';
 import { makeSequence, shotOnlyTable, type Sequence } from './sequence.ts';
 import type { LoadedModel } from './weights.ts';
 
@@ -82,18 +83,17 @@ interface SeqState {
   chunkEnd: Tensor;
   chunkKind: Tensor;
   chunkShot: Tensor;
+  toStream: Tensor; // i32 [C]: internal → stream chunk id (traces)
   shotTable: ChunkTable; // internal table for 'shot' mode
   zeros: Tensor; // f32, large enough for every gather
   noRoutes?: Tensor; // i32 [H, N, W] all −1 ('shot' mode)
 }
 
-/** One layer's routing, kept on the GPU until the forward pass has been recorded. */
+/** One layer's trace summaries, on the GPU until the forward pass has been recorded (stream order). */
 interface PendingTrace {
-  qMean: Tensor; // [H, C, D] chunk means of q
-  desc: Tensor; // [H, C, D] key descriptors
-  routed: Tensor | null; // i32 [H, N, K] ('moc' only)
-  K: number;
-  table: ChunkTable;
+  scores: Tensor; // f32 [H, C, C] mean routing scores
+  counts: Tensor | null; // u32 [H, C, C] routed query tokens ('moc' only; none routed otherwise)
+  table: ChunkTable; // stream-order table of the mode (mandatory links)
   mode: 'moc' | 'dense';
 }
 
@@ -273,6 +273,7 @@ export class MocDiT {
       chunkEnd: up(t.end, 'chunk-end'),
       chunkKind: up(t.kind, 'chunk-kind'),
       chunkShot: up(t.shot, 'chunk-shot'),
+      toStream: up(seq.toStream, 'to-stream'),
       shotTable: shotOnlyTable(t),
       zeros: eng.upload(new Float32Array(H * N * D), [H * N * D], 'dit.seq.zeros'),
     };
@@ -432,7 +433,7 @@ export class MocDiT {
       }
     } finally {
       free(...temps);
-      for (const p of pending) free(p.qMean, p.desc, ...(p.routed ? [p.routed] : []));
+      for (const p of pending) free(p.scores, ...(p.counts ? [p.counts] : []));
     }
   }
 
@@ -481,13 +482,14 @@ export class MocDiT {
     }
     try {
       if (opts.trace) {
-        // read back after the whole forward pass (readTraces), so the GPU never waits here
+        // summaries on the GPU, read back after the whole forward pass (readTraces)
         desc ??= await chunkMean(eng, k, st.chunkStart, st.chunkEnd);
         const qMean = await chunkMean(eng, q, st.chunkStart, st.chunkEnd);
-        const K = opts.mode === 'moc' ? opts.topK : 0;
-        pending.push({ qMean, desc, routed, K, table: opts.mode === 'shot' ? st.shotTable : table, mode: opts.mode === 'dense' ? 'dense' : 'moc' });
-        desc = null;
-        routed = null;
+        const scores = await traceScores(eng, qMean, desc, st.toStream);
+        qMean.dispose();
+        const counts = routed ? await traceCounts(eng, routed, st.chunkStart, st.chunkEnd, st.toStream) : null;
+        const stream = st.seq.stream;
+        pending.push({ scores, counts, table: opts.mode === 'shot' ? shotOnlyTable(stream) : stream, mode: opts.mode === 'dense' ? 'dense' : 'moc' });
       }
     } finally {
       (desc as Tensor | null)?.dispose();
@@ -498,12 +500,12 @@ export class MocDiT {
 
   /** The traces of the pending layers (their tensors are read back together, in one wait). */
   private async readTraces(st: SeqState, pending: PendingTrace[]): Promise<RoutingTrace[]> {
-    const { heads: H, headDim: D } = this.config;
-    const read = (t: Tensor | null): Promise<unknown> => (t ? this.eng.read(t) : Promise.resolve(new Int32Array(0)));
-    const host = await Promise.all(pending.map((p) => Promise.all([read(p.qMean), read(p.desc), read(p.routed)])));
+    const H = this.config.heads;
+    const C = st.seq.stream.start.length;
+    const host = await Promise.all(pending.map((p) => Promise.all([this.eng.read(p.scores), p.counts ? this.eng.read(p.counts) : new Uint32Array(H * C * C)])));
     return pending.map((p, i) => {
-      const [qm, dh, rh] = host[i] as [Float32Array, Float32Array, Int32Array];
-      return toStreamOrder(routingTraceFromMeans(qm, dh, rh, p.K, { H, N: st.seq.n, D }, p.table, p.mode), st.seq.toStream);
+      const [scores, counts] = host[i] as [Float32Array, Uint32Array];
+      return traceFromCounts(counts, scores, H, st.seq.n, p.table, p.mode);
     });
   }
 

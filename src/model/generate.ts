@@ -16,7 +16,6 @@ import type { ModelConfig } from './config.ts';
 import { MocDiT, type Phase, type PhaseTimer } from './dit.ts';
 import { memoryProblem } from './memory.ts';
 import { isCandidate, isMandatory } from './moc-reference.ts';
-import type { RoutingTrace } from './routing-trace.ts';
 import { cleanEstimate, sample, throwIfAborted } from './sampler.ts';
 import { shotOnlyTable, type Sequence } from './sequence.ts';
 import { InputError } from './safetensors.ts';
@@ -72,20 +71,14 @@ export function shotNoise(frames: readonly number[], seeds: readonly number[], s
 
 /**
  * Query–key pairs per head one model call visits (MOC.md sparsity), and routing candidates
- * scored, for a mode; with `trace` the moc count is exact, else routed chunks are counted as
- * min(K, #candidates) chunks of the candidates' mean length.
+ * scored, for a mode, before routing: routed chunks are counted as min(K, #candidates) chunks of
+ * the candidates' mean length (a traced layer's sparsity gives the exact pairs).
  */
-export function attentionWork(seq: Sequence, opts: AttentionOptions, trace?: RoutingTrace): { pairs: number; candidates: number } {
+export function attentionWork(seq: Sequence, opts: AttentionOptions): { pairs: number; candidates: number } {
   const t = opts.mode === 'shot' ? shotOnlyTable(seq.internal) : seq.internal;
   const C = t.start.length;
   const len = (c: number): number => t.end[c] - t.start[c];
   if (opts.mode === 'dense') return { pairs: seq.n * seq.n, candidates: 0 };
-  if (trace) {
-    const mean = trace.sparsity.reduce((a, b) => a + b, 0) / trace.H;
-    let candidates = 0;
-    if (opts.mode === 'moc') for (let a = 0; a < C; a++) for (let b = 0; b < C; b++) if (isCandidate(t, a, b, opts.causal)) candidates += len(a);
-    return { pairs: (1 - mean) * seq.n * seq.n, candidates };
-  }
   let pairs = 0;
   let candidates = 0;
   for (let a = 0; a < C; a++) {
@@ -289,7 +282,9 @@ export class Generator {
         onStep: async (info) => {
           for (let c = 0; c < calls; c++) {
             for (let l = 0; l < depth; l++) {
-              const w = c === 0 && info.traces[l] ? attentionWork(seq, req.attention, info.traces[l]) : estimate;
+              // a traced layer's measured sparsity replaces the estimate's pairs (candidates do not depend on routing)
+              const tr = c === 0 ? info.traces[l] : undefined;
+              const w = tr ? { pairs: (1 - tr.sparsity.reduce((a, b) => a + b, 0) / tr.H) * seq.n * seq.n, candidates: estimate.candidates } : estimate;
               flops.visited += H * (4 * D * w.pairs + 2 * D * w.candidates);
               flops.dense += H * 4 * D * seq.n * seq.n;
               pairSum += w.pairs / (seq.n * seq.n);

@@ -5,7 +5,8 @@
  * Legend: H heads, N tokens, D head dim, C chunks, K routed slots.
  */
 import { chunkMeanCpu } from '../engine/kernels/chunk-mean.ts';
-import { tokenChunks, type ChunkTable } from './layout.ts';
+import { traceCountsCpu, traceScoresCpu } from '../engine/kernels/trace.ts';
+import type { ChunkTable } from './layout.ts';
 import { isMandatory, type MocDims, type MocMode } from './moc-reference.ts';
 
 export interface RoutingTrace {
@@ -26,7 +27,8 @@ export interface RoutingTrace {
 }
 
 /**
- * Builds the trace of one attention call (one layer).
+ * Builds the trace of one attention call (one layer) on the CPU: the reference for the GPU path
+ * (`traceFromCounts` over the trace kernels, engine/kernels/trace.ts).
  * @param q [H, N, D] queries; desc [H, C, D] key descriptors; routed [H, N, K] from routing
  *   (entries distinct and never mandatory, as routing and regulariseRouting produce them: the
  *   sparsity here adds chunk lengths without forming Ω; sparsityOf is the general count).
@@ -41,58 +43,39 @@ export function routingTrace(
   table: ChunkTable,
   mode: MocMode = 'moc',
 ): RoutingTrace {
-  return routingTraceFromMeans(chunkMeanCpu(q, dims, table.start, table.end), desc, routed, K, dims, table, mode);
+  const { H, N, D } = dims;
+  const C = table.start.length;
+  const identity = Int32Array.from({ length: C }, (_, c) => c);
+  const counts = traceCountsCpu(routed, H, N, K, table.start, table.end, identity);
+  const meanScore = traceScoresCpu(chunkMeanCpu(q, dims, table.start, table.end), desc, H, C, D, identity);
+  return traceFromCounts(counts, meanScore, H, N, table, mode);
 }
 
 /**
- * routingTrace with the per-chunk query means φ_h(Q_a) [H, C, D] given instead of q (computed on
- * the GPU by the chunk-mean kernel, so only [H, C, D] comes back to the CPU, not [H, N, D]).
+ * The trace from its counts and mean scores ([H, C, C], in the order of `table`): adds the
+ * mandatory matrix and the sparsity, 1 − (Σ_a |a|·|M(a)| + Σ_{a,b} counts[h,a,b]·|b|) / N².
  */
-export function routingTraceFromMeans(
-  qMean: ArrayLike<number>,
-  desc: ArrayLike<number>,
-  routed: Int32Array,
-  K: number,
-  dims: MocDims,
-  table: ChunkTable,
-  mode: MocMode = 'moc',
-): RoutingTrace {
-  const { H, N, D } = dims;
+export function traceFromCounts(counts: Uint32Array, meanScore: Float32Array, H: number, N: number, table: ChunkTable, mode: MocMode = 'moc'): RoutingTrace {
   const C = table.start.length;
-  const counts = new Uint32Array(H * C * C);
-  const visited = new Float64Array(H);
-  const chunkOf = tokenChunks(table);
-  const len = (b: number): number => table.end[b] - table.start[b];
+  const lens = Int32Array.from(table.start, (s, b) => table.end[b] - s);
   const mandatory = new Uint8Array(C * C);
-  const mandTokens = new Float64Array(C); // |M| in tokens, per query chunk
+  let mandPairs = 0; // Σ_a |a|·|M(a)|
   for (let a = 0; a < C; a++) {
     for (let b = 0; b < C; b++) {
       if (!isMandatory(table, a, b)) continue;
       mandatory[a * C + b] = 1;
-      mandTokens[a] += len(b);
+      mandPairs += lens[a] * lens[b];
     }
   }
-  for (let h = 0; h < H; h++) {
-    for (let i = 0; i < N; i++) {
-      const row = (h * C + chunkOf[i]) * C;
-      visited[h] += mandTokens[chunkOf[i]];
-      for (let j = 0; j < K; j++) {
-        const r = routed[(h * N + i) * K + j];
-        if (r < 0) continue;
-        counts[row + r]++;
-        visited[h] += len(r);
+  const sparsity = new Float32Array(H);
+  if (mode !== 'dense') {
+    for (let h = 0; h < H; h++) {
+      let visited = mandPairs;
+      for (let a = 0; a < C; a++) {
+        const row = (h * C + a) * C;
+        for (let b = 0; b < C; b++) visited += counts[row + b] * lens[b];
       }
-    }
-  }
-  const sparsity = mode === 'dense' ? new Float32Array(H) : Float32Array.from(visited, (x) => 1 - x / (N * N));
-  const meanScore = new Float32Array(H * C * C);
-  for (let h = 0; h < H; h++) {
-    for (let a = 0; a < C; a++) {
-      for (let b = 0; b < C; b++) {
-        let s = 0;
-        for (let d = 0; d < D; d++) s += qMean[(h * C + a) * D + d] * desc[(h * C + b) * D + d];
-        meanScore[(h * C + a) * C + b] = s;
-      }
+      sparsity[h] = 1 - visited / (N * N);
     }
   }
   return { H, C, counts, mandatory, meanScore, sparsity };
