@@ -1,0 +1,151 @@
+/**
+ * What the MoC DiT (dit.ts) keeps per frame layout: index arrays, RoPE tables, gather maps and
+ * chunk columns on the GPU, built once per (frames, chunkFrames) and reused by every forward
+ * pass; plus the host-side tables (timestep features, RoPE) and the internal → stream chunk
+ * order helpers for traces. Legend as in dit.ts.
+ */
+import type { Engine } from '../engine/engine.ts';
+import type { Tensor } from '../engine/tensor.ts';
+import type { ModelConfig } from './config.ts';
+import type { ChunkTable } from './layout.ts';
+import type { RoutingTrace } from './routing-trace.ts';
+import { makeSequence, shotOnlyTable, type Sequence } from './sequence.ts';
+
+/** Per-sequence GPU constants: index arrays, RoPE tables, gather maps, chunk columns. */
+export interface SeqState {
+  seq: Sequence;
+  condText: Tensor; // i32 [Nt]: row of cs per text token
+  condVideo: Tensor; // i32 [Nv]
+  tokenType: Tensor; // i32 [H·N]: 0 text / 1 video, per row of [H, N, D]
+  cos: Tensor; // [N, D]
+  sin: Tensor; // [N, D] (signed: −sin on even, +sin on odd channels)
+  gatherQkv: [Tensor, Tensor, Tensor]; // i32 [H·N]: row of qkv [N·3H, D] for q, k, v
+  mergeText: Tensor; // i32 [Nt·H]: row of o [H·N, D]
+  mergeVideo: Tensor; // i32 [Nv·H]
+  chunkStart: Tensor; // i32 [C], internal table
+  chunkEnd: Tensor;
+  chunkKind: Tensor;
+  chunkShot: Tensor;
+  toStream: Tensor; // i32 [C]: internal → stream chunk id (traces)
+  shotTable: ChunkTable; // internal table for 'shot' mode
+  zeros: Tensor; // f32, large enough for every gather
+  noRoutes?: Tensor; // i32 [H, N, W] all −1 ('shot' mode)
+}
+
+const f32 = Math.fround;
+
+/** Sinusoidal timestep features [rows, F] as train/model.py's TimestepEmbed (f32 steps). */
+export function timestepFeatures(t: ArrayLike<number>, freqDim: number): Float32Array {
+  const half = freqDim / 2;
+  const out = new Float32Array(t.length * freqDim);
+  const lnBase = f32(-Math.log(10000));
+  for (let r = 0; r < t.length; r++) {
+    const tt = f32(f32(t[r]) * 1000);
+    for (let j = 0; j < half; j++) {
+      const freq = f32(Math.exp(f32(f32(lnBase * j) / half)));
+      const arg = f32(tt * freq);
+      out[r * freqDim + j] = Math.cos(arg);
+      out[r * freqDim + half + j] = Math.sin(arg);
+    }
+  }
+  return out;
+}
+
+/** RoPE tables cos, signed sin [N, D] for float positions pos [N, 3] (train/model.py rope_tables). */
+export function ropeTables(pos: Float32Array, headDim: number, theta: number): { cos: Float32Array; sin: Float32Array } {
+  const pairs = headDim / 2;
+  const nSp = Math.floor(pairs / 3);
+  const nT = pairs - 2 * nSp;
+  const freqs: Array<[number, number]> = []; // (axis, frequency) per pair
+  for (const [axis, n] of [[0, nT], [1, nSp], [2, nSp]] as const) {
+    for (let j = 0; j < n; j++) freqs.push([axis, f32(theta ** f32(-j / n))]);
+  }
+  const N = pos.length / 3;
+  const cos = new Float32Array(N * headDim);
+  const sin = new Float32Array(N * headDim);
+  for (let i = 0; i < N; i++) {
+    freqs.forEach(([axis, fr], j) => {
+      const a = f32(pos[i * 3 + axis] * fr);
+      const c = Math.cos(a);
+      const s = Math.sin(a);
+      cos[i * headDim + 2 * j] = c;
+      cos[i * headDim + 2 * j + 1] = c;
+      sin[i * headDim + 2 * j] = -s;
+      sin[i * headDim + 2 * j + 1] = s;
+    });
+  }
+  return { cos, sin };
+}
+
+/** Uploads the constants of one frame layout. */
+export function buildSeqState(eng: Engine, cfg: ModelConfig, frames: readonly number[], chunkFrames: number): SeqState {
+    const { heads: H, headDim: D, textLen: L, grid: G } = cfg;
+    const seq = makeSequence(frames, L, G, chunkFrames);
+    const { n: N, nText: Nt, nVideo: Nv } = seq;
+    const up = (a: Int32Array, label: string): Tensor => eng.upload(a, [a.length], `dit.seq.${label}`);
+    const type = new Int32Array(H * N);
+    const gather = [0, 1, 2].map(() => new Int32Array(H * N));
+    for (let h = 0; h < H; h++) {
+      for (let n = 0; n < N; n++) {
+        type[h * N + n] = n < Nt ? 0 : 1;
+        for (let j = 0; j < 3; j++) gather[j][h * N + n] = n * 3 * H + j * H + h;
+      }
+    }
+    const mergeText = new Int32Array(Nt * H);
+    const mergeVideo = new Int32Array(Nv * H);
+    for (let h = 0; h < H; h++) {
+      for (let n = 0; n < Nt; n++) mergeText[n * H + h] = h * N + n;
+      for (let n = 0; n < Nv; n++) mergeVideo[n * H + h] = h * N + Nt + n;
+    }
+    const { cos, sin } = ropeTables(seq.pos, D, cfg.ropeTheta);
+    const t = seq.internal;
+    const st: SeqState = {
+      seq,
+      condText: up(seq.cond.slice(0, Nt), 'cond-text'),
+      condVideo: up(seq.cond.slice(Nt), 'cond-video'),
+      tokenType: up(type, 'token-type'),
+      cos: eng.upload(cos, [N, D], 'dit.seq.rope-cos'),
+      sin: eng.upload(sin, [N, D], 'dit.seq.rope-sin'),
+      gatherQkv: [up(gather[0], 'gather-q'), up(gather[1], 'gather-k'), up(gather[2], 'gather-v')],
+      mergeText: up(mergeText, 'merge-text'),
+      mergeVideo: up(mergeVideo, 'merge-video'),
+      chunkStart: up(t.start, 'chunk-start'),
+      chunkEnd: up(t.end, 'chunk-end'),
+      chunkKind: up(t.kind, 'chunk-kind'),
+      chunkShot: up(t.shot, 'chunk-shot'),
+      toStream: up(seq.toStream, 'to-stream'),
+      shotTable: shotOnlyTable(t),
+      zeros: eng.upload(new Float32Array(H * N * D), [H * N * D], 'dit.seq.zeros'),
+    };
+  return st;
+}
+
+export function disposeState(st: SeqState): void {
+  const { seq: _s, shotTable: _t, gatherQkv, noRoutes, ...rest } = st;
+  for (const t of [...gatherQkv, ...Object.values(rest)]) t.dispose();
+  noRoutes?.dispose();
+}
+
+/** A trace over internal chunk ids → the same trace over stream chunk ids. */
+export function toStreamOrder(tr: RoutingTrace, toStream: Int32Array): RoutingTrace {
+  const { H, C } = tr;
+  const counts = new Uint32Array(H * C * C);
+  const meanScore = new Float32Array(H * C * C);
+  const mandatory = new Uint8Array(C * C);
+  for (let a = 0; a < C; a++) {
+    for (let b = 0; b < C; b++) {
+      const [sa, sb] = [toStream[a], toStream[b]];
+      mandatory[sa * C + sb] = tr.mandatory[a * C + b];
+      for (let h = 0; h < H; h++) {
+        counts[(h * C + sa) * C + sb] = tr.counts[(h * C + a) * C + b];
+        meanScore[(h * C + sa) * C + sb] = tr.meanScore[(h * C + a) * C + b];
+      }
+    }
+  }
+  return { H, C, counts, mandatory, meanScore, sparsity: tr.sparsity };
+}
+
+/** Routed chunk ids (internal, −1 unused) → stream chunk ids. */
+export function routedToStream(routed: Int32Array, toStream: Int32Array): Int32Array {
+  return routed.map((r) => (r >= 0 ? toStream[r] : -1));
+}
