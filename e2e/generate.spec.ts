@@ -1,7 +1,7 @@
 /**
  * Generation end to end with a real model on WebGPU (SwiftShader in CI): generate a two-shot
  * storyboard and watch the progress bar reach the end, play it, open the routing graph and pin
- * a chunk, walk a query token through MoC, regenerate one shot (the other kept), cancel a run
+ * a chunk, walk a query token through MoC with the network's own numbers, regenerate one shot (the other kept), cancel a run
  * midway, reload and find the shots intact, lose the GPU device and recover, export video.
  *
  * The model and the board: e2e/model-fixture.ts.
@@ -67,6 +67,13 @@ test('generate, play, route, teach, regenerate, cancel, reload, recover', async 
   await page.getByRole('img', { name: /^Shot 2, frame 1 of 2$/ }).click({ position: { x: 10, y: 10 } });
   await expect(teach.getByRole('heading', { name: 'The key set Ω(i) = M(i) ∪ R(i)' })).toBeVisible();
   await expect(teach).toContainText('Mandatory anchors');
+  // with a generated video the numbers are the network's own: one forward pass at t = 1/steps, the last layer by default
+  const origin = teach.getByRole('note', { name: 'Source of the numbers' });
+  await expect(origin).toContainText(/^The network’s own numbers: model \S+, layer (\d+) of \1, head 1 of \d+, t = 0\.333 /);
+  await teach.getByRole('combobox', { name: 'Teaching layer' }).selectOption({ label: '1' });
+  await expect(origin).toContainText(/layer 1 of \d+, head 1 of/);
+  await teach.getByRole('combobox', { name: 'Teaching head' }).selectOption({ label: '2' });
+  await expect(origin).toContainText(/layer 1 of \d+, head 2 of/);
   await teach.screenshot({ path: 'e2e-artifacts/teaching.png' });
   await teach.getByRole('button', { name: 'Stop picking' }).click();
 

@@ -5,7 +5,9 @@ import { formatPercent } from './format.ts';
 
 /**
  * Teaching mode: pick a query token on a frame and walk through MoC for it — descriptor scores,
- * the causal mask, top-k, mandatory anchors and the final key set — with the actual numbers.
+ * the causal mask, top-k, mandatory anchors and the final key set — with the actual numbers:
+ * the network's own (one layer's q and k from a forward pass on the generated video; head and
+ * layer selectable) once the storyboard has a video, a seeded example until then (labelled so).
  */
 export function TeachPanel() {
   const teach = useStudio((s) => s.teach);
@@ -26,7 +28,7 @@ export function TeachPanel() {
         <p className="muted small-text">
           {teach.open
             ? `Click a pixel of the frame in the player: the ${g.patchSize}×${g.patchSize} patch under it is one query token. MoC is then worked through for it, step by step.`
-            : 'Follow one query token through Mixture of Contexts: which chunks it must see, how it scores the rest, what top-k and the causal mask keep.'}
+            : 'Follow one query token through Mixture of Contexts: which chunks it must see, how it scores the rest, what top-k and the causal mask keep — with the network’s own numbers once the video is generated.'}
         </p>
       )}
       {teach.query && (
@@ -36,10 +38,22 @@ export function TeachPanel() {
           {teach.result && (
             <label className="select-field inline teach-head">
               <span className="field-caption">Head</span>
-              <select aria-label="Teaching head" value={teach.result.head} onChange={(e) => void explain(teach.query, Number(e.target.value))}>
+              <select aria-label="Teaching head" value={teach.result.head} onChange={(e) => void explain(teach.query, { head: Number(e.target.value) })}>
                 {Array.from({ length: teach.result.heads }, (_, h) => (
                   <option key={h} value={h}>
                     {h + 1}
+                  </option>
+                ))}
+              </select>
+            </label>
+          )}
+          {teach.result?.network && (
+            <label className="select-field inline teach-head">
+              <span className="field-caption">Layer</span>
+              <select aria-label="Teaching layer" value={teach.result.network.layer} onChange={(e) => void explain(teach.query, { layer: Number(e.target.value) })}>
+                {Array.from({ length: teach.result.network.layers }, (_, l) => (
+                  <option key={l} value={l}>
+                    {l + 1}
                   </option>
                 ))}
               </select>
@@ -53,12 +67,31 @@ export function TeachPanel() {
           {teach.error.message}
         </p>
       )}
-      {teach.phase === 'ready' && teach.result && <Walkthrough r={teach.result} />}
+      {teach.phase === 'ready' && teach.result && <Walkthrough r={teach.result} fallback={teach.fallback} />}
     </section>
   );
 }
 
-function Walkthrough({ r }: { r: Explanation }) {
+/** One line on where the numbers come from: the network (model, layer, head, t) or the seeded example and why. */
+function Origin({ r, fallback }: { r: Explanation; fallback: string | null }) {
+  const n = r.network;
+  return (
+    <p className={`teach-origin small-text${n ? '' : ' teach-example'}`} role="note" aria-label="Source of the numbers">
+      {n ? (
+        <>
+          <strong>The network’s own numbers</strong>: model {n.model}, layer {n.layer + 1} of {n.layers}, head {r.head + 1} of {r.heads}, t = {Number(n.t.toPrecision(3))} (the run’s last sampler step), on the generated video.
+        </>
+      ) : (
+        <>
+          <strong>A seeded example, not the network’s numbers</strong>
+          {fallback ? ` — ${fallback}` : ''}. The chunk table, mandatory anchors, causal mask and top-k rule are this storyboard’s; the network’s own numbers come once its video is generated.
+        </>
+      )}
+    </p>
+  );
+}
+
+function Walkthrough({ r, fallback }: { r: Explanation; fallback: string | null }) {
   const name = (c: ExplainedChunk): string => {
     if (c.kind === 'text') return c.shot < 0 ? 'Global caption' : `Shot ${c.shot + 1} caption`;
     const first = r.chunks.findIndex((o) => o.kind === 'video' && o.shot === c.shot);
@@ -75,6 +108,7 @@ function Walkthrough({ r }: { r: Explanation }) {
 
   return (
     <div className="walkthrough">
+      <Origin r={r} fallback={fallback} />
       <ChunkStrip r={r} />
       <ol className="steps">
         <li>
@@ -135,6 +169,7 @@ function Walkthrough({ r }: { r: Explanation }) {
           </p>
         </li>
       </ol>
+      {r.note && <p className="small-text teach-note">{r.note}</p>}
       <p className="muted small-text">{r.source}</p>
     </div>
   );

@@ -13,7 +13,7 @@ import { WorkerError } from './errors.ts';
 import { explainQuery } from './explain.ts';
 import { fetchModelFiles } from './model-files.ts';
 import type { AdapterSummary, DeviceLostListener, EngineApi, EngineInfo, SmokeResult } from './protocol.ts';
-import { loadModelFromFiles, runGenerate, type LoadedModel } from './runtime.ts';
+import { loadModelFromFiles, runExplain, runGenerate, type LoadedModel } from './runtime.ts';
 
 /** Smoke check geometry: n is deliberately not a multiple of the kernel's workgroup size. */
 export const SMOKE = { kernel: 'elementwise.add', n: 1000, seedA: 1, seedB: 2, tolerance: 1e-6 } as const;
@@ -34,6 +34,8 @@ export function createEngineApi(getGpu: () => GPU | undefined = browserGpu): Eng
   /** The loaded model, or the load in progress, by source URL. */
   let model: { url: string; loading: Promise<LoadedModel>; loaded: LoadedModel | null } | null = null;
   let running: AbortController | null = null;
+  /** The teaching-mode forward pass in progress (never rejects): the next one, or a run, waits for it. */
+  let explaining: Promise<unknown> = Promise.resolve();
 
   async function start(): Promise<EngineInfo> {
     const gpu = getGpu();
@@ -113,6 +115,7 @@ export function createEngineApi(getGpu: () => GPU | undefined = browserGpu): Eng
       running = ac;
       let step = 0;
       try {
+        await explaining; // one model on one engine: a teaching forward pass finishes first (a cancel meanwhile stops the run at once)
         return await runGenerate(
           m,
           request,
@@ -141,10 +144,23 @@ export function createEngineApi(getGpu: () => GPU | undefined = browserGpu): Eng
     },
 
     async explain(request) {
+      if (!request.network) {
+        try {
+          return explainQuery(request);
+        } catch (e) {
+          throw e instanceof WorkerError ? e : new WorkerError('bad-request', e instanceof Error ? e.message : String(e));
+        }
+      }
+      if (!engine) throw new WorkerError('not-initialised', 'explain() was called before init() resolved');
+      const m = model?.loaded;
+      if (!m) throw new WorkerError('no-model', 'the network’s numbers need a loaded model; none is loaded');
+      if (running) throw new WorkerError('busy', 'a generation is running; pick the token again when it has finished');
+      const job = explaining.then(() => runExplain(m, request));
+      explaining = job.catch(() => undefined);
       try {
-        return explainQuery(request);
+        return await job;
       } catch (e) {
-        throw e instanceof WorkerError ? e : new WorkerError('bad-request', e instanceof Error ? e.message : String(e));
+        throw toWorkerError(e);
       }
     },
 

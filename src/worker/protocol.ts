@@ -10,6 +10,7 @@
 import type { AdapterSummary, EngineFeatures } from '../engine/engine.ts';
 import type { GenerateProgress, GenerateRequest, GenerateResult, LoadedModelInfo } from '../model/api.ts';
 import type { Chunk } from '../model/layout.ts';
+import type { Storyboard } from '../model/storyboard.ts';
 
 export type { AdapterSummary, EngineFeatures };
 export type {
@@ -125,9 +126,14 @@ export type GenerateListener = (progress: GenerateProgress) => void;
 /**
  * Teaching mode: explain MoC routing for one query token of a storyboard's layout.
  * The query is patch `patch` (row-major) of frame `frame` of shot `shot` (indices in the board).
+ *
+ * Without `network`, the numbers are a seeded example on the CPU over the layout given here.
+ * With it, the loaded model runs once on the generated video and its own q and k are explained;
+ * the layout is then the model's (its caption length and patch grid) and `network.storyboard`'s
+ * (`globalCaptionTokens`, `shots`, `tokensPerFrame` and `seed` are not used).
  */
 export interface ExplainRequest {
-  /** Caption token counts per shot and frames per shot, as the layout sees them. */
+  /** Caption token counts per shot and frames per shot, as the layout sees them (seeded example). */
   globalCaptionTokens: number;
   shots: { captionTokens: number; frames: number }[];
   tokensPerFrame: number;
@@ -138,6 +144,24 @@ export interface ExplainRequest {
   /** Head to explain (0-based). */
   head: number;
   seed: number;
+  /** Explain the loaded network's own queries and keys on a generated video (see ExplainNetwork). */
+  network?: ExplainNetwork;
+}
+
+/**
+ * One forward pass of the loaded model, in MoC mode with the request's top-k, chunk frames and
+ * causality, on a generated video: its clean frames with every shot at timestep `t`, the
+ * storyboard's captions; q and k of layer `layer` are read back and explained.
+ */
+export interface ExplainNetwork {
+  /** The storyboard: its captions and frames per shot (seeds are not used). */
+  storyboard: Storyboard;
+  /** Each shot's frames as generated, RGBA [F, Hi, Wi, 4] at the model's frame size (copied, never transferred). */
+  frames: Uint8ClampedArray[];
+  /** Timestep given to every shot, in [0, 1] (e.g. 1/steps of the run: its last sampler step). */
+  t: number;
+  /** Layer whose q and k are explained (0-based). */
+  layer: number;
 }
 
 /** How one chunk fared for the explained query. */
@@ -158,6 +182,15 @@ export interface ExplainedChunk extends Chunk {
 export interface Explanation {
   /** Where the numbers come from, in one sentence (model layer or a seeded synthetic example). */
   source: string;
+  /** `network`: the loaded model's own q and k on a generated video; `example`: the seeded CPU example. */
+  origin: 'network' | 'example';
+  /** With origin `network`: the model, its layer count, the layer shown (0-based) and the timestep. */
+  network?: { model: string; layers: number; layer: number; t: number };
+  /**
+   * A remark on the numbers, when there is one: e.g. that the GPU's float32 scores order two
+   * near-tied candidates differently from the float64 scores shown (the routed set is the network's).
+   */
+  note?: string;
   heads: number;
   headDim: number;
   head: number;
@@ -214,8 +247,13 @@ export interface EngineApi {
 
   /**
    * Teaching mode: MoC routing for one query token with every number shown — scores against
-   * each chunk's descriptor, causal mask, top-k, mandatory anchors, the final key set.
-   * @throws WorkerError `bad-request` when the query is outside the layout.
+   * each chunk's descriptor, causal mask, top-k, mandatory anchors, the final key set. With
+   * `request.network`, one forward pass of the loaded model on the generated video gives the
+   * numbers (its q and k of one layer are kept, so another head or token of the same video and
+   * layer needs no second pass); without, a seeded example on the CPU.
+   * @throws WorkerError `bad-request` when the query or the video is outside the layout (or a
+   *   caption has unknown words); with `network`: `no-model` | `busy` (a generation is running) |
+   *   `device-lost` | `gpu-validation`.
    */
   explain(request: ExplainRequest): Promise<Explanation>;
 

@@ -11,11 +11,15 @@ import { InputError } from '../model/safetensors.ts';
 import { StoryboardError } from '../model/storyboard.ts';
 import { loadModel } from '../model/weights.ts';
 import { WorkerError } from './errors.ts';
+import { NetworkExplainer } from './explain-network.ts';
 import type { ModelFiles } from './model-files.ts';
+import type { ExplainRequest, Explanation } from './protocol.ts';
 
 export interface LoadedModel {
   info: LoadedModelInfo;
   generator: Generator;
+  /** Teaching mode on this model (keeps the last video's capture). */
+  explainer: NetworkExplainer;
   dispose(): void;
 }
 
@@ -38,7 +42,26 @@ export async function loadModelFromFiles(engine: Engine, files: ModelFiles, name
   }
   const generator = Generator.create(engine, host);
   const info = { ...generator.info, attention: generator.defaultAttention() };
-  return { info, generator, dispose: () => generator.dispose() };
+  const explainer = new NetworkExplainer(generator);
+  return {
+    info,
+    generator,
+    explainer,
+    dispose: () => {
+      explainer.clear();
+      generator.dispose();
+    },
+  };
+}
+
+/** Runs `fn`, turning the model's input errors (bad storyboard, caption or option) into `bad-request`. */
+async function modelInput<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof InputError || e instanceof StoryboardError) throw new WorkerError('bad-request', e.message);
+    throw e;
+  }
 }
 
 /**
@@ -52,10 +75,14 @@ export async function runGenerate(
   onProgress: (p: GenerateProgress) => void,
   signal: AbortSignal,
 ): Promise<GenerateResult> {
-  try {
-    return await model.generator.generate(request, onProgress, signal);
-  } catch (e) {
-    if (e instanceof InputError || e instanceof StoryboardError) throw new WorkerError('bad-request', e.message);
-    throw e;
-  }
+  return modelInput(() => model.generator.generate(request, onProgress, signal));
+}
+
+/**
+ * Teaching mode with the network's numbers (`request.network`): one forward pass on the video.
+ * @throws WorkerError `bad-request` for a query, video, caption or option the model refuses;
+ *   anything else as the model threw it.
+ */
+export function runExplain(model: LoadedModel, request: ExplainRequest): Promise<Explanation> {
+  return modelInput(() => model.explainer.explain(request));
 }

@@ -25,6 +25,10 @@ export interface TeachState {
   query: TeachQuery | null;
   phase: 'idle' | 'computing' | 'ready' | 'error';
   result: Explanation | null;
+  /** Why the seeded example stands in for the network's numbers (no video yet, no model, …); null when the network's are shown. */
+  fallback: string | null;
+  /** Layer to explain with the network (0-based); null: the last. */
+  layer: number | null;
   error: EngineErrorInfo | null;
   /** Which step of the walk-through is shown (0…4). */
   stage: number;
@@ -39,7 +43,7 @@ export interface PlayerSlice {
 
 export const createPlayerSlice: StateCreator<StudioState, [], [], PlayerSlice> = (set) => ({
   player: { frame: 0, playing: false, loop: true },
-  teach: { open: false, query: null, phase: 'idle', result: null, error: null, stage: 0 },
+  teach: { open: false, query: null, phase: 'idle', result: null, fallback: null, layer: null, error: null, stage: 0 },
   setPlayer: (patch) => set((s) => ({ player: { ...s.player, ...patch } })),
   setTeach: (patch) => set((s) => ({ teach: { ...s.teach, ...patch } })),
 });
