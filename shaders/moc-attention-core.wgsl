@@ -10,6 +10,10 @@
 // layout: NRG = BQ/TQ row groups of NCOL invocations; register tiles S TQ×TK, O TQ×4·TD4).
 // Online-softmax state (running max m, partial row sum l, output O) lives in an Acc that carries
 // over from one key list to the next, so Ω may be spread over several lists.
+// A list is either `direct` (virtual key p is token k0 + p: the keys are one contiguous range,
+// addressed as flash-attention.wgsl does) or goes through the design's key_token hook. `masked`
+// and `direct` are constants at every call site, so after inlining each call site's loop carries
+// only the addressing and masking it uses (no tag bookkeeping in unmasked lists).
 //
 // Bindings common to both designs are declared here: @1 q, @2 k, @3 v [H, N, D] and @4 out
 // [H, N, D], as array<vec4<T>>; @5 plan: array<vec4<i32>>, the wrapper's records (mocPlan),
@@ -99,18 +103,21 @@ fn range_token(pos: u32, r0: u32, nr: u32) -> u32 {
 
 struct KV { k: vec4<f32>, v: vec4<f32>, u: u32 }
 
-// Element e (a vec4) of key tile t of a list of `count` keys; zeros past the end.
-fn load_kv(base: u32, t: u32, e: u32, count: u32) -> KV {
+// Element e (a vec4) of key tile t of a list of `count` keys (direct: tokens k0, k0 + 1, …;
+// else through key_token); zeros past the end.
+fn load_kv(base: u32, t: u32, e: u32, count: u32, direct: bool, k0: u32) -> KV {
   let pos = t * BK + e / D4;
   if (e >= BK * D4 || pos >= count) { return KV(vec4<f32>(0.0), vec4<f32>(0.0), 0u); }
-  let tu = key_token(pos);
+  var tu = vec2<u32>(k0 + pos, 0u);
+  if (!direct) { tu = key_token(pos); }
   let g = (base + tu.x) * D4 + e % D4;
   return KV(vec4<f32>(k[g]), vec4<f32>(v[g]), tu.y);
 }
 
-// One key list: `count` keys of the head at `base`; with `masked`, row r sees key j only when
-// key_visible(tag of j, r). Must be called in uniform control flow (it holds barriers).
-fn attend(acc: ptr<function, Acc>, base: u32, count: u32, masked: bool, lid: u32) {
+// One key list: `count` keys of the head at `base`, direct from token k0 or through key_token;
+// with `masked`, row r sees key j only when key_visible(tag of j, r). Must be called in uniform
+// control flow (it holds barriers).
+fn attend(acc: ptr<function, Acc>, base: u32, count: u32, masked: bool, direct: bool, k0: u32, lid: u32) {
   let rg = lid / NCOL;
   let col = lid % NCOL;
   let ntiles = (count + BK - 1u) / BK;
@@ -119,7 +126,7 @@ fn attend(acc: ptr<function, Acc>, base: u32, count: u32, masked: bool, lid: u32
   var pu: array<u32, PF_MAX>;
   if (ntiles > 0u) {
     for (var u = 0u; u < PF; u++) {
-      let x = load_kv(base, 0u, lid + u * WG, count);
+      let x = load_kv(base, 0u, lid + u * WG, count, direct, k0);
       pk[u] = x.k; pv[u] = x.v; pu[u] = x.u;
     }
   }
@@ -130,13 +137,13 @@ fn attend(acc: ptr<function, Acc>, base: u32, count: u32, masked: bool, lid: u32
       if (e < BK * D4) {
         kp[(e / D4) * KS + e % D4] = pk[u];
         vs[(e / D4) * KS + e % D4] = pv[u];
-        if (e % D4 == 0u) { keyu[e / D4] = pu[u]; }
+        if (masked && e % D4 == 0u) { keyu[e / D4] = pu[u]; }
       }
     }
     workgroupBarrier();
     if (t + 1u < ntiles) {
       for (var u = 0u; u < PF; u++) {
-        let x = load_kv(base, t + 1u, lid + u * WG, count);
+        let x = load_kv(base, t + 1u, lid + u * WG, count, direct, k0);
         pk[u] = x.k; pv[u] = x.v; pu[u] = x.u;
       }
     }

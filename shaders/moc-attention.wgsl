@@ -103,7 +103,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
 
   var acc = acc_new();
   in_batch = false;
-  attend(&acc, base, u32(seg.w), false, lid);
+  attend(&acc, base, u32(seg.w), false, false, 0u, lid);
 
   let nbatch = (nent + WG - 1u) / WG;
   for (var batch = 0u; batch < nbatch; batch++) {
@@ -146,7 +146,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     for (var w = 0u; w < MW; w++) { umask[lid * MW + w] = mask[w]; }
     let count = workgroupUniformLoad(&scan[WG - 1u]);  // barrier: the batch's lists are complete
     in_batch = true;
-    attend(&acc, base, count, true, lid);
+    attend(&acc, base, count, true, false, 0u, lid);
   }
 
   finish(&acc, rows, lid);

@@ -4,7 +4,8 @@
 //   COUNT    per routed entry (h, i, j) that counts: cursors[h·C + c] += 1; every other entry's
 //            partial slot gets the sentinel lse (no partial)  one invocation per entry
 //   SCAN     offs = exclusive scan of the counts, toffs = exclusive scan of ceil(count / BQ)
-//            (routed tiles), cursors reset to 0               one workgroup
+//            (routed tiles), cursors reset to 0; with TILES also the tile table: grp[tile_off + x]
+//            = the (head, chunk) of routed tile x             one workgroup
 //   SCATTER  list[offs[h·C + c] + atomicAdd(cursor)] = i·w + j  one invocation per entry
 //   MERGE    out[h,i] = Σ_s 2^(lse_s − M)·partial_s / Σ_s 2^(lse_s − M) over slot 0 (the
 //            mandatory partial, in `out`) and the routed slots that have a partial
@@ -13,9 +14,10 @@
 // is mandatory) and not listed earlier in the query's row (Ω is a set); as design A.
 // List order within a (head, chunk) depends on atomics, results do not: rows are independent.
 //
-// Bindings: @0 params {n, w, chunks, chunk_off, hc, bq, entries, rows, d4 = D/4}; @1 routed: array<i32>
+// Bindings: @0 params {n, w, chunks, chunk_off, hc, bq, entries, rows, d4 = D/4, tile_off}; @1 routed: array<i32>
 // [H, N, w]; @2 plan: array<vec4<i32>> (chunks at chunk_off: start, end, shot, kind);
-// @3 grp: array<atomic<u32>>: cursors [hc], offs [hc + 1], toffs [hc + 1], list [entries];
+// @3 grp: array<atomic<u32>>: cursors [hc], offs [hc + 1], toffs [hc + 1], list [entries], (TILES)
+// the tile table at tile_off;
 // @4 plse: array<f32> [H, N, w + 1]; @5 po: array<vec4<f32>> [H, N, w, D]; @6 out [H, N, D].
 
 const ZERO: u32 = 0u;
@@ -27,8 +29,9 @@ const WG: u32 = 64u;
 const NONE: f32 = -3.0e38;                   // lse of a slot without a partial
 
 override STAGE: u32 = 0u;
+override TILES: bool = false;                // SCAN also writes the tile table
 
-struct Params { n: u32, w: u32, chunks: u32, chunk_off: u32, hc: u32, bq: u32, entries: u32, rows: u32, d4: u32 }
+struct Params { n: u32, w: u32, chunks: u32, chunk_off: u32, hc: u32, bq: u32, entries: u32, rows: u32, d4: u32, tile_off: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> routed: array<i32>;
@@ -83,7 +86,11 @@ fn scan_stage(lid: u32) {
     let c = atomicLoad(&grp[x]);
     atomicStore(&grp[p.hc + x], run.x);
     atomicStore(&grp[2u * p.hc + 1u + x], run.y);
-    run += vec2<u32>(c, (c + p.bq - 1u) / p.bq);
+    let tiles = (c + p.bq - 1u) / p.bq;
+    if (TILES) {
+      for (var t = 0u; t < tiles; t++) { atomicStore(&grp[p.tile_off + run.y + t], x); }
+    }
+    run += vec2<u32>(c, tiles);
     atomicStore(&grp[x], 0u);
   }
   if (lid == WG - 1u) {

@@ -1,9 +1,23 @@
 import { describe, expect, it } from 'vitest';
 import { ShapeError, UnsupportedError } from '../../src/engine/errors.ts';
 import { flashAttentionCpu } from '../../src/engine/kernels/flash-attention.ts';
-import { MOC_DESIGNS, checkChunks, mocAttention, mocAttentionCpu, mocPlan, mocTileProblem, type MocChunks, type MocDesign } from '../../src/engine/kernels/moc-attention.ts';
+import {
+  MOC_DESIGNS,
+  alignTiles,
+  checkChunks,
+  mocAttention,
+  mocAttentionCpu,
+  mocPlan,
+  mocSharedChunks,
+  mocTile,
+  mocTileProblem,
+  readSharedChunks,
+  type MocChunks,
+  type MocDesign,
+} from '../../src/engine/kernels/moc-attention.ts';
 import { Rng } from '../../src/engine/random.ts';
 import type { FlashTile } from '../../src/engine/kernels/flash-attention.ts';
+import { buildChunkTable } from '../../src/model/layout.ts';
 import { mocAttentionReference } from '../../src/model/moc-reference.ts';
 import { assertClose } from '../helpers/compare.ts';
 import { storageTypes, testEngine } from '../helpers/gpu.ts';
@@ -73,13 +87,15 @@ interface Run {
 }
 
 /**
- * Runs the kernel designs (MOC.md §5: union, grouped; both by default) on the same inputs
- * against the CPU twin. Each (design, D, tile) is a pipeline that takes seconds to compile on
+ * Runs the kernel designs (MOC.md §5: union, grouped, and grouped's variants; all by default) on
+ * the same inputs against the CPU twin. After 'grouped-shared' its shared-chunk table, as the GPU
+ * wrote it, must equal the CPU twin's (mocSharedChunks); returns how many tiles shared a chunk. Each (design, D, tile) is a pipeline that takes seconds to compile on
  * SwiftShader, so tests of the shared key-tile loop alone (head dims) run one design.
  */
-async function check(tag: string, r: Run, designs: readonly MocDesign[] = MOC_DESIGNS): Promise<void> {
+async function check(tag: string, r: Run, designs: readonly MocDesign[] = MOC_DESIGNS): Promise<number> {
   const eng = await testEngine();
   const N = r.table.end[r.table.end.length - 1];
+  let sharing = 0;
   for (const st of storageTypes(eng)) {
     const raw = r.qkv ?? randomQkv(r.seed ?? 7, r.H, N, r.D);
     const [q, k, v] = [raw.q, raw.k, raw.v].map((x) => roundAs(st, x));
@@ -92,9 +108,22 @@ async function check(tag: string, r: Run, designs: readonly MocDesign[] = MOC_DE
       await mocAttention(eng, tq, tk, tv, r.table, tr, { out, tile: r.tile, design });
       assertClose(`moc ${design} ${st} ${tag} (H=${r.H} N=${N} D=${r.D} W=${r.W})`, await readAsF32(eng, out), ref, TOL[st]);
       out.dispose();
+      if (design === 'grouped-shared' && r.W > 0) sharing = await checkShared(eng, r, N);
     }
     [tq, tk, tv, tr].forEach((t) => t.dispose());
   }
+  return sharing;
+}
+
+/** The GPU's shared-chunk table of the last 'grouped-shared' run against mocSharedChunks; the tiles (of all heads) sharing a chunk. */
+async function checkShared(eng: Awaited<ReturnType<typeof testEngine>>, r: Run, N: number): Promise<number> {
+  const bq = (r.tile ?? mocTile(eng, r.D, r.W, 'grouped-shared')).bq;
+  const plan = mocPlan(r.table, bq, alignTiles(r.table, bq));
+  const want = mocSharedChunks(r.table, plan, r.routed, r.H, N, r.W);
+  expect(Array.from((await readSharedChunks(eng))!)).toEqual(Array.from(want));
+  let tiles = 0;
+  for (let x = 0; x < want.length; x += r.W) if (want[x] >= 0) tiles++;
+  return tiles;
 }
 
 function routedCase(table: MocChunks, H: number, D: number, topK: number, causal: boolean, seed: number): Run {
@@ -112,11 +141,33 @@ describe('MoC attention', () => {
   });
 
   it('k = 0: mandatory chunks only', async () => {
-    for (const { name, table } of CASES.slice(2, 4)) await check(`${name} k=0`, { ...routedCase(table, 2, 64, 0, true, 5), W: 0 });
+    for (const { name, table } of CASES.slice(0, 5)) await check(`${name} k=0`, { ...routedCase(table, 2, 64, 0, true, 5), W: 0 });
   });
 
-  // With `causal` the first shot has no candidates and shot 1 of CASES[1] has two chunks before it.
-  it('k larger than the candidates', () => check('k=3 > candidates', routedCase(CASES[1].table, 2, 64, 3, true, 11)));
+  // With `causal` the first shot has no candidates and shot 1 of CASES[1] has two chunks before it;
+  // CASES[4]'s shots have 2, 1, 3, 2, 2 frames: at most 8 candidates, fewer than 9.
+  it('k larger than the candidates', async () => {
+    expect(await check('k=3 > candidates', routedCase(CASES[1].table, 2, 64, 3, true, 11))).toBeGreaterThan(0);
+    for (const causal of [true, false]) {
+      expect(await check(`5 shots, k=9 > candidates, causal ${causal}`, routedCase(CASES[4].table, 2, 64, 9, causal, 12))).toBeGreaterThan(0);
+    }
+  });
+
+  it('grouped-shared: tiles aligned to frames, rows that share routed chunks and rows that do not', async () => {
+    // frames of 32 tokens and 32-query tiles: aligned tiles cost nothing extra (alignTiles)
+    const table = buildChunkTable({ globalCaptionTokens: 4, shots: [3, 2, 3].map((frames) => ({ captionTokens: 4, frames })), tokensPerFrame: 32, chunkFrames: 1 });
+    const tile = { bq: 32, bk: 32, ncol: 8 };
+    expect(alignTiles(table, tile.bq)).toBe(true);
+    expect(alignTiles(CASES[4].table, tile.bq)).toBe(false); // frames of 35 tokens: 35-row tiles would cost more
+    const N = table.n;
+    const run = routedCase(table, 2, 64, 2, true, 81);
+    // rows of frame 6 (shot 2) route chunks 2 and 3 (frames of shot 0) in both heads, bar one row
+    const frame6 = table.start.findIndex((_, c) => table.kind[c] === 1 && table.shot[c] === 2);
+    for (let h = 0; h < 2; h++) {
+      for (let i = table.start[frame6]; i < table.end[frame6]; i++) run.routed.set(i === table.start[frame6] + 5 && h === 1 ? [3, -1] : [3, 2], (h * N + i) * 2);
+    }
+    expect(await check('aligned tiles', { ...run, tile }, ['grouped', 'grouped-shared'])).toBeGreaterThan(0);
+  });
 
   it('a messy table: −1 anywhere, duplicates, mandatory and out-of-range entries, routed text queries', async () => {
     const { table } = CASES[3];
@@ -204,6 +255,39 @@ describe('MoC attention', () => {
         [table.start[capt1], table.n, len0],
       ],
     });
+  });
+
+  it('splits mandatory ranges into the main range and the rest; aligned tiles stay within chunks', () => {
+    const { table } = CASES[1]; // 2 shots, no global caption
+    const plan = mocPlan(table, 32);
+    const rec = (i: number) => Array.from(plan.data.subarray(4 * i, 4 * i + 4));
+    const capt = (shot: number) => table.start.findIndex((_, c) => table.kind[c] === 0 && table.shot[c] === shot);
+    const [capt0, capt1] = [capt(0), capt(1)];
+    const segShot = (seg: number) => rec(plan.segOff + seg)[2];
+    for (let seg = 0; seg < 2; seg++) {
+      const [main0, main1, rest0, nrest] = rec(plan.splitOff + seg);
+      const rest = Array.from({ length: nrest }, (_, i) => rec(plan.rangeOff + rest0 + i).slice(0, 3));
+      if (segShot(seg) === 0) {
+        // its own chunks and shot 1's caption are one range: no rest
+        expect([main0, main1, rest]).toEqual([0, table.end[capt1], []]);
+      } else {
+        // the main range is its caption and frames; shot 0's caption is the rest, from position 0
+        expect([main0, main1, rest]).toEqual([table.start[capt1], table.n, [[table.start[capt0], table.end[capt0], 0]]]);
+      }
+      expect(main1 - main0 + rest.reduce((n, [s, e]) => n + e - s, 0)).toBe(rec(plan.segOff + seg)[3]);
+    }
+    for (const { table: t } of CASES) {
+      const aligned = mocPlan(t, 16, true);
+      let at = 0;
+      for (let i = 0; i < aligned.tiles; i++) {
+        const [q0, q1] = Array.from(aligned.data.subarray(4 * i, 4 * i + 2));
+        expect(q0).toBe(at);
+        const c = t.start.findIndex((s, b) => s <= q0 && q0 < t.end[b]);
+        expect(q1).toBeLessThanOrEqual(t.end[c]);
+        at = q1;
+      }
+      expect(at).toBe(t.n);
+    }
   });
 
   it('refuses bad chunk tables, routed shapes and head dims', async () => {

@@ -7,8 +7,10 @@
  * `--quick`: frames of 16 tokens, shots of 4 frames, captions of 4, H=2, 1/2/4 shots (72 to 276
  * tokens: SwiftShader, CI).
  *
- * Per size: MoC time split into chunk means, routing and sparse attention, for both kernel
- * designs of MOC.md §5 ('union' = A, 'grouped' = B), and in total; dense flash attention
+ * Per size: MoC time split into chunk means, routing and sparse attention, for every kernel
+ * design (MOC_DESIGNS: MOC.md §5's 'union' = A and 'grouped' = B, and B's tuning variants
+ * 'grouped-direct' and 'grouped-shared', see src/engine/kernels/moc-attention.ts), and in
+ * total; dense flash attention
  * (src/engine/kernels/flash-attention.ts); sparsity; effective TFLOP/s with 4·D FLOPs per
  * visited (query, key) pair, routing 2·D per (query, candidate chunk), reported apart; speed-up;
  * time per token and its growth from 16k to 128k tokens. Three synthetic regimes (`makeQkv`):
@@ -16,15 +18,16 @@
  * expects of video: about 7 distinct routed chunks per 64-query tile at top-4) for every figure;
  * 'mixed' (a weaker shared topic, about 40 per tile) and 'random' (i.i.d. noise: routing
  * incoherent within a tile, design A's worst case) for the attention kernels only, so the
- * choice between the designs can be read against how coherent real routing turns out to be. `--tune` also times every attention tile of both designs at
- * one size. `--sdpa` runs bench/sdpa.py (PyTorch dense SDPA, f32 and bf16) for the same sizes
+ * choice between the designs can be read against how coherent real routing turns out to be.
+ * Visited-pair throughput of each design against dense (the issue's ≥ 70 % goal) in a table of
+ * its own. `--tune` also times every attention tile of every design at one size. `--sdpa` runs bench/sdpa.py (PyTorch dense SDPA, f32 and bf16) for the same sizes
  * and reports where MoC overtakes PyTorch dense f32.
  *
  * Timing: the shared harness (harness.ts): warm-up, then the median of samples, GPU timestamps
  * per pass when the adapter has them, else wall time around sync(). Correctness: before timing,
  * the whole pipeline (means, routing, both designs) is compared with the CPU reference
- * (src/model/moc-reference.ts) on a small routed layout; at every size both designs must agree
- * with each other, every output must be finite, and where nothing is routed (one shot) MoC must
+ * (src/model/moc-reference.ts) on a small routed layout; at every size every design must agree
+ * with design A, every output must be finite, and where nothing is routed (one shot) MoC must
  * equal dense. A failed check marks the size WRONG and the exit code 1, so no broken kernel's
  * speed is reported as a result.
  */
@@ -37,7 +40,7 @@ import { Engine } from '../../engine/engine.ts';
 import { nodeGpu } from '../../engine/host-node.ts';
 import { chunkMean } from '../../engine/kernels/chunk-mean.ts';
 import { FLASH_TILE_CONFIGS, flashAttention } from '../../engine/kernels/flash-attention.ts';
-import { MOC_DESIGNS, mocAttention, mocPlan, mocTile, mocTileProblem, type MocDesign } from '../../engine/kernels/moc-attention.ts';
+import { MOC_DESIGNS, alignTiles, mocAttention, mocPlan, mocSharedChunks, mocTile, mocTileProblem, type MocDesign } from '../../engine/kernels/moc-attention.ts';
 import { mocRoute } from '../../engine/kernels/moc-route.ts';
 import { Rng } from '../../engine/random.ts';
 import type { Tensor } from '../../engine/tensor.ts';
@@ -139,7 +142,7 @@ class Problem {
     this.cols = { start: eng.upload(table.start, [C]), end: eng.upload(table.end, [C]), kind: eng.upload(table.kind, [C]), shot: eng.upload(table.shot, [C]) };
     this.desc = eng.tensor([H, C, D], 'f32', 'bench.desc');
     this.routed = eng.tensor([H, N, g.topK], 'i32', 'bench.routed');
-    this.out = { union: eng.tensor([H, N, D]), grouped: eng.tensor([H, N, D]), dense: eng.tensor([H, N, D]) };
+    this.out = Object.fromEntries([...MOC_DESIGNS, 'dense'].map((d) => [d, eng.tensor([H, N, D])])) as Record<MocDesign | 'dense', Tensor>;
   }
 
   load(x: { q: Float32Array; k: Float32Array; v: Float32Array }): void {
@@ -180,6 +183,8 @@ interface RouteStats {
   candidates: number;
   /** (query, key) pairs design A computes (mandatory keys + its tiles' routed unions), over `pairs`. */
   unionWork: number;
+  /** Of the routed pairs, the share 'grouped-shared' walks in its mandatory tiles (chunks every row of a tile routes). */
+  sharedRouted: number;
 }
 
 function routeStats(table: ChunkTable, routed: Int32Array, g: Geometry, bq: number): RouteStats {
@@ -197,12 +202,14 @@ function routeStats(table: ChunkTable, routed: Int32Array, g: Geometry, bq: numb
   const plan = mocPlan(table, bq);
   const seen = new Int32Array(C).fill(-1);
   let work = 0;
+  let mandatory = 0;
   let stamp = 0;
   for (let h = 0; h < H; h++) {
     for (let t = 0; t < plan.tiles; t++) {
       const [q0, q1, seg] = plan.data.subarray(4 * t, 4 * t + 4);
       const [, , shot, nkeys] = plan.data.subarray(4 * (plan.segOff + seg), 4 * (plan.segOff + seg) + 4);
       let keys = nkeys;
+      mandatory += nkeys * (q1 - q0);
       stamp++;
       for (let x = (h * N + q0) * W; x < (h * N + q1) * W; x++) {
         const c = routed[x];
@@ -214,7 +221,19 @@ function routeStats(table: ChunkTable, routed: Int32Array, g: Geometry, bq: numb
     }
   }
   const pairs = (1 - sparsity) * H * N * N;
-  return { pairs, sparsity, candidates: candidates * H, unionWork: work / pairs };
+  return { pairs, sparsity, candidates: candidates * H, unionWork: work / pairs, sharedRouted: pairs > mandatory ? sharedPairs(table, routed, g, bq) / (pairs - mandatory) : 0 };
+}
+
+/** Routed pairs in chunks that every row of a 'grouped-shared' tile routes (moc-attention-share.wgsl). */
+function sharedPairs(table: ChunkTable, routed: Int32Array, g: Geometry, bq: number): number {
+  const plan = mocPlan(table, bq, alignTiles(table, bq));
+  const shared = mocSharedChunks(table, plan, routed, g.H, table.n, g.topK);
+  let pairs = 0;
+  shared.forEach((c, x) => {
+    const t = Math.floor(x / g.topK) % plan.tiles;
+    if (c >= 0) pairs += (table.end[c] - table.start[c]) * (plan.data[4 * t + 1] - plan.data[4 * t]);
+  });
+  return pairs;
 }
 
 /** Worst |got − ref| / (atol + rtol·|ref|) (≤ 1 passes; NaN anywhere gives Infinity). */
@@ -301,15 +320,15 @@ async function timeCase(eng: Engine, name: string, fn: () => Promise<unknown>, o
 
 /** Checks the outputs of the last runs of one size and regime; a description of what is wrong, or null. */
 async function checkOutputs(p: Problem, regime: Regime, oneShot: boolean, denseRan: boolean): Promise<string | null> {
-  const [a, b] = await Promise.all(MOC_DESIGNS.map((d) => p.read(p.out[d])));
-  for (const [name, x] of [
-    ['union', a],
-    ['grouped', b],
-  ] as const) {
-    if (!x.every(Number.isFinite)) return `${regime}: ${name} output has non-finite values`;
+  const outs = await Promise.all(MOC_DESIGNS.map((d) => p.read(p.out[d])));
+  for (const [i, x] of outs.entries()) {
+    if (!x.every(Number.isFinite)) return `${regime}: ${MOC_DESIGNS[i]} output has non-finite values`;
   }
-  const ab = excess(a, b, TOL.atol, TOL.rtol);
-  if (ab > 1) return `${regime}: union and grouped disagree (error/tolerance ${fmt(ab)})`;
+  const a = outs[MOC_DESIGNS.indexOf('union')];
+  for (const [i, x] of outs.entries()) {
+    const e = excess(a, x, TOL.atol, TOL.rtol);
+    if (e > 1) return `${regime}: union and ${MOC_DESIGNS[i]} disagree (error/tolerance ${fmt(e)})`;
+  }
   if (regime === 'coherent' && denseRan) {
     const dense = await p.read(p.out.dense);
     if (!dense.every(Number.isFinite)) return 'dense output has non-finite values';
@@ -344,7 +363,9 @@ async function benchSize(eng: Engine, g: Geometry, shots: number, args: BenchArg
       await p.route();
       const stats = routeStats(table, await p.readRouted(), g, bq);
       row.stats[regime] = stats;
-      log(`  ${regime}: sparsity ${(100 * stats.sparsity).toFixed(1)}%, ${fmt(stats.pairs / (H * N))} keys per query; design A computes ${fmt(stats.unionWork)}× the visited pairs`);
+      log(
+        `  ${regime}: sparsity ${(100 * stats.sparsity).toFixed(1)}%, ${fmt(stats.pairs / (H * N))} keys per query; design A computes ${fmt(stats.unionWork)}× the visited pairs; grouped-shared walks ${(100 * stats.sharedRouted).toFixed(0)}% of the routed pairs in its mandatory tiles`,
+      );
       const visited = 4 * D * stats.pairs;
       if (regime === 'coherent') {
         runs.push(['chunk-mean', p.mean, 0], ['route', p.route, 0], ['dense', p.dense, 4 * N * N * D * H]);
@@ -358,7 +379,7 @@ async function benchSize(eng: Engine, g: Geometry, shots: number, args: BenchArg
       for (const d of MOC_DESIGNS) if (!want(`attention ${d} ${regime}`)) await p.attend(d);
       row.wrong ??= await checkOutputs(p, regime, shots === 1, want('dense'));
     }
-    log(`  check: ${row.wrong ? `WRONG: ${row.wrong}` : 'both designs agree, outputs finite'}`);
+    log(`  check: ${row.wrong ? `WRONG: ${row.wrong}` : 'all designs agree, outputs finite'}`);
   } finally {
     p.dispose();
   }
@@ -487,22 +508,67 @@ function crossover(rows: SizeRow[], other: (r: SizeRow) => number | null): strin
   return `from N=${b.N} (log-log interpolated crossover ≈ ${Math.round(at)})`;
 }
 
-/** Geometric mean of union/grouped attention time over the sizes with both (≥ 16k tokens when there are such). */
-function designRatio(rows: SizeRow[], regime: Regime): { ratio: number; sizes: number } | null {
+/** Short names of the designs in the tables. */
+const SHORT: Record<MocDesign, string> = { union: 'A', grouped: 'B', 'grouped-direct': 'Bd', 'grouped-shared': 'Bs' };
+const LEGEND = `designs: ${MOC_DESIGNS.map((d) => `${SHORT[d]} = ${d}`).join(', ')}`;
+
+/** Geometric mean of a/b attention time over the sizes with both (≥ 16k tokens when there are such). */
+function designRatio(rows: SizeRow[], regime: Regime, a: MocDesign, b: MocDesign): { ratio: number; sizes: number } | null {
   const big = rows.filter((r) => r.N >= 16000);
-  const use = (big.length ? big : rows).filter((r) => time(r, `attention union ${regime}`) && time(r, `attention grouped ${regime}`) && !r.wrong);
+  const use = (big.length ? big : rows).filter((r) => time(r, `attention ${a} ${regime}`) && time(r, `attention ${b} ${regime}`) && !r.wrong);
   if (!use.length) return null;
-  const logs = use.map((r) => Math.log(time(r, `attention union ${regime}`)! / time(r, `attention grouped ${regime}`)!));
-  return { ratio: Math.exp(logs.reduce((a, b) => a + b, 0) / logs.length), sizes: use.length };
+  const logs = use.map((r) => Math.log(time(r, `attention ${a} ${regime}`)! / time(r, `attention ${b} ${regime}`)!));
+  return { ratio: Math.exp(logs.reduce((x, y) => x + y, 0) / logs.length), sizes: use.length };
 }
 
+/** Design A against B, and each variant of B against B, per routing regime. */
 function verdict(rows: SizeRow[]): string[] {
-  return REGIMES.map((regime) => {
-    const r = designRatio(rows, regime);
-    if (!r) return `design (${regime}): no data`;
-    const [fast, slow, x] = r.ratio <= 1 ? ['union (A)', 'grouped (B)', 1 / r.ratio] : ['grouped (B)', 'union (A)', r.ratio];
-    return `design, ${regime} routing: ${fast} is ${fmt(x)}× as fast as ${slow} (sparse attention, geometric mean over ${r.sizes} size${r.sizes > 1 ? 's' : ''})`;
-  });
+  const pairs: Array<[MocDesign, MocDesign]> = [['union', 'grouped'], ...MOC_DESIGNS.filter((d) => d.startsWith('grouped-')).map((d): [MocDesign, MocDesign] => ['grouped', d])];
+  return pairs.flatMap(([a, b]) =>
+    REGIMES.map((regime) => {
+      const r = designRatio(rows, regime, a, b);
+      if (!r) return `design, ${regime} routing, ${a} vs ${b}: no data`;
+      const [fast, slow, x] = r.ratio <= 1 ? [a, b, 1 / r.ratio] : [b, a, r.ratio];
+      return `design, ${regime} routing: ${fast} (${SHORT[fast]}) is ${fmt(x)}× as fast as ${slow} (${SHORT[slow]}) (sparse attention, geometric mean over ${r.sizes} size${r.sizes > 1 ? 's' : ''})`;
+    }),
+  );
+}
+
+/** The issue's goal: visited-pair throughput of sparse attention ≥ 70 % of dense's, here for N ≥ 32k (all sizes when none is). */
+const GOAL = 0.7;
+
+function throughputTable(rows: SizeRow[], D: number, H: number): string[] {
+  const dense = (r: SizeRow) => {
+    const t = time(r, 'dense');
+    return t ? (4 * r.N * r.N * D * H) / t : null;
+  };
+  const rate = (r: SizeRow, d: MocDesign, regime: Regime) => {
+    const t = time(r, `attention ${d} ${regime}`);
+    const s = r.stats[regime];
+    return t && s ? (4 * D * s.pairs) / t : null;
+  };
+  const cell = (r: SizeRow, d: MocDesign) => {
+    const [c, dn] = [rate(r, d, 'coherent'), dense(r)];
+    if (c === null || dn === null) return '–';
+    const pc = (x: number | null) => (x === null ? '–' : `${Math.round((100 * x) / dn)}%`);
+    return `${fmt(c / 1e9)} ${pc(c)} / ${pc(rate(r, d, 'mixed'))} / ${pc(rate(r, d, 'random'))}`;
+  };
+  const body = rows.map((r) => [String(r.N), dense(r) ? fmt(dense(r)! / 1e9) : '–', ...MOC_DESIGNS.map((d) => cell(r, d))]);
+  const big = rows.filter((r) => r.N >= 32000 && !r.wrong);
+  const use = big.length ? big : rows.filter((r) => !r.wrong);
+  const worst = MOC_DESIGNS.map((d) => {
+    const fr = use.map((r) => (dense(r) && rate(r, d, 'coherent') ? rate(r, d, 'coherent')! / dense(r)! : null));
+    return { d, min: fr.every((x) => x !== null) && fr.length ? Math.min(...(fr as number[])) : null };
+  }).filter((x): x is { d: MocDesign; min: number } => x.min !== null);
+  const best = worst.length ? worst.reduce((a, b) => (b.min > a.min ? b : a)) : null;
+  return [
+    '\n## sparse attention: visited-pair throughput against dense flash attention (4·D FLOPs per visited pair)',
+    'cells: TFLOP/s with coherent routing, then % of dense with coherent / mixed / random routing',
+    table(['N', 'dense TFLOP/s', ...MOC_DESIGNS.map((d) => `${SHORT[d]} (${d})`)], body),
+    best
+      ? `goal ≥ ${100 * GOAL}% of dense (coherent, N=${use.map((r) => r.N).join(', ')}): best ${best.d} at ≥ ${Math.round(100 * best.min)}% — ${best.min >= GOAL ? 'met' : 'not met'}`
+      : 'goal: no data',
+  ];
 }
 
 /** Runs the suite; returns the exit code (1 when a check failed or a case errored). */
@@ -550,13 +616,16 @@ export async function run(args: BenchArgs): Promise<number> {
     log(table(['tile', 'design', ...REGIMES, 'note'], tuneTable, [0, 1, REGIMES.length + 2]));
   }
   log('\n## phases, coherent routing unless named; TFLOP/s count 4·D per visited pair, routing 2·D per candidate chunk');
+  log(LEGEND);
   const both = (f: (d: MocDesign) => string) => MOC_DESIGNS.map(f).join(' / ');
+  const names = MOC_DESIGNS.map((d) => SHORT[d]).join(' / ');
   const detail = rows.map((r) => {
     const s = r.stats.coherent;
     return [
       String(r.N),
       s ? fmt(s.pairs / (H * r.N)) : '–',
       REGIMES.map((x) => fmt(r.stats[x]?.unionWork ?? null)).join(' / '),
+      REGIMES.map((x) => (r.stats[x] ? `${Math.round(100 * r.stats[x].sharedRouted)}%` : '–')).join(' / '),
       ms(time(r, 'chunk-mean')),
       `${ms(time(r, 'route'))} / ${s?.candidates && time(r, 'route') ? fmtFlops((2 * D * s.candidates) / time(r, 'route')! / 1e6) : '–'}`,
       ...REGIMES.map((x) => both((d) => ms(time(r, `attention ${d} ${x}`)))),
@@ -564,8 +633,9 @@ export async function run(args: BenchArgs): Promise<number> {
       both((d) => ms(time(r, `total ${d}`))),
     ];
   });
-  const regimeHead = REGIMES.map((x) => `${x} A / B ms`);
-  log(table(['N', 'keys/query', 'A work (coh / mix / rnd)', 'mean ms', 'route ms / rate', ...regimeHead, 'coherent A / B TFLOP/s', 'total A / B ms'], detail));
+  const regimeHead = REGIMES.map((x) => `${x} ${names} ms`);
+  log(table(['N', 'keys/query', 'A work (coh / mix / rnd)', 'Bs shared (coh / mix / rnd)', 'mean ms', 'route ms / rate', ...regimeHead, `coherent ${names} TFLOP/s`, `total ${names} ms`], detail));
+  for (const l of throughputTable(rows, D, H)) log(l);
 
   const lines = [
     `per-token time growth 16k→128k: MoC ${growth(rows, (r) => bestTotal(r)?.ms ?? null)}, dense ${growth(rows, (r) => time(r, 'dense'))}`,
@@ -581,7 +651,8 @@ export async function run(args: BenchArgs): Promise<number> {
   log(`\n## attention: ${eng.describe()}`);
   for (const l of lines) log(l);
   log(`ms = median ${eng.features.timestamp ? 'GPU' : 'wall'} time per call; MoC = chunk means + routing + sparse attention; ${((performance.now() - started) / 1000).toFixed(1)} s in all${failed ? '; SOME CHECKS FAILED' : ''}`);
-  const head = ['N', 'shots', 'sparsity', 'dense ms', 'dense TFLOP/s', 'MoC A ms', 'MoC B ms', 'speed-up', 'µs/token', 'eff. TFLOP/s', ...(sdpa ? ['torch f32 ms', 'torch bf16 ms'] : []), 'check'];
+  log(LEGEND);
+  const head = ['N', 'shots', 'sparsity', 'dense ms', 'dense TFLOP/s', ...MOC_DESIGNS.map((d) => `MoC ${SHORT[d]} ms`), 'speed-up', 'µs/token', 'eff. TFLOP/s', ...(sdpa ? ['torch f32 ms', 'torch bf16 ms'] : []), 'check'];
   const summary = rows.map((r) => {
     const best = bestTotal(r);
     const s = r.stats.coherent;
@@ -592,9 +663,8 @@ export async function run(args: BenchArgs): Promise<number> {
       s ? `${(100 * s.sparsity).toFixed(1)}%` : '–',
       ms(dense),
       tflops(4 * r.N * r.N * D * H, dense),
-      ms(time(r, 'total union')),
-      ms(time(r, 'total grouped')),
-      best && dense ? `${fmt(dense / best.ms)}× ${best.design === 'union' ? 'A' : 'B'}` : '–',
+      ...MOC_DESIGNS.map((d) => ms(time(r, `total ${d}`))),
+      best && dense ? `${fmt(dense / best.ms)}× ${SHORT[best.design]}` : '–',
       best ? fmt((1000 * best.ms) / r.N) : '–',
       best && s ? tflops(4 * D * s.pairs, best.ms) : '–',
       ...(sdpa ? [ms(sdpaMs(r, 'f32')), ms(sdpaMs(r, 'bf16'))] : []),
