@@ -28,6 +28,7 @@ export interface SeqState {
   chunkShot: Tensor;
   toStream: Tensor; // i32 [C]: internal → stream chunk id (traces)
   shotTable: ChunkTable; // internal table for 'shot' mode
+  shotStream: ChunkTable; // the same in stream order (traces)
   zeros: Tensor; // f32, large enough for every gather
   noRoutes?: Tensor; // i32 [H, N, W] all −1 ('shot' mode)
 }
@@ -115,13 +116,14 @@ export function buildSeqState(eng: Engine, cfg: ModelConfig, frames: readonly nu
       chunkShot: up(t.shot, 'chunk-shot'),
       toStream: up(seq.toStream, 'to-stream'),
       shotTable: shotOnlyTable(t),
+      shotStream: shotOnlyTable(seq.stream),
       zeros: eng.upload(new Float32Array(H * N * D), [H * N * D], 'dit.seq.zeros'),
     };
   return st;
 }
 
 export function disposeState(st: SeqState): void {
-  const { seq: _s, shotTable: _t, gatherQkv, noRoutes, ...rest } = st;
+  const { seq: _s, shotTable: _t, shotStream: _u, gatherQkv, noRoutes, ...rest } = st;
   for (const t of [...gatherQkv, ...Object.values(rest)]) t.dispose();
   noRoutes?.dispose();
 }

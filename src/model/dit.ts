@@ -38,7 +38,7 @@ import type { ModelConfig } from './config.ts';
 import type { ChunkTable } from './layout.ts';
 import { traceFromCounts, type RoutingTrace } from './routing-trace.ts';
 import { buildSeqState, disposeState, timestepFeatures, type SeqState } from './dit-state.ts';
-import { shotOnlyTable, type Sequence } from './sequence.ts';
+import type { Sequence } from './sequence.ts';
 import type { LoadedModel } from './weights.ts';
 
 export interface ForwardOptions {
@@ -386,8 +386,7 @@ export class MocDiT {
         const scores = await traceScores(eng, qMean, desc, st.toStream);
         qMean.dispose();
         const counts = routed ? await traceCounts(eng, routed, st.chunkStart, st.chunkEnd, st.toStream) : null;
-        const stream = st.seq.stream;
-        pending.push({ scores, counts, table: opts.mode === 'shot' ? shotOnlyTable(stream) : stream, mode: opts.mode === 'dense' ? 'dense' : 'moc' });
+        pending.push({ scores, counts, table: opts.mode === 'shot' ? st.shotStream : st.seq.stream, mode: opts.mode === 'dense' ? 'dense' : 'moc' });
       }
     } finally {
       (desc as Tensor | null)?.dispose();

@@ -83,13 +83,14 @@ export function estimateMemory(cfg: Dims, plan: MemoryPlan, limits: GpuMemoryLim
     { label: 'sampler latents [T, 3, size, size]', bytes: f32 * T * 3 * cfg.imageSize * cfg.imageSize, count: 3, grows: 'tokens' },
   ];
   if (W > 0) {
-    buffers.push({ label: 'routed slots [H, N, top-k]', bytes: f32 * H * N * W, count: 2, grows: 'slots' });
+    buffers.push({ label: 'routed slots [H, N, top-k] (routing, its regrouped copy)', bytes: f32 * H * N * W, count: 3, grows: 'slots' });
     if (design === 'grouped') {
       buffers.push({ label: 'MoC grouped partial outputs [H·N·top-k·D]', bytes: groupedBytes, count: 1, grows: 'slots' });
       buffers.push({ label: 'MoC grouped log-sum-exps [H·N·(top-k+1)]', bytes: f32 * H * N * (W + 1), count: 1, grows: 'slots' });
     }
   }
-  if (plan.traced && plan.attention.mode !== 'dense') buffers.push({ label: 'routing trace [H, C, C]', bytes: f32 * H * C * C, count: 3 * cfg.depth, grows: 'chunks' });
+  // a traced call keeps every layer's scores and counts [H, C, C] until the pass ends
+  if (plan.traced) buffers.push({ label: 'routing trace [H, C, C]', bytes: f32 * H * C * C, count: 2 * cfg.depth, grows: 'chunks' });
   const largest = buffers.reduce((a, b) => (b.bytes > a.bytes ? b : a));
   const total = plan.weightBytes + buffers.reduce((a, b) => a + b.bytes * b.count, 0);
   return { tokens: N, chunks: C, buffers, largest, design, total };

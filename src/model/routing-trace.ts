@@ -57,16 +57,7 @@ export function routingTrace(
  */
 export function traceFromCounts(counts: Uint32Array, meanScore: Float32Array, H: number, N: number, table: ChunkTable, mode: MocMode = 'moc'): RoutingTrace {
   const C = table.start.length;
-  const lens = Int32Array.from(table.start, (s, b) => table.end[b] - s);
-  const mandatory = new Uint8Array(C * C);
-  let mandPairs = 0; // Σ_a |a|·|M(a)|
-  for (let a = 0; a < C; a++) {
-    for (let b = 0; b < C; b++) {
-      if (!isMandatory(table, a, b)) continue;
-      mandatory[a * C + b] = 1;
-      mandPairs += lens[a] * lens[b];
-    }
-  }
+  const { lens, mandatory, mandPairs } = mandatoryOf(table);
   const sparsity = new Float32Array(H);
   if (mode !== 'dense') {
     for (let h = 0; h < H; h++) {
@@ -79,4 +70,33 @@ export function traceFromCounts(counts: Uint32Array, meanScore: Float32Array, H:
     }
   }
   return { H, C, counts, mandatory, meanScore, sparsity };
+}
+
+interface MandatoryInfo {
+  lens: Int32Array; // [C] chunk lengths
+  mandatory: Uint8Array; // [C, C]
+  mandPairs: number; // Σ_a |a|·|M(a)|
+}
+
+// Per table (a sequence's tables live as long as the model keeps the sequence): traces of every
+// layer and step share one mandatory matrix, computed once. Read-only for consumers.
+const mandatoryCache = new WeakMap<ChunkTable, MandatoryInfo>();
+
+function mandatoryOf(table: ChunkTable): MandatoryInfo {
+  const hit = mandatoryCache.get(table);
+  if (hit) return hit;
+  const C = table.start.length;
+  const lens = Int32Array.from(table.start, (s, b) => table.end[b] - s);
+  const mandatory = new Uint8Array(C * C);
+  let mandPairs = 0;
+  for (let a = 0; a < C; a++) {
+    for (let b = 0; b < C; b++) {
+      if (!isMandatory(table, a, b)) continue;
+      mandatory[a * C + b] = 1;
+      mandPairs += lens[a] * lens[b];
+    }
+  }
+  const info = { lens, mandatory, mandPairs };
+  mandatoryCache.set(table, info);
+  return info;
 }

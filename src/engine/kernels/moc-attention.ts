@@ -3,13 +3,15 @@
  * Ω(i) the tokens of the mandatory chunks M(i) (every text chunk and every chunk of the query's
  * shot) and of the routed chunks R(i) (`routed` [H, N, W], −1 padded). Keys are read in place:
  * no gathered K/V copies. Two designs of MOC.md §5, chosen with `opts.design`. The default is
- * 'grouped' (design B) whenever its partial buffers fit the adapter's buffer limits, else 'union':
- * on an H100 (Dawn/Vulkan, `bench attention`, H=4 D=64 k=4, 8k–132k tokens, docs/BENCHMARKS.md)
- * B's sparse attention was 1.22× as fast as A with routing coherent within a frame, 1.97× with
- * mixed and 4.28× with random routing: A's cost grows with each tile's union of routed chunks,
- * B's only with the pairs actually visited, and its grouping and merge passes cost less than A's
- * wasted key tiles already at 8k tokens. A stays for adapters whose limits cannot hold B's
- * H·N·W·D partials (e.g. 128k tokens on a browser's default 128 MiB binding limit).
+ * 'grouped-shared' (design B with direct addressing and shared routed chunks, below) whenever
+ * B's partial buffers fit the adapter's buffer limits, else 'union'. On an H100 (Dawn/Vulkan,
+ * `bench attention`, H=4 D=64 k=4, 4k–132k tokens, docs/BENCHMARKS.md) plain B was 1.23× as fast
+ * as A with routing coherent within a frame, 1.98× with mixed and 4.34× with random routing: A's
+ * cost grows with each tile's union of routed chunks, B's only with the pairs actually visited.
+ * 'grouped-shared' was then 1.46–1.51× as fast as plain B (its visited-pair throughput 86–91 % of
+ * the dense kernel's at ≥ 32k tokens, against B's 56–61 %): most of B's loss was a binary search
+ * per key over the mandatory ranges, not the routing. A stays for adapters whose limits cannot
+ * hold B's H·N·W·D partials (e.g. 128k tokens on a browser's default 128 MiB binding limit).
  *
  * - 'union' (design A; shaders/moc-attention.wgsl): a workgroup takes a tile of
  *   queries of one shot (they share M(i)), walks the mandatory keys, then the union of its
@@ -22,8 +24,8 @@
  *   log-sum-exp; a last pass merges the partials. Cost ∝ the pairs actually visited, whatever
  *   the coherence, plus partial buffers of H·N·W·(D+1) f32 (cached per engine and size).
  *
- * - 'grouped-direct' and 'grouped-shared': variants of B for tuning on a GPU (`bench attention
- *   --tune`), not chosen by default. 'grouped-direct' walks each mandatory tile's main range (its
+ * - 'grouped-direct' and 'grouped-shared': variants of B ('grouped-shared' is the default).
+ *   'grouped-direct' walks each mandatory tile's main range (its
  *   shot's caption and frames, ~90 % of its keys on the paper's layout) as contiguous tokens,
  *   addressed like the dense kernel, instead of finding every key's token by a binary search over
  *   the mandatory ranges, walks routed chunks the same way, and finds a routed tile's chunk in a
@@ -242,12 +244,13 @@ export function alignTiles(chunks: MocChunks, bq: number): boolean {
   return aligned * 16 <= segment * 17;
 }
 
-/** Workgroup memory of the MoC kernel for head dim D, a tile and W routed slots, in bytes. */
-/** 'grouped' where its partial outputs (H·N·W·D f32) fit one binding and one buffer, else 'union'. */
+/** 'grouped-shared' where B's partial outputs (H·N·W·D f32) fit one binding and one buffer, else 'union'. */
 export function defaultMocDesign(eng: Engine, H: number, N: number, W: number, D: number): MocDesign {
   const { maxStorageBufferBindingSize, maxBufferSize } = eng.adapter.limits;
-  return 4 * H * N * W * D <= Math.min(maxStorageBufferBindingSize, maxBufferSize) ? 'grouped' : 'union';
+  return 4 * H * N * W * D <= Math.min(maxStorageBufferBindingSize, maxBufferSize) ? 'grouped-shared' : 'union';
 }
+
+/** Workgroup memory of the MoC kernel for head dim D, a tile and W routed slots, in bytes. */
 
 export function mocWorkgroupBytes(D: number, t: FlashTile, W: number, design: MocDesign = 'union'): number {
   const wg = (t.bq / 4) * t.ncol;
