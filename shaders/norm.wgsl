@@ -3,10 +3,10 @@
 // Bindings: @0 params {rows, dim, eps}, @1 x: array<T> [rows, dim], @2 weight: array<T> [dim],
 // @3 bias: array<T> [dim], @4 out: array<T> [rows, dim]. When HAS_WEIGHT / HAS_BIAS is false the
 // wrapper binds x in that slot and the kernel never reads it.
-// Geometry: one workgroup of WG invocations per row (a 2D grid of workgroups, linearised).
-// Invocation `lid` strides over the row (j = lid, lid + WG, …) accumulating f32 partial sums,
-// which a tree reduction in workgroup memory (row-reduce.wgsl, prepended) combines, so any dim ≥ 1
-// works. WG must be a power of two.
+// Geometry: the row layout prepended to this source — row-reduce.wgsl (one workgroup per row,
+// invocations striding over it, partial f32 sums combined by a tree reduction in workgroup
+// memory) or row-serial.wgsl (one invocation per row) — gives each invocation its row, its
+// elements j = row_first(lid), + row_step(), …, and row_reduce; any dim ≥ 1 works.
 // Specialised by `override MODE`:
 //   0 layer norm: y = (x − mean) / sqrt(var + eps), var biased (÷ dim), two passes over the row
 //     (mean, then squared deviations) for accuracy;
@@ -28,25 +28,25 @@ struct Params { rows: u32, dim: u32, eps: f32 }
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
-  let row = linear_group(wid, nwg);
-  if (row >= p.rows) { return; } // uniform: the whole workgroup leaves together
+  let row = row_index(lid, wid, nwg);
+  if (row >= p.rows) { return; } // uniform in the workgroup layout: the whole workgroup leaves together
   let base = row * p.dim;
   let n = f32(p.dim);
 
   var mean = 0.0;
   if (MODE == 0u) {
     var s = 0.0;
-    for (var j = lid; j < p.dim; j += WG) { s += f32(x[base + j]); }
-    mean = workgroup_reduce(s, lid, false) / n;
+    for (var j = row_first(lid); j < p.dim; j += row_step()) { s += f32(x[base + j]); }
+    mean = row_reduce(s, lid, false) / n;
   }
   var q = 0.0;
-  for (var j = lid; j < p.dim; j += WG) {
+  for (var j = row_first(lid); j < p.dim; j += row_step()) {
     let d = f32(x[base + j]) - mean;
     q += d * d;
   }
-  let inv = inverseSqrt(workgroup_reduce(q, lid, false) / n + p.eps);
+  let inv = inverseSqrt(row_reduce(q, lid, false) / n + p.eps);
 
-  for (var j = lid; j < p.dim; j += WG) {
+  for (var j = row_first(lid); j < p.dim; j += row_step()) {
     var y = (f32(x[base + j]) - mean) * inv;
     if (HAS_WEIGHT) { y *= f32(weight[j]); }
     if (HAS_BIAS) { y += f32(bias[j]); }

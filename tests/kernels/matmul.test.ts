@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { Engine } from '../../src/engine/engine.ts';
+import type { AdapterSummary, Engine } from '../../src/engine/engine.ts';
+import { isSwiftShader } from '../../src/engine/kernels/adapters.ts';
 import { MATMUL_CONFIGS, checkConfig, matmul, matmulConfig, matmulCpu, type MatmulConfig } from '../../src/engine/kernels/matmul.ts';
 import { Rng } from '../../src/engine/random.ts';
 import { assertClose, fromHalf, toHalf } from '../helpers/compare.ts';
@@ -65,15 +66,46 @@ describe('matmul CPU twin', () => {
   });
 });
 
+/** An engine whose adapter claims to be `adapter` (for the config choice only; never dispatches). */
+function posing(eng: Engine, adapter: Partial<AdapterSummary>): Engine {
+  return { adapter: { ...eng.adapter, ...adapter } } as Engine;
+}
+
+const SWIFTSHADER = { vendor: 'google', architecture: 'swiftshader', device: 'swiftshader-device-subzero-', description: 'SwiftShader driver 5.0.0' };
+const H100 = { vendor: 'nvidia', architecture: 'hopper', device: '', description: 'NVIDIA H100 80GB HBM3' };
+
 describe('matmul kernel', () => {
+  // The adapter's default config, and on SwiftShader (which defaults to the register kernel)
+  // also the tiled kernel that GPUs get for these sizes.
   for (const [M, N, K] of SHAPES) {
     for (const transB of [false, true]) {
       const bias = (M + N + K + (transB ? 1 : 0)) % 2 === 0;
       it(`M=${M} N=${N} K=${K}${transB ? ' transB' : ''}${bias ? ' bias' : ''} (default config)`, async () => {
         const eng = await testEngine();
         for (const storage of storageTypes(eng)) await check(eng, { M, N, K, transB, bias }, storage);
+        if (isSwiftShader(eng.adapter)) await check(eng, { M, N, K, transB, bias, config: matmulConfig(posing(eng, H100), M, N) });
       });
     }
+  }
+
+  // The register kernel: every block count on ragged edges (M, N not multiples of the tile, K
+  // not a multiple of 4, K < 4), both layouts, with and without bias; one config per test.
+  const registerCases: Array<[string, MatmulConfig]> = [
+    ['regs16x16', MATMUL_CONFIGS.regs16x16],
+    ['regs16x16-wg64', MATMUL_CONFIGS['regs16x16-wg64']],
+    ['regs8x16', MATMUL_CONFIGS.regs8x16],
+    ['1×3 blocks, 7 per workgroup', { kind: 'registers', wg: 7, rb: 1, cb: 3 }],
+    ['3×1 blocks', { kind: 'registers', wg: 16, rb: 3, cb: 1 }],
+  ];
+  for (const [name, config] of registerCases) {
+    it(`register config ${name}: M=37 N=45 K=41 transB bias, M=33 N=19 K=3, M=1 N=65 K=130 transB`, async () => {
+      const eng = await testEngine();
+      for (const storage of storageTypes(eng)) {
+        await check(eng, { M: 37, N: 45, K: 41, transB: true, bias: true, config }, storage);
+        await check(eng, { M: 33, N: 19, K: 3, transB: false, bias: false, config }, storage);
+        await check(eng, { M: 1, N: 65, K: 130, transB: true, bias: false, config }, storage);
+      }
+    });
   }
 
   // Tile geometries, both layouts, on ragged edges and several K slices: aligned rows (vec4 loads)
@@ -98,10 +130,24 @@ describe('matmul kernel', () => {
     });
   }
 
-  it('picks 128×128 tiles for large problems and 64×64 for small ones', async () => {
+  it('picks per adapter: NVIDIA 64×128 tiles, others 128×128, 64×64 for small problems', async () => {
     const eng = await testEngine();
-    expect(matmulConfig(eng, 4096, 4096)).toEqual(MATMUL_CONFIGS['128x128k16']);
-    expect(matmulConfig(eng, 64, 64)).toEqual(MATMUL_CONFIGS['64x64k16']);
+    expect(matmulConfig(posing(eng, H100), 4096, 4096)).toEqual(MATMUL_CONFIGS['64x128k16']);
+    expect(matmulConfig(posing(eng, H100), 64, 64)).toEqual(MATMUL_CONFIGS['64x64k16']);
+    const other = posing(eng, { vendor: 'amd', architecture: 'rdna-3', device: '', description: '' });
+    expect(matmulConfig(other, 4096, 4096)).toEqual(MATMUL_CONFIGS['128x128k16']);
+    expect(matmulConfig(other, 64, 64)).toEqual(MATMUL_CONFIGS['64x64k16']);
+  });
+
+  it('picks the register kernel on SwiftShader, its tile shrunk to small problems', async () => {
+    const eng = await testEngine();
+    const sw = posing(eng, SWIFTSHADER);
+    expect(isSwiftShader(sw.adapter)).toBe(true);
+    expect(isSwiftShader(posing(eng, H100).adapter)).toBe(false);
+    expect(matmulConfig(sw, 4096, 4096)).toEqual(MATMUL_CONFIGS.regs16x16);
+    expect(matmulConfig(sw, 256, 192)).toEqual(MATMUL_CONFIGS.regs16x16);
+    expect(matmulConfig(sw, 3, 1152)).toEqual({ ...MATMUL_CONFIGS.regs16x16, rb: 1 });
+    expect(matmulConfig(sw, 9, 5)).toEqual({ ...MATMUL_CONFIGS.regs16x16, rb: 3, cb: 2 });
   });
 
   it('treats leading dimensions of a as batch and returns [..., N]', async () => {
@@ -129,6 +175,7 @@ describe('matmul kernel', () => {
     await expect(matmul(eng, a, b2, { out })).rejects.toThrow(/out \[3, 3\] f32 must hold 3×2/);
     const bad = { ...MATMUL_CONFIGS['64x64k16'], tn: 3 };
     await expect(matmul(eng, a, b2, { config: bad })).rejects.toThrow(/tn must be 4 or 8/);
+    await expect(matmul(eng, a, b2, { config: { ...MATMUL_CONFIGS.regs16x16, cb: 5 } })).rejects.toThrow(/rb and cb must be at most 4/);
     const i = eng.upload(new Int32Array(8), [4, 2]);
     await expect(matmul(eng, a, i)).rejects.toThrow(/b has dtype i32/);
     [a, b, bias, b2, out, i].forEach((t) => t.dispose());

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ShapeError } from '../../src/engine/errors.ts';
 import { norm, normCpu, type NormMode, type NormOptions } from '../../src/engine/kernels/norm.ts';
+import { rowLayout, type RowLayout } from '../../src/engine/kernels/row-layout.ts';
 import { Rng } from '../../src/engine/random.ts';
 import { assertClose } from '../helpers/compare.ts';
 import { storageTypes, testEngine } from '../helpers/gpu.ts';
@@ -25,7 +26,7 @@ const TOL = { f32: { atol: 1e-5, rtol: 1e-5 }, f16: { atol: 2e-3, rtol: 2e-3 } }
 
 // `offset` shifts the mean so that the layer norm's centring matters; f32 rounding of x then limits
 // accuracy to about 1e-7·offset/std, so rows of very few elements (whose spread can be tiny) use 0.
-async function check(st: 'f32' | 'f16', c: Case, rows: number, dim: number, seed: number, offset = 10): Promise<void> {
+async function check(st: 'f32' | 'f16', c: Case, rows: number, dim: number, seed: number, offset = 10, layout?: RowLayout): Promise<void> {
   const rng = new Rng(seed);
   const x = roundAs(st, rng.normals(rows * dim, 2).map((v) => v + offset));
   const w = roundAs(st, rng.normals(dim).map((v) => 1 + 0.5 * v));
@@ -34,27 +35,40 @@ async function check(st: 'f32' | 'f16', c: Case, rows: number, dim: number, seed
   const tw = c.weight ? uploadAs(eng, st, w, [dim], 'w') : undefined;
   const tb = c.bias ? uploadAs(eng, st, b, [dim], 'b') : undefined;
   const out = poisonedAs(eng, st, [rows, dim]);
-  await norm(eng, c.mode, tx, { weight: tw, bias: tb, eps: c.eps, out });
+  await norm(eng, c.mode, tx, { weight: tw, bias: tb, eps: c.eps, out, layout });
   const opts: NormOptions<Float32Array> = { weight: c.weight ? w : undefined, bias: c.bias ? b : undefined, eps: c.eps };
-  const name = `${c.mode} w=${c.weight} b=${c.bias} [${rows}, ${dim}] ${st}`;
+  const name = `${c.mode} w=${c.weight} b=${c.bias} [${rows}, ${dim}] ${st} ${layout ?? rowLayout(eng)}`;
   assertClose(name, await readAsF32(eng, out), normCpu(c.mode, x, dim, opts), TOL[st]);
   [tx, tw, tb, out].forEach((t) => t?.dispose());
 }
 
+// Both row layouts on every adapter (the default is one of them: 'invocation' on SwiftShader).
+const LAYOUTS: RowLayout[] = ['workgroup', 'invocation'];
+
 for (const st of ['f32', 'f16'] as const) {
   describe.skipIf(!storageTypes(eng).includes(st))(`norm kernel (${st})`, () => {
-    for (const dim of [1, 7, 64, 257, 1000]) {
-      for (const c of CASES) {
-        const rows = dim === 1000 ? 3 : 7;
-        it(`${c.mode} weight=${c.weight} bias=${c.bias} rows=${rows} dim=${dim}`, () => check(st, c, rows, dim, dim * 13 + rows));
+    for (const layout of LAYOUTS) {
+      for (const dim of [1, 7, 64, 257, 1000]) {
+        for (const c of CASES) {
+          const rows = dim === 1000 ? 3 : 7;
+          it(`${layout}: ${c.mode} weight=${c.weight} bias=${c.bias} rows=${rows} dim=${dim}`, () => check(st, c, rows, dim, dim * 13 + rows, 10, layout));
+        }
       }
+      it(`${layout}: one row`, () => check(st, CASES[2], 1, 33, 5, 10, layout));
+      // more rows than one workgroup of the 'invocation' layout holds, the last one partly full
+      it(`${layout}: 130 rows`, () => check(st, CASES[4], 130, 19, 6, 10, layout));
     }
-    it('one row', () => check(st, CASES[2], 1, 33, 5));
   });
 }
 
 describe('norm kernel: geometry and arguments', () => {
-  it('rows beyond one grid dimension (2D dispatch)', () => check('f32', CASES[1], 70_001, 3, 99, 0));
+  it('rows beyond one grid dimension (2D dispatch)', () => check('f32', CASES[1], 70_001, 3, 99, 0, 'workgroup'));
+  it('rows beyond one grid dimension of 64-row workgroups (2D dispatch)', () => check('f32', CASES[1], 64 * 65_535 + 5, 1, 98, 0, 'invocation'));
+  it('picks the invocation layout on SwiftShader only', () => {
+    const posing = (architecture: string) => ({ adapter: { ...eng.adapter, architecture, device: '', description: '' } }) as typeof eng;
+    expect(rowLayout(posing('swiftshader'))).toBe('invocation');
+    expect(rowLayout(posing('hopper'))).toBe('workgroup');
+  });
 
   it('normCpu matches hand-computed values', () => {
     const ln = normCpu('layer', new Float32Array([1, 2, 3]), 3, { eps: 0 });

@@ -18,12 +18,13 @@ import { chunkMean } from '../../engine/kernels/chunk-mean.ts';
 import { copy, copyBytes } from '../../engine/kernels/copy.ts';
 import { binary, unary } from '../../engine/kernels/elementwise.ts';
 import { flashAttention } from '../../engine/kernels/flash-attention.ts';
-import { MATMUL_CONFIGS, checkConfig, matmul, matmulConfig, matmulFlops, setMatmulConfig, type MatmulConfig } from '../../engine/kernels/matmul.ts';
+import { MATMUL_CONFIGS, checkConfig, describeMatmulConfig, matmul, matmulConfig, matmulFlops, setMatmulConfig, type MatmulConfig } from '../../engine/kernels/matmul.ts';
 import { mocRoute } from '../../engine/kernels/moc-route.ts';
 import { modulate } from '../../engine/kernels/modulate.ts';
 import { norm } from '../../engine/kernels/norm.ts';
 import { patchify } from '../../engine/kernels/patchify.ts';
 import { rope } from '../../engine/kernels/rope.ts';
+import { rowLayout } from '../../engine/kernels/row-layout.ts';
 import { softmax } from '../../engine/kernels/softmax.ts';
 import { Rng } from '../../engine/random.ts';
 import type { Tensor } from '../../engine/tensor.ts';
@@ -294,13 +295,11 @@ async function tune(eng: Engine, n: number, opts: TimingOptions, log: (s: string
 }
 
 function tuneTable(rows: TuneRow[], best: string | null): string {
-  const head = '| config | tile M×N, per invocation, BK, groupM | a·B ms | a·B TFLOP/s | a·Bᵀ ms | a·Bᵀ TFLOP/s |';
+  const head = '| config | tile M×N, per invocation, BK, groupM (tiled) | a·B ms | a·B TFLOP/s | a·Bᵀ ms | a·Bᵀ TFLOP/s |';
   const rule = '|---|---|--:|--:|--:|--:|';
   const cell = (r: BenchResult) => [r.ms === null ? '–' : r.ms.toFixed(3), r.error ? r.error.slice(0, 60) : fmt((r.gflops ?? 0) / 1000)];
   const lines = rows.map((r) => {
-    const c = r.config;
-    const tile = `${c.wgy * c.tm}×${c.wgx * c.tn}, ${c.tm}×${c.tn}, ${c.bk}, ${c.groupM}`;
-    return `| ${r.name}${r.name === best ? ' (best)' : ''} | ${tile} | ${cell(r.nn).join(' | ')} | ${cell(r.nt).join(' | ')} |`;
+    return `| ${r.name}${r.name === best ? ' (best)' : ''} | ${describeMatmulConfig(r.config)} | ${cell(r.nn).join(' | ')} | ${cell(r.nt).join(' | ')} |`;
   });
   return [head, rule, ...lines].join('\n');
 }
@@ -326,7 +325,7 @@ export async function run(args: KernelsArgs): Promise<number> {
   probes[0].kernel = 'copy (bandwidth probe)';
   probes[1].kernel = 'matmul (f32 probe)';
   for (const r of probes) log(`  ${r.kernel} ${r.shape}: ${r.error ? `error: ${r.error}` : `${r.ms?.toFixed(4)} ms`}`);
-  log(`default matmul config at ${s.mm}³: ${JSON.stringify(matmulConfig(eng, s.mm, s.mm))}`);
+  log(`default matmul config at ${s.mm}³: ${JSON.stringify(matmulConfig(eng, s.mm, s.mm))}; norm/softmax row layout: ${rowLayout(eng)}`);
 
   let tuneRows: TuneRow[] = [];
   let best: string | null = null;

@@ -3,12 +3,12 @@
  * dimension of a tensor: DiT's pre-modulation LayerNorm (no affine, eps 1e-6) and the QK
  * RMS-norm. WGSL: shaders/norm.wgsl; CPU twin: normCpu.
  */
-import reduceSource from '../../../shaders/row-reduce.wgsl?raw';
 import source from '../../../shaders/norm.wgsl?raw';
-import { grid2d, packParams, type Engine } from '../engine.ts';
+import { packParams, type Engine } from '../engine.ts';
 import { ShapeError } from '../errors.ts';
 import { wgsl } from '../shaders.ts';
 import type { Tensor } from '../tensor.ts';
+import { rowDispatch, rowLayout, type RowLayout } from './row-layout.ts';
 
 export type NormMode = 'layer' | 'rms';
 const MODES: Record<NormMode, number> = { layer: 0, rms: 1 };
@@ -25,13 +25,6 @@ export interface NormOptions<A> {
   eps?: number;
 }
 
-/** Threads per row: a power of two from 32 to 256, no more than the row needs. */
-function workgroupSize(dim: number): number {
-  let wg = 32;
-  while (wg < 256 && wg < dim) wg *= 2;
-  return wg;
-}
-
 function checkArgs<A>(mode: NormMode, dim: number, opts: NormOptions<A>, len: (a: A) => number): void {
   const name = `norm.${mode}`;
   if (!Number.isInteger(dim) || dim < 1) throw new ShapeError(`${name}: the last dim must be ≥ 1, got ${dim}`);
@@ -44,6 +37,12 @@ function checkArgs<A>(mode: NormMode, dim: number, opts: NormOptions<A>, len: (a
   if (!(eps >= 0) || !Number.isFinite(eps)) throw new ShapeError(`${name}: eps must be a finite number ≥ 0, got ${eps}`);
 }
 
+export interface NormGpuOptions extends NormOptions<Tensor> {
+  out?: Tensor;
+  /** How rows map to invocations; by default rowLayout(eng) (per adapter). */
+  layout?: RowLayout;
+}
+
 /**
  * Normalises every row of `x` (any rank ≥ 1; the last dimension is the row) into `out` (a new
  * tensor of x's shape and dtype unless given). Storage f32 or f16; arithmetic f32.
@@ -51,7 +50,7 @@ function checkArgs<A>(mode: NormMode, dim: number, opts: NormOptions<A>, len: (a
  *   with mode 'rms', a dtype that is not x's, an `out` of another size or aliasing an input, or
  *   a bad eps.
  */
-export function norm(eng: Engine, mode: NormMode, x: Tensor, opts: NormOptions<Tensor> & { out?: Tensor } = {}): Promise<Tensor> {
+export function norm(eng: Engine, mode: NormMode, x: Tensor, opts: NormGpuOptions = {}): Promise<Tensor> {
   const name = `norm.${mode}`;
   if (x.shape.length < 1) throw new ShapeError(`${name}: x must have at least one dimension`);
   const dim = x.shape[x.shape.length - 1];
@@ -65,19 +64,20 @@ export function norm(eng: Engine, mode: NormMode, x: Tensor, opts: NormOptions<T
   return run(eng, mode, x, dim, opts);
 }
 
-async function run(eng: Engine, mode: NormMode, x: Tensor, dim: number, opts: NormOptions<Tensor> & { out?: Tensor }): Promise<Tensor> {
+async function run(eng: Engine, mode: NormMode, x: Tensor, dim: number, opts: NormGpuOptions): Promise<Tensor> {
   const storage = x.dtype === 'f16' ? 'f16' : 'f32';
   const rows = x.size / dim;
   const out = opts.out ?? eng.tensor(x.shape, x.dtype, `norm.${mode}.out`);
-  const WG = workgroupSize(dim);
-  const constants = { MODE: MODES[mode], HAS_WEIGHT: opts.weight ? 1 : 0, HAS_BIAS: opts.bias ? 1 : 0, WG };
-  const pipeline = await eng.pipeline('norm', wgsl(`${reduceSource}\n${source}`, storage), constants, storage);
+  const layout = opts.layout ?? rowLayout(eng);
+  const d = rowDispatch(layout, rows, dim);
+  const constants = { MODE: MODES[mode], HAS_WEIGHT: opts.weight ? 1 : 0, HAS_BIAS: opts.bias ? 1 : 0, WG: d.wg };
+  const pipeline = await eng.pipeline('norm', wgsl(`${d.source}\n${source}`, storage), constants, `${storage}.${layout}`);
   eng.dispatch({
     pipeline,
     label: `norm.${mode}`,
     params: packParams([['u32', rows], ['u32', dim], ['f32', opts.eps ?? NORM_EPS]]),
     bindings: [x, opts.weight ?? x, opts.bias ?? x, out],
-    groups: grid2d(rows),
+    groups: d.groups,
   });
   return out;
 }

@@ -2,29 +2,22 @@
  * Row softmax over the last dimension, numerically stable (the row max is subtracted before
  * exp). WGSL: shaders/softmax.wgsl; CPU twin: softmaxCpu.
  */
-import reduceSource from '../../../shaders/row-reduce.wgsl?raw';
 import source from '../../../shaders/softmax.wgsl?raw';
-import { grid2d, packParams, type Engine } from '../engine.ts';
+import { packParams, type Engine } from '../engine.ts';
 import { ShapeError } from '../errors.ts';
 import { wgsl } from '../shaders.ts';
 import type { Tensor } from '../tensor.ts';
-
-/** Threads per row: a power of two from 32 to 256, no more than the row needs. */
-function workgroupSize(dim: number): number {
-  let wg = 32;
-  while (wg < 256 && wg < dim) wg *= 2;
-  return wg;
-}
+import { rowDispatch, rowLayout, type RowLayout } from './row-layout.ts';
 
 /**
  * out[r, j] = exp(x[r, j] − max_r) / Σ_k exp(x[r, k] − max_r) for every row r of `x` (any rank
  * ≥ 1; the last dimension is the row), into `out` (a new tensor of x's shape and dtype unless
  * given). Storage f32 or f16; arithmetic f32. Inputs must be finite (mask with a large negative
- * number, not −inf).
+ * number, not −inf). `layout`: how rows map to invocations, by default rowLayout(eng).
  * @throws ShapeError for an empty last dim, a dtype other than f32/f16, or an `out` whose size or
  *   dtype is not x's or that is x.
  */
-export function softmax(eng: Engine, x: Tensor, out?: Tensor): Promise<Tensor> {
+export function softmax(eng: Engine, x: Tensor, out?: Tensor, layout?: RowLayout): Promise<Tensor> {
   if (x.shape.length < 1) throw new ShapeError('softmax: x must have at least one dimension');
   const dim = x.shape[x.shape.length - 1];
   if (dim < 1) throw new ShapeError(`softmax: the last dim of x [${x.shape.join(', ')}] must be ≥ 1`);
@@ -32,20 +25,21 @@ export function softmax(eng: Engine, x: Tensor, out?: Tensor): Promise<Tensor> {
   if (out && out.size !== x.size) throw new ShapeError(`softmax: out has ${out.size} elements, x [${x.shape.join(', ')}] has ${x.size}`);
   if (out && out.dtype !== x.dtype) throw new ShapeError(`softmax: out is ${out.dtype} but x is ${x.dtype}`);
   if (out && out.buffer === x.buffer) throw new ShapeError('softmax: out cannot be x (x is read three times)');
-  return run(eng, x, dim, out);
+  return run(eng, x, dim, out, layout ?? rowLayout(eng));
 }
 
-async function run(eng: Engine, x: Tensor, dim: number, out?: Tensor): Promise<Tensor> {
+async function run(eng: Engine, x: Tensor, dim: number, out: Tensor | undefined, layout: RowLayout): Promise<Tensor> {
   const storage = x.dtype === 'f16' ? 'f16' : 'f32';
   const rows = x.size / dim;
   const o = out ?? eng.tensor(x.shape, x.dtype, 'softmax.out');
-  const pipeline = await eng.pipeline('softmax', wgsl(`${reduceSource}\n${source}`, storage), { WG: workgroupSize(dim) }, storage);
+  const d = rowDispatch(layout, rows, dim);
+  const pipeline = await eng.pipeline('softmax', wgsl(`${d.source}\n${source}`, storage), { WG: d.wg }, `${storage}.${layout}`);
   eng.dispatch({
     pipeline,
     label: 'softmax',
     params: packParams([['u32', rows], ['u32', dim]]),
     bindings: [x, o],
-    groups: grid2d(rows),
+    groups: d.groups,
   });
   return o;
 }
