@@ -194,6 +194,9 @@ async function writeOutputs(dir: string, r: GenerateResult, req: GenerateRequest
     modelCallsPerStep: req.guidance !== 1 ? 2 : 1,
     frames: r.shots.reduce((a, s) => a + s.frames.length / px, 0),
     secondsPerVideo: r.totalMs / 1000,
+    // pooled storage buffers at their peak (weights, activations, per-layout constants); the MoC
+    // kernel's scratch and uniform buffers are not pooled and not counted
+    peakPooledMiB: eng.pool.stats().peakBytes / 2 ** 20,
     msPerStep: {
       total: mean(r.timings, 'total'),
       medianTotal: totals.length ? totals[totals.length >> 1] : 0,

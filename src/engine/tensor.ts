@@ -43,6 +43,7 @@ export class BufferPool {
   private readonly free = new Map<number, GPUBuffer[]>();
   private live = 0;
   private idle = 0;
+  private peak = 0;
 
   constructor(private readonly device: GPUDevice) {}
 
@@ -58,6 +59,7 @@ export class BufferPool {
     }
     const buf = this.device.createBuffer({ size, usage: USAGE, label });
     this.live += size;
+    this.peak = Math.max(this.peak, this.live + this.idle);
     return buf;
   }
 
@@ -76,8 +78,9 @@ export class BufferPool {
     this.idle = 0;
   }
 
-  stats(): { liveBytes: number; idleBytes: number } {
-    return { liveBytes: this.live, idleBytes: this.idle };
+  /** Bytes in use, bytes held idle, and the most ever allocated at once (live + idle). */
+  stats(): { liveBytes: number; idleBytes: number; peakBytes: number } {
+    return { liveBytes: this.live, idleBytes: this.idle, peakBytes: this.peak };
   }
 }
 

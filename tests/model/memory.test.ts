@@ -86,6 +86,7 @@ describe('memory budget in Generator (tiny fixture model)', () => {
 
   it('20 generations in a row do not grow the pooled GPU bytes', { timeout: 180_000 }, async () => {
     const seen: number[] = [];
+    const peaks: number[] = [];
     const ms: number[] = [];
     for (let i = 0; i < 20; i++) {
       const t0 = performance.now();
@@ -94,9 +95,13 @@ describe('memory budget in Generator (tiny fixture model)', () => {
       expect(r.shots).toHaveLength(i % 2 ? 1 : 2);
       const s = gen.eng.pool.stats();
       seen.push(s.liveBytes + s.idleBytes);
+      peaks.push(s.peakBytes);
     }
     // after a few warm-up runs of each layout the pool has all it needs: no growth
     expect(seen.slice(4).every((b) => b === seen[3]), `pooled bytes ${seen.join(', ')}; ms ${ms.map((t) => t.toFixed(0)).join(', ')}`).toBe(true);
     expect(gen.eng.pool.stats().liveBytes).toBeLessThanOrEqual(seen[3]);
+    // the peak (what timing.json reports) covers every state seen and stops growing too
+    expect(peaks.every((p, i) => p >= seen[i])).toBe(true);
+    expect(peaks.slice(4).every((p) => p === peaks[3]), `peaks ${peaks.join(', ')}`).toBe(true);
   });
 });
