@@ -61,6 +61,9 @@ const REQUESTED_LIMITS = [
   'maxStorageBuffersPerShaderStage',
 ] as const;
 
+/** How long a failed readback waits for `device.lost` before it reports a read error. */
+const LOST_GRACE_MS = 250;
+
 /** Cache sizes: a moc-base step uses a few hundred distinct uniforms and bind groups. */
 const MAX_CACHED_UNIFORMS = 4096;
 const MAX_CACHED_BIND_GROUPS = 8192;
@@ -209,7 +212,10 @@ export class Engine {
       await staging.mapAsync(GPUMapMode.READ);
     } catch (e) {
       staging.destroy();
-      throw this.isLost ? await this.lost : new GpuValidationError(`reading ${t.label} failed: ${(e as Error).message}`);
+      // A lost device aborts pending mappings before `device.lost` settles: give it a moment,
+      // so callers see the loss (and can recover) rather than a read error.
+      const lost = this.isLost ? await this.lost : await Promise.race([this.lost, new Promise<null>((r) => setTimeout(() => r(null), LOST_GRACE_MS))]);
+      throw lost ?? new GpuValidationError(`reading ${t.label} failed: ${(e as Error).message}`);
     }
     const copy = staging.getMappedRange().slice(0);
     staging.unmap();

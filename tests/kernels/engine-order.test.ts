@@ -1,4 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { Engine } from '../../src/engine/engine.ts';
+import { DeviceLostError } from '../../src/engine/errors.ts';
+import { nodeGpu } from '../../src/engine/host-node.ts';
 import { binary } from '../../src/engine/kernels/elementwise.ts';
 import { testEngine } from '../helpers/gpu.ts';
 
@@ -34,5 +37,13 @@ describe('engine recording order', () => {
     expect(after.uniforms - before.uniforms).toBeLessThanOrEqual(1);
     expect(after.bindGroups - before.bindGroups).toBeLessThan(6);
     [x, acc].forEach((t) => t.dispose());
+  });
+
+  it('readbacks in flight when the device is lost reject with DeviceLostError, not a read error', async () => {
+    const eng = await Engine.create(await nodeGpu()); // its own device: this test destroys it
+    const t = eng.upload(new Float32Array(1 << 18), [1 << 18], 'test.big');
+    const reads = [eng.read(t), eng.read(t), eng.read(t)];
+    eng.device.destroy();
+    for (const r of reads) await expect(r).rejects.toBeInstanceOf(DeviceLostError);
   });
 });
