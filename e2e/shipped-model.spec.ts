@@ -18,6 +18,7 @@ const BOARD = {
   ],
 };
 const STEPS = 10;
+const TOP_K = 2; // shot 3 has four earlier frames to choose from: routing must pick
 
 test.skip(!process.env.MOC_E2E_SHIPPED, 'opt-in: MOC_E2E_SHIPPED=1 MOC_E2E_MODEL=public/models/moc-base');
 
@@ -30,6 +31,7 @@ test('the shipped model: generate, routing graph, teaching mode', async ({ page 
   await page.getByLabel('Storyboard file to import').setInputFiles({ name: 'memory.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(BOARD)) });
   await expect(page.getByRole('textbox', { name: 'Shot 3 caption' })).toHaveValue(BOARD.shots[2].caption);
   await page.getByRole('spinbutton', { name: 'Sampler steps' }).fill(String(STEPS));
+  await page.getByRole('spinbutton', { name: 'Top-k' }).fill(String(TOP_K));
   await page.getByRole('button', { name: 'Generate', exact: true }).click();
   await expect(progress(page)).toBeVisible();
   await expect(page.locator('.run-line')).toHaveText(/^Done/, { timeout: 55 * 60_000 });
