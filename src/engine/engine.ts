@@ -260,10 +260,9 @@ export class Engine {
     }
     if (x === 0 || y === 0 || z === 0) return;
     const bindGroup = this.bindGroup(opts.pipeline, opts.label, opts.bindings, opts.params);
-    this.encoder ??= this.device.createCommandEncoder({ label: 'engine.encoder' });
     const writes = this.profiler.passWrites(opts.label);
     if (writes) this.endPass();
-    const pass = this.pass ?? this.encoder.beginComputePass({ label: writes ? opts.label : 'engine.pass', timestampWrites: writes });
+    const pass = this.pass ?? this.recorder().beginComputePass({ label: writes ? opts.label : 'engine.pass', timestampWrites: writes });
     pass.setPipeline(opts.pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
@@ -325,6 +324,12 @@ export class Engine {
     return id;
   }
 
+  /** The command encoder that collects work until the next flush. */
+  private recorder(): GPUCommandEncoder {
+    this.encoder ??= this.device.createCommandEncoder({ label: 'engine.encoder' });
+    return this.encoder;
+  }
+
   private endPass(): void {
     this.pass?.end();
     this.pass = null;
@@ -336,8 +341,7 @@ export class Engine {
     const offset = at * bytesPerElement(dst.dtype);
     if (offset + src.byteLength > dst.byteLength) throw new ShapeError(`copy: ${src.label} (${src.byteLength} bytes) does not fit ${dst.label} from byte ${offset}`);
     this.endPass();
-    this.encoder ??= this.device.createCommandEncoder({ label: 'engine.encoder' });
-    this.encoder.copyBufferToBuffer(src.buffer, 0, dst.buffer, offset, src.byteLength);
+    this.recorder().copyBufferToBuffer(src.buffer, 0, dst.buffer, offset, src.byteLength);
   }
 
   /** Submits recorded work. */

@@ -1,14 +1,12 @@
 /**
  * What the MoC DiT (dit.ts) keeps per frame layout: index arrays, RoPE tables, gather maps and
  * chunk columns on the GPU, built once per (frames, chunkFrames) and reused by every forward
- * pass; plus the host-side tables (timestep features, RoPE) and the internal → stream chunk
- * order helpers for traces. Legend as in dit.ts.
+ * pass; plus the host-side tables (timestep features, RoPE). Legend as in dit.ts.
  */
 import type { Engine } from '../engine/engine.ts';
 import type { Tensor } from '../engine/tensor.ts';
 import type { ModelConfig } from './config.ts';
 import type { ChunkTable } from './layout.ts';
-import type { RoutingTrace } from './routing-trace.ts';
 import { makeSequence, shotOnlyTable, type Sequence } from './sequence.ts';
 
 /** Per-sequence GPU constants: index arrays, RoPE tables, gather maps, chunk columns. */
@@ -126,28 +124,4 @@ export function disposeState(st: SeqState): void {
   const { seq: _s, shotTable: _t, shotStream: _u, gatherQkv, noRoutes, ...rest } = st;
   for (const t of [...gatherQkv, ...Object.values(rest)]) t.dispose();
   noRoutes?.dispose();
-}
-
-/** A trace over internal chunk ids → the same trace over stream chunk ids. */
-export function toStreamOrder(tr: RoutingTrace, toStream: Int32Array): RoutingTrace {
-  const { H, C } = tr;
-  const counts = new Uint32Array(H * C * C);
-  const meanScore = new Float32Array(H * C * C);
-  const mandatory = new Uint8Array(C * C);
-  for (let a = 0; a < C; a++) {
-    for (let b = 0; b < C; b++) {
-      const [sa, sb] = [toStream[a], toStream[b]];
-      mandatory[sa * C + sb] = tr.mandatory[a * C + b];
-      for (let h = 0; h < H; h++) {
-        counts[(h * C + sa) * C + sb] = tr.counts[(h * C + a) * C + b];
-        meanScore[(h * C + sa) * C + sb] = tr.meanScore[(h * C + a) * C + b];
-      }
-    }
-  }
-  return { H, C, counts, mandatory, meanScore, sparsity: tr.sparsity };
-}
-
-/** Routed chunk ids (internal, −1 unused) → stream chunk ids. */
-export function routedToStream(routed: Int32Array, toStream: Int32Array): Int32Array {
-  return routed.map((r) => (r >= 0 ? toStream[r] : -1));
 }

@@ -347,7 +347,7 @@ export class MocDiT {
     for (const t of [l, h, f1, g, f2]) t.dispose();
   }
 
-  /** Joint attention over [text; video] in the request's mode; fills `traces` when asked. */
+  /** Joint attention over [text; video] in the request's mode; when tracing, queues the layer's trace summaries in `pending`. */
   private async attend(
     st: SeqState,
     q: Tensor,

@@ -307,10 +307,15 @@ export class Generator {
           await eng.sync();
           const t: StepTimings = { total: performance.now() - stepStart, dispatches: eng.stats.dispatches - dispatches0 };
           if (req.profile && eng.profiler.enabled) {
+            // GPU timestamps per kernel, summed by phase
             const gpu: Record<Phase, number> = { attention: 0, routing: 0, other: 0 };
             for (const [label, ms] of await eng.profiler.resolve()) gpu[phaseOf(label)] += ms;
             Object.assign(t, gpu);
-          } else if (req.profile) Object.assign(t, { attention: timer.ms.attention, routing: timer.ms.routing, other: Math.max(0, t.total - timer.ms.attention - timer.ms.routing) });
+          } else if (req.profile) {
+            // wall time around synced phases (StepTimer); the rest is the step's remainder
+            const { attention, routing } = timer.ms;
+            Object.assign(t, { attention, routing, other: Math.max(0, t.total - attention - routing) });
+          }
           timings.push(t);
           onProgress?.({ ...progress, elapsedMs: performance.now() - start, timings: t });
         },

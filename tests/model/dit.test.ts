@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/engine/engine.ts';
 import type { GenerateProgress, GenerateRequest } from '../../src/model/api.ts';
 import { MocDiT } from '../../src/model/dit.ts';
-import { routedToStream, toStreamOrder } from '../../src/model/dit-state.ts';
+import { routedToStream, toStreamOrder } from './stream-order.ts';
 import { chunkMeanCpu } from '../../src/engine/kernels/chunk-mean.ts';
 import { routingTrace } from '../../src/model/routing-trace.ts';
 import { Generator, framesToRgba } from '../../src/model/generate.ts';

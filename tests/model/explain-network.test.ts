@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/engine/engine.ts';
 import type { Storyboard } from '../../src/model/storyboard.ts';
 import { Generator, prepareRequest, rgbaToFrames } from '../../src/model/generate.ts';
-import { routedToStream } from '../../src/model/dit-state.ts';
+import { routedToStream } from './stream-order.ts';
 import { tokenChunks } from '../../src/model/layout.ts';
 import { NetworkExplainer } from '../../src/worker/explain-network.ts';
 import type { ExplainRequest } from '../../src/worker/protocol.ts';
