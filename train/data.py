@@ -12,7 +12,7 @@ from typing import Iterator, List, Sequence, Tuple
 import numpy as np
 import torch
 
-from .render import render_scene
+from .render import render_shot
 from .vocab import Vocab
 from .world import Scene, global_caption, sample_scene, shot_caption
 
@@ -47,12 +47,29 @@ def model_to_frames(x: torch.Tensor) -> torch.Tensor:
     return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).movedim(-3, -1)
 
 
-class WorldDataset(torch.utils.data.Dataset):
-    """Item `index` -> (video uint8 [T, H, W, 3], text int64 [S+1, L])."""
+def character_mask(visible: dict, size: int, frames: int) -> np.ndarray:
+    """uint8 [F, H, W]: 1 where any character is drawn (body or outline), grown by one pixel
+    in each direction so the edge against the background counts as the character's."""
+    m = np.zeros((frames, size, size), bool)
+    for v in visible.values():
+        m |= v
+    grown = m.copy()
+    grown[:, 1:] |= m[:, :-1]
+    grown[:, :-1] |= m[:, 1:]
+    grown[:, :, 1:] |= m[:, :, :-1]
+    grown[:, :, :-1] |= m[:, :, 1:]
+    return grown.astype(np.uint8)
 
-    def __init__(self, seed: int, shots: int, frames: int, image_size: int, text_len: int):
+
+class WorldDataset(torch.utils.data.Dataset):
+    """Item `index` -> (video uint8 [T, H, W, 3], text int64 [S+1, L]), and with masks=True
+    also the characters' pixels uint8 [T, H, W] (character_mask; for the trainer's --fg-weight)."""
+
+    def __init__(self, seed: int, shots: int, frames: int, image_size: int, text_len: int,
+                 masks: bool = False):
         self.seed, self.shots, self.frames = seed, shots, frames
         self.image_size, self.text_len = image_size, text_len
+        self.masks = masks
         self.vocab = Vocab()
 
     def __len__(self) -> int:
@@ -61,10 +78,15 @@ class WorldDataset(torch.utils.data.Dataset):
     def scene(self, index: int) -> Scene:
         return sample_scene(scene_seed(self.seed, index), shots=self.shots, frames=self.frames)
 
-    def __getitem__(self, index: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int) -> Tuple[torch.Tensor, ...]:
         scene = self.scene(index)
-        video = np.concatenate(render_scene(scene, self.image_size), 0)  # [T, H, W, 3]
-        return torch.from_numpy(video), torch.from_numpy(encode_scene(scene, self.vocab, self.text_len))
+        shots = [render_shot(scene, i, self.image_size, masks=self.masks) for i in range(len(scene.shots))]
+        text = torch.from_numpy(encode_scene(scene, self.vocab, self.text_len))
+        if not self.masks:
+            return torch.from_numpy(np.concatenate(shots, 0)), text           # video [T, H, W, 3]
+        video = np.concatenate([f for f, _ in shots], 0)
+        mask = np.concatenate([character_mask(vis, self.image_size, len(f)) for f, vis in shots], 0)
+        return torch.from_numpy(video), text, torch.from_numpy(mask)
 
 
 class StepBatches(torch.utils.data.Sampler):
@@ -91,6 +113,6 @@ def make_loader(dataset: WorldDataset, start: int, stop: int, batch: int, rank: 
         pin_memory=pin, **extra)
 
 
-def batch(dataset: WorldDataset, indices: Sequence[int]) -> Tuple[torch.Tensor, torch.Tensor]:
+def batch(dataset: WorldDataset, indices: Sequence[int]) -> Tuple[torch.Tensor, ...]:
     items = [dataset[i] for i in indices]
-    return torch.stack([v for v, _ in items]), torch.stack([t for _, t in items])
+    return tuple(torch.stack(parts) for parts in zip(*items))

@@ -16,7 +16,9 @@ the checkpoint, so a resumed run (--resume) continues the same schedule and the 
 Per-shot timesteps: each sample draws one of three regimes (--t-regimes weights): all shots
 share one t (joint generation), every shot its own t, or a random prefix of shots clean (t = 0,
 conditions, as when the studio appends a shot) and the rest sharing one t. t ~ logit-normal.
-The loss is the MSE of the velocity over the frames of shots with t > 0.
+The loss is the MSE of the velocity over the frames of shots with t > 0. --fg-weight W weighs the
+squared error of the characters' pixels (data.character_mask) 1 + W times the background's:
+characters cover a few per cent of a frame, so unweighted they hardly move the loss.
 Logs one JSON object per line (stdout and <out>/log.jsonl); `data_wait` is the fraction of
 wall time the loop spent waiting for the DataLoader (near 0 when data is not the bottleneck).
 Checkpoints in <out> (checkpoint.py) every --ckpt-every steps, at the end, and when
@@ -132,8 +134,9 @@ def sample_timesteps(B: int, S: int, regimes, gen: torch.Generator, device) -> t
     return t
 
 
-def flow_loss(model, x0, text, frames, stage, args, gen: torch.Generator, stats=None):
-    """Rectified-flow velocity MSE over the frames of noisy shots. x0 [B, T, 3, H, W]."""
+def flow_loss(model, x0, text, frames, stage, args, gen: torch.Generator, stats=None, fg=None):
+    """Rectified-flow velocity MSE over the frames of noisy shots. x0 [B, T, 3, H, W]; fg
+    [B, T, H, W] characters' pixels (0/1) weighted 1 + args.fg_weight, or None."""
     B, T = x0.shape[:2]
     S = len(frames)
     device = x0.device
@@ -154,7 +157,10 @@ def flow_loss(model, x0, text, frames, stage, args, gen: torch.Generator, stats=
     with amp:
         v = model(xt, t_shot, text, frames=frames, mode=mode, backend=args.backend, q_tile=args.q_tile,
                   checkpoint=args.attn_checkpoint, stats=stats, **moc_kw)
-    se = (v.float() - (eps - x0)).pow(2).mean(dim=(2, 3, 4))                  # [B, T]
+    se = (v.float() - (eps - x0)).pow(2).mean(dim=2)                         # [B, T, H, W]
+    if fg is not None and args.fg_weight > 0:
+        se = se * (1 + args.fg_weight * fg.float())
+    se = se.mean(dim=(2, 3))                                                  # [B, T]
     w = (t > 0).float()
     return (se * w).sum() / w.sum().clamp(min=1.0)
 
@@ -180,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
            "so p_max * k must exceed 1 to drop anything (0.5: never at k = 2, 1/3 of queries at k = 3, half at k = 4)")
     a("--drop-in", type=float, default=0.5, help="Poisson lambda of context drop-in (MoC stages)")
     a("--caption-dropout", type=float, default=0.1)
+    a("--fg-weight", type=float, default=0.0,
+      help="extra loss weight of the characters' pixels (1 + W times the background's; 0: off)")
     a("--t-regimes", default="0.4,0.3,0.3", help="weights: shared t, per-shot t, clean prefix")
     a("--device", default="auto"); a("--amp", default="bf16", choices=["bf16", "none"])
     a("--backend", default="auto", choices=["auto", "plain", "sdpa", "flex"])
@@ -241,8 +249,8 @@ def make_optimizer(model, args):
     return torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=args.weight_decay)
 
 
-def train_step(net, model, opt, x0, text, frames, stage, args, gen, stats=None):
-    loss = flow_loss(net, x0, text, frames, stage, args, gen, stats)
+def train_step(net, model, opt, x0, text, frames, stage, args, gen, stats=None, fg=None):
+    loss = flow_loss(net, x0, text, frames, stage, args, gen, stats, fg)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
@@ -250,7 +258,7 @@ def train_step(net, model, opt, x0, text, frames, stage, args, gen, stats=None):
     return loss, gnorm
 
 
-def calibrate(net, model, opt, x0, text, frames, stages, args, device) -> dict:
+def calibrate(net, model, opt, x0, text, frames, stages, args, device, fg=None) -> dict:
     """Seconds per full training step of every distinct stage, timed on one batch at lr 0.
     Leaves the weights as they were (the caller makes a fresh optimiser)."""
     snapshot = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -267,7 +275,7 @@ def calibrate(net, model, opt, x0, text, frames, stages, args, device) -> dict:
                 t0 = time.time()
             gen = torch.Generator(device=device)
             gen.manual_seed(i)
-            train_step(net, model, opt, x0, text, frames, stage, args, gen)
+            train_step(net, model, opt, x0, text, frames, stage, args, gen, fg=fg)
         _sync(device)
         times[key] = (time.time() - t0) / args.calib_steps
     with torch.no_grad():
@@ -332,7 +340,8 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
             model, device_ids=[device.index] if device.type == "cuda" else None)
 
     t_start = time.time()
-    dataset = WorldDataset(args.seed, args.shots, args.frames, cfg.image_size, cfg.text_len)
+    dataset = WorldDataset(args.seed, args.shots, args.frames, cfg.image_size, cfg.text_len,
+                           masks=args.fg_weight > 0)
     stop = 10 ** 9 if args.steps == "auto" else args.steps
     if args.fixed_batch:
         fixed = make_batch(dataset, range(rank * args.batch_size, (rank + 1) * args.batch_size))
@@ -356,7 +365,8 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     if args.steps == "auto":                           # fresh run: time the stages, fix --steps
         first = next(batches)
         x0 = frames_to_model(first[0].to(device))
-        times = calibrate(net, model, opt, x0, first[1].to(device), frames, stages, args, device)
+        fg = first[2].to(device) if len(first) > 2 else None
+        times = calibrate(net, model, opt, x0, first[1].to(device), frames, stages, args, device, fg)
         steps = torch.tensor([steps_for_budget(stages, times, args.budget - (time.time() - t_start))])
         if world > 1:
             steps = steps.to(device)
@@ -391,10 +401,11 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     stopped_early = False
     while step < args.steps:
         t_wait = time.time()
-        video, text = next(batches)
+        video, text, *mask = next(batches)
         wait += time.time() - t_wait
         x0 = frames_to_model(video.to(device, non_blocking=True))           # [B, T, 3, H, W]
         text = text.to(device, non_blocking=True)                            # [B, S+1, L]
+        fg = mask[0].to(device, non_blocking=True) if mask else None         # [B, T, H, W]
         si, stage = stage_at(stages, step)
         gen = torch.Generator(device=device)
         gen.manual_seed((args.seed * 1_000_003 + (0 if args.fixed_batch else step)) * 1009 + rank)
@@ -402,7 +413,7 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
             group["lr"] = lr_at(step, args)
         do_log = (step + 1) % args.log_every == 0 or step + 1 == args.steps or step == 0
         stats = [] if do_log and stage[0] != "dense" else None
-        loss, gnorm = train_step(net, model, opt, x0, text, frames, stage, args, gen, stats)
+        loss, gnorm = train_step(net, model, opt, x0, text, frames, stage, args, gen, stats, fg)
         with torch.no_grad():
             decay = min(args.ema, (1 + step) / (10 + step))
             params = [p.detach() for p in model.parameters()]

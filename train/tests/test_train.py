@@ -145,3 +145,52 @@ def test_init_from_an_exported_model(tmp_path):
     with pytest.raises(SystemExit, match="config differs"):
         main(TINY + ["--dim", "48", "--steps", "1", "--init-from", str(tmp_path / "m"),
                      "--out", str(tmp_path / "other")])
+
+
+def test_character_mask_covers_the_characters_and_grows_one_pixel():
+    from train.data import WorldDataset
+    from train.render import render_shot
+    ds = WorldDataset(0, 3, 4, 16, 24, masks=True)
+    video, text, mask = ds[0]
+    assert mask.shape == video.shape[:3] and mask.dtype == torch.uint8
+    scene = ds.scene(0)
+    drawn = torch.cat([torch.from_numpy(sum(v.astype("uint8") for v in vis.values()) > 0)
+                       if vis else torch.zeros(f.shape[:3], dtype=torch.bool)
+                       for f, vis in (render_shot(scene, i, 16, masks=True) for i in range(3))])
+    assert drawn.any(), "scene 0 should show a character"
+    m = mask.bool()
+    assert m[drawn].all() and m.sum() > drawn.sum() and not m.all()
+    plain = WorldDataset(0, 3, 4, 16, 24)[0]
+    assert len(plain) == 2 and torch.equal(plain[0], video) and torch.equal(plain[1], text)
+
+
+def test_fg_weight_scales_the_characters_share_of_the_loss():
+    from argparse import Namespace
+    from train.model import MoCDiT, make_config
+    from train.train import flow_loss
+    torch.manual_seed(0)
+    model = MoCDiT(make_config("tiny"))
+    x0 = torch.rand(2, 6, 3, 16, 16) * 2 - 1
+    text = torch.randint(1, 10, (2, 4, 24))
+    args = Namespace(caption_dropout=0.0, t_regimes=[1.0, 0.0, 0.0], amp="none", backend="plain", q_tile=1024,
+                     attn_checkpoint=0, fg_weight=3.0)
+    stage = ("dense", 0, 0, None)
+
+    def loss(fg):
+        gen = torch.Generator().manual_seed(1)
+        with torch.no_grad():
+            return float(flow_loss(model, x0, text, (2, 2, 2), stage, args, gen, fg=fg))
+    base = loss(None)
+    assert loss(torch.zeros(2, 6, 16, 16)) == pytest.approx(base, rel=1e-6)
+    assert loss(torch.ones(2, 6, 16, 16)) == pytest.approx(4 * base, rel=1e-5)
+    half = torch.zeros(2, 6, 16, 16)
+    half[..., :8] = 1
+    assert base < loss(half) < 4 * base
+
+
+def test_fg_weight_run_trains(tmp_path):
+    logs = main(TINY + ["--steps", "6", "--fixed-batch", "--lr", "3e-3", "--warmup", "1", "--fg-weight", "4",
+                        "--caption-dropout", "0", "--schedule", "dense@3,2x2", "--drop-off", "0",
+                        "--drop-in", "0", "--out", str(tmp_path), "--ckpt-every", "0"])
+    l = losses(logs)
+    assert len(l) == 6 and l[-1] < l[0], l
