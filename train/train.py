@@ -18,7 +18,9 @@ share one t (joint generation), every shot its own t, or a random prefix of shot
 conditions, as when the studio appends a shot) and the rest sharing one t. t ~ logit-normal.
 The loss is the MSE of the velocity over the frames of shots with t > 0. --fg-weight W weighs the
 squared error of the characters' pixels (data.character_mask) 1 + W times the background's:
-characters cover a few per cent of a frame, so unweighted they hardly move the loss.
+characters cover a few per cent of a frame, so unweighted they hardly move the loss. A constant
+weight biases x̂0 towards the characters where their place is uncertain (they come out too big);
+--fg-decay linear lowers W to 0 at the last step, so the EMA ends on the unweighted objective.
 Logs one JSON object per line (stdout and <out>/log.jsonl); `data_wait` is the fraction of
 wall time the loop spent waiting for the DataLoader (near 0 when data is not the bottleneck).
 Checkpoints in <out> (checkpoint.py) every --ckpt-every steps, at the end, and when
@@ -134,9 +136,16 @@ def sample_timesteps(B: int, S: int, regimes, gen: torch.Generator, device) -> t
     return t
 
 
-def flow_loss(model, x0, text, frames, stage, args, gen: torch.Generator, stats=None, fg=None):
+def fg_weight_at(step: int, args) -> float:
+    """--fg-weight at `step` (--fg-decay linear: falls to 0 at --steps)."""
+    if args.fg_decay == "linear":
+        return args.fg_weight * max(0.0, 1.0 - step / max(1, int(args.steps)))
+    return args.fg_weight
+
+
+def flow_loss(model, x0, text, frames, stage, args, gen: torch.Generator, stats=None, fg=None, fg_weight=0.0):
     """Rectified-flow velocity MSE over the frames of noisy shots. x0 [B, T, 3, H, W]; fg
-    [B, T, H, W] characters' pixels (0/1) weighted 1 + args.fg_weight, or None."""
+    [B, T, H, W] characters' pixels (0/1) weighted 1 + fg_weight, or None."""
     B, T = x0.shape[:2]
     S = len(frames)
     device = x0.device
@@ -158,8 +167,8 @@ def flow_loss(model, x0, text, frames, stage, args, gen: torch.Generator, stats=
         v = model(xt, t_shot, text, frames=frames, mode=mode, backend=args.backend, q_tile=args.q_tile,
                   checkpoint=args.attn_checkpoint, stats=stats, **moc_kw)
     se = (v.float() - (eps - x0)).pow(2).mean(dim=2)                         # [B, T, H, W]
-    if fg is not None and args.fg_weight > 0:
-        se = se * (1 + args.fg_weight * fg.float())
+    if fg is not None and fg_weight > 0:
+        se = se * (1 + fg_weight * fg.float())
     se = se.mean(dim=(2, 3))                                                  # [B, T]
     w = (t > 0).float()
     return (se * w).sum() / w.sum().clamp(min=1.0)
@@ -188,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--caption-dropout", type=float, default=0.1)
     a("--fg-weight", type=float, default=0.0,
       help="extra loss weight of the characters' pixels (1 + W times the background's; 0: off)")
+    a("--fg-decay", default="none", choices=["none", "linear"], help="linear: --fg-weight falls to 0 at the last step")
     a("--t-regimes", default="0.4,0.3,0.3", help="weights: shared t, per-shot t, clean prefix")
     a("--device", default="auto"); a("--amp", default="bf16", choices=["bf16", "none"])
     a("--backend", default="auto", choices=["auto", "plain", "sdpa", "flex"])
@@ -249,8 +259,8 @@ def make_optimizer(model, args):
     return torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=args.weight_decay)
 
 
-def train_step(net, model, opt, x0, text, frames, stage, args, gen, stats=None, fg=None):
-    loss = flow_loss(net, x0, text, frames, stage, args, gen, stats, fg)
+def train_step(net, model, opt, x0, text, frames, stage, args, gen, stats=None, fg=None, fg_weight=0.0):
+    loss = flow_loss(net, x0, text, frames, stage, args, gen, stats, fg, fg_weight)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
@@ -275,7 +285,7 @@ def calibrate(net, model, opt, x0, text, frames, stages, args, device, fg=None) 
                 t0 = time.time()
             gen = torch.Generator(device=device)
             gen.manual_seed(i)
-            train_step(net, model, opt, x0, text, frames, stage, args, gen, fg=fg)
+            train_step(net, model, opt, x0, text, frames, stage, args, gen, fg=fg, fg_weight=args.fg_weight)
         _sync(device)
         times[key] = (time.time() - t0) / args.calib_steps
     with torch.no_grad():
@@ -413,7 +423,8 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
             group["lr"] = lr_at(step, args)
         do_log = (step + 1) % args.log_every == 0 or step + 1 == args.steps or step == 0
         stats = [] if do_log and stage[0] != "dense" else None
-        loss, gnorm = train_step(net, model, opt, x0, text, frames, stage, args, gen, stats, fg)
+        fg_w = fg_weight_at(step, args)
+        loss, gnorm = train_step(net, model, opt, x0, text, frames, stage, args, gen, stats, fg, fg_w)
         with torch.no_grad():
             decay = min(args.ema, (1 + step) / (10 + step))
             params = [p.detach() for p in model.parameters()]
@@ -426,7 +437,7 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
                 dist.all_reduce(l)
                 l /= world
             now = time.time()
-            rec = {"step": step, "loss": float(l), "lr": lr_at(step - 1, args), "stage": si,
+            rec = {"step": step, "loss": float(l), "lr": lr_at(step - 1, args), "fg_weight": fg_w, "stage": si,
                    "mode": stage[0], "chunk_frames": stage[1], "top_k": stage[2],
                    "sparsity": (sum(stats) / len(stats)) if stats else 0.0, "grad_norm": float(gnorm),
                    "sec_per_step": (now - t_last) / max(1, step - last_step),

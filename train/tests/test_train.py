@@ -173,13 +173,13 @@ def test_fg_weight_scales_the_characters_share_of_the_loss():
     x0 = torch.rand(2, 6, 3, 16, 16) * 2 - 1
     text = torch.randint(1, 10, (2, 4, 24))
     args = Namespace(caption_dropout=0.0, t_regimes=[1.0, 0.0, 0.0], amp="none", backend="plain", q_tile=1024,
-                     attn_checkpoint=0, fg_weight=3.0)
+                     attn_checkpoint=0)
     stage = ("dense", 0, 0, None)
 
     def loss(fg):
         gen = torch.Generator().manual_seed(1)
         with torch.no_grad():
-            return float(flow_loss(model, x0, text, (2, 2, 2), stage, args, gen, fg=fg))
+            return float(flow_loss(model, x0, text, (2, 2, 2), stage, args, gen, fg=fg, fg_weight=3.0))
     base = loss(None)
     assert loss(torch.zeros(2, 6, 16, 16)) == pytest.approx(base, rel=1e-6)
     assert loss(torch.ones(2, 6, 16, 16)) == pytest.approx(4 * base, rel=1e-5)
@@ -188,9 +188,10 @@ def test_fg_weight_scales_the_characters_share_of_the_loss():
     assert base < loss(half) < 4 * base
 
 
-def test_fg_weight_run_trains(tmp_path):
+def test_fg_weight_run_trains_and_decays(tmp_path):
     logs = main(TINY + ["--steps", "6", "--fixed-batch", "--lr", "3e-3", "--warmup", "1", "--fg-weight", "4",
-                        "--caption-dropout", "0", "--schedule", "dense@3,2x2", "--drop-off", "0",
-                        "--drop-in", "0", "--out", str(tmp_path), "--ckpt-every", "0"])
+                        "--fg-decay", "linear", "--caption-dropout", "0", "--schedule", "dense@3,2x2",
+                        "--drop-off", "0", "--drop-in", "0", "--out", str(tmp_path), "--ckpt-every", "0"])
     l = losses(logs)
     assert len(l) == 6 and l[-1] < l[0], l
+    assert [r["fg_weight"] for r in logs if "loss" in r] == pytest.approx([4 * (1 - s / 6) for s in range(6)])
