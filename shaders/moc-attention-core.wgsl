@@ -1,7 +1,7 @@
 // moc-attention-core.wgsl — the key-tile loop shared by the two fused MoC sparse attention
 // designs of MOC.md §5: moc-attention.wgsl (design A, query tiles against the union of their
 // routed chunks) and moc-attention-grouped.wgsl (design B, queries grouped by routed chunk).
-// The wrapper (src/engine/kernels/moc-attention.ts) builds each kernel as
+// The wrappers (src/engine/kernels/moc-attention.ts; moc-grouped.ts for B) build each kernel as
 // preamble + common.wgsl + this file + the design's file.
 //
 // A workgroup holds up to BQ query rows (qs, pre-scaled by scale·log2 e: scores in log2 units)

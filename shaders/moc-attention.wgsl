@@ -6,7 +6,7 @@
 //
 // Bindings: @0 params {n, groups, scale_log2, chunks, seg_off, range_off, chunk_off, tiles};
 // @1 q, @2 k, @3 v: [H, N, D] as array<vec4<T>>; @4 out [H, N, D];
-// @5 plan: array<vec4<i32>>, records built by the wrapper (moc-attention.ts, mocPlan):
+// @5 plan: array<vec4<i32>>, records built by the wrapper (moc-plan.ts, mocPlan):
 //     tiles  [T] (q0, q1, seg, 0)          a query tile: tokens q0..q1-1 of one segment
 //     segs   [S] (range0, nranges, shot, nkeys)  a run of consecutive chunks of one shot
 //     ranges [R] (start, end, vstart, 0)    merged token ranges of the segment's mandatory chunks;
