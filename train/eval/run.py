@@ -38,6 +38,7 @@ from ..data import EVAL_SEED_BASE, scene_seed
 from ..world import sample_scene, storyboard
 from . import report
 from .generate import Loaded, generate, load_model
+from .retrieval import markdown as retrieval_markdown, retrieval_probe
 from .probes import Probe, build_probe, score_videos
 
 MODES = ("dense", "moc", "shot")
@@ -136,6 +137,11 @@ def evaluate(lm: Loaded, *, storyboards: int, seed: int, steps: int, modes=MODES
         for k, recs in scored.items():
             tests[k] += [{"scene": i, **r} for r in recs]
     t_score = time.perf_counter() - t_score
+    retrieval = None
+    if "moc" in modes:
+        retrieval = retrieval_probe(lm, scenes, device=device, chunk_frames=chunk_frames, top_k=top_k,
+                                    causal=causal, seed=seed, batch=batch)
+        log(f"eval: retrieval score {retrieval['score']:.3f} over {retrieval['n']} cases")
     rows = {}
     for k in free:
         rows[k] = report.summarise(tests[k])
@@ -154,6 +160,7 @@ def evaluate(lm: Loaded, *, storyboards: int, seed: int, steps: int, modes=MODES
         "timing": {"total": time.perf_counter() - t_start, "probes_wait": t_probe, "scoring": t_score},
         "scenes": [{"index": i, "seed": sc.seed, "storyboard": storyboard(sc)} for i, sc in enumerate(scenes)],
         "rows": rows,
+        "retrieval": retrieval,
         "tests": tests,
         "_videos": {"free": free, "cond": cond},
     }
@@ -175,7 +182,9 @@ def write_outputs(res: dict, out: str, sheets: int = 2) -> str:
                 f"guidance {s['guidance']}, moc chunk {s['chunk_frames']} frame(s) top-{s['top_k']}"
                 f"{' causal' if s['causal'] else ''}; {s['device_name']}, amp {s['amp']}, torch {s['torch']}.\n"
                 "Scores: 1 = matches the ground truth, 0.5 = chance (train/eval/probes.py).\n\n"
-                + table + "\n## Sub-scores\n\n" + report.detail_table(res["rows"]))
+                + table + "\n## Sub-scores\n\n" + report.detail_table(res["rows"])
+                + ("\n## Retrieval (train/eval/retrieval.py)\n\n" + retrieval_markdown(res["retrieval"])
+                   if res.get("retrieval") else ""))
     if videos is not None:
         frames = [sh["frames"] for sh in res["scenes"][0]["storyboard"]["shots"]]
         for i in range(min(sheets, len(res["scenes"]))):

@@ -1,0 +1,121 @@
+"""Does MoC routing retrieve the earlier shots where a character was? A probe on the ground truth.
+
+Generation quality and routing are separate questions; this one asks the second alone. The
+model sees the exact render of a held-out storyboard, noised to one t (the same noise for every
+model), in moc mode, and every layer's routed chunks are read (`trace`). For every shot s and
+every character c in s that was also in an earlier shot, but not in all earlier shots:
+
+    hits(query)  = the query's routed picks that fall in earlier shots showing c
+    picks(query) = its routed picks that fall in any earlier shot (own shot and captions are
+                   mandatory, never routed)
+
+over all layers and heads, for two groups of the shot's video tokens: *character* queries (patches
+at least a quarter covered by c) and *background* queries (patches no character touches). Both
+groups share the shot's recency, location and framing, so background queries measure how much
+routing favours c's shots for reasons other than c; the character queries' excess over them is
+retrieval by content. Each (scene, shot, character) case scores 1 if the character share
+hits/picks is higher than the background share, 0.5 if equal, 0 if lower: 0.5 is chance, as in
+the other probes. Also reported, as means over cases: both shares, and the share that uniform
+routing over earlier frames would give (`chance_share`).
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Sequence
+
+import numpy as np
+import torch
+
+from ..data import encode_scene, frames_to_model
+from ..render import render_shot
+from ..vocab import Vocab
+from ..world import Scene
+from .generate import Loaded
+
+COVER = 0.25      # a patch is a character query when at least this share of its pixels is c
+
+
+def cases(scene: Scene) -> List[tuple]:
+    """(shot, character, earlier shots showing it) for characters seen before, not everywhere before."""
+    present = [{a.char for a in sh.actors} for sh in scene.shots]
+    out = []
+    for s in range(1, len(scene.shots)):
+        for c in sorted(present[s]):
+            with_c = [e for e in range(s) if c in present[e]]
+            if 0 < len(with_c) < s:
+                out.append((s, c, with_c))
+    return out
+
+
+def _patch_cover(mask: np.ndarray, p: int) -> np.ndarray:
+    """bool [F, H, W] -> share of each p x p patch covered, [F, G*G] (row-major patches)."""
+    F_, H, W = mask.shape
+    return mask.reshape(F_, H // p, p, W // p, p).mean(axis=(2, 4)).reshape(F_, -1)
+
+
+@torch.no_grad()
+def retrieval_probe(lm: Loaded, scenes: Sequence[Scene], *, device, chunk_frames: int, top_k: int,
+                    causal: bool, t: float = 0.5, seed: int = 0, batch: int = 16) -> Dict[str, float]:
+    """The probe described in the module docstring. Returns {"score", "n", "char_share",
+    "background_share", "chance_share", "t"}, each a mean over cases."""
+    model, cfg, vocab = lm.model, lm.cfg, Vocab()
+    p, G = cfg.patch_size, cfg.image_size // cfg.patch_size
+    frames = tuple(sh.frames for sh in scenes[0].shots)
+    layout = model.layout(frames, chunk_frames)
+    n_text = layout.n_text
+    chunk_shot = torch.as_tensor(layout.chunk_shot, device=device)          # [C]
+    chunk_video = torch.as_tensor(layout.chunk_kind == 1, device=device)    # [C]
+    frame_start = np.concatenate([[0], np.cumsum(frames)])
+    scores: List[float] = []
+    tot = {"char": 0.0, "bg": 0.0, "chance": 0.0}
+    gen = torch.Generator().manual_seed(seed)
+    for b0 in range(0, len(scenes), batch):
+        group = scenes[b0:b0 + batch]
+        rendered = [[render_shot(sc, i, cfg.image_size, masks=True) for i in range(len(sc.shots))] for sc in group]
+        video = torch.from_numpy(np.stack([np.concatenate([f for f, _ in r], 0) for r in rendered]))
+        x0 = frames_to_model(video).to(device)                               # [B, T, 3, H, W]
+        eps = torch.randn(x0.shape, generator=gen).to(device)
+        xt = (1 - t) * x0 + t * eps
+        text = torch.from_numpy(np.stack([encode_scene(sc, vocab, cfg.text_len) for sc in group])).to(device)
+        t_shot = torch.full((len(group), len(frames)), t, device=device)
+        trace: dict = {}
+        model(xt, t_shot, text, frames=frames, mode="moc", chunk_frames=chunk_frames, top_k=top_k,
+              causal=causal, trace=trace)
+        routed = torch.stack([trace[f"blocks.{i}.routed"] for i in range(cfg.depth)], 1)  # [B, depth, H, N, K]
+        valid = routed >= 0
+        r_shot = torch.where(valid, chunk_shot[routed.clamp(min=0)], torch.full_like(routed, -2))
+        r_video = valid & chunk_video[routed.clamp(min=0)]
+        for j, sc in enumerate(group):
+            for s, c, with_c in cases(sc):
+                f0, f1 = frame_start[s], frame_start[s + 1]
+                cover = _patch_cover(rendered[j][s][1][c], p)                # [F, G*G]
+                anyc = _patch_cover(np.any(np.stack(list(rendered[j][s][1].values())), 0), p)
+                toks = n_text + np.arange(f0 * G * G, f1 * G * G).reshape(f1 - f0, G * G)
+                groups = {"char": toks[cover >= COVER], "bg": toks[anyc == 0]}
+                if len(groups["char"]) == 0 or len(groups["bg"]) == 0:
+                    continue
+                in_c = torch.zeros_like(r_shot[j], dtype=torch.bool)
+                for e in with_c:
+                    in_c |= r_shot[j] == e
+                earlier = r_video[j] & (r_shot[j] >= 0) & (r_shot[j] < s)
+                share = {}
+                for name, tk in groups.items():
+                    idx = torch.as_tensor(tk, device=device)
+                    hits = float((in_c[:, :, idx] & earlier[:, :, idx]).sum())
+                    picks = float(earlier[:, :, idx].sum())
+                    share[name] = hits / picks if picks else None
+                if share["char"] is None or share["bg"] is None:
+                    continue
+                tot["char"] += share["char"]
+                tot["bg"] += share["bg"]
+                scores.append(1.0 if share["char"] > share["bg"] else 0.5 if share["char"] == share["bg"] else 0.0)
+                tot["chance"] += sum(frames[e] for e in with_c) / float(frame_start[s])
+    n = len(scores)
+    return {"score": float(np.mean(scores)) if n else float("nan"), "n": n, "t": t,
+            "char_share": tot["char"] / max(1, n), "background_share": tot["bg"] / max(1, n),
+            "chance_share": tot["chance"] / max(1, n)}
+
+
+def markdown(r: Dict[str, float]) -> str:
+    return ("| retrieval (routing on the ground truth, t = {t}) | score | cases | character queries' share "
+            "| background queries' share | uniform share |\n|---|---|---|---|---|---|\n"
+            "| moc | {score:.3f} | {n} | {char_share:.3f} | {background_share:.3f} | {chance_share:.3f} |\n").format(**r)
