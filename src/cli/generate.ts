@@ -4,7 +4,9 @@
  *   DIR/shot-SS/frame-FFF.png   every frame of every shot (0-based indices)
  *   DIR/preview.png             an animated PNG (APNG) of all shots in order, at the model's fps
  *   DIR/routing.json            the stream-order chunk table and, per traced step, per layer: the
- *                               chunk-to-chunk routing counts summed over heads and the sparsity
+ *                               routed edges [from, to, count] (query tokens of chunk `from` that
+ *                               routed to chunk `to`, summed over heads; only pairs with a count)
+ *                               and the sparsity, mean and per head
  *   DIR/timing.json             seconds per video, wall ms per step (mean, median), kernel
  *                               dispatches per step; with --profile, ms per step split
  *                               attention / routing / other
@@ -140,10 +142,14 @@ function progressLine(p: GenerateProgress): string {
   return `[${'#'.repeat(done)}${'.'.repeat(width - done)}] step ${p.step}/${p.steps}  ${per.toFixed(2)} s/step  ETA ${eta.toFixed(0)} s`;
 }
 
-/** routing.json: the chunk table and, per traced step and layer, counts summed over heads. */
+/**
+ * routing.json: the chunk table and, per traced step and layer, the routed edges summed over
+ * heads as [from, to, count] (stream chunk ids, sorted by from, then to) and the sparsity.
+ */
 export function routingSummary(r: GenerateResult, req: GenerateRequest, heads: number): unknown {
   const chunks = r.traces[0]?.chunks;
   const C = chunks?.start.length ?? 0;
+  const row = new Float64Array(C);
   return {
     mode: req.attention.mode,
     topK: req.attention.topK,
@@ -156,10 +162,15 @@ export function routingSummary(r: GenerateResult, req: GenerateRequest, heads: n
     steps: r.traces.map((t) => ({
       step: t.step,
       layers: t.layers.map((l) => {
-        const counts: number[][] = Array.from({ length: C }, () => new Array<number>(C).fill(0));
-        for (let h = 0; h < heads; h++) for (let a = 0; a < C; a++) for (let b = 0; b < C; b++) counts[a][b] += l.counts[(h * C + a) * C + b];
+        const edges: [number, number, number][] = [];
+        const { start, to, count } = l.routes; // rows h·C + a (RouteRows)
+        for (let a = 0; a < C; a++) {
+          row.fill(0);
+          for (let h = 0; h < l.H; h++) for (let e = start[h * C + a]; e < start[h * C + a + 1]; e++) row[to[e]] += count[e];
+          for (let b = 0; b < C; b++) if (row[b] > 0) edges.push([a, b, row[b]]);
+        }
         const sparsity = Array.from(l.sparsity);
-        return { sparsity: sparsity.reduce((x, y) => x + y, 0) / sparsity.length, sparsityPerHead: sparsity, counts };
+        return { sparsity: sparsity.reduce((x, y) => x + y, 0) / sparsity.length, sparsityPerHead: sparsity, edges };
       }),
     })),
   };

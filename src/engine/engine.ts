@@ -344,6 +344,13 @@ export class Engine {
     this.recorder().copyBufferToBuffer(src.buffer, 0, dst.buffer, offset, src.byteLength);
   }
 
+  /** Records zeroing all of `t` (queue order, no submit); a view zeroes its own bytes only. */
+  clear(t: Tensor): void {
+    this.checkAlive();
+    this.endPass();
+    this.recorder().clearBuffer(t.buffer, 0, Math.ceil(t.byteLength / 4) * 4);
+  }
+
   /** Submits recorded work. */
   flush(): void {
     if (!this.encoder) return;

@@ -6,6 +6,7 @@
  */
 import type { Storyboard } from './storyboard.ts';
 import type { ChunkTable } from './layout.ts';
+import type { RouteRows } from '../engine/kernels/trace.ts';
 
 /** One entry of public/models/index.json. */
 export interface ModelEntry {
@@ -73,17 +74,35 @@ export interface GenerateRequest {
   profile?: boolean;
 }
 
-/** Routing of one sampler step: one trace per layer (RoutingTrace fields, plain arrays). */
+/**
+ * The routing trace of one attention call (one layer), chunks in stream order (MOC.md §3). Small
+ * on purpose, as it is read back from the GPU every traced step: the mean routing scores are a
+ * rank-D product, so the trace keeps their two factors [H, C, D] instead of the [H, C, C] matrix,
+ * and the route counts keep only the (a, b) pairs that were routed. Read scores and counts with
+ * src/viz/dag-layout.ts's meanScore / addScores / addRoutes.
+ */
+export interface LayerTrace {
+  H: number;
+  C: number;
+  D: number;
+  /** Query tokens of chunk a that routed to chunk b (head h), by rows h·C + a (RouteRows). */
+  routes: RouteRows;
+  /** mandatory[a, b] = 1 when chunk b is mandatory for the queries of chunk a. [C, C] */
+  mandatory: Uint8Array;
+  /** φ_h(Q_a): the mean query of chunk a per head. [H, C, D] */
+  qMean: Float32Array;
+  /** φ_h(K_b): the key descriptor (mean key) of chunk b per head, as routing scores it. [H, C, D] */
+  desc: Float32Array;
+  /** Sparsity per head: 1 − Σ_i |Ω_h(i)| / N². [H] */
+  sparsity: Float32Array;
+}
+
+/** Routing of one sampler step: one trace per layer. */
 export interface StepTrace {
   step: number;
   /** Chunk table of the sequence (stream order), shared by all layers. */
   chunks: ChunkTable;
-  layers: {
-    counts: Uint32Array; // [H, C, C]
-    mandatory: Uint8Array; // [C, C]
-    meanScore: Float32Array; // [H, C, C]
-    sparsity: Float32Array; // [H]
-  }[];
+  layers: LayerTrace[];
 }
 
 export interface StepTimings {

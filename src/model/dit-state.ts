@@ -25,6 +25,8 @@ export interface SeqState {
   chunkKind: Tensor;
   chunkShot: Tensor;
   toStream: Tensor; // i32 [C]: internal → stream chunk id (traces)
+  streamStart: Tensor; // i32 [C]: token range (internal order) of stream chunk s, so chunk means
+  streamEnd: Tensor; //   of q and k come out in stream order (traces)
   shotTable: ChunkTable; // internal table for 'shot' mode
   shotStream: ChunkTable; // the same in stream order (traces)
   zeros: Tensor; // f32, large enough for every gather
@@ -98,6 +100,12 @@ export function buildSeqState(eng: Engine, cfg: ModelConfig, frames: readonly nu
     }
     const { cos, sin } = ropeTables(seq.pos, D, cfg.ropeTheta);
     const t = seq.internal;
+    const streamStart = new Int32Array(t.start.length);
+    const streamEnd = new Int32Array(t.start.length);
+    seq.toStream.forEach((s, c) => {
+      streamStart[s] = t.start[c];
+      streamEnd[s] = t.end[c];
+    });
     const st: SeqState = {
       seq,
       condText: up(seq.cond.slice(0, Nt), 'cond-text'),
@@ -113,6 +121,8 @@ export function buildSeqState(eng: Engine, cfg: ModelConfig, frames: readonly nu
       chunkKind: up(t.kind, 'chunk-kind'),
       chunkShot: up(t.shot, 'chunk-shot'),
       toStream: up(seq.toStream, 'to-stream'),
+      streamStart: up(streamStart, 'stream-start'),
+      streamEnd: up(streamEnd, 'stream-end'),
       shotTable: shotOnlyTable(t),
       shotStream: shotOnlyTable(seq.stream),
       zeros: eng.upload(new Float32Array(H * N * D), [H * N * D], 'dit.seq.zeros'),

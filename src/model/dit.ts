@@ -32,11 +32,11 @@ import { gatedResidual, modulate } from '../engine/kernels/modulate.ts';
 import { norm } from '../engine/kernels/norm.ts';
 import { patchify, unpatchify } from '../engine/kernels/patchify.ts';
 import { Tensor } from '../engine/tensor.ts';
-import { traceCounts, traceScores } from '../engine/kernels/trace.ts';
-import type { AttentionMode } from './api.ts';
+import { decodeRoutes, MAX_ROUTE_COUNT, traceCounts } from '../engine/kernels/trace.ts';
+import type { AttentionMode, LayerTrace } from './api.ts';
 import type { ModelConfig } from './config.ts';
 import type { ChunkTable } from './layout.ts';
-import { traceFromCounts, type RoutingTrace } from './routing-trace.ts';
+import { noRoutes, traceOf } from './routing-trace.ts';
 import { buildSeqState, disposeState, timestepFeatures, type SeqState } from './dit-state.ts';
 import type { Sequence } from './sequence.ts';
 import type { LoadedModel } from './weights.ts';
@@ -47,7 +47,7 @@ export interface ForwardOptions {
   causal: boolean;
   /** Sparse kernel design (moc-attention.ts); its default when omitted. */
   design?: MocDesign;
-  /** Collect one routing trace per layer (reads q, descriptors and routing back to the CPU). */
+  /** Collect one routing trace per layer (summarised on the GPU, read back after the pass). */
   trace?: boolean;
   /** Called with named intermediate tensors (tests, debugging); awaited before they are reused. */
   inspect?: (name: string, t: Tensor) => Promise<void>;
@@ -66,19 +66,34 @@ export interface ForwardResult {
   /** Velocity [T, 3, Hi, Wi]; the caller disposes it. */
   velocity: Tensor;
   /** One trace per layer, chunks in stream order (when requested). */
-  traces: RoutingTrace[];
+  traces: LayerTrace[];
 }
 
 /** One layer's trace summaries, on the GPU until the forward pass has been recorded (stream order). */
 interface PendingTrace {
-  scores: Tensor; // f32 [H, C, C] mean routing scores
-  counts: Tensor | null; // u32 [H, C, C] routed query tokens ('moc' only; none routed otherwise)
+  qMean: Tensor; // f32 [H, C, D] chunk means of q
+  desc: Tensor; // f32 [H, C, D] chunk means of k
+  routes: Tensor | null; // u32 route words (traceCounts; 'moc' only, nothing is routed otherwise)
   table: ChunkTable; // stream-order table of the mode (mandatory links)
   mode: 'moc' | 'dense';
 }
 
 /** Sequences (frame layouts) whose GPU constants are kept; the least recently used goes first. */
 const MAX_SEQUENCES = 4;
+
+/**
+ * Route counts are 16-bit (engine/kernels/trace.ts). A token's routed chunks are distinct, so
+ * the count of a pair (a, b) is at most |a|: chunks up to MAX_ROUTE_COUNT tokens always fit.
+ * @throws UnsupportedError for a longer chunk.
+ */
+function checkRouteCounts(table: ChunkTable): void {
+  for (let c = 0; c < table.start.length; c++) {
+    const len = table.end[c] - table.start[c];
+    if (len > MAX_ROUTE_COUNT) {
+      throw new UnsupportedError(`routing trace: chunk ${c} has ${len} tokens, more than the ${MAX_ROUTE_COUNT} a 16-bit route count holds; use fewer chunk frames`);
+    }
+  }
+}
 
 /** A view of `t`'s buffer from offset 0 with another (not larger) shape; it owns nothing. */
 function prefix(t: Tensor, shape: number[]): Tensor {
@@ -331,7 +346,7 @@ export class MocDiT {
       }
     } finally {
       free(...temps);
-      for (const p of pending) free(p.scores, ...(p.counts ? [p.counts] : []));
+      for (const p of pending) free(p.qMean, p.desc, ...(p.routes ? [p.routes] : []));
     }
   }
 
@@ -380,13 +395,17 @@ export class MocDiT {
     }
     try {
       if (opts.trace) {
-        // summaries on the GPU, read back after the whole forward pass (readTraces)
-        desc ??= await chunkMean(eng, k, st.chunkStart, st.chunkEnd);
-        const qMean = await chunkMean(eng, q, st.chunkStart, st.chunkEnd);
-        const scores = await traceScores(eng, qMean, desc, st.toStream);
-        qMean.dispose();
-        const counts = routed ? await traceCounts(eng, routed, st.chunkStart, st.chunkEnd, st.toStream) : null;
-        pending.push({ scores, counts, table: opts.mode === 'shot' ? st.shotStream : st.seq.stream, mode: opts.mode === 'dense' ? 'dense' : 'moc' });
+        // summaries on the GPU, in stream order, read back after the whole forward pass (readTraces):
+        // the score factors φ(Q), φ(K) [H, C, D] (chunk means over the stream-ordered ranges) and
+        // the routed pairs
+        const qMean = await chunkMean(eng, q, st.streamStart, st.streamEnd);
+        const descStream = await chunkMean(eng, k, st.streamStart, st.streamEnd);
+        let routes: Tensor | null = null;
+        if (routed) {
+          checkRouteCounts(table);
+          routes = await traceCounts(eng, routed, st.chunkStart, st.chunkEnd, st.toStream);
+        }
+        pending.push({ qMean, desc: descStream, routes, table: opts.mode === 'shot' ? st.shotStream : st.seq.stream, mode: opts.mode === 'dense' ? 'dense' : 'moc' });
       }
     } finally {
       (desc as Tensor | null)?.dispose();
@@ -395,14 +414,22 @@ export class MocDiT {
     return o;
   }
 
-  /** The traces of the pending layers (their tensors are read back together, in one wait). */
-  private async readTraces(st: SeqState, pending: PendingTrace[]): Promise<RoutingTrace[]> {
-    const H = this.config.heads;
+  /**
+   * The traces of the pending layers, read back in two waits: every layer's score factors and
+   * its count of route words, then exactly those route words.
+   */
+  private async readTraces(st: SeqState, pending: PendingTrace[]): Promise<LayerTrace[]> {
+    const { eng } = this;
+    const { heads: H, headDim: D } = this.config;
     const C = st.seq.stream.start.length;
-    const host = await Promise.all(pending.map((p) => Promise.all([this.eng.read(p.scores), p.counts ? this.eng.read(p.counts) : new Uint32Array(H * C * C)])));
+    const first = await Promise.all(
+      pending.map((p) => Promise.all([eng.read(p.qMean), eng.read(p.desc), p.routes ? eng.read(prefix(p.routes, [1])) : null])),
+    );
+    const words = await Promise.all(pending.map((p, i) => (p.routes ? eng.read(prefix(p.routes, [1 + first[i][2]![0]])) : null)));
     return pending.map((p, i) => {
-      const [scores, counts] = host[i] as [Float32Array, Uint32Array];
-      return traceFromCounts(counts, scores, H, st.seq.n, p.table, p.mode);
+      const [qMean, desc] = first[i] as [Float32Array, Float32Array, unknown];
+      const routes = words[i] ? decodeRoutes(words[i] as Uint32Array, H, C) : noRoutes(H, C);
+      return traceOf(routes, qMean, desc, { H, N: st.seq.n, D }, p.table, p.mode);
     });
   }
 

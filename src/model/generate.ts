@@ -292,7 +292,7 @@ export class Generator {
           }
           progress = { step: info.step, steps: req.steps, elapsedMs: 0 };
           if (info.traces.length) {
-            const st: StepTrace = { step: info.step, chunks: seq.stream, layers: info.traces.map(({ counts, mandatory, meanScore, sparsity }) => ({ counts, mandatory, meanScore, sparsity })) };
+            const st: StepTrace = { step: info.step, chunks: seq.stream, layers: info.traces };
             traces.push(st);
             progress.trace = st;
           }

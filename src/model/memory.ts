@@ -8,8 +8,8 @@
  * its q/k/v per head, attention output, the MLP hidden [N, h]); the
  * attention buffers (routed slots [H, N, K] and, for MoC, the grouped design's scratch — its
  * partial outputs [H·N·W·D] and log-sum-exps — where it fits one binding, else the union design
- * needs none); the sampler's latents; and the routing traces of a traced step ([H, C, C] counts,
- * mandatory and scores per layer). WebGPU does not tell how much memory a GPU has, so the hard
+ * needs none); the sampler's latents; and the routing traces of a traced step (per layer the
+ * route words, up to H·C·(C + 2), and the chunk means of q and k [H, C, D]). WebGPU does not tell how much memory a GPU has, so the hard
  * checks are the adapter's per-buffer limits (maxBufferSize, maxStorageBufferBindingSize) for
  * the largest single buffer; the total is checked only against an optional budget.
  *
@@ -89,8 +89,13 @@ export function estimateMemory(cfg: Dims, plan: MemoryPlan, limits: GpuMemoryLim
       buffers.push({ label: 'MoC grouped log-sum-exps [H·N·(top-k+1)]', bytes: f32 * H * N * (W + 1), count: 1, grows: 'slots' });
     }
   }
-  // a traced call keeps every layer's scores and counts [H, C, C] until the pass ends
-  if (plan.traced) buffers.push({ label: 'routing trace [H, C, C]', bytes: f32 * H * C * C, count: 2 * cfg.depth, grows: 'chunks' });
+  // a traced call keeps every layer's summaries until the pass ends: the chunk means of q and k
+  // and, for MoC, the route words (sized for every pair routed, engine/kernels/trace.ts; read
+  // back only as far as written)
+  if (plan.traced) {
+    if (plan.attention.mode === 'moc') buffers.push({ label: 'routing trace counts [1 + H·C·(C + 2)]', bytes: f32 * (1 + H * C * (C + 2)), count: cfg.depth, grows: 'chunks' });
+    buffers.push({ label: 'routing trace chunk means [H, C, D]', bytes: f32 * H * C * D, count: 2 * cfg.depth, grows: 'chunks' });
+  }
   const largest = buffers.reduce((a, b) => (b.bytes > a.bytes ? b : a));
   const total = plan.weightBytes + buffers.reduce((a, b) => a + b.bytes * b.count, 0);
   return { tokens: N, chunks: C, buffers, largest, design, total };

@@ -1,34 +1,19 @@
 /**
- * Routing traces for the visualization: small typed arrays per layer call, cheap enough to
- * collect every sampler step (O(H·N·K + H·C²·D), no N² or N·C work).
+ * Routing traces for the visualization (LayerTrace, api.ts): small typed arrays per layer call, cheap
+ * enough to collect and read back every sampler step (O(H·N·K + H·N·D) to build, no N² or N·C
+ * work; O(H·C·D) values plus the routed pairs to keep).
  *
  * Legend: H heads, N tokens, D head dim, C chunks, K routed slots.
  */
 import { chunkMeanCpu } from '../engine/kernels/chunk-mean.ts';
-import { traceCountsCpu, traceScoresCpu } from '../engine/kernels/trace.ts';
+import { traceCountsCpu, type RouteRows } from '../engine/kernels/trace.ts';
+import type { LayerTrace } from './api.ts';
 import type { ChunkTable } from './layout.ts';
 import { isMandatory, type MocDims, type MocMode } from './moc-reference.ts';
 
-export interface RoutingTrace {
-  H: number;
-  C: number;
-  /** counts[h, a, b]: query tokens of chunk a that routed to chunk b (head h). [H, C, C] */
-  counts: Uint32Array;
-  /** mandatory[a, b] = 1 when chunk b is mandatory for the queries of chunk a. [C, C] */
-  mandatory: Uint8Array;
-  /**
-   * meanScore[h, a, b]: mean over the query tokens i of chunk a of the routing score
-   * q[h,i]·φ_h(K_b) (= φ_h(Q_a)·φ_h(K_b), linear in q). Defined for every pair, including text
-   * query chunks and non-candidates; mask with `mandatory`/causality as needed. [H, C, C]
-   */
-  meanScore: Float32Array;
-  /** Sparsity per head: 1 − Σ_i |Ω_h(i)| / N². [H] */
-  sparsity: Float32Array;
-}
-
 /**
  * Builds the trace of one attention call (one layer) on the CPU: the reference for the GPU path
- * (`traceFromCounts` over the trace kernels, engine/kernels/trace.ts).
+ * (dit.ts: chunk means and the trace-counts kernel, engine/kernels/trace.ts, then `traceOf`).
  * @param q [H, N, D] queries; desc [H, C, D] key descriptors; routed [H, N, K] from routing
  *   (entries distinct and never mandatory, as routing and regulariseRouting produce them: the
  *   sparsity here adds chunk lengths without forming Ω; sparsityOf is the general count).
@@ -42,34 +27,39 @@ export function routingTrace(
   dims: MocDims,
   table: ChunkTable,
   mode: MocMode = 'moc',
-): RoutingTrace {
-  const { H, N, D } = dims;
+): LayerTrace {
+  const { H, N } = dims;
   const C = table.start.length;
   const identity = Int32Array.from({ length: C }, (_, c) => c);
-  const counts = traceCountsCpu(routed, H, N, K, table.start, table.end, identity);
-  const meanScore = traceScoresCpu(chunkMeanCpu(q, dims, table.start, table.end), desc, H, C, D, identity);
-  return traceFromCounts(counts, meanScore, H, N, table, mode);
+  const routes = traceCountsCpu(routed, H, N, K, table.start, table.end, identity);
+  const qMean = Float32Array.from(chunkMeanCpu(q, dims, table.start, table.end));
+  return traceOf(routes, qMean, Float32Array.from(desc), dims, table, mode);
 }
 
 /**
- * The trace from its counts and mean scores ([H, C, C], in the order of `table`): adds the
- * mandatory matrix and the sparsity, 1 − (Σ_a |a|·|M(a)| + Σ_{a,b} counts[h,a,b]·|b|) / N².
+ * The trace from its route counts and score factors (in the order of `table`): adds the
+ * mandatory matrix and the sparsity, 1 − (Σ_a |a|·|M(a)| + Σ_{a,b} n[h,a,b]·|b|) / N².
+ * @param qMean, desc [H, C, D]; dims.N the tokens, dims.D the head dim.
  */
-export function traceFromCounts(counts: Uint32Array, meanScore: Float32Array, H: number, N: number, table: ChunkTable, mode: MocMode = 'moc'): RoutingTrace {
+export function traceOf(routes: RouteRows, qMean: Float32Array, desc: Float32Array, dims: MocDims, table: ChunkTable, mode: MocMode = 'moc'): LayerTrace {
+  const { H, N, D } = dims;
   const C = table.start.length;
   const { lens, mandatory, mandPairs } = mandatoryOf(table);
   const sparsity = new Float32Array(H);
   if (mode !== 'dense') {
+    const { start, to, count } = routes;
     for (let h = 0; h < H; h++) {
       let visited = mandPairs;
-      for (let a = 0; a < C; a++) {
-        const row = (h * C + a) * C;
-        for (let b = 0; b < C; b++) visited += counts[row + b] * lens[b];
-      }
+      for (let e = start[h * C]; e < start[(h + 1) * C]; e++) visited += count[e] * lens[to[e]];
       sparsity[h] = 1 - visited / (N * N);
     }
   }
-  return { H, C, counts, mandatory, meanScore, sparsity };
+  return { H, C, D, routes, mandatory, qMean, desc, sparsity };
+}
+
+/** Route rows without a route: what 'dense' and 'shot' attention trace (nothing is routed). */
+export function noRoutes(H: number, C: number): RouteRows {
+  return { start: new Uint32Array(H * C + 1), to: new Uint16Array(0), count: new Uint16Array(0) };
 }
 
 interface MandatoryInfo {

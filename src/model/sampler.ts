@@ -11,10 +11,9 @@ import type { Engine } from '../engine/engine.ts';
 import { binary } from '../engine/kernels/elementwise.ts';
 import { gatedResidual } from '../engine/kernels/modulate.ts';
 import type { Tensor } from '../engine/tensor.ts';
-import type { AttentionOptions } from './api.ts';
+import type { AttentionOptions, LayerTrace } from './api.ts';
 import type { MocDiT, PhaseTimer } from './dit.ts';
 import type { MocDesign } from '../engine/kernels/moc-attention.ts';
-import type { RoutingTrace } from './routing-trace.ts';
 
 /** torch.linspace(1, 0, steps + 1) in f32 (its CPU kernel's formula), as train/sample.py's ts. */
 export function timesteps(steps: number): Float32Array {
@@ -40,7 +39,7 @@ export interface StepInfo {
   x: Tensor;
   velocity: Tensor;
   /** Routing traces of the conditional model call, when this step was traced. */
-  traces: RoutingTrace[];
+  traces: LayerTrace[];
 }
 
 export interface SampleOptions {

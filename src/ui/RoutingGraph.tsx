@@ -60,8 +60,7 @@ function Filters({ traces }: { traces: StepTrace[] }) {
   const setShowMandatory = useStudio((s) => s.setShowMandatory);
   const last = traces[traces.length - 1];
   const layers = last?.layers.length ?? 0;
-  const C = last?.chunks.start.length ?? 0;
-  const heads = last?.layers[0] ? last.layers[0].counts.length / (C * C) : 0;
+  const heads = last?.layers[0]?.H ?? 0;
   return (
     <div className="toolbar routing-filters" role="group" aria-label="Routing filters">
       <label className="select-field inline">

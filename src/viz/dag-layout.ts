@@ -6,9 +6,11 @@
  * the row y = 0 and span their frames; caption chunks sit on the row y = CAPTION_Y, each shot's
  * caption above the shot's first frame and the global caption left of everything.
  *
- * Legend: C chunks, H heads, Ly layers. Traces are in stream order (MOC.md §3).
+ * Also the readers of a layer's trace (LayerTrace, model/api.ts): its mean scores and route counts.
+ *
+ * Legend: C chunks, H heads, D head dim, Ly layers. Traces are in stream order (MOC.md §3).
  */
-import type { StepTrace } from '../model/api.ts';
+import type { LayerTrace, StepTrace } from '../model/api.ts';
 import type { ChunkTable } from '../model/layout.ts';
 
 export const SHOT_GAP = 1;
@@ -127,11 +129,40 @@ export interface DagEdge {
   weight: number;
 }
 
+/**
+ * The mean routing score of chunk a's queries against chunk b in one layer's trace, head h: the
+ * mean over the query tokens i of a of q[h,i]·φ_h(K_b), which is φ_h(Q_a)·φ_h(K_b) because the
+ * score is linear in q. Defined for every pair, including text query chunks and non-candidates
+ * (mask with `mandatory` and causality as needed). D multiply-adds, summed in float64.
+ */
+export function meanScore(t: LayerTrace, h: number, a: number, b: number): number {
+  const { C, D, qMean, desc } = t;
+  const qa = (h * C + a) * D;
+  const kb = (h * C + b) * D;
+  let s = 0;
+  for (let d = 0; d < D; d++) s += qMean[qa + d] * desc[kb + d];
+  return s;
+}
+
+/** out[b] += meanScore(t, h, a, b) for every chunk b: the score row of a (C·D multiply-adds). @param out [C] */
+export function addScores(t: LayerTrace, h: number, a: number, out: Float64Array): void {
+  for (let b = 0; b < t.C; b++) out[b] += meanScore(t, h, a, b);
+}
+
+/**
+ * out[at + b] += the query tokens of chunk a that routed to chunk b (head h), for every b.
+ * @param out [at + C]
+ */
+export function addRoutes(t: LayerTrace, h: number, a: number, out: Float64Array, at = 0): void {
+  const { start, to, count } = t.routes;
+  const r = h * t.C + a;
+  for (let e = start[r]; e < start[r + 1]; e++) out[at + to[e]] += count[e];
+}
+
 /** The layers and heads a filter selects, clamped to what the trace has. */
 function selection(trace: StepTrace, f: EdgeFilter): { layers: number[]; heads: number[]; H: number; C: number } {
   const C = trace.chunks.start.length;
-  const first = trace.layers[0];
-  const H = first ? first.counts.length / (C * C) : 0;
+  const H = trace.layers[0]?.H ?? 0;
   const layers = f.layer >= 0 && f.layer < trace.layers.length ? [f.layer] : trace.layers.map((_, i) => i);
   const heads = f.head >= 0 && f.head < H ? [f.head] : Array.from({ length: H }, (_, h) => h);
   return { layers, heads, H, C };
@@ -142,8 +173,7 @@ export function routedEdges(trace: StepTrace, filter: EdgeFilter): DagEdge[] {
   const { layers, heads, C } = selection(trace, filter);
   const sum = new Float64Array(C * C);
   for (const l of layers) {
-    const counts = trace.layers[l].counts;
-    for (const h of heads) for (let i = 0; i < C * C; i++) sum[i] += counts[h * C * C + i];
+    for (const h of heads) for (let a = 0; a < C; a++) addRoutes(trace.layers[l], h, a, sum, a * C);
   }
   const edges: DagEdge[] = [];
   const per = Math.max(1, layers.length * heads.length);
@@ -203,21 +233,20 @@ export function scoreProfile(trace: StepTrace, a: number, filter: EdgeFilter, to
   const kind = trace.chunks.kind;
   const per = Math.max(1, layers.length * heads.length);
   const tokens = trace.chunks.end[a] - trace.chunks.start[a];
+  const scores = new Float64Array(C);
+  const counts = new Float64Array(C);
+  for (const l of layers) {
+    for (const h of heads) {
+      addScores(trace.layers[l], h, a, scores);
+      addRoutes(trace.layers[l], h, a, counts);
+    }
+  }
   const bars: ScoreBar[] = [];
   for (let b = 0; b < C; b++) {
-    let score = 0;
-    let count = 0;
-    for (const l of layers) {
-      const L = trace.layers[l];
-      for (const h of heads) {
-        score += L.meanScore[(h * C + a) * C + b];
-        count += L.counts[(h * C + a) * C + b];
-      }
-    }
     const mandatory = trace.layers[0]?.mandatory[a * C + b] === 1;
     const role: ChunkRole =
       kind[a] !== 1 ? 'text-query' : b === a ? 'self' : mandatory ? 'mandatory' : kind[b] !== 1 ? 'mandatory' : causal && b > a ? 'causal-masked' : 'candidate';
-    bars.push({ chunk: b, score: score / per, role, share: count / (tokens * per), rank: null });
+    bars.push({ chunk: b, score: scores[b] / per, role, share: counts[b] / (tokens * per), rank: null });
   }
   const cands = bars.filter((b) => b.role === 'candidate').sort((x, y) => y.score - x.score || x.chunk - y.chunk);
   cands.forEach((b, i) => (b.rank = i));

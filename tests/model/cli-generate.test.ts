@@ -75,9 +75,15 @@ describe('moc generate', () => {
     expect(routing.chunks).toHaveLength(6);
     expect(routing.steps.map((s: { step: number }) => s.step)).toEqual([1, 2]);
     const layer = routing.steps[1].layers[0];
-    expect(layer.counts).toHaveLength(6);
-    // shot 1's frame (stream chunk 5) routes top-2 of shot 0's two frames (chunks 2, 3): 16 queries × 2 heads each
-    expect(layer.counts[5][2] + layer.counts[5][3]).toBe(16 * 2 * 2);
+    // routed edges [from, to, count] summed over heads: only shot 1's frame (stream chunk 5) has
+    // earlier chunks outside its shot, and routes top-2 of shot 0's two frames (chunks 2, 3):
+    // 16 queries × 2 heads each
+    const edges = layer.edges as [number, number, number][];
+    expect(edges.length).toBeGreaterThan(0);
+    expect(edges.every(([from, to, n]) => from === 5 && (to === 2 || to === 3) && n > 0)).toBe(true);
+    expect(edges.reduce((sum, e) => sum + e[2], 0)).toBe(16 * 2 * 2);
+    expect(edges.map((e) => e[1])).toEqual([...edges.map((e) => e[1])].sort((x, y) => x - y));
+    expect(layer.sparsityPerHead).toHaveLength(2);
     expect(layer.sparsity).toBeGreaterThan(0);
     const timing = JSON.parse(readFileSync(join(out, 'timing.json'), 'utf8'));
     expect(timing.perStep).toHaveLength(2);

@@ -4,6 +4,7 @@ import type { GenerateProgress, GenerateRequest } from '../../src/model/api.ts';
 import { MocDiT } from '../../src/model/dit.ts';
 import { routedToStream, toStreamOrder } from './stream-order.ts';
 import { chunkMeanCpu } from '../../src/engine/kernels/chunk-mean.ts';
+import { meanScore } from '../../src/viz/dag-layout.ts';
 import { routingTrace } from '../../src/model/routing-trace.ts';
 import { Generator, framesToRgba } from '../../src/model/generate.ts';
 import { sample, timesteps } from '../../src/model/sampler.ts';
@@ -79,10 +80,17 @@ describe('MocDiT forward matches the PyTorch reference (fixtures)', () => {
       const desc = Float32Array.from(chunkMeanCpu(k, dims, table.start, table.end));
       const want = toStreamOrder(routingTrace(cap.get(`blocks.${i}.attn.q`)!, desc, cap.get(`blocks.${i}.routed`) as Int32Array, meta.top_k, dims, table), seq.toStream);
       const got = res.traces[i];
-      expect([...got.counts]).toEqual([...want.counts]);
+      expect([got.H, got.C, got.D]).toEqual([cfg.heads, seq.stream.start.length, cfg.headDim]);
+      expect(want.routes.to.length).toBeGreaterThan(0);
+      for (const key of ['start', 'to', 'count'] as const) assertEqualInts(`blocks.${i}.routes.${key}`, got.routes[key], want.routes[key]);
       expect([...got.mandatory]).toEqual([...want.mandatory]);
       assertClose(`blocks.${i}.sparsity`, got.sparsity, want.sparsity, { atol: 1e-6, rtol: 0 });
-      assertClose(`blocks.${i}.meanScore`, got.meanScore, want.meanScore, TOL);
+      assertClose(`blocks.${i}.qMean`, got.qMean, want.qMean, TOL);
+      assertClose(`blocks.${i}.desc`, got.desc, want.desc, TOL);
+      // the scores they give: every pair, against the reference's
+      const C = got.C;
+      const scores = (t: typeof got): number[] => Array.from({ length: cfg.heads * C * C }, (_, j) => meanScore(t, Math.floor(j / (C * C)), Math.floor(j / C) % C, j % C));
+      assertClose(`blocks.${i}.meanScore`, scores(got), scores(want), TOL);
     }
   });
 
@@ -175,7 +183,8 @@ describe('Generator (tiny fixture model)', () => {
     const C = r.traces[0].chunks.start.length;
     expect(C).toBe(3 + 3);
     expect(r.traces[0].layers).toHaveLength(2);
-    expect(r.traces[0].layers[0].counts).toHaveLength(2 * C * C);
+    expect(r.traces[0].layers[0].routes.start).toHaveLength(2 * C + 1);
+    expect(r.traces[0].layers[0].qMean).toHaveLength(2 * C * gen.config.headDim);
     expect(r.timings).toHaveLength(2);
     for (const t of r.timings) {
       expect(t.total).toBeGreaterThan(0);

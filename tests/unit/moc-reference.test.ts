@@ -9,6 +9,7 @@ import {
   sparsityOf,
   type MocConfig,
 } from '../../src/model/moc-reference.ts';
+import { addRoutes, addScores, meanScore } from '../../src/viz/dag-layout.ts';
 import { routingTrace } from '../../src/model/routing-trace.ts';
 import { assertClose, assertEqualInts } from '../helpers/compare.ts';
 import { CASES, duplicateChunkKeys, isCandidate, isMandatory, randomQkv } from '../helpers/moc-cases.ts';
@@ -208,11 +209,18 @@ describe('MoC CPU reference', () => {
     const routed = routeReference(q, desc, { H, N, D }, table, cfg);
     const sp = sparsityOf(routed, 2, { H, N, D }, table, 'moc');
     const tr = routingTrace(q, desc, routed, 2, { H, N, D }, table);
-    expect(tr.counts.reduce((s, x) => s + x, 0)).toBe(routed.filter((r) => r >= 0).length);
+    expect(tr.routes.count.reduce((s, x) => s + x, 0)).toBe(routed.filter((r) => r >= 0).length);
     for (let h = 0; h < H; h++) {
       for (let a = 0; a < C; a++) {
+        const counts = new Float64Array(C);
+        addRoutes(tr, h, a, counts);
+        const scores = new Float64Array(C);
+        addScores(tr, h, a, scores);
         for (let b = 0; b < C; b++) {
-          const n = tr.counts[(h * C + a) * C + b];
+          const n = counts[b];
+          let want = 0;
+          for (let i = 0; i < N; i++) if (chunkOf[i] === a) for (let j = 0; j < 2; j++) want += Number(routed[(h * N + i) * 2 + j] === b);
+          expect(n).toBe(want);
           if (n > 0) {
             expect(tr.mandatory[a * C + b]).toBe(0);
             expect(b).toBeLessThan(a);
@@ -224,7 +232,8 @@ describe('MoC CPU reference', () => {
             direct += score(q, desc, C, N, h, i, b);
             m++;
           }
-          expect(tr.meanScore[(h * C + a) * C + b]).toBeCloseTo(direct / m, 5);
+          expect(meanScore(tr, h, a, b)).toBeCloseTo(direct / m, 5);
+          expect(scores[b]).toBe(meanScore(tr, h, a, b));
         }
       }
       expect(tr.sparsity[h]).toBeCloseTo(sp.perHead[h], 6);
