@@ -59,6 +59,8 @@ test('generate, play, route, teach, regenerate, cancel, reload, recover', async 
   await expect(graph.getByRole('img', { name: /^Routing scores of Shot 2 · frame 2 over candidate chunks/ })).toBeVisible();
   await expect(graph.getByText('top-1 cut')).toBeVisible();
   await expect(graph.getByText(/causal cut/)).toBeVisible();
+  // character 1 is in both shots: shot 1 is all shot 2 can route to, so all its picks land there
+  await expect(graph.getByRole('note', { name: 'Character memory' })).toHaveText('Character 1 was in shot 1 · routes there: 100% of picks (uniform over earlier frames: 100%)');
   await graph.screenshot({ path: 'e2e-artifacts/routing-graph.png' });
 
   // teaching mode: pick a token on the frame and walk through MoC for it

@@ -43,6 +43,7 @@ test('the shipped model: generate, routing graph, teaching mode', async ({ page 
   await graph.scrollIntoViewIfNeeded();
   await graph.getByRole('combobox', { name: 'Pinned chunk' }).selectOption({ label: 'Shot 3 · frame 1' });
   await expect(graph.getByRole('img', { name: /^Routing scores of Shot 3 · frame 1 over candidate chunks/ })).toBeVisible();
+  await expect(graph.getByRole('note', { name: 'Character memory' })).toContainText(/^Character 1 was in shot 1 · routes there: \d+% of picks \(uniform over earlier frames: 50%\)$/);
   await graph.screenshot({ path: `e2e-artifacts/routing-graph-${name}.png` });
 
   const teach = page.getByRole('region', { name: 'Teaching mode' });

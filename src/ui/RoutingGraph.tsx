@@ -2,6 +2,7 @@ import { useEffect, useMemo, useRef } from 'react';
 import type { StepTrace } from '../model/api.ts';
 import { useStudio } from '../state/store.ts';
 import { edgesOf, frameUnit, routedEdges, scoreProfile, traceAt } from '../viz/dag-layout.ts';
+import { memoryShare, memoryShotSet, memoryShots, type CharacterMemory, type MemoryShare } from '../viz/shot-memory.ts';
 import { formatFlops, formatMs, formatPercent } from './format.ts';
 import { ScoreChart } from './ScoreChart.tsx';
 
@@ -136,9 +137,23 @@ function Inspector() {
   const trace = traceAt(r.traces, r.filter.step);
   const chunk = r.pinned ?? r.hovered;
   const tpf = useStudio((s) => (s.model.info ? (s.model.info.imageSize / s.model.info.patchSize) ** 2 : 0));
-  const label = useMemo(() => (trace ? chunkLabeler(trace, r.shotIds, shotIds, tpf || frameUnit(trace.chunks)) : () => ''), [trace, r.shotIds, shotIds, tpf]);
+  const shotNo = useMemo(() => shotNumberer(r.shotIds, shotIds), [r.shotIds, shotIds]);
+  const label = useMemo(() => (trace ? chunkLabeler(trace, shotNo, tpf || frameUnit(trace.chunks)) : () => ''), [trace, shotNo, tpf]);
   const profile = useMemo(() => (trace && chunk !== null && chunk < trace.chunks.start.length ? scoreProfile(trace, chunk, r.filter, a.topK, a.causal) : null), [trace, chunk, r.filter, a.topK, a.causal]);
   const routes = useMemo(() => (trace && chunk !== null ? edgesOf(routedEdges(trace, r.filter), chunk) : null), [trace, chunk, r.filter]);
+  // the earlier shots that show the pinned video chunk's characters, and how much of its routing lands there
+  const memory = useMemo(() => {
+    if (!trace || !profile || trace.chunks.kind[profile.chunk] !== 1) return null;
+    const chars = memoryShots(r.captions, trace.chunks.shot[profile.chunk]);
+    const shots = memoryShotSet(chars);
+    const notes = new Map<number, string>();
+    trace.chunks.chunks.forEach((c, i) => {
+      if (c.kind !== 'video' || !shots.includes(c.shot)) return;
+      const who = chars.filter((m) => m.shots.includes(c.shot)).map((m) => m.character);
+      notes.set(i, `shows character${who.length > 1 ? 's' : ''} ${who.join(', ')} of the pinned shot`);
+    });
+    return { chars, notes, share: shots.length ? memoryShare(trace.chunks, profile, shots) : null };
+  }, [trace, profile, r.captions]);
   if (!trace) return null;
   const C = trace.chunks.start.length;
 
@@ -161,7 +176,14 @@ function Inspector() {
             <strong>{label(chunk)}</strong> · {trace.chunks.end[chunk] - trace.chunks.start[chunk]} tokens · routes to {routes.outgoing.length} chunk{routes.outgoing.length === 1 ? '' : 's'}, routed to from {routes.incoming.length}
             {r.pinned === null && <span className="muted"> (hover; click to pin)</span>}
           </p>
-          <ScoreChart profile={profile} topK={a.topK} chunkLabel={label} shortLabel={(c) => short(label(c))} />
+          <ScoreChart
+            profile={profile}
+            topK={a.topK}
+            chunkLabel={label}
+            shortLabel={(c) => short(label(c))}
+            marks={memory ? { notes: memory.notes, legend: 'character’s earlier shot' } : undefined}
+          />
+          {memory && <MemoryLine chars={memory.chars} share={memory.share} shotNo={shotNo} causal={a.causal} />}
           {routes.outgoing.length > 0 && (
             <p className="small-text muted">
               Top routes: {routes.outgoing.slice(0, 4).map((e) => `${label(e.to)} ${formatPercent(e.share)}`).join(' · ')}
@@ -173,6 +195,43 @@ function Inspector() {
   );
 }
 
+/**
+ * One line under the score chart: where the pinned shot's characters were seen before and the
+ * share of its routed picks that goes there, against uniform routing; a quiet line when its
+ * characters are all new, nothing for a shot without characters.
+ */
+function MemoryLine({ chars, share, shotNo, causal }: { chars: CharacterMemory[]; share: MemoryShare | null; shotNo: (s: number) => number; causal: boolean }) {
+  const seen = chars.filter((m) => m.shots.length > 0);
+  if (!chars.length) return null;
+  if (!seen.length || !share) {
+    const ids = chars.map((m) => m.character);
+    return (
+      <p className="small-text muted">
+        {ids.length === 1 ? `Character ${ids[0]} first appears in this shot.` : `Characters ${listWords(ids.map(String))} first appear in this shot.`}
+      </p>
+    );
+  }
+  const where = seen.map((m, i) => {
+    const nos = m.shots.map(shotNo).sort((x, y) => x - y);
+    return `${i === 0 ? 'Character' : 'character'} ${m.character} ${i === 0 ? 'was ' : ''}in shot${nos.length > 1 ? 's' : ''} ${listWords(nos.map(String))}`;
+  });
+  const pct = (v: number | null): string => (v === null ? '—' : formatPercent(v));
+  const how = `Of the routed picks of this chunk’s query tokens (each picks its top-k chunks, in every selected layer and head), the share that lands in frames of those shots; uniform routing would give those shots’ share of the ${causal ? 'earlier frames of other shots' : 'frames of other shots'}.`;
+  return (
+    <p className="small-text" role="note" aria-label="Character memory" title={how}>
+      {where.join('; ')} · routes there: <strong>{share.routed === null ? 'no picks' : `${pct(share.routed)} of picks`}</strong>{' '}
+      <span className="muted">
+        (uniform over {causal ? 'earlier' : 'candidate'} frames: {pct(share.uniform)})
+      </span>
+    </p>
+  );
+}
+
+/** ["1"] → "1", ["1", "2"] → "1 and 2", ["1", "2", "4"] → "1, 2 and 4". */
+function listWords(items: string[]): string {
+  return items.length < 2 ? (items[0] ?? '') : `${items.slice(0, -1).join(', ')} and ${items[items.length - 1]}`;
+}
+
 /** "Global caption" → "G", "Shot 2 caption" → "T2", "Shot 2 · frame 3" (or "frames 3–4") → "2·3". */
 function short(label: string): string {
   if (label === 'Global caption') return 'G';
@@ -181,8 +240,16 @@ function short(label: string): string {
   return m[2] ? `${m[1]}·${m[2]}` : `T${m[1]}`;
 }
 
+/** The number (from 1) the storyboard now gives the run's shot s (its run position when the shot is gone). */
+function shotNumberer(runIds: string[], nowIds: string[]): (s: number) => number {
+  return (s) => {
+    const now = runIds[s] ? nowIds.indexOf(runIds[s]) : -1;
+    return (now >= 0 ? now : s) + 1;
+  };
+}
+
 /** "Global caption", "Shot 2 caption", "Shot 2 · frames 3–4". */
-function chunkLabeler(trace: StepTrace, runIds: string[], nowIds: string[], unit: number): (c: number) => string {
+function chunkLabeler(trace: StepTrace, shotNo: (s: number) => number, unit: number): (c: number) => string {
   const first = new Map<number, number>();
   const frames: number[] = [];
   trace.chunks.chunks.forEach((c, i) => {
@@ -194,8 +261,7 @@ function chunkLabeler(trace: StepTrace, runIds: string[], nowIds: string[], unit
   return (i) => {
     const c = trace.chunks.chunks[i];
     if (!c) return '';
-    const now = runIds[c.shot] ? nowIds.indexOf(runIds[c.shot]) : -1;
-    const shot = `Shot ${(now >= 0 ? now : c.shot) + 1}`;
+    const shot = `Shot ${shotNo(c.shot)}`;
     if (c.kind === 'text') return c.shot < 0 ? 'Global caption' : `${shot} caption`;
     const f0 = frames[i] + 1;
     const f1 = frames[i] + (c.end - c.start) / unit;

@@ -15,14 +15,16 @@ interface Props {
   chunkLabel(chunk: number): string;
   /** A few characters for the axis under bar i, e.g. "2·3" (drawn when bars are wide enough). */
   shortLabel?(chunk: number): string;
+  /** Chunks to underline (e.g. the earlier shots of the query's characters): chunk → a note for its tooltip, and the legend's words. */
+  marks?: { notes: ReadonlyMap<number, string>; legend: string };
 }
 
 /**
  * The routing scores of one query chunk against every chunk, in stream order: candidates above
  * the top-k cut (routed) in teal, below it in grey-blue, mandatory chunks hatched (attended
- * anyway, no slot spent), chunks behind the causal cut faded.
+ * anyway, no slot spent), chunks behind the causal cut faded; `marks` underlined in amber.
  */
-export function ScoreChart({ profile, topK, chunkLabel, shortLabel }: Props) {
+export function ScoreChart({ profile, topK, chunkLabel, shortLabel, marks }: Props) {
   const W = 460;
   const H = 150;
   const padL = 34;
@@ -61,14 +63,17 @@ export function ScoreChart({ profile, topK, chunkLabel, shortLabel }: Props) {
           const top = Math.min(y(b.score), y(0));
           const h = Math.max(1, Math.abs(y(b.score) - y(0)));
           const routed = b.role === 'candidate' && b.rank !== null && b.rank < topK;
+          const mark = marks?.notes.get(b.chunk);
           return (
             <g key={b.chunk}>
               <rect x={x(i) + 1} y={top} width={Math.max(1, bw - 2)} height={h} className={`${ROLE_CLASS[b.role]}${routed ? ' bar-routed' : ''}`} fill={b.role === 'mandatory' || b.role === 'text-query' ? 'url(#hatch)' : undefined}>
                 <title>
                   {chunkLabel(b.chunk)}: score {b.score.toFixed(3)} · {describe(b.role, routed)}
                   {b.share > 0 ? ` · ${Math.round(b.share * 100)}% of its queries routed here` : ''}
+                  {mark ? ` · ${mark}` : ''}
                 </title>
               </rect>
+              {mark && <rect x={x(i) + 1} y={H - padB + 1} width={Math.max(1, bw - 2)} height={4} className="bar-mark" />}
               {shortLabel && bw >= 16 ? (
                 <text x={x(i) + bw / 2} y={H - 6} className={b.chunk === profile.chunk ? 'tick tick-query' : 'tick'} textAnchor="middle">
                   {shortLabel(b.chunk)}
@@ -107,9 +112,22 @@ export function ScoreChart({ profile, topK, chunkLabel, shortLabel }: Props) {
         )}
       </svg>
       <figcaption className="legend small-text">
-        <span className="key key-routed" /> routed <span className="key key-candidate" /> candidate <span className="key key-mandatory" /> mandatory <span className="key key-masked" /> masked (causal)
+        <Key className="key-routed" text="routed" />
+        <Key className="key-candidate" text="candidate" />
+        <Key className="key-mandatory" text="mandatory" />
+        <Key className="key-masked" text="masked (causal)" />
+        {marks && marks.notes.size > 0 && <Key className="key-mark" text={marks.legend} />}
       </figcaption>
     </figure>
+  );
+}
+
+/** A legend entry: its swatch and words stay on one line. */
+function Key({ className, text }: { className: string; text: string }) {
+  return (
+    <span className="legend-item">
+      <span className={`key ${className}`} /> {text}
+    </span>
   );
 }
 

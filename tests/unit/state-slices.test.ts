@@ -122,6 +122,11 @@ describe('routing slice', () => {
     expect(st().routing.pinned).toBe(3);
     st().setTraces([trace(0, 2)]);
     expect(st().routing.pinned).toBeNull();
+    // a run's shot ids and captions stay with its traces until another run gives its own
+    st().setTraces([], ['a', 'b'], ['Character 1 bounces, wide.', 'Nobody is in the snow, wide.']);
+    st().setTraces([trace(0, 2)]);
+    expect(st().routing.shotIds).toEqual(['a', 'b']);
+    expect(st().routing.captions).toEqual(['Character 1 bounces, wide.', 'Nobody is in the snow, wide.']);
   });
 });
 

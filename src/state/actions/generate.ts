@@ -55,6 +55,11 @@ export function planRun(kind: RunKind, targetShotId?: string): RunPlan {
   return { kind, request, shotIds, targets };
 }
 
+/** The shot captions a run generates, in its order (what the routing graph reads the characters from). */
+function runCaptions(plan: RunPlan): string[] {
+  return plan.request.storyboard.shots.map((shot) => shot.caption);
+}
+
 /** The chosen take's pixels of a shot, if it has the shot's current length. */
 function keptTake(shotId: string, frames: number): Uint8ClampedArray | undefined {
   const id = useStudio.getState().chosen[shotId];
@@ -123,7 +128,7 @@ async function run(plan: RunPlan): Promise<void> {
   const startedAt = performance.now();
   current = { plan, sampled: false };
   st.setRun({ phase: 'preparing', kind: plan.kind, shotIds: plan.targets, step: 0, steps: plan.request.steps, startedAt: Date.now(), elapsedMs: 0, etaMs: null, msPerStep: null, error: null });
-  st.setTraces([], plan.shotIds);
+  st.setTraces([], plan.shotIds, runCaptions(plan));
   st.setRoutingStats(null);
   clearPreviews(plan.targets);
 
@@ -212,7 +217,7 @@ async function onResult(plan: RunPlan, result: GenerateResult): Promise<void> {
   const dropped = st.addTakes(metas);
   dropTakes(dropped);
   clearPreviews(plan.targets);
-  st.setTraces(result.traces, plan.shotIds);
+  st.setTraces(result.traces, plan.shotIds, runCaptions(plan));
   const ms = result.timings.length ? result.timings.reduce((n, t) => n + t.total, 0) / result.timings.length : null;
   st.setRoutingStats({ sparsity: result.sparsity, flopsVisited: result.attentionFlops.visited, flopsDense: result.attentionFlops.dense, msPerStep: ms, live: false });
   try {

@@ -34,11 +34,13 @@ export interface RoutingSlice {
     stats: RoutingStats | null;
     /** Shot ids of the run that produced the traces (chunk shot s → shotIds[s]). */
     shotIds: string[];
+    /** Shot captions of that run as they were generated (chunk shot s → captions[s]). */
+    captions: string[];
   };
   /** Adds a trace from a running generation (replacing one of the same step). */
   pushTrace(trace: StepTrace): void;
-  /** Replaces every trace (start of a run: [], end: the result's traces). */
-  setTraces(traces: StepTrace[], shotIds?: string[]): void;
+  /** Replaces every trace (start of a run: [], end: the result's traces); the run's shot ids and captions are kept when not given. */
+  setTraces(traces: StepTrace[], shotIds?: string[], captions?: string[]): void;
   setRoutingStats(stats: RoutingStats | null): void;
   setFilter(patch: Partial<RoutingFilter>): void;
   setShowMandatory(on: boolean): void;
@@ -55,10 +57,11 @@ export const createRoutingSlice: StateCreator<StudioState, [], [], RoutingSlice>
     pinned: null,
     stats: null,
     shotIds: [],
+    captions: [],
   },
   pushTrace: (trace) =>
     set((s) => ({ routing: { ...s.routing, traces: [...s.routing.traces.filter((t) => t.step !== trace.step), trace].sort((a, b) => a.step - b.step) } })),
-  setTraces: (traces, shotIds) =>
+  setTraces: (traces, shotIds, captions) =>
     set((s) => {
       const C = traces[traces.length - 1]?.chunks.start.length ?? 0;
       const keepPin = s.routing.pinned !== null && s.routing.pinned < C;
@@ -67,6 +70,7 @@ export const createRoutingSlice: StateCreator<StudioState, [], [], RoutingSlice>
           ...s.routing,
           traces,
           shotIds: shotIds ?? s.routing.shotIds,
+          captions: captions ?? s.routing.captions,
           pinned: keepPin ? s.routing.pinned : null,
           hovered: null,
         },
