@@ -85,30 +85,32 @@ def retrieval_probe(lm: Loaded, scenes: Sequence[Scene], *, device, chunk_frames
         r_shot = torch.where(valid, chunk_shot[routed.clamp(min=0)], torch.full_like(routed, -2))
         r_video = valid & chunk_video[routed.clamp(min=0)]
         for j, sc in enumerate(group):
+            by_shot: Dict[int, List[tuple]] = {}
             for s, c, with_c in cases(sc):
+                by_shot.setdefault(s, []).append((c, with_c))
+            for s, shot_cases in by_shot.items():
                 f0, f1 = frame_start[s], frame_start[s + 1]
-                cover = _patch_cover(rendered[j][s][1][c], p)                # [F, G*G]
-                anyc = _patch_cover(np.any(np.stack(list(rendered[j][s][1].values())), 0), p)
-                toks = n_text + np.arange(f0 * G * G, f1 * G * G).reshape(f1 - f0, G * G)
-                groups = {"char": toks[cover >= COVER], "bg": toks[anyc == 0]}
-                if len(groups["char"]) == 0 or len(groups["bg"]) == 0:
-                    continue
-                in_c = torch.zeros_like(r_shot[j], dtype=torch.bool)
-                for e in with_c:
-                    in_c |= r_shot[j] == e
-                earlier = r_video[j] & (r_shot[j] >= 0) & (r_shot[j] < s)
-                share = {}
-                for name, tk in groups.items():
-                    idx = torch.as_tensor(tk, device=device)
-                    hits = float((in_c[:, :, idx] & earlier[:, :, idx]).sum())
-                    picks = float(earlier[:, :, idx].sum())
-                    share[name] = hits / picks if picks else None
-                if share["char"] is None or share["bg"] is None:
-                    continue
-                tot["char"] += share["char"]
-                tot["bg"] += share["bg"]
-                scores.append(1.0 if share["char"] > share["bg"] else 0.5 if share["char"] == share["bg"] else 0.0)
-                tot["chance"] += sum(frames[e] for e in with_c) / float(frame_start[s])
+                vis = rendered[j][s][1]
+                shot_tokens = slice(n_text + f0 * G * G, n_text + f1 * G * G)  # the shot's video queries
+                r = r_shot[j][:, :, shot_tokens]                             # [depth, H, F*G*G, K]
+                earlier = r_video[j][:, :, shot_tokens] & (r >= 0) & (r < s)
+                bg = np.flatnonzero(_patch_cover(np.any(np.stack(list(vis.values())), 0), p) == 0)
+                for c, with_c in shot_cases:
+                    groups = {"char": np.flatnonzero(_patch_cover(vis[c], p) >= COVER), "bg": bg}
+                    if len(groups["char"]) == 0 or len(groups["bg"]) == 0:
+                        continue
+                    in_c = earlier & torch.isin(r, torch.as_tensor(with_c, device=r.device))
+                    share = {}
+                    for name, tk in groups.items():
+                        idx = torch.as_tensor(tk, device=r.device)
+                        picks = float(earlier[:, :, idx].sum())
+                        share[name] = float(in_c[:, :, idx].sum()) / picks if picks else None
+                    if share["char"] is None or share["bg"] is None:
+                        continue
+                    tot["char"] += share["char"]
+                    tot["bg"] += share["bg"]
+                    scores.append(1.0 if share["char"] > share["bg"] else 0.5 if share["char"] == share["bg"] else 0.0)
+                    tot["chance"] += sum(frames[e] for e in with_c) / float(frame_start[s])
     n = len(scores)
     return {"score": float(np.mean(scores)) if n else float("nan"), "n": n, "t": t,
             "char_share": tot["char"] / max(1, n), "background_share": tot["bg"] / max(1, n),
