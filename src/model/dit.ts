@@ -36,7 +36,7 @@ import { decodeRoutes, MAX_ROUTE_COUNT, traceCounts } from '../engine/kernels/tr
 import type { AttentionMode, LayerTrace } from './api.ts';
 import type { ModelConfig } from './config.ts';
 import type { ChunkTable } from './layout.ts';
-import { noRoutes, traceOf } from './routing-trace.ts';
+import { emptyRoutes, traceOf } from './routing-trace.ts';
 import { buildSeqState, disposeState, timestepFeatures, type SeqState } from './dit-state.ts';
 import type { Sequence } from './sequence.ts';
 import type { LoadedModel } from './weights.ts';
@@ -428,7 +428,7 @@ export class MocDiT {
     const words = await Promise.all(pending.map((p, i) => (p.routes ? eng.read(prefix(p.routes, [1 + first[i][2]![0]])) : null)));
     return pending.map((p, i) => {
       const [qMean, desc] = first[i] as [Float32Array, Float32Array, unknown];
-      const routes = words[i] ? decodeRoutes(words[i] as Uint32Array, H, C) : noRoutes(H, C);
+      const routes = words[i] ? decodeRoutes(words[i] as Uint32Array, H, C) : emptyRoutes(H, C);
       return traceOf(routes, qMean, desc, { H, N: st.seq.n, D }, p.table, p.mode);
     });
   }

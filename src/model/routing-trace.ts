@@ -58,7 +58,7 @@ export function traceOf(routes: RouteRows, qMean: Float32Array, desc: Float32Arr
 }
 
 /** Route rows without a route: what 'dense' and 'shot' attention trace (nothing is routed). */
-export function noRoutes(H: number, C: number): RouteRows {
+export function emptyRoutes(H: number, C: number): RouteRows {
   return { start: new Uint32Array(H * C + 1), to: new Uint16Array(0), count: new Uint16Array(0) };
 }
 
