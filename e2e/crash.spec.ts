@@ -3,8 +3,8 @@
  * throw and close itself, or, with 'silent', only close itself) and the studio restarts it; the
  * GPU device is lost mid-generation (`loseDevice()`) and the interrupted run is resumed from the
  * banner; the page is closed mid-generation (a tab crash, as far as the page can tell) and a new
- * page on the same browser profile finds the storyboard and the finished shots. The model and
- * the board: e2e/model-fixture.ts.
+ * page on the same browser profile finds the storyboard and the finished shots, and offers to
+ * resume the run the page was in the middle of. The model and the board: e2e/model-fixture.ts.
  */
 import { expect, test, type Page } from '@playwright/test';
 import { BOARD, MODEL, hasModel, openWithBoard, progress, serveModel, startLongRun, watchRun } from './model-fixture.ts';
@@ -115,8 +115,8 @@ test('the GPU device is lost mid-generation: Resume generation runs the interrup
   expect(problems, problems.join('\n')).toEqual([]);
 });
 
-test('the page is closed mid-generation: a new page finds the storyboard and the finished shots', async ({ page, context }) => {
-  test.setTimeout(240_000);
+test('the page is closed mid-generation: a new page finds the storyboard and the finished shots, and resumes the run', async ({ page, context }) => {
+  test.setTimeout(360_000);
   await serveModel(page);
   await openWithBoard(page);
   await generateOnce(page);
@@ -133,8 +133,25 @@ test('the page is closed mid-generation: a new page finds the storyboard and the
   await expectBoardAndShots(again);
   expect(await chosenTakes(again)).toBe(takes);
   await expect(again.getByText('Loaded', { exact: true })).toBeVisible({ timeout: 60_000 });
-  // the studio is usable: no run is stuck, and Generate runs to the end
+  // the studio is usable: no run is stuck
   await expect(progress(again)).toHaveCount(0);
+  // the run the page went away in is offered; Resume runs its request (40 steps) to the end
+  await expect(again.locator('.banner').getByText(/^A run did not finish before the studio was last closed or reloaded/)).toBeVisible();
+  await expect(again.locator('.banner').getByText(/^The interrupted run \(generating 2 shots, stopped at step \d+ of 40\)/)).toBeVisible();
+  await expect(resumeButton(again)).toBeEnabled({ timeout: 60_000 });
+  await resumeButton(again).click();
+  await expect(resumeButton(again)).toHaveCount(0);
+  await watchRun(again, 40);
+  await expectBoardAndShots(again);
+  const resumed = await chosenTakes(again);
+  expect(resumed).not.toBe(takes);
+  // finished: a reload offers nothing, and Generate runs to the end
+  await expect(again.locator('.save-state')).toHaveText('Saved');
+  await again.reload();
+  await expectBoardAndShots(again);
+  expect(await chosenTakes(again)).toBe(resumed);
+  await expect(again.getByText('Loaded', { exact: true })).toBeVisible({ timeout: 60_000 });
+  await expect(resumeButton(again)).toHaveCount(0);
   await generateOnce(again);
   expect(problems, problems.join('\n')).toEqual([]);
 });

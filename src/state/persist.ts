@@ -1,20 +1,21 @@
 /**
  * Autosave in IndexedDB: the storyboard (with the studio's shot ids), the generation settings,
- * and every finished take of every shot (pixels included), so a reload loses nothing.
+ * every finished take of every shot (pixels included), and the plan of the run in progress or
+ * interrupted (with the step it reached), so a reload loses nothing and can resume that run.
  *
  * Two kinds of versions, each with its migration hook:
  * - the database schema (`DB_VERSION`, object stores), upgraded in `upgrade()` step by step;
  * - the record format of what is stored (`FORMAT`), upgraded on read by `migrateBoardRecord`
- *   and `migrateTakeRecord`. A record from a newer studio is refused with a StorageError
+ *   `migrateTakeRecord` and `migrateRunRecord`. A record from a newer studio is refused with a StorageError
  *   instead of being misread, and the studio starts from a fresh board without deleting it.
  *   Settings fields added since format 1 are filled in on read by `migrateSettings`.
  */
 import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
-import type { AttentionOptions } from '../model/api.ts';
+import type { AttentionOptions, GenerateRequest } from '../model/api.ts';
 import type { Storyboard } from '../model/storyboard.ts';
 import { parseStoryboard } from '../worker/client.ts';
 import { withIds, type Board } from './board-ops.ts';
-import { ATTENTION_KEYS, DEFAULT_SETTINGS, type GenerationSettings, type TakeMeta } from './types.ts';
+import { ATTENTION_KEYS, DEFAULT_SETTINGS, RUN_KINDS, type GenerationSettings, type RunPlan, type TakeMeta } from './types.ts';
 
 export const DB_NAME = 'moc-studio';
 /** IndexedDB schema version: bump it and add a step to `upgrade()` when the stores change. */
@@ -43,6 +44,32 @@ export interface TakeRecord {
   meta: TakeMeta;
   pixels: Uint8ClampedArray;
 }
+
+/**
+ * What the `kv` store holds under `run`: the run in progress, or the one a device loss, a worker
+ * crash or the page going away interrupted, with its request as it was (kept shots' pixels
+ * included), so it can be resumed after a reload. Written when a run starts, deleted when it
+ * ends otherwise or the offer to resume it is dismissed.
+ */
+export interface RunRecord {
+  format: typeof FORMAT;
+  /** This run's id: tells its step record (`run-step`) from another run's. */
+  id: string;
+  /** The model it was made for (null: the index's default, as the settings say). */
+  model: string | null;
+  plan: RunPlan;
+  savedAt: number;
+}
+
+/** What the `kv` store holds under `run-step`: the step the run under `run` reached (small, written every step). */
+export interface RunStepRecord {
+  format: typeof FORMAT;
+  id: string;
+  step: number;
+}
+
+/** A saved run as `loadRun` reads it: the record and the step it reached (0 when not known). */
+export type SavedRun = RunRecord & { step: number };
 
 interface StudioDb extends DBSchema {
   kv: { key: string; value: unknown };
@@ -89,6 +116,65 @@ export function migrateTakeRecord(raw: unknown): TakeRecord {
   return { format: 1, meta: m, pixels: rec.pixels };
 }
 
+/**
+ * Brings a stored run record up to FORMAT, checking every field the studio reads (the worker
+ * checks the request again against the model when the run is resumed).
+ * @throws StorageError for a record from a newer studio, or one that is not a run.
+ */
+export function migrateRunRecord(raw: unknown): RunRecord {
+  const rec = (raw ?? {}) as Record<string, unknown>;
+  const format = typeof rec.format === 'number' ? rec.format : 0;
+  if (format > FORMAT) throw new StorageError(`the saved run has format ${format}, newer than this studio's ${FORMAT}`);
+  const bad: (what: string) => never = (what) => {
+    throw new StorageError(`the saved run is unreadable: ${what}`);
+  };
+  if (format !== 1) bad('it has no format');
+  if (typeof rec.id !== 'string') bad('it has no id');
+  if (rec.model !== null && typeof rec.model !== 'string') bad('its model is not a name');
+  const plan = (rec.plan ?? {}) as Partial<Record<keyof RunPlan, unknown>>;
+  if (!RUN_KINDS.includes(plan.kind as RunPlan['kind'])) bad(`kind ${JSON.stringify(plan.kind)} is not one of ${RUN_KINDS.join(', ')}`);
+  const request = checkRequest(plan.request, bad);
+  const { shotIds, targets } = plan;
+  if (!isStringList(shotIds) || shotIds.length !== request.storyboard.shots.length) bad(`shotIds are not ${request.storyboard.shots.length} shot ids`);
+  if (!isStringList(targets) || !targets.length || targets.some((t) => !shotIds.includes(t))) bad('targets are not shot ids of the run');
+  return {
+    format: 1,
+    id: rec.id as string,
+    model: rec.model as string | null,
+    plan: { kind: plan.kind as RunPlan['kind'], request, shotIds: shotIds.slice(), targets: targets.slice() },
+    savedAt: Number(rec.savedAt) || 0,
+  };
+}
+
+/** The fields of a stored GenerateRequest that the studio relies on; `bad` throws with what is wrong. */
+function checkRequest(raw: unknown, bad: (what: string) => never): GenerateRequest {
+  const r = (raw ?? {}) as Partial<Record<keyof GenerateRequest, unknown>>;
+  const storyboard = parse(r.storyboard, "the saved run's storyboard");
+  const isCount = (v: unknown, min: number): v is number => Number.isInteger(v) && (v as number) >= min;
+  if (!isCount(r.steps, 1)) bad(`steps ${String(r.steps)} is not a count of steps`);
+  if (typeof r.guidance !== 'number' || !Number.isFinite(r.guidance)) bad(`guidance ${String(r.guidance)} is not a number`);
+  const a = (r.attention ?? {}) as Partial<Record<keyof AttentionOptions, unknown>>;
+  if (!['moc', 'dense', 'shot'].includes(a.mode as string) || !isCount(a.topK, 0) || !isCount(a.chunkFrames, 1) || typeof a.causal !== 'boolean') {
+    bad('its attention options are not mode, topK, chunkFrames and causal');
+  }
+  const keep = r.keep ?? [];
+  if (!Array.isArray(keep) || keep.some((k: { shot?: unknown; frames?: unknown }) => !isCount(k?.shot, 0) || (k.shot as number) >= storyboard.shots.length || !(k.frames instanceof Uint8ClampedArray))) {
+    bad('its kept shots are not shots of the storyboard with their pixels');
+  }
+  for (const key of ['previewEvery', 'traceEvery'] as const) if (r[key] !== undefined && !isCount(r[key], 0)) bad(`${key} ${String(r[key])} is not a count`);
+  if (r.profile !== undefined && typeof r.profile !== 'boolean') bad('profile is not true or false');
+  return {
+    storyboard,
+    steps: r.steps as number,
+    guidance: r.guidance as number,
+    attention: { mode: a.mode as AttentionOptions['mode'], topK: a.topK as number, chunkFrames: a.chunkFrames as number, causal: a.causal as boolean },
+    keep: keep as NonNullable<GenerateRequest['keep']>,
+    ...(r.previewEvery !== undefined ? { previewEvery: r.previewEvery as number } : {}),
+    ...(r.traceEvery !== undefined ? { traceEvery: r.traceEvery as number } : {}),
+    ...(r.profile !== undefined ? { profile: r.profile as boolean } : {}),
+  };
+}
+
 /** The attention options every studio started from before settings said which were set by hand. */
 const ATTENTION_BEFORE_BY_HAND: AttentionOptions = { mode: 'moc', topK: 2, chunkFrames: 1, causal: true };
 
@@ -105,16 +191,20 @@ export function migrateSettings(saved: Partial<GenerationSettings>): GenerationS
   return { ...DEFAULT_SETTINGS, ...saved, attention, attentionByHand };
 }
 
-function parse(value: unknown): Storyboard {
+function parse(value: unknown, what = 'the saved storyboard'): Storyboard {
   try {
     return parseStoryboard(value);
   } catch (e) {
-    throw new StorageError(`the saved storyboard is unreadable: ${(e as Error).message}`);
+    throw new StorageError(`${what} is unreadable: ${(e as Error).message}`);
   }
 }
 
 function isStringMap(v: unknown): v is Record<string, string> {
   return typeof v === 'object' && v !== null && Object.values(v).every((x) => typeof x === 'string');
+}
+
+function isStringList(v: unknown): v is string[] {
+  return Array.isArray(v) && v.every((x) => typeof x === 'string');
 }
 
 let dbPromise: Promise<IDBPDatabase<StudioDb>> | null = null;
@@ -188,6 +278,39 @@ export async function loadTakes(): Promise<{ takes: TakeRecord[]; skipped: strin
     }
   }
   return { takes, skipped };
+}
+
+/** Keeps a run (and forgets the step the previous one reached). */
+export async function saveRun(id: string, model: string | null, plan: RunPlan): Promise<void> {
+  const rec: RunRecord = { format: FORMAT, id, model, plan, savedAt: Date.now() };
+  const tx = (await db()).transaction('kv', 'readwrite');
+  await Promise.all([tx.store.put(rec, 'run'), tx.store.delete('run-step'), tx.done]);
+}
+
+/** Notes the step the run `id` reached. */
+export async function saveRunStep(id: string, step: number): Promise<void> {
+  const rec: RunStepRecord = { format: FORMAT, id, step };
+  await (await db()).put('kv', rec, 'run-step');
+}
+
+/** Forgets the kept run. */
+export async function clearRun(): Promise<void> {
+  const tx = (await db()).transaction('kv', 'readwrite');
+  await Promise.all([tx.store.delete('run'), tx.store.delete('run-step'), tx.done]);
+}
+
+/**
+ * The kept run, migrated, with the step it reached (0 when its step record is missing, another
+ * run's or unreadable); null when none is kept. @throws StorageError (see migrateRunRecord).
+ */
+export async function loadRun(): Promise<SavedRun | null> {
+  const d = await db();
+  const [raw, rawStep] = await Promise.all([d.get('kv', 'run'), d.get('kv', 'run-step')]);
+  if (raw === undefined) return null;
+  const rec = migrateRunRecord(raw);
+  const s = (rawStep ?? {}) as Partial<RunStepRecord>;
+  const known = s.format === FORMAT && s.id === rec.id && Number.isInteger(s.step) && s.step! >= 0 && s.step! <= rec.plan.request.steps;
+  return { ...rec, step: known ? s.step! : 0 };
 }
 
 /** Closes the database (tests). */

@@ -1,5 +1,5 @@
 /** Plain data types shared by the store's slices, the actions and persistence. */
-import type { AttentionOptions } from '../model/api.ts';
+import type { AttentionOptions, GenerateRequest } from '../model/api.ts';
 
 /** What the generation panel sets. */
 export interface GenerationSettings {
@@ -52,5 +52,16 @@ export interface TakeMeta {
 
 /** What a run is for: every shot, one shot again (others kept), or a new shot at the end. */
 export type RunKind = 'all' | 'regenerate' | 'append';
+export const RUN_KINDS: readonly RunKind[] = ['all', 'regenerate', 'append'];
+
+/** What a run will do, worked out from the board and the takes before it starts (kept in IndexedDB while it runs). */
+export interface RunPlan {
+  kind: RunKind;
+  request: GenerateRequest;
+  /** Shot ids in board order at the time of the request (index s of the request → shotIds[s]). */
+  shotIds: string[];
+  /** Shot ids that will be sampled. */
+  targets: string[];
+}
 
 export type RunPhase = 'idle' | 'preparing' | 'running' | 'cancelling' | 'done' | 'cancelled' | 'error';

@@ -70,13 +70,23 @@ function useUndoShortcuts(): void {
 
 /**
  * Says that the GPU device was lost or the engine worker crashed, and is being (or has been)
- * recovered; offers to resume the run it interrupted.
+ * recovered; offers to resume the run it interrupted. After a reload, offers to resume a run that
+ * did not finish before the page went away (or was interrupted before it did).
  */
 function DeviceLostBanner() {
   const engine = useStudio((s) => s.engine);
+  const interrupted = useStudio((s) => s.interrupted !== null);
   const code = engine.error?.code;
   const lost = code === 'device-lost' || (code === 'worker-failed' && engine.error!.message.startsWith('The engine worker stopped'));
-  if (!lost && engine.recoveries === 0 && engine.crashes === 0) return null;
+  if (!lost && engine.recoveries === 0 && engine.crashes === 0) {
+    if (!interrupted) return null;
+    return (
+      <div className="banner banner-warn" role="status">
+        <span>A run did not finish before the studio was last closed or reloaded; your storyboard and finished shots are kept.</span>
+        <ResumeOffer />
+      </div>
+    );
+  }
   const times = (n: number): string => (n === 1 ? 'once' : `${n} times`);
   const what = [engine.recoveries ? `the GPU device was lost ${times(engine.recoveries)}` : '', engine.crashes ? `the engine worker stopped ${times(engine.crashes)}` : ''].filter(Boolean).join(' and ');
   return (

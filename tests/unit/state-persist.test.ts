@@ -1,9 +1,13 @@
 /** Autosave storage: migrations of stored records and a round trip through (fake) IndexedDB. */
 import 'fake-indexeddb/auto';
+import { openDB } from 'idb';
 import { afterAll, describe, expect, it } from 'vitest';
 import { defaultBoard } from '../../src/state/board-ops.ts';
-import { FORMAT, StorageError, closeDb, deleteTakes, loadBoard, loadSettings, loadTakes, migrateBoardRecord, migrateSettings, migrateTakeRecord, saveBoard, saveSettings, saveTake } from '../../src/state/persist.ts';
-import { DEFAULT_SETTINGS, type TakeMeta } from '../../src/state/types.ts';
+import {
+  DB_NAME, DB_VERSION, FORMAT, StorageError, clearRun, closeDb, deleteTakes, loadBoard, loadRun, loadSettings, loadTakes,
+  migrateBoardRecord, migrateRunRecord, migrateSettings, migrateTakeRecord, saveBoard, saveRun, saveRunStep, saveSettings, saveTake,
+} from '../../src/state/persist.ts';
+import { DEFAULT_SETTINGS, type RunPlan, type TakeMeta } from '../../src/state/types.ts';
 
 const board = { version: 1, globalCaption: 'g', shots: [{ caption: 'a', frames: 8, seed: 1 }] };
 
@@ -11,6 +15,19 @@ const meta = (id: string, frames = 2): TakeMeta => ({
   id, shotId: 's1', createdAt: 1, caption: 'a', globalCaption: 'g', seed: 1, frames, width: 2, height: 2,
   model: 'tiny', steps: 4, guidance: 3, attention: { mode: 'moc', topK: 2, chunkFrames: 1, causal: true }, runMs: 10, sparsity: 0.5,
 });
+
+/** A regenerate run of shot s2 with shot s1 kept (its pixels in the request). */
+const plan = (): RunPlan => ({
+  kind: 'regenerate',
+  request: {
+    storyboard: { version: 1, globalCaption: 'g', shots: [{ caption: 'a', frames: 1, seed: 1 }, { caption: 'b', frames: 1, seed: 2 }] },
+    steps: 12, guidance: 3, attention: { mode: 'moc', topK: 2, chunkFrames: 1, causal: true },
+    keep: [{ shot: 0, frames: new Uint8ClampedArray(16).fill(7) }], previewEvery: 1, traceEvery: 1,
+  },
+  shotIds: ['s1', 's2'],
+  targets: ['s2'],
+});
+const runRecord = (patch: Record<string, unknown> = {}, planPatch: Record<string, unknown> = {}) => ({ format: 1, id: 'r1', model: 'tiny', plan: { ...plan(), ...planPatch }, savedAt: 1, ...patch });
 
 describe('record migrations', () => {
   it('reads format 0 (a bare storyboard) and gives it ids', () => {
@@ -49,6 +66,45 @@ describe('record migrations', () => {
   });
 });
 
+describe('run record', () => {
+  it('reads a format-1 record as it was written', () => {
+    expect(migrateRunRecord(runRecord())).toEqual(runRecord());
+    expect(migrateRunRecord(runRecord({ model: null })).model).toBeNull();
+  });
+
+  it('refuses a newer format with a StorageError that says so', () => {
+    expect(() => migrateRunRecord(runRecord({ format: FORMAT + 1 }))).toThrow(StorageError);
+    expect(() => migrateRunRecord(runRecord({ format: FORMAT + 1 }))).toThrow(`the saved run has format ${FORMAT + 1}, newer than this studio's ${FORMAT}`);
+  });
+
+  it.each([
+    ['no record at all', null, /it has no format/],
+    ['a bare plan', plan(), /it has no format/],
+    ['no id', runRecord({ id: 3 }), /it has no id/],
+    ['a model that is not a name', runRecord({ model: 3 }), /its model is not a name/],
+    ['an unknown kind', runRecord({}, { kind: 'bogus' }), /kind "bogus" is not one of all, regenerate, append/],
+    ['a broken storyboard', runRecord({}, { request: { ...plan().request, storyboard: { version: 1, globalCaption: 'g', shots: [] } } }), /the saved run's storyboard is unreadable: storyboard.shots/],
+    ['no steps', runRecord({}, { request: { ...plan().request, steps: 0 } }), /steps 0 is not a count of steps/],
+    ['bad attention', runRecord({}, { request: { ...plan().request, attention: { mode: 'moc' } } }), /attention options/],
+    ['kept pixels lost', runRecord({}, { request: { ...plan().request, keep: [{ shot: 0, frames: [1, 2] }] } }), /kept shots/],
+    ['a kept shot past the storyboard', runRecord({}, { request: { ...plan().request, keep: [{ shot: 2, frames: new Uint8ClampedArray(4) }] } }), /kept shots/],
+    ['shot ids that do not match the shots', runRecord({}, { shotIds: ['s1'] }), /shotIds are not 2 shot ids/],
+    ['a target that is not a shot', runRecord({}, { targets: ['s9'] }), /targets are not shot ids/],
+    ['no targets', runRecord({}, { targets: [] }), /targets are not shot ids/],
+  ])('refuses %s with one line', (_, raw, why) => {
+    let err: unknown;
+    try {
+      migrateRunRecord(raw);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(StorageError);
+    expect((err as Error).message).toMatch(why);
+    expect((err as Error).message).toMatch(/^the saved run/);
+    expect((err as Error).message).not.toContain('\n');
+  });
+});
+
 describe('IndexedDB round trip', () => {
   afterAll(() => closeDb());
 
@@ -75,5 +131,38 @@ describe('IndexedDB round trip', () => {
     expect(takes.find((t) => t.meta.id === 'take-1')?.pixels[5]).toBe(9);
     await deleteTakes(['take-2']);
     expect((await loadTakes()).takes).toHaveLength(1);
+  });
+
+  it('keeps a run with its kept pixels and the step it reached, and forgets it', async () => {
+    expect(await loadRun()).toBeNull();
+    await saveRun('r1', 'tiny', plan());
+    const saved = await loadRun();
+    expect(saved).toMatchObject({ format: FORMAT, id: 'r1', model: 'tiny', plan: plan(), step: 0 });
+    expect(saved!.plan.request.keep![0].frames).toBeInstanceOf(Uint8ClampedArray);
+    await saveRunStep('r1', 5);
+    expect((await loadRun())!.step).toBe(5);
+    // another run's step, or one past the run's steps, is not this run's
+    await saveRunStep('r0', 7);
+    expect((await loadRun())!.step).toBe(0);
+    await saveRunStep('r1', 13);
+    expect((await loadRun())!.step).toBe(0);
+    // a new run forgets the previous one's step
+    await saveRunStep('r1', 5);
+    await saveRun('r1', 'tiny', plan());
+    expect((await loadRun())!.step).toBe(0);
+    await clearRun();
+    expect(await loadRun()).toBeNull();
+  });
+
+  it('a broken or newer run record throws a StorageError and leaves the board and takes readable', async () => {
+    const raw = await openDB(DB_NAME, DB_VERSION);
+    await raw.put('kv', runRecord({ format: FORMAT + 1 }), 'run');
+    await expect(loadRun()).rejects.toThrow(`the saved run has format ${FORMAT + 1}, newer than this studio's ${FORMAT}`);
+    await raw.put('kv', { format: 1, id: 'r1', plan: 'garbage' }, 'run');
+    await expect(loadRun()).rejects.toThrow(StorageError);
+    expect(await loadBoard()).not.toBeNull();
+    expect((await loadTakes()).takes).toHaveLength(1);
+    raw.close();
+    await clearRun();
   });
 });

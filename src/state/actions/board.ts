@@ -11,12 +11,14 @@ import type { SampleEntry } from '../slices/storyboard.ts';
 import { useStudio } from '../store.ts';
 import type { TakeMeta } from '../types.ts';
 import { fetchJson } from './fetch-json.ts';
+import { restoreInterruptedRun } from './generate.ts';
 
 export const AUTOSAVE_MS = 250;
 
 /**
- * Loads the saved board, settings and takes. Never throws: an unreadable record is reported in
- * the save indicator and the studio goes on with the default board (the record is not deleted).
+ * Loads the saved board, settings and takes, then the run to offer for resuming. Never throws:
+ * an unreadable record is reported in the save indicator and the studio goes on with the default
+ * board, or without the offer (the record is not deleted).
  */
 export async function restoreStudio(): Promise<void> {
   const st = useStudio.getState();
@@ -42,6 +44,11 @@ export async function restoreStudio(): Promise<void> {
     st.setSave('saved', skipped.length ? `${skipped.length} saved take(s) could not be read: ${skipped[0]}` : null);
   } catch (e) {
     st.setSave('error', `Could not restore the saved studio: ${(e as Error).message}`);
+  }
+  const runProblem = await restoreInterruptedRun();
+  if (runProblem) {
+    const { state, message } = useStudio.getState().save;
+    st.setSave(state, message ? `${message}; ${runProblem}` : runProblem);
   }
 }
 

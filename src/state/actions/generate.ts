@@ -3,7 +3,9 @@
  * context (GenerateRequest.keep), or append a shot after the finished ones; progress, time
  * left, live previews and routing traces go into the store as they arrive; finished shots
  * become takes, kept in media.ts and IndexedDB. A run that a device loss or a worker crash cuts
- * short is kept, request and all, so it can be resumed once the engine is back.
+ * short is kept, request and all, so it can be resumed once the engine is back. The run in
+ * progress is kept in IndexedDB too (persist.ts, `run`) until it ends: after a reload, a run
+ * that was interrupted, or still running when the page went away, is offered again.
  */
 import type { GenerateProgress, GenerateRequest, GenerateResult } from '../../model/api.ts';
 import { WorkerError } from '../../worker/client.ts';
@@ -13,19 +15,11 @@ import { clearPreviews, dropTakes, getTake, putPreview, putTake } from '../media
 import * as persist from '../persist.ts';
 import { isRunning } from '../slices/generation.ts';
 import { useStudio } from '../store.ts';
-import type { RunKind, TakeMeta } from '../types.ts';
+import type { RunKind, RunPlan, TakeMeta } from '../types.ts';
 import { engineClient, onEngineLost } from './engine.ts';
 import { ensureModel } from './model.ts';
 
-/** What a run will do, worked out from the board and the takes before it starts. */
-export interface RunPlan {
-  kind: RunKind;
-  request: GenerateRequest;
-  /** Shot ids in board order at the time of the request (index s of the request → shotIds[s]). */
-  shotIds: string[];
-  /** Shot ids that will be sampled. */
-  targets: string[];
-}
+export type { RunPlan };
 
 /**
  * The request for a run. `regenerate` keeps every other shot that has a take of the right
@@ -67,10 +61,10 @@ function keptTake(shotId: string, frames: number): Uint8ClampedArray | undefined
   return clip && clip.frames === frames ? clip.pixels : undefined;
 }
 
-/** The run in progress; `sampled` once the worker has answered (what remains needs no GPU). */
-let current: { plan: RunPlan; sampled: boolean } | null = null;
-/** The plan of the run offered for resuming (the store's `interrupted` says what it was). */
-let interrupted: RunPlan | null = null;
+/** The run in progress (`id` names its record in IndexedDB); `sampled` once the worker has answered (what remains needs no GPU). */
+let current: { plan: RunPlan; id: string; model: string | null; sampled: boolean } | null = null;
+/** The run offered for resuming and the model it was made for (the store's `interrupted` says what it was). */
+let interrupted: { plan: RunPlan; model: string | null } | null = null;
 
 /** Samples every shot. */
 export function generateAll(): Promise<void> {
@@ -110,15 +104,80 @@ export function cancelGeneration(): void {
  * (shots, captions, seeds), settings and kept shots. Finished takes stay as they are.
  */
 export function resumeGeneration(): Promise<void> {
-  const plan = interrupted;
+  const plan = interrupted?.plan;
   if (!plan || !useStudio.getState().interrupted || isRunning(useStudio.getState().run.phase)) return Promise.resolve();
   return run(plan);
 }
 
-/** Forgets the interrupted run (nothing else changes). */
+/** Forgets the interrupted run, here and in IndexedDB (nothing else changes). */
 export function dismissResume(): void {
-  interrupted = null;
+  forgetResume();
   useStudio.getState().setInterrupted(null);
+}
+
+function forgetResume(): void {
+  interrupted = null;
+  void keepRun(() => persist.clearRun());
+}
+
+/** Offers `plan` for resuming: the banner says what it was and the step it reached. */
+function offerResume(plan: RunPlan, model: string | null, step: number): void {
+  interrupted = { plan, model };
+  useStudio.getState().setInterrupted({ kind: plan.kind, shots: plan.targets.length, step, steps: plan.request.steps });
+}
+
+/** True when a run made for model `made` cannot be resumed with model `now` (null: not known). */
+function otherModel(made: string | null, now: string | null): boolean {
+  return made !== null && now !== null && made !== now;
+}
+
+/** Writes of the kept run, one after another in the order asked (a run's start, its steps, its end). */
+let runWrites: Promise<void> = Promise.resolve();
+/** The step to write next, while a step write waits in `runWrites` (later steps replace it). */
+let stepToWrite: { id: string; step: number } | null = null;
+
+/** Queues a write of the kept run; a failure says in the save indicator that a reload cannot resume it. */
+function keepRun(write: () => Promise<void>): Promise<void> {
+  if (useStudio.getState().save.state === 'off') return runWrites;
+  runWrites = runWrites.then(write).catch((e: unknown) => {
+    useStudio.getState().setSave('error', `The run could not be kept for resuming after a reload: ${(e as Error).message}`);
+  });
+  return runWrites;
+}
+
+function keepRunStep(id: string, step: number): void {
+  const queued = stepToWrite !== null;
+  stepToWrite = { id, step };
+  if (queued) return;
+  void keepRun(async () => {
+    const s = stepToWrite;
+    stepToWrite = null;
+    if (s) await persist.saveRunStep(s.id, s.step);
+  });
+}
+
+/** Resolves once every write of the kept run asked for so far has been made (tests). */
+export function runKept(): Promise<void> {
+  return runWrites;
+}
+
+/**
+ * Offers again the run kept in IndexedDB: one that was interrupted before the page was last
+ * closed or reloaded, or was still running when it went away (the page went away mid-run). A
+ * run made for another model than the selected one is forgotten, as `selectModel` forgets it.
+ * Call it once the settings are restored. Never throws: returns a one-line problem, or null.
+ */
+export async function restoreInterruptedRun(): Promise<string | null> {
+  let saved: persist.SavedRun | null;
+  try {
+    saved = await persist.loadRun();
+  } catch (e) {
+    return `The interrupted run could not be restored: ${(e as Error).message}`;
+  }
+  if (!saved || current) return null;
+  if (otherModel(saved.model, useStudio.getState().settings.model)) forgetResume();
+  else offerResume(saved.plan, saved.model, saved.step);
+  return null;
 }
 
 async function run(plan: RunPlan): Promise<void> {
@@ -126,7 +185,10 @@ async function run(plan: RunPlan): Promise<void> {
   if (isRunning(st.run.phase)) return;
   dismissResume(); // a new run, or this one resumed, replaces the offer
   const startedAt = performance.now();
-  current = { plan, sampled: false };
+  const id = `run-${Date.now().toString(36)}-${Math.floor(Math.random() * 1e6).toString(36)}`;
+  const madeFor = st.model.name ?? st.settings.model;
+  current = { plan, id, model: madeFor, sampled: false };
+  void keepRun(() => persist.saveRun(id, madeFor, plan));
   st.setRun({ phase: 'preparing', kind: plan.kind, shotIds: plan.targets, step: 0, steps: plan.request.steps, startedAt: Date.now(), elapsedMs: 0, etaMs: null, msPerStep: null, error: null });
   st.setTraces([], plan.shotIds, runCaptions(plan));
   st.setRoutingStats(null);
@@ -161,6 +223,7 @@ async function run(plan: RunPlan): Promise<void> {
 
 function onProgress(plan: RunPlan, p: GenerateProgress, stepMs: number, elapsedMs: number): void {
   if (current?.plan !== plan) return;
+  keepRunStep(current.id, p.step);
   const st = useStudio.getState();
   const size = st.model.info?.imageSize ?? 0;
   const perStep = p.step > 0 ? elapsedMs / p.step : null;
@@ -230,14 +293,16 @@ async function onResult(plan: RunPlan, result: GenerateResult): Promise<void> {
 
 function finish(plan: RunPlan, error: EngineErrorInfo | null): void {
   if (current?.plan !== plan) return;
+  const { model } = current;
   current = null;
   const st = useStudio.getState();
   if (error?.code === 'device-lost' || error?.code === 'worker-failed') {
     // the same words whichever comes first: the run's rejection or the engine's loss notice
     const what = error.code === 'worker-failed' ? 'The engine worker stopped' : 'The GPU device was lost';
     error = { code: error.code, message: `${what} during generation. The engine restarts by itself; then resume the run from the banner, or press Generate.` };
-    interrupted = plan;
-    st.setInterrupted({ kind: plan.kind, shots: plan.targets.length, step: st.run.step, steps: plan.request.steps });
+    offerResume(plan, model, st.run.step); // its record stays in IndexedDB, for a reload
+  } else {
+    void keepRun(() => persist.clearRun()); // done, cancelled or failed: nothing to resume
   }
   clearPreviews(plan.targets);
   st.bumpMedia();
@@ -249,10 +314,17 @@ function finish(plan: RunPlan, error: EngineErrorInfo | null): void {
 /**
  * A lost device or a crashed worker ends the run in progress with a message that says what
  * happened, and keeps it to be resumed (a run whose frames have already come back finishes).
+ * The offer goes, here and in IndexedDB, when the store forgets it (`selectModel`) or another
+ * model than the run's is loaded.
  */
 export function startRunRecovery(): void {
   onEngineLost((error) => {
     if (current && !current.sampled) finish(current.plan, { code: error.code === 'worker-failed' ? 'worker-failed' : 'device-lost', message: error.message });
+  });
+  useStudio.subscribe((s, prev) => {
+    if (!interrupted) return;
+    if (prev.interrupted && !s.interrupted) forgetResume();
+    else if (s.model.name !== prev.model.name && otherModel(interrupted.model, s.model.name)) dismissResume();
   });
 }
 
