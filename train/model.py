@@ -248,6 +248,8 @@ class AttnContext:
 
 # ---- the network ----------------------------------------------------------------------------
 class Attention(nn.Module):
+    """The attention's weights: `project` before routing and attention, `output` after (Block)."""
+
     def __init__(self, cfg: ModelConfig, pre_only: bool):
         super().__init__()
         d, D = cfg.dim, cfg.head_dim
@@ -260,7 +262,8 @@ class Attention(nn.Module):
             self.out_text = nn.Linear(d, d)
         self.out_video = nn.Linear(d, d)
 
-    def forward(self, ht, hv, cos, sin, ctx: AttnContext, layer: int):
+    def project(self, ht, hv, cos, sin):
+        """Queries, keys, values of [text; video], QK-normed and rotated: [B, H, N, D] each."""
         B, Nt, d = ht.shape
         Nv, H = hv.shape[1], self.heads
         qt, kt, vt = self.qkv_text(ht).view(B, Nt, 3, H, d // H).unbind(2)    # [B, Nt, H, D] each
@@ -268,12 +271,12 @@ class Attention(nn.Module):
         q = torch.cat([self.q_norm_text(qt), self.q_norm_video(qv)], 1).transpose(1, 2)  # [B, H, N, D]
         k = torch.cat([self.k_norm_text(kt), self.k_norm_video(kv)], 1).transpose(1, 2)  # [B, H, N, D]
         v = torch.cat([vt, vv], 1).transpose(1, 2)                      # [B, H, N, D]
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        o = ctx(q, k, v, layer)                                         # [B, H, N, D]
-        if ctx.trace is not None:
-            ctx.trace.update({f"blocks.{layer}.attn.q": q, f"blocks.{layer}.attn.k": k,
-                              f"blocks.{layer}.attn.v": v, f"blocks.{layer}.attn.o": o})
-        o = o.transpose(1, 2).reshape(B, Nt + Nv, d)                    # [B, N, d]
+        return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v
+
+    def output(self, o, Nt: int):
+        """Attention output [B, H, N, D] -> text [B, Nt, d] (None when pre-only), video [B, Nv, d]."""
+        B, H, N, D = o.shape
+        o = o.transpose(1, 2).reshape(B, N, H * D)                      # [B, N, d]
         ot = None if self.pre_only else self.out_text(o[:, :Nt])        # [B, Nt, d]
         return ot, self.out_video(o[:, Nt:])                            # [B, Nv, d]
 
@@ -293,14 +296,30 @@ class Block(nn.Module):
     def forward(self, xt, xv, cs, rows: "ShotRows", cos, sin, ctx, layer):
         # xt [B, Nt, d], xv [B, Nv, d], cs = silu(c) [B, S+1, d]. Streams are modulated as groups
         # of tokens sharing one row of cs: [B, Gt, Nt/Gt, d] and [B, Gv, Nv/Gv, d] (ShotRows).
+        # pre / post hold everything but the attention itself, so `compile_blocks` can fuse them
+        # while routing and masked attention stay eager.
+        q, k, v, mt, mv = self.pre(xt, xv, cs, rows, cos, sin)
+        o = ctx(q, k, v, layer)                                         # [B, H, N, D]
+        if ctx.trace is not None:
+            ctx.trace.update({f"blocks.{layer}.attn.q": q, f"blocks.{layer}.attn.k": k,
+                              f"blocks.{layer}.attn.v": v, f"blocks.{layer}.attn.o": o})
+        return self.post(xt, xv, o, mt, mv, rows)
+
+    def pre(self, xt, xv, cs, rows: "ShotRows", cos, sin):
         B, Nt, d = xt.shape
         Nv = xv.shape[1]
         mt = rows.text(self.mod_text(cs)).chunk(2 if self.pre_only else 6, -1)  # each [B, Gt, 1, d]
         mv = rows.video(self.mod_video(cs)).chunk(6, -1)                # each [B, Gv, 1 | Nv, d]
+        ht = modulate(layer_norm(xt.view(B, rows.gt, -1, d)), mt[0], mt[1]).view(B, Nt, d)
+        hv = modulate(layer_norm(xv.view(B, rows.gv, -1, d)), mv[0], mv[1]).view(B, Nv, d)
+        q, k, v = self.attn.project(ht, hv, cos, sin)                   # [B, H, N, D] each
+        return q, k, v, mt, mv
+
+    def post(self, xt, xv, o, mt, mv, rows: "ShotRows"):
+        B, Nt, d = xt.shape
+        Nv = xv.shape[1]
+        at, av = self.attn.output(o, Nt)
         xt4, xv4 = xt.view(B, rows.gt, -1, d), xv.view(B, rows.gv, -1, d)
-        ht = modulate(layer_norm(xt4), mt[0], mt[1]).view(B, Nt, d)
-        hv = modulate(layer_norm(xv4), mv[0], mv[1]).view(B, Nv, d)
-        at, av = self.attn(ht, hv, cos, sin, ctx, layer)
         xv4 = xv4 + mv[2] * av.view(B, rows.gv, -1, d)
         xv4 = xv4 + mv[5] * self.mlp_video(modulate(layer_norm(xv4), mv[3], mv[4]))
         if not self.pre_only:
@@ -445,6 +464,17 @@ class MoCDiT(nn.Module):
             t_frame = t_shot.float()[:, rows.frame_shot]                # [B, T] (cached: no host sync)
             return (video.float() - y.float()) / t_frame.clamp(min=cfg.t_min)[:, :, None, None, None]
         return y
+
+
+def compile_blocks(model: MoCDiT) -> None:
+    """torch.compile (PyTorch >= 2) every block's `pre` and `post`: norms, modulation, projections,
+    RoPE and MLPs fuse, while routing and attention stay eager (their masks change every step).
+    Same weights and state_dict; a training speed-up only."""
+    if not hasattr(torch, "compile"):
+        raise RuntimeError(f"compiling needs PyTorch >= 2.0, this is {torch.__version__}")
+    for b in model.blocks:
+        b.pre = torch.compile(b.pre, dynamic=False)
+        b.post = torch.compile(b.post, dynamic=False)
 
 
 def count_parameters(model: nn.Module) -> int:

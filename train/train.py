@@ -47,7 +47,7 @@ import torch.nn.functional as F
 
 from . import checkpoint
 from .data import WorldDataset, batch as make_batch, frames_to_model, make_loader
-from .model import CONFIGS, MoCDiT, count_parameters, make_config
+from .model import CONFIGS, MoCDiT, compile_blocks, count_parameters, make_config
 
 
 # ---- schedule -------------------------------------------------------------------------------
@@ -202,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--device", default="auto"); a("--amp", default="bf16", choices=["bf16", "none"])
     a("--backend", default="auto", choices=["auto", "plain", "sdpa", "flex"])
     a("--q-tile", type=int, default=1024)
+    a("--compile", action="store_true", help="torch.compile the blocks around attention (PyTorch >= 2)")
     a("--attn-checkpoint", type=int, default=None, help="1/0; default on for CUDA")
     a("--out", default="train/runs/default"); a("--resume", action="store_true")
     a("--resume-from", default=None, help="with --resume: checkpoint dir to use when <out> has none")
@@ -344,6 +345,8 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
         init_from_export(model, ema, args.init_from)
     if not auto:
         args.steps = int(args.steps)
+    if args.compile:
+        compile_blocks(model)
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
