@@ -10,7 +10,8 @@ Masks are built at chunk granularity, never as an N x N tensor up front:
     mandatory / candidates / shot-only:  [N, C] bool (same for every batch item and head)
     allowed = mandatory | routed:        [B, H, N, C] bool
 Attention expands `allowed` to keys one query tile at a time, mask[i, j] = allowed[i,
-token_chunk[j]], so the largest mask alive is [B, H, q_tile, N]. That is a dense masked path:
+token_chunk[j]] (a broadcast copy per run of equal chunk ids where the key order has such runs,
+see expand_keys), so the largest mask alive is [B, H, q_tile, N]. That is a dense masked path:
 the FLOPs are those of dense attention (the sparsity is real for the kernel, not here), which is
 fine at training lengths (a few thousand to ~10k tokens). With `checkpoint=True` (training)
 each tile is recomputed in backward, so memory stays O(q_tile * N) per layer rather than
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Optional
 
 import numpy as np
@@ -103,24 +105,53 @@ def chunk_means(k: torch.Tensor, ch: Chunks) -> torch.Tensor:
     return sums / ch.length().to(torch.float32)[None, None, :, None]
 
 
+MAX_CHUNKS = 1 << 16   # route() packs the chunk index into 16 bits of its sort key
+
+
+def _route_keys(scores: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
+    """One int64 key per (query, chunk) whose descending order is exactly the routing order:
+    score descending, ties to the lower chunk index, non-candidates (-inf) last. This is the
+    order of a stable descending sort of the masked scores, as a key `topk` can select on.
+
+    scores [B, H, N, C] f32 (consumed: modified in place), cand [N, C] bool -> [B, H, N, C] int64
+        s   = scores + 0.0, every NaN made the one positive NaN, -inf where not a candidate
+              (-0.0 == +0.0 and NaN == NaN > +inf for the sort, so they must share a key)
+        k32 = bits ^ ((bits >> 31) & 0x7fffffff)   (bits = s as int32: orders floats as ints)
+        key = k32 * 2^16 + (2^16 - 1 - c)          (== (k32 << 16) | (65535 - c), C <= 2^16)
+    """
+    C = scores.shape[-1]
+    if C > MAX_CHUNKS:
+        raise ValueError(f"route() supports at most {MAX_CHUNKS} chunks, got {C}")
+    s = scores.add_(0.0)                                                # [B, H, N, C] -0.0 -> +0.0
+    s = s.masked_fill_(torch.isnan(s), float("nan"))                    # one NaN payload and sign
+    s = s.masked_fill_(~cand, float("-inf"))                            # non-candidates last
+    bits = s.view(torch.int32)                                          # [B, H, N, C]
+    k32 = (bits >> 31).bitwise_and_(0x7FFFFFFF).bitwise_xor_(bits)      # order-preserving int32
+    tie = MAX_CHUNKS - 1 - torch.arange(C, device=s.device)             # [C] lower index wins
+    return torch.add(tie, k32, alpha=MAX_CHUNKS)                        # [B, H, N, C] int64
+
+
 def route(q: torch.Tensor, k: torch.Tensor, ch: Chunks, top_k: int, causal: bool = True,
           cand: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Routed chunks per query: [B, H, N, top_k] long, descending score, -1 padded.
 
     Score = q[h, i] . mean_{t in c} k[h, t] (raw dot product, f32). Ties go to the lower chunk
-    index (stable sort). Text queries and queries without candidates get all -1.
+    index. Text queries and queries without candidates get all -1. Selected with `topk` on the
+    unique integer keys of `_route_keys` (no full sort over C): the same ids in the same order
+    as a stable descending sort of the masked scores (tests compare the two bit for bit).
     """
     B, H, N, D = q.shape
     C = ch.n_chunks
     if cand is None:
         cand = candidate_mask(ch, causal)                               # [N, C]
+    kk = min(top_k, C)
+    if kk <= 0:
+        return torch.full((B, H, N, max(top_k, 0)), -1, dtype=torch.long, device=q.device)
     with torch.no_grad(), _no_autocast(q.device.type):                # scores in f32, also under AMP
         desc = chunk_means(k.detach(), ch)                              # [B, H, C, D]
         scores = torch.matmul(q.detach().float(), desc.transpose(-1, -2))  # [B, H, N, C]
-        scores = scores.masked_fill(~cand, float("-inf"))
-        order = torch.sort(scores, dim=-1, descending=True, stable=True).indices  # [B, H, N, C]
-        kk = min(top_k, C)
-        order = order[..., :kk]                                         # [B, H, N, kk]
+        keys = _route_keys(scores, cand)                                # [B, H, N, C] int64
+        order = torch.topk(keys, kk, dim=-1, sorted=True).indices       # [B, H, N, kk]
         n_cand = cand.sum(-1)                                           # [N]
         valid = torch.arange(kk, device=q.device)[None, :] < n_cand[:, None]  # [N, kk]
         routed = torch.where(valid, order, torch.full_like(order, -1))
@@ -129,35 +160,73 @@ def route(q: torch.Tensor, k: torch.Tensor, ch: Chunks, top_k: int, causal: bool
     return routed
 
 
-def routed_table(routed: torch.Tensor, n_chunks: int) -> torch.Tensor:
-    """[B, H, N, K] chunk ids (-1 unused) -> [B, H, N, C] bool."""
+def _routed_table_spare(routed: torch.Tensor, n_chunks: int) -> torch.Tensor:
+    """[B, H, N, K] chunk ids (-1 unused) -> [B, H, N, C + 1] bool; unused ids land in the spare
+    last column, so further scatters may aim there to write nothing."""
     B, H, N, K = routed.shape
     table = torch.zeros(B, H, N, n_chunks + 1, dtype=torch.bool, device=routed.device)
     idx = torch.where(routed < 0, torch.full_like(routed, n_chunks), routed)
-    table.scatter_(-1, idx, True)
-    return table[..., :n_chunks]
+    return table.scatter_(-1, idx, True)
 
 
-def drop_off_in(table: torch.Tensor, cand: torch.Tensor, top_k: int, p_max: float, lam: float,
+def routed_table(routed: torch.Tensor, n_chunks: int) -> torch.Tensor:
+    """[B, H, N, K] chunk ids (-1 unused) -> [B, H, N, C] bool."""
+    return _routed_table_spare(routed, n_chunks)[..., :n_chunks]
+
+
+DROP_IN_TAIL = 1e-6    # drop-in caps its Poisson draw where the tail beyond is below this
+
+
+@lru_cache(maxsize=64)
+def drop_in_cap(lam: float, n_chunks: int, tail: float = DROP_IN_TAIL) -> int:
+    """Most chunks drop-in adds per query: min(C, max(8, n)) with n the smallest count such that
+    P(Poisson(lam) > n) < `tail` (computed exactly from the pmf, in log space). A draw above the
+    cap is truncated to it: probability < 1e-6 per query, and only then with more than cap
+    eligible chunks. (lam + 6 sqrt(lam) is NOT enough: its tail reaches 7e-6 near lam = 1.3.)"""
+    n, cdf = 0, 0.0
+    while n < n_chunks:
+        cdf += math.exp(n * math.log(lam) - lam - math.lgamma(n + 1))   # + P(X = n)
+        if 1.0 - cdf < tail and n >= 8:
+            break
+        n += 1
+    return min(n_chunks, max(8, n))
+
+
+def drop_off_in(routed: torch.Tensor, cand: torch.Tensor, p_max: float, lam: float,
                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """Training regularisers (paper §3): per query, drop floor(U(0, p_max) * top_k) of the routed
-    chunks (context drop-off) and add Poisson(lam) random unselected candidates (drop-in).
-    table [B, H, N, C] bool (routed set), cand [N, C] bool -> new routed set [B, H, N, C]."""
-    B, H, N, C = table.shape
-    dev = table.device
+    """Training regularisers (paper §3), per query: drop floor(U(0, p_max) * K) of the routed
+    chunks (context drop-off; all of them where fewer are routed), then add min(Poisson(lam),
+    cap) chunks drawn uniformly without replacement from the candidates not in the remaining
+    routed set (drop-in; a chunk just dropped may come back, as before; cap = drop_in_cap,
+    which truncates a Poisson tail of probability < 1e-6).
+    routed [B, H, N, K] (route's ids, -1 unused), cand [N, C] bool -> routed set [B, H, N, C] bool.
+
+    Drop-off ranks the <= K routed slots by random keys (a K x K comparison, no sort); drop-in
+    takes the top `cap` of random keys over the eligible chunks (one topk, no sort over C)."""
+    B, H, N, K = routed.shape
+    C = cand.shape[-1]
+    dev = routed.device
     rand = lambda *s: torch.rand(*s, device=dev, generator=generator)
-    if p_max > 0 and top_k > 0:
-        n_drop = torch.floor(rand(B, H, N) * p_max * top_k)             # [B, H, N]
-        r = torch.where(table, rand(B, H, N, C), torch.full((), 2.0, device=dev))
-        rank = r.argsort(-1).argsort(-1)                                # [B, H, N, C] rank among selected first
-        table = table & ~(rank < n_drop[..., None])
-    if lam > 0:
+    if p_max > 0 and K > 0:
+        n_drop = torch.floor(rand(B, H, N) * p_max * K)                 # [B, H, N]
+        r = torch.where(routed >= 0, rand(B, H, N, K), torch.full((), 2.0, device=dev))  # unused last
+        rj, rk = r[..., None, :], r[..., :, None]                       # [B, H, N, 1, K], [.., K, 1]
+        slot = torch.arange(K, device=dev)
+        lower = slot[:, None] > slot[None, :]                           # [K(k), K(j)] j < k
+        rank = ((rj < rk) | ((rj == rk) & lower)).sum(-1)               # [B, H, N, K] a permutation
+        routed = torch.where(rank < n_drop[..., None], torch.full_like(routed, -1), routed)
+    table = _routed_table_spare(routed, C)                              # [B, H, N, C + 1]
+    if lam > 0 and C > 0:
+        cap = drop_in_cap(lam, C)
         n_in = torch.poisson(torch.full((B, H, N), float(lam), device=dev), generator=generator)
-        eligible = cand[None, None] & ~table                            # [B, H, N, C]
-        r = torch.where(eligible, rand(B, H, N, C), torch.full((), -1.0, device=dev))
-        rank = r.argsort(-1, descending=True).argsort(-1)               # eligible first
-        table = table | (eligible & (rank < n_in[..., None]))
-    return table
+        not_cand = F.pad(~cand, (0, 1), value=True)                     # [N, C + 1] spare: never
+        r = rand(B, H, N, C + 1).masked_fill_(not_cand, -1.0)           # [B, H, N, C + 1]
+        r.masked_fill_(table, -1.0)                                     # eligible: cand, not routed
+        top = torch.topk(r, cap, dim=-1, sorted=True)                   # [B, H, N, cap] desc
+        take = (torch.arange(cap, device=dev) < n_in[..., None]) & (top.values >= 0)
+        idx = torch.where(take, top.indices, torch.full_like(top.indices, C))
+        table.scatter_(-1, idx, True)                                   # spare column absorbs the rest
+    return table[..., :C]
 
 
 def sparsity(allowed: Optional[torch.Tensor], ch: Chunks) -> float:
@@ -179,18 +248,64 @@ def _attend_plain(q, k, v, mask):
     return torch.matmul(s.softmax(-1).to(v.dtype), v)
 
 
+MAX_RUN_SEGMENTS = 8   # key orders with more distinct run-length segments use the plain gather
+
+
+def key_runs(key_chunk: torch.Tensor):
+    """Run structure of a key storage order, or None where it does not pay: the maximal runs
+    of equal chunk id, grouped into segments of consecutive runs of one length. The model's
+    [text; video] order is two segments (captions of L tokens, then chunks of chunk_frames
+    frames; a shorter last chunk per shot adds segments). Found once per key_chunk tensor
+    (one host copy) and cached on it, so key_chunk must not be modified in place afterwards.
+    key_chunk [N] -> (run_chunk [R] long on its device, ((tok0, tok1, run0, run1, L), ...)) | None
+    """
+    cached = getattr(key_chunk, "_moc_key_runs", None)
+    if cached is not None:
+        return cached[0]
+    kc = key_chunk.detach().cpu().numpy()
+    N = kc.shape[0]
+    runs = None
+    if N > 0:
+        starts = np.concatenate([[0], np.nonzero(kc[1:] != kc[:-1])[0] + 1])  # [R]
+        lens = np.diff(np.append(starts, N))                             # [R]
+        cut = np.concatenate([[0], np.nonzero(lens[1:] != lens[:-1])[0] + 1, [len(lens)]])
+        if len(cut) - 1 <= MAX_RUN_SEGMENTS and 2 * len(lens) <= N:
+            segs = tuple((int(starts[a]), int(starts[a]) + int(lens[a]) * int(b - a), int(a), int(b),
+                          int(lens[a])) for a, b in zip(cut[:-1], cut[1:]))
+            runs = (torch.as_tensor(kc[starts], device=key_chunk.device), segs)
+    key_chunk._moc_key_runs = (runs,)
+    return runs
+
+
+def expand_keys(table: torch.Tensor, key_chunk: torch.Tensor) -> torch.Tensor:
+    """Per-chunk values to per-key values: table[..., key_chunk], [..., C] -> [..., N].
+    Where key_runs finds runs, gathers once per run ([..., R]) and writes each segment as a
+    broadcast copy [..., n_runs, 1] -> [..., n_runs, L] (same values, bit for bit, no per-token
+    index load); otherwise the plain gather."""
+    runs = key_runs(key_chunk)
+    if runs is None:
+        return table[..., key_chunk]                                    # [..., N]
+    run_chunk, segs = runs
+    lead = table.shape[:-1]
+    per_run = table[..., run_chunk]                                     # [..., R]
+    out = table.new_empty(*lead, key_chunk.shape[0])                    # [..., N]
+    for t0, t1, r0, r1, L in segs:
+        out[..., t0:t1].view(*lead, r1 - r0, L).copy_(per_run[..., r0:r1, None])  # [..., n, L]
+    return out
+
+
 def mask_bias(allowed_tile: torch.Tensor, key_chunk: torch.Tensor, dtype) -> torch.Tensor:
     """Additive attention bias straight from the chunk table: 0 where a key's chunk is allowed,
     -inf elsewhere. [B|1, H|1, t, C] bool -> [B|1, H|1, t, N] `dtype`. SDPA would turn a boolean
     mask into exactly this, one more pass over t x N."""
     table = torch.zeros(allowed_tile.shape, dtype=dtype, device=allowed_tile.device)
-    return table.masked_fill_(~allowed_tile, float("-inf"))[..., key_chunk]
+    return expand_keys(table.masked_fill_(~allowed_tile, float("-inf")), key_chunk)
 
 
 def _attend_tile(q, k, v, allowed_tile, key_chunk, use_sdpa: bool):
     if use_sdpa:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask_bias(allowed_tile, key_chunk, q.dtype))
-    return _attend_plain(q, k, v, allowed_tile[..., key_chunk])         # bool [B|1, H|1, t, N]
+    return _attend_plain(q, k, v, expand_keys(allowed_tile, key_chunk))  # bool [B|1, H|1, t, N]
 
 
 _FLEX = None

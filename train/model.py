@@ -233,10 +233,11 @@ class AttnContext:
         allowed = self.fixed
         if self.mode == "moc":
             routed = moc.route(q, k, self.ch, self.top_k, self.causal, cand=self.cand)  # [B, H, N, K]
-            table = moc.routed_table(routed, self.ch.n_chunks)          # [B, H, N, C]
             if self.drop_off > 0 or self.drop_in > 0:
-                table = moc.drop_off_in(table, self.cand, self.top_k, self.drop_off, self.drop_in,
-                                        self.generator)
+                table = moc.drop_off_in(routed, self.cand, self.drop_off, self.drop_in,
+                                        self.generator)                 # [B, H, N, C]
+            else:
+                table = moc.routed_table(routed, self.ch.n_chunks)      # [B, H, N, C]
             allowed = self.mand | table                                 # [B, H, N, C]
             if self.trace is not None:
                 self.trace[f"blocks.{layer}.routed"] = routed

@@ -202,3 +202,36 @@ def test_additive_bias_equals_the_boolean_mask():
     bias = moc.mask_bias(allowed, key_chunk, q.dtype)
     assert bias.shape == (2, 3, 5, 5) and set(bias.unique().tolist()) == {0.0, float("-inf")}
     assert torch.allclose(a, moc._attend_plain(q, k, v, bias), atol=1e-6)
+
+
+@pytest.mark.parametrize("frames,cf,runs", [((2, 3), 1, True), ((3, 2, 4), 2, True), ((5,), 3, True),
+                                            ((3, 2, 4), 2, False)])
+def test_mask_bias_run_path_is_bit_identical(frames, cf, runs):
+    """The model's [text; video] key order is runs per chunk (captions of L tokens, then video
+    chunks; a short last chunk per shot adds run-length segments): mask_bias and the boolean
+    expansion gather per run and broadcast-copy, exactly equal to the per-token gather. A
+    shuffled key order has no usable runs and takes the gather."""
+    from train.layout import make_layout
+    lay = make_layout(frames, 3, 2, cf)
+    ch = moc.Chunks.from_layout(lay)
+    key_chunk = ch.token_chunk if runs else ch.token_chunk[torch.randperm(ch.n_tokens, generator=torch.Generator().manual_seed(0))]
+    found = moc.key_runs(key_chunk)
+    assert (found is not None) == runs and moc.key_runs(key_chunk) is found   # cached on the tensor
+    if runs:
+        run_chunk, segs = found
+        assert segs[0][:2] == (0, lay.n_text) and segs[0][4] == 3       # all captions: one segment
+        assert segs[-1][1] == lay.n_tokens and len(run_chunk) == lay.n_chunks
+    g = torch.Generator().manual_seed(1)
+    C = ch.n_chunks
+    for shape in ((2, 3, 7, C), (1, 1, 5, C)):
+        allowed = torch.rand(*shape, generator=g) < 0.5
+        ref_bool = allowed[..., key_chunk]
+        assert torch.equal(moc.expand_keys(allowed, key_chunk), ref_bool)
+        sliced = allowed[:, :, 1:4]                                     # a query tile, not contiguous
+        assert torch.equal(moc.expand_keys(sliced, key_chunk), sliced[..., key_chunk])
+        for dtype in (torch.float32, torch.float16, torch.bfloat16):
+            ref = torch.zeros(shape, dtype=dtype).masked_fill_(~allowed, float("-inf"))[..., key_chunk]
+            got = moc.mask_bias(allowed, key_chunk, dtype)
+            assert got.dtype == dtype and got.shape == ref.shape
+            assert torch.equal(got.view(torch.int16 if dtype != torch.float32 else torch.int32),
+                               ref.view(torch.int16 if dtype != torch.float32 else torch.int32))

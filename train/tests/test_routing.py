@@ -1,3 +1,4 @@
+import math
 import os
 import shutil
 import subprocess
@@ -140,23 +141,196 @@ def test_sparsity_counts_visited_pairs():
     assert sp == pytest.approx(1 - visited / (H * N * N))
 
 
-def test_drop_off_and_drop_in():
-    lay, q, k, v, cols = case(frames=(3, 3, 3), cf=1, seed=7)
+# ---- route(): topk on integer keys against the former full stable sort -----------------------
+def _route_sort_ref(q, k, ch, top_k, causal=True, cand=None):
+    """The former route(): a stable descending sort over all C chunks (kept as the reference)."""
+    B, H, N, D = q.shape
+    C = ch.n_chunks
+    if cand is None:
+        cand = moc.candidate_mask(ch, causal)
+    desc = moc.chunk_means(k, ch)
+    scores = torch.matmul(q.float(), desc.transpose(-1, -2)).masked_fill(~cand, float("-inf"))
+    order = torch.sort(scores, dim=-1, descending=True, stable=True).indices
+    kk = min(top_k, C)
+    order = order[..., :kk]
+    valid = torch.arange(kk)[None, :] < cand.sum(-1)[:, None]
+    routed = torch.where(valid, order, torch.full_like(order, -1))
+    if kk < top_k:
+        routed = torch.nn.functional.pad(routed, (0, top_k - kk), value=-1)
+    return routed
+
+
+# (frames per shot, text_len, grid, chunk_frames)
+ROUTE_LAYOUTS = [((3, 2, 4), 3, 2, 2), ((4, 3, 5, 2), 2, 2, 1), ((1, 6), 2, 3, 1), ((2,), 2, 2, 1)]
+
+
+@pytest.mark.parametrize("values", ["normal", "ints", "coarse", "zeros"])
+@pytest.mark.parametrize("causal", [True, False])
+def test_route_topk_is_bit_identical_to_the_stable_sort(values, causal):
+    """Same ids, same order, same -1 padding: random layouts, text queries, queries with fewer
+    candidates than top_k (or none), -inf non-candidates and many exact ties (integer-valued
+    q and k, so scores tie; 'coarse' keys make whole chunk means equal; 'zeros' ties all)."""
+    g = torch.Generator().manual_seed(11 + causal)
+    for n, (frames, L, G, cf) in enumerate(ROUTE_LAYOUTS):
+        ch = moc.Chunks.from_layout(make_layout(frames, L, G, cf))
+        N, C = ch.n_tokens, ch.n_chunks
+        B, H, D = 2, 3, 4
+        if values == "normal":
+            q, k = torch.randn(B, H, N, D, generator=g), torch.randn(B, H, N, D, generator=g)
+        elif values == "ints":
+            q = torch.randint(-2, 3, (B, H, N, D), generator=g).float()
+            k = torch.randint(-1, 2, (B, H, N, D), generator=g).float()
+        elif values == "coarse":
+            q = torch.randint(-2, 3, (B, H, N, D), generator=g).float()
+            k = torch.randint(-1, 2, (B, H, 1, D), generator=g).float().expand(B, H, N, D).clone()
+            k[:, :, : N // 2] *= 2.0                                    # two distinct levels of means
+        else:
+            q, k = -torch.rand(B, H, N, D, generator=g), torch.zeros(B, H, N, D)  # scores +-0.0
+        for top_k in (0, 1, 2, 3, 5, C + 2):
+            got = moc.route(q, k, ch, top_k, causal)
+            ref = _route_sort_ref(q, k, ch, top_k, causal)
+            assert got.dtype == ref.dtype == torch.long and got.shape == (B, H, N, top_k)
+            assert torch.equal(got, ref), f"layout {n}, top_k {top_k}"
+
+
+def test_route_keys_order_like_the_stable_sort():
+    """The int64 keys sort exactly like torch.sort(descending, stable) over the masked scores,
+    the whole permutation, with +-0.0, +-inf, NaN of either sign, subnormals and ties."""
+    special = np.array([0x00000000, 0x80000000, 0x7F800000, 0xFF800000, 0x7FC00000, 0xFFC00000,
+                        0x7F800001, 0x00000001, 0x80000001, 0x3F800000, 0xBF800000, 0x7F7FFFFF,
+                        0xFF7FFFFF], dtype=np.uint32).view(np.float32)
+    g = np.random.default_rng(3)
+    C = 40
+    pool = np.concatenate([special, np.array([0.5, -0.5, 2.0, -3.0], np.float32)])
+    scores = torch.from_numpy(g.choice(pool, size=(3, 2, 50, C)).astype(np.float32))
+    cand = torch.from_numpy(g.random((50, C)) < 0.7)
+    cand[0] = False                                                     # a query with no candidate
+    ref = torch.sort(scores.masked_fill(~cand, float("-inf")), dim=-1, descending=True, stable=True).indices
+    keys = moc._route_keys(scores.clone(), cand)
+    assert torch.equal(torch.topk(keys, C, dim=-1, sorted=True).indices, ref)
+    srt = keys.sort(-1).values
+    assert (srt[..., :-1] != srt[..., 1:]).all(), "keys are unique per row (the index breaks ties)"
+    with pytest.raises(ValueError, match="65536"):
+        moc._route_keys(torch.zeros(1, 1, 1, 65537), torch.ones(1, 65537, dtype=torch.bool))
+
+
+# ---- drop-off / drop-in -------------------------------------------------------------------
+def _drop_off_in_ref(table, cand, top_k, p_max, lam, generator=None):
+    """The former drop_off_in (full double argsorts over C): the distribution to match."""
+    B, H, N, C = table.shape
+    rand = lambda *s: torch.rand(*s, generator=generator)
+    if p_max > 0 and top_k > 0:
+        n_drop = torch.floor(rand(B, H, N) * p_max * top_k)
+        r = torch.where(table, rand(B, H, N, C), torch.full((), 2.0))
+        rank = r.argsort(-1).argsort(-1)
+        table = table & ~(rank < n_drop[..., None])
+    if lam > 0:
+        n_in = torch.poisson(torch.full((B, H, N), float(lam)), generator=generator)
+        eligible = cand[None, None] & ~table
+        r = torch.where(eligible, rand(B, H, N, C), torch.full((), -1.0))
+        rank = r.argsort(-1, descending=True).argsort(-1)
+        table = table | (eligible & (rank < n_in[..., None]))
+    return table
+
+
+def _drop_case(top_k, reps=1, seed=7):
+    lay = make_layout((3, 3, 3), 2, 2, 1)
     ch = moc.Chunks.from_layout(lay)
-    qt, kt = torch.randn(2, 2, lay.n_tokens, 8), torch.randn(2, 2, lay.n_tokens, 8)
+    g = torch.Generator().manual_seed(seed)
+    qt, kt = torch.randn(2, 2, lay.n_tokens, 8, generator=g), torch.randn(2, 2, lay.n_tokens, 8, generator=g)
     cand = moc.candidate_mask(ch, True)
-    routed = moc.route(qt, kt, ch, 2, True, cand=cand)
-    table = moc.routed_table(routed, ch.n_chunks)
-    assert torch.equal(moc.drop_off_in(table, cand, 2, 0.0, 0.0), table)
+    routed = moc.route(qt, kt, ch, top_k, True, cand=cand)              # [2, 2, N, K]
+    routed = routed.repeat(reps, 1, 1, 1)                               # [2 reps, 2, N, K] same rows
+    return ch, cand, routed, moc.routed_table(routed, ch.n_chunks)
+
+
+def test_drop_off_and_drop_in():
+    ch, cand, routed, table = _drop_case(2)
+    assert torch.equal(moc.drop_off_in(routed, cand, 0.0, 0.0), table)
     g = torch.Generator().manual_seed(0)
-    off = moc.drop_off_in(table, cand, 2, 1.0, 0.0, g)
+    off = moc.drop_off_in(routed, cand, 1.0, 0.0, g)
     assert not (off & ~table).any() and off.sum() < table.sum()
     assert ((table.sum(-1) - off.sum(-1)) <= 1).all(), "drops at most floor(U * p_max * k) < k"
-    on = moc.drop_off_in(table, cand, 2, 0.0, 3.0, g)
+    on = moc.drop_off_in(routed, cand, 0.0, 3.0, g)
     assert not (table & ~on).any() and on.sum() > table.sum()
     assert not (on & ~table & ~cand).any(), "drop-in adds candidates only"
+    both = moc.drop_off_in(routed, cand, 0.9, 2.0, g)
+    assert not (both & ~cand[None, None]).any(), "never a mandatory or non-candidate chunk"
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
-    assert torch.equal(moc.drop_off_in(table, cand, 2, 0.5, 1.0, g1), moc.drop_off_in(table, cand, 2, 0.5, 1.0, g2))
+    assert torch.equal(moc.drop_off_in(routed, cand, 0.5, 1.0, g1), moc.drop_off_in(routed, cand, 0.5, 1.0, g2))
+
+
+def test_drop_off_statistics():
+    """E[#dropped] = E[min(floor(U p K), v)] per query (v routed), the same chance for each routed
+    chunk, and the same per-(query, chunk) marginals as the former argsort implementation."""
+    K, p, reps = 4, 0.75, 1500
+    ch, cand, routed, table = _drop_case(K, reps)
+    g = torch.Generator().manual_seed(1)
+    new = moc.drop_off_in(routed, cand, p, 0.0, g)
+    old = _drop_off_in_ref(table, cand, K, p, 0.0, g)
+    assert not (new & ~table).any()
+    v = table.sum(-1)                                                   # [B, H, N] routed count
+    expect = sum(max(0.0, 1 - j / (p * K)) * (v >= j).float() for j in range(1, K + 1))
+    dropped = (table.sum(-1) - new.sum(-1)).float()
+    for vv in v.unique().tolist():
+        sel = v == vv
+        sd = float(dropped[sel].std()) / math.sqrt(int(sel.sum())) + 1e-9
+        assert abs(float(dropped[sel].mean() - expect[sel].mean())) < 5 * sd + 1e-9, f"v={vv}"
+    keep_new = new.float().view(reps, -1).mean(0)                      # marginals over the copies
+    keep_old = old.float().view(reps, -1).mean(0)
+    assert (keep_new - keep_old).abs().max() < 0.08
+    copies = lambda x: x.view(reps, -1, *x.shape[1:])                  # [reps, 2, H, N, ...]
+    chance = copies(table.float() - new.float()).mean(0)                # [2, H, N, C] drop chance
+    base = copies(table)[0]
+    per_row = copies(expect / v.clamp(min=1))[0]                        # [2, H, N] E[dropped] / v
+    assert ((chance - per_row[..., None]).abs()[base] < 0.08).all(), "uniform over the routed slots"
+
+
+def test_drop_in_statistics():
+    """Drop-in adds min(Poisson(lam), e) of the e eligible chunks, each equally likely, only
+    eligible ones; marginals match the former implementation."""
+    K, lam, reps = 2, 1.5, 1500
+    ch, cand, routed, table = _drop_case(K, reps)
+    g = torch.Generator().manual_seed(2)
+    new = moc.drop_off_in(routed, cand, 0.0, lam, g)
+    old = _drop_off_in_ref(table, cand, K, 0.0, lam, g)
+    eligible = cand[None, None] & ~table
+    assert not (table & ~new).any() and not (new & ~table & ~eligible).any()
+    e = eligible.sum(-1)                                                # [B, H, N]
+    pmf = [math.exp(-lam) * lam ** n / math.factorial(n) for n in range(40)]
+    added = (new.sum(-1) - table.sum(-1)).float()
+    for ee in e.unique().tolist():
+        sel = e == ee
+        expect = sum(min(n, ee) * pn for n, pn in enumerate(pmf))
+        sd = float(added[sel].std()) / math.sqrt(int(sel.sum())) + 1e-9
+        assert abs(float(added[sel].mean()) - expect) < 5 * sd + 1e-9, f"e={ee}"
+        if ee:
+            chance = (new & eligible)[sel].float().sum() / (int(sel.sum()) * ee)
+            assert abs(float(chance) - expect / ee) < 0.03
+    add_new = (new & eligible).float().view(reps, -1).mean(0)
+    add_old = (old & eligible).float().view(reps, -1).mean(0)
+    assert (add_new - add_old).abs().max() < 0.08
+    copies = lambda x: x.view(reps, -1, *x.shape[1:])                  # [reps, 2, H, N, ...]
+    per_chunk = copies((new & eligible).float()).mean(0)                # [2, H, N, C]
+    e0 = copies(e)[0]
+    for ee in (1, 4):                                                   # each eligible chunk alike
+        sel = (e0 == ee)[..., None] & copies(eligible)[0]
+        want = sum(min(n, ee) * pn for n, pn in enumerate(pmf)) / ee
+        assert (per_chunk[sel] - want).abs().max() < 0.08
+
+
+def test_drop_in_cap():
+    """The cap on drop-in counts truncates a Poisson tail below 1e-6 and never exceeds C."""
+    def tail(lam, n):
+        return sum(math.exp(i * math.log(lam) - lam - math.lgamma(i + 1)) for i in range(n + 1, n + 400))
+    for lam in (0.1, 0.5, 1.0, 1.26, 2.0, 4.0, 10.0, 50.0):
+        cap = moc.drop_in_cap(lam, 10 ** 6)
+        assert cap >= 8 and tail(lam, cap) < 1e-6, lam
+        assert moc.drop_in_cap(lam, 5) == 5
+    assert moc.drop_in_cap(0.5, 37) == 8
+    ch, cand, routed, table = _drop_case(1)
+    full = moc.drop_off_in(routed, cand, 0.0, 500.0, torch.Generator().manual_seed(0))
+    assert torch.equal(full, table | cand[None, None]), "a huge lam adds every eligible chunk"
 
 
 def test_exchange_file_roundtrip(tmp_path):
