@@ -195,3 +195,11 @@ def test_fg_weight_run_trains_and_decays(tmp_path):
     l = losses(logs)
     assert len(l) == 6 and l[-1] < l[0], l
     assert [r["fg_weight"] for r in logs if "loss" in r] == pytest.approx([4 * (1 - s / 6) for s in range(6)])
+
+
+def test_bench_step_times_both_stages():
+    """train.bench_step (the trainer's step timer) runs a dense and a MoC stage end to end."""
+    from train import bench_step
+    ms = bench_step.main(["--device", "cpu", "--config", "tiny", "--batch-size", "1", "--amp", "none",
+                          "--shots", "2", "--frames", "2"])
+    assert set(ms) == {"dense", "moc"} and all(v > 0 for v in ms.values())
