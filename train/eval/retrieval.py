@@ -121,3 +121,37 @@ def markdown(r: Dict[str, float]) -> str:
     return ("| retrieval (routing on the ground truth, t = {t}) | score | cases | character queries' share "
             "| background queries' share | uniform share |\n|---|---|---|---|---|---|\n"
             "| moc | {score:.3f} | {n} | {char_share:.3f} | {background_share:.3f} | {chance_share:.3f} |\n").format(**r)
+
+
+def main(argv=None) -> List[Dict[str, float]]:
+    """`python3 -m train.eval.retrieval --ckpt MODEL [MODEL ...] [--t 0.2,0.5,0.8]`: the probe alone,
+    on the eval's held-out storyboards, for each model and t (one line each, JSON)."""
+    import argparse
+    import json
+    from .generate import load_model
+    from .run import held_out_scenes
+    p = argparse.ArgumentParser(description="MoC routing retrieval probe on held-out storyboards")
+    p.add_argument("--ckpt", nargs="+", required=True, help="exported model folders or checkpoints")
+    p.add_argument("--ema", action="store_true")
+    p.add_argument("--t", default="0.2,0.5,0.8"); p.add_argument("--storyboards", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0); p.add_argument("--shots", type=int, default=4)
+    p.add_argument("--frames", type=int, default=8); p.add_argument("--chunk-frames", type=int, default=1)
+    p.add_argument("--top-k", type=int, default=4); p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--device", default="auto")
+    args = p.parse_args(argv)
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    scenes = held_out_scenes(args.storyboards, args.seed, args.shots, args.frames)
+    out = []
+    for path in args.ckpt:
+        lm = load_model(path, ema=args.ema)
+        lm.model.to(device)
+        for t in (float(x) for x in args.t.split(",")):
+            r = retrieval_probe(lm, scenes, device=device, chunk_frames=args.chunk_frames, top_k=args.top_k,
+                                causal=True, t=t, seed=args.seed, batch=args.batch)
+            out.append({"model": path, **r})
+            print(json.dumps(out[-1]), flush=True)
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -124,3 +124,10 @@ def test_the_probe_runs_on_a_real_tiny_model():
     lm = Loaded(random_model(cfg, 0).eval(), cfg, {})
     r = retrieval_probe(lm, scenes, device=torch.device("cpu"), chunk_frames=1, top_k=2, causal=True)
     assert r["n"] > 0 and 0 <= r["score"] <= 1 and 0 < r["chance_share"] < 1
+
+
+def test_command_line_runs_the_probe_per_model_and_t():
+    from train.eval import retrieval
+    out = retrieval.main(["--ckpt", "random:tiny", "--storyboards", "2", "--t", "0.3,0.7", "--device", "cpu"])
+    assert [r["t"] for r in out] == [0.3, 0.7]
+    assert all(r["model"] == "random:tiny" and r["n"] >= 1 and 0.0 <= r["score"] <= 1.0 for r in out)
