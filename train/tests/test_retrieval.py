@@ -118,6 +118,45 @@ def test_routing_blind_to_the_character_scores_one_half():
     assert r["char_share"] == pytest.approx(r["background_share"])
 
 
+class Attending(Routed):
+    """A tiny model whose *attention* follows `policy`: keys are one-hot in their chunk id, and a
+    query is a large multiple of the sum of its policy's chunks, so its softmax spreads evenly
+    over those chunks' keys (a query with an empty policy attends to every key alike)."""
+
+    def forward(self, video, t_shot, text, frames=None, mode="dense", chunk_frames=None, top_k=None,
+                causal=None, trace=None, **kw):
+        assert mode == "dense", "the attention measure asks dense attention"
+        B = video.shape[0]
+        lay = self.layout(frames, chunk_frames)
+        N, H, D = lay.n_tokens, self.cfg.heads, self.cfg.head_dim
+        assert len(lay.chunk_shot) <= D
+        k = torch.zeros(B, H, N, D)
+        k[:, :, torch.arange(N), torch.as_tensor(lay.token_chunk)] = 1.0
+        q = torch.zeros(B, H, N, D)
+        for b in range(B):
+            for i in range(N):
+                for r in self.policy(self.scenes[b], lay, i):
+                    q[b, :, i, r] = 60.0
+        for layer in range(self.cfg.depth):
+            trace[f"blocks.{layer}.attn.q"], trace[f"blocks.{layer}.attn.k"] = q, k
+        return video
+
+
+def test_attention_measure_follows_where_attention_goes():
+    cfg = make_config("tiny")
+    scenes = [sc for sc in held_out_scenes(60, seed=0, shots=4, frames=2) if cases(sc)][:12]
+    for avoid, check in ((False, lambda r: r["score"] > 0.9 and r["char_share"] > r["background_share"]),
+                         (True, lambda r: r["score"] < 0.1)):
+        model = Attending(cfg, scenes, (2, 2, 2, 2), _follow(avoid))
+        lm = Loaded(model.eval(), cfg, {})
+        r = retrieval_probe(lm, scenes, device=torch.device("cpu"), chunk_frames=1, top_k=3, causal=True,
+                            batch=len(scenes), measure="attention")
+        assert r["measure"] == "attention" and r["n"] > 5 and check(r), r
+    with pytest.raises(ValueError, match="measure"):
+        retrieval_probe(lm, scenes, device=torch.device("cpu"), chunk_frames=1, top_k=3, causal=True,
+                        measure="scores")
+
+
 def test_the_probe_runs_on_a_real_tiny_model():
     cfg = make_config("tiny")
     scenes = [sc for sc in held_out_scenes(30, seed=0, shots=4, frames=2) if cases(sc)][:6]
@@ -128,6 +167,7 @@ def test_the_probe_runs_on_a_real_tiny_model():
 
 def test_command_line_runs_the_probe_per_model_and_t():
     from train.eval import retrieval
-    out = retrieval.main(["--ckpt", "random:tiny", "--storyboards", "2", "--t", "0.3,0.7", "--device", "cpu"])
-    assert [r["t"] for r in out] == [0.3, 0.7]
+    out = retrieval.main(["--ckpt", "random:tiny", "--storyboards", "2", "--t", "0.3,0.7", "--device", "cpu",
+                          "--measure", "routes,attention"])
+    assert [(r["measure"], r["t"]) for r in out] == [("routes", 0.3), ("routes", 0.7), ("attention", 0.3), ("attention", 0.7)]
     assert all(r["model"] == "random:tiny" and r["n"] >= 1 and 0.0 <= r["score"] <= 1.0 for r in out)
