@@ -63,7 +63,9 @@ def export_model(model: MoCDiT, cfg: ModelConfig, out_dir: str, name: str,
                  extra_meta: Optional[dict] = None, max_bytes: int = MAX_WEIGHT_BYTES) -> dict:
     """Writes config.json, vocab.json, model.safetensors (F16) and manifest.json into out_dir.
 
-    extra_meta: more config.json keys (e.g. {"step": 12000, "ema": true, "description": ...}).
+    extra_meta: more config.json keys (e.g. {"step": 12000, "ema": true, "description": ...,
+    "train_shots": 4, "train_frames": 8}: the shot shape of its training, which the studio
+    compares shot lengths with).
     Returns the manifest. Raises ValueError when the weights exceed max_bytes or overflow f16.
     """
     vocab = Vocab()
@@ -179,6 +181,9 @@ def load_checkpoint_model(path: str, config: Optional[str], ema: bool,
             for p, e in zip(model.parameters(), state["ema"]):
                 p.copy_(e.to(p.dtype))
     meta = {"step": int(state.get("step", 0)), "ema": bool(ema)}
+    run_args = state.get("args") or {}
+    if run_args.get("shots") and run_args.get("frames"):   # the shot shape it trained on (the studio warns off it)
+        meta["train_shots"], meta["train_frames"] = int(run_args["shots"]), int(run_args["frames"])
     return model.eval(), cfg, meta
 
 

@@ -24,6 +24,7 @@ import { parseArgs } from 'node:util';
 import { Engine } from '../engine/engine.ts';
 import { nodeGpu } from '../engine/host-node.ts';
 import type { AttentionMode, GenerateProgress, GenerateRequest, GenerateResult, ModelEntry, StepTimings } from '../model/api.ts';
+import { shotLengthNote } from '../model/config.ts';
 import { Generator, prepareRequest } from '../model/generate.ts';
 import { LayoutError } from '../model/layout.ts';
 import { MAX_JSON_BYTES, MAX_STORYBOARD_BYTES, modelFileCap } from '../model/limits.ts';
@@ -254,6 +255,10 @@ async function generate(a: GenerateArgs): Promise<number> {
     profile: a.profile,
   };
   prepareRequest(model, req); // every input problem, before the GPU starts
+  const offLength = board.shots.flatMap((s, i) => (shotLengthNote(s.frames, cfg.trainFrames) ? [i + 1] : []));
+  if (offLength.length > 0) {
+    console.error(`moc generate: note: ${cfg.name} was trained on ${cfg.trainFrames}-frame shots; shot${offLength.length > 1 ? 's' : ''} ${offLength.join(', ')} ${offLength.length > 1 ? 'are' : 'is'} not, and may come out worse`);
+  }
   await mkdir(a.out, { recursive: true });
   const eng = await Engine.create(await nodeGpu());
   const gen = Generator.create(eng, model);

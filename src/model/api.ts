@@ -29,6 +29,8 @@ export interface ModelInfo {
   heads: number;
   textLen: number;
   fps: number;
+  /** Frames per shot it was trained on (config.json `train_frames`), null when not recorded. */
+  trainFrames: number | null;
   /** The vocabulary (for marking unknown caption words and offering suggestions). */
   words: string[];
 }

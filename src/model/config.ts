@@ -37,6 +37,13 @@ export interface ModelConfig {
   prediction: 'v' | 'x';
   tMin: number;
   fps: number;
+  /**
+   * The shot shape it was trained on (config.json `train_shots`, `train_frames`: shots per
+   * sample, frames per shot), null where the file does not say. Other shot lengths run but come
+   * out worse (docs/MODEL_CARD.md, Limits).
+   */
+  trainShots: number | null;
+  trainFrames: number | null;
   // derived
   grid: number; // G = imageSize / patchSize
   headDim: number; // D
@@ -67,6 +74,8 @@ const schema = z.object({
   prediction: z.enum(['v', 'x']).default('v'),
   t_min: z.number().positive().max(1).default(0.05),
   fps: z.number().positive(),
+  train_shots: int(1).optional(),
+  train_frames: int(1).optional(),
 });
 
 /**
@@ -111,11 +120,26 @@ export function parseModelConfig(value: unknown, source = 'config.json'): ModelC
     prediction: c.prediction,
     tMin: c.t_min,
     fps: c.fps,
+    trainShots: c.train_shots ?? null,
+    trainFrames: c.train_frames ?? null,
     grid: c.image_size / c.patch_size,
     headDim,
     patchDim: c.channels * c.patch_size ** 2,
     mlpHidden,
   };
+}
+
+/**
+ * What a shot's length means for a model trained on `trainFrames`-frame shots, or null when it
+ * matches (or the model does not say). Measured with moc-base (docs/MODEL_CARD.md, Limits):
+ * shorter shots come out blurred or without their characters, longer ones break up after the
+ * trained length.
+ */
+export function shotLengthNote(frames: number, trainFrames: number | null): string | null {
+  if (trainFrames === null || frames === trainFrames) return null;
+  return frames > trainFrames
+    ? `The model was trained on ${trainFrames}-frame shots: frames after frame ${trainFrames} may break up.`
+    : `The model was trained on ${trainFrames}-frame shots: shorter ones may come out blurred or empty.`;
 }
 
 /** Every weight of the checkpoint, name → shape (train/model.py's state_dict). */

@@ -177,6 +177,7 @@ export class Generator {
       heads: c.heads,
       textLen: c.textLen,
       fps: c.fps,
+      trainFrames: c.trainFrames,
       words: [...model.tokenizer.words],
     };
   }

@@ -1,6 +1,7 @@
 import { useSortable } from '@dnd-kit/sortable';
 import { CSS } from '@dnd-kit/utilities';
 import type { KeyboardEvent } from 'react';
+import { shotLengthNote } from '../worker/client.ts';
 import type { Shot } from '../model/storyboard.ts';
 import { regenerateShot } from '../state/actions/generate.ts';
 import { MAX_SHOT_FRAMES, deleteShot, duplicateShot, moveShot, randomSeed, updateShot } from '../state/board-ops.ts';
@@ -36,6 +37,7 @@ export function ShotCard({ id, index, shot, count, offset, onMoved }: Props) {
   const target = useStudio((s) => isRunning(s.run.phase) && s.run.shotIds.includes(id));
   const modelReady = useStudio((s) => s.model.phase === 'ready');
   const textLen = useStudio((s) => s.model.info?.textLen ?? null);
+  const trainFrames = useStudio((s) => s.model.info?.trainFrames ?? null);
   const mediaVersion = useStudio((s) => s.mediaVersion);
   const vocab = useVocab();
   const fps = useFps();
@@ -43,6 +45,7 @@ export function ShotCard({ id, index, shot, count, offset, onMoved }: Props) {
   const take = chosen ? takes?.find((t) => t.id === chosen) : undefined;
   const preview = target ? getPreview(id) : undefined;
   const clip = preview ?? (chosen ? getTake(chosen) : undefined);
+  const lengthNote = shotLengthNote(shot.frames, trainFrames);
   const outdated = take && (take.caption !== shot.caption || take.seed !== shot.seed || take.frames !== shot.frames);
 
   const move = (to: number): void => {
@@ -132,6 +135,11 @@ export function ShotCard({ id, index, shot, count, offset, onMoved }: Props) {
               <Icon name="dice" />
             </button>
           </div>
+          {lengthNote && (
+            <p className="shot-note warn-text" role="note" aria-label={`Shot ${n} length note`}>
+              {lengthNote}
+            </p>
+          )}
           <div className="shot-row shot-status">
             {take ? (
               <span className={outdated ? 'warn-text' : 'muted'}>

@@ -62,12 +62,14 @@ def test_cli_from_checkpoint_with_ema_and_register(tmp_path):
     model = random_model(cfg, 1)
     ema = [p.detach().clone() * 0.5 for p in model.parameters()]
     ck = str(tmp_path / "ck")
-    checkpoint.save(ck, {"step": 42, "model": model.state_dict(), "ema": ema, "config": cfg.to_dict()})
+    checkpoint.save(ck, {"step": 42, "model": model.state_dict(), "ema": ema, "config": cfg.to_dict(),
+                         "args": {"shots": 3, "frames": 5}})
     index = tmp_path / "public" / "models" / "index.json"
     out = tmp_path / "public" / "models" / "t"
     main(["--ckpt", ck, "--ema", "--name", "t", "--out", str(out), "--register", str(index), "--default"])
     back, _, meta = load_exported(str(out))
     assert meta["step"] == 42 and meta["ema"] is True
+    assert (meta["train_shots"], meta["train_frames"]) == (3, 5)    # the studio's shot-length note
     first = next(back.parameters())
     assert torch.equal(first, ema[0].half().float())
     entry = json.loads(index.read_text())["models"][0]
