@@ -68,7 +68,8 @@ SAMPLES = [  # (file stem, title, one-line description, scene)
          (0, [(1, "bounces"), (2, "stays"), (3, "moves right")], "wide", 8),
          (0, [(1, "spins")], "close-up", 8)], 4004)),
     ("valley-day", "A day in the valley (32 shots)",
-     "Benchmark: 32 shots, 48 s of video, 25k tokens: the length where MoC's sparse attention pays off end to end.",
+     "Benchmark: 32 shots, 48 s of video, 25k tokens: the length where MoC's sparse attention pays off end to end. "
+     "Its 12-frame shots are longer than moc-base's 8-frame training shots, so their last frames break up.",
      _scene([("red", "circle"), ("yellow", "star"), ("blue", "triangle")], ["meadow", "forest", "beach"], [
          (loc, actors, "close-up" if j % 5 == 4 else "wide", 12)
          for j in range(32)
