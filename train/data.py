@@ -4,10 +4,13 @@ Scene seeds: sample `index` of a run with base seed `seed` uses scene seed
 `seed * 1_000_000_007 + index` (index < 1e9). Held-out evaluation scenes must use a base that
 no training run uses (the eval uses EVAL_SEED_BASE).
 Batches are a pure function of (seed, step, rank): resuming at step s replays the same data.
+Shot lengths (ShotLengths): every shot has `frames` frames, or with a set of lengths each step
+draws one tuple of per-shot lengths (the same for every item and rank of the step) that keeps
+the step's total of shots x frames frames, so the token count stays the same.
 """
 from __future__ import annotations
 
-from typing import Iterator, List, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -18,6 +21,7 @@ from .world import Scene, global_caption, sample_scene, shot_caption
 
 SEED_STRIDE = 1_000_000_007
 EVAL_SEED_BASE = 9_000_000
+SHOT_LENGTH_STREAM = 0x5107        # the shot-length draw's own generator stream (not a scene's)
 
 
 def scene_seed(seed: int, index: int) -> int:
@@ -61,22 +65,73 @@ def character_mask(visible: dict, size: int, frames: int) -> np.ndarray:
     return grown.astype(np.uint8)
 
 
+def shot_length_tuples(lengths: Sequence[int], shots: int, total: int) -> List[Tuple[int, ...]]:
+    """Every tuple of `shots` per-shot lengths taken from `lengths` that sums to `total`, in
+    lexicographic order; order matters ((4, 12) and (12, 4) are two tuples)."""
+    options = sorted({int(f) for f in lengths})
+    out: List[Tuple[int, ...]] = []
+
+    def extend(prefix: Tuple[int, ...], left: int) -> None:
+        rest = shots - len(prefix) - 1                     # shots still to fill after this one
+        for f in options:
+            if options[0] * rest <= left - f <= options[-1] * rest:   # the rest can still fit
+                if rest:
+                    extend(prefix + (f,), left - f)
+                else:
+                    out.append(prefix + (f,))
+
+    if shots >= 1 and options:
+        extend((), total)
+    return out
+
+
+class ShotLengths:
+    """Per-shot lengths of every training step. Off (`lengths` None): every shot has `frames`
+    frames. On: step s takes one of shot_length_tuples(lengths, shots, shots * frames), uniformly,
+    from a generator seeded by (seed, s): a pure function of the step, so every item and every
+    rank of a step, and a resumed run, get the same tuple. The sum, hence the token count, stays
+    shots * frames. Raises ValueError (one line) when no tuple exists."""
+
+    def __init__(self, shots: int, frames: int, lengths: Optional[Sequence[int]] = None, seed: int = 0):
+        self.seed = int(seed)
+        if lengths is None:
+            self.tuples = [(int(frames),) * shots]
+            return
+        if not lengths or min(lengths) < 1:
+            raise ValueError(f"shot lengths must be frame counts >= 1, got {list(lengths)}")
+        self.tuples = shot_length_tuples(lengths, shots, shots * frames)
+        if not self.tuples:
+            raise ValueError(f"no {shots} shot lengths from {sorted(set(lengths))} sum to "
+                             f"{shots} x {frames} = {shots * frames} frames")
+
+    def frames_at(self, step: int) -> Tuple[int, ...]:
+        if len(self.tuples) == 1:
+            return self.tuples[0]
+        rng = np.random.default_rng([SHOT_LENGTH_STREAM, self.seed, int(step)])
+        return self.tuples[int(rng.integers(len(self.tuples)))]
+
+
 class WorldDataset(torch.utils.data.Dataset):
     """Item `index` -> (video uint8 [T, H, W, 3], text int64 [S+1, L]), and with masks=True
-    also the characters' pixels uint8 [T, H, W] (character_mask; for the trainer's --fg-weight)."""
+    also the characters' pixels uint8 [T, H, W] (character_mask; for the trainer's --fg-weight).
+    The scene's shots have lengths.frames_at(step) frames, step = index // step_items (the global
+    batch, batch x world, as StepBatches numbers items); without `lengths`, `frames` each."""
 
     def __init__(self, seed: int, shots: int, frames: int, image_size: int, text_len: int,
-                 masks: bool = False):
+                 masks: bool = False, lengths: Optional[ShotLengths] = None, step_items: int = 1):
         self.seed, self.shots, self.frames = seed, shots, frames
         self.image_size, self.text_len = image_size, text_len
         self.masks = masks
+        self.lengths = lengths or ShotLengths(shots, frames)
+        self.step_items = step_items
         self.vocab = Vocab()
 
     def __len__(self) -> int:
         return 10 ** 9
 
     def scene(self, index: int) -> Scene:
-        return sample_scene(scene_seed(self.seed, index), shots=self.shots, frames=self.frames)
+        frames = self.lengths.frames_at(index // self.step_items)
+        return sample_scene(scene_seed(self.seed, index), shots=self.shots, frames=frames)
 
     def __getitem__(self, index: int) -> Tuple[torch.Tensor, ...]:
         scene = self.scene(index)

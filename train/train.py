@@ -21,6 +21,10 @@ squared error of the characters' pixels (data.character_mask) 1 + W times the ba
 characters cover a few per cent of a frame, so unweighted they hardly move the loss. A constant
 weight biases x̂0 towards the characters where their place is uncertain (they come out too big);
 --fg-decay linear lowers W to 0 at the last step, so the EMA ends on the unweighted objective.
+--shot-lengths 4,8,12: every step draws one tuple of per-shot lengths from that set that sums to
+--shots x --frames (data.ShotLengths: uniform over all such tuples, a function of (seed, step),
+the same for every item and rank of the step); the token count, hence --compile's shapes and
+--steps auto's timing, stays that of --shots x --frames. Logged as "frames" per logged step.
 Logs one JSON object per line (stdout and <out>/log.jsonl); `data_wait` is the fraction of
 wall time the loop spent waiting for the DataLoader (near 0 when data is not the bottleneck).
 Checkpoints in <out> (checkpoint.py) every --ckpt-every steps, at the end, and when
@@ -46,7 +50,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from . import checkpoint
-from .data import WorldDataset, batch as make_batch, frames_to_model, make_loader
+from .data import ShotLengths, WorldDataset, batch as make_batch, frames_to_model, make_loader
 from .model import CONFIGS, MoCDiT, compile_blocks, count_parameters, make_config
 
 
@@ -116,9 +120,9 @@ def _const(values: tuple, dtype, device: str) -> torch.Tensor:
     return torch.tensor(values, dtype=dtype, device=device)
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=1024)
 def frame_shot_index(frames: tuple, device: str) -> torch.Tensor:
-    """[T] shot of every frame."""
+    """[T] shot of every frame (one per --shot-lengths tuple: a miss copies host -> device)."""
     return torch.repeat_interleave(torch.arange(len(frames)), torch.tensor(frames)).to(device)
 
 
@@ -175,6 +179,16 @@ def flow_loss(model, x0, text, frames, stage, args, gen: torch.Generator, stats=
 
 
 # ---- main -----------------------------------------------------------------------------------
+def parse_shot_lengths(text: Optional[str]) -> Optional[List[int]]:
+    """"4,8,12" -> [4, 8, 12]; None (the option is off) -> None."""
+    if text is None:
+        return None
+    try:
+        return [int(x) for x in text.split(",")]
+    except ValueError:
+        raise ValueError("use comma-separated frame counts, e.g. 4,8,12") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Train the MoC DiT on the procedural world.")
     a = p.add_argument
@@ -182,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--image-size", type=int); a("--patch-size", type=int); a("--dim", type=int)
     a("--depth", type=int); a("--heads", type=int)
     a("--shots", type=int, default=4); a("--frames", type=int, default=8)
+    a("--shot-lengths", default=None, metavar="F,F,...",
+      help="train on shots of these lengths: each step draws per-shot lengths from this set that sum "
+           "to shots x frames (default: every shot has --frames frames)")
     a("--batch-size", type=int, default=8, help="per process")
     a("--steps", default="1000", help="total optimiser steps (the run's end), or 'auto' with --budget")
     a("--budget", type=float, default=0.0,
@@ -318,7 +335,10 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
         raise SystemExit("--steps auto needs fractional schedule ends (e.g. dense@0.4,2x4@0.7,1x4)")
     cfg = make_config(args.config, image_size=args.image_size, patch_size=args.patch_size,
                       dim=args.dim, depth=args.depth, heads=args.heads)
-    frames = (args.frames,) * args.shots
+    try:
+        lengths = ShotLengths(args.shots, args.frames, parse_shot_lengths(args.shot_lengths), args.seed)
+    except ValueError as e:
+        raise SystemExit(f"--shot-lengths {args.shot_lengths}: {e}") from None
 
     torch.manual_seed(args.seed)                       # same init on every rank
     model = MoCDiT(cfg).to(device)
@@ -354,7 +374,7 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
 
     t_start = time.time()
     dataset = WorldDataset(args.seed, args.shots, args.frames, cfg.image_size, cfg.text_len,
-                           masks=args.fg_weight > 0)
+                           masks=args.fg_weight > 0, lengths=lengths, step_items=args.batch_size * world)
     stop = 10 ** 9 if args.steps == "auto" else args.steps
     if args.fixed_batch:
         fixed = make_batch(dataset, range(rank * args.batch_size, (rank + 1) * args.batch_size))
@@ -379,7 +399,8 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
         first = next(batches)
         x0 = frames_to_model(first[0].to(device))
         fg = first[2].to(device) if len(first) > 2 else None
-        times = calibrate(net, model, opt, x0, first[1].to(device), frames, stages, args, device, fg)
+        times = calibrate(net, model, opt, x0, first[1].to(device), lengths.frames_at(step), stages, args,
+                          device, fg)
         steps = torch.tensor([steps_for_budget(stages, times, args.budget - (time.time() - t_start))])
         if world > 1:
             steps = steps.to(device)
@@ -392,7 +413,7 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     stages = resolve_schedule(stages, args.steps)
     log({"event": "start", "step": step, "world": world, "device": str(device),
          "params": count_parameters(model), "config": cfg.to_dict(), "args": vars(args),
-         "schedule": stages, "resumed_from": resumed_from,
+         "schedule": stages, "shot_length_tuples": len(lengths.tuples), "resumed_from": resumed_from,
          "init_from": args.init_from if state is None else None,
          "optimizer_state": "restored" if state is not None and state.get("opt") is not None else "fresh",
          "torch": torch.__version__})
@@ -420,6 +441,7 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
         text = text.to(device, non_blocking=True)                            # [B, S+1, L]
         fg = mask[0].to(device, non_blocking=True) if mask else None         # [B, T, H, W]
         si, stage = stage_at(stages, step)
+        frames = lengths.frames_at(0 if args.fixed_batch else step)         # the batch's shot lengths
         gen = torch.Generator(device=device)
         gen.manual_seed((args.seed * 1_000_003 + (0 if args.fixed_batch else step)) * 1009 + rank)
         for group in opt.param_groups:
@@ -441,7 +463,7 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
                 l /= world
             now = time.time()
             rec = {"step": step, "loss": float(l), "lr": lr_at(step - 1, args), "fg_weight": fg_w, "stage": si,
-                   "mode": stage[0], "chunk_frames": stage[1], "top_k": stage[2],
+                   "mode": stage[0], "chunk_frames": stage[1], "top_k": stage[2], "frames": list(frames),
                    "sparsity": (sum(stats) / len(stats)) if stats else 0.0, "grad_norm": float(gnorm),
                    "sec_per_step": (now - t_last) / max(1, step - last_step),
                    "samples_per_sec": (step - last_step) * args.batch_size * world / max(1e-9, now - t_last),

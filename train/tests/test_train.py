@@ -53,11 +53,12 @@ def _weights(path):
     return state["step"], state["model"], state["ema"]
 
 
-def test_resume_is_identical_to_an_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("extra", [[], ["--shot-lengths", "2,4,6"]], ids=["uniform", "shot-lengths"])
+def test_resume_is_identical_to_an_uninterrupted_run(tmp_path, extra):
     """A run stopped by --time-limit and resumed with the same command ends on exactly the
-    weights, EMA and optimiser state of a run that never stopped (data and noise depend on the
-    step only), also when --steps auto chose the run's length."""
-    args = TINY + ["--schedule", "dense@2,1x1", "--ckpt-every", "0", "--steps", "5"]
+    weights, EMA and optimiser state of a run that never stopped (data, noise and the shot
+    lengths depend on the step only), also when --steps auto chose the run's length."""
+    args = TINY + extra + ["--schedule", "dense@2,1x1", "--ckpt-every", "0", "--steps", "5"]
     stopped = main(args + ["--out", str(tmp_path / "a"), "--time-limit", "1e-9", "--resume"])
     assert stopped[-1]["stopped_early"] and stopped[-1]["step"] == 1
     resumed = main(args + ["--out", str(tmp_path / "a"), "--time-limit", "1e-9", "--resume"])
