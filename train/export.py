@@ -181,10 +181,20 @@ def load_checkpoint_model(path: str, config: Optional[str], ema: bool,
             for p, e in zip(model.parameters(), state["ema"]):
                 p.copy_(e.to(p.dtype))
     meta = {"step": int(state.get("step", 0)), "ema": bool(ema)}
-    run_args = state.get("args") or {}
-    if run_args.get("shots") and run_args.get("frames"):   # the shot shape it trained on (the studio warns off it)
-        meta["train_shots"], meta["train_frames"] = int(run_args["shots"]), int(run_args["frames"])
+    meta.update(trained_shape(state.get("args") or {}))
     return model.eval(), cfg, meta
+
+
+def trained_shape(run_args: dict) -> dict:
+    """config.json keys for the shot shape a run trained on (the studio notes shots outside it):
+    train_shots and train_frames (--frames); with --shot-lengths also train_frames_min / _max."""
+    if not (run_args.get("shots") and run_args.get("frames")):
+        return {}
+    out = {"train_shots": int(run_args["shots"]), "train_frames": int(run_args["frames"])}
+    if run_args.get("shot_lengths"):
+        lengths = [int(x) for x in str(run_args["shot_lengths"]).split(",") if x.strip()]
+        out["train_frames_min"], out["train_frames_max"] = min(lengths), max(lengths)
+    return out
 
 
 def register(index_path: str, name: str, path: str, description: str, params: int, nbytes: int,

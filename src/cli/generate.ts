@@ -24,7 +24,7 @@ import { parseArgs } from 'node:util';
 import { Engine } from '../engine/engine.ts';
 import { nodeGpu } from '../engine/host-node.ts';
 import type { AttentionMode, GenerateProgress, GenerateRequest, GenerateResult, ModelEntry, StepTimings } from '../model/api.ts';
-import { shotLengthNote } from '../model/config.ts';
+import { shotLengthNote, type ModelConfig } from '../model/config.ts';
 import { Generator, prepareRequest } from '../model/generate.ts';
 import { LayoutError } from '../model/layout.ts';
 import { MAX_JSON_BYTES, MAX_STORYBOARD_BYTES, modelFileCap } from '../model/limits.ts';
@@ -240,6 +240,16 @@ export async function run(argv: string[]): Promise<number> {
   }
 }
 
+/** Shots (1-based) whose length the model was not trained on, by what that means (shotLengthNote). */
+export function offLengthShots(shots: readonly { frames: number }[], cfg: ModelConfig): Map<string, number[]> {
+  const out = new Map<string, number[]>();
+  shots.forEach((s, i) => {
+    const note = shotLengthNote(s.frames, cfg.trainFrames);
+    if (note) out.set(note, [...(out.get(note) ?? []), i + 1]);
+  });
+  return out;
+}
+
 async function generate(a: GenerateArgs): Promise<number> {
   const board = parseStoryboardJson(new TextDecoder().decode(await readFileCapped(a.storyboard, MAX_STORYBOARD_BYTES)));
   const modelDir = a.model ?? (await defaultModelDir());
@@ -255,9 +265,8 @@ async function generate(a: GenerateArgs): Promise<number> {
     profile: a.profile,
   };
   prepareRequest(model, req); // every input problem, before the GPU starts
-  const offLength = board.shots.flatMap((s, i) => (shotLengthNote(s.frames, cfg.trainFrames) ? [i + 1] : []));
-  if (offLength.length > 0) {
-    console.error(`moc generate: note: ${cfg.name} was trained on ${cfg.trainFrames}-frame shots; shot${offLength.length > 1 ? 's' : ''} ${offLength.join(', ')} ${offLength.length > 1 ? 'are' : 'is'} not, and may come out worse`);
+  for (const [note, shots] of offLengthShots(board.shots, cfg)) {
+    console.error(`moc generate: note: shot${shots.length > 1 ? 's' : ''} ${shots.join(', ')}: ${note}`);
   }
   await mkdir(a.out, { recursive: true });
   const eng = await Engine.create(await nodeGpu());

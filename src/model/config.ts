@@ -13,6 +13,12 @@ import { InputError } from './safetensors.ts';
 export const MODEL_FORMAT = 'moc-dit';
 export const MODEL_FORMAT_VERSION = 1;
 
+/** Frames per shot a model was trained on: min = max unless it trained on varied lengths. */
+export interface TrainFrames {
+  min: number;
+  max: number;
+}
+
 export interface ModelConfig {
   name: string;
   vocabSize: number; // V
@@ -38,12 +44,12 @@ export interface ModelConfig {
   tMin: number;
   fps: number;
   /**
-   * The shot shape it was trained on (config.json `train_shots`, `train_frames`: shots per
-   * sample, frames per shot), null where the file does not say. Other shot lengths run but come
-   * out worse (docs/MODEL_CARD.md, Limits).
+   * The shot shape it was trained on (config.json `train_shots`: shots per sample; `train_frames`,
+   * or `train_frames_min` … `train_frames_max` for a run with varied shot lengths), null where the
+   * file does not say. Other shot lengths run but come out worse (docs/MODEL_CARD.md, Limits).
    */
   trainShots: number | null;
-  trainFrames: number | null;
+  trainFrames: TrainFrames | null;
   // derived
   grid: number; // G = imageSize / patchSize
   headDim: number; // D
@@ -76,6 +82,8 @@ const schema = z.object({
   fps: z.number().positive(),
   train_shots: int(1).optional(),
   train_frames: int(1).optional(),
+  train_frames_min: int(1).optional(),
+  train_frames_max: int(1).optional(),
 });
 
 /**
@@ -121,7 +129,7 @@ export function parseModelConfig(value: unknown, source = 'config.json'): ModelC
     tMin: c.t_min,
     fps: c.fps,
     trainShots: c.train_shots ?? null,
-    trainFrames: c.train_frames ?? null,
+    trainFrames: trainFrames(c.train_frames, c.train_frames_min, c.train_frames_max, bad),
     grid: c.image_size / c.patch_size,
     headDim,
     patchDim: c.channels * c.patch_size ** 2,
@@ -129,17 +137,27 @@ export function parseModelConfig(value: unknown, source = 'config.json'): ModelC
   };
 }
 
+function trainFrames(frames: number | undefined, min: number | undefined, max: number | undefined, bad: (msg: string) => never): TrainFrames | null {
+  if ((min === undefined) !== (max === undefined)) bad('train_frames_min and train_frames_max come together');
+  if (min !== undefined && max !== undefined) {
+    if (min > max) bad(`train_frames_min ${min} is above train_frames_max ${max}`);
+    return { min, max };
+  }
+  return frames === undefined ? null : { min: frames, max: frames };
+}
+
 /**
- * What a shot's length means for a model trained on `trainFrames`-frame shots, or null when it
- * matches (or the model does not say). Measured with moc-base (docs/MODEL_CARD.md, Limits):
- * shorter shots come out blurred or without their characters, longer ones break up after the
- * trained length.
+ * What a shot's length means for a model trained on `trained` frames per shot, or null when it
+ * is within them (or the model does not say). Measured with moc-base (docs/MODEL_CARD.md,
+ * Limits): shorter shots come out blurred or without their characters, longer ones break up
+ * after the trained length.
  */
-export function shotLengthNote(frames: number, trainFrames: number | null): string | null {
-  if (trainFrames === null || frames === trainFrames) return null;
-  return frames > trainFrames
-    ? `The model was trained on ${trainFrames}-frame shots: frames after frame ${trainFrames} may break up.`
-    : `The model was trained on ${trainFrames}-frame shots: shorter ones may come out blurred or empty.`;
+export function shotLengthNote(frames: number, trained: TrainFrames | null): string | null {
+  if (trained === null || (frames >= trained.min && frames <= trained.max)) return null;
+  const what = trained.min === trained.max ? `${trained.max}-frame shots` : `shots of ${trained.min}–${trained.max} frames`;
+  return frames > trained.max
+    ? `The model was trained on ${what}: frames after frame ${trained.max} may break up.`
+    : `The model was trained on ${what}: shorter ones may come out blurred or empty.`;
 }
 
 /** Every weight of the checkpoint, name → shape (train/model.py's state_dict). */

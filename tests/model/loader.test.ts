@@ -119,15 +119,18 @@ describe('loadModel', () => {
   it('parseModelConfig reads the trained shot shape and refuses a bad one', () => {
     const base = { format: 'moc-dit', formatVersion: 1, name: 's', vocab_size: 45, text_len: 24, image_size: 64, patch_size: 8, channels: 3, dim: 192, depth: 6, heads: 6, mlp_ratio: 4, rope_theta: 100, t_freq_dim: 256, chunk_frames: 1, top_k: 4, causal: true, fps: 8 };
     const c = parseModelConfig({ ...base, train_shots: 4, train_frames: 8 });
-    expect([c.trainShots, c.trainFrames]).toEqual([4, 8]);
+    expect([c.trainShots, c.trainFrames]).toEqual([4, { min: 8, max: 8 }]);
+    expect(parseModelConfig({ ...base, train_frames: 8, train_frames_min: 4, train_frames_max: 12 }).trainFrames).toEqual({ min: 4, max: 12 });
     expect(() => parseModelConfig({ ...base, train_frames: 0 }, 'm/config.json')).toThrow(/^m\/config\.json: train_frames: /);
     expect(() => parseModelConfig({ ...base, train_shots: 2.5 })).toThrow(/train_shots/);
+    expect(() => parseModelConfig({ ...base, train_frames_min: 4 }, 'm/config.json')).toThrow('m/config.json: train_frames_min and train_frames_max come together');
+    expect(() => parseModelConfig({ ...base, train_frames_min: 9, train_frames_max: 4 }, 'm/config.json')).toThrow('m/config.json: train_frames_min 9 is above train_frames_max 4');
   });
 
   it('the shipped models say what shot shape they were trained on', () => {
     const shipped = (name: string) => parseModelConfig(JSON.parse(readFileSync(join('public/models', name, 'config.json'), 'utf8')));
-    expect([shipped('moc-base').trainShots, shipped('moc-base').trainFrames]).toEqual([4, 8]);
-    expect([shipped('moc-tiny').trainShots, shipped('moc-tiny').trainFrames]).toEqual([4, 4]);
+    expect([shipped('moc-base').trainShots, shipped('moc-base').trainFrames]).toEqual([4, { min: 8, max: 8 }]);
+    expect([shipped('moc-tiny').trainShots, shipped('moc-tiny').trainFrames]).toEqual([4, { min: 4, max: 4 }]);
   });
 });
 

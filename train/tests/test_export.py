@@ -70,6 +70,7 @@ def test_cli_from_checkpoint_with_ema_and_register(tmp_path):
     back, _, meta = load_exported(str(out))
     assert meta["step"] == 42 and meta["ema"] is True
     assert (meta["train_shots"], meta["train_frames"]) == (3, 5)    # the studio's shot-length note
+    assert "train_frames_min" not in meta
     first = next(back.parameters())
     assert torch.equal(first, ema[0].half().float())
     entry = json.loads(index.read_text())["models"][0]
@@ -103,3 +104,11 @@ def test_committed_fixtures_are_current(tmp_path):
     for f in ("model.safetensors", "config.json", "vocab.json"):
         a = open(os.path.join(root, "model", f), "rb").read()
         assert a == open(str(tmp_path / f"v{fixtures.VERSION}" / "model" / f), "rb").read(), f
+
+
+def test_trained_shape_records_the_shot_lengths_range():
+    from train.export import trained_shape
+    assert trained_shape({}) == {}
+    assert trained_shape({"shots": 4, "frames": 8, "shot_lengths": None}) == {"train_shots": 4, "train_frames": 8}
+    assert trained_shape({"shots": 4, "frames": 8, "shot_lengths": "12,4,8"}) == {
+        "train_shots": 4, "train_frames": 8, "train_frames_min": 4, "train_frames_max": 12}
