@@ -18,7 +18,7 @@ import torch
 
 from .data import WorldDataset, batch as make_batch, frames_to_model
 from .model import MoCDiT, compile_blocks, make_config
-from .train import _setup, _sync, build_parser, train_step
+from .train import _sync, build_parser, setup_run, train_step
 
 STAGES = [("dense", 0, 0, None), ("moc", 1, 4, None)]
 
@@ -28,12 +28,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     profile = "--profile" in argv
     argv = [a for a in argv if a != "--profile"]
     args = build_parser().parse_args(["--config", "base", "--batch-size", "32", "--q-tile", "4096"] + argv)
-    args.t_regimes = [0.4, 0.3, 0.3]
-    _, _, device = _setup(args)
-    if args.attn_checkpoint is None:
-        args.attn_checkpoint = int(device.type == "cuda")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    _, _, device = setup_run(args)
     cfg = make_config(args.config)
     torch.manual_seed(args.seed)
     model = MoCDiT(cfg).to(device)

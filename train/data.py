@@ -85,6 +85,16 @@ def shot_length_tuples(lengths: Sequence[int], shots: int, total: int) -> List[T
     return out
 
 
+def parse_shot_lengths(text: Optional[str]) -> Optional[List[int]]:
+    """"4,8,12" -> [4, 8, 12]; None (the option is off) -> None."""
+    if text is None:
+        return None
+    try:
+        return [int(x) for x in text.split(",")]
+    except ValueError:
+        raise ValueError("use comma-separated frame counts, e.g. 4,8,12") from None
+
+
 class ShotLengths:
     """Per-shot lengths of every training step. Off (`lengths` None): every shot has `frames`
     frames. On: step s takes one of shot_length_tuples(lengths, shots, shots * frames), uniformly,

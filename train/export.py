@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from . import checkpoint, safetensors_io
+from .data import parse_shot_lengths
 from .model import CONFIGS, MoCDiT, ModelConfig, count_parameters, make_config
 from .vocab import Vocab
 
@@ -191,8 +192,8 @@ def trained_shape(run_args: dict) -> dict:
     if not (run_args.get("shots") and run_args.get("frames")):
         return {}
     out = {"train_shots": int(run_args["shots"]), "train_frames": int(run_args["frames"])}
-    if run_args.get("shot_lengths"):
-        lengths = [int(x) for x in str(run_args["shot_lengths"]).split(",") if x.strip()]
+    lengths = parse_shot_lengths(run_args.get("shot_lengths"))
+    if lengths:
         out["train_frames_min"], out["train_frames_max"] = min(lengths), max(lengths)
     return out
 

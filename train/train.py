@@ -50,7 +50,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from . import checkpoint
-from .data import ShotLengths, WorldDataset, batch as make_batch, frames_to_model, make_loader
+from .data import ShotLengths, WorldDataset, batch as make_batch, frames_to_model, make_loader, parse_shot_lengths
 from .model import CONFIGS, MoCDiT, compile_blocks, count_parameters, make_config
 
 
@@ -179,16 +179,6 @@ def flow_loss(model, x0, text, frames, stage, args, gen: torch.Generator, stats=
 
 
 # ---- main -----------------------------------------------------------------------------------
-def parse_shot_lengths(text: Optional[str]) -> Optional[List[int]]:
-    """"4,8,12" -> [4, 8, 12]; None (the option is off) -> None."""
-    if text is None:
-        return None
-    try:
-        return [int(x) for x in text.split(",")]
-    except ValueError:
-        raise ValueError("use comma-separated frame counts, e.g. 4,8,12") from None
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Train the MoC DiT on the procedural world.")
     a = p.add_argument
@@ -319,14 +309,21 @@ def steps_for_budget(stages, times: dict, seconds: float) -> int:
     return max(1, int(seconds / per_step))
 
 
-def main(argv: Optional[List[str]] = None) -> List[dict]:
-    args = build_parser().parse_args(argv)
+def setup_run(args):
+    """Finishes parsed flags and the process: --t-regimes as numbers, torch threads, the device
+    and process group (_setup), --attn-checkpoint's default (on for CUDA). -> rank, world, device."""
     args.t_regimes = [float(x) for x in args.t_regimes.split(",")]
     if args.threads:
         torch.set_num_threads(args.threads)
     rank, world, device = _setup(args)
     if args.attn_checkpoint is None:
         args.attn_checkpoint = int(device.type == "cuda")
+    return rank, world, device
+
+
+def main(argv: Optional[List[str]] = None) -> List[dict]:
+    args = build_parser().parse_args(argv)
+    rank, world, device = setup_run(args)
     stages = parse_schedule(args.schedule)
     auto = args.steps == "auto"
     if auto and args.budget <= 0:

@@ -99,6 +99,13 @@ def attention_flops(stats: Sequence[float], layout, heads: int, head_dim: int, m
     return total
 
 
+def pick_device(name: str) -> torch.device:
+    """--device: "auto" is CUDA where there is one, else the CPU; anything else as named."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)

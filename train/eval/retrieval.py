@@ -38,7 +38,7 @@ from ..data import encode_scene, frames_to_model
 from ..render import render_shot
 from ..vocab import Vocab
 from ..world import Scene
-from .generate import Loaded
+from .generate import Loaded, load_model, pick_device
 
 COVER = 0.25      # a patch is a character query when at least this share of its pixels is c
 
@@ -172,7 +172,6 @@ def main(argv=None) -> List[Dict[str, float]]:
     on the eval's held-out storyboards, for each model and t (one line each, JSON)."""
     import argparse
     import json
-    from .generate import load_model
     from .run import held_out_scenes
     p = argparse.ArgumentParser(description="MoC routing retrieval probe on held-out storyboards")
     p.add_argument("--ckpt", nargs="+", required=True, help="exported model folders or checkpoints")
@@ -184,7 +183,7 @@ def main(argv=None) -> List[Dict[str, float]]:
     p.add_argument("--device", default="auto")
     p.add_argument("--measure", default="routes", help="routes, attention, or both comma-separated")
     args = p.parse_args(argv)
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    device = pick_device(args.device)
     scenes = held_out_scenes(args.storyboards, args.seed, args.shots, args.frames)
     out = []
     for path in args.ckpt:

@@ -37,7 +37,7 @@ import torch
 from ..data import EVAL_SEED_BASE, scene_seed
 from ..world import sample_scene, storyboard
 from . import report
-from .generate import Loaded, generate, load_model
+from .generate import Loaded, generate, load_model, pick_device
 from .retrieval import markdown as retrieval_markdown, retrieval_probe
 from .probes import Probe, build_probe, score_videos
 
@@ -220,8 +220,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     args = build_parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if args.device == "auto" else args.device)
+    device = pick_device(args.device)
     workers = args.workers or min(8, os.cpu_count() or 1)
     lm = load_model(args.ckpt, args.ema, args.seed)
     log = lambda msg: print(msg, file=sys.stderr, flush=True)
