@@ -23,7 +23,7 @@ import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Engine } from '../engine/engine.ts';
 import { nodeGpu } from '../engine/host-node.ts';
-import type { AttentionMode, GenerateProgress, GenerateRequest, GenerateResult, ModelEntry, StepTimings } from '../model/api.ts';
+import { isAttentionMode, type AttentionMode, type GenerateProgress, type GenerateRequest, type GenerateResult, type ModelEntry, type StepTimings } from '../model/api.ts';
 import { shotLengthNote, type ModelConfig } from '../model/config.ts';
 import { Generator, prepareRequest } from '../model/generate.ts';
 import { LayoutError } from '../model/layout.ts';
@@ -86,7 +86,7 @@ export function parseGenerateArgs(argv: string[]): GenerateArgs {
   if (positionals.length !== 1) throw new UsageError(`expected one STORYBOARD.json, got ${positionals.length}; ${USAGE}`);
   if (!v.out) throw new UsageError(`--out DIR is required; ${USAGE}`);
   const mode = v.attention;
-  if (mode !== undefined && mode !== 'moc' && mode !== 'dense' && mode !== 'shot') throw new UsageError(`--attention must be moc, dense or shot, got '${mode}'`);
+  if (mode !== undefined && !isAttentionMode(mode)) throw new UsageError(`--attention must be moc, dense or shot, got '${mode}'`);
   const guidance = v.guidance === undefined ? 3 : Number(v.guidance);
   if (!Number.isFinite(guidance)) throw new UsageError(`--guidance must be a number, got '${v.guidance}'`);
   return {

@@ -45,7 +45,13 @@ export interface LoadedModelInfo extends ModelInfo {
   attention: AttentionOptions;
 }
 
-export type AttentionMode = 'moc' | 'dense' | 'shot';
+/** The attention modes (messages list them in this order: "moc, dense or shot"). */
+export const ATTENTION_MODES = ['moc', 'dense', 'shot'] as const;
+export type AttentionMode = (typeof ATTENTION_MODES)[number];
+
+export function isAttentionMode(v: unknown): v is AttentionMode {
+  return (ATTENTION_MODES as readonly unknown[]).includes(v);
+}
 
 export interface AttentionOptions {
   mode: AttentionMode;

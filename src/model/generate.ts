@@ -11,7 +11,7 @@
  */
 import type { Engine } from '../engine/engine.ts';
 import { Rng } from '../engine/random.ts';
-import type { AttentionOptions, GeneratedShot, GenerateProgress, GenerateRequest, GenerateResult, ModelInfo, StepTimings, StepTrace } from './api.ts';
+import { isAttentionMode, type AttentionOptions, type GeneratedShot, type GenerateProgress, type GenerateRequest, type GenerateResult, type ModelInfo, type StepTimings, type StepTrace } from './api.ts';
 import type { ModelConfig } from './config.ts';
 import { MocDiT, type Phase, type PhaseTimer } from './dit.ts';
 import { memoryProblem } from './memory.ts';
@@ -136,7 +136,7 @@ export function prepareRequest(model: LoadedModel, req: GenerateRequest): { stor
   if (!Number.isInteger(req.steps) || req.steps < 1 || req.steps > 1000) bad(`steps must be an integer in 1..1000, got ${req.steps}`);
   if (!Number.isFinite(req.guidance)) bad(`guidance must be a finite number, got ${req.guidance}`);
   const a = req.attention;
-  if (a.mode !== 'moc' && a.mode !== 'dense' && a.mode !== 'shot') bad(`attention mode must be moc, dense or shot, got ${JSON.stringify(a.mode)}`);
+  if (!isAttentionMode(a.mode)) bad(`attention mode must be moc, dense or shot, got ${JSON.stringify(a.mode)}`);
   if (!Number.isInteger(a.topK) || a.topK < 0 || a.topK > MAX_TOP_K) bad(`top-k must be an integer in 0..${MAX_TOP_K}, got ${a.topK}`);
   if (!Number.isInteger(a.chunkFrames) || a.chunkFrames < 1) bad(`chunk frames must be an integer ≥ 1, got ${a.chunkFrames}`);
   const size = model.config.imageSize;

@@ -13,7 +13,7 @@
 import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
 import type { AttentionOptions, GenerateRequest } from '../model/api.ts';
 import type { Storyboard } from '../model/storyboard.ts';
-import { parseStoryboard } from '../worker/client.ts';
+import { isAttentionMode, parseStoryboard } from '../worker/client.ts';
 import { withIds, type Board } from './board-ops.ts';
 import { ATTENTION_KEYS, DEFAULT_SETTINGS, RUN_KINDS, type GenerationSettings, type RunPlan, type TakeMeta } from './types.ts';
 
@@ -154,7 +154,7 @@ function checkRequest(raw: unknown, bad: (what: string) => never): GenerateReque
   if (!isCount(r.steps, 1)) bad(`steps ${String(r.steps)} is not a count of steps`);
   if (typeof r.guidance !== 'number' || !Number.isFinite(r.guidance)) bad(`guidance ${String(r.guidance)} is not a number`);
   const a = (r.attention ?? {}) as Partial<Record<keyof AttentionOptions, unknown>>;
-  if (!['moc', 'dense', 'shot'].includes(a.mode as string) || !isCount(a.topK, 0) || !isCount(a.chunkFrames, 1) || typeof a.causal !== 'boolean') {
+  if (!isAttentionMode(a.mode) || !isCount(a.topK, 0) || !isCount(a.chunkFrames, 1) || typeof a.causal !== 'boolean') {
     bad('its attention options are not mode, topK, chunkFrames and causal');
   }
   const keep = r.keep ?? [];
