@@ -310,7 +310,7 @@ class Block(nn.Module):
         B, Nt, d = xt.shape
         Nv = xv.shape[1]
         mt = rows.text(self.mod_text(cs)).chunk(2 if self.pre_only else 6, -1)  # each [B, Gt, 1, d]
-        mv = rows.video(self.mod_video(cs)).chunk(6, -1)                # each [B, Gv, 1 | Nv, d]
+        mv = rows.video(self.mod_video(cs)).chunk(6, -1)                # each [B, Gv, 1, d]
         ht = modulate(layer_norm(xt.view(B, rows.gt, -1, d)), mt[0], mt[1]).view(B, Nt, d)
         hv = modulate(layer_norm(xv.view(B, rows.gv, -1, d)), mv[0], mv[1]).view(B, Nv, d)
         q, k, v = self.attn.project(ht, hv, cos, sin)                   # [B, H, N, D] each
@@ -337,7 +337,7 @@ class FinalLayer(nn.Module):
 
     def forward(self, xv, cs, rows: "ShotRows"):
         B, Nv, d = xv.shape
-        shift, scale = rows.video(self.mod(cs)).chunk(2, -1)            # [B, Gv, 1 | Nv, d] each
+        shift, scale = rows.video(self.mod(cs)).chunk(2, -1)            # [B, Gv, 1, d] each
         h = modulate(layer_norm(xv.view(B, rows.gv, -1, d)), shift, scale)
         return self.proj(h).reshape(B, Nv, -1)                          # [B, Nv, P]
 
@@ -346,21 +346,22 @@ class ShotRows:
     """Per-token conditioning without a [B, N, 6d] gather (whose backward is a scatter-add of
     thousands of tokens onto S+1 rows). The text stream is S+1 captions of L tokens, so it is
     viewed as [B, S+1, L, d] against rows [B, S+1, 1, k]; the video stream, when every shot has
-    the same number of frames, as [B, S, F*G*G, d] against rows 1..S; otherwise as one group
-    [B, 1, Nv, d] against the rows gathered per token. The values are the same either way."""
+    the same number of frames, as [B, S, F*G*G, d] against rows 1..S; otherwise (shots of
+    different lengths) frame by frame, as [B, T, G*G, d] against the row of each frame's shot
+    (a gather of T rows, whose backward adds T rows, not Nv). The values are the same either way."""
 
-    def __init__(self, layout: Layout, v_idx: torch.Tensor):
+    def __init__(self, layout: Layout, device):
         self.gt = layout.shots + 1
         self.uniform = len(set(layout.frames)) == 1
-        self.gv = layout.shots if self.uniform else 1
-        self.v_idx = v_idx                                              # [Nv] row of cs per token
-        self.frame_shot = torch.as_tensor(layout.frame_shot(), device=v_idx.device)  # [T] shot of each frame
+        self.gv = layout.shots if self.uniform else sum(layout.frames)
+        self.frame_shot = torch.as_tensor(layout.frame_shot(), device=device)  # [T] shot of each frame
+        self.frame_row = self.frame_shot + 1                            # [T] row of cs per frame
 
     def text(self, m):                                                  # [B, S+1, k] -> [B, S+1, 1, k]
         return m[:, :, None, :]
 
-    def video(self, m):                                                 # [B, S+1, k] -> [B, Gv, 1 | Nv, k]
-        return m[:, 1:, None, :] if self.uniform else m[:, self.v_idx][:, None]
+    def video(self, m):                                                 # [B, S+1, k] -> [B, Gv, 1, k]
+        return m[:, 1:, None, :] if self.uniform else m[:, self.frame_row, None, :]
 
 
 class MoCDiT(nn.Module):
@@ -402,9 +403,8 @@ class MoCDiT(nn.Module):
         if key not in self._cache:
             pos = torch.as_tensor(layout.pos, device=device)
             cos, sin = rope_tables(pos, self.cfg.head_dim, self.cfg.rope_theta)
-            cond_idx = torch.as_tensor(layout.token_shot + 1, device=device)  # row of c per token
             ch = moc.Chunks.from_layout(layout, device)
-            self._cache[key] = (ch, LayoutMasks(ch), cos, sin, ShotRows(layout, cond_idx[layout.n_text:]))
+            self._cache[key] = (ch, LayoutMasks(ch), cos, sin, ShotRows(layout, device))
         return self._cache[key]
 
     def patchify(self, video):                                          # [B, T, c, Hi, Wi]

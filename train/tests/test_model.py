@@ -235,3 +235,20 @@ def test_mask_bias_run_path_is_bit_identical(frames, cf, runs):
             assert got.dtype == dtype and got.shape == ref.shape
             assert torch.equal(got.view(torch.int16 if dtype != torch.float32 else torch.int32),
                                ref.view(torch.int16 if dtype != torch.float32 else torch.int32))
+
+
+@pytest.mark.parametrize("frames", [(2, 2, 2), (2, 3, 1), (1, 4)])
+def test_shot_rows_give_every_video_token_its_shots_row(frames):
+    """ShotRows groups video tokens per shot (equal lengths) or per frame (mixed lengths); spread
+    back to tokens, the rows must be those of each token's shot in the layout."""
+    from train.model import ShotRows
+    cfg = make_config("tiny")
+    layout = MoCDiT(cfg).layout(frames, 1)
+    rows = ShotRows(layout, "cpu")
+    S, B, k = len(frames), 2, 5
+    m = torch.randn(B, S + 1, k)
+    per_group = rows.video(m)                                            # [B, Gv, 1, k]
+    assert per_group.shape == (B, rows.gv, 1, k)
+    per_token = per_group.expand(B, rows.gv, layout.n_video // rows.gv, k).reshape(B, layout.n_video, k)
+    want = m[:, torch.as_tensor(layout.token_shot[layout.n_text:] + 1)]
+    assert torch.equal(per_token, want)
