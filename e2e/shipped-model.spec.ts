@@ -7,9 +7,9 @@
  * A character shown in shot 1, absent in shot 2 and back in shot 3: the routing graph and
  * teaching mode show how much of shot 3's routing goes back to shot 1.
  *
- * Shots are 8 frames because moc-base was trained only on 4 shots × 8 frames: in the PyTorch
- * reference, 2- or 4-frame shots come out as noise and 16-frame shots break down after frame 8,
- * so a shorter board would screenshot an out-of-distribution failure, not what users get.
+ * Shots are 8 frames: within moc-base's training lengths (4–16 frames a shot since its runs 7–9;
+ * up to run 6 it saw only 8-frame shots, and 2-frame shots, as on an older board, came out as
+ * noise), and short enough for SwiftShader.
  */
 import { expect, test } from '@playwright/test';
 import { MODEL, progress, serveModel } from './model-fixture.ts';
