@@ -148,9 +148,9 @@ function trainFrames(frames: number | undefined, min: number | undefined, max: n
 
 /**
  * What a shot's length means for a model trained on `trained` frames per shot, or null when it
- * is within them (or the model does not say). Measured with moc-base (docs/MODEL_CARD.md,
- * Limits): shorter shots come out blurred or without their characters, longer ones break up
- * after the trained length.
+ * is within them (or the model does not say). Measured with moc-base while it knew only 8-frame
+ * shots (docs/MODEL_CARD.md, Limits): shorter shots came out blurred or without their characters,
+ * longer ones broke up after the trained length.
  */
 export function shotLengthNote(frames: number, trained: TrainFrames | null): string | null {
   if (trained === null || (frames >= trained.min && frames <= trained.max)) return null;
