@@ -69,7 +69,7 @@ SAMPLES = [  # (file stem, title, one-line description, scene)
          (0, [(1, "spins")], "close-up", 8)], 4004)),
     ("valley-day", "A day in the valley (32 shots)",
      "Benchmark: 32 shots, 48 s of video, 25k tokens: the length where MoC's sparse attention pays off end to end. "
-     "Its 12-frame shots are longer than moc-base's 8-frame training shots, so their last frames break up.",
+     "moc-base saw at most 4 shots of 4–16 frames in training, so this many shots is a speed test first.",
      _scene([("red", "circle"), ("yellow", "star"), ("blue", "triangle")], ["meadow", "forest", "beach"], [
          (loc, actors, "close-up" if j % 5 == 4 else "wide", 12)
          for j in range(32)
