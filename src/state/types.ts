@@ -51,8 +51,8 @@ export interface TakeMeta {
 }
 
 /** What a run is for: every shot, one shot again (others kept), or a new shot at the end. */
-export type RunKind = 'all' | 'regenerate' | 'append';
-export const RUN_KINDS: readonly RunKind[] = ['all', 'regenerate', 'append'];
+export const RUN_KINDS = ['all', 'regenerate', 'append'] as const;
+export type RunKind = (typeof RUN_KINDS)[number];
 
 /** What a run will do, worked out from the board and the takes before it starts (kept in IndexedDB while it runs). */
 export interface RunPlan {

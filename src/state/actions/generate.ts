@@ -19,8 +19,6 @@ import type { RunKind, RunPlan, TakeMeta } from '../types.ts';
 import { engineClient, onEngineLost } from './engine.ts';
 import { ensureModel } from './model.ts';
 
-export type { RunPlan };
-
 /**
  * The request for a run. `regenerate` keeps every other shot that has a take of the right
  * length (shots without one are sampled too); `append` keeps every shot but the last.
