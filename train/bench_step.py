@@ -4,7 +4,8 @@ fixed batch of the world, so trainer changes can be timed without a training run
     python3 -m train.bench_step [--config base] [--batch-size 32] [--compile] [--backend flex] [--profile]
     python3 -m train.bench_step --device cpu --config tiny --batch-size 1 --amp none     # smoke
 
-Takes the trainer's flags (train.train's parser) for what a step does; runs 4 warm-up steps (compiling
+Takes the trainer's flags (train.train's parser) for what a step does (with --shot-lengths, the batch
+has the first tuple of mixed lengths, e.g. 4+4+12+12); runs 4 warm-up steps (compiling
 happens there) and prints the mean of 12 for each stage, and with --profile a table of the 22 most
 expensive GPU kernels over 3 more steps. Results on the H200: docs/bench/h200-train-step-and-sampler.txt.
 """
@@ -16,7 +17,7 @@ from typing import List, Optional
 
 import torch
 
-from .data import WorldDataset, batch as make_batch, frames_to_model
+from .data import ShotLengths, WorldDataset, batch as make_batch, frames_to_model, parse_shot_lengths
 from .model import MoCDiT, compile_blocks, make_config
 from .train import _sync, build_parser, setup_run, train_step
 
@@ -35,11 +36,13 @@ def main(argv: Optional[List[str]] = None) -> dict:
     if args.compile:
         compile_blocks(model)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    data = WorldDataset(args.seed, args.shots, args.frames, cfg.image_size, cfg.text_len, masks=True)
+    lengths = ShotLengths(args.shots, args.frames, parse_shot_lengths(args.shot_lengths), args.seed)
+    frames = next((t for t in lengths.tuples if len(set(t)) > 1), lengths.tuples[0])   # mixed if any
+    lengths.tuples = [frames]                                           # every item of the batch
+    data = WorldDataset(args.seed, args.shots, args.frames, cfg.image_size, cfg.text_len, masks=True, lengths=lengths)
     video, text, fg = make_batch(data, range(args.batch_size))
     x0, text, fg = frames_to_model(video.to(device)), text.to(device), fg.to(device)
-    frames = (args.frames,) * args.shots
-    tag = f"{args.config} batch {args.batch_size}, compile={args.compile}, backend={args.backend}"
+    tag = f"{args.config} batch {args.batch_size}, frames {'+'.join(map(str, frames))}, compile={args.compile}, backend={args.backend}"
     result = {}
     for stage in STAGES:
         gen = torch.Generator(device=device)

@@ -198,9 +198,12 @@ def test_fg_weight_run_trains_and_decays(tmp_path):
     assert [r["fg_weight"] for r in logs if "loss" in r] == pytest.approx([4 * (1 - s / 6) for s in range(6)])
 
 
-def test_bench_step_times_both_stages():
-    """train.bench_step (the trainer's step timer) runs a dense and a MoC stage end to end."""
+@pytest.mark.parametrize("extra,frames", [([], "2+2"), (["--shot-lengths", "1,2,3"], "1+3")], ids=["uniform", "mixed"])
+def test_bench_step_times_both_stages(extra, frames, capsys):
+    """train.bench_step (the trainer's step timer) runs a dense and a MoC stage end to end; with
+    --shot-lengths on a batch of the first mixed tuple ((1, 3) of (1, 3), (2, 2), (3, 1))."""
     from train import bench_step
     ms = bench_step.main(["--device", "cpu", "--config", "tiny", "--batch-size", "1", "--amp", "none",
-                          "--shots", "2", "--frames", "2"])
+                          "--shots", "2", "--frames", "2"] + extra)
     assert set(ms) == {"dense", "moc"} and all(v > 0 for v in ms.values())
+    assert f"frames {frames}," in capsys.readouterr().out
