@@ -317,7 +317,7 @@ export async function run(args: KernelsArgs): Promise<number> {
   const eng = await Engine.create(await nodeGpu());
   const started = performance.now();
   log(`# bench kernels${args.quick ? ' --quick' : ''}${args.tune ? ' --tune' : ''}`);
-  log(`adapter: ${eng.describe()}`);
+  for (const line of eng.capabilities()) log(line);
   log(`timer: ${eng.features.timestamp ? 'GPU timestamps per compute pass, median over samples' : 'wall clock around sync() (no timestamp-query), median over samples'}`);
 
   // The device's own ceilings, measured with this engine's kernels: the first two rows.
