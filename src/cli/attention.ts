@@ -24,7 +24,8 @@ import type { Tensor } from '../engine/tensor.ts';
 import { MAX_EXCHANGE_BYTES } from '../model/limits.ts';
 import { LayoutError, tableFromColumns, validateChunks, type ChunkTable } from '../model/layout.ts';
 import { chunkDescriptors, mocAttentionReference, routeReference, sparsityOf, type MocConfig, type MocDims } from '../model/moc-reference.ts';
-import { InputError, parseSafetensors, serializeSafetensors, type SafeFile, type SafeTensor } from '../model/safetensors.ts';
+import { InputError } from '../model/errors.ts';
+import { parseSafetensors, serializeSafetensors, type SafeFile, type SafeTensor } from '../model/safetensors.ts';
 import { readFileCapped } from './files.ts';
 import { UsageError } from './main.ts';
 

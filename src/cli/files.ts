@@ -1,6 +1,6 @@
 /** Reading the CLI's input files with a size cap (src/model/limits.ts) and one-line refusals. */
 import { open } from 'node:fs/promises';
-import { InputError } from '../model/safetensors.ts';
+import { InputError } from '../model/errors.ts';
 import { checkSize } from '../model/limits.ts';
 
 /**

@@ -26,13 +26,11 @@ import { nodeGpu } from '../engine/host-node.ts';
 import { isAttentionMode, type AttentionMode, type GenerateProgress, type GenerateRequest, type GenerateResult, type ModelEntry, type StepTimings } from '../model/api.ts';
 import { shotLengthNote, type ModelConfig } from '../model/config.ts';
 import { Generator, prepareRequest } from '../model/generate.ts';
-import { LayoutError } from '../model/layout.ts';
 import { MAX_JSON_BYTES, MAX_STORYBOARD_BYTES, modelFileCap } from '../model/limits.ts';
-import { InputError, oneLine } from '../model/safetensors.ts';
-import { StoryboardError, parseStoryboardJson } from '../model/storyboard.ts';
+import { parseStoryboardJson } from '../model/storyboard.ts';
 import { loadModel, type LoadedModel } from '../model/weights.ts';
 import { readFileCapped } from './files.ts';
-import { UsageError } from './main.ts';
+import { UsageError, userMessage } from './main.ts';
 import { encodeApng, encodePng, upscale } from './png.ts';
 
 const USAGE =
@@ -228,8 +226,9 @@ export async function run(argv: string[]): Promise<number> {
   try {
     return await generate(parseGenerateArgs(argv));
   } catch (e) {
-    if (e instanceof InputError || e instanceof StoryboardError || e instanceof LayoutError) {
-      console.error(`moc generate: ${oneLine((e as Error).message)}`);
+    const msg = userMessage(e);
+    if (msg !== null) {
+      console.error(`moc generate: ${msg}`);
       return 1;
     }
     if ((e as Error)?.name === 'AbortError') {

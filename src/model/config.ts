@@ -8,7 +8,7 @@
  * h = mlp_ratio·d hidden width.
  */
 import { z } from './zod.ts';
-import { InputError } from './safetensors.ts';
+import { InputError } from './errors.ts';
 
 export const MODEL_FORMAT = 'moc-dit';
 export const MODEL_FORMAT_VERSION = 1;

@@ -18,7 +18,7 @@ import { memoryProblem } from './memory.ts';
 import { isCandidate, isMandatory } from './moc-reference.ts';
 import { cleanEstimate, sample, throwIfAborted } from './sampler.ts';
 import { shotOnlyTable, type Sequence } from './sequence.ts';
-import { InputError } from './safetensors.ts';
+import { InputError } from './errors.ts';
 import { parseStoryboard, type Storyboard } from './storyboard.ts';
 import { MAX_TOP_K } from '../engine/kernels/moc-route.ts';
 import type { LoadedModel } from './weights.ts';

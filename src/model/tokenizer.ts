@@ -6,7 +6,7 @@
  * silently: `encode` returns them, `encodeStrict` refuses them naming the vocabulary.
  */
 import { z } from './zod.ts';
-import { InputError } from './safetensors.ts';
+import { InputError } from './errors.ts';
 
 const vocabSchema = z.object({
   version: z.literal(1),

@@ -11,7 +11,8 @@
 import { z } from './zod.ts';
 import { expectedWeights, parseModelConfig, type ModelConfig } from './config.ts';
 import { MAX_JSON_BYTES, checkSize, modelFileCap } from './limits.ts';
-import { InputError, parseSafetensors } from './safetensors.ts';
+import { InputError } from './errors.ts';
+import { parseSafetensors } from './safetensors.ts';
 import { Tokenizer } from './tokenizer.ts';
 
 export const MODEL_FILES = ['config.json', 'vocab.json', 'model.safetensors'] as const;
