@@ -146,3 +146,17 @@ def test_oracle_run_exports_the_oracle_vocabulary(tmp_path):
     words = json.load(open(tmp_path / "o" / "vocab.json"))["words"]
     assert meta["oracle_captions"] is True and cfg.vocab_size == len(words) > 45 and cfg.text_len == 32
     assert "halved" in words and "large" in words
+
+
+def test_memory_loss_probe_is_zero_without_cross_shot_attention():
+    from train.export import random_model
+    from train.memory_loss import measure, probe_scenes
+    from train.model import make_config
+    cfg = make_config("tiny")
+    model = random_model(cfg, 3)
+    scenes = probe_scenes(6, 2, 2)
+    assert all(any(a == 0 and b == 1 for _, a, b, _c in recurrences(s)) for s in scenes)
+    off = measure(model, cfg, scenes, [0.5], mode="shot")[0]
+    assert off["fg_gain"][0] == 0.0 and off["bg_gain"][0] == 0.0
+    on = measure(model, cfg, scenes, [0.5])[0]
+    assert on["fg_gain"][0] != 0.0 and on["fg_clean"][0] > 0
