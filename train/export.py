@@ -69,7 +69,7 @@ def export_model(model: MoCDiT, cfg: ModelConfig, out_dir: str, name: str,
     compares shot lengths with).
     Returns the manifest. Raises ValueError when the weights exceed max_bytes or overflow f16.
     """
-    vocab = Vocab()
+    vocab = Vocab(oracle=bool((extra_meta or {}).get("oracle_captions")))
     if cfg.vocab_size != len(vocab):
         raise ValueError(f"config vocab_size {cfg.vocab_size} != the vocabulary's {len(vocab)} words")
     os.makedirs(out_dir, exist_ok=True)
@@ -188,10 +188,15 @@ def load_checkpoint_model(path: str, config: Optional[str], ema: bool,
 
 def trained_shape(run_args: dict) -> dict:
     """config.json keys for the shot shape a run trained on (the studio notes shots outside it):
-    train_shots and train_frames (--frames); with --shot-lengths also train_frames_min / _max."""
+    train_shots and train_frames (--frames); with --shot-lengths also train_frames_min / _max.
+    Also the world: world_version (--world; 1 for runs from before it existed) and, for
+    --oracle-captions runs, oracle_captions (their vocab.json has the oracle words)."""
     if not (run_args.get("shots") and run_args.get("frames")):
         return {}
-    out = {"train_shots": int(run_args["shots"]), "train_frames": int(run_args["frames"])}
+    out = {"train_shots": int(run_args["shots"]), "train_frames": int(run_args["frames"]),
+           "world_version": int(str(run_args.get("world") or "v1").lstrip("v"))}
+    if run_args.get("oracle_captions"):
+        out["oracle_captions"] = True
     lengths = parse_shot_lengths(run_args.get("shot_lengths"))
     if lengths:
         out["train_frames_min"], out["train_frames_max"] = min(lengths), max(lengths)

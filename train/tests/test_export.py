@@ -109,6 +109,9 @@ def test_committed_fixtures_are_current(tmp_path):
 def test_trained_shape_records_the_shot_lengths_range():
     from train.export import trained_shape
     assert trained_shape({}) == {}
-    assert trained_shape({"shots": 4, "frames": 8, "shot_lengths": None}) == {"train_shots": 4, "train_frames": 8}
+    assert trained_shape({"shots": 4, "frames": 8, "shot_lengths": None}) == {"train_shots": 4, "train_frames": 8,
+                                                                             "world_version": 1}
     assert trained_shape({"shots": 4, "frames": 8, "shot_lengths": "12,4,8"}) == {
-        "train_shots": 4, "train_frames": 8, "train_frames_min": 4, "train_frames_max": 12}
+        "train_shots": 4, "train_frames": 8, "world_version": 1, "train_frames_min": 4, "train_frames_max": 12}
+    assert trained_shape({"shots": 4, "frames": 8, "world": "v2", "oracle_captions": True}) == {
+        "train_shots": 4, "train_frames": 8, "world_version": 2, "oracle_captions": True}
