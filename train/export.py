@@ -159,7 +159,7 @@ def load_checkpoint_model(path: str, config: Optional[str], ema: bool,
         if state is None:
             raise FileNotFoundError(f"{d}: no {checkpoint.INDEX}")
     else:
-        state = torch.load(path, map_location="cpu")
+        state = checkpoint.load_torch(path)
     if "model" not in state:
         state = {"model": state}
     if state.get("config"):
@@ -247,7 +247,10 @@ def main(argv: Optional[List[str]] = None) -> dict:
         cfg = make_config(args.config or "tiny", **overrides)
         model, meta = random_model(cfg, args.random_init), {"randomInit": args.random_init}
     else:
-        model, cfg, meta = load_checkpoint_model(args.ckpt, args.config, args.ema, overrides)
+        try:
+            model, cfg, meta = load_checkpoint_model(args.ckpt, args.config, args.ema, overrides)
+        except checkpoint.UnsafeCheckpoint as e:
+            raise SystemExit(f"export: {e}") from None
     if args.description:
         meta["description"] = args.description
     manifest = export_model(model, cfg, args.out, args.name, meta)

@@ -391,7 +391,10 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     state, resumed_from = None, None
     if args.resume:
         for d in [args.out] + ([args.resume_from] if args.resume_from else []):
-            state = checkpoint.load(d)
+            try:
+                state = checkpoint.load(d)
+            except checkpoint.UnsafeCheckpoint as e:
+                raise SystemExit(f"train: --resume: {e}") from None
             if state is not None:
                 resumed_from = d
                 break

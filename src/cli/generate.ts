@@ -16,9 +16,11 @@
  * --trace-every N (1; the last step is always traced), --profile (time the phases of every step;
  * slows the steps it times). Progress goes to stderr; bad input is one
  * line and exit code 1; Ctrl-C cancels (exit 130).
+ * DIR is all-or-nothing (OutputFolder): the files go to a temporary folder beside it, renamed to
+ * DIR at the end; a DIR that is not empty is refused unless --replace is given (then it is
+ * replaced whole, never mixed with this run's files); a failed or cancelled run leaves it as it was.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Engine } from '../engine/engine.ts';
@@ -29,16 +31,17 @@ import { Generator, prepareRequest } from '../model/generate.ts';
 import { MAX_JSON_BYTES, MAX_STORYBOARD_BYTES, modelFileCap } from '../model/limits.ts';
 import { parseStoryboardJson } from '../model/storyboard.ts';
 import { loadModel, type LoadedModel } from '../model/weights.ts';
-import { readFileCapped } from './files.ts';
+import { OutputFolder, readFileCapped } from './files.ts';
 import { UsageError, userMessage } from './main.ts';
 import { encodeApng, encodePng, upscale } from './png.ts';
 
 const USAGE =
-  'usage: moc generate STORYBOARD.json --out DIR [--model DIR] [--attention moc|dense|shot] [--top-k K] [--chunk-frames N] [--steps N] [--guidance G] [--seed N] [--trace-every N] [--profile]';
+  'usage: moc generate STORYBOARD.json --out DIR [--replace] [--model DIR] [--attention moc|dense|shot] [--top-k K] [--chunk-frames N] [--steps N] [--guidance G] [--seed N] [--trace-every N] [--profile]';
 
 export interface GenerateArgs {
   storyboard: string;
   out: string;
+  replace: boolean;
   model?: string;
   attention?: AttentionMode;
   topK?: number;
@@ -66,6 +69,7 @@ export function parseGenerateArgs(argv: string[]): GenerateArgs {
       allowPositionals: true,
       options: {
         out: { type: 'string' },
+        replace: { type: 'boolean' },
         model: { type: 'string' },
         attention: { type: 'string' },
         'top-k': { type: 'string' },
@@ -90,6 +94,7 @@ export function parseGenerateArgs(argv: string[]): GenerateArgs {
   return {
     storyboard: positionals[0],
     out: v.out,
+    replace: v.replace ?? false,
     model: v.model,
     attention: mode,
     topK: int('top-k', v['top-k'], 0),
@@ -175,23 +180,22 @@ export function routingSummary(r: GenerateResult, req: GenerateRequest, heads: n
   };
 }
 
-async function writeOutputs(dir: string, r: GenerateResult, req: GenerateRequest, gen: Generator, eng: Engine): Promise<void> {
+async function writeOutputs(dir: OutputFolder, r: GenerateResult, req: GenerateRequest, gen: Generator, eng: Engine): Promise<void> {
   const size = gen.config.imageSize;
   const px = size * size * 4;
   const all: ArrayLike<number>[] = [];
   for (const s of r.shots) {
-    const d = join(dir, `shot-${String(s.shot).padStart(2, '0')}`);
-    await mkdir(d, { recursive: true });
+    const d = `shot-${String(s.shot).padStart(2, '0')}`;
     const F = s.frames.length / px;
     for (let f = 0; f < F; f++) {
       const frame = s.frames.subarray(f * px, (f + 1) * px);
       all.push(frame);
-      await writeFile(join(d, `frame-${String(f).padStart(3, '0')}.png`), encodePng(frame, size, size));
+      await dir.write(join(d, `frame-${String(f).padStart(3, '0')}.png`), encodePng(frame, size, size));
     }
   }
   const k = Math.max(1, Math.floor(256 / size));
-  await writeFile(join(dir, 'preview.png'), encodeApng(all.map((f) => upscale(f, size, size, k)), size * k, size * k, gen.config.fps));
-  await writeFile(join(dir, 'routing.json'), JSON.stringify(routingSummary(r, req, gen.config.heads)));
+  await dir.write('preview.png', encodeApng(all.map((f) => upscale(f, size, size, k)), size * k, size * k, gen.config.fps));
+  await dir.write('routing.json', JSON.stringify(routingSummary(r, req, gen.config.heads)));
   const profiled = r.timings.filter((t) => t.attention !== undefined);
   const mean = (ts: StepTimings[], key: 'attention' | 'routing' | 'other' | 'total' | 'dispatches'): number => ts.reduce((a, t) => a + (t[key] ?? 0), 0) / (ts.length || 1);
   const totals = r.timings.map((t) => t.total).sort((a, b) => a - b);
@@ -215,7 +219,7 @@ async function writeOutputs(dir: string, r: GenerateResult, req: GenerateRequest
     },
     perStep: r.timings,
   };
-  await writeFile(join(dir, 'timing.json'), JSON.stringify(timing, null, 1));
+  await dir.write('timing.json', JSON.stringify(timing, null, 1));
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -267,23 +271,27 @@ async function generate(a: GenerateArgs): Promise<number> {
   for (const [note, shots] of offLengthShots(board.shots, cfg)) {
     console.error(`moc generate: note: shot${shots.length > 1 ? 's' : ''} ${shots.join(', ')}: ${note}`);
   }
-  await mkdir(a.out, { recursive: true });
-  const eng = await Engine.create(await nodeGpu());
-  const gen = Generator.create(eng, model);
+  const out = await OutputFolder.begin(a.out, { replace: a.replace });
+  let eng: Engine | undefined;
+  let gen: Generator | undefined;
   const ac = new AbortController();
   const onSigint = (): void => ac.abort(new DOMException('cancelled', 'AbortError'));
   process.once('SIGINT', onSigint);
   const tty = process.stderr.isTTY;
-  console.error(`moc generate: ${cfg.name} on ${eng.describe()}; ${req.storyboard.shots.length} shots, ${req.steps} steps, ${req.attention.mode} attention`);
   try {
+    eng = await Engine.create(await nodeGpu());
+    gen = Generator.create(eng, model);
+    console.error(`moc generate: ${cfg.name} on ${eng.describe()}; ${req.storyboard.shots.length} shots, ${req.steps} steps, ${req.attention.mode} attention`);
     const r = await gen.generate(req, (p) => process.stderr.write(tty ? `\r${progressLine(p)}` : `${progressLine(p)}\n`), ac.signal);
     if (tty) process.stderr.write('\n');
-    await writeOutputs(a.out, r, req, gen, eng);
+    await writeOutputs(out, r, req, gen, eng);
+    await out.commit();
     console.error(`moc generate: wrote ${a.out} (${(r.totalMs / 1000).toFixed(1)} s, sparsity ${(r.sparsity * 100).toFixed(1)}%)`);
     return 0;
   } finally {
     process.off('SIGINT', onSigint);
-    gen.dispose();
-    eng.destroy();
+    await out.discard();
+    gen?.dispose();
+    eng?.destroy();
   }
 }

@@ -43,6 +43,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 
+from .. import checkpoint
 from ..data import EVAL_SEED_BASE, scene_seed
 from ..world import sample_scene, storyboard
 from . import report
@@ -249,7 +250,10 @@ def main(argv: Optional[List[str]] = None) -> dict:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     workers = args.workers or min(8, os.cpu_count() or 1)
-    lm = load_model(args.ckpt, args.ema, args.seed)
+    try:
+        lm = load_model(args.ckpt, args.ema, args.seed)
+    except checkpoint.UnsafeCheckpoint as e:
+        raise SystemExit(f"eval: {e}") from None
     log = lambda msg: print(msg, file=sys.stderr, flush=True)
     res = evaluate(lm, storyboards=args.storyboards, seed=args.seed, steps=args.steps,
                    modes=[m.strip() for m in args.modes.split(",") if m.strip()], guidance=args.guidance,
