@@ -189,12 +189,15 @@ def summarise(records: Sequence[dict], attributes: Sequence[str], seed: int = 0)
     return out
 
 
-def memory_probe(lm: Loaded, *, scenes: int = 8, t: float = 0.5, modes: Sequence[str] = ("dense", "moc"),
+def memory_probe(lm, *, scenes: int = 8, t: float = 0.5, modes: Sequence[str] = ("dense", "moc"),
                  attributes: Sequence[str] = tuple(ATTRIBUTES), seed: int = 0, shots: int = 2, frames: int = 8,
                  batch: int = 4, device="cpu", chunk_frames: Optional[int] = None, top_k: Optional[int] = None,
                  log=lambda *a: None) -> dict:
     """The probe for the trainer / the eval: {"t", "scenes", "modes": {mode: {attribute: summary}},
-    "records": {mode: [...]}, "seconds"}."""
+    "records": {mode: [...]}, "seconds"}. `lm` is a loaded model (generate.load_model) or a bare
+    MoCDiT (the trainer's; its config's chunk size and top-k unless given)."""
+    if not isinstance(lm, Loaded):
+        lm = Loaded(lm, lm.cfg, {})
     unknown = [a for a in attributes if a not in ATTRIBUTES]
     if unknown:
         raise ValueError(f"memory probe: unknown attributes {unknown} (have {list(ATTRIBUTES)})")

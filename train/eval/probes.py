@@ -25,7 +25,10 @@ video ("generate all", as the studio's default run): the model invents shot 0 to
 no truth to hold shot s to; instead the same candidates are rendered in shot 0 as well, the
 candidate that the generated shot 0 is nearest to is taken as what shot 0 showed, and shot s
 scores the forced choice with that candidate in the truth's place (1: shot s looks like the
-hypothesis shot 0 picked, 0.5: unrelated). Pattern and size are tested apart (the v1 "subject"
+hypothesis shot 0 picked, 0.5: unrelated). That is consistency, not memory alone: a fixed drawing
+habit (always solid, always small, noise whose time-mean is the same grey in every shot) picks
+the same candidate in every shot and scores high too, so read joint scores against the "shot"
+mode's (independent shots: the habit without memory), not against 0.5. Pattern and size are tested apart (the v1 "subject"
 test re-drew both at once and was mostly a size test); `DOCTORED` truths (shot 0 true, later
 shots changed in one known way) calibrate what each test responds to. Alternatives whose features
 equal the truth's (nothing visible changed; for joint tests: in shot s or in shot 0) are dropped;

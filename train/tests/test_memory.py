@@ -89,6 +89,8 @@ def test_cli_writes_json(tmp_path):
     saved = json.loads(out.read_text())
     assert set(saved["runs"][0]["modes"]["shot"]) == {"scenery", "size"}
     assert res["runs"][0]["modes"]["shot"]["size"]["score"] == pytest.approx(0.0, abs=1e-6)
+    bare = memory.memory_probe(load_model("random:tiny").model, scenes=1, frames=3, modes=["shot"])  # the trainer's way
+    assert set(bare["modes"]["shot"]) == set(memory.ATTRIBUTES)
     with pytest.raises(ValueError, match="unknown attributes"):
         memory.memory_probe(load_model("random:tiny"), scenes=1, attributes=["hat"])
 
