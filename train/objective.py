@@ -170,6 +170,7 @@ class AuxHead(nn.Module):
     def __init__(self, dim: int):
         super().__init__()
         self.heads = nn.ModuleList(nn.Linear(dim, n) for n in AUX_CLASSES)
+        self.last: Optional[torch.Tensor] = None      # the last loss() (the trainer logs it)
 
     def loss(self, h: torch.Tensor, cover: torch.Tensor, labels: torch.Tensor, noisy: torch.Tensor,
              min_cover: float = 0.5) -> torch.Tensor:

@@ -190,7 +190,8 @@ def flow_loss(model, x0, text, frames, stage, args, gen: torch.Generator, stats=
     loss = (se * w * r).sum() / w.sum().clamp(min=1.0)
     if aux is not None:
         head, cover, labels = aux
-        loss = loss + args.aux_weight * head.loss(capture.h, cover, labels, w)
+        head.last = head.loss(capture.h, cover, labels, w)            # logged as aux_loss
+        loss = loss + args.aux_weight * head.last
     return loss
 
 
@@ -527,6 +528,8 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
                    "sec_per_step": (now - t_last) / max(1, step - last_step),
                    "samples_per_sec": (step - last_step) * args.batch_size * world / max(1e-9, now - t_last),
                    "data_wait": wait / max(1e-9, now - t_last), "elapsed": now - t_start}
+            if head is not None:
+                rec["aux_loss"] = float(head.last)                # its cross-entropy (in "loss" x aux_weight)
             t_last, last_step, wait = now, step, 0.0
             log(rec)
         if args.ckpt_every and step % args.ckpt_every == 0 and step < args.steps:

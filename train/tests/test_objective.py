@@ -1,4 +1,6 @@
 """The memory levers of train/objective.py (issue 16): each off by default, each tested."""
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -124,7 +126,7 @@ def test_levers_train_resume_and_export_drops_the_aux_head(tmp_path):
     args = TINY + ["--steps", "3", "--schedule", "dense@2,1x2", "--world", "v2", "--prefix-t", "1,1",
                    "--x0-weight", "1", "--aux-weight", "0.5", "--curriculum", "2", "--t-regimes", "0,0,1"]
     logs = main(args + ["--out", str(tmp_path / "run")])
-    assert all(np.isfinite(r["loss"]) for r in logs if "loss" in r)
+    assert all(np.isfinite(r["loss"]) and r["aux_loss"] > 0 for r in logs if "loss" in r)
     state = checkpoint.load(str(tmp_path / "run"))
     assert set(state["aux"]) == {"heads.0.weight", "heads.0.bias", "heads.1.weight", "heads.1.bias",
                                  "heads.2.weight", "heads.2.bias"}
@@ -160,3 +162,7 @@ def test_memory_loss_probe_is_zero_without_cross_shot_attention():
     assert off["fg_gain"][0] == 0.0 and off["bg_gain"][0] == 0.0
     on = measure(model, cfg, scenes, [0.5])[0]
     assert on["fg_gain"][0] != 0.0 and on["fg_clean"][0] > 0
+    from train.sample import main as sample_main                  # the oracle's captions, v2 truth
+    png = sample_main(["--ckpt", str(tmp_path / "run"), "--scene", "0", "--shots", "3", "--frames", "2",
+                       "--steps", "1", "--mode", "dense", "--out", str(tmp_path / "s.png")])
+    assert os.path.getsize(png) > 100
