@@ -24,7 +24,8 @@ import type { Tensor } from '../engine/tensor.ts';
 import { MAX_EXCHANGE_BYTES } from '../model/limits.ts';
 import { LayoutError, tableFromColumns, validateChunks, type ChunkTable } from '../model/layout.ts';
 import { chunkDescriptors, mocAttentionReference, routeReference, sparsityOf, type MocConfig, type MocDims } from '../model/moc-reference.ts';
-import { InputError } from '../model/errors.ts';
+import { InputError, oneLine } from '../model/errors.ts';
+import { clip } from '../model/tokenizer.ts';
 import { parseSafetensors, serializeSafetensors, type SafeFile, type SafeTensor } from '../model/safetensors.ts';
 import { readFileCapped } from './files.ts';
 import { UsageError } from './main.ts';
@@ -107,10 +108,12 @@ export function readAttentionInput(file: SafeFile, src: string): AttentionInput 
     throw e;
   }
   const topKText = metaValue(file, src, 'top_k', 'an integer ≥ 0');
-  if (!/^-?\d+$/.test(topKText.trim())) throw new InputError(`${src}: __metadata__ top_k '${topKText}' is not an integer`);
+  if (!/^-?\d+$/.test(topKText.trim())) throw new InputError(`${src}: __metadata__ top_k '${clip(topKText, 20)}' is not an integer`);
   const topK = Number(topKText);
   if (topK < 0) throw new InputError(`${src}: __metadata__ top_k ${topK} must be ≥ 0`);
-  if (!Number.isSafeInteger(topK)) throw new InputError(`${src}: __metadata__ top_k ${topKText} is too large`);
+  if (!Number.isSafeInteger(topK) || topK > C) throw new InputError(`${src}: __metadata__ top_k ${clip(topKText, 20)} is more than the ${C} chunks (at most ${C})`);
+  const outBytes = H * N * (D + topK) * 4;
+  if (outBytes > MAX_EXCHANGE_BYTES) throw new InputError(`${src}: the output (out and routed, H·N·(D + top_k)·4 bytes) would be ${(outBytes / 2 ** 20).toFixed(1)} MiB, more than the limit of ${MAX_EXCHANGE_BYTES / 2 ** 20} MiB`);
   const causal = metaValue(file, src, 'causal', 'true or false');
   if (causal !== 'true' && causal !== 'false') throw new InputError(`${src}: __metadata__ causal '${causal}' must be 'true' or 'false'`);
   const mode = metaValue(file, src, 'mode', 'moc or dense');
@@ -180,6 +183,22 @@ export async function computeGpu(x: AttentionInput): Promise<AttentionOutput> {
   }
 }
 
+/**
+ * @throws InputError when the output holds NaN or ±∞ although the inputs were finite: scores
+ * q·k beyond float32's range (the GPU computes in float32). One line, and no output file.
+ */
+export function checkOutputFinite(x: AttentionInput, r: AttentionOutput): void {
+  const { N, D } = x.dims;
+  const j = r.out.findIndex((v) => !Number.isFinite(v));
+  if (j < 0) return;
+  let big = 0;
+  for (const t of [x.q, x.k, x.v]) for (let i = 0; i < t.length; i++) big = Math.max(big, Math.abs(t[i]));
+  throw new InputError(
+    `the output has a non-finite value (${r.out[j]}) at ${shapeText([Math.floor(j / (N * D)), Math.floor(j / D) % N, j % D])} although the inputs are finite: ` +
+      `with values up to ${big.toPrecision(3)}, q·k overflows float32 on ${r.backend}; scale q, k and v down`,
+  );
+}
+
 /** The output file's bytes. */
 export function writeAttentionOutput(x: AttentionInput, r: AttentionOutput): Uint8Array {
   const { H, N, D } = x.dims;
@@ -207,6 +226,7 @@ export async function run(args: string[]): Promise<number> {
   const bytes = await readFileCapped(opts.in, MAX_EXCHANGE_BYTES);
   const x = readAttentionInput(parseSafetensors(bytes, opts.in), opts.in);
   const r = opts.cpu ? computeCpu(x) : await computeGpu(x);
+  checkOutputFinite(x, r);
   try {
     await writeFile(opts.out, writeAttentionOutput(x, r));
   } catch (e) {
@@ -214,7 +234,7 @@ export async function run(args: string[]): Promise<number> {
   }
   const { H, N, D } = x.dims;
   console.log(
-    `moc attention: wrote ${opts.out}: H=${H} N=${N} D=${D}, ${x.table.start.length} chunks, ${x.cfg.mode}, top_k ${x.cfg.topK}, ` +
+    `moc attention: wrote ${oneLine(opts.out)}: H=${H} N=${N} D=${D}, ${x.table.start.length} chunks, ${x.cfg.mode}, top_k ${x.cfg.topK}, ` +
       `causal ${x.cfg.causal}, sparsity ${r.sparsity.toFixed(4)} (${r.backend})`,
   );
   return 0;

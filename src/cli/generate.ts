@@ -29,6 +29,7 @@ import { isAttentionMode, type AttentionMode, type GenerateProgress, type Genera
 import { shotLengthNote, type ModelConfig } from '../model/config.ts';
 import { Generator, prepareRequest } from '../model/generate.ts';
 import { MAX_JSON_BYTES, MAX_STORYBOARD_BYTES, modelFileCap } from '../model/limits.ts';
+import { oneLine } from '../model/errors.ts';
 import { parseStoryboardJson } from '../model/storyboard.ts';
 import { loadModel, type LoadedModel } from '../model/weights.ts';
 import { OutputFolder, readFileCapped } from './files.ts';
@@ -281,12 +282,12 @@ async function generate(a: GenerateArgs): Promise<number> {
   try {
     eng = await Engine.create(await nodeGpu());
     gen = Generator.create(eng, model);
-    console.error(`moc generate: ${cfg.name} on ${eng.describe()}; ${req.storyboard.shots.length} shots, ${req.steps} steps, ${req.attention.mode} attention`);
+    console.error(`moc generate: ${oneLine(cfg.name)} on ${eng.describe()}; ${req.storyboard.shots.length} shots, ${req.steps} steps, ${req.attention.mode} attention`);
     const r = await gen.generate(req, (p) => process.stderr.write(tty ? `\r${progressLine(p)}` : `${progressLine(p)}\n`), ac.signal);
     if (tty) process.stderr.write('\n');
     await writeOutputs(out, r, req, gen, eng);
     await out.commit();
-    console.error(`moc generate: wrote ${a.out} (${(r.totalMs / 1000).toFixed(1)} s, sparsity ${(r.sparsity * 100).toFixed(1)}%)`);
+    console.error(`moc generate: wrote ${oneLine(a.out)} (${(r.totalMs / 1000).toFixed(1)} s, sparsity ${(r.sparsity * 100).toFixed(1)}%)`);
     return 0;
   } finally {
     process.off('SIGINT', onSigint);

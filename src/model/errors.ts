@@ -7,12 +7,14 @@
  */
 
 /**
- * One line of text: line breaks and other control characters (which file names, tensor names and
- * metadata keys can carry into a message) become \uXXXX escapes.
+ * One line of text: line breaks and other control characters (C0 and C1: terminal escape sequences
+ * start with ESC or CSI), zero-width and bidirectional-override characters (which file names,
+ * model names, captions, tensor names and metadata keys can carry into a message) become \uXXXX
+ * escapes.
  */
 export function oneLine(text: string): string {
   // eslint-disable-next-line no-control-regex -- matching control characters is the point
-  return text.replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /** Bad input from a file or a person; one line naming the input and what is wrong. */

@@ -31,6 +31,29 @@ export class RequestError extends InputError {
   }
 }
 
+/**
+ * The network's output overflowed (NaN or ±∞ in the frames): damaged weights, or inputs that
+ * overflow float32. Refused rather than turned into black frames.
+ */
+export class OverflowError extends InputError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'OverflowError';
+  }
+}
+
+/** @throws OverflowError at the first non-finite value of the frames [T, 3, Hi, Wi] (naming its shot). */
+export function checkFiniteFrames(x: Float32Array, frames: readonly number[], size: number): void {
+  const per = 3 * size * size;
+  for (let i = 0; i < x.length; i++) {
+    if (!Number.isFinite(x[i])) {
+      let f = Math.floor(i / per);
+      const shot = frames.findIndex((n) => (f -= n) < 0);
+      throw new OverflowError(`the generated frames of shot ${shot + 1} hold ${x[i]} values: the computation overflowed float32 (damaged weights?); no frames were made`);
+    }
+  }
+}
+
 /** RGBA u8 [F, Hi, Wi, 4] → channels-first floats in [−1, 1] [F, 3, Hi, Wi] (train/data.py). */
 export function rgbaToFrames(rgba: ArrayLike<number>, frames: number, size: number): Float32Array {
   const px = size * size;
@@ -326,6 +349,7 @@ export class Generator {
     });
     try {
       const data = (await eng.read(x)) as Float32Array;
+      checkFiniteFrames(data, frames, size);
       const shots = this.shots(data, frames, fixed, true).map((s) => ({ ...s, seed: board.shots[s.shot].seed }));
       const nCalls = req.steps * calls * depth;
       return {

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../../src/engine/random.ts';
+import { readAttentionInput } from '../../src/cli/attention.ts';
 import { buildChunkTable } from '../../src/model/layout.ts';
 import { mocReference, type MocConfig } from '../../src/model/moc-reference.ts';
 import { parseSafetensors, serializeSafetensors, type SafeTensor } from '../../src/model/safetensors.ts';
@@ -122,6 +123,9 @@ describe('moc attention (CLI)', () => {
     ['a fractional top_k', inputTensors, { ...meta, top_k: '2.5' }, /top_k '2.5' is not an integer/],
     ['a bad mode', inputTensors, { ...meta, mode: 'sparse' }, /mode 'sparse' must be 'moc' or 'dense'/],
     ['a missing causal', inputTensors, { top_k: '2', mode: 'moc' }, /__metadata__ lacks 'causal'/],
+    ['top_k beyond the chunks', inputTensors, { ...meta, top_k: String(table.start.length + 1) }, new RegExp(`top_k ${table.start.length + 1} is more than the ${table.start.length} chunks`)],
+    ['top_k 1e9', inputTensors, { ...meta, top_k: '1000000000' }, /top_k 1000000000 is more than the \d+ chunks/],
+    ['finite q, k near 1e19 (q·k overflows float32 on the GPU)', () => ({ ...inputTensors(), ...qkv(q.map((x) => x * 1e19), k.map((x) => x * 1e19), v, D) }), meta, /the output has a non-finite value \(NaN\) at \[\d+, \d+, \d+\] although the inputs are finite: with values up to 2\.00e\+19, q·k overflows float32 on gpu/],
   ];
   for (const [name, tensors, m, re] of bad) {
     it.concurrent(`refuses ${name} with one line and exit code 1`, async ({ expect }) => {
@@ -135,6 +139,29 @@ describe('moc attention (CLI)', () => {
       expect(r.stderr).toMatch(re);
     });
   }
+
+  it('refuses an output over the size cap, in-process, before computing', () => {
+    // 16384 one-token chunks: a 448 KiB input whose top_k = C would make a 1 GiB routed tensor
+    const big = buildChunkTable({ globalCaptionTokens: 1, shots: [{ captionTokens: 1, frames: 16382 }], tokensPerFrame: 1, chunkFrames: 1 });
+    const n = big.n;
+    const ones = new Float32Array(n);
+    const file = parseSafetensors(
+      serializeSafetensors(
+        {
+          q: { dtype: 'F32', shape: [1, n, 1], data: ones },
+          k: { dtype: 'F32', shape: [1, n, 1], data: ones },
+          v: { dtype: 'F32', shape: [1, n, 1], data: ones },
+          chunk_start: { dtype: 'I32', shape: [big.start.length], data: big.start },
+          chunk_end: { dtype: 'I32', shape: [big.start.length], data: big.end },
+          chunk_shot: { dtype: 'I32', shape: [big.start.length], data: big.shot },
+          chunk_kind: { dtype: 'I32', shape: [big.start.length], data: big.kind },
+        },
+        { top_k: String(big.start.length), causal: 'true', mode: 'moc' },
+      ),
+      'big.safetensors',
+    );
+    expect(() => readAttentionInput(file, 'big.safetensors')).toThrow(/^big\.safetensors: the output \(out and routed, H·N·\(D \+ top_k\)·4 bytes\) would be 1024\.1 MiB, more than the limit of 1024 MiB$/);
+  });
 
   it('refuses a corrupt file and a missing file', async () => {
     const path = join(dir, 'corrupt.safetensors');
