@@ -218,7 +218,7 @@ function Overview() {
   return (
     <figure className="overview">
       <figcaption className="small-text muted">
-        Layers × heads: {routesOf ? `where ${name(focus!)} routes most in each (share of its queries)` : 'sparsity of each (share of attention pairs skipped)'}. Click a cell to draw only it.
+        Layers × heads: {routesOf ? `where ${name(focus!)} routes most in each (share of its queries)` : 'the share of attention pairs each one skips'}. Click a cell to draw only it.
       </figcaption>
       <table className="overview-grid">
         <thead>
@@ -358,11 +358,7 @@ function Inspector() {
             , routed to from {routes.incoming.length}
             {r.pinned === null && <span className="muted"> (hover or focus; click or Enter to pin)</span>}
           </p>
-          {trace.chunks.kind[chunk] === 1 && (
-            <p className="small-text muted">
-              Each of its {trace.chunks.end[chunk] - trace.chunks.start[chunk]} query tokens picks its own top {topK} chunk{topK === 1 ? '' : 's'} in each of the {nLayers} layer{nLayers === 1 ? '' : 's'} × {nHeads} head{nHeads === 1 ? '' : 's'} drawn, so together they reach up to {Math.min(C, (trace.chunks.end[chunk] - trace.chunks.start[chunk]) * nLayers * nHeads * topK)} different chunks, more than k.
-            </p>
-          )}
+          {trace.chunks.kind[chunk] === 1 && <RoutesWhy tokens={trace.chunks.end[chunk] - trace.chunks.start[chunk]} layers={nLayers} heads={nHeads} topK={topK} candidates={profile.bars.filter((b) => b.role === 'candidate').length} />}
           <ScoreChart
             profile={profile}
             topK={topK}
@@ -425,6 +421,17 @@ function shotNumberer(runIds: string[], nowIds: string[]): (s: number) => number
     const now = runIds[s] ? nowIds.indexOf(runIds[s]) : -1;
     return (now >= 0 ? now : s) + 1;
   };
+}
+
+/** Why "routes to N chunks" can pass k: each query token, layer and head picks its own top k among the candidates. */
+function RoutesWhy({ tokens, layers, heads, topK, candidates }: { tokens: number; layers: number; heads: number; topK: number; candidates: number }) {
+  if (!candidates) return <p className="small-text muted">It has no candidates (no earlier frame outside its own shot), so it routes nowhere; it still attends its mandatory chunks (the captions and its own shot).</p>;
+  const most = Math.min(candidates, tokens * layers * heads * topK);
+  return (
+    <p className="small-text muted">
+      Each of its {tokens} query tokens picks its own top {topK} of the {candidates} candidate chunk{candidates === 1 ? '' : 's'} in each of the {layers} layer{layers === 1 ? '' : 's'} × {heads} head{heads === 1 ? '' : 's'} drawn, so together they can reach up to {most} different chunk{most === 1 ? '' : 's'}{most > topK ? ', more than k' : ''}.
+    </p>
+  );
 }
 
 /** The tooltip of "routes to N chunks": why N can pass k. */

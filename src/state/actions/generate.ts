@@ -220,7 +220,9 @@ async function run(plan: RunPlan): Promise<void> {
 }
 
 function onProgress(plan: RunPlan, p: GenerateProgress, stepMs: number, elapsedMs: number): void {
-  if (current?.plan !== plan) return;
+  // progress comes on a channel of its own: a last message may arrive after the result, and must
+  // not turn the finished run's routing stats back into live ones
+  if (current?.plan !== plan || current.sampled) return;
   keepRunStep(current.id, p.step);
   const st = useStudio.getState();
   const size = st.model.info?.imageSize ?? 0;
