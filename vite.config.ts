@@ -2,6 +2,7 @@
  * Vite: the studio page (index.html → src/main.tsx) and its module worker.
  * WGSL is imported as text with the built-in `?raw` suffix; no plugin is needed for it.
  */
+import { existsSync, readFileSync } from 'node:fs';
 import react from '@vitejs/plugin-react';
 import { defineConfig, type Plugin } from 'vite';
 
@@ -34,8 +35,25 @@ function contentSecurityPolicy(): Plugin {
   };
 }
 
+/**
+ * The documents the studio links to (the routing graph's and teaching mode's "model card" and
+ * "method" links), shipped beside the page as docs/*.md so the links work in the built studio
+ * too (the dev server serves them from the repository). A document not written yet is skipped.
+ */
+export const LINKED_DOCS = ['docs/MODEL_CARD.md', 'docs/MOC.md'];
+
+function linkedDocs(): Plugin {
+  return {
+    name: 'moc-linked-docs',
+    apply: 'build',
+    generateBundle() {
+      for (const file of LINKED_DOCS) if (existsSync(file)) this.emitFile({ type: 'asset', fileName: file, source: readFileSync(file) });
+    },
+  };
+}
+
 export default defineConfig({
-  plugins: [react(), contentSecurityPolicy()],
+  plugins: [react(), contentSecurityPolicy(), linkedDocs()],
   worker: {
     // The engine worker is an ES module (`new Worker(url, { type: 'module' })`).
     format: 'es',

@@ -30,6 +30,7 @@ import { shotLengthNote, type ModelConfig } from '../model/config.ts';
 import { Generator, prepareRequest } from '../model/generate.ts';
 import { MAX_JSON_BYTES, MAX_STORYBOARD_BYTES, modelFileCap } from '../model/limits.ts';
 import { oneLine } from '../model/errors.ts';
+import { routingSummary } from '../model/routing-json.ts';
 import { parseStoryboardJson } from '../model/storyboard.ts';
 import { loadModel, type LoadedModel } from '../model/weights.ts';
 import { OutputFolder, readFileCapped } from './files.ts';
@@ -147,40 +148,6 @@ function progressLine(p: GenerateProgress): string {
   return `[${'#'.repeat(done)}${'.'.repeat(width - done)}] step ${p.step}/${p.steps}  ${per.toFixed(2)} s/step  ETA ${eta.toFixed(0)} s`;
 }
 
-/**
- * routing.json: the chunk table and, per traced step and layer, the routed edges summed over
- * heads as [from, to, count] (stream chunk ids, sorted by from, then to) and the sparsity.
- */
-export function routingSummary(r: GenerateResult, req: GenerateRequest, heads: number): unknown {
-  const chunks = r.traces[0]?.chunks;
-  const C = chunks?.start.length ?? 0;
-  const row = new Float64Array(C);
-  return {
-    mode: req.attention.mode,
-    topK: req.attention.topK,
-    chunkFrames: req.attention.chunkFrames,
-    causal: req.attention.causal,
-    heads,
-    sparsity: r.sparsity,
-    attentionFlops: r.attentionFlops,
-    chunks: chunks?.chunks.map((c) => ({ start: c.start, end: c.end, kind: c.kind, shot: c.shot })) ?? [],
-    steps: r.traces.map((t) => ({
-      step: t.step,
-      layers: t.layers.map((l) => {
-        const edges: [number, number, number][] = [];
-        const { start, to, count } = l.routes; // rows h·C + a (RouteRows)
-        for (let a = 0; a < C; a++) {
-          row.fill(0);
-          for (let h = 0; h < l.H; h++) for (let e = start[h * C + a]; e < start[h * C + a + 1]; e++) row[to[e]] += count[e];
-          for (let b = 0; b < C; b++) if (row[b] > 0) edges.push([a, b, row[b]]);
-        }
-        const sparsity = Array.from(l.sparsity);
-        return { sparsity: sparsity.reduce((x, y) => x + y, 0) / sparsity.length, sparsityPerHead: sparsity, edges };
-      }),
-    })),
-  };
-}
-
 async function writeOutputs(dir: OutputFolder, r: GenerateResult, req: GenerateRequest, gen: Generator, eng: Engine): Promise<void> {
   const size = gen.config.imageSize;
   const px = size * size * 4;
@@ -196,7 +163,7 @@ async function writeOutputs(dir: OutputFolder, r: GenerateResult, req: GenerateR
   }
   const k = Math.max(1, Math.floor(256 / size));
   await dir.write('preview.png', encodeApng(all.map((f) => upscale(f, size, size, k)), size * k, size * k, gen.config.fps));
-  await dir.write('routing.json', JSON.stringify(routingSummary(r, req, gen.config.heads)));
+  await dir.write('routing.json', JSON.stringify(routingSummary(r, req.attention, gen.config.heads)));
   const profiled = r.timings.filter((t) => t.attention !== undefined);
   const mean = (ts: StepTimings[], key: 'attention' | 'routing' | 'other' | 'total' | 'dispatches'): number => ts.reduce((a, t) => a + (t[key] ?? 0), 0) / (ts.length || 1);
   const totals = r.timings.map((t) => t.total).sort((a, b) => a - b);

@@ -1,6 +1,6 @@
 import { useRef, useState, type KeyboardEvent, type MouseEvent, type PointerEvent } from 'react';
 import { canExport, download, exportFramePng, exportWebm, timelineClips } from '../state/actions/export.ts';
-import { explainAt } from '../state/actions/teach.ts';
+import { explainAt, teachGeometry } from '../state/actions/teach.ts';
 import { shotOffsets } from '../state/board-ops.ts';
 import type { Clip } from '../state/media.ts';
 import { useStudio } from '../state/store.ts';
@@ -93,15 +93,18 @@ export function Player() {
         </span>
       </header>
       <div className={`viewport${teachOpen ? ' picking' : ''}`}>
-        <FrameCanvas
-          clip={clip}
-          frame={local}
-          size={320}
-          version={mediaVersion}
-          label={label}
-          onClick={onFrameClick}
-          placeholder={running && targets.includes(shotIds[shot]) ? 'Sampling…' : `Shot ${shot + 1} is not generated yet`}
-        />
+        <div className="frame-wrap">
+          <FrameCanvas
+            clip={clip}
+            frame={local}
+            size={320}
+            version={mediaVersion}
+            label={label}
+            onClick={onFrameClick}
+            placeholder={running && targets.includes(shotIds[shot]) ? 'Sampling…' : `Shot ${shot + 1} is not generated yet`}
+          />
+          {clip && <PickedPatch shotId={shotIds[shot]} frame={local} />}
+        </div>
         <p className="viewport-caption small-text" title={board.shots[shot]?.caption}>
           <strong>Shot {shot + 1}</strong> {board.shots[shot]?.caption || <span className="muted">(no caption)</span>}
         </p>
@@ -137,6 +140,23 @@ export function Player() {
       </div>
       <Timeline offsets={offsets} frame={frame} clips={clips} onSeek={seek} fps={fps} />
     </section>
+  );
+}
+
+/** Teaching mode's query token, outlined on the frame it was picked on (while that frame is shown). */
+function PickedPatch({ shotId, frame }: { shotId: string; frame: number }) {
+  const q = useStudio((s) => s.teach.query);
+  if (!q || q.shotId !== shotId || q.frame !== frame) return null;
+  const { imageSize, patchSize } = teachGeometry();
+  const grid = imageSize / patchSize;
+  const cell = 100 / grid;
+  return (
+    <span
+      className="patch-mark"
+      role="img"
+      aria-label={`Picked query token: patch row ${Math.floor(q.patch / grid) + 1} col ${(q.patch % grid) + 1}`}
+      style={{ left: `${(q.patch % grid) * cell}%`, top: `${Math.floor(q.patch / grid) * cell}%`, width: `${cell}%`, height: `${cell}%` }}
+    />
   );
 }
 

@@ -12,6 +12,7 @@ import { useStudio } from '../store.ts';
 import type { TakeMeta } from '../types.ts';
 import { fetchJson } from './fetch-json.ts';
 import { restoreInterruptedRun } from './generate.ts';
+import { restoreRouting } from './routing.ts';
 
 export const AUTOSAVE_MS = 250;
 
@@ -45,7 +46,8 @@ export async function restoreStudio(): Promise<void> {
   } catch (e) {
     st.setSave('error', `Could not restore the saved studio: ${(e as Error).message}`);
   }
-  const runProblem = await restoreInterruptedRun();
+  const routingProblem = await restoreRouting();
+  const runProblem = [routingProblem, await restoreInterruptedRun()].filter(Boolean).join('; ') || null;
   if (runProblem) {
     const { state, message } = useStudio.getState().save;
     st.setSave(state, message ? `${message}; ${runProblem}` : runProblem);

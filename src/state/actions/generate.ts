@@ -18,6 +18,7 @@ import { useStudio } from '../store.ts';
 import type { RunKind, RunPlan, TakeMeta } from '../types.ts';
 import { engineClient, onEngineLost } from './engine.ts';
 import { ensureModel } from './model.ts';
+import { keepRouting } from './routing.ts';
 
 /**
  * The request for a run. `regenerate` keeps every other shot that has a take of the right
@@ -188,8 +189,7 @@ async function run(plan: RunPlan): Promise<void> {
   current = { plan, id, model: madeFor, sampled: false };
   void keepRun(() => persist.saveRun(id, madeFor, plan));
   st.setRun({ phase: 'preparing', kind: plan.kind, shotIds: plan.targets, step: 0, steps: plan.request.steps, startedAt: Date.now(), elapsedMs: 0, etaMs: null, msPerStep: null, error: null });
-  st.setTraces([], plan.shotIds, runCaptions(plan));
-  st.setRoutingStats(null);
+  st.beginRouting(plan.shotIds, runCaptions(plan)); // the last run's graph stays until this one's first trace
   clearPreviews(plan.targets);
 
   await ensureModel();
@@ -220,7 +220,9 @@ async function run(plan: RunPlan): Promise<void> {
 }
 
 function onProgress(plan: RunPlan, p: GenerateProgress, stepMs: number, elapsedMs: number): void {
-  if (current?.plan !== plan) return;
+  // progress comes on a channel of its own: a last message may arrive after the result, and must
+  // not turn the finished run's routing stats back into live ones
+  if (current?.plan !== plan || current.sampled) return;
   keepRunStep(current.id, p.step);
   const st = useStudio.getState();
   const size = st.model.info?.imageSize ?? 0;
@@ -279,14 +281,17 @@ async function onResult(plan: RunPlan, result: GenerateResult): Promise<void> {
   dropTakes(dropped);
   clearPreviews(plan.targets);
   st.setTraces(result.traces, plan.shotIds, runCaptions(plan));
+  st.setRoutingOrigin({ attention: plan.request.attention, restored: false, stepsOf: null });
   const ms = result.timings.length ? result.timings.reduce((n, t) => n + t.total, 0) / result.timings.length : null;
-  st.setRoutingStats({ sparsity: result.sparsity, flopsVisited: result.attentionFlops.visited, flopsDense: result.attentionFlops.dense, msPerStep: ms, live: false });
+  const stats = { sparsity: result.sparsity, flopsVisited: result.attentionFlops.visited, flopsDense: result.attentionFlops.dense, msPerStep: ms, live: false };
+  st.setRoutingStats(stats);
   try {
     for (const m of metas) await persist.saveTake(m, getTake(m.id)!.pixels);
     if (dropped.length) await persist.deleteTakes(dropped);
   } catch (e) {
     st.setSave('error', `Finished shots could not be saved: ${(e as Error).message}`);
   }
+  await keepRouting({ takeIds: metas.map((m) => m.id), shotIds: plan.shotIds, captions: runCaptions(plan), attention: plan.request.attention, stats, traces: result.traces });
 }
 
 function finish(plan: RunPlan, error: EngineErrorInfo | null): void {
@@ -303,6 +308,7 @@ function finish(plan: RunPlan, error: EngineErrorInfo | null): void {
     void keepRun(() => persist.clearRun()); // done, cancelled or failed: nothing to resume
   }
   clearPreviews(plan.targets);
+  st.abandonRouting(); // a run that sent no trace leaves the last run's graph as it was
   st.bumpMedia();
   if (!error) st.setRun({ phase: 'done', etaMs: 0, error: null });
   else if (error.code === 'cancelled') st.setRun({ phase: 'cancelled', etaMs: null, error: null });
