@@ -11,6 +11,17 @@ import { formatBytes, formatDuration, formatMs, formatPercent } from './format.t
 import { useNow, useVocab } from './hooks.ts';
 import { NumberField } from './NumberField.tsx';
 
+/** Tooltips of the controls, in plain words (docs/MODEL_CARD.md and the design's MOC.md say more). */
+export const HINTS = {
+  model: 'The trained network that draws the frames. Larger models look better and run slower; your own exported model folders can be added below.',
+  steps: 'Sampler steps: how many times the network refines the noise into frames. More steps, finer frames, longer runs (time grows in proportion).',
+  guidance: 'Classifier-free guidance: how strongly the captions steer the frames. 0 ignores the captions; around 3 is usual; very high values over-saturate.',
+  attention: 'How frames see each other. MoC: each chunk of frames attends to its own shot, the captions and the top-k most relevant chunks. Dense: everything attends to everything (slow, the baseline). Per shot: no memory across shots.',
+  topK: 'Top-k: how many extra chunks (from other shots) each chunk may route to, chosen by relevance. More chunks, more memory across shots, more compute.',
+  chunkFrames: 'Chunk frames: how many frames form one routable chunk. Larger chunks route coarser and cheaper.',
+  causal: 'Causal routing: a chunk may only route to chunks earlier in the video, so later shots remember earlier ones but not the reverse.',
+} as const;
+
 /** Model, sampler and attention settings; Generate / Cancel / Append; progress and time left. */
 export function GenerationPanel() {
   const settings = useStudio((s) => s.settings);
@@ -33,9 +44,9 @@ export function GenerationPanel() {
       <EngineNote />
 
       <div className="settings-grid">
-        <NumberField label="Sampler steps" caption="Steps" value={settings.steps} min={1} max={200} onChange={(steps) => setSettings({ steps })} />
-        <NumberField label="Guidance" caption="Guidance" value={settings.guidance} min={0} max={20} step={0.5} digits={2} onChange={(guidance) => setSettings({ guidance })} />
-        <label className="select-field">
+        <NumberField label="Sampler steps" caption="Steps" hint={HINTS.steps} value={settings.steps} min={1} max={200} onChange={(steps) => setSettings({ steps })} />
+        <NumberField label="Guidance" caption="Guidance" hint={HINTS.guidance} value={settings.guidance} min={0} max={20} step={0.5} digits={2} onChange={(guidance) => setSettings({ guidance })} />
+        <label className="select-field" title={HINTS.attention}>
           <span className="field-caption">Attention</span>
           <select aria-label="Attention" value={a.mode} onChange={(e) => setAttention({ mode: e.target.value as typeof a.mode })}>
             <option value="moc" title="Mixture of Contexts: top-k routed chunks plus mandatory anchors">MoC</option>
@@ -43,9 +54,9 @@ export function GenerationPanel() {
             <option value="shot" title="Each shot attends only to itself and the captions: no memory across shots">Per shot</option>
           </select>
         </label>
-        <NumberField label="Top-k" caption="Top-k" value={a.topK} min={0} max={16} disabled={a.mode !== 'moc'} onChange={(topK) => setAttention({ topK })} />
-        <NumberField label="Chunk frames" caption="Chunk frames" value={a.chunkFrames} min={1} max={16} onChange={(chunkFrames) => setAttention({ chunkFrames })} />
-        <label className="check-field">
+        <NumberField label="Top-k" caption="Top-k" hint={HINTS.topK} value={a.topK} min={0} max={16} disabled={a.mode !== 'moc'} onChange={(topK) => setAttention({ topK })} />
+        <NumberField label="Chunk frames" caption="Chunk frames" hint={HINTS.chunkFrames} value={a.chunkFrames} min={1} max={16} onChange={(chunkFrames) => setAttention({ chunkFrames })} />
+        <label className="check-field" title={HINTS.causal}>
           <input type="checkbox" checked={a.causal} disabled={a.mode !== 'moc'} onChange={(e) => setAttention({ causal: e.target.checked })} />
           <span>Causal routing</span>
         </label>
@@ -107,7 +118,7 @@ function ModelPicker() {
   const p = model.progress;
   return (
     <div className="model-picker">
-      <label className="select-field">
+      <label className="select-field" title={HINTS.model}>
         <span className="field-caption">Model</span>
         <select aria-label="Model" value={name} disabled={running} onChange={(e) => void chooseModel(e.target.value)}>
           {model.entries.map((e) => (

@@ -140,7 +140,7 @@ export function ShotCard({ id, index, shot, count, offset, onMoved }: Props) {
             </button>
           </div>
           {lengthNote && (
-            <p className="shot-note warn-text" role="note" aria-label={`Shot ${n} length note`}>
+            <p className="shot-note muted small-text" role="note" aria-label={`Shot ${n} length note`} title="A hint, not an error: the shot is generated either way">
               {lengthNote}
             </p>
           )}
