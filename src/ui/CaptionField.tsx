@@ -1,5 +1,5 @@
 import { useId, useLayoutEffect, useMemo, useRef, type ReactNode } from 'react';
-import { replaceWord, splitCaption, suggest, tokenCount, unknownWords } from '../state/vocab.ts';
+import { captionWords, replaceWord, splitCaption, suggest, tokenCount, unknownWords } from '../state/vocab.ts';
 
 interface Props {
   label: string;
@@ -104,4 +104,23 @@ function replaceAll(text: string, word: string, by: string): string {
   let out = text;
   for (const w of splitCaption(text).reverse()) if (w.word === word) out = replaceWord(out, w, by);
   return out;
+}
+
+/** The words the loaded model knows, in a disclosure: captions are written with these only. */
+export function VocabList({ vocab }: { vocab: ReadonlySet<string> | null }) {
+  if (!vocab) return null;
+  const words = captionWords(vocab);
+  return (
+    <details className="vocab-list small-text">
+      <summary>Words the model knows ({words.length})</summary>
+      <p className="muted">Captions use these words only; others are marked, with known words of the same meaning or spelling offered.</p>
+      <ul aria-label="Model vocabulary">
+        {words.map((w) => (
+          <li key={w}>
+            <code>{w}</code>
+          </li>
+        ))}
+      </ul>
+    </details>
+  );
 }

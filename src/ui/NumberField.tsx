@@ -13,6 +13,8 @@ interface Props {
   suffix?: string;
   disabled?: boolean;
   className?: string;
+  /** What the field does, in plain words: the tooltip of the whole field. */
+  hint?: string;
   onChange(value: number): void;
 }
 
@@ -20,7 +22,7 @@ interface Props {
  * A number input that lets a person type freely (an empty or half-typed value is not forced
  * back while typing) and passes on only valid numbers, clamped into [min, max].
  */
-export function NumberField({ label, caption, value, min, max, step = 1, digits = 0, suffix, disabled, className, onChange }: Props) {
+export function NumberField({ label, caption, value, min, max, step = 1, digits = 0, suffix, disabled, className, hint, onChange }: Props) {
   const shown = digits ? String(Number(value.toFixed(digits))) : String(value);
   const [text, setText] = useState(shown);
   const [editing, setEditing] = useState(false);
@@ -29,7 +31,7 @@ export function NumberField({ label, caption, value, min, max, step = 1, digits 
   }, [shown, editing]);
 
   return (
-    <label className={`number-field ${className ?? ''}`}>
+    <label className={`number-field ${className ?? ''}`} title={hint}>
       {caption && <span className="field-caption">{caption}</span>}
       <input
         type="number"

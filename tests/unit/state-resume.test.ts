@@ -224,7 +224,7 @@ describe('after a reload', () => {
     await settle();
     calls[0].resolve(resultFor(calls[0].request));
     await first;
-    const regen = regenerateShot(st().shotIds[1], false);
+    const regen = regenerateShot(st().shotIds[1]);
     await settle();
     const call = calls[1];
     call.progress({ step: 3, steps: 40, elapsedMs: 30 });

@@ -10,12 +10,14 @@
 import type { GenerateProgress, GenerateRequest, GenerateResult } from '../../model/api.ts';
 import { WorkerError } from '../../worker/client.ts';
 import type { EngineErrorInfo } from '../../worker/protocol.ts';
-import { addShot, newShotId, randomSeed, updateShot } from '../board-ops.ts';
+import { addShot, newShotId, updateShot } from '../board-ops.ts';
 import { clearPreviews, dropTakes, getTake, putPreview, putTake } from '../media.ts';
 import * as persist from '../persist.ts';
+import { estimateRun, recordStepTime, runShape, type RunShape } from '../run-estimate.ts';
 import { isRunning } from '../slices/generation.ts';
 import { useStudio } from '../store.ts';
 import type { RunKind, RunPlan, TakeMeta } from '../types.ts';
+import { regenerateSeed } from '../versions.ts';
 import { engineClient, onEngineLost } from './engine.ts';
 import { ensureModel } from './model.ts';
 import { keepRouting } from './routing.ts';
@@ -53,6 +55,12 @@ function runCaptions(plan: RunPlan): string[] {
   return plan.request.storyboard.shots.map((shot) => shot.caption);
 }
 
+/** What the run is, for its time estimate: its own board and attention, the model and adapter in use. */
+function planShape(plan: RunPlan): RunShape {
+  const s = useStudio.getState();
+  return runShape({ ...s, board: plan.request.storyboard, settings: { ...s.settings, attention: plan.request.attention } });
+}
+
 /** The chosen take's pixels of a shot, if it has the shot's current length. */
 function keptTake(shotId: string, frames: number): Uint8ClampedArray | undefined {
   const id = useStudio.getState().chosen[shotId];
@@ -70,12 +78,18 @@ export function generateAll(): Promise<void> {
   return run(planRun('all'));
 }
 
-/** Samples one shot again, every other finished shot kept as it is. */
-export function regenerateShot(shotId: string, newSeed = true): Promise<void> {
+/**
+ * Samples one shot again, every other finished shot kept as it is. A shot unchanged since its
+ * kept version gets a new seed (one undoable edit, shown on its card; the old version keeps its
+ * seed and Keep brings it back); a changed shot is sampled with the seed it has.
+ */
+export function regenerateShot(shotId: string): Promise<void> {
   const st = useStudio.getState();
   const index = st.shotIds.indexOf(shotId);
   if (index < 0) return Promise.resolve();
-  if (newSeed) st.edit((b) => updateShot(b, index, { seed: randomSeed() }));
+  const kept = st.takes[shotId]?.find((t) => t.id === st.chosen[shotId]);
+  const { seed, changed } = regenerateSeed(st.board.shots[index], kept);
+  if (changed) st.edit((b) => updateShot(b, index, { seed }));
   return run(planRun('regenerate', shotId));
 }
 
@@ -188,7 +202,21 @@ async function run(plan: RunPlan): Promise<void> {
   const madeFor = st.model.name ?? st.settings.model;
   current = { plan, id, model: madeFor, sampled: false };
   void keepRun(() => persist.saveRun(id, madeFor, plan));
-  st.setRun({ phase: 'preparing', kind: plan.kind, shotIds: plan.targets, step: 0, steps: plan.request.steps, startedAt: Date.now(), elapsedMs: 0, etaMs: null, msPerStep: null, error: null });
+  const expected = estimateRun(planShape(plan), plan.request.steps);
+  st.setRun({
+    phase: 'preparing',
+    kind: plan.kind,
+    shotIds: plan.targets,
+    step: 0,
+    steps: plan.request.steps,
+    startedAt: Date.now(),
+    stepStartedAt: Date.now(),
+    expectedMsPerStep: expected?.msPerStep ?? null,
+    elapsedMs: 0,
+    etaMs: expected?.totalMs ?? null,
+    msPerStep: null,
+    error: null,
+  });
   st.beginRouting(plan.shotIds, runCaptions(plan)); // the last run's graph stays until this one's first trace
   clearPreviews(plan.targets);
 
@@ -202,7 +230,7 @@ async function run(plan: RunPlan): Promise<void> {
     });
   }
   if (current?.plan !== plan || useStudio.getState().run.phase === 'cancelling') return finish(plan, { code: 'cancelled', message: 'Cancelled before the first step' });
-  useStudio.getState().setRun({ phase: 'running' });
+  useStudio.getState().setRun({ phase: 'running', stepStartedAt: Date.now() });
 
   let lastStepAt = performance.now();
   try {
@@ -233,6 +261,7 @@ function onProgress(plan: RunPlan, p: GenerateProgress, stepMs: number, elapsedM
     elapsedMs,
     etaMs: perStep === null ? null : perStep * Math.max(0, p.steps - p.step),
     msPerStep: p.timings?.total ?? stepMs,
+    stepStartedAt: Date.now(),
   });
   if (p.previews?.length && size > 0) {
     for (const pv of p.previews) {
@@ -283,6 +312,7 @@ async function onResult(plan: RunPlan, result: GenerateResult): Promise<void> {
   st.setTraces(result.traces, plan.shotIds, runCaptions(plan));
   st.setRoutingOrigin({ attention: plan.request.attention, restored: false, stepsOf: null });
   const ms = result.timings.length ? result.timings.reduce((n, t) => n + t.total, 0) / result.timings.length : null;
+  if (result.timings.length) recordStepTime({ ...planShape(plan), msPerStep: result.totalMs / result.timings.length, at: Date.now() });
   const stats = { sparsity: result.sparsity, flopsVisited: result.attentionFlops.visited, flopsDense: result.attentionFlops.dense, msPerStep: ms, live: false };
   st.setRoutingStats(stats);
   try {
