@@ -36,6 +36,7 @@ Distributed: under torchrun (WORLD_SIZE > 1) with NCCL on CUDA, gloo on CPU.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import math
@@ -51,7 +52,7 @@ import torch.nn.functional as F
 
 from . import checkpoint
 from .data import ShotLengths, WorldDataset, batch as make_batch, frames_to_model, make_loader, parse_shot_lengths
-from .model import CONFIGS, MoCDiT, compile_blocks, count_parameters, make_config
+from .model import CONFIGS, ROUTE_VIEWS, MoCDiT, compile_blocks, count_parameters, make_config
 
 
 # ---- schedule -------------------------------------------------------------------------------
@@ -185,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--config", default="small", choices=sorted(CONFIGS))
     a("--image-size", type=int); a("--patch-size", type=int); a("--dim", type=int)
     a("--depth", type=int); a("--heads", type=int)
+    a("--route-view", default=None, choices=ROUTE_VIEWS,
+      help="the view of q, k routing scores with (MOC.md 3b): rotary (default: as attention uses "
+           "them), spatial (without the temporal rotation) or unrotated")
     a("--shots", type=int, default=4); a("--frames", type=int, default=8)
     a("--shot-lengths", default=None, metavar="F,F,...",
       help="train on shots of these lengths: each step draws per-shot lengths from this set that sum "
@@ -254,7 +258,7 @@ def init_from_export(model: MoCDiT, ema: List[torch.Tensor], folder: str) -> Non
     """Copies an exported model folder's weights (fp16, usually the EMA) into `model` and `ema`."""
     from .export import load_exported
     exported, cfg, _ = load_exported(folder)
-    if cfg != model.cfg:
+    if dataclasses.replace(cfg, route_view=model.cfg.route_view) != model.cfg:  # the view holds no weights
         raise SystemExit(f"--init-from {folder}: its config differs from this run's "
                          f"({cfg.to_dict()} vs {model.cfg.to_dict()})")
     with torch.no_grad():
@@ -331,7 +335,7 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     if auto and any(isinstance(st[3], int) for st in stages):
         raise SystemExit("--steps auto needs fractional schedule ends (e.g. dense@0.4,2x4@0.7,1x4)")
     cfg = make_config(args.config, image_size=args.image_size, patch_size=args.patch_size,
-                      dim=args.dim, depth=args.depth, heads=args.heads)
+                      dim=args.dim, depth=args.depth, heads=args.heads, route_view=args.route_view)
     try:
         lengths = ShotLengths(args.shots, args.frames, parse_shot_lengths(args.shot_lengths), args.seed)
     except ValueError as e:

@@ -112,3 +112,19 @@ def test_trained_shape_records_the_shot_lengths_range():
     assert trained_shape({"shots": 4, "frames": 8, "shot_lengths": None}) == {"train_shots": 4, "train_frames": 8}
     assert trained_shape({"shots": 4, "frames": 8, "shot_lengths": "12,4,8"}) == {
         "train_shots": 4, "train_frames": 8, "train_frames_min": 4, "train_frames_max": 12}
+
+
+def test_route_view_in_config_json(tmp_path):
+    """route_view reaches config.json (absent for the default "rotary", so older folders read the
+    same), and --route-view exports a model with another view over the same weights."""
+    out = str(tmp_path / "r")
+    main(["--random-init", "5", "--config", "tiny", "--name", "r", "--out", out])
+    with open(os.path.join(out, "config.json")) as f:
+        assert "route_view" not in json.load(f)
+    assert load_exported(out)[1].route_view == "rotary"
+    main(["--random-init", "5", "--config", "tiny", "--route-view", "spatial", "--name", "s", "--out", out + "s"])
+    with open(os.path.join(out + "s", "config.json")) as f:
+        assert json.load(f)["route_view"] == "spatial"
+    m, cfg, _ = load_exported(out + "s")
+    assert cfg.route_view == "spatial"
+    assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), load_exported(out)[0].state_dict().values()))
