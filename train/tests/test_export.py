@@ -93,14 +93,15 @@ def test_committed_fixtures_are_current(tmp_path):
     assert meta["version"] == fixtures.VERSION, f"regenerate with: {fixtures.COMMAND}"
     fresh = fixtures.write(str(tmp_path), seeds=[meta["seed"]])
     assert fresh["routingMinGap"] == pytest.approx(meta["routingMinGap"], rel=1e-3)
-    got, _ = safetensors_io.load(str(tmp_path / f"v{fixtures.VERSION}" / "fixture.safetensors"))
-    want, _ = safetensors_io.load(os.path.join(root, "fixture.safetensors"))
-    assert set(got) == set(want)
-    for k in want:
-        if want[k].dtype == np.int32:
-            assert np.array_equal(got[k], want[k]), k
-        else:
-            np.testing.assert_allclose(got[k], want[k], rtol=1e-4, atol=1e-5, err_msg=f"{k}: regenerate with {fixtures.COMMAND}")
+    for name in ("fixture.safetensors", "route-views.safetensors"):
+        got, _ = safetensors_io.load(str(tmp_path / f"v{fixtures.VERSION}" / name))
+        want, _ = safetensors_io.load(os.path.join(root, name))
+        assert set(got) == set(want), name
+        for k in want:
+            if want[k].dtype == np.int32:
+                assert np.array_equal(got[k], want[k]), k
+            else:
+                np.testing.assert_allclose(got[k], want[k], rtol=1e-4, atol=1e-5, err_msg=f"{k}: regenerate with {fixtures.COMMAND}")
     for f in ("model.safetensors", "config.json", "vocab.json"):
         a = open(os.path.join(root, "model", f), "rb").read()
         assert a == open(str(tmp_path / f"v{fixtures.VERSION}" / "model" / f), "rb").read(), f
