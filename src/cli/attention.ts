@@ -4,6 +4,8 @@
  *
  * In: q, k, v F32 [H, N, D]; chunk_start, chunk_end, chunk_shot, chunk_kind I32 [C];
  * __metadata__ top_k (integer ≥ 0), causal (true|false), mode (moc|dense).
+ * Optional (contract v2, MOC.md §3b): q_route, k_route F32 [H, N, D], both or neither: routing
+ * scores with them (descriptors are chunk means of k_route), attention still uses q, k, v.
  * Out: out F32 [H, N, D]; routed I32 [H, N, top_k]; __metadata__ sparsity (and the settings and
  * the backend used, for the record).
  *
@@ -39,6 +41,8 @@ export interface AttentionInput {
   dims: MocDims;
   table: ChunkTable;
   cfg: MocConfig;
+  /** Routing's own queries and keys (q_route, k_route), when the file has them. */
+  route?: { q: Float32Array; k: Float32Array };
 }
 
 export interface AttentionOutput {
@@ -89,6 +93,7 @@ export function readAttentionInput(file: SafeFile, src: string): AttentionInput 
     if (shapeText(t.shape) !== shapeText(q.shape)) throw new InputError(`${src}: tensor '${name}' has shape ${shapeText(t.shape)}, expected ${shapeText(q.shape)} like q`);
   }
   for (const [name, t] of [['q', q], ['k', k], ['v', v]] as const) checkFinite(src, name, t.data as Float32Array, q.shape);
+  const route = readRouteView(file, src, q.shape);
   const cols = (['chunk_start', 'chunk_end', 'chunk_shot', 'chunk_kind'] as const).map((name) => {
     const t = tensor(file, src, name, 'I32');
     if (t.shape.length !== 1) throw new InputError(`${src}: tensor '${name}' has shape ${shapeText(t.shape)}, expected [C]`);
@@ -125,13 +130,35 @@ export function readAttentionInput(file: SafeFile, src: string): AttentionInput 
     dims: { H, N, D },
     table,
     cfg: { topK, causal: causal === 'true', mode },
+    ...(route && { route }),
   };
+}
+
+/** The optional q_route / k_route pair (MOC.md §3b): both or neither, F32, shaped like q, finite. */
+function readRouteView(file: SafeFile, src: string, shape: number[]): { q: Float32Array; k: Float32Array } | undefined {
+  const has = (name: string): boolean => file.tensors.has(name);
+  if (!has('q_route') && !has('k_route')) return undefined;
+  const [given, lacking] = has('q_route') ? ['q_route', 'k_route'] : ['k_route', 'q_route'];
+  if (!has(lacking)) throw new InputError(`${src}: tensor '${given}' without '${lacking}' (a routing view needs both or neither)`);
+  const [qr, kr] = (['q_route', 'k_route'] as const).map((name) => {
+    const t = tensor(file, src, name, 'F32');
+    if (shapeText(t.shape) !== shapeText(shape)) throw new InputError(`${src}: tensor '${name}' has shape ${shapeText(t.shape)}, expected ${shapeText(shape)} like q`);
+    checkFinite(src, name, t.data as Float32Array, shape);
+    return t.data as Float32Array;
+  });
+  return { q: qr, k: kr };
+}
+
+/** The queries and keys routing scores with: the routing view when given, else q and k. */
+function routeInputs(x: AttentionInput): { q: Float32Array; k: Float32Array } {
+  return x.route ?? { q: x.q, k: x.k };
 }
 
 /** The float64 reference for everything. */
 export function computeCpu(x: AttentionInput): AttentionOutput {
-  const desc = chunkDescriptors(x.k, x.dims, x.table);
-  const routed = routeReference(x.q, desc, x.dims, x.table, x.cfg);
+  const r = routeInputs(x);
+  const desc = chunkDescriptors(r.k, x.dims, x.table);
+  const routed = routeReference(r.q, desc, x.dims, x.table, x.cfg);
   const out = mocAttentionReference(x.q, x.k, x.v, x.dims, x.table, routed, x.cfg.topK, x.cfg.mode);
   return { out, routed, sparsity: sparsityOf(routed, x.cfg.topK, x.dims, x.table, x.cfg.mode).sparsity, backend: 'cpu' };
 }
@@ -153,17 +180,19 @@ export async function computeGpu(x: AttentionInput): Promise<AttentionOutput> {
     const q = eng.upload(x.q, [H, N, D], 'attention.q');
     const k = eng.upload(x.k, [H, N, D], 'attention.k');
     const v = eng.upload(x.v, [H, N, D], 'attention.v');
+    const r = routeInputs(x);
     let routed: Int32Array = new Int32Array(H * N * K).fill(-1);
     let routedT: Tensor | null = null;
     if (cfg.mode === 'moc' && K > MAX_TOP_K) {
       console.error(`moc attention: top_k ${K} > ${MAX_TOP_K}: routing on the CPU`);
-      routed = routeReference(x.q, chunkDescriptors(x.k, x.dims, table), x.dims, table, cfg);
+      routed = routeReference(r.q, chunkDescriptors(r.k, x.dims, table), x.dims, table, cfg);
       routedT = eng.upload(routed, [H, N, K], 'attention.routed');
     } else if (cfg.mode === 'moc' && K > 0) {
       const start = eng.upload(table.start, [C], 'attention.chunk_start');
       const cols = { start, kind: eng.upload(table.kind, [C], 'attention.chunk_kind'), shot: eng.upload(table.shot, [C], 'attention.chunk_shot') };
-      const desc = await chunkMean(eng, k, start, eng.upload(table.end, [C], 'attention.chunk_end'));
-      routedT = await mocRoute(eng, q, desc, cols, { topK: K, causal: cfg.causal });
+      const [qr, kr] = x.route ? [eng.upload(r.q, [H, N, D], 'attention.q_route'), eng.upload(r.k, [H, N, D], 'attention.k_route')] : [q, k];
+      const desc = await chunkMean(eng, kr, start, eng.upload(table.end, [C], 'attention.chunk_end'));
+      routedT = await mocRoute(eng, qr, desc, cols, { topK: K, causal: cfg.causal });
       routed = (await eng.read(routedT)) as Int32Array;
     }
     let out: Float32Array;
@@ -207,7 +236,7 @@ export function writeAttentionOutput(x: AttentionInput, r: AttentionOutput): Uin
       out: { dtype: 'F32', shape: [H, N, D], data: r.out },
       routed: { dtype: 'I32', shape: [H, N, x.cfg.topK], data: r.routed },
     },
-    { sparsity: String(r.sparsity), top_k: String(x.cfg.topK), causal: String(x.cfg.causal), mode: x.cfg.mode, backend: r.backend },
+    { sparsity: String(r.sparsity), top_k: String(x.cfg.topK), causal: String(x.cfg.causal), mode: x.cfg.mode, backend: r.backend, route_view: x.route ? 'q_route,k_route' : 'q,k' },
   );
 }
 
@@ -235,7 +264,7 @@ export async function run(args: string[]): Promise<number> {
   const { H, N, D } = x.dims;
   console.log(
     `moc attention: wrote ${oneLine(opts.out)}: H=${H} N=${N} D=${D}, ${x.table.start.length} chunks, ${x.cfg.mode}, top_k ${x.cfg.topK}, ` +
-      `causal ${x.cfg.causal}, sparsity ${r.sparsity.toFixed(4)} (${r.backend})`,
+      `causal ${x.cfg.causal}${x.route ? ', routing by q_route/k_route' : ''}, sparsity ${r.sparsity.toFixed(4)} (${r.backend})`,
   );
   return 0;
 }

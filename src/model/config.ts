@@ -19,6 +19,15 @@ export interface TrainFrames {
   max: number;
 }
 
+/**
+ * Which view of q and k routing scores with (MOC.md §3b, train/model.py ROUTE_VIEWS): 'rotary'
+ * as rotated for attention (the v1 meaning, and the default where config.json does not say);
+ * 'spatial' rotated by y and x only (before the temporal rotation); 'unrotated' before any
+ * rotation. Attention always uses the rotated q and k.
+ */
+export const ROUTE_VIEWS = ['rotary', 'spatial', 'unrotated'] as const;
+export type RouteView = (typeof ROUTE_VIEWS)[number];
+
 export interface ModelConfig {
   name: string;
   vocabSize: number; // V
@@ -42,6 +51,8 @@ export interface ModelConfig {
    */
   prediction: 'v' | 'x';
   tMin: number;
+  /** The view of q, k routing scores with (config.json `route_view`, default 'rotary'). */
+  routeView: RouteView;
   fps: number;
   /**
    * The shot shape it was trained on (config.json `train_shots`: shots per sample; `train_frames`,
@@ -92,6 +103,7 @@ const schema = z.object({
   causal: z.boolean(),
   prediction: z.enum(['v', 'x']).default('v'),
   t_min: num(POSITIVE, 1, '>0').default(0.05),
+  route_view: z.enum(['rotary', 'spatial', 'unrotated']).default('rotary'),
   fps: num(POSITIVE, 240, '>0'),
   train_shots: int(1, 4096).optional(),
   train_frames: int(1, 4096).optional(),
@@ -140,6 +152,7 @@ export function parseModelConfig(value: unknown, source = 'config.json'): ModelC
     causal: c.causal,
     prediction: c.prediction,
     tMin: c.t_min,
+    routeView: c.route_view,
     fps: c.fps,
     trainShots: c.train_shots ?? null,
     trainFrames: trainFrames(c.train_frames, c.train_frames_min, c.train_frames_max, bad),

@@ -5,6 +5,9 @@
  *
  * Legend: H heads, N tokens, D head dim, C chunks, K routed slots (top_k).
  * Tensors are head-major: q, k, v, out [H, N, D]; desc [H, C, D]; routed [H, N, K].
+ * Routing view (MOC.md §3b): routing may score with its own q_route, k_route [H, N, D]; the
+ * descriptors are then chunk means of k_route and the scores q_route·φ, while attention still
+ * uses q, k, v. Absent, routing uses q and k (the v1 meaning).
  *
  * Definitions chosen here (the contract leaves them open):
  * - Sparsity = 1 − Σ_h Σ_i |Ω_h(i)| / (H·N²), with |Ω_h(i)| the tokens query i of head h attends
@@ -29,6 +32,12 @@ export interface MocConfig {
   topK: number;
   causal: boolean;
   mode: MocMode;
+}
+
+/** Routing's own view of the queries and keys, [H, N, D] each (MOC.md §3b). */
+export interface RouteView {
+  q: ArrayLike<number>;
+  k: ArrayLike<number>;
 }
 
 export interface MocResult {
@@ -186,10 +195,13 @@ export function sparsityOf(routed: Int32Array, width: number, dims: MocDims, tab
   return { sparsity: 1 - total / (H * N * N), perHead };
 }
 
-/** The whole reference: descriptors, routing, attention, sparsity. */
-export function mocReference(q: Float32Array, k: Float32Array, v: Float32Array, dims: MocDims, table: ChunkTable, cfg: MocConfig): MocResult {
-  const desc = chunkDescriptors(k, dims, table);
-  const routed = routeReference(q, desc, dims, table, cfg);
+/**
+ * The whole reference: descriptors, routing, attention, sparsity.
+ * @param view routing's own queries and keys (descriptors and scores from them); q, k when omitted.
+ */
+export function mocReference(q: Float32Array, k: Float32Array, v: Float32Array, dims: MocDims, table: ChunkTable, cfg: MocConfig, view?: RouteView): MocResult {
+  const desc = chunkDescriptors(view?.k ?? k, dims, table);
+  const routed = routeReference(view?.q ?? q, desc, dims, table, cfg);
   const out = mocAttentionReference(q, k, v, dims, table, routed, cfg.topK, cfg.mode);
   const { sparsity, perHead } = sparsityOf(routed, cfg.topK, dims, table, cfg.mode);
   return { out, routed, sparsity, sparsityPerHead: perHead };

@@ -33,6 +33,13 @@ const rng = new Rng(2024);
 const q = eighths(rng, H * N * D);
 const k = eighths(rng, H * N * D);
 const v = rng.normals(H * N * D);
+// a routing view (MOC.md §3b): its own queries and keys, on the same exact grid
+const qRoute = eighths(rng, H * N * D);
+const kRoute = eighths(rng, H * N * D);
+const routeTensors = (): Record<string, SafeTensor> => ({
+  q_route: { dtype: 'F32', shape: [H, N, D], data: qRoute },
+  k_route: { dtype: 'F32', shape: [H, N, D], data: kRoute },
+});
 
 function inputTensors(): Record<string, SafeTensor> {
   return {
@@ -91,6 +98,27 @@ describe('moc attention (CLI)', () => {
     });
   });
 
+  for (const cpu of [false, true]) {
+    it.concurrent(`routing view q_route/k_route (${cpu ? '--cpu' : 'gpu'}): routes by the view, attends with q, k, v`, async ({ expect }) => {
+      const cfg: MocConfig = { topK: 2, causal: true, mode: 'moc' };
+      const input = writeInput(`route-${cpu}.safetensors`, { ...inputTensors(), ...routeTensors() }, { top_k: '2', causal: 'true', mode: 'moc' });
+      const output = join(dir, `route-${cpu}-out.safetensors`);
+      const r = await moc(['--in', input, '--out', output, ...(cpu ? ['--cpu'] : [])]);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/routing by q_route\/k_route/);
+      const f = parseSafetensors(readFileSync(output), output);
+      const ref = mocReference(q, k, v, { H, N, D }, table, cfg, { q: qRoute, k: kRoute });
+      // the view must matter here, or this test could not tell a CLI that ignores it
+      const plain = mocReference(q, k, v, { H, N, D }, table, cfg);
+      expect(Array.from(ref.routed)).not.toEqual(Array.from(plain.routed));
+      assertEqualInts('routed', f.tensors.get('routed')!.data, ref.routed);
+      assertClose('out', f.tensors.get('out')!.data, ref.out, { atol: 1e-5, rtol: 1e-5 });
+      expect(Number(f.metadata.sparsity)).toBeCloseTo(ref.sparsity, 12);
+      expect(f.metadata.route_view).toBe('q_route,k_route');
+    });
+  }
+
   it.concurrent('D=8: GPU routing (not causal, k larger than the candidates), CPU attention with a note', async ({ expect }) => {
     const d = 8;
     const r2 = new Rng(7);
@@ -126,6 +154,11 @@ describe('moc attention (CLI)', () => {
     ['top_k beyond the chunks', inputTensors, { ...meta, top_k: String(table.start.length + 1) }, new RegExp(`top_k ${table.start.length + 1} is more than the ${table.start.length} chunks`)],
     ['top_k 1e9', inputTensors, { ...meta, top_k: '1000000000' }, /top_k 1000000000 is more than the \d+ chunks/],
     ['finite q, k near 1e19 (q·k overflows float32 on the GPU)', () => ({ ...inputTensors(), ...qkv(q.map((x) => x * 1e19), k.map((x) => x * 1e19), v, D) }), meta, /the output has a non-finite value \(NaN\) at \[\d+, \d+, \d+\] although the inputs are finite: with values up to 2\.00e\+19, q·k overflows float32 on gpu/],
+    ['q_route without k_route', () => ({ ...inputTensors(), q_route: routeTensors().q_route }), meta, /tensor 'q_route' without 'k_route'/],
+    ['k_route without q_route', () => ({ ...inputTensors(), k_route: routeTensors().k_route }), meta, /tensor 'k_route' without 'q_route'/],
+    ['a wrong k_route shape', () => ({ ...inputTensors(), ...routeTensors(), k_route: { dtype: 'F32', shape: [H, N - 1, D], data: kRoute.subarray(0, H * (N - 1) * D) } }), meta, /tensor 'k_route' has shape \[2, \d+, 32\], expected .* like q/],
+    ['an I32 q_route', () => ({ ...inputTensors(), ...routeTensors(), q_route: { dtype: 'I32', shape: [H, N, D], data: new Int32Array(H * N * D) } }), meta, /tensor 'q_route' is I32, expected F32/],
+    ['an infinity in k_route', () => ({ ...inputTensors(), ...routeTensors(), k_route: { dtype: 'F32', shape: [H, N, D], data: kRoute.map((x, j) => (j === 5 ? Infinity : x)) } }), meta, /tensor 'k_route' has a non-finite value \(Infinity\) at \[0, 0, 5\]/],
   ];
   for (const [name, tensors, m, re] of bad) {
     it.concurrent(`refuses ${name} with one line and exit code 1`, async ({ expect }) => {
