@@ -42,6 +42,7 @@ import math
 import os
 import time
 from contextlib import nullcontext
+from dataclasses import replace
 from functools import lru_cache
 from typing import List, Optional, Tuple, Union
 
@@ -202,6 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
            "so p_max * k must exceed 1 to drop anything (0.5: never at k = 2, 1/3 of queries at k = 3, half at k = 4)")
     a("--drop-in", type=float, default=0.5, help="Poisson lambda of context drop-in (MoC stages)")
     a("--caption-dropout", type=float, default=0.1)
+    a("--causal-text", action="store_true",
+      help="MoC stages: each shot's queries see only the captions of it and earlier shots (MOC.md §3b); "
+           "recorded in the config, so the export's config.json says causal_text: true")
     a("--fg-weight", type=float, default=0.0,
       help="extra loss weight of the characters' pixels (1 + W times the background's; 0: off)")
     a("--fg-decay", default="none", choices=["none", "linear"], help="linear: --fg-weight falls to 0 at the last step")
@@ -254,7 +258,9 @@ def init_from_export(model: MoCDiT, ema: List[torch.Tensor], folder: str) -> Non
     """Copies an exported model folder's weights (fp16, usually the EMA) into `model` and `ema`."""
     from .export import load_exported
     exported, cfg, _ = load_exported(folder)
-    if cfg != model.cfg:
+    # causal_text changes which keys attention sees, not the weights: a causal run may start from
+    # a model trained without it (and the other way round)
+    if replace(cfg, causal_text=model.cfg.causal_text) != model.cfg:
         raise SystemExit(f"--init-from {folder}: its config differs from this run's "
                          f"({cfg.to_dict()} vs {model.cfg.to_dict()})")
     with torch.no_grad():
@@ -331,7 +337,8 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     if auto and any(isinstance(st[3], int) for st in stages):
         raise SystemExit("--steps auto needs fractional schedule ends (e.g. dense@0.4,2x4@0.7,1x4)")
     cfg = make_config(args.config, image_size=args.image_size, patch_size=args.patch_size,
-                      dim=args.dim, depth=args.depth, heads=args.heads)
+                      dim=args.dim, depth=args.depth, heads=args.heads,
+                      causal_text=True if args.causal_text else None)
     try:
         lengths = ShotLengths(args.shots, args.frames, parse_shot_lengths(args.shot_lengths), args.seed)
     except ValueError as e:
