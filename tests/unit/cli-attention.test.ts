@@ -70,10 +70,13 @@ describe('moc attention (CLI)', () => {
     ['gpu routing, causal, k=2', { topK: 2, causal: true, mode: 'moc' }, false],
     ['--cpu, causal, k=2', { topK: 2, causal: true, mode: 'moc' }, true],
     ['dense', { topK: 2, causal: true, mode: 'dense' }, false],
+    ['gpu routing, causal text', { topK: 2, causal: true, mode: 'moc', causalText: true }, false],
+    ['--cpu, causal text', { topK: 2, causal: true, mode: 'moc', causalText: true }, true],
   ];
   cases.forEach(([name, cfg, cpu], n) => {
     it.concurrent(`round trip: ${name}`, async ({ expect }) => {
-      const input = writeInput(`in${n}.safetensors`, inputTensors(), { top_k: String(cfg.topK), causal: String(cfg.causal), mode: cfg.mode });
+      const ct: Record<string, string> = cfg.causalText ? { causal_text: 'true' } : {};
+      const input = writeInput(`in${n}.safetensors`, inputTensors(), { top_k: String(cfg.topK), causal: String(cfg.causal), mode: cfg.mode, ...ct });
       const output = join(dir, `out${n}.safetensors`);
       const r = await moc(['--in', input, '--out', output, ...(cpu ? ['--cpu'] : [])]);
       expect(r.stderr).toBe('');
@@ -87,6 +90,11 @@ describe('moc attention (CLI)', () => {
       assertClose('out', f.tensors.get('out')!.data, ref.out, { atol: 1e-5, rtol: 1e-5 });
       expect(Number(f.metadata.sparsity)).toBeCloseTo(ref.sparsity, 12);
       if (cfg.mode === 'moc') expect(ref.routed.some((x) => x >= 0)).toBe(true);
+      expect(f.metadata.causal_text).toBe(String(cfg.causalText ?? false));
+      if (cfg.causalText) {
+        const v1 = mocReference(q, k, v, { H, N, D }, table, { ...cfg, causalText: false });
+        expect(v1.out.some((x, j) => Math.abs(x - ref.out[j]) > 1e-3)).toBe(true); // the option changes the result
+      }
     });
   });
 
@@ -122,6 +130,7 @@ describe('moc attention (CLI)', () => {
     ['a fractional top_k', inputTensors, { ...meta, top_k: '2.5' }, /top_k '2.5' is not an integer/],
     ['a bad mode', inputTensors, { ...meta, mode: 'sparse' }, /mode 'sparse' must be 'moc' or 'dense'/],
     ['a missing causal', inputTensors, { top_k: '2', mode: 'moc' }, /__metadata__ lacks 'causal'/],
+    ['a bad causal_text', inputTensors, { ...meta, causal_text: 'yes' }, /causal_text 'yes' must be 'true' or 'false'/],
   ];
   for (const [name, tensors, m, re] of bad) {
     it.concurrent(`refuses ${name} with one line and exit code 1`, async ({ expect }) => {
