@@ -23,7 +23,8 @@ const COMMANDS: Record<string, Command> = {
 
 function usage(): string {
   const lines = Object.entries(COMMANDS).map(([k, c]) => `  ${k.padEnd(10)} ${c.summary}`);
-  return `usage: moc <command> [options]\n${lines.join('\n')}`;
+  const version = `  ${'--version'.padEnd(10)} the version, the Dawn flags and what the GPU adapter exposes`;
+  return `usage: moc <command> [options]\n${lines.join('\n')}\n${version}`;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -32,7 +33,7 @@ export async function main(argv: string[]): Promise<number> {
     console.log(usage());
     return name ? 0 : 2;
   }
-  const cmd = COMMANDS[name];
+  const cmd = name === '--version' || name === '-V' ? { summary: '', load: () => import('./version.ts') } : COMMANDS[name];
   if (!cmd) {
     console.error(`moc: unknown command '${oneLine(name)}'; commands: ${Object.keys(COMMANDS).join(', ')} (moc --help)`);
     return 2;

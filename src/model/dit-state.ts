@@ -15,7 +15,7 @@ export interface SeqState {
   condText: Tensor; // i32 [Nt]: row of cs per text token
   condVideo: Tensor; // i32 [Nv]
   tokenType: Tensor; // i32 [H·N]: 0 text / 1 video, per row of [H, N, D]
-  cos: Tensor; // [N, D]
+  cos: Tensor; // [N, D] (the rope kernel's tables)
   sin: Tensor; // [N, D] (signed: −sin on even, +sin on odd channels)
   gatherQkv: [Tensor, Tensor, Tensor]; // i32 [H·N]: row of qkv [N·3H, D] for q, k, v
   mergeText: Tensor; // i32 [Nt·H]: row of o [H·N, D]
@@ -29,7 +29,6 @@ export interface SeqState {
   streamEnd: Tensor; //   of q and k come out in stream order (traces)
   shotTable: ChunkTable; // internal table for 'shot' mode
   shotStream: ChunkTable; // the same in stream order (traces)
-  zeros: Tensor; // f32, large enough for every gather
   noRoutes?: Tensor; // i32 [H, N, W] all −1 ('shot' mode)
 }
 
@@ -125,7 +124,6 @@ export function buildSeqState(eng: Engine, cfg: ModelConfig, frames: readonly nu
       streamEnd: up(streamEnd, 'stream-end'),
       shotTable: shotOnlyTable(t),
       shotStream: shotOnlyTable(seq.stream),
-      zeros: eng.upload(new Float32Array(H * N * D), [H * N * D], 'dit.seq.zeros'),
     };
   return st;
 }

@@ -11,26 +11,25 @@
  * silu → cs [S+1, d] (row 0: the global caption at t = 0); depth × block; final adaLN + proj →
  * unpatchify → velocity [T, 3, Hi, Wi]. Weight names are the checkpoint's.
  *
- * Two things the engine's kernels do not offer directly, and how they are done here:
- * - Head split / merge ([N, 3·H·D] ↔ [H, N, D]) is a row gather: `modulate` with x = 0 and
- *   shift = scale = the source viewed as rows of D gives out[r] = src[seg[r]] exactly. The text
- *   and video qkv rows meet in one buffer: the text matmul writes its prefix, the video rows
- *   are copied after it (Engine.copy; buffers bind from offset 0 only).
- * - RoPE positions are floats (captions sit at the frame centre (G−1)/2), while the rope kernel
- *   takes integer positions, so RoPE is x·cos + swap(x)·sin with per-token tables [N, D] and
- *   swap(x) = x·R (R [D, D] the pair-swap permutation).
+ * Head split / merge ([N, 3·H·D] ↔ [H, N, D]) is a row gather (gatherRows) with the maps of
+ * dit-state.ts. The text and video qkv rows meet in one buffer: the text matmul writes its
+ * prefix, the video rows are copied after it (Engine.copy; buffers bind from offset 0 only).
+ * RoPE turns q and k by the per-token tables [N, D] of dit-state.ts (float positions: captions
+ * sit at the frame centre (G−1)/2).
  */
 import type { Engine } from '../engine/engine.ts';
 import { UnsupportedError } from '../engine/errors.ts';
 import { chunkMean } from '../engine/kernels/chunk-mean.ts';
 import { binary, unary } from '../engine/kernels/elementwise.ts';
 import { checkHeadDim, flashAttention } from '../engine/kernels/flash-attention.ts';
+import { gatherRows } from '../engine/kernels/gather-rows.ts';
 import { matmul } from '../engine/kernels/matmul.ts';
 import { mocAttention, type MocDesign } from '../engine/kernels/moc-attention.ts';
 import { MAX_TOP_K, mocRoute } from '../engine/kernels/moc-route.ts';
 import { gatedResidual, modulate } from '../engine/kernels/modulate.ts';
 import { norm } from '../engine/kernels/norm.ts';
 import { patchify, unpatchify } from '../engine/kernels/patchify.ts';
+import { rope } from '../engine/kernels/rope.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { decodeRoutes, MAX_ROUTE_COUNT, traceCounts } from '../engine/kernels/trace.ts';
 import type { AttentionMode, LayerTrace } from './api.ts';
@@ -103,7 +102,6 @@ function prefix(t: Tensor, shape: number[]): Tensor {
 export class MocDiT {
   private readonly seqs = new Map<string, SeqState>();
   private readonly w = new Map<string, Tensor>();
-  private swap: Tensor | null = null; // [D, D]
   private qkNorm: Tensor[] = []; // per block: [2, 2D] rows text/video, chunks q/k: weight − 1
   private normShift: Tensor | null = null; // zeros [2, D]
   private disposed = false;
@@ -127,12 +125,6 @@ export class MocDiT {
       dit.w.set(name, eng.upload(w.data, w.shape, `dit.${name}`));
     }
     const D = cfg.headDim;
-    const R = new Float32Array(D * D);
-    for (let j = 0; j < D; j += 2) {
-      R[(j + 1) * D + j] = 1; // out[2j] = x[2j+1]
-      R[j * D + j + 1] = 1; // out[2j+1] = x[2j]
-    }
-    dit.swap = eng.upload(R, [D, D], 'dit.rope.swap');
     dit.normShift = eng.upload(new Float32Array(2 * D), [2, D], 'dit.qk-norm.shift');
     for (let i = 0; i < cfg.depth; i++) {
       const t = new Float32Array(4 * D);
@@ -192,12 +184,6 @@ export class MocDiT {
     const st = buildSeqState(this.eng, this.config, frames, chunkFrames);
     this.seqs.set(key, st);
     return st;
-  }
-
-  /** Rows of `table` ([R, w] view) picked by `seg` → a new tensor of `shape` ([rows, w] values): modulate with x = 0. */
-  private gather(table: Tensor, seg: Tensor, zeros: Tensor, w: number, shape: number[]): Promise<Tensor> {
-    const out = this.eng.tensor(shape, 'f32', 'dit.gather');
-    return modulate(this.eng, prefix(zeros, [seg.size, w]), table, table, seg, out);
   }
 
   /**
@@ -273,15 +259,12 @@ export class MocDiT {
           const rows = qkv.view([N * 3 * H, D]);
           const out: Tensor[] = [];
           for (let j = 0; j < 3; j++) {
-            const g = await this.gather(rows, st.gatherQkv[j], st.zeros, D, [H, N, D]); //   [H, N, D]
+            const g = await gatherRows(eng, rows, st.gatherQkv[j], { shape: [H, N, D] }); //  [H, N, D]
             if (j < 2) {
               const n0 = await norm(eng, 'rms', g);
               const n1 = await modulate(eng, n0.view([H * N, D]), this.normShift!, { table: this.qkNorm[i], chunk: j }, st.tokenType, eng.tensor([H, N, D], 'f32', 'dit.qk')); // · weight
-              const sw = await matmul(eng, n1, this.swap!); //                              [H·N, D] pairs swapped
-              const a = await binary(eng, 'mul', n1, st.cos);
-              const r = await binary(eng, 'mul', sw, st.sin);
-              out.push(await binary(eng, 'add', a, r));
-              free(g, n0, n1, sw, a, r);
+              out.push(await rope(eng, n1, st.cos, st.sin, n1)); //                          rotated in place
+              free(g, n0);
             } else out.push(g);
           }
           qkv.dispose();
@@ -297,13 +280,13 @@ export class MocDiT {
         await phase('other', async () => {
           const oRows = o.view([H * N, D]);
           // video: xv += gate1 · out_video(o); xv += gate2 · mlp(modulate(LN(xv)))
-          const ov = await this.gather(oRows, st.mergeVideo, st.zeros, D, [Nv, d]); //       [Nv, d] = [Nv, H, D]
+          const ov = await gatherRows(eng, oRows, st.mergeVideo, { shape: [Nv, d] }); //     [Nv, d] = [Nv, H, D]
           const av = await this.linear(ov, `${b}attn.out_video`);
           await gatedResidual(eng, xv, { table: modV, chunk: 2 }, av, st.condVideo, xv);
           free(ov, av);
           await this.mlp(xv, modV, st.condVideo, `${b}mlp_video`);
           if (!last) {
-            const ot = await this.gather(oRows, st.mergeText, st.zeros, D, [Nt, d]); //     [Nt, d]
+            const ot = await gatherRows(eng, oRows, st.mergeText, { shape: [Nt, d] }); //   [Nt, d]
             const at = await this.linear(ot, `${b}attn.out_text`);
             await gatedResidual(eng, xt, { table: modT, chunk: 2 }, at, st.condText, xt);
             free(ot, at);
@@ -449,7 +432,6 @@ export class MocDiT {
     this.disposed = true;
     for (const t of this.w.values()) t.dispose();
     for (const t of this.qkNorm) t.dispose();
-    this.swap?.dispose();
     this.normShift?.dispose();
     for (const st of this.seqs.values()) disposeState(st);
     this.seqs.clear();
