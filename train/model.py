@@ -84,6 +84,9 @@ class ModelConfig:
     chunk_frames: int = 1
     top_k: int = 4
     causal: bool = True
+    # MOC.md §3b: MoC queries see only the captions of their own and earlier shots (dense mode
+    # still sees every token), so with causal routing no token depends on a later shot
+    causal_text: bool = False
     # What the network outputs: "v" (the velocity itself) or "x" (the clean frames x̂0, turned into
     # v = (x_t - x̂0) / max(t, t_min) in forward). With x-prediction the noise in x_t reaches the
     # velocity through that identity instead of through video_embed / final.proj, so no rank limit
@@ -118,11 +121,14 @@ class ModelConfig:
         assert self.route_view in ROUTE_VIEWS, f"route_view must be one of {ROUTE_VIEWS}"
 
     def to_dict(self) -> dict:
-        """The fields, less route_view where it is the default "rotary": files written before
-        the option existed mean exactly that, and stay byte for byte what they were."""
+        """The fields, less the contract-v2 options at their defaults (route_view "rotary",
+        causal_text false): files written before the options existed mean exactly that, and stay
+        byte for byte what they were."""
         d = asdict(self)
         if d["route_view"] == "rotary":
             del d["route_view"]
+        if not d["causal_text"]:
+            del d["causal_text"]
         return d
 
 
@@ -232,11 +238,14 @@ class LayoutMasks:
 
     def __init__(self, ch: moc.Chunks):
         self.shot = moc.shot_mask(ch)[None, None]                       # [1, 1, N, C]
-        self.mandatory = moc.mandatory_mask(ch)[None, None]             # [1, 1, N, C]
+        self._mand = {c: moc.mandatory_mask(ch, c)[None, None] for c in (False, True)}  # [1, 1, N, C] each
         self._cand = {c: moc.candidate_mask(ch, c) for c in (False, True)}  # [N, C] each
 
     def candidates(self, causal: bool) -> torch.Tensor:
         return self._cand[bool(causal)]
+
+    def mandatory(self, causal_text: bool) -> torch.Tensor:
+        return self._mand[bool(causal_text)]
 
 
 class AttnContext:
@@ -244,7 +253,7 @@ class AttnContext:
 
     def __init__(self, ch: moc.Chunks, masks: "LayoutMasks", mode: str, top_k: int, causal: bool,
                  drop_off: float, drop_in: float, generator, backend: str, q_tile: int,
-                 checkpoint: bool, trace: Optional[dict], stats: bool):
+                 checkpoint: bool, trace: Optional[dict], stats: bool, causal_text: bool = False):
         if mode not in ("dense", "moc", "shot"):
             raise ValueError(f"attention mode must be dense, moc or shot, got {mode!r}")
         self.ch, self.mode, self.top_k, self.causal = ch, mode, top_k, causal
@@ -254,7 +263,7 @@ class AttnContext:
         self.sparsity: List[float] = []
         self.fixed = masks.shot if mode == "shot" else None             # [1, 1, N, C]
         if mode == "moc":
-            self.mand = masks.mandatory                                 # [1, 1, N, C]
+            self.mand = masks.mandatory(causal_text)                    # [1, 1, N, C]
             self.cand = masks.candidates(causal)                        # [N, C]
 
     def __call__(self, q, k, v, layer: int, qr=None, kr=None):        # q, k, v [B, H, N, D]
@@ -464,12 +473,13 @@ class MoCDiT(nn.Module):
                 causal: Optional[bool] = None, drop_off: float = 0.0, drop_in: float = 0.0,
                 generator: Optional[torch.Generator] = None, backend: str = "auto",
                 q_tile: int = 1024, checkpoint: bool = False, trace: Optional[dict] = None,
-                stats: Optional[list] = None):
+                stats: Optional[list] = None, causal_text: Optional[bool] = None):
         """Velocity for noisy frames.
 
         video [B, T, 3, Hi, Wi] (x_t, roughly [-1, 1]); t_shot [B, S] in [0, 1]; text [B, S+1, L]
         ids (global caption first); frames: frames per shot (default: T split evenly over S).
         mode "dense" | "moc" | "shot". drop_off / drop_in: the training regularisers (moc only).
+        causal_text: MoC queries see only captions of shots <= theirs (default: the config's).
         trace: a dict to fill with per-layer q/k/v/o, routed indices and stream outputs.
         stats: a list to receive each layer's sparsity. Returns [B, T, 3, Hi, Wi].
         """
@@ -488,7 +498,8 @@ class MoCDiT(nn.Module):
             route_rope = None                                           # nothing routes
         ctx = AttnContext(ch, masks, mode, cfg.top_k if top_k is None else top_k,
                           cfg.causal if causal is None else causal, drop_off, drop_in, generator,
-                          backend, q_tile, checkpoint, trace, stats is not None)
+                          backend, q_tile, checkpoint, trace, stats is not None,
+                          cfg.causal_text if causal_text is None else causal_text)
 
         xt = self.text_embed(text) + self.text_pos.weight               # [B, S+1, L, d]
         xt = xt.reshape(B, -1, cfg.dim)                                 # [B, Nt, d]

@@ -86,10 +86,11 @@ def route_view(q, k, q_route, k_route):
 
 
 def moc_attention(q, k, v, chunk_start, chunk_end, chunk_shot, chunk_kind, top_k: int,
-                  causal: bool = True, mode: str = "moc", q_route=None,
-                  k_route=None) -> Tuple[np.ndarray, np.ndarray, float]:
+                  causal: bool = True, mode: str = "moc", q_route=None, k_route=None,
+                  causal_text: bool = False) -> Tuple[np.ndarray, np.ndarray, float]:
     """(out [H, N, D] f32, routed [H, N, top_k] int32, sparsity) for mode moc / dense / shot;
-    routing by q_route, k_route when given (MOC.md §3b)."""
+    routing by q_route, k_route when given (MOC.md §3b); causal_text (MOC.md §3b, moc mode): only
+    captions of shots <= the query's are mandatory."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if top_k < 0:
@@ -108,7 +109,7 @@ def moc_attention(q, k, v, chunk_start, chunk_end, chunk_shot, chunk_kind, top_k
         qr, kr = route_view(q, k, q_route, k_route)
         qrb, krb, _ = _prepare(qr, kr, chunk_start, chunk_end, chunk_shot, chunk_kind)
         routed = moc.route(qrb, krb, ch, top_k, causal)                 # [1, H, N, K]
-        allowed = moc.mandatory_mask(ch)[None, None] | moc.routed_table(routed, ch.n_chunks)
+        allowed = moc.mandatory_mask(ch, causal_text)[None, None] | moc.routed_table(routed, ch.n_chunks)
     with torch.no_grad():
         out = moc.attend(qb, kb, vb, allowed, ch.token_chunk, backend="plain")
     return (out[0].numpy().astype(np.float32), routed[0].numpy().astype(np.int32),
@@ -140,7 +141,7 @@ def route_naive(q, k, chunk_start, chunk_end, chunk_shot, chunk_kind, top_k: int
 
 
 def attention_naive(q, k, v, chunk_start, chunk_end, chunk_shot, chunk_kind, routed: np.ndarray,
-                    mode: str = "moc") -> np.ndarray:
+                    mode: str = "moc", causal_text: bool = False) -> np.ndarray:
     q, k, v = (_np(a, np.float64) for a in (q, k, v))
     s, e, sh, kd = (_np(a, np.int64) for a in (chunk_start, chunk_end, chunk_shot, chunk_kind))
     H, N, D = q.shape
@@ -155,7 +156,8 @@ def attention_naive(q, k, v, chunk_start, chunk_end, chunk_shot, chunk_kind, rou
                 if mode == "shot":
                     chunks = [c for c in range(len(s)) if sh[c] == -1 or sh[c] == si]
                 else:
-                    chunks = [c for c in range(len(s)) if kd[c] == 0 or sh[c] == si]
+                    chunks = [c for c in range(len(s))
+                              if (kd[c] == 0 and (not causal_text or sh[c] <= si)) or sh[c] == si]
                     chunks += [int(c) for c in routed[h, i] if c >= 0]
                 keys = np.concatenate([np.arange(s[c], e[c]) for c in sorted(set(chunks))])
             logits = k[h, keys] @ q[h, i] / np.sqrt(D)
@@ -181,9 +183,12 @@ def run_exchange(in_path: str, out_path: str) -> None:
     top_k = int(meta.get("top_k", "0"))
     causal = meta.get("causal", "true") == "true"
     mode = meta.get("mode", "moc")
+    causal_text = meta.get("causal_text", "false")
+    if causal_text not in ("true", "false"):
+        raise ValueError(f"__metadata__ causal_text {causal_text!r} must be 'true' or 'false'")
     out, routed, sp = moc_attention(t["q"], t["k"], t["v"], t["chunk_start"], t["chunk_end"],
                                     t["chunk_shot"], t["chunk_kind"], top_k, causal, mode,
-                                    t.get("q_route"), t.get("k_route"))
+                                    t.get("q_route"), t.get("k_route"), causal_text == "true")
     save(out_path, {"out": out, "routed": routed}, {"sparsity": repr(sp)})
 
 

@@ -223,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
            "so p_max * k must exceed 1 to drop anything (0.5: never at k = 2, 1/3 of queries at k = 3, half at k = 4)")
     a("--drop-in", type=float, default=0.5, help="Poisson lambda of context drop-in (MoC stages)")
     a("--caption-dropout", type=float, default=0.1)
+    a("--causal-text", action="store_true",
+      help="MoC stages: each shot's queries see only the captions of it and earlier shots (MOC.md §3b); "
+           "recorded in the config, so the export's config.json says causal_text: true")
     a("--fg-weight", type=float, default=0.0,
       help="extra loss weight of the characters' pixels (1 + W times the background's; 0: off)")
     a("--fg-decay", default="none", choices=["none", "linear"], help="linear: --fg-weight falls to 0 at the last step")
@@ -286,7 +289,9 @@ def init_from_export(model: MoCDiT, ema: List[torch.Tensor], folder: str) -> Non
     """Copies an exported model folder's weights (fp16, usually the EMA) into `model` and `ema`."""
     from .export import load_exported
     exported, cfg, _ = load_exported(folder)
-    if dataclasses.replace(cfg, route_view=model.cfg.route_view) != model.cfg:  # the view holds no weights
+    # neither the routing view nor causal_text holds weights: a run may start from a model trained
+    # with other settings of them
+    if dataclasses.replace(cfg, route_view=model.cfg.route_view, causal_text=model.cfg.causal_text) != model.cfg:
         raise SystemExit(f"--init-from {folder}: its config differs from this run's "
                          f"({cfg.to_dict()} vs {model.cfg.to_dict()})")
     with torch.no_grad():
@@ -381,7 +386,8 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
         oracle = dict(vocab_size=len(Vocab(oracle=True)),
                       text_len=max(ORACLE_TEXT_LEN, CONFIGS[args.config].get("text_len", 0)))
     cfg = make_config(args.config, image_size=args.image_size, patch_size=args.patch_size,
-                      dim=args.dim, depth=args.depth, heads=args.heads, route_view=args.route_view, **oracle)
+                      dim=args.dim, depth=args.depth, heads=args.heads, route_view=args.route_view,
+                      causal_text=True if args.causal_text else None, **oracle)
     try:
         lengths = ShotLengths(args.shots, args.frames, parse_shot_lengths(args.shot_lengths), args.seed)
     except ValueError as e:

@@ -5,7 +5,8 @@
  * In: q, k, v F32 [H, N, D]; chunk_start, chunk_end, chunk_shot, chunk_kind I32 [C];
  * __metadata__ top_k (integer ≥ 0), causal (true|false), mode (moc|dense).
  * Optional (contract v2, MOC.md §3b): q_route, k_route F32 [H, N, D], both or neither: routing
- * scores with them (descriptors are chunk means of k_route), attention still uses q, k, v.
+ * scores with them (descriptors are chunk means of k_route), attention still uses q, k, v;
+ * __metadata__ causal_text (true|false, default false).
  * Out: out F32 [H, N, D]; routed I32 [H, N, top_k]; __metadata__ sparsity (and the settings and
  * the backend used, for the record).
  *
@@ -123,13 +124,15 @@ export function readAttentionInput(file: SafeFile, src: string): AttentionInput 
   if (causal !== 'true' && causal !== 'false') throw new InputError(`${src}: __metadata__ causal '${causal}' must be 'true' or 'false'`);
   const mode = metaValue(file, src, 'mode', 'moc or dense');
   if (mode !== 'moc' && mode !== 'dense') throw new InputError(`${src}: __metadata__ mode '${mode}' must be 'moc' or 'dense'`);
+  const causalText = file.metadata.causal_text ?? 'false';
+  if (causalText !== 'true' && causalText !== 'false') throw new InputError(`${src}: __metadata__ causal_text '${causalText}' must be 'true' or 'false'`);
   return {
     q: q.data as Float32Array,
     k: k.data as Float32Array,
     v: v.data as Float32Array,
     dims: { H, N, D },
     table,
-    cfg: { topK, causal: causal === 'true', mode },
+    cfg: { topK, causal: causal === 'true', mode, causalText: causalText === 'true' },
     ...(route && { route }),
   };
 }
@@ -159,8 +162,9 @@ export function computeCpu(x: AttentionInput): AttentionOutput {
   const r = routeInputs(x);
   const desc = chunkDescriptors(r.k, x.dims, x.table);
   const routed = routeReference(r.q, desc, x.dims, x.table, x.cfg);
-  const out = mocAttentionReference(x.q, x.k, x.v, x.dims, x.table, routed, x.cfg.topK, x.cfg.mode);
-  return { out, routed, sparsity: sparsityOf(routed, x.cfg.topK, x.dims, x.table, x.cfg.mode).sparsity, backend: 'cpu' };
+  const ct = x.cfg.causalText ?? false;
+  const out = mocAttentionReference(x.q, x.k, x.v, x.dims, x.table, routed, x.cfg.topK, x.cfg.mode, ct);
+  return { out, routed, sparsity: sparsityOf(routed, x.cfg.topK, x.dims, x.table, x.cfg.mode, ct).sparsity, backend: 'cpu' };
 }
 
 /**
@@ -173,6 +177,7 @@ export function computeCpu(x: AttentionInput): AttentionOutput {
 export async function computeGpu(x: AttentionInput): Promise<AttentionOutput> {
   const { H, N, D } = x.dims;
   const { table, cfg } = x;
+  const causalText = cfg.causalText ?? false;
   const C = table.start.length;
   const K = cfg.topK;
   const eng = await Engine.create(await nodeGpu());
@@ -198,15 +203,15 @@ export async function computeGpu(x: AttentionInput): Promise<AttentionOutput> {
     let out: Float32Array;
     let backend = `gpu: ${eng.describe()}`;
     try {
-      out = (await eng.read(await mocAttention(eng, q, k, v, table, routedT, { mode: cfg.mode }))) as Float32Array;
+      out = (await eng.read(await mocAttention(eng, q, k, v, table, routedT, { mode: cfg.mode, causalText }))) as Float32Array;
     } catch (e) {
       if (!(e instanceof UnsupportedError)) throw e;
       console.error(`moc attention: ${e.message}: attention on the CPU`);
-      out = mocAttentionReference(x.q, x.k, x.v, x.dims, table, routed, K, cfg.mode);
+      out = mocAttentionReference(x.q, x.k, x.v, x.dims, table, routed, K, cfg.mode, causalText);
       backend += ' (attention on the cpu)';
     }
     await eng.sync();
-    return { out, routed, sparsity: sparsityOf(routed, K, x.dims, table, cfg.mode).sparsity, backend };
+    return { out, routed, sparsity: sparsityOf(routed, K, x.dims, table, cfg.mode, causalText).sparsity, backend };
   } finally {
     eng.destroy();
   }
@@ -236,7 +241,15 @@ export function writeAttentionOutput(x: AttentionInput, r: AttentionOutput): Uin
       out: { dtype: 'F32', shape: [H, N, D], data: r.out },
       routed: { dtype: 'I32', shape: [H, N, x.cfg.topK], data: r.routed },
     },
-    { sparsity: String(r.sparsity), top_k: String(x.cfg.topK), causal: String(x.cfg.causal), mode: x.cfg.mode, backend: r.backend, route_view: x.route ? 'q_route,k_route' : 'q,k' },
+    {
+      sparsity: String(r.sparsity),
+      top_k: String(x.cfg.topK),
+      causal: String(x.cfg.causal),
+      causal_text: String(x.cfg.causalText ?? false),
+      mode: x.cfg.mode,
+      backend: r.backend,
+      route_view: x.route ? 'q_route,k_route' : 'q,k',
+    },
   );
 }
 
@@ -264,7 +277,7 @@ export async function run(args: string[]): Promise<number> {
   const { H, N, D } = x.dims;
   console.log(
     `moc attention: wrote ${oneLine(opts.out)}: H=${H} N=${N} D=${D}, ${x.table.start.length} chunks, ${x.cfg.mode}, top_k ${x.cfg.topK}, ` +
-      `causal ${x.cfg.causal}${x.route ? ', routing by q_route/k_route' : ''}, sparsity ${r.sparsity.toFixed(4)} (${r.backend})`,
+      `causal ${x.cfg.causal}${x.cfg.causalText ? ', causal text' : ''}${x.route ? ', routing by q_route/k_route' : ''}, sparsity ${r.sparsity.toFixed(4)} (${r.backend})`,
   );
   return 0;
 }

@@ -46,6 +46,12 @@ export interface ModelConfig {
   topK: number;
   causal: boolean;
   /**
+   * Trained context-causal (config.json `causal_text`, MOC.md §3b; false when absent): MoC queries
+   * see only the captions of their own and earlier shots, so with causal routing no token depends
+   * on a later shot and the keys and values of kept earlier shots can be cached.
+   */
+  causalText: boolean;
+  /**
    * What the network outputs: 'v' the velocity, or 'x' the clean frames x̂0, which forward turns
    * into v = (x_t − x̂0) / max(t, tMin) (train/model.py ModelConfig.prediction).
    */
@@ -101,6 +107,7 @@ const schema = z.object({
   chunk_frames: int(1, 1024),
   top_k: int(0, 1024),
   causal: z.boolean(),
+  causal_text: z.boolean().default(false),
   prediction: z.enum(['v', 'x']).default('v'),
   t_min: num(POSITIVE, 1, '>0').default(0.05),
   route_view: z.enum(['rotary', 'spatial', 'unrotated']).default('rotary'),
@@ -150,6 +157,7 @@ export function parseModelConfig(value: unknown, source = 'config.json'): ModelC
     chunkFrames: c.chunk_frames,
     topK: c.top_k,
     causal: c.causal,
+    causalText: c.causal_text,
     prediction: c.prediction,
     tMin: c.t_min,
     routeView: c.route_view,

@@ -97,7 +97,7 @@ export function shotNoise(frames: readonly number[], seeds: readonly number[], s
  * scored, for a mode, before routing: routed chunks are counted as min(K, #candidates) chunks of
  * the candidates' mean length (a traced layer's sparsity gives the exact pairs).
  */
-export function attentionWork(seq: Sequence, opts: AttentionOptions): { pairs: number; candidates: number } {
+export function attentionWork(seq: Sequence, opts: AttentionOptions, causalText = false): { pairs: number; candidates: number } {
   const t = opts.mode === 'shot' ? shotOnlyTable(seq.internal) : seq.internal;
   const C = t.start.length;
   const len = (c: number): number => t.end[c] - t.start[c];
@@ -109,7 +109,7 @@ export function attentionWork(seq: Sequence, opts: AttentionOptions): { pairs: n
     let nc = 0;
     let cl = 0;
     for (let b = 0; b < C; b++) {
-      if (isMandatory(t, a, b)) mand += len(b);
+      if (isMandatory(t, a, b, causalText && opts.mode === 'moc')) mand += len(b);
       else if (opts.mode === 'moc' && isCandidate(t, a, b, opts.causal)) {
         nc++;
         cl += len(b);
@@ -273,7 +273,7 @@ export class Generator {
       at += s.frames * per;
     });
     const seq = this.dit.sequence(frames, req.attention.chunkFrames);
-    const estimate = attentionWork(seq, req.attention);
+    const estimate = attentionWork(seq, req.attention, cfg.causalText);
     const { heads: H, headDim: D, depth } = cfg;
     const calls = req.guidance !== 1 ? 2 : 1;
     const traceEvery = req.traceEvery ?? 0;

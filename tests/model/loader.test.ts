@@ -134,6 +134,13 @@ describe('loadModel', () => {
     expect(() => parseModelConfig({ ...base, route_view: 'temporal' }, 'm/config.json')).toThrow(/^m\/config\.json: route_view: /);
   });
 
+  it('parseModelConfig reads causal_text (absent: false) and refuses a bad one', () => {
+    const base = { format: 'moc-dit', formatVersion: 1, name: 's', vocab_size: 45, text_len: 24, image_size: 32, patch_size: 4, channels: 3, dim: 64, depth: 3, heads: 2, mlp_ratio: 4, rope_theta: 100, t_freq_dim: 64, chunk_frames: 1, top_k: 4, causal: true, fps: 8 };
+    expect(parseModelConfig(base).causalText).toBe(false);
+    expect(parseModelConfig({ ...base, causal_text: true }).causalText).toBe(true);
+    expect(() => parseModelConfig({ ...base, causal_text: 'yes' }, 'm/config.json')).toThrow(/^m\/config\.json: causal_text: /);
+  });
+
   it('the shipped models say what shot shape they were trained on', () => {
     const shipped = (name: string) => parseModelConfig(JSON.parse(readFileSync(join('public/models', name, 'config.json'), 'utf8')));
     expect([shipped('moc-base').trainShots, shipped('moc-base').trainFrames]).toEqual([4, { min: 4, max: 16 }]);

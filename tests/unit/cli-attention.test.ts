@@ -78,10 +78,13 @@ describe('moc attention (CLI)', () => {
     ['gpu routing, causal, k=2', { topK: 2, causal: true, mode: 'moc' }, false],
     ['--cpu, causal, k=2', { topK: 2, causal: true, mode: 'moc' }, true],
     ['dense', { topK: 2, causal: true, mode: 'dense' }, false],
+    ['gpu routing, causal text', { topK: 2, causal: true, mode: 'moc', causalText: true }, false],
+    ['--cpu, causal text', { topK: 2, causal: true, mode: 'moc', causalText: true }, true],
   ];
   cases.forEach(([name, cfg, cpu], n) => {
     it.concurrent(`round trip: ${name}`, async ({ expect }) => {
-      const input = writeInput(`in${n}.safetensors`, inputTensors(), { top_k: String(cfg.topK), causal: String(cfg.causal), mode: cfg.mode });
+      const ct: Record<string, string> = cfg.causalText ? { causal_text: 'true' } : {};
+      const input = writeInput(`in${n}.safetensors`, inputTensors(), { top_k: String(cfg.topK), causal: String(cfg.causal), mode: cfg.mode, ...ct });
       const output = join(dir, `out${n}.safetensors`);
       const r = await moc(['--in', input, '--out', output, ...(cpu ? ['--cpu'] : [])]);
       expect(r.stderr).toBe('');
@@ -95,6 +98,11 @@ describe('moc attention (CLI)', () => {
       assertClose('out', f.tensors.get('out')!.data, ref.out, { atol: 1e-5, rtol: 1e-5 });
       expect(Number(f.metadata.sparsity)).toBeCloseTo(ref.sparsity, 12);
       if (cfg.mode === 'moc') expect(ref.routed.some((x) => x >= 0)).toBe(true);
+      expect(f.metadata.causal_text).toBe(String(cfg.causalText ?? false));
+      if (cfg.causalText) {
+        const v1 = mocReference(q, k, v, { H, N, D }, table, { ...cfg, causalText: false });
+        expect(v1.out.some((x, j) => Math.abs(x - ref.out[j]) > 1e-3)).toBe(true); // the option changes the result
+      }
     });
   });
 
@@ -159,6 +167,7 @@ describe('moc attention (CLI)', () => {
     ['a wrong k_route shape', () => ({ ...inputTensors(), ...routeTensors(), k_route: { dtype: 'F32', shape: [H, N - 1, D], data: kRoute.subarray(0, H * (N - 1) * D) } }), meta, /tensor 'k_route' has shape \[2, \d+, 32\], expected .* like q/],
     ['an I32 q_route', () => ({ ...inputTensors(), ...routeTensors(), q_route: { dtype: 'I32', shape: [H, N, D], data: new Int32Array(H * N * D) } }), meta, /tensor 'q_route' is I32, expected F32/],
     ['an infinity in k_route', () => ({ ...inputTensors(), ...routeTensors(), k_route: { dtype: 'F32', shape: [H, N, D], data: kRoute.map((x, j) => (j === 5 ? Infinity : x)) } }), meta, /tensor 'k_route' has a non-finite value \(Infinity\) at \[0, 0, 5\]/],
+    ['a bad causal_text', inputTensors, { ...meta, causal_text: 'yes' }, /causal_text 'yes' must be 'true' or 'false'/],
   ];
   for (const [name, tensors, m, re] of bad) {
     it.concurrent(`refuses ${name} with one line and exit code 1`, async ({ expect }) => {

@@ -124,6 +124,26 @@ def test_moc_one_layer_is_causal_across_shots():
     assert not torch.allclose(d1[:, :4], d2[:, :4], atol=1e-4)
 
 
+def test_causal_text_makes_every_layer_causal_across_shots():
+    """MOC.md §3b: with causal_text and causal routing, no output of shots 0 and 1 changes when
+    shot 2's frames, timestep or caption change, through every layer. Without causal_text the
+    captions carry shot 2 back from the second layer on (the same check fails)."""
+    cfg = make_config("tiny")                         # depth 2
+    m = randomised(cfg, seed=3)
+    v, t, txt = inputs(cfg, S=3, F=2)
+    v2, t2, txt2 = v.clone(), t.clone(), txt.clone()
+    v2[:, 4:] += 2.0
+    t2[:, 2] = 0.9 if t[0, 2] < 0.5 else 0.1
+    txt2[:, 3] = 3                                    # caption of shot 2
+    for causal_text in (True, False):
+        with torch.no_grad():
+            a = m(v, t, txt, mode="moc", top_k=2, causal_text=causal_text)
+            b = m(v2, t2, txt2, mode="moc", top_k=2, causal_text=causal_text)
+        assert not torch.allclose(a[:, 4:], b[:, 4:], atol=1e-3)
+        assert torch.allclose(a[:, :4], b[:, :4], atol=1e-5) == causal_text, f"causal_text={causal_text}"
+    assert MoCDiT(make_config("tiny", causal_text=True)).cfg.to_dict()["causal_text"] is True
+
+
 def test_trace_and_stats():
     cfg = make_config("tiny")
     m = randomised(cfg)
