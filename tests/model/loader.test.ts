@@ -178,7 +178,8 @@ describe('Tokenizer', () => {
   });
 
   it('refuses a malformed vocab.json', () => {
-    expect(() => Tokenizer.fromJson({ version: 1, pad: '<pad>', unk: '<unk>', lowercase: true, split: '[', words: ['<pad>', '<unk>'] }, 'v')).toThrow(/^v: vocab\.json's split pattern is not a valid regular expression/);
+    expect(() => Tokenizer.fromJson({ version: 1, pad: '<pad>', unk: '<unk>', lowercase: true, split: '[', words: ['<pad>', '<unk>'] }, 'v')).toThrow(/^v: vocab\.json's split pattern "\[" is not supported: a character class is not closed/);
+    expect(() => Tokenizer.fromJson({ version: 1, pad: '<pad>', unk: '<unk>', lowercase: true, split: '\\q', words: ['<pad>', '<unk>'] }, 'v')).toThrow(/^v: vocab\.json's split pattern is not a valid regular expression/);
     expect(() => Tokenizer.fromJson({ version: 1, pad: '<pad>', unk: '<unk>', lowercase: true, split: 'x', words: ['a', 'b'] }, 'v')).toThrow("v: vocab.json's words lack the pad or unk token");
   });
 });

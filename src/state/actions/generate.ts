@@ -69,7 +69,7 @@ function keptTake(shotId: string, frames: number): Uint8ClampedArray | undefined
 }
 
 /** The run in progress (`id` names its record in IndexedDB); `sampled` once the worker has answered (what remains needs no GPU). */
-let current: { plan: RunPlan; id: string; model: string | null; sampled: boolean } | null = null;
+let current: { plan: RunPlan; id: string; model: string | null; sampled: boolean; release: () => void } | null = null;
 /** The run offered for resuming and the model it was made for (the store's `interrupted` says what it was). */
 let interrupted: { plan: RunPlan; model: string | null } | null = null;
 
@@ -144,6 +144,34 @@ function otherModel(made: string | null, now: string | null): boolean {
   return made !== null && now !== null && made !== now;
 }
 
+/**
+ * One owner per run across tabs (Web Locks): the tab running a run holds the lock
+ * `moc-studio-run-<id>` until it ends, and another tab of the same profile neither offers that
+ * run for resuming (nor deletes its record on Dismiss) nor starts a run of its own meanwhile.
+ * Where the page has no Web Locks, nothing is coordinated.
+ */
+const RUN_LOCK = 'moc-studio-run-';
+
+function locks(): LockManager | undefined {
+  return (globalThis.navigator as Navigator | undefined)?.locks;
+}
+
+function holdRunLock(id: string): () => void {
+  let release: () => void = () => undefined;
+  const held = new Promise<void>((r) => (release = r));
+  void locks()?.request(`${RUN_LOCK}${id}`, () => held).catch(() => undefined);
+  return release;
+}
+
+/** True when another tab holds a run's lock (this tab's own run does not count). */
+export async function runLiveElsewhere(): Promise<boolean> {
+  const l = locks();
+  if (!l) return false;
+  const mine = current ? `${RUN_LOCK}${current.id}` : null;
+  const { held = [] } = await l.query().catch(() => ({ held: [] }));
+  return held.some((x) => x.name?.startsWith(RUN_LOCK) && x.name !== mine);
+}
+
 /** Writes of the kept run, one after another in the order asked (a run's start, its steps, its end). */
 let runWrites: Promise<void> = Promise.resolve();
 /** The step to write next, while a step write waits in `runWrites` (later steps replace it). */
@@ -188,6 +216,7 @@ export async function restoreInterruptedRun(): Promise<string | null> {
     return `The interrupted run could not be restored: ${(e as Error).message}`;
   }
   if (!saved || current) return null;
+  if (await runLiveElsewhere()) return 'A run is in progress in another tab of the studio: it is not offered for resuming here';
   if (otherModel(saved.model, useStudio.getState().settings.model)) forgetResume();
   else offerResume(saved.plan, saved.model, saved.step);
   return null;
@@ -196,11 +225,15 @@ export async function restoreInterruptedRun(): Promise<string | null> {
 async function run(plan: RunPlan): Promise<void> {
   const st = useStudio.getState();
   if (isRunning(st.run.phase)) return;
+  if (await runLiveElsewhere()) {
+    st.setRun({ phase: 'error', error: { code: 'busy', message: 'A run is in progress in another tab of the studio: wait for it to end there, or close that tab.' } });
+    return;
+  }
   dismissResume(); // a new run, or this one resumed, replaces the offer
   const startedAt = performance.now();
   const id = `run-${Date.now().toString(36)}-${Math.floor(Math.random() * 1e6).toString(36)}`;
   const madeFor = st.model.name ?? st.settings.model;
-  current = { plan, id, model: madeFor, sampled: false };
+  current = { plan, id, model: madeFor, sampled: false, release: holdRunLock(id) };
   void keepRun(() => persist.saveRun(id, madeFor, plan));
   const expected = estimateRun(planShape(plan), plan.request.steps);
   st.setRun({
@@ -315,19 +348,36 @@ async function onResult(plan: RunPlan, result: GenerateResult): Promise<void> {
   if (result.timings.length) recordStepTime({ ...planShape(plan), msPerStep: result.totalMs / result.timings.length, at: Date.now() });
   const stats = { sparsity: result.sparsity, flopsVisited: result.attentionFlops.visited, flopsDense: result.attentionFlops.dense, msPerStep: ms, live: false };
   st.setRoutingStats(stats);
+  for (const m of metas) unsaved.set(m.id, m);
   try {
-    for (const m of metas) await persist.saveTake(m, getTake(m.id)!.pixels);
     if (dropped.length) await persist.deleteTakes(dropped);
+    await saveUnsavedTakes();
   } catch (e) {
-    st.setSave('error', `Finished shots could not be saved: ${(e as Error).message}`);
+    st.setSave('error', `Finished shots could not be saved: ${(e as Error).message}${(e as Error).name === 'QuotaExceededError' ? " (the browser's storage for this site is full: delete takes you do not need)" : ''}; retrying at every change`);
   }
   await keepRouting({ takeIds: metas.map((m) => m.id), shotIds: plan.shotIds, captions: runCaptions(plan), attention: plan.request.attention, stats, traces: result.traces });
 }
 
+/** Finished takes not yet in IndexedDB (a save failed: a full disk), retried by `saveUnsavedTakes`. */
+const unsaved = new Map<string, TakeMeta>();
+
+/**
+ * Saves every finished take not saved yet (skipping ones deleted meanwhile).
+ * @throws the first storage error; the takes not saved stay queued.
+ */
+export async function saveUnsavedTakes(): Promise<void> {
+  for (const [id, m] of [...unsaved]) {
+    const px = getTake(id)?.pixels;
+    if (px) await persist.saveTake(m, px);
+    unsaved.delete(id);
+  }
+}
+
 function finish(plan: RunPlan, error: EngineErrorInfo | null): void {
   if (current?.plan !== plan) return;
-  const { model } = current;
+  const { model, release } = current;
   current = null;
+  release();
   const st = useStudio.getState();
   if (error?.code === 'device-lost' || error?.code === 'worker-failed') {
     // the same words whichever comes first: the run's rejection or the engine's loss notice
