@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from train.eval import memory
-from train.eval.generate import Loaded, load_model
+from train.eval.generate import load_model
 from train.eval.stats import mean_ci, means_ci
 
 torch.set_num_threads(2)
