@@ -14,6 +14,7 @@ import { addShot, newShotId, randomSeed, updateShot } from '../board-ops.ts';
 import { clearPreviews, dropTakes, getTake, putPreview, putTake } from '../media.ts';
 import * as persist from '../persist.ts';
 import { isRunning } from '../slices/generation.ts';
+import { forgetResume, keepRun, keepRunStep, offerResume, otherModel, record } from '../run-record.ts';
 import { useStudio } from '../store.ts';
 import type { RunKind, RunPlan, TakeMeta } from '../types.ts';
 import { engineClient, onEngineLost } from './engine.ts';
@@ -59,10 +60,7 @@ function keptTake(shotId: string, frames: number): Uint8ClampedArray | undefined
   return clip && clip.frames === frames ? clip.pixels : undefined;
 }
 
-/** The run in progress (`id` names its record in IndexedDB); `sampled` once the worker has answered (what remains needs no GPU). */
-let current: { plan: RunPlan; id: string; model: string | null; sampled: boolean } | null = null;
-/** The run offered for resuming and the model it was made for (the store's `interrupted` says what it was). */
-let interrupted: { plan: RunPlan; model: string | null } | null = null;
+export { runKept } from '../run-record.ts';
 
 /** Samples every shot. */
 export function generateAll(): Promise<void> {
@@ -102,7 +100,7 @@ export function cancelGeneration(): void {
  * (shots, captions, seeds), settings and kept shots. Finished takes stay as they are.
  */
 export function resumeGeneration(): Promise<void> {
-  const plan = interrupted?.plan;
+  const plan = record.interrupted?.plan;
   if (!plan || !useStudio.getState().interrupted || isRunning(useStudio.getState().run.phase)) return Promise.resolve();
   return run(plan);
 }
@@ -111,52 +109,6 @@ export function resumeGeneration(): Promise<void> {
 export function dismissResume(): void {
   forgetResume();
   useStudio.getState().setInterrupted(null);
-}
-
-function forgetResume(): void {
-  interrupted = null;
-  void keepRun(() => persist.clearRun());
-}
-
-/** Offers `plan` for resuming: the banner says what it was and the step it reached. */
-function offerResume(plan: RunPlan, model: string | null, step: number): void {
-  interrupted = { plan, model };
-  useStudio.getState().setInterrupted({ kind: plan.kind, shots: plan.targets.length, step, steps: plan.request.steps });
-}
-
-/** True when a run made for model `made` cannot be resumed with model `now` (null: not known). */
-function otherModel(made: string | null, now: string | null): boolean {
-  return made !== null && now !== null && made !== now;
-}
-
-/** Writes of the kept run, one after another in the order asked (a run's start, its steps, its end). */
-let runWrites: Promise<void> = Promise.resolve();
-/** The step to write next, while a step write waits in `runWrites` (later steps replace it). */
-let stepToWrite: { id: string; step: number } | null = null;
-
-/** Queues a write of the kept run; a failure says in the save indicator that a reload cannot resume it. */
-function keepRun(write: () => Promise<void>): Promise<void> {
-  if (useStudio.getState().save.state === 'off') return runWrites;
-  runWrites = runWrites.then(write).catch((e: unknown) => {
-    useStudio.getState().setSave('error', `The run could not be kept for resuming after a reload: ${(e as Error).message}`);
-  });
-  return runWrites;
-}
-
-function keepRunStep(id: string, step: number): void {
-  const queued = stepToWrite !== null;
-  stepToWrite = { id, step };
-  if (queued) return;
-  void keepRun(async () => {
-    const s = stepToWrite;
-    stepToWrite = null;
-    if (s) await persist.saveRunStep(s.id, s.step);
-  });
-}
-
-/** Resolves once every write of the kept run asked for so far has been made (tests). */
-export function runKept(): Promise<void> {
-  return runWrites;
 }
 
 /**
@@ -172,7 +124,7 @@ export async function restoreInterruptedRun(): Promise<string | null> {
   } catch (e) {
     return `The interrupted run could not be restored: ${(e as Error).message}`;
   }
-  if (!saved || current) return null;
+  if (!saved || record.current) return null;
   if (otherModel(saved.model, useStudio.getState().settings.model)) forgetResume();
   else offerResume(saved.plan, saved.model, saved.step);
   return null;
@@ -185,7 +137,7 @@ async function run(plan: RunPlan): Promise<void> {
   const startedAt = performance.now();
   const id = `run-${Date.now().toString(36)}-${Math.floor(Math.random() * 1e6).toString(36)}`;
   const madeFor = st.model.name ?? st.settings.model;
-  current = { plan, id, model: madeFor, sampled: false };
+  record.current = { plan, id, model: madeFor, sampled: false };
   void keepRun(() => persist.saveRun(id, madeFor, plan));
   st.setRun({ phase: 'preparing', kind: plan.kind, shotIds: plan.targets, step: 0, steps: plan.request.steps, startedAt: Date.now(), elapsedMs: 0, etaMs: null, msPerStep: null, error: null });
   st.setTraces([], plan.shotIds, runCaptions(plan));
@@ -201,7 +153,7 @@ async function run(plan: RunPlan): Promise<void> {
       message: client ? `No model is loaded${model.error ? `: ${model.error.message}` : ''}` : 'The engine is not ready',
     });
   }
-  if (current?.plan !== plan || useStudio.getState().run.phase === 'cancelling') return finish(plan, { code: 'cancelled', message: 'Cancelled before the first step' });
+  if (record.current?.plan !== plan || useStudio.getState().run.phase === 'cancelling') return finish(plan, { code: 'cancelled', message: 'Cancelled before the first step' });
   useStudio.getState().setRun({ phase: 'running' });
 
   let lastStepAt = performance.now();
@@ -211,7 +163,7 @@ async function run(plan: RunPlan): Promise<void> {
       onProgress(plan, p, now - lastStepAt, now - startedAt);
       lastStepAt = now;
     });
-    if (current?.plan === plan) current.sampled = true;
+    if (record.current?.plan === plan) record.current.sampled = true;
     await onResult(plan, result);
     finish(plan, null);
   } catch (e) {
@@ -220,8 +172,8 @@ async function run(plan: RunPlan): Promise<void> {
 }
 
 function onProgress(plan: RunPlan, p: GenerateProgress, stepMs: number, elapsedMs: number): void {
-  if (current?.plan !== plan) return;
-  keepRunStep(current.id, p.step);
+  if (record.current?.plan !== plan) return;
+  keepRunStep(record.current.id, p.step);
   const st = useStudio.getState();
   const size = st.model.info?.imageSize ?? 0;
   const perStep = p.step > 0 ? elapsedMs / p.step : null;
@@ -290,9 +242,9 @@ async function onResult(plan: RunPlan, result: GenerateResult): Promise<void> {
 }
 
 function finish(plan: RunPlan, error: EngineErrorInfo | null): void {
-  if (current?.plan !== plan) return;
-  const { model } = current;
-  current = null;
+  if (record.current?.plan !== plan) return;
+  const { model } = record.current;
+  record.current = null;
   const st = useStudio.getState();
   if (error?.code === 'device-lost' || error?.code === 'worker-failed') {
     // the same words whichever comes first: the run's rejection or the engine's loss notice
@@ -317,12 +269,12 @@ function finish(plan: RunPlan, error: EngineErrorInfo | null): void {
  */
 export function startRunRecovery(): void {
   onEngineLost((error) => {
-    if (current && !current.sampled) finish(current.plan, { code: error.code === 'worker-failed' ? 'worker-failed' : 'device-lost', message: error.message });
+    if (record.current && !record.current.sampled) finish(record.current.plan, { code: error.code === 'worker-failed' ? 'worker-failed' : 'device-lost', message: error.message });
   });
   useStudio.subscribe((s, prev) => {
-    if (!interrupted) return;
+    if (!record.interrupted) return;
     if (prev.interrupted && !s.interrupted) forgetResume();
-    else if (s.model.name !== prev.model.name && otherModel(interrupted.model, s.model.name)) dismissResume();
+    else if (s.model.name !== prev.model.name && otherModel(record.interrupted.model, s.model.name)) dismissResume();
   });
 }
 
