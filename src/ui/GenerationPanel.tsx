@@ -5,7 +5,8 @@ import { MAX_SHOTS } from '../state/board-ops.ts';
 import { isRunning } from '../state/slices/generation.ts';
 import { useStudio } from '../state/store.ts';
 import { CaptionField } from './CaptionField.tsx';
-import { formatBytes, formatDuration, formatMs, formatPercent } from './format.ts';
+import { formatBytes } from '../model/limits.ts';
+import { formatDuration, formatMs, formatPercent } from './format.ts';
 import { useVocab } from './hooks.ts';
 import { NumberField } from './NumberField.tsx';
 
