@@ -44,8 +44,9 @@ export class Tokenizer {
     readonly words: readonly string[],
     pad: string,
     unk: string,
-    private readonly lowercase: boolean,
-    split: string,
+    /** vocab.json's `lowercase` and `split` (the regex source): how captions become words. */
+    readonly lowercase: boolean,
+    readonly splitPattern: string,
     /** Names the vocabulary in messages, e.g. the model's name. */
     readonly source: string,
   ) {
@@ -57,7 +58,7 @@ export class Tokenizer {
     this.padId = p;
     this.unkId = u;
     try {
-      this.re = new RegExp(split, 'gu');
+      this.re = new RegExp(splitPattern, 'gu');
     } catch (e) {
       throw new InputError(`${source}: vocab.json's split pattern is not a valid regular expression (${(e as Error).message})`);
     }
