@@ -34,6 +34,14 @@ export interface ModelInfo {
   trainFrames: TrainFrames | null;
   /** The vocabulary (for marking unknown caption words and offering suggestions). */
   words: string[];
+  /** How the model's tokenizer splits a caption (vocab.json), so the page counts and marks words the same way. */
+  captionRules: CaptionRules;
+}
+
+/** vocab.json's caption rules: lower-case first or not, then the words are the matches of `split` (a regex source, flags `gu`). */
+export interface CaptionRules {
+  split: string;
+  lowercase: boolean;
 }
 
 /**

@@ -202,6 +202,7 @@ export class Generator {
       fps: c.fps,
       trainFrames: c.trainFrames,
       words: [...model.tokenizer.words],
+      captionRules: { split: model.tokenizer.splitPattern, lowercase: model.tokenizer.lowercase },
     };
   }
 

@@ -145,8 +145,11 @@ function forEachOmega(
 }
 
 /**
- * out[h,i] = softmax(q[h,i]·K[h,Ω]ᵀ/√D) V[h,Ω], Ω = tokens of M(i) ∪ routed (all tokens when
- * dense), float64 softmax with max subtraction.
+ * out[h,i] = softmax(q[h,i]·K[h]ᵀ/√D + mask)·V[h]: a dense softmax over all N keys in which every
+ * key outside Ω_h(i) = tokens of M(i) ∪ routed (all tokens when dense) scores −∞, float64, the
+ * probabilities normalised before P·V. Ω is decided token by token from the contract's own
+ * predicate (isMandatory, the routed set), not walked chunk by chunk: the kernels' CPU twin
+ * (mocAttentionCpu) does that, so the two formulations check each other.
  * @param routed [H, N, width]; -1 entries are skipped.
  * @param causalText M(i) as in isMandatory (moc mode only: dense sees every token).
  */
@@ -161,35 +164,33 @@ export function mocAttentionReference(
   mode: MocMode,
   causalText = false,
 ): Float32Array {
-  const { N, D } = dims;
-  const out = new Float32Array(dims.H * N * D);
+  const { H, N, D } = dims;
+  const out = new Float32Array(H * N * D);
   const scale = 1 / Math.sqrt(D);
-  const logits = new Float64Array(N);
-  const acc = new Float64Array(D);
-  forEachOmega(routed, width, dims, table, mode, causalText, (h, i, mask) => {
-    const qo = (h * N + i) * D;
-    let max = -Infinity;
-    for (let b = 0; b < mask.length; b++) {
-      if (!mask[b]) continue;
-      for (let t = table.start[b]; t < table.end[b]; t++) {
+  const chunkOf = tokenChunks(table);
+  const p = new Float64Array(N);
+  for (let h = 0; h < H; h++) {
+    for (let i = 0; i < N; i++) {
+      const listed = new Set<number>();
+      for (let j = 0; j < width; j++) listed.add(routed[(h * N + i) * width + j]);
+      const qo = (h * N + i) * D;
+      for (let t = 0; t < N; t++) {
+        const b = chunkOf[t];
+        const inOmega = mode === 'dense' || isMandatory(table, chunkOf[i], b, causalText) || listed.has(b);
         let s = 0;
-        for (let d = 0; d < D; d++) s += q[qo + d] * k[(h * N + t) * D + d];
-        logits[t] = s * scale;
-        if (logits[t] > max) max = logits[t];
+        if (inOmega) for (let d = 0; d < D; d++) s += q[qo + d] * k[(h * N + t) * D + d];
+        p[t] = inOmega ? s * scale : -Infinity;
+      }
+      const max = p.reduce((m, x) => Math.max(m, x), -Infinity);
+      let sum = 0;
+      for (let t = 0; t < N; t++) sum += (p[t] = Math.exp(p[t] - max));
+      for (let d = 0; d < D; d++) {
+        let o = 0;
+        for (let t = 0; t < N; t++) if (p[t] > 0) o += (p[t] / sum) * v[(h * N + t) * D + d];
+        out[qo + d] = o;
       }
     }
-    acc.fill(0);
-    let sum = 0;
-    for (let b = 0; b < mask.length; b++) {
-      if (!mask[b]) continue;
-      for (let t = table.start[b]; t < table.end[b]; t++) {
-        const w = Math.exp(logits[t] - max);
-        sum += w;
-        for (let d = 0; d < D; d++) acc[d] += w * v[(h * N + t) * D + d];
-      }
-    }
-    for (let d = 0; d < D; d++) out[qo + d] = acc[d] / sum;
-  });
+  }
   return out;
 }
 

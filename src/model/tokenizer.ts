@@ -104,8 +104,9 @@ export class Tokenizer {
     readonly words: readonly string[],
     pad: string,
     unk: string,
-    private readonly lowercase: boolean,
-    split: string,
+    /** vocab.json's `lowercase` and `split` (the regex source): how captions become words. */
+    readonly lowercase: boolean,
+    readonly splitPattern: string,
     /** Names the vocabulary in messages, e.g. the model's name. */
     readonly source: string,
   ) {
@@ -116,10 +117,10 @@ export class Tokenizer {
     if (p === undefined || u === undefined) throw new InputError(`${source}: vocab.json's words lack the pad or unk token`);
     this.padId = p;
     this.unkId = u;
-    const problem = splitPatternProblem(split);
-    if (problem) throw new InputError(`${source}: vocab.json's split pattern ${JSON.stringify(clip(split))} is not supported: ${problem}`);
+    const problem = splitPatternProblem(splitPattern);
+    if (problem) throw new InputError(`${source}: vocab.json's split pattern ${JSON.stringify(clip(splitPattern))} is not supported: ${problem}`);
     try {
-      this.re = new RegExp(split, 'gu');
+      this.re = new RegExp(splitPattern, 'gu');
     } catch (e) {
       throw new InputError(`${source}: vocab.json's split pattern is not a valid regular expression (${(e as Error).message})`);
     }

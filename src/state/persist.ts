@@ -13,7 +13,8 @@
 import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
 import type { AttentionOptions, GenerateRequest } from '../model/api.ts';
 import type { Storyboard } from '../model/storyboard.ts';
-import { isAttentionMode, parseStoryboard } from '../worker/client.ts';
+import { isAttentionMode } from '../model/api.ts';
+import { parseStoryboard } from '../model/storyboard.ts';
 import { withIds, type Board } from './board-ops.ts';
 import { ATTENTION_KEYS, DEFAULT_SETTINGS, RUN_KINDS, type GenerationSettings, type RunPlan, type TakeMeta } from './types.ts';
 

@@ -8,7 +8,7 @@
  * Reading checks everything a bad file could break (format, version, the storyboard through the
  * same parser as a storyboard import, each version's pixel count) and names the first problem.
  */
-import { parseStoryboard } from '../worker/client.ts';
+import { parseStoryboard } from '../model/storyboard.ts';
 import type { StepTrace } from '../model/api.ts';
 import type { Board } from './board-ops.ts';
 import { migrateSettings } from './persist.ts';

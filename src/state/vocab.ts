@@ -1,8 +1,15 @@
 /**
  * Caption words against the model's vocabulary: which words the model does not know, and which
- * known words are closest to them. Splitting follows train/vocab.py (`split_words`): lower-case,
- * then `close-up`, runs of characters other than whitespace, '.' and ',', or one '.' / ','.
+ * known words are closest to them. Splitting follows the loaded model's vocab.json (`lowercase`,
+ * `split`), as its tokenizer (src/model/tokenizer.ts) and train/vocab.py do.
  */
+import type { CaptionRules } from '../model/api.ts';
+
+/** The loaded model's vocabulary as the caption field uses it: its words and its caption rules. */
+export interface Vocab {
+  words: ReadonlySet<string>;
+  rules: CaptionRules;
+}
 
 /** One word of a caption with its place in the text (for highlighting). */
 export interface CaptionWord {
@@ -12,23 +19,21 @@ export interface CaptionWord {
   end: number;
 }
 
-const SPLIT = /close-up|[^\s.,]+|[.,]/g;
-
-/** The words and punctuation of `text`, lower-cased, with their offsets. */
-export function splitCaption(text: string): CaptionWord[] {
+/** The words of `text` under the model's `rules` (lower-cased when they say so), with their offsets. */
+export function splitCaption(text: string, rules: CaptionRules): CaptionWord[] {
   const out: CaptionWord[] = [];
-  const lower = text.toLowerCase(); // same length for the characters a caption uses
-  for (const m of lower.matchAll(SPLIT)) {
+  const src = rules.lowercase ? text.toLowerCase() : text; // same length for the characters a caption uses
+  for (const m of src.matchAll(new RegExp(rules.split, 'gu'))) {
     out.push({ word: m[0], start: m.index, end: m.index + m[0].length });
   }
   return out;
 }
 
 /** The words of `text` that `vocab` lacks, in order, each once. */
-export function unknownWords(text: string, vocab: ReadonlySet<string>): CaptionWord[] {
+export function unknownWords(text: string, vocab: Vocab): CaptionWord[] {
   const seen = new Set<string>();
-  return splitCaption(text).filter((w) => {
-    if (vocab.has(w.word) || seen.has(w.word)) return false;
+  return splitCaption(text, vocab.rules).filter((w) => {
+    if (vocab.words.has(w.word) || seen.has(w.word)) return false;
     seen.add(w.word);
     return true;
   });
@@ -42,15 +47,15 @@ export const MAX_LISTED_UNKNOWN = 12;
  * many more there are. Suggestions cost a pass over the vocabulary per word, so only the first
  * MAX_LISTED_UNKNOWN get them: 20,000 unknown words made every keystroke take 1.1 s.
  */
-export function unknownHints(text: string, vocab: ReadonlySet<string>): { listed: Array<{ word: CaptionWord; options: string[] }>; more: number } {
+export function unknownHints(text: string, vocab: Vocab): { listed: Array<{ word: CaptionWord; options: string[] }>; more: number } {
   const unknown = unknownWords(text, vocab);
-  const listed = unknown.slice(0, MAX_LISTED_UNKNOWN).map((word) => ({ word, options: suggest(word.word, vocab) }));
+  const listed = unknown.slice(0, MAX_LISTED_UNKNOWN).map((word) => ({ word, options: suggest(word.word, vocab.words) }));
   return { listed, more: unknown.length - listed.length };
 }
 
 /** Number of tokens the tokenizer makes of `text` (for the caption length limit). */
-export function tokenCount(text: string): number {
-  return splitCaption(text).length;
+export function tokenCount(text: string, rules: CaptionRules): number {
+  return splitCaption(text, rules).length;
 }
 
 /**

@@ -1,12 +1,12 @@
 import { useId, useLayoutEffect, useMemo, useRef, type ReactNode } from 'react';
-import { captionWords, replaceWord, splitCaption, tokenCount, unknownHints } from '../state/vocab.ts';
+import { captionWords, replaceWord, splitCaption, tokenCount, unknownHints, type Vocab } from '../state/vocab.ts';
 
 interface Props {
   label: string;
   value: string;
   onChange(text: string): void;
-  /** The model's words; null before a model is loaded (nothing is marked then). */
-  vocab: ReadonlySet<string> | null;
+  /** The model's words and caption rules; null before a model is loaded (nothing is marked or counted then). */
+  vocab: Vocab | null;
   /** Tokens the model reads per caption (longer captions are refused). */
   maxTokens: number | null;
   placeholder?: string;
@@ -22,7 +22,7 @@ export function CaptionField({ label, value, onChange, vocab, maxTokens, placeho
   const hintId = useId();
   const hints = useMemo(() => (vocab ? unknownHints(value, vocab) : { listed: [], more: 0 }), [value, vocab]);
   const unknown = hints.listed;
-  const tokens = useMemo(() => tokenCount(value), [value]);
+  const tokens = useMemo(() => (vocab ? tokenCount(value, vocab.rules) : 0), [value, vocab]);
   const tooLong = maxTokens !== null && tokens > maxTokens;
 
   useLayoutEffect(() => {
@@ -70,7 +70,7 @@ export function CaptionField({ label, value, onChange, vocab, maxTokens, placeho
                     <mark>{w.word}</mark>
                     {options.length > 0 && ' → '}
                     {options.map((o) => (
-                      <button key={o} type="button" className="link-button" aria-label={`Replace “${w.word}” with “${o}”`} onClick={() => onChange(replaceAll(value, w.word, o))}>
+                      <button key={o} type="button" className="link-button" aria-label={`Replace “${w.word}” with “${o}”`} onClick={() => onChange(replaceAll(value, w.word, o, vocab!.rules))}>
                         {o}
                       </button>
                     ))}
@@ -87,12 +87,12 @@ export function CaptionField({ label, value, onChange, vocab, maxTokens, placeho
 }
 
 /** The caption as text with unknown words wrapped in <mark>. */
-function highlight(text: string, vocab: ReadonlySet<string> | null): ReactNode[] {
+function highlight(text: string, vocab: Vocab | null): ReactNode[] {
   if (!vocab) return [text];
   const out: ReactNode[] = [];
   let at = 0;
-  for (const w of splitCaption(text)) {
-    if (vocab.has(w.word)) continue;
+  for (const w of splitCaption(text, vocab.rules)) {
+    if (vocab.words.has(w.word)) continue;
     out.push(text.slice(at, w.start), <mark key={w.start}>{text.slice(w.start, w.end)}</mark>);
     at = w.end;
   }
@@ -101,16 +101,16 @@ function highlight(text: string, vocab: ReadonlySet<string> | null): ReactNode[]
 }
 
 /** Every occurrence of the unknown `word` replaced by `by`. */
-function replaceAll(text: string, word: string, by: string): string {
+function replaceAll(text: string, word: string, by: string, rules: Vocab['rules']): string {
   let out = text;
-  for (const w of splitCaption(text).reverse()) if (w.word === word) out = replaceWord(out, w, by);
+  for (const w of splitCaption(text, rules).reverse()) if (w.word === word) out = replaceWord(out, w, by);
   return out;
 }
 
 /** The words the loaded model knows, in a disclosure: captions are written with these only. */
-export function VocabList({ vocab }: { vocab: ReadonlySet<string> | null }) {
+export function VocabList({ vocab }: { vocab: Vocab | null }) {
   if (!vocab) return null;
-  const words = captionWords(vocab);
+  const words = captionWords(vocab.words);
   return (
     <details className="vocab-list small-text">
       <summary>Words the model knows ({words.length})</summary>

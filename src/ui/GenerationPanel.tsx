@@ -7,7 +7,8 @@ import { estimateRun, isCpuAdapter, runShape } from '../state/run-estimate.ts';
 import { isRunning } from '../state/slices/generation.ts';
 import { useStudio } from '../state/store.ts';
 import { CaptionField } from './CaptionField.tsx';
-import { formatBytes, formatDuration, formatMs, formatPercent } from './format.ts';
+import { formatBytes } from '../model/limits.ts';
+import { formatDuration, formatMs, formatPercent } from './format.ts';
 import { useNow, useVocab } from './hooks.ts';
 import { NumberField } from './NumberField.tsx';
 

@@ -1,7 +1,7 @@
 import { useSortable } from '@dnd-kit/sortable';
 import { CSS } from '@dnd-kit/utilities';
 import type { KeyboardEvent } from 'react';
-import { shotLengthNote } from '../worker/client.ts';
+import { shotLengthNote } from '../model/config.ts';
 import type { Shot } from '../model/storyboard.ts';
 import { regenerateShot } from '../state/actions/generate.ts';
 import { MAX_SHOT_FRAMES, deleteShot, duplicateShot, moveShot, randomSeed, updateShot } from '../state/board-ops.ts';

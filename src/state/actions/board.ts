@@ -3,7 +3,7 @@
  * and the sample storyboards. An import that fails says why in one line and leaves the
  * current board exactly as it was.
  */
-import { MAX_STORYBOARD_BYTES, StoryboardError, parseStoryboardJson } from '../../worker/client.ts';
+import { MAX_STORYBOARD_BYTES, StoryboardError, parseStoryboardJson } from '../../model/storyboard.ts';
 import { withIds } from '../board-ops.ts';
 import { putTake } from '../media.ts';
 import * as persist from '../persist.ts';

@@ -15,6 +15,7 @@ import { clearPreviews, dropTakes, getTake, putPreview, putTake } from '../media
 import * as persist from '../persist.ts';
 import { estimateRun, recordStepTime, runShape, type RunShape } from '../run-estimate.ts';
 import { isRunning } from '../slices/generation.ts';
+import { forgetResume, holdRunLock, keepRun, keepRunStep, offerResume, otherModel, record, runLiveElsewhere } from '../run-record.ts';
 import { useStudio } from '../store.ts';
 import type { RunKind, RunPlan, TakeMeta } from '../types.ts';
 import { regenerateSeed } from '../versions.ts';
@@ -68,10 +69,7 @@ function keptTake(shotId: string, frames: number): Uint8ClampedArray | undefined
   return clip && clip.frames === frames ? clip.pixels : undefined;
 }
 
-/** The run in progress (`id` names its record in IndexedDB); `sampled` once the worker has answered (what remains needs no GPU). */
-let current: { plan: RunPlan; id: string; model: string | null; sampled: boolean; release: () => void } | null = null;
-/** The run offered for resuming and the model it was made for (the store's `interrupted` says what it was). */
-let interrupted: { plan: RunPlan; model: string | null } | null = null;
+export { runKept, runLiveElsewhere } from '../run-record.ts';
 
 /** Samples every shot. */
 export function generateAll(): Promise<void> {
@@ -117,7 +115,7 @@ export function cancelGeneration(): void {
  * (shots, captions, seeds), settings and kept shots. Finished takes stay as they are.
  */
 export function resumeGeneration(): Promise<void> {
-  const plan = interrupted?.plan;
+  const plan = record.interrupted?.plan;
   if (!plan || !useStudio.getState().interrupted || isRunning(useStudio.getState().run.phase)) return Promise.resolve();
   return run(plan);
 }
@@ -126,80 +124,6 @@ export function resumeGeneration(): Promise<void> {
 export function dismissResume(): void {
   forgetResume();
   useStudio.getState().setInterrupted(null);
-}
-
-function forgetResume(): void {
-  interrupted = null;
-  void keepRun(() => persist.clearRun());
-}
-
-/** Offers `plan` for resuming: the banner says what it was and the step it reached. */
-function offerResume(plan: RunPlan, model: string | null, step: number): void {
-  interrupted = { plan, model };
-  useStudio.getState().setInterrupted({ kind: plan.kind, shots: plan.targets.length, step, steps: plan.request.steps });
-}
-
-/** True when a run made for model `made` cannot be resumed with model `now` (null: not known). */
-function otherModel(made: string | null, now: string | null): boolean {
-  return made !== null && now !== null && made !== now;
-}
-
-/**
- * One owner per run across tabs (Web Locks): the tab running a run holds the lock
- * `moc-studio-run-<id>` until it ends, and another tab of the same profile neither offers that
- * run for resuming (nor deletes its record on Dismiss) nor starts a run of its own meanwhile.
- * Where the page has no Web Locks, nothing is coordinated.
- */
-const RUN_LOCK = 'moc-studio-run-';
-
-function locks(): LockManager | undefined {
-  return (globalThis.navigator as Navigator | undefined)?.locks;
-}
-
-function holdRunLock(id: string): () => void {
-  let release: () => void = () => undefined;
-  const held = new Promise<void>((r) => (release = r));
-  void locks()?.request(`${RUN_LOCK}${id}`, () => held).catch(() => undefined);
-  return release;
-}
-
-/** True when another tab holds a run's lock (this tab's own run does not count). */
-export async function runLiveElsewhere(): Promise<boolean> {
-  const l = locks();
-  if (!l) return false;
-  const mine = current ? `${RUN_LOCK}${current.id}` : null;
-  const { held = [] } = await l.query().catch(() => ({ held: [] }));
-  return held.some((x) => x.name?.startsWith(RUN_LOCK) && x.name !== mine);
-}
-
-/** Writes of the kept run, one after another in the order asked (a run's start, its steps, its end). */
-let runWrites: Promise<void> = Promise.resolve();
-/** The step to write next, while a step write waits in `runWrites` (later steps replace it). */
-let stepToWrite: { id: string; step: number } | null = null;
-
-/** Queues a write of the kept run; a failure says in the save indicator that a reload cannot resume it. */
-function keepRun(write: () => Promise<void>): Promise<void> {
-  if (useStudio.getState().save.state === 'off') return runWrites;
-  runWrites = runWrites.then(write).catch((e: unknown) => {
-    useStudio.getState().setSave('error', `The run could not be kept for resuming after a reload: ${(e as Error).message}`);
-  });
-  return runWrites;
-}
-
-function keepRunStep(id: string, step: number): void {
-  const queued = stepToWrite !== null;
-  stepToWrite = { id, step };
-  if (queued) return;
-  void keepRun(async () => {
-    const s = stepToWrite;
-    stepToWrite = null;
-    if (s) await persist.saveRunStep(s.id, s.step);
-  });
-}
-
-/** Resolves once every write of the kept run asked for so far has been made (tests). */
-export function runKept(): Promise<void> {
-  return runWrites;
 }
 
 /**
@@ -215,7 +139,7 @@ export async function restoreInterruptedRun(): Promise<string | null> {
   } catch (e) {
     return `The interrupted run could not be restored: ${(e as Error).message}`;
   }
-  if (!saved || current) return null;
+  if (!saved || record.current) return null;
   if (await runLiveElsewhere()) return 'A run is in progress in another tab of the studio: it is not offered for resuming here';
   if (otherModel(saved.model, useStudio.getState().settings.model)) forgetResume();
   else offerResume(saved.plan, saved.model, saved.step);
@@ -233,7 +157,7 @@ async function run(plan: RunPlan): Promise<void> {
   const startedAt = performance.now();
   const id = `run-${Date.now().toString(36)}-${Math.floor(Math.random() * 1e6).toString(36)}`;
   const madeFor = st.model.name ?? st.settings.model;
-  current = { plan, id, model: madeFor, sampled: false, release: holdRunLock(id) };
+  record.current = { plan, id, model: madeFor, sampled: false, release: holdRunLock(id) };
   void keepRun(() => persist.saveRun(id, madeFor, plan));
   const expected = estimateRun(planShape(plan), plan.request.steps);
   st.setRun({
@@ -262,7 +186,7 @@ async function run(plan: RunPlan): Promise<void> {
       message: client ? `No model is loaded${model.error ? `: ${model.error.message}` : ''}` : 'The engine is not ready',
     });
   }
-  if (current?.plan !== plan || useStudio.getState().run.phase === 'cancelling') return finish(plan, { code: 'cancelled', message: 'Cancelled before the first step' });
+  if (record.current?.plan !== plan || useStudio.getState().run.phase === 'cancelling') return finish(plan, { code: 'cancelled', message: 'Cancelled before the first step' });
   useStudio.getState().setRun({ phase: 'running', stepStartedAt: Date.now() });
 
   let lastStepAt = performance.now();
@@ -272,7 +196,7 @@ async function run(plan: RunPlan): Promise<void> {
       onProgress(plan, p, now - lastStepAt, now - startedAt);
       lastStepAt = now;
     });
-    if (current?.plan === plan) current.sampled = true;
+    if (record.current?.plan === plan) record.current.sampled = true;
     await onResult(plan, result);
     finish(plan, null);
   } catch (e) {
@@ -283,8 +207,8 @@ async function run(plan: RunPlan): Promise<void> {
 function onProgress(plan: RunPlan, p: GenerateProgress, stepMs: number, elapsedMs: number): void {
   // progress comes on a channel of its own: a last message may arrive after the result, and must
   // not turn the finished run's routing stats back into live ones
-  if (current?.plan !== plan || current.sampled) return;
-  keepRunStep(current.id, p.step);
+  if (record.current?.plan !== plan || record.current.sampled) return;
+  keepRunStep(record.current.id, p.step);
   const st = useStudio.getState();
   const size = st.model.info?.imageSize ?? 0;
   const perStep = p.step > 0 ? elapsedMs / p.step : null;
@@ -374,9 +298,9 @@ export async function saveUnsavedTakes(): Promise<void> {
 }
 
 function finish(plan: RunPlan, error: EngineErrorInfo | null): void {
-  if (current?.plan !== plan) return;
-  const { model, release } = current;
-  current = null;
+  if (record.current?.plan !== plan) return;
+  const { model, release } = record.current;
+  record.current = null;
   release();
   const st = useStudio.getState();
   if (error?.code === 'device-lost' || error?.code === 'worker-failed') {
@@ -403,12 +327,12 @@ function finish(plan: RunPlan, error: EngineErrorInfo | null): void {
  */
 export function startRunRecovery(): void {
   onEngineLost((error) => {
-    if (current && !current.sampled) finish(current.plan, { code: error.code === 'worker-failed' ? 'worker-failed' : 'device-lost', message: error.message });
+    if (record.current && !record.current.sampled) finish(record.current.plan, { code: error.code === 'worker-failed' ? 'worker-failed' : 'device-lost', message: error.message });
   });
   useStudio.subscribe((s, prev) => {
-    if (!interrupted) return;
+    if (!record.interrupted) return;
     if (prev.interrupted && !s.interrupted) forgetResume();
-    else if (s.model.name !== prev.model.name && otherModel(interrupted.model, s.model.name)) dismissResume();
+    else if (s.model.name !== prev.model.name && otherModel(record.interrupted.model, s.model.name)) dismissResume();
   });
 }
 

@@ -3,7 +3,7 @@
  * again after a reload, and export what the graph shows as routing.json (the CLI's format).
  */
 import type { AttentionOptions, StepTrace } from '../../model/api.ts';
-import { routingSummary } from '../../worker/client.ts';
+import { routingSummary } from '../../model/routing-json.ts';
 import * as stored from '../routing-persist.ts';
 import type { RoutingStats } from '../slices/routing.ts';
 import { useStudio } from '../store.ts';
