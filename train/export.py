@@ -26,7 +26,7 @@ import torch
 
 from . import checkpoint, safetensors_io
 from .data import parse_shot_lengths
-from .model import CONFIGS, MoCDiT, ModelConfig, count_parameters, make_config
+from .model import CONFIGS, ROUTE_VIEWS, MoCDiT, ModelConfig, count_parameters, make_config
 from .vocab import Vocab
 
 FORMAT = "moc-dit"
@@ -159,7 +159,7 @@ def load_checkpoint_model(path: str, config: Optional[str], ema: bool,
         if state is None:
             raise FileNotFoundError(f"{d}: no {checkpoint.INDEX}")
     else:
-        state = torch.load(path, map_location="cpu")
+        state = checkpoint.load_torch(path)
     if "model" not in state:
         state = {"model": state}
     if state.get("config"):
@@ -230,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     for k in ("image_size", "patch_size", "dim", "depth", "heads", "text_len", "t_freq_dim"):
         p.add_argument("--" + k.replace("_", "-"), type=int, default=None, help=f"override {k}")
     p.add_argument("--mlp-ratio", type=float, default=None)
+    p.add_argument("--route-view", default=None, choices=ROUTE_VIEWS,
+                   help="override the view of q, k routing scores with (MOC.md 3b); a model trained "
+                        "with another view runs, zero-shot, with this one")
     p.add_argument("--ema", action="store_true", help="export the EMA weights")
     p.add_argument("--name", required=True)
     p.add_argument("--out", required=True, help="output folder, e.g. public/models/NAME")
@@ -242,12 +245,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> dict:
     args = build_parser().parse_args(argv)
     overrides = {k: getattr(args, k) for k in ("image_size", "patch_size", "dim", "depth", "heads",
-                                               "text_len", "t_freq_dim", "mlp_ratio")}
+                                               "text_len", "t_freq_dim", "mlp_ratio", "route_view")}
     if args.random_init is not None:
         cfg = make_config(args.config or "tiny", **overrides)
         model, meta = random_model(cfg, args.random_init), {"randomInit": args.random_init}
     else:
-        model, cfg, meta = load_checkpoint_model(args.ckpt, args.config, args.ema, overrides)
+        try:
+            model, cfg, meta = load_checkpoint_model(args.ckpt, args.config, args.ema, overrides)
+        except checkpoint.UnsafeCheckpoint as e:
+            raise SystemExit(f"export: {e}") from None
     if args.description:
         meta["description"] = args.description
     manifest = export_model(model, cfg, args.out, args.name, meta)

@@ -69,10 +69,15 @@ class Chunks:
 
 
 # ---- chunk-level masks ----------------------------------------------------------------------
-def mandatory_mask(ch: Chunks) -> torch.Tensor:
-    """M(i): every text chunk plus every chunk of the query's own shot. [N, C] bool."""
+def mandatory_mask(ch: Chunks, causal_text: bool = False) -> torch.Tensor:
+    """M(i): every text chunk plus every chunk of the query's own shot. [N, C] bool.
+    causal_text (MOC.md §3b): only the text chunks of shots <= the query's (the global caption,
+    shot -1, sees itself), so no token depends on a later shot's caption."""
     tok_shot = ch.shot[ch.token_chunk]                                  # [N]
-    return (ch.kind == TEXT)[None, :] | (ch.shot[None, :] == tok_shot[:, None])
+    text = (ch.kind == TEXT)[None, :]                                   # [1, C]
+    if causal_text:
+        text = text & (ch.shot[None, :] <= tok_shot[:, None])           # [N, C]
+    return text | (ch.shot[None, :] == tok_shot[:, None])
 
 
 def shot_mask(ch: Chunks) -> torch.Tensor:
@@ -83,7 +88,8 @@ def shot_mask(ch: Chunks) -> torch.Tensor:
 
 
 def candidate_mask(ch: Chunks, causal: bool) -> torch.Tensor:
-    """Routing candidates: video chunks outside M(i), for video queries only. [N, C] bool."""
+    """Routing candidates: video chunks outside M(i), for video queries only. [N, C] bool.
+    (causal_text changes only the text of M(i), so the candidates are the same with it.)"""
     cand = (ch.kind == VIDEO)[None, :] & ~mandatory_mask(ch)            # [N, C]
     cand &= (ch.kind[ch.token_chunk] == VIDEO)[:, None]                 # text queries don't route
     if causal:

@@ -40,6 +40,7 @@ Distributed: under torchrun (WORLD_SIZE > 1) with NCCL on CUDA, gloo on CPU.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import math
@@ -55,7 +56,7 @@ import torch.nn.functional as F
 
 from . import checkpoint, objective
 from .data import ShotLengths, WorldDataset, batch as make_batch, frames_to_model, make_loader, parse_shot_lengths
-from .model import CONFIGS, MoCDiT, compile_blocks, count_parameters, make_config
+from .model import CONFIGS, ROUTE_VIEWS, MoCDiT, compile_blocks, count_parameters, make_config
 from .vocab import Vocab
 
 ORACLE_TEXT_LEN = 32      # "Character 1 is a large halved red star." x 3 = 27 tokens
@@ -202,6 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--config", default="small", choices=sorted(CONFIGS))
     a("--image-size", type=int); a("--patch-size", type=int); a("--dim", type=int)
     a("--depth", type=int); a("--heads", type=int)
+    a("--route-view", default=None, choices=ROUTE_VIEWS,
+      help="the view of q, k routing scores with (MOC.md 3b): rotary (default: as attention uses "
+           "them), spatial (without the temporal rotation) or unrotated")
     a("--shots", type=int, default=4); a("--frames", type=int, default=8)
     a("--shot-lengths", default=None, metavar="F,F,...",
       help="train on shots of these lengths: each step draws per-shot lengths from this set that sum "
@@ -219,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
            "so p_max * k must exceed 1 to drop anything (0.5: never at k = 2, 1/3 of queries at k = 3, half at k = 4)")
     a("--drop-in", type=float, default=0.5, help="Poisson lambda of context drop-in (MoC stages)")
     a("--caption-dropout", type=float, default=0.1)
+    a("--causal-text", action="store_true",
+      help="MoC stages: each shot's queries see only the captions of it and earlier shots (MOC.md §3b); "
+           "recorded in the config, so the export's config.json says causal_text: true")
     a("--fg-weight", type=float, default=0.0,
       help="extra loss weight of the characters' pixels (1 + W times the background's; 0: off)")
     a("--fg-decay", default="none", choices=["none", "linear"], help="linear: --fg-weight falls to 0 at the last step")
@@ -282,7 +289,9 @@ def init_from_export(model: MoCDiT, ema: List[torch.Tensor], folder: str) -> Non
     """Copies an exported model folder's weights (fp16, usually the EMA) into `model` and `ema`."""
     from .export import load_exported
     exported, cfg, _ = load_exported(folder)
-    if cfg != model.cfg:
+    # neither the routing view nor causal_text holds weights: a run may start from a model trained
+    # with other settings of them
+    if dataclasses.replace(cfg, route_view=model.cfg.route_view, causal_text=model.cfg.causal_text) != model.cfg:
         raise SystemExit(f"--init-from {folder}: its config differs from this run's "
                          f"({cfg.to_dict()} vs {model.cfg.to_dict()})")
     with torch.no_grad():
@@ -377,7 +386,8 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
         oracle = dict(vocab_size=len(Vocab(oracle=True)),
                       text_len=max(ORACLE_TEXT_LEN, CONFIGS[args.config].get("text_len", 0)))
     cfg = make_config(args.config, image_size=args.image_size, patch_size=args.patch_size,
-                      dim=args.dim, depth=args.depth, heads=args.heads, **oracle)
+                      dim=args.dim, depth=args.depth, heads=args.heads, route_view=args.route_view,
+                      causal_text=True if args.causal_text else None, **oracle)
     try:
         lengths = ShotLengths(args.shots, args.frames, parse_shot_lengths(args.shot_lengths), args.seed)
     except ValueError as e:
@@ -392,7 +402,10 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     state, resumed_from = None, None
     if args.resume:
         for d in [args.out] + ([args.resume_from] if args.resume_from else []):
-            state = checkpoint.load(d)
+            try:
+                state = checkpoint.load(d)
+            except checkpoint.UnsafeCheckpoint as e:
+                raise SystemExit(f"train: --resume: {e}") from None
             if state is not None:
                 resumed_from = d
                 break

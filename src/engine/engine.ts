@@ -22,6 +22,17 @@ export interface EngineFeatures {
   f16: boolean;
   subgroups: boolean;
   timestamp: boolean;
+  /** chromium-experimental-subgroup-matrix (cooperative matrices; tensor cores on NVIDIA). */
+  subgroupMatrix: boolean;
+}
+
+/** One cooperative-matrix shape the adapter offers (GPUAdapterInfo.subgroupMatrixConfigs). */
+export interface SubgroupMatrixConfig {
+  componentType: string;
+  resultComponentType: string;
+  M: number;
+  N: number;
+  K: number;
 }
 
 /** Plain-data description of the adapter, safe to send across a worker boundary. */
@@ -32,6 +43,8 @@ export interface AdapterSummary {
   description: string;
   isFallback: boolean;
   features: string[];
+  /** Empty unless the adapter has chromium-experimental-subgroup-matrix. */
+  subgroupMatrixConfigs: SubgroupMatrixConfig[];
   limits: {
     maxStorageBufferBindingSize: number;
     maxBufferSize: number;
@@ -45,6 +58,19 @@ export interface EngineOptions {
   powerPreference?: GPUPowerPreference;
   /** Features not to request even when the adapter has them (to test the f32 fallbacks). */
   disable?: Array<keyof EngineFeatures>;
+}
+
+/** The adapter's cooperative-matrix shapes as plain data ([] where the info has none). */
+export function subgroupMatrixConfigs(info: GPUAdapterInfo | undefined): SubgroupMatrixConfig[] {
+  const raw = (info as { subgroupMatrixConfigs?: Iterable<Partial<SubgroupMatrixConfig>> } | undefined)?.subgroupMatrixConfigs;
+  if (!raw) return [];
+  return [...raw].map((c) => ({
+    componentType: String(c.componentType),
+    resultComponentType: String(c.resultComponentType),
+    M: Number(c.M),
+    N: Number(c.N),
+    K: Number(c.K),
+  }));
 }
 
 export type TypedArray = Float32Array | Int32Array | Uint32Array | Uint16Array;
@@ -119,9 +145,10 @@ export class Engine {
       ['f16', 'shader-f16'],
       ['subgroups', 'subgroups' as GPUFeatureName],
       ['timestamp', 'timestamp-query'],
+      ['subgroupMatrix', 'chromium-experimental-subgroup-matrix' as GPUFeatureName],
     ];
     const requiredFeatures: GPUFeatureName[] = [];
-    const features: EngineFeatures = { f16: false, subgroups: false, timestamp: false };
+    const features: EngineFeatures = { f16: false, subgroups: false, timestamp: false, subgroupMatrix: false };
     for (const [key, name] of want) {
       if (adapter.features.has(name) && !off.has(key)) {
         requiredFeatures.push(name);
@@ -139,6 +166,7 @@ export class Engine {
       description: info?.description ?? '',
       isFallback: Boolean((info as { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter),
       features: [...adapter.features].map(String).sort(),
+      subgroupMatrixConfigs: subgroupMatrixConfigs(info),
       limits: {
         maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
         maxBufferSize: device.limits.maxBufferSize,
@@ -148,6 +176,22 @@ export class Engine {
       },
     };
     return new Engine(device, features, summary);
+  }
+
+  /**
+   * What the adapter exposes, in lines for `moc --version` and bench headers: every feature it
+   * reports, the ones the engine uses, and its cooperative-matrix shapes.
+   */
+  capabilities(): string[] {
+    const a = this.adapter;
+    const used = (Object.keys(this.features) as Array<keyof EngineFeatures>).filter((k) => this.features[k]);
+    const shapes = a.subgroupMatrixConfigs.map((c) => `${c.componentType}->${c.resultComponentType} ${c.M}x${c.N}x${c.K}`);
+    return [
+      `adapter: ${this.describe()}`,
+      `adapter features: ${a.features.join(' ') || 'none'}`,
+      `engine uses: ${used.join(', ') || 'no optional features'}`,
+      `subgroupMatrixConfigs: ${shapes.join(', ') || 'none'}`,
+    ];
   }
 
   /** One line naming the adapter, e.g. for a status bar. */

@@ -15,8 +15,11 @@ export interface SeqState {
   condText: Tensor; // i32 [Nt]: row of cs per text token
   condVideo: Tensor; // i32 [Nv]
   tokenType: Tensor; // i32 [H·N]: 0 text / 1 video, per row of [H, N, D]
-  cos: Tensor; // [N, D]
+  cos: Tensor; // [N, D] (the rope kernel's tables)
   sin: Tensor; // [N, D] (signed: −sin on even, +sin on odd channels)
+  /** Tables of the 'spatial' routing view: positions with time 0 (only for such a model). */
+  routeCos?: Tensor; // [N, D]
+  routeSin?: Tensor; // [N, D]
   gatherQkv: [Tensor, Tensor, Tensor]; // i32 [H·N]: row of qkv [N·3H, D] for q, k, v
   mergeText: Tensor; // i32 [Nt·H]: row of o [H·N, D]
   mergeVideo: Tensor; // i32 [Nv·H]
@@ -29,7 +32,6 @@ export interface SeqState {
   streamEnd: Tensor; //   of q and k come out in stream order (traces)
   shotTable: ChunkTable; // internal table for 'shot' mode
   shotStream: ChunkTable; // the same in stream order (traces)
-  zeros: Tensor; // f32, large enough for every gather
   noRoutes?: Tensor; // i32 [H, N, W] all −1 ('shot' mode)
 }
 
@@ -99,6 +101,7 @@ export function buildSeqState(eng: Engine, cfg: ModelConfig, frames: readonly nu
       for (let n = 0; n < Nv; n++) mergeVideo[n * H + h] = h * N + Nt + n;
     }
     const { cos, sin } = ropeTables(seq.pos, D, cfg.ropeTheta);
+    const spatial = cfg.routeView === 'spatial' ? ropeTables(seq.pos.map((p, j) => (j % 3 === 0 ? 0 : p)), D, cfg.ropeTheta) : null;
     const t = seq.internal;
     const streamStart = new Int32Array(t.start.length);
     const streamEnd = new Int32Array(t.start.length);
@@ -113,6 +116,7 @@ export function buildSeqState(eng: Engine, cfg: ModelConfig, frames: readonly nu
       tokenType: up(type, 'token-type'),
       cos: eng.upload(cos, [N, D], 'dit.seq.rope-cos'),
       sin: eng.upload(sin, [N, D], 'dit.seq.rope-sin'),
+      ...(spatial && { routeCos: eng.upload(spatial.cos, [N, D], 'dit.seq.route-cos'), routeSin: eng.upload(spatial.sin, [N, D], 'dit.seq.route-sin') }),
       gatherQkv: [up(gather[0], 'gather-q'), up(gather[1], 'gather-k'), up(gather[2], 'gather-v')],
       mergeText: up(mergeText, 'merge-text'),
       mergeVideo: up(mergeVideo, 'merge-video'),
@@ -125,13 +129,12 @@ export function buildSeqState(eng: Engine, cfg: ModelConfig, frames: readonly nu
       streamEnd: up(streamEnd, 'stream-end'),
       shotTable: shotOnlyTable(t),
       shotStream: shotOnlyTable(seq.stream),
-      zeros: eng.upload(new Float32Array(H * N * D), [H * N * D], 'dit.seq.zeros'),
     };
   return st;
 }
 
 export function disposeState(st: SeqState): void {
-  const { seq: _s, shotTable: _t, shotStream: _u, gatherQkv, noRoutes, ...rest } = st;
+  const { seq: _s, shotTable: _t, shotStream: _u, gatherQkv, noRoutes, routeCos, routeSin, ...rest } = st;
   for (const t of [...gatherQkv, ...Object.values(rest)]) t.dispose();
-  noRoutes?.dispose();
+  for (const t of [noRoutes, routeCos, routeSin]) t?.dispose();
 }

@@ -11,26 +11,29 @@
  * silu → cs [S+1, d] (row 0: the global caption at t = 0); depth × block; final adaLN + proj →
  * unpatchify → velocity [T, 3, Hi, Wi]. Weight names are the checkpoint's.
  *
- * Two things the engine's kernels do not offer directly, and how they are done here:
- * - Head split / merge ([N, 3·H·D] ↔ [H, N, D]) is a row gather: `modulate` with x = 0 and
- *   shift = scale = the source viewed as rows of D gives out[r] = src[seg[r]] exactly. The text
- *   and video qkv rows meet in one buffer: the text matmul writes its prefix, the video rows
- *   are copied after it (Engine.copy; buffers bind from offset 0 only).
- * - RoPE positions are floats (captions sit at the frame centre (G−1)/2), while the rope kernel
- *   takes integer positions, so RoPE is x·cos + swap(x)·sin with per-token tables [N, D] and
- *   swap(x) = x·R (R [D, D] the pair-swap permutation).
+ * Head split / merge ([N, 3·H·D] ↔ [H, N, D]) is a row gather (gatherRows) with the maps of
+ * dit-state.ts. The text and video qkv rows meet in one buffer: the text matmul writes its
+ * prefix, the video rows are copied after it (Engine.copy; buffers bind from offset 0 only).
+ * RoPE turns q and k by the per-token tables [N, D] of dit-state.ts (float positions: captions
+ * sit at the frame centre (G−1)/2).
+ * Routing view (config routeView, MOC.md §3b): for 'spatial' the normed q, k are also turned by
+ * the time-0 tables, for 'unrotated' kept as they were before the rotation; routing (and the
+ * traces) score with those, attention with the rotated q, k. Only where something routes or is
+ * traced; 'rotary' routes with the rotated q, k and makes nothing more.
  */
 import type { Engine } from '../engine/engine.ts';
 import { UnsupportedError } from '../engine/errors.ts';
 import { chunkMean } from '../engine/kernels/chunk-mean.ts';
 import { binary, unary } from '../engine/kernels/elementwise.ts';
 import { checkHeadDim, flashAttention } from '../engine/kernels/flash-attention.ts';
+import { gatherRows } from '../engine/kernels/gather-rows.ts';
 import { matmul } from '../engine/kernels/matmul.ts';
 import { mocAttention, type MocDesign } from '../engine/kernels/moc-attention.ts';
 import { MAX_TOP_K, mocRoute } from '../engine/kernels/moc-route.ts';
 import { gatedResidual, modulate } from '../engine/kernels/modulate.ts';
 import { norm } from '../engine/kernels/norm.ts';
 import { patchify, unpatchify } from '../engine/kernels/patchify.ts';
+import { rope } from '../engine/kernels/rope.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { decodeRoutes, MAX_ROUTE_COUNT, traceCounts } from '../engine/kernels/trace.ts';
 import type { AttentionMode, LayerTrace } from './api.ts';
@@ -103,7 +106,6 @@ function prefix(t: Tensor, shape: number[]): Tensor {
 export class MocDiT {
   private readonly seqs = new Map<string, SeqState>();
   private readonly w = new Map<string, Tensor>();
-  private swap: Tensor | null = null; // [D, D]
   private qkNorm: Tensor[] = []; // per block: [2, 2D] rows text/video, chunks q/k: weight − 1
   private normShift: Tensor | null = null; // zeros [2, D]
   private disposed = false;
@@ -127,12 +129,6 @@ export class MocDiT {
       dit.w.set(name, eng.upload(w.data, w.shape, `dit.${name}`));
     }
     const D = cfg.headDim;
-    const R = new Float32Array(D * D);
-    for (let j = 0; j < D; j += 2) {
-      R[(j + 1) * D + j] = 1; // out[2j] = x[2j+1]
-      R[j * D + j + 1] = 1; // out[2j+1] = x[2j]
-    }
-    dit.swap = eng.upload(R, [D, D], 'dit.rope.swap');
     dit.normShift = eng.upload(new Float32Array(2 * D), [2, D], 'dit.qk-norm.shift');
     for (let i = 0; i < cfg.depth; i++) {
       const t = new Float32Array(4 * D);
@@ -194,12 +190,6 @@ export class MocDiT {
     return st;
   }
 
-  /** Rows of `table` ([R, w] view) picked by `seg` → a new tensor of `shape` ([rows, w] values): modulate with x = 0. */
-  private gather(table: Tensor, seg: Tensor, zeros: Tensor, w: number, shape: number[]): Promise<Tensor> {
-    const out = this.eng.tensor(shape, 'f32', 'dit.gather');
-    return modulate(this.eng, prefix(zeros, [seg.size, w]), table, table, seg, out);
-  }
-
   /**
    * Velocity of x_t (train/model.py MoCDiT.forward, batch 1).
    * @param x frames [T, 3, Hi, Wi] (f32, about [−1, 1]). @param tShot per-shot timesteps [S].
@@ -214,6 +204,7 @@ export class MocDiT {
     const { dim: d, heads: H, headDim: D, depth } = cfg;
     const st = this.state(frames, chunkFrames);
     const { seq } = st;
+    const view = cfg.routeView !== 'rotary' && (opts.mode === 'moc' || opts.trace) ? cfg.routeView : 'rotary'; // see the file comment
     const { n: N, nText: Nt, nVideo: Nv } = seq;
     const S = frames.length;
     const T = seq.frameShot.length;
@@ -268,49 +259,58 @@ export class MocDiT {
           return [modT, modV, qkv];
         });
 
-        // q, k, v [H, N, D]; q and k RMS-normed with their stream's weight, then rotated
-        const [q, k, v] = await phase('other', async () => {
+        // q, k, v [H, N, D]; q and k RMS-normed with their stream's weight, then rotated; the
+        // routing view's q, k [H, N, D] beside them where the model has one and it is needed
+        const [q, k, v, qr, kr] = await phase('other', async () => {
           const rows = qkv.view([N * 3 * H, D]);
           const out: Tensor[] = [];
+          const route: Tensor[] = [];
           for (let j = 0; j < 3; j++) {
-            const g = await this.gather(rows, st.gatherQkv[j], st.zeros, D, [H, N, D]); //   [H, N, D]
+            const g = await gatherRows(eng, rows, st.gatherQkv[j], { shape: [H, N, D] }); //  [H, N, D]
             if (j < 2) {
               const n0 = await norm(eng, 'rms', g);
               const n1 = await modulate(eng, n0.view([H * N, D]), this.normShift!, { table: this.qkNorm[i], chunk: j }, st.tokenType, eng.tensor([H, N, D], 'f32', 'dit.qk')); // · weight
-              const sw = await matmul(eng, n1, this.swap!); //                              [H·N, D] pairs swapped
-              const a = await binary(eng, 'mul', n1, st.cos);
-              const r = await binary(eng, 'mul', sw, st.sin);
-              out.push(await binary(eng, 'add', a, r));
-              free(g, n0, n1, sw, a, r);
+              if (view === 'unrotated') {
+                route.push(n1);
+                out.push(await rope(eng, n1, st.cos, st.sin));
+              } else {
+                if (view === 'spatial') route.push(await rope(eng, n1, st.routeCos!, st.routeSin!)); // y, x only
+                out.push(await rope(eng, n1, st.cos, st.sin, n1)); //                        rotated in place
+              }
+              free(g, n0);
             } else out.push(g);
           }
           qkv.dispose();
-          return out;
+          return [...out, ...route];
         });
         await inspect(`${b}attn.q`, q);
         await inspect(`${b}attn.k`, k);
         await inspect(`${b}attn.v`, v);
+        if (qr && kr) {
+          await inspect(`${b}attn.q_route`, qr);
+          await inspect(`${b}attn.k_route`, kr);
+        }
 
-        const o = await this.attend(st, q, k, v, i, opts, pending, phase, inspect); //    [H, N, D]
+        const o = await this.attend(st, { q, k, v, qr: qr ?? q, kr: kr ?? k }, i, opts, pending, phase, inspect); // [H, N, D]
         await inspect(`${b}attn.o`, o);
 
         await phase('other', async () => {
           const oRows = o.view([H * N, D]);
           // video: xv += gate1 · out_video(o); xv += gate2 · mlp(modulate(LN(xv)))
-          const ov = await this.gather(oRows, st.mergeVideo, st.zeros, D, [Nv, d]); //       [Nv, d] = [Nv, H, D]
+          const ov = await gatherRows(eng, oRows, st.mergeVideo, { shape: [Nv, d] }); //     [Nv, d] = [Nv, H, D]
           const av = await this.linear(ov, `${b}attn.out_video`);
           await gatedResidual(eng, xv, { table: modV, chunk: 2 }, av, st.condVideo, xv);
           free(ov, av);
           await this.mlp(xv, modV, st.condVideo, `${b}mlp_video`);
           if (!last) {
-            const ot = await this.gather(oRows, st.mergeText, st.zeros, D, [Nt, d]); //     [Nt, d]
+            const ot = await gatherRows(eng, oRows, st.mergeText, { shape: [Nt, d] }); //   [Nt, d]
             const at = await this.linear(ot, `${b}attn.out_text`);
             await gatedResidual(eng, xt, { table: modT, chunk: 2 }, at, st.condText, xt);
             free(ot, at);
             await this.mlp(xt, modT, st.condText, `${b}mlp_text`);
           }
         });
-        free(q, k, v, o, modT, modV);
+        free(q, k, v, o, modT, modV, ...(qr && kr ? [qr, kr] : []));
         await inspect(`${b}text`, xt);
         await inspect(`${b}video`, xv);
       }
@@ -362,12 +362,13 @@ export class MocDiT {
     for (const t of [l, h, f1, g, f2]) t.dispose();
   }
 
-  /** Joint attention over [text; video] in the request's mode; when tracing, queues the layer's trace summaries in `pending`. */
+  /**
+   * Joint attention over [text; video] in the request's mode, routing by qr, kr (the routing view;
+   * q, k themselves for 'rotary'); when tracing, queues the layer's trace summaries in `pending`.
+   */
   private async attend(
     st: SeqState,
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
+    { q, k, v, qr, kr }: Record<'q' | 'k' | 'v' | 'qr' | 'kr', Tensor>,
     layer: number,
     opts: ForwardOptions,
     pending: PendingTrace[],
@@ -381,8 +382,8 @@ export class MocDiT {
     let o: Tensor;
     if (opts.mode === 'moc') {
       routed = await phase('routing', async () => {
-        desc = await chunkMean(eng, k, st.chunkStart, st.chunkEnd);
-        return mocRoute(eng, q, desc, { start: st.chunkStart, kind: st.chunkKind, shot: st.chunkShot }, { topK: opts.topK, causal: opts.causal });
+        desc = await chunkMean(eng, kr, st.chunkStart, st.chunkEnd);
+        return mocRoute(eng, qr, desc, { start: st.chunkStart, kind: st.chunkKind, shot: st.chunkShot }, { topK: opts.topK, causal: opts.causal });
       });
       await inspect(`blocks.${layer}.routed`, routed);
       o = await phase('attention', () => mocAttention(eng, q, k, v, table, routed, { design: opts.design }));
@@ -396,10 +397,10 @@ export class MocDiT {
     try {
       if (opts.trace) {
         // summaries on the GPU, in stream order, read back after the whole forward pass (readTraces):
-        // the score factors φ(Q), φ(K) [H, C, D] (chunk means over the stream-ordered ranges) and
+        // the score factors φ(Q), φ(K) [H, C, D] of the routing view (chunk means over the stream-ordered ranges) and
         // the routed pairs
-        const qMean = await chunkMean(eng, q, st.streamStart, st.streamEnd);
-        const descStream = await chunkMean(eng, k, st.streamStart, st.streamEnd);
+        const qMean = await chunkMean(eng, qr, st.streamStart, st.streamEnd);
+        const descStream = await chunkMean(eng, kr, st.streamStart, st.streamEnd);
         let routes: Tensor | null = null;
         if (routed) {
           checkRouteCounts(table);
@@ -449,7 +450,6 @@ export class MocDiT {
     this.disposed = true;
     for (const t of this.w.values()) t.dispose();
     for (const t of this.qkNorm) t.dispose();
-    this.swap?.dispose();
     this.normShift?.dispose();
     for (const st of this.seqs.values()) disposeState(st);
     this.seqs.clear();

@@ -18,7 +18,7 @@ import { memoryProblem } from './memory.ts';
 import { isCandidate, isMandatory } from './moc-reference.ts';
 import { cleanEstimate, sample, throwIfAborted } from './sampler.ts';
 import { shotOnlyTable, type Sequence } from './sequence.ts';
-import { InputError } from './safetensors.ts';
+import { InputError } from './errors.ts';
 import { parseStoryboard, type Storyboard } from './storyboard.ts';
 import { MAX_TOP_K } from '../engine/kernels/moc-route.ts';
 import type { LoadedModel } from './weights.ts';
@@ -28,6 +28,29 @@ export class RequestError extends InputError {
   constructor(message: string) {
     super(message);
     this.name = 'RequestError';
+  }
+}
+
+/**
+ * The network's output overflowed (NaN or ±∞ in the frames): damaged weights, or inputs that
+ * overflow float32. Refused rather than turned into black frames.
+ */
+export class OverflowError extends InputError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'OverflowError';
+  }
+}
+
+/** @throws OverflowError at the first non-finite value of the frames [T, 3, Hi, Wi] (naming its shot). */
+export function checkFiniteFrames(x: Float32Array, frames: readonly number[], size: number): void {
+  const per = 3 * size * size;
+  for (let i = 0; i < x.length; i++) {
+    if (!Number.isFinite(x[i])) {
+      let f = Math.floor(i / per);
+      const shot = frames.findIndex((n) => (f -= n) < 0);
+      throw new OverflowError(`the generated frames of shot ${shot + 1} hold ${x[i]} values: the computation overflowed float32 (damaged weights?); no frames were made`);
+    }
   }
 }
 
@@ -74,7 +97,7 @@ export function shotNoise(frames: readonly number[], seeds: readonly number[], s
  * scored, for a mode, before routing: routed chunks are counted as min(K, #candidates) chunks of
  * the candidates' mean length (a traced layer's sparsity gives the exact pairs).
  */
-export function attentionWork(seq: Sequence, opts: AttentionOptions): { pairs: number; candidates: number } {
+export function attentionWork(seq: Sequence, opts: AttentionOptions, causalText = false): { pairs: number; candidates: number } {
   const t = opts.mode === 'shot' ? shotOnlyTable(seq.internal) : seq.internal;
   const C = t.start.length;
   const len = (c: number): number => t.end[c] - t.start[c];
@@ -86,7 +109,7 @@ export function attentionWork(seq: Sequence, opts: AttentionOptions): { pairs: n
     let nc = 0;
     let cl = 0;
     for (let b = 0; b < C; b++) {
-      if (isMandatory(t, a, b)) mand += len(b);
+      if (isMandatory(t, a, b, causalText && opts.mode === 'moc')) mand += len(b);
       else if (opts.mode === 'moc' && isCandidate(t, a, b, opts.causal)) {
         nc++;
         cl += len(b);
@@ -250,7 +273,7 @@ export class Generator {
       at += s.frames * per;
     });
     const seq = this.dit.sequence(frames, req.attention.chunkFrames);
-    const estimate = attentionWork(seq, req.attention);
+    const estimate = attentionWork(seq, req.attention, cfg.causalText);
     const { heads: H, headDim: D, depth } = cfg;
     const calls = req.guidance !== 1 ? 2 : 1;
     const traceEvery = req.traceEvery ?? 0;
@@ -326,6 +349,7 @@ export class Generator {
     });
     try {
       const data = (await eng.read(x)) as Float32Array;
+      checkFiniteFrames(data, frames, size);
       const shots = this.shots(data, frames, fixed, true).map((s) => ({ ...s, seed: board.shots[s.shot].seed }));
       const nCalls = req.steps * calls * depth;
       return {

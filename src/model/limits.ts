@@ -3,7 +3,7 @@
  * mistake, /dev/zero, a manifest that claims terabytes) is refused with one line before it is
  * read into memory, instead of exhausting it.
  */
-import { InputError } from './safetensors.ts';
+import { InputError } from './errors.ts';
 
 const MiB = 1024 * 1024;
 

@@ -5,6 +5,9 @@
  *
  * Legend: H heads, N tokens, D head dim, C chunks, K routed slots (top_k).
  * Tensors are head-major: q, k, v, out [H, N, D]; desc [H, C, D]; routed [H, N, K].
+ * Routing view (MOC.md §3b): routing may score with its own q_route, k_route [H, N, D]; the
+ * descriptors are then chunk means of k_route and the scores q_route·φ, while attention still
+ * uses q, k, v. Absent, routing uses q and k (the v1 meaning).
  *
  * Definitions chosen here (the contract leaves them open):
  * - Sparsity = 1 − Σ_h Σ_i |Ω_h(i)| / (H·N²), with |Ω_h(i)| the tokens query i of head h attends
@@ -29,6 +32,14 @@ export interface MocConfig {
   topK: number;
   causal: boolean;
   mode: MocMode;
+  /** MOC.md §3b: only captions of shots ≤ the query's are mandatory (default false). */
+  causalText?: boolean;
+}
+
+/** Routing's own view of the queries and keys, [H, N, D] each (MOC.md §3b). */
+export interface RouteView {
+  q: ArrayLike<number>;
+  k: ArrayLike<number>;
 }
 
 export interface MocResult {
@@ -38,24 +49,29 @@ export interface MocResult {
   sparsityPerHead: Float64Array; // [H]
 }
 
-/** Chunk b is mandatory for the queries of chunk a: every text chunk, and every chunk of a's shot. */
-export function isMandatory(table: ChunkTable, a: number, b: number): boolean {
-  return table.kind[b] === KIND_TEXT || table.shot[b] === table.shot[a];
+/**
+ * Chunk b is mandatory for the queries of chunk a: every text chunk, and every chunk of a's shot.
+ * With `causalText` (MOC.md §3b) only the text chunks of shots ≤ a's (the global caption, shot
+ * −1, then sees itself), so nothing of a later shot reaches a.
+ */
+export function isMandatory(table: ChunkTable, a: number, b: number, causalText = false): boolean {
+  if (table.shot[b] === table.shot[a]) return true;
+  return table.kind[b] === KIND_TEXT && (!causalText || table.shot[b] <= table.shot[a]);
 }
 
-/** Chunk b is a routing candidate for the queries of chunk a (a text chunk has none). */
+/** Chunk b is a routing candidate for the queries of chunk a (a text chunk has none; causalText changes only text, so not this). */
 export function isCandidate(table: ChunkTable, a: number, b: number, causal: boolean): boolean {
   if (table.kind[a] !== KIND_VIDEO || table.kind[b] !== KIND_VIDEO) return false;
   return !isMandatory(table, a, b) && (!causal || b < a);
 }
 
 /** For each chunk a, the mandatory chunks of its queries in increasing order. */
-export function mandatoryChunks(table: ChunkTable): Int32Array[] {
+export function mandatoryChunks(table: ChunkTable, causalText = false): Int32Array[] {
   const C = table.start.length;
   const lists: Int32Array[] = [];
   for (let a = 0; a < C; a++) {
     const l: number[] = [];
-    for (let b = 0; b < C; b++) if (isMandatory(table, a, b)) l.push(b);
+    for (let b = 0; b < C; b++) if (isMandatory(table, a, b, causalText)) l.push(b);
     lists.push(Int32Array.from(l));
   }
   return lists;
@@ -103,12 +119,13 @@ function forEachOmega(
   dims: MocDims,
   table: ChunkTable,
   mode: MocMode,
+  causalText: boolean,
   fn: (h: number, i: number, mask: Uint8Array, tokens: number) => void,
 ): void {
   const { H, N } = dims;
   const C = table.start.length;
   const chunkOf = tokenChunks(table);
-  const mand = mandatoryChunks(table);
+  const mand = mandatoryChunks(table, causalText);
   const mask = new Uint8Array(C);
   for (let h = 0; h < H; h++) {
     for (let i = 0; i < N; i++) {
@@ -131,6 +148,7 @@ function forEachOmega(
  * out[h,i] = softmax(q[h,i]·K[h,Ω]ᵀ/√D) V[h,Ω], Ω = tokens of M(i) ∪ routed (all tokens when
  * dense), float64 softmax with max subtraction.
  * @param routed [H, N, width]; -1 entries are skipped.
+ * @param causalText M(i) as in isMandatory (moc mode only: dense sees every token).
  */
 export function mocAttentionReference(
   q: ArrayLike<number>,
@@ -141,13 +159,14 @@ export function mocAttentionReference(
   routed: Int32Array,
   width: number,
   mode: MocMode,
+  causalText = false,
 ): Float32Array {
   const { N, D } = dims;
   const out = new Float32Array(dims.H * N * D);
   const scale = 1 / Math.sqrt(D);
   const logits = new Float64Array(N);
   const acc = new Float64Array(D);
-  forEachOmega(routed, width, dims, table, mode, (h, i, mask) => {
+  forEachOmega(routed, width, dims, table, mode, causalText, (h, i, mask) => {
     const qo = (h * N + i) * D;
     let max = -Infinity;
     for (let b = 0; b < mask.length; b++) {
@@ -175,10 +194,10 @@ export function mocAttentionReference(
 }
 
 /** Sparsity as defined above, overall and per head. */
-export function sparsityOf(routed: Int32Array, width: number, dims: MocDims, table: ChunkTable, mode: MocMode): { sparsity: number; perHead: Float64Array } {
+export function sparsityOf(routed: Int32Array, width: number, dims: MocDims, table: ChunkTable, mode: MocMode, causalText = false): { sparsity: number; perHead: Float64Array } {
   const { H, N } = dims;
   const visited = new Float64Array(H);
-  forEachOmega(routed, width, dims, table, mode, (h, _i, _mask, tokens) => {
+  forEachOmega(routed, width, dims, table, mode, causalText, (h, _i, _mask, tokens) => {
     visited[h] += tokens;
   });
   const perHead = visited.map((x) => 1 - x / (N * N));
@@ -186,12 +205,16 @@ export function sparsityOf(routed: Int32Array, width: number, dims: MocDims, tab
   return { sparsity: 1 - total / (H * N * N), perHead };
 }
 
-/** The whole reference: descriptors, routing, attention, sparsity. */
-export function mocReference(q: Float32Array, k: Float32Array, v: Float32Array, dims: MocDims, table: ChunkTable, cfg: MocConfig): MocResult {
-  const desc = chunkDescriptors(k, dims, table);
-  const routed = routeReference(q, desc, dims, table, cfg);
-  const out = mocAttentionReference(q, k, v, dims, table, routed, cfg.topK, cfg.mode);
-  const { sparsity, perHead } = sparsityOf(routed, cfg.topK, dims, table, cfg.mode);
+/**
+ * The whole reference: descriptors, routing, attention, sparsity.
+ * @param view routing's own queries and keys (descriptors and scores from them); q, k when omitted.
+ */
+export function mocReference(q: Float32Array, k: Float32Array, v: Float32Array, dims: MocDims, table: ChunkTable, cfg: MocConfig, view?: RouteView): MocResult {
+  const desc = chunkDescriptors(view?.k ?? k, dims, table);
+  const routed = routeReference(view?.q ?? q, desc, dims, table, cfg);
+  const ct = cfg.causalText ?? false;
+  const out = mocAttentionReference(q, k, v, dims, table, routed, cfg.topK, cfg.mode, ct);
+  const { sparsity, perHead } = sparsityOf(routed, cfg.topK, dims, table, cfg.mode, ct);
   return { out, routed, sparsity, sparsityPerHead: perHead };
 }
 

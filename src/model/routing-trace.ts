@@ -41,10 +41,10 @@ export function routingTrace(
  * mandatory matrix and the sparsity, 1 − (Σ_a |a|·|M(a)| + Σ_{a,b} n[h,a,b]·|b|) / N².
  * @param qMean, desc [H, C, D]; dims.N the tokens, dims.D the head dim.
  */
-export function traceOf(routes: RouteRows, qMean: Float32Array, desc: Float32Array, dims: MocDims, table: ChunkTable, mode: MocMode = 'moc'): LayerTrace {
+export function traceOf(routes: RouteRows, qMean: Float32Array, desc: Float32Array, dims: MocDims, table: ChunkTable, mode: MocMode = 'moc', causalText = false): LayerTrace {
   const { H, N, D } = dims;
   const C = table.start.length;
-  const { lens, mandatory, mandPairs } = mandatoryOf(table);
+  const { lens, mandatory, mandPairs } = mandatoryOf(table, causalText);
   const sparsity = new Float32Array(H);
   if (mode !== 'dense') {
     const { start, to, count } = routes;
@@ -69,11 +69,13 @@ interface MandatoryInfo {
 }
 
 // Per table (a sequence's tables live as long as the model keeps the sequence): traces of every
-// layer and step share one mandatory matrix, computed once. Read-only for consumers.
-const mandatoryCache = new WeakMap<ChunkTable, MandatoryInfo>();
+// layer and step share one mandatory matrix (per causalText), computed once. Read-only for consumers.
+const mandatoryCache = new WeakMap<ChunkTable, Map<boolean, MandatoryInfo>>();
 
-function mandatoryOf(table: ChunkTable): MandatoryInfo {
-  const hit = mandatoryCache.get(table);
+function mandatoryOf(table: ChunkTable, causalText: boolean): MandatoryInfo {
+  let byRule = mandatoryCache.get(table);
+  if (!byRule) mandatoryCache.set(table, (byRule = new Map()));
+  const hit = byRule.get(causalText);
   if (hit) return hit;
   const C = table.start.length;
   const lens = Int32Array.from(table.start, (s, b) => table.end[b] - s);
@@ -81,12 +83,12 @@ function mandatoryOf(table: ChunkTable): MandatoryInfo {
   let mandPairs = 0;
   for (let a = 0; a < C; a++) {
     for (let b = 0; b < C; b++) {
-      if (!isMandatory(table, a, b)) continue;
+      if (!isMandatory(table, a, b, causalText)) continue;
       mandatory[a * C + b] = 1;
       mandPairs += lens[a] * lens[b];
     }
   }
   const info = { lens, mandatory, mandPairs };
-  mandatoryCache.set(table, info);
+  byRule.set(causalText, info);
   return info;
 }

@@ -4,12 +4,21 @@ import { isRunning } from '../state/slices/generation.ts';
 import { useStudio } from '../state/store.ts';
 import { EnginePanel } from './EnginePanel.tsx';
 import { GenerationPanel } from './GenerationPanel.tsx';
+import { PanelGuard } from './PanelGuard.tsx';
 import { Player } from './Player.tsx';
 import { RoutingGraph } from './RoutingGraph.tsx';
 import { StatusBar } from './StatusBar.tsx';
 import { StoryboardEditor } from './StoryboardEditor.tsx';
 import { TakesPanel } from './TakesPanel.tsx';
 import { TeachPanel } from './TeachPanel.tsx';
+
+/** The panels below the player, each in its own error boundary. */
+const LOWER_PANELS = [
+  ['The takes panel', TakesPanel],
+  ['The routing graph', RoutingGraph],
+  ['The teach panel', TeachPanel],
+  ['The engine panel', EnginePanel],
+] as const;
 
 /** The studio shell: header, storyboard | player and routing | generation, status bar. */
 export function App() {
@@ -25,19 +34,26 @@ export function App() {
         <DeviceLostBanner />
         <div className="studio">
           <div className="col-board">
-            <StoryboardEditor />
+            <PanelGuard name="The storyboard editor">
+              <StoryboardEditor />
+            </PanelGuard>
           </div>
           <div className="col-main">
             <div className="main-top">
-              <Player />
+              <PanelGuard name="The player">
+                <Player />
+              </PanelGuard>
               <div className="col-side">
-                <GenerationPanel />
+                <PanelGuard name="The generation panel">
+                  <GenerationPanel />
+                </PanelGuard>
               </div>
             </div>
-            <TakesPanel />
-            <RoutingGraph />
-            <TeachPanel />
-            <EnginePanel />
+            {LOWER_PANELS.map(([name, Panel]) => (
+              <PanelGuard key={name} name={name}>
+                <Panel />
+              </PanelGuard>
+            ))}
           </div>
         </div>
       </main>

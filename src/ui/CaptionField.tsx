@@ -1,5 +1,5 @@
 import { useId, useLayoutEffect, useMemo, useRef, type ReactNode } from 'react';
-import { replaceWord, splitCaption, suggest, tokenCount, unknownWords } from '../state/vocab.ts';
+import { captionWords, replaceWord, splitCaption, tokenCount, unknownHints } from '../state/vocab.ts';
 
 interface Props {
   label: string;
@@ -20,7 +20,8 @@ interface Props {
 export function CaptionField({ label, value, onChange, vocab, maxTokens, placeholder }: Props) {
   const ref = useRef<HTMLTextAreaElement>(null);
   const hintId = useId();
-  const unknown = useMemo(() => (vocab ? unknownWords(value, vocab) : []), [value, vocab]);
+  const hints = useMemo(() => (vocab ? unknownHints(value, vocab) : { listed: [], more: 0 }), [value, vocab]);
+  const unknown = hints.listed;
   const tokens = useMemo(() => tokenCount(value), [value]);
   const tooLong = maxTokens !== null && tokens > maxTokens;
 
@@ -63,8 +64,7 @@ export function CaptionField({ label, value, onChange, vocab, maxTokens, placeho
           {unknown.length > 0 && (
             <p>
               <span className="warn-text">Not in the model’s vocabulary:</span>{' '}
-              {unknown.map((w) => {
-                const options = suggest(w.word, vocab ?? []);
+              {unknown.map(({ word: w, options }) => {
                 return (
                   <span key={w.word} className="unknown-word">
                     <mark>{w.word}</mark>
@@ -77,6 +77,7 @@ export function CaptionField({ label, value, onChange, vocab, maxTokens, placeho
                   </span>
                 );
               })}
+              {hints.more > 0 && <span className="unknown-more"> and {hints.more} more</span>}
             </p>
           )}
         </div>
@@ -104,4 +105,23 @@ function replaceAll(text: string, word: string, by: string): string {
   let out = text;
   for (const w of splitCaption(text).reverse()) if (w.word === word) out = replaceWord(out, w, by);
   return out;
+}
+
+/** The words the loaded model knows, in a disclosure: captions are written with these only. */
+export function VocabList({ vocab }: { vocab: ReadonlySet<string> | null }) {
+  if (!vocab) return null;
+  const words = captionWords(vocab);
+  return (
+    <details className="vocab-list small-text">
+      <summary>Words the model knows ({words.length})</summary>
+      <p className="muted">Captions use these words only; others are marked, with known words of the same meaning or spelling offered.</p>
+      <ul aria-label="Model vocabulary">
+        {words.map((w) => (
+          <li key={w}>
+            <code>{w}</code>
+          </li>
+        ))}
+      </ul>
+    </details>
+  );
 }

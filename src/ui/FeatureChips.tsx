@@ -4,6 +4,10 @@ const LABELS: Record<keyof EngineFeatures, { short: string; title: string }> = {
   f16: { short: 'f16', title: 'shader-f16: half-precision kernels (f32 is used otherwise)' },
   subgroups: { short: 'subgroups', title: 'subgroups: subgroup reductions (workgroup memory is used otherwise)' },
   timestamp: { short: 'timestamps', title: 'timestamp-query: GPU timings per kernel (wall time otherwise)' },
+  subgroupMatrix: {
+    short: 'subgroup matrix',
+    title: 'chromium-experimental-subgroup-matrix: cooperative matrices (tensor cores on NVIDIA), not used by any kernel yet',
+  },
 };
 
 /** One chip per optional WebGPU feature, lit when the engine uses it. */

@@ -3,9 +3,10 @@ import { SortableContext, sortableKeyboardCoordinates, verticalListSortingStrate
 import { useRef } from 'react';
 import { exportStoryboard, importStoryboardFile, loadSample } from '../state/actions/board.ts';
 import { download } from '../state/actions/export.ts';
+import { exportProject, openProjectFile } from '../state/actions/project.ts';
 import { MAX_SHOTS, addShot, moveShot, setGlobalCaption, shotOffsets } from '../state/board-ops.ts';
 import { useStudio } from '../state/store.ts';
-import { CaptionField } from './CaptionField.tsx';
+import { CaptionField, VocabList } from './CaptionField.tsx';
 import { formatTimecode } from './format.ts';
 import { Icon } from './Icon.tsx';
 import { useFps, useVocab } from './hooks.ts';
@@ -67,6 +68,7 @@ export function StoryboardEditor() {
           onChange={(text) => edit((b) => setGlobalCaption(b, text), 'caption:global')}
         />
         <p className="muted small-text">Introduce the characters once; shots refer to them by number. What no caption says (patterns, sizes, scenery) must stay consistent across shots — that is what routing to earlier shots is for.</p>
+        <VocabList vocab={vocab} />
       </div>
 
       <div className="shots-head">
@@ -97,7 +99,6 @@ function BoardToolbar() {
   const redo = useStudio((s) => s.redo);
   const unit = useStudio((s) => s.durationUnit);
   const setUnit = useStudio((s) => s.setDurationUnit);
-  const fileRef = useRef<HTMLInputElement>(null);
 
   return (
     <div className="toolbar" role="toolbar" aria-label="Storyboard tools">
@@ -108,24 +109,12 @@ function BoardToolbar() {
         <Icon name="redo" /> Redo
       </button>
       <span className="toolbar-sep" />
-      <button type="button" onClick={() => fileRef.current?.click()} title="Open a storyboard JSON file">
-        Import JSON
-      </button>
-      <input
-        ref={fileRef}
-        type="file"
-        accept=".json,application/json"
-        hidden
-        aria-label="Storyboard file to import"
-        onChange={(e) => {
-          const file = e.target.files?.[0];
-          e.target.value = '';
-          if (file) void importStoryboardFile(file);
-        }}
-      />
+      <FileButton label="Import JSON" title="Open a storyboard JSON file" inputLabel="Storyboard file to import" onFile={(file) => void importStoryboardFile(file)} />
       <button type="button" onClick={() => download(new Blob([exportStoryboard()], { type: 'application/json' }), 'storyboard.json')} title="Save the storyboard as JSON">
         Export JSON
       </button>
+      <span className="toolbar-sep" />
+      <ProjectButtons />
       <span className="toolbar-sep" />
       <div className="segmented" role="radiogroup" aria-label="Durations in">
         {(['frames', 'seconds'] as const).map((u) => (
@@ -174,5 +163,54 @@ function SaveIndicator() {
     <span className={`save-state save-${save.state}`} title={save.message ?? 'Saved in this browser (IndexedDB); a reload loses nothing'} aria-live="polite">
       {text}
     </span>
+  );
+}
+
+/**
+ * Save the whole project (storyboard, settings, every version with its pixels, routing) as one
+ * file, or open one in place of this project (asked first: the versions here are replaced).
+ */
+function ProjectButtons() {
+  const setImportError = useStudio((s) => s.setImportError);
+  const hasTakes = useStudio((s) => Object.keys(s.takes).length > 0);
+  return (
+    <>
+      <button type="button" onClick={() => download(new Blob([exportProject()], { type: 'application/json' }), 'project.mocproject.json')} title="Save the whole project — storyboard, settings, every version with its frames, the kept ones and the routing traces — as one file">
+        Save project
+      </button>
+      <FileButton
+        label="Open project"
+        title="Open a project file saved by this studio (it replaces the project here)"
+        inputLabel="Project file to open"
+        onFile={(file) => {
+          if (hasTakes && !window.confirm(`Open “${file.name}” in place of this project? Its storyboard and versions replace the ones here (save this project first to keep them).`)) return;
+          void openProjectFile(file).then((problem) => setImportError(problem));
+        }}
+      />
+    </>
+  );
+}
+
+/** A button that opens the file chooser for one JSON file (the hidden input is named `inputLabel`). */
+function FileButton({ label, title, inputLabel, onFile }: { label: string; title: string; inputLabel: string; onFile(file: File): void }) {
+  const ref = useRef<HTMLInputElement>(null);
+  return (
+    <>
+      <button type="button" onClick={() => ref.current?.click()} title={title}>
+        {label}
+      </button>
+      <input
+        ref={ref}
+        type="file"
+        accept=".json,application/json"
+        hidden
+        aria-label={inputLabel}
+        onChange={(e) => {
+          const file = e.target.files?.[0];
+          e.target.value = '';
+          if (file) onFile(file);
+        }}
+      />
+    </>
   );
 }

@@ -1,5 +1,5 @@
 /** Small hooks shared by the studio's components. */
-import { useEffect, useMemo, useRef } from 'react';
+import { useEffect, useMemo, useRef, useState } from 'react';
 import { FPS } from '../state/board-ops.ts';
 import { useStudio } from '../state/store.ts';
 
@@ -30,4 +30,16 @@ export function useAnimationFrame(active: boolean, fn: (dtMs: number) => void): 
     raf = requestAnimationFrame(tick);
     return () => cancelAnimationFrame(raf);
   }, [active]);
+}
+
+/** Date.now(), updated every `everyMs` while `active` (a clock that ticks on screen). */
+export function useNow(active: boolean, everyMs = 250): number {
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    if (!active) return;
+    setNow(Date.now());
+    const id = setInterval(() => setNow(Date.now()), everyMs);
+    return () => clearInterval(id);
+  }, [active, everyMs]);
+  return now;
 }

@@ -21,6 +21,7 @@ export type * from './protocol.ts';
 export { MAX_SHOT_FRAMES, MAX_SHOTS, MAX_STORYBOARD_BYTES, STORYBOARD_VERSION, StoryboardError, parseStoryboard, parseStoryboardJson } from '../model/storyboard.ts';
 export { shotLengthNote } from '../model/config.ts';
 export { isAttentionMode } from '../model/api.ts';
+export { routingSummary } from '../model/routing-json.ts';
 
 /** The engine api, plus `terminate()` to stop the worker and what a crash needs. */
 export interface EngineClient extends EngineApi {

@@ -11,6 +11,7 @@ import type { AdapterSummary, EngineFeatures } from '../engine/engine.ts';
 import type { GenerateProgress, GenerateRequest, GenerateResult, LoadedModelInfo } from '../model/api.ts';
 import type { Chunk } from '../model/layout.ts';
 import type { Storyboard } from '../model/storyboard.ts';
+import type { ENGINE_ERROR_CODES } from './errors.ts';
 
 export type { AdapterSummary, EngineFeatures };
 export type {
@@ -74,22 +75,7 @@ export interface SmokeResult {
  * - `bad-request`: the request itself is wrong (unknown words, too many frames, …); the message says which part.
  * - `internal`: anything else (a bug); the message says what.
  */
-export type EngineErrorCode =
-  | 'webgpu-missing'
-  | 'no-adapter'
-  | 'unsupported'
-  | 'gpu-validation'
-  | 'device-lost'
-  | 'smoke-mismatch'
-  | 'not-initialised'
-  | 'worker-failed'
-  | 'model-missing'
-  | 'model-invalid'
-  | 'no-model'
-  | 'busy'
-  | 'cancelled'
-  | 'bad-request'
-  | 'internal';
+export type EngineErrorCode = (typeof ENGINE_ERROR_CODES)[number];
 
 /** A failure as plain data (what the store keeps). */
 export interface EngineErrorInfo {

@@ -55,9 +55,15 @@ export function duplicateChunkKeys(k: Float32Array, table: ChunkTable, H: number
   }
 }
 
-/** MOC.md §3 written out again, independently of the model code: b ∈ M(i) for i in chunk a. */
-export function isMandatory(table: ChunkTable, a: number, b: number): boolean {
-  return table.kind[b] === KIND_TEXT || table.shot[b] === table.shot[a];
+/**
+ * MOC.md §3 written out again, independently of the model code: b ∈ M(i) for i in chunk a.
+ * causalText (§3b): a caption counts only when it is the global one or that of a shot ≤ a's,
+ * and the global caption's queries see no shot's caption.
+ */
+export function isMandatory(table: ChunkTable, a: number, b: number, causalText = false): boolean {
+  if (table.kind[b] !== KIND_TEXT) return table.shot[b] === table.shot[a];
+  if (!causalText || table.shot[b] === -1) return true;
+  return table.shot[a] !== -1 && table.shot[b] <= table.shot[a];
 }
 
 /** MOC.md §3: b is a routing candidate of the (video) queries of chunk a. */

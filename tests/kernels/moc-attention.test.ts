@@ -84,6 +84,8 @@ interface Run {
   tile?: FlashTile;
   seed?: number;
   qkv?: { q: Float32Array; k: Float32Array; v: Float32Array };
+  /** MOC.md §3b: only captions of shots ≤ the query's are mandatory. */
+  causalText?: boolean;
 }
 
 /**
@@ -102,10 +104,10 @@ async function check(tag: string, r: Run, designs: readonly MocDesign[] = MOC_DE
     const shape = [r.H, N, r.D];
     const [tq, tk, tv] = [q, k, v].map((x, i) => uploadAs(eng, st, x, shape, `test.${'qkv'[i]}`));
     const tr = eng.upload(r.routed, [r.H, N, r.W], 'test.routed');
-    const ref = mocAttentionCpu(q, k, v, r.H, N, r.D, r.table, r.routed, r.W);
+    const ref = mocAttentionCpu(q, k, v, r.H, N, r.D, r.table, r.routed, r.W, { causalText: r.causalText });
     for (const design of designs) {
       const out = poisonedAs(eng, st, shape, 'test.out');
-      await mocAttention(eng, tq, tk, tv, r.table, tr, { out, tile: r.tile, design });
+      await mocAttention(eng, tq, tk, tv, r.table, tr, { out, tile: r.tile, design, causalText: r.causalText });
       assertClose(`moc ${design} ${st} ${tag} (H=${r.H} N=${N} D=${r.D} W=${r.W})`, await readAsF32(eng, out), ref, TOL[st]);
       out.dispose();
       if (design === 'grouped-shared' && r.W > 0) sharing = await checkShared(eng, r, N);
@@ -217,9 +219,24 @@ describe('MoC attention', () => {
       [run.routed, 3],
       [messy, 4],
     ] as const) {
-      const ours = mocAttentionCpu(run.qkv!.q, run.qkv!.k, run.qkv!.v, 2, N, 32, table, routed, W);
-      const theirs = mocAttentionReference(run.qkv!.q, run.qkv!.k, run.qkv!.v, { H: 2, N, D: 32 }, table, routed, W, 'moc');
-      assertClose('cpu twin vs model reference', ours, theirs, { atol: 1e-6, rtol: 1e-6 });
+      for (const causalText of [false, true]) {
+        const ours = mocAttentionCpu(run.qkv!.q, run.qkv!.k, run.qkv!.v, 2, N, 32, table, routed, W, { causalText });
+        const theirs = mocAttentionReference(run.qkv!.q, run.qkv!.k, run.qkv!.v, { H: 2, N, D: 32 }, table, routed, W, 'moc', causalText);
+        assertClose(`cpu twin vs model reference, causal text ${causalText}`, ours, theirs, { atol: 1e-6, rtol: 1e-6 });
+      }
+    }
+  });
+
+  it('causal text: every design against the twin, and the twin differs from v1 (later captions unseen)', async () => {
+    for (const ci of [2, 3, 4]) {
+      const { name, table } = CASES[ci];
+      const run = { ...routedCase(table, 2, 64, 3, true, 400 + ci), causalText: true };
+      await check(`${name} causal text`, run);
+      const N = table.n;
+      const { q, k, v } = run.qkv!;
+      const a = mocAttentionCpu(q, k, v, 2, N, 64, table, run.routed, run.W, { causalText: true });
+      const b = mocAttentionCpu(q, k, v, 2, N, 64, table, run.routed, run.W);
+      expect(a.some((x, i) => Math.abs(x - b[i]) > 1e-3)).toBe(true);
     }
   });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { mocRouteCpu } from '../../src/engine/kernels/moc-route.ts';
-import { KIND_VIDEO, tokenChunks, type ChunkTable } from '../../src/model/layout.ts';
+import { KIND_VIDEO, tokenChunks, tokenShots, type ChunkTable } from '../../src/model/layout.ts';
 import {
   chunkDescriptors,
   mocAttentionReference,
@@ -18,14 +18,14 @@ const H = 2;
 const D = 8;
 
 /** Token-level mask of Ω_h(i), written directly from §3 (no chunk lists). */
-function omegaMask(table: ChunkTable, routed: Int32Array, K: number, h: number, i: number, dense: boolean): Uint8Array {
+function omegaMask(table: ChunkTable, routed: Int32Array, K: number, h: number, i: number, dense: boolean, causalText = false): Uint8Array {
   const N = table.n;
   const chunkOf = tokenChunks(table);
   const mask = new Uint8Array(N);
   const row = routed.subarray((h * N + i) * K, (h * N + i + 1) * K);
   for (let t = 0; t < N; t++) {
     const b = chunkOf[t];
-    mask[t] = dense || isMandatory(table, chunkOf[i], b) || row.includes(b) ? 1 : 0;
+    mask[t] = dense || isMandatory(table, chunkOf[i], b, causalText) || row.includes(b) ? 1 : 0;
   }
   return mask;
 }
@@ -113,22 +113,24 @@ describe('MoC CPU reference', () => {
           assertEqualInts('twin vs reference', mocRouteCpu(q, desc, { H, N, D }, table, { topK, causal }), routed);
         });
       }
-      it(`${c.name}, causal ${causal}: attention = masked plain attention, sparsity = direct count`, () => {
-        const { q, k, v } = randomQkv(200 + ci, H, N, D);
-        const cfg: MocConfig = { topK: 2, causal, mode: 'moc' };
-        const res = mocReference(q, k, v, { H, N, D }, table, cfg);
-        const want = plainAttention(q, k, v, N, (h, i) => omegaMask(table, res.routed, cfg.topK, h, i, false));
-        assertClose('moc attention', res.out, want, { atol: 1e-6, rtol: 1e-6 });
-        let visited = 0;
-        for (let h = 0; h < H; h++) {
-          let perHead = 0;
-          for (let i = 0; i < N; i++) perHead += omegaMask(table, res.routed, cfg.topK, h, i, false).reduce((a, x) => a + x, 0);
-          expect(res.sparsityPerHead[h]).toBeCloseTo(1 - perHead / (N * N), 12);
-          visited += perHead;
-        }
-        expect(res.sparsity).toBeCloseTo(1 - visited / (H * N * N), 12);
-        expect(res.sparsity).toBeGreaterThan(0);
-      });
+      for (const causalText of [false, true]) {
+        it(`${c.name}, causal ${causal}, causal text ${causalText}: attention = masked plain attention, sparsity = direct count`, () => {
+          const { q, k, v } = randomQkv(200 + ci, H, N, D);
+          const cfg: MocConfig = { topK: 2, causal, mode: 'moc', causalText };
+          const res = mocReference(q, k, v, { H, N, D }, table, cfg);
+          const want = plainAttention(q, k, v, N, (h, i) => omegaMask(table, res.routed, cfg.topK, h, i, false, causalText));
+          assertClose('moc attention', res.out, want, { atol: 1e-6, rtol: 1e-6 });
+          let visited = 0;
+          for (let h = 0; h < H; h++) {
+            let perHead = 0;
+            for (let i = 0; i < N; i++) perHead += omegaMask(table, res.routed, cfg.topK, h, i, false, causalText).reduce((a, x) => a + x, 0);
+            expect(res.sparsityPerHead[h]).toBeCloseTo(1 - perHead / (N * N), 12);
+            visited += perHead;
+          }
+          expect(res.sparsity).toBeCloseTo(1 - visited / (H * N * N), 12);
+          expect(res.sparsity).toBeGreaterThan(0);
+        });
+      }
     }
     it(`${c.name}: dense mode = plain softmax attention, sparsity 0, nothing routed`, () => {
       const { q, k, v } = randomQkv(300 + ci, H, N, D);
@@ -137,6 +139,39 @@ describe('MoC CPU reference', () => {
       expect(res.sparsity).toBe(0);
       expect(res.routed.every((r) => r === -1)).toBe(true);
     });
+  });
+
+  it('causal text and causal routing: no output of shot s moves when any later shot changes (and without causal text some do)', () => {
+    const dims = { H, N: 0, D };
+    for (const c of CASES.slice(1, 5)) {
+      const table = c.table;
+      const N = (dims.N = table.n);
+      const shotOf = tokenShots(table);
+      const lastShot = Math.max(...table.shot);
+      for (let s = 0; s < lastShot; s++) {
+        const first = shotOf.findIndex((x) => x > s); // later shots form a suffix of the stream
+        expect(shotOf.subarray(first).every((x) => x > s)).toBe(true);
+        const a = randomQkv(500 + s, H, N, D);
+        const fresh = randomQkv(600 + s, H, N, D);
+        const b = { q: a.q.slice(), k: a.k.slice(), v: a.v.slice() };
+        for (const key of ['q', 'k', 'v'] as const) for (let h = 0; h < H; h++) b[key].set(fresh[key].subarray((h * N + first) * D, (h + 1) * N * D), (h * N + first) * D);
+        const moved = (causalText: boolean): boolean => {
+          const cfg: MocConfig = { topK: 2, causal: true, mode: 'moc', causalText };
+          const ra = mocReference(a.q, a.k, a.v, dims, table, cfg);
+          const rb = mocReference(b.q, b.k, b.v, dims, table, cfg);
+          let any = false;
+          for (let h = 0; h < H; h++) {
+            for (let i = 0; i < first; i++) {
+              for (let j = 0; j < 2; j++) expect(rb.routed[(h * N + i) * 2 + j]).toBe(ra.routed[(h * N + i) * 2 + j]); // routing is causal either way
+              for (let d = 0; d < D; d++) any ||= ra.out[(h * N + i) * D + d] !== rb.out[(h * N + i) * D + d];
+            }
+          }
+          return any;
+        };
+        expect(moved(true), `${c.name}: shots ≤ ${s} with causal text`).toBe(false);
+        expect(moved(false), `${c.name}: shots ≤ ${s} without causal text`).toBe(true);
+      }
+    }
   });
 
   it('k = 0 attends to the mandatory chunks only', () => {

@@ -1,6 +1,6 @@
 /** Caption words against the vocabulary: splitting like train/vocab.py, unknown words, suggestions. */
 import { describe, expect, it } from 'vitest';
-import { editDistance, replaceWord, splitCaption, suggest, tokenCount, unknownWords } from '../../src/state/vocab.ts';
+import { byMeaning, captionWords, editDistance, replaceWord, splitCaption, suggest, tokenCount, unknownWords } from '../../src/state/vocab.ts';
 
 const VOCAB = new Set(['<pad>', '<unk>', 'character', 'is', 'a', 'red', 'star', '1', '2', 'bounces', 'in', 'the', 'meadow', ',', '.', 'close-up', 'wide', 'blue', 'circle', 'moves', 'left']);
 
@@ -18,6 +18,18 @@ describe('vocab', () => {
   it('reports unknown words once, in order', () => {
     expect(unknownWords('Character 1 jumps and jumps in the medow.', VOCAB).map((w) => w.word)).toEqual(['jumps', 'and', 'medow']);
     expect(unknownWords('Character 1 is a red star.', VOCAB)).toEqual([]);
+  });
+
+  it('suggests words of the same meaning first, then by spelling', () => {
+    const VOCAB = new Set(['<pad>', 'character', 'spins', 'bounces', 'grows', 'beach', 'forest', 'meadow', 'red', '.']);
+    expect(suggest('rotates', VOCAB)[0]).toBe('spins');
+    expect(suggest('ocean', VOCAB)[0]).toBe('beach');
+    expect(suggest('woods', VOCAB)[0]).toBe('forest');
+    expect(byMeaning('Ocean', VOCAB)).toEqual(['beach']);
+    expect(byMeaning('ocean', ['red'])).toEqual([]); // only words the model has
+    expect(suggest('grow', VOCAB)).toEqual(['grows', ...suggest('grow', VOCAB).slice(1)]);
+    expect(new Set(suggest('grow', VOCAB)).size).toBe(suggest('grow', VOCAB).length); // no word twice
+    expect(captionWords(['<pad>', '.', ',', 'red'])).toEqual(['red']);
   });
 
   it('suggests the nearest words, skipping special tokens', () => {

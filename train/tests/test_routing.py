@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from train import moc
+from train.moc import VIDEO
 from train.layout import make_layout
 from train.routing_ref import attention_naive, moc_attention, route, route_naive, validate_chunks
 
@@ -48,16 +49,50 @@ def test_route_matches_naive_loops(causal, top_k):
     assert np.array_equal(fast, slow)
 
 
+@pytest.mark.parametrize("causal_text", [False, True])
 @pytest.mark.parametrize("mode", ["moc", "dense", "shot"])
-def test_attention_matches_naive(mode):
+def test_attention_matches_naive(mode, causal_text):
     lay, q, k, v, cols = case(seed=3)
-    out, routed, sp = moc_attention(q, k, v, *cols, top_k=2, causal=True, mode=mode)
-    ref = attention_naive(q, k, v, *cols, routed=routed, mode=mode)
+    out, routed, sp = moc_attention(q, k, v, *cols, top_k=2, causal=True, mode=mode, causal_text=causal_text)
+    ref = attention_naive(q, k, v, *cols, routed=routed, mode=mode, causal_text=causal_text)
     np.testing.assert_allclose(out, ref, atol=2e-5, rtol=1e-4)
     if mode == "dense":
         assert sp == 0.0 and (routed == -1).all()
     else:
         assert 0.0 < sp < 1.0
+
+
+def test_causal_text_mandatory_sets():
+    lay = make_layout((2, 1, 2), 2, 1, 1)
+    # chunks: [G][cap0][f][f][cap1][f][cap2][f][f]
+    ch = moc.Chunks.from_columns(lay.chunk_start, lay.chunk_end, lay.chunk_shot, lay.chunk_kind)
+    first = ch.start.tolist()                         # a query token of every chunk
+    rows = lambda m: [[int(c) for c in np.nonzero(m[i].numpy())[0]] for i in first]
+    assert rows(moc.mandatory_mask(ch, True)) == [
+        [0], [0, 1, 2, 3], [0, 1, 2, 3], [0, 1, 2, 3], [0, 1, 4, 5], [0, 1, 4, 5],
+        [0, 1, 4, 6, 7, 8], [0, 1, 4, 6, 7, 8], [0, 1, 4, 6, 7, 8]]
+    assert rows(moc.mandatory_mask(ch, False))[0] == [0, 1, 4, 6]   # v1: every caption
+    assert torch.equal(moc.candidate_mask(ch, True), (ch.kind == VIDEO)[None, :] & ~moc.mandatory_mask(ch, True)
+                       & (ch.kind[ch.token_chunk] == VIDEO)[:, None] & (torch.arange(9)[None, :] < ch.token_chunk[:, None]))
+
+
+@pytest.mark.parametrize("causal_text", [True, False])
+def test_causal_text_no_output_of_a_shot_depends_on_a_later_shot(causal_text):
+    """Change every q, k, v of shot 2 (its caption and frames): with causal routing and
+    causal_text no output or routed index of the earlier tokens moves; without causal_text the
+    earlier shots' outputs move (they attend to shot 2's caption)."""
+    lay, q, k, v, cols = case(frames=(2, 3, 2), seed=12)
+    later = np.repeat(np.asarray(lay.chunk_shot) == 2, np.asarray(lay.chunk_end) - np.asarray(lay.chunk_start))
+    first = int(np.argmax(later))
+    assert later[first:].all() and first > 0
+    q2, k2, v2 = (x.copy() for x in (q, k, v))
+    g = np.random.default_rng(5)
+    for x in (q2, k2, v2):
+        x[:, first:] = g.standard_normal(x[:, first:].shape)
+    a_out, a_routed, _ = moc_attention(q, k, v, *cols, top_k=2, causal=True, causal_text=causal_text)
+    b_out, b_routed, _ = moc_attention(q2, k2, v2, *cols, top_k=2, causal=True, causal_text=causal_text)
+    assert np.array_equal(a_routed[:, :first], b_routed[:, :first])
+    assert np.array_equal(a_out[:, :first], b_out[:, :first]) == causal_text
 
 
 def test_routing_properties():
@@ -348,6 +383,16 @@ def test_exchange_file_roundtrip(tmp_path):
     ref_out, ref_routed, sp = moc_attention(q, k, v, *cols, top_k=2)
     assert np.array_equal(out["routed"], ref_routed) and np.array_equal(out["out"], ref_out)
     assert float(meta["sparsity"]) == sp
+    save(str(tmp_path / "ct.safetensors"), {"q": q, "k": k, "v": v, **{n: np.asarray(c, np.int32) for n, c in zip(names, cols)}},
+         {"top_k": "2", "causal": "true", "mode": "moc", "causal_text": "true"})
+    run_exchange(str(tmp_path / "ct.safetensors"), str(tmp_path / "ct-out.safetensors"))
+    ct_out, _ = load(str(tmp_path / "ct-out.safetensors"))
+    assert np.array_equal(ct_out["out"], moc_attention(q, k, v, *cols, top_k=2, causal_text=True)[0])
+    assert not np.array_equal(ct_out["out"], out["out"])
+    save(str(tmp_path / "ct-bad.safetensors"), {"q": q, "k": k, "v": v, **{n: np.asarray(c, np.int32) for n, c in zip(names, cols)}},
+         {"top_k": "2", "causal_text": "yes"})
+    with pytest.raises(ValueError, match="causal_text 'yes'"):
+        run_exchange(str(tmp_path / "ct-bad.safetensors"), str(tmp_path / "o.safetensors"))
     save(str(tmp_path / "bad.safetensors"), {"q": q, "k": k}, {"top_k": "2"})
     with pytest.raises(ValueError, match="'v'"):
         run_exchange(str(tmp_path / "bad.safetensors"), str(tmp_path / "o.safetensors"))
@@ -366,7 +411,7 @@ TS_CASES = [
     ((3, 2, 4), 3, 2, 2, 2, 8, 2, True, "moc", 0, False),
     ((4, 3, 5, 2), 4, 2, 1, 3, 16, 3, True, "moc", 1, False),
     ((2, 2, 3), 2, 3, 1, 2, 6, 4, False, "moc", 2, False),
-    ((2, 3), 3, 2, 1, 1, 8, 9, True, "moc", 3, False),        # top_k beyond the candidates
+    ((2, 3), 3, 2, 1, 1, 8, 8, True, "moc", 3, False),        # top_k beyond the candidates (= the 8 chunks)
     ((3, 3, 3), 2, 2, 1, 2, 8, 0, True, "moc", 4, False),     # top_k 0: mandatory links only
     ((2, 2, 2), 3, 2, 1, 2, 8, 2, True, "moc", 5, True),      # every score ties
     ((3, 2, 4), 3, 2, 2, 2, 8, 2, True, "dense", 6, False),
@@ -398,3 +443,47 @@ def test_matches_typescript_cpu_reference(tmp_path):
         assert np.array_equal(ts["routed"], routed), f"case {n}: routed indices differ"
         np.testing.assert_allclose(ts["out"], out, atol=2e-5, rtol=1e-4, err_msg=f"case {n}")
         assert float(meta["sparsity"]) == pytest.approx(sp, abs=1e-9), f"case {n}"
+
+
+# ---- routing view (MOC.md §3b): q_route / k_route -------------------------------------------
+def _view_case(seed=21):
+    lay, q, k, v, cols = case(seed=seed)
+    g = np.random.default_rng(seed + 1000)
+    qr, kr = (g.standard_normal(q.shape).astype(np.float32) for _ in range(2))
+    return lay, q, k, v, qr, kr, cols
+
+
+def test_route_view_routes_by_the_view_and_attends_with_qkv():
+    lay, q, k, v, qr, kr, cols = _view_case()
+    out, routed, sp = moc_attention(q, k, v, *cols, top_k=2, q_route=qr, k_route=kr)
+    assert np.array_equal(routed, route_naive(qr, kr, *cols, top_k=2))
+    assert not np.array_equal(routed, route_naive(q, k, *cols, top_k=2)), "the view must matter here"
+    np.testing.assert_allclose(out, attention_naive(q, k, v, *cols, routed=routed), atol=2e-5, rtol=1e-4)
+    plain = moc_attention(q, k, v, *cols, top_k=2)
+    assert np.array_equal(moc_attention(q, k, v, *cols, top_k=2, q_route=q, k_route=k)[1], plain[1])
+    with pytest.raises(ValueError, match="both or neither"):
+        moc_attention(q, k, v, *cols, top_k=2, q_route=qr)
+    with pytest.raises(ValueError, match="k_route must be"):
+        moc_attention(q, k, v, *cols, top_k=2, q_route=qr, k_route=kr[:, :-1])
+
+
+@pytest.mark.skipif(TS_MISSING is not None, reason=f"TypeScript reference unavailable: {TS_MISSING}")
+def test_route_view_matches_typescript_cpu_reference(tmp_path):
+    from train.routing_ref import run_exchange
+    from train.safetensors_io import load, save
+
+    lay, q, k, v, qr, kr, cols = _view_case(seed=5)
+    names = ("chunk_start", "chunk_end", "chunk_shot", "chunk_kind")
+    src = str(tmp_path / "in.safetensors")
+    save(src, {"q": q, "k": k, "v": v, "q_route": qr, "k_route": kr,
+               **{nm: np.asarray(c, np.int32) for nm, c in zip(names, cols)}},
+         {"top_k": "3", "causal": "true", "mode": "moc"})
+    run_exchange(src, str(tmp_path / "py.safetensors"))
+    proc = subprocess.run([NODE, CLI, "attention", "--in", src, "--out", str(tmp_path / "ts.safetensors"), "--cpu"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    py, _ = load(str(tmp_path / "py.safetensors"))
+    ts, _ = load(str(tmp_path / "ts.safetensors"))
+    assert np.array_equal(ts["routed"], py["routed"]), "routed indices differ"
+    assert not np.array_equal(py["routed"], route(q, k, *cols, top_k=3)), "the view must matter here"
+    np.testing.assert_allclose(ts["out"], py["out"], atol=2e-5, rtol=1e-4)

@@ -316,7 +316,7 @@ export async function run(args: BenchArgs): Promise<number> {
   const started = performance.now();
   const eng = await Engine.create(await nodeGpu());
   log(`# bench attention${args.quick ? ' --quick' : ''}${args.tune ? ' --tune' : ''}${args.sdpa ? ' --sdpa' : ''}${args.filter ? ` --filter ${args.filter}` : ''}`);
-  log(`adapter: ${eng.describe()}`);
+  for (const line of eng.capabilities()) log(line);
   log(`timer: ${eng.features.timestamp ? 'GPU timestamps per compute pass' : 'wall clock around sync() (no timestamp-query)'}, median over samples`);
   log(
     `layout: frames of ${g.tokensPerFrame} tokens, shots of ${g.framesPerShot} frames, captions of ${g.caption} tokens (global + one per shot), chunkFrames 1; H=${g.H}, D=${g.D}, top-k ${g.topK}, causal; f32`,

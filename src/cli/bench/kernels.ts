@@ -28,6 +28,7 @@ import { rowLayout } from '../../engine/kernels/row-layout.ts';
 import { softmax } from '../../engine/kernels/softmax.ts';
 import { Rng } from '../../engine/random.ts';
 import type { Tensor } from '../../engine/tensor.ts';
+import { ropeTables } from '../../model/dit-state.ts';
 import { fmt, fmtFlops, formatTable, runCase, withPeaks, type BenchCase, type BenchResult, type Peaks, type Prepared, type TimingOptions } from './harness.ts';
 
 export interface KernelsArgs {
@@ -199,10 +200,11 @@ export function cases(s: Sizes): BenchCase[] {
       bound: 'memory',
       async setup(eng) {
         const x = eng.upload(randoms(H * T * D, 11), [H, T, D]);
-        const pos = eng.upload(Int32Array.from({ length: T * 3 }, (_, i) => (i * 7) % 64), [T, 3]);
+        const tables = ropeTables(Float32Array.from({ length: T * 3 }, (_, i) => (i * 7) % 64), D, 10000);
+        const cos = eng.upload(tables.cos, [T, D]);
+        const sin = eng.upload(tables.sin, [T, D]);
         const out = eng.tensor([H, T, D]);
-        const split: [number, number, number] = [D / 4, (3 * D) / 8, (3 * D) / 8]; // (t, y, x), each even
-        return owned([x, pos, out], () => rope(eng, x, pos, { split, out }), { bytes: (2 * H * T * D + 3 * T) * 4 });
+        return owned([x, cos, sin, out], () => rope(eng, x, cos, sin, out), { bytes: (2 * H * T * D + 2 * T * D) * 4 });
       },
     },
     {
@@ -317,7 +319,7 @@ export async function run(args: KernelsArgs): Promise<number> {
   const eng = await Engine.create(await nodeGpu());
   const started = performance.now();
   log(`# bench kernels${args.quick ? ' --quick' : ''}${args.tune ? ' --tune' : ''}`);
-  log(`adapter: ${eng.describe()}`);
+  for (const line of eng.capabilities()) log(line);
   log(`timer: ${eng.features.timestamp ? 'GPU timestamps per compute pass, median over samples' : 'wall clock around sync() (no timestamp-query), median over samples'}`);
 
   // The device's own ceilings, measured with this engine's kernels: the first two rows.

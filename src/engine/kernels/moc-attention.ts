@@ -1,7 +1,7 @@
 /**
  * MoC fused sparse attention (MOC.md §3–5): out[h,i] = softmax(q[h,i]·k[h,Ω]ᵀ/√D)·v[h,Ω] with
- * Ω(i) the tokens of the mandatory chunks M(i) (every text chunk and every chunk of the query's
- * shot) and of the routed chunks R(i) (`routed` [H, N, W], −1 padded). Keys are read in place:
+ * Ω(i) the tokens of the mandatory chunks M(i) (every text chunk — with `causalText`, those of
+ * shots ≤ the query's — and every chunk of the query's shot) and of the routed chunks R(i) (`routed` [H, N, W], −1 padded). Keys are read in place:
  * no gathered K/V copies. Two designs of MOC.md §5, chosen with `opts.design`. The default is
  * 'grouped-shared' (design B with direct addressing and shared routed chunks, below) whenever
  * B's partial buffers fit the adapter's buffer limits, else 'union'. On an H100 (Dawn/Vulkan,
@@ -75,6 +75,8 @@ export interface MocAttentionOptions {
   tile?: FlashTile;
   /** Sparse kernel design (mode 'moc'); by default `defaultMocDesign`. Results agree to f32 rounding. */
   design?: MocDesign;
+  /** MOC.md §3b (mode 'moc'): only captions of shots ≤ the query's are mandatory. Default false. */
+  causalText?: boolean;
 }
 
 const MAX_BQ = 64; // the WGSL's row masks are two u32 words
@@ -144,7 +146,7 @@ export async function mocAttention(
   const tile = opts.tile ?? mocTile(eng, D, W, design);
   const problem = mocTileProblem(eng, D, tile, W, design);
   if (problem) throw new UnsupportedError(`mocAttention: tile ${JSON.stringify(tile)} at D=${D}, W=${W}: ${problem}`);
-  const { plan, buffer } = planFor(eng, chunks, tile.bq, design === 'grouped-shared' && alignTiles(chunks, tile.bq));
+  const { plan, buffer } = planFor(eng, chunks, tile.bq, design === 'grouped-shared' && alignTiles(chunks, tile.bq), opts.causalText ?? false);
   const storage = q.dtype === 'f16' ? 'f16' : 'f32';
   const out = opts.out ?? eng.tensor([H, N, D], q.dtype, 'moc-attention.out');
   const C = chunks.start.length;
@@ -194,7 +196,7 @@ export function mocAttentionCpu(
   chunks: MocChunks,
   routed: ArrayLike<number>,
   W: number,
-  opts: { mode?: MocAttentionMode; scale?: number } = {},
+  opts: { mode?: MocAttentionMode; scale?: number; causalText?: boolean } = {},
 ): Float32Array {
   const scale = opts.scale ?? 1 / Math.sqrt(D);
   if (opts.mode === 'dense') return flashAttentionCpu(q, k, v, H, N, D, scale);
@@ -208,7 +210,10 @@ export function mocAttentionCpu(
   for (let h = 0; h < H; h++) {
     for (let i = 0; i < N; i++) {
       const shot = chunks.shot[chunkOf[i]];
-      for (let b = 0; b < C; b++) inOmega[b] = chunks.kind[b] === KIND_TEXT || chunks.shot[b] === shot ? 1 : 0;
+      for (let b = 0; b < C; b++) {
+        const text = chunks.kind[b] === KIND_TEXT && (!opts.causalText || chunks.shot[b] <= shot);
+        inOmega[b] = text || chunks.shot[b] === shot ? 1 : 0;
+      }
       for (let j = 0; j < W; j++) {
         const r = routed[(h * N + i) * W + j];
         if (r >= 0 && r < C) inOmega[r] = 1;

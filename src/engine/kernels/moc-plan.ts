@@ -64,9 +64,11 @@ export interface MocPlan {
  * start at its first token), so the rows of a tile are the queries of one frame. Each segment's
  * mandatory ranges are also split (`splits`) into its longest range (the `main` range: for video,
  * the shot's caption and frames) and the rest, listed again with their own positions from 0.
+ * With `causalText` (MOC.md §3b) a segment's mandatory text is only the captions of shots ≤ its
+ * own (the global caption's segment: itself); its queries, text or video, still share M(i).
  * Assumes a table that passed checkChunks.
  */
-export function mocPlan(chunks: MocChunks, bq: number, align = false): MocPlan {
+export function mocPlan(chunks: MocChunks, bq: number, align = false, causalText = false): MocPlan {
   const C = chunks.start.length;
   const tiles: number[] = [];
   const segs: number[] = [];
@@ -83,7 +85,8 @@ export function mocPlan(chunks: MocChunks, bq: number, align = false): MocPlan {
       const r0 = ranges.length / 4;
       let nkeys = 0;
       for (let b = 0; b < C; b++) {
-        if (chunks.kind[b] !== KIND_TEXT && chunks.shot[b] !== shot) continue;
+        const text = chunks.kind[b] === KIND_TEXT && (!causalText || chunks.shot[b] <= shot);
+        if (!text && chunks.shot[b] !== shot) continue;
         const [s, e] = [chunks.start[b], chunks.end[b]];
         const last = ranges.length - 4;
         if (ranges.length / 4 > r0 && ranges[last + 1] === s) ranges[last + 1] = e;
@@ -153,18 +156,18 @@ function snapshotOf(c: MocChunks): Int32Array {
   return s;
 }
 
-/** The plan of `chunks` at tiling (bq, align) on the GPU: cached, or built and uploaded now. */
-export function planFor(eng: Engine, chunks: MocChunks, bq: number, align: boolean): CachedPlan {
+/** The plan of `chunks` at tiling (bq, align) and causalText on the GPU: cached, or built and uploaded now. */
+export function planFor(eng: Engine, chunks: MocChunks, bq: number, align: boolean, causalText = false): CachedPlan {
   let byTable = planCache.get(eng);
   if (!byTable) planCache.set(eng, (byTable = new WeakMap()));
   let byTiling = byTable.get(chunks.start);
   if (!byTiling) byTable.set(chunks.start, (byTiling = new Map()));
   const snapshot = snapshotOf(chunks);
-  const key = `${bq}/${align}`;
+  const key = `${bq}/${align}/${causalText}`;
   const hit = byTiling.get(key);
   if (hit && hit.snapshot.length === snapshot.length && hit.snapshot.every((x, i) => x === snapshot[i])) return hit;
   if (hit) byTiling.clear(); // the columns changed: every tiling's plan is stale
-  const plan = mocPlan(chunks, bq, align);
+  const plan = mocPlan(chunks, bq, align, causalText);
   const buffer = eng.device.createBuffer({ size: plan.data.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST, label: 'moc-attention.plan' });
   eng.device.queue.writeBuffer(buffer, 0, plan.data);
   const entry = { snapshot, plan, buffer };

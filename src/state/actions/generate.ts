@@ -10,14 +10,17 @@
 import type { GenerateProgress, GenerateRequest, GenerateResult } from '../../model/api.ts';
 import { WorkerError } from '../../worker/client.ts';
 import type { EngineErrorInfo } from '../../worker/protocol.ts';
-import { addShot, newShotId, randomSeed, updateShot } from '../board-ops.ts';
+import { addShot, newShotId, updateShot } from '../board-ops.ts';
 import { clearPreviews, dropTakes, getTake, putPreview, putTake } from '../media.ts';
 import * as persist from '../persist.ts';
+import { estimateRun, recordStepTime, runShape, type RunShape } from '../run-estimate.ts';
 import { isRunning } from '../slices/generation.ts';
 import { useStudio } from '../store.ts';
 import type { RunKind, RunPlan, TakeMeta } from '../types.ts';
+import { regenerateSeed } from '../versions.ts';
 import { engineClient, onEngineLost } from './engine.ts';
 import { ensureModel } from './model.ts';
+import { keepRouting } from './routing.ts';
 
 /**
  * The request for a run. `regenerate` keeps every other shot that has a take of the right
@@ -52,6 +55,12 @@ function runCaptions(plan: RunPlan): string[] {
   return plan.request.storyboard.shots.map((shot) => shot.caption);
 }
 
+/** What the run is, for its time estimate: its own board and attention, the model and adapter in use. */
+function planShape(plan: RunPlan): RunShape {
+  const s = useStudio.getState();
+  return runShape({ ...s, board: plan.request.storyboard, settings: { ...s.settings, attention: plan.request.attention } });
+}
+
 /** The chosen take's pixels of a shot, if it has the shot's current length. */
 function keptTake(shotId: string, frames: number): Uint8ClampedArray | undefined {
   const id = useStudio.getState().chosen[shotId];
@@ -60,7 +69,7 @@ function keptTake(shotId: string, frames: number): Uint8ClampedArray | undefined
 }
 
 /** The run in progress (`id` names its record in IndexedDB); `sampled` once the worker has answered (what remains needs no GPU). */
-let current: { plan: RunPlan; id: string; model: string | null; sampled: boolean } | null = null;
+let current: { plan: RunPlan; id: string; model: string | null; sampled: boolean; release: () => void } | null = null;
 /** The run offered for resuming and the model it was made for (the store's `interrupted` says what it was). */
 let interrupted: { plan: RunPlan; model: string | null } | null = null;
 
@@ -69,12 +78,18 @@ export function generateAll(): Promise<void> {
   return run(planRun('all'));
 }
 
-/** Samples one shot again, every other finished shot kept as it is. */
-export function regenerateShot(shotId: string, newSeed = true): Promise<void> {
+/**
+ * Samples one shot again, every other finished shot kept as it is. A shot unchanged since its
+ * kept version gets a new seed (one undoable edit, shown on its card; the old version keeps its
+ * seed and Keep brings it back); a changed shot is sampled with the seed it has.
+ */
+export function regenerateShot(shotId: string): Promise<void> {
   const st = useStudio.getState();
   const index = st.shotIds.indexOf(shotId);
   if (index < 0) return Promise.resolve();
-  if (newSeed) st.edit((b) => updateShot(b, index, { seed: randomSeed() }));
+  const kept = st.takes[shotId]?.find((t) => t.id === st.chosen[shotId]);
+  const { seed, changed } = regenerateSeed(st.board.shots[index], kept);
+  if (changed) st.edit((b) => updateShot(b, index, { seed }));
   return run(planRun('regenerate', shotId));
 }
 
@@ -129,6 +144,34 @@ function otherModel(made: string | null, now: string | null): boolean {
   return made !== null && now !== null && made !== now;
 }
 
+/**
+ * One owner per run across tabs (Web Locks): the tab running a run holds the lock
+ * `moc-studio-run-<id>` until it ends, and another tab of the same profile neither offers that
+ * run for resuming (nor deletes its record on Dismiss) nor starts a run of its own meanwhile.
+ * Where the page has no Web Locks, nothing is coordinated.
+ */
+const RUN_LOCK = 'moc-studio-run-';
+
+function locks(): LockManager | undefined {
+  return (globalThis.navigator as Navigator | undefined)?.locks;
+}
+
+function holdRunLock(id: string): () => void {
+  let release: () => void = () => undefined;
+  const held = new Promise<void>((r) => (release = r));
+  void locks()?.request(`${RUN_LOCK}${id}`, () => held).catch(() => undefined);
+  return release;
+}
+
+/** True when another tab holds a run's lock (this tab's own run does not count). */
+export async function runLiveElsewhere(): Promise<boolean> {
+  const l = locks();
+  if (!l) return false;
+  const mine = current ? `${RUN_LOCK}${current.id}` : null;
+  const { held = [] } = await l.query().catch(() => ({ held: [] }));
+  return held.some((x) => x.name?.startsWith(RUN_LOCK) && x.name !== mine);
+}
+
 /** Writes of the kept run, one after another in the order asked (a run's start, its steps, its end). */
 let runWrites: Promise<void> = Promise.resolve();
 /** The step to write next, while a step write waits in `runWrites` (later steps replace it). */
@@ -173,6 +216,7 @@ export async function restoreInterruptedRun(): Promise<string | null> {
     return `The interrupted run could not be restored: ${(e as Error).message}`;
   }
   if (!saved || current) return null;
+  if (await runLiveElsewhere()) return 'A run is in progress in another tab of the studio: it is not offered for resuming here';
   if (otherModel(saved.model, useStudio.getState().settings.model)) forgetResume();
   else offerResume(saved.plan, saved.model, saved.step);
   return null;
@@ -181,15 +225,32 @@ export async function restoreInterruptedRun(): Promise<string | null> {
 async function run(plan: RunPlan): Promise<void> {
   const st = useStudio.getState();
   if (isRunning(st.run.phase)) return;
+  if (await runLiveElsewhere()) {
+    st.setRun({ phase: 'error', error: { code: 'busy', message: 'A run is in progress in another tab of the studio: wait for it to end there, or close that tab.' } });
+    return;
+  }
   dismissResume(); // a new run, or this one resumed, replaces the offer
   const startedAt = performance.now();
   const id = `run-${Date.now().toString(36)}-${Math.floor(Math.random() * 1e6).toString(36)}`;
   const madeFor = st.model.name ?? st.settings.model;
-  current = { plan, id, model: madeFor, sampled: false };
+  current = { plan, id, model: madeFor, sampled: false, release: holdRunLock(id) };
   void keepRun(() => persist.saveRun(id, madeFor, plan));
-  st.setRun({ phase: 'preparing', kind: plan.kind, shotIds: plan.targets, step: 0, steps: plan.request.steps, startedAt: Date.now(), elapsedMs: 0, etaMs: null, msPerStep: null, error: null });
-  st.setTraces([], plan.shotIds, runCaptions(plan));
-  st.setRoutingStats(null);
+  const expected = estimateRun(planShape(plan), plan.request.steps);
+  st.setRun({
+    phase: 'preparing',
+    kind: plan.kind,
+    shotIds: plan.targets,
+    step: 0,
+    steps: plan.request.steps,
+    startedAt: Date.now(),
+    stepStartedAt: Date.now(),
+    expectedMsPerStep: expected?.msPerStep ?? null,
+    elapsedMs: 0,
+    etaMs: expected?.totalMs ?? null,
+    msPerStep: null,
+    error: null,
+  });
+  st.beginRouting(plan.shotIds, runCaptions(plan)); // the last run's graph stays until this one's first trace
   clearPreviews(plan.targets);
 
   await ensureModel();
@@ -202,7 +263,7 @@ async function run(plan: RunPlan): Promise<void> {
     });
   }
   if (current?.plan !== plan || useStudio.getState().run.phase === 'cancelling') return finish(plan, { code: 'cancelled', message: 'Cancelled before the first step' });
-  useStudio.getState().setRun({ phase: 'running' });
+  useStudio.getState().setRun({ phase: 'running', stepStartedAt: Date.now() });
 
   let lastStepAt = performance.now();
   try {
@@ -220,7 +281,9 @@ async function run(plan: RunPlan): Promise<void> {
 }
 
 function onProgress(plan: RunPlan, p: GenerateProgress, stepMs: number, elapsedMs: number): void {
-  if (current?.plan !== plan) return;
+  // progress comes on a channel of its own: a last message may arrive after the result, and must
+  // not turn the finished run's routing stats back into live ones
+  if (current?.plan !== plan || current.sampled) return;
   keepRunStep(current.id, p.step);
   const st = useStudio.getState();
   const size = st.model.info?.imageSize ?? 0;
@@ -231,6 +294,7 @@ function onProgress(plan: RunPlan, p: GenerateProgress, stepMs: number, elapsedM
     elapsedMs,
     etaMs: perStep === null ? null : perStep * Math.max(0, p.steps - p.step),
     msPerStep: p.timings?.total ?? stepMs,
+    stepStartedAt: Date.now(),
   });
   if (p.previews?.length && size > 0) {
     for (const pv of p.previews) {
@@ -279,20 +343,41 @@ async function onResult(plan: RunPlan, result: GenerateResult): Promise<void> {
   dropTakes(dropped);
   clearPreviews(plan.targets);
   st.setTraces(result.traces, plan.shotIds, runCaptions(plan));
+  st.setRoutingOrigin({ attention: plan.request.attention, restored: false, stepsOf: null });
   const ms = result.timings.length ? result.timings.reduce((n, t) => n + t.total, 0) / result.timings.length : null;
-  st.setRoutingStats({ sparsity: result.sparsity, flopsVisited: result.attentionFlops.visited, flopsDense: result.attentionFlops.dense, msPerStep: ms, live: false });
+  if (result.timings.length) recordStepTime({ ...planShape(plan), msPerStep: result.totalMs / result.timings.length, at: Date.now() });
+  const stats = { sparsity: result.sparsity, flopsVisited: result.attentionFlops.visited, flopsDense: result.attentionFlops.dense, msPerStep: ms, live: false };
+  st.setRoutingStats(stats);
+  for (const m of metas) unsaved.set(m.id, m);
   try {
-    for (const m of metas) await persist.saveTake(m, getTake(m.id)!.pixels);
     if (dropped.length) await persist.deleteTakes(dropped);
+    await saveUnsavedTakes();
   } catch (e) {
-    st.setSave('error', `Finished shots could not be saved: ${(e as Error).message}`);
+    st.setSave('error', `Finished shots could not be saved: ${(e as Error).message}${(e as Error).name === 'QuotaExceededError' ? " (the browser's storage for this site is full: delete takes you do not need)" : ''}; retrying at every change`);
+  }
+  await keepRouting({ takeIds: metas.map((m) => m.id), shotIds: plan.shotIds, captions: runCaptions(plan), attention: plan.request.attention, stats, traces: result.traces });
+}
+
+/** Finished takes not yet in IndexedDB (a save failed: a full disk), retried by `saveUnsavedTakes`. */
+const unsaved = new Map<string, TakeMeta>();
+
+/**
+ * Saves every finished take not saved yet (skipping ones deleted meanwhile).
+ * @throws the first storage error; the takes not saved stay queued.
+ */
+export async function saveUnsavedTakes(): Promise<void> {
+  for (const [id, m] of [...unsaved]) {
+    const px = getTake(id)?.pixels;
+    if (px) await persist.saveTake(m, px);
+    unsaved.delete(id);
   }
 }
 
 function finish(plan: RunPlan, error: EngineErrorInfo | null): void {
   if (current?.plan !== plan) return;
-  const { model } = current;
+  const { model, release } = current;
   current = null;
+  release();
   const st = useStudio.getState();
   if (error?.code === 'device-lost' || error?.code === 'worker-failed') {
     // the same words whichever comes first: the run's rejection or the engine's loss notice
@@ -303,6 +388,7 @@ function finish(plan: RunPlan, error: EngineErrorInfo | null): void {
     void keepRun(() => persist.clearRun()); // done, cancelled or failed: nothing to resume
   }
   clearPreviews(plan.targets);
+  st.abandonRouting(); // a run that sent no trace leaves the last run's graph as it was
   st.bumpMedia();
   if (!error) st.setRun({ phase: 'done', etaMs: 0, error: null });
   else if (error.code === 'cancelled') st.setRun({ phase: 'cancelled', etaMs: null, error: null });
