@@ -54,9 +54,10 @@ def _interval(x: np.ndarray) -> List[float]:
 
 @torch.no_grad()
 def measure(model, cfg, scenes: List[Scene], ts, oracle: bool = False, seed: int = 0,
-            mode: str = "dense") -> List[dict]:
+            mode: str = "dense", per_scene: bool = False) -> List[dict]:
     """One row per t (module docstring). mode: the model's attention mode ("shot": no attention
-    across shots, so every gain is exactly 0; the probe's floor)."""
+    across shots, so every gain is exactly 0; the probe's floor). per_scene: also every scene's
+    gain (fg_gain_scenes, bg_gain_scenes), for paired comparisons of models (paired_gain)."""
     vocab = Vocab(oracle=oracle)
     F = scenes[0].shots[0].frames
     videos, fgs, bgs, texts = [], [], [], []
@@ -92,8 +93,19 @@ def measure(model, cfg, scenes: List[Scene], ts, oracle: bool = False, seed: int
             row[f"{k}_clean"] = _interval(err["clean"][k])
             row[f"{k}_hidden"] = _interval(err["hidden"][k])
             row[f"{k}_gain"] = _interval(err["hidden"][k] - err["clean"][k])
+            if per_scene:
+                row[f"{k}_gain_scenes"] = [round(float(x), 6) for x in err["hidden"][k] - err["clean"][k]]
         rows.append(row)
     return rows
+
+
+def paired_gain(a: dict, b: dict, key: str = "fg") -> List[float]:
+    """Gain of row b minus row a (same t, scenes and noise), mean and 95 % interval over scenes:
+    the noise of the scenes themselves cancels."""
+    x, y = np.array(a[f"{key}_gain_scenes"]), np.array(b[f"{key}_gain_scenes"])
+    if a["t"] != b["t"] or len(x) != len(y):
+        raise ValueError("paired_gain: rows of different t or scene counts")
+    return _interval(y - x)
 
 
 def main(argv: Optional[List[str]] = None) -> List[dict]:
@@ -109,6 +121,7 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     p.add_argument("--t", default="0.3,0.6,0.9", help="noise levels of shot 1")
     p.add_argument("--mode", default="dense", choices=["dense", "shot"],
                    help="attention mode (shot: no cross-shot attention, the floor)")
+    p.add_argument("--per-scene", action="store_true", help="also every scene's gain (for paired_gain)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=None, help="also append the JSON lines to this file")
     a = p.parse_args(argv)
@@ -120,7 +133,7 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     version = a.world or int(meta.get("world_version", 1))
     scenes = probe_scenes(a.scenes, version, a.frames)
     rows = measure(model.eval(), cfg, scenes, [float(x) for x in a.t.split(",")],
-                   bool(meta.get("oracle_captions")), mode=a.mode)
+                   bool(meta.get("oracle_captions")), mode=a.mode, per_scene=a.per_scene)
     for r in rows:
         r.update({"source": a.model or a.ckpt, "ema": a.ema, "world": version, "mode": a.mode})
         line = json.dumps(r)

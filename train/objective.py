@@ -71,16 +71,15 @@ def prefix_t(t_shot: torch.Tensor, spec: Optional[Tuple[float, float]], gen: tor
 
 
 def frame_weights(t: torch.Tensor, t_shot: torch.Tensor, gamma: float) -> torch.Tensor:
-    """--x0-weight: [B, T] factors for the squared error of each frame (1 where off)."""
+    """--x0-weight: [B, T] factors for the squared error of each frame (1 where off). No host
+    sync (nothing here waits for the GPU)."""
     r = torch.ones_like(t)
     if gamma <= 0:
         return r
     sel = prefix_rows(t_shot)[:, None] & (t > 0)
-    if not bool(sel.any()):
-        return r
     w = t.clamp(min=T_MIN).pow(2 * gamma)
-    w = w / w[sel].mean()
-    return torch.where(sel, w, r)
+    mean = (w * sel).sum() / sel.sum().clamp(min=1)
+    return torch.where(sel, w / mean.clamp(min=1e-12), r)
 
 
 # ---- curriculum -----------------------------------------------------------------------------
@@ -183,14 +182,15 @@ class AuxHead(nn.Module):
         pooled = F.layer_norm(pooled, pooled.shape[-1:])
         keep = mass >= min_cover
         total = h.float().sum() * 0.0             # keeps the graph connected when nothing counts
-        n = 0
-        for k, head in enumerate(self.heads):
+        n = total.detach()
+        for k, head in enumerate(self.heads):     # masked, not indexed: no host sync
             y = labels[..., k]
-            ok = keep & (y >= 0)
-            if bool(ok.any()):
-                total = total + F.cross_entropy(head(pooled[ok]), y[ok])
-                n += 1
-        return total / max(n, 1)
+            ok = (keep & (y >= 0)).float()
+            ce = F.cross_entropy(head(pooled).flatten(0, 1), y.clamp(min=0).flatten(),
+                                 reduction="none").view_as(ok)
+            total = total + (ce * ok).sum() / ok.sum().clamp(min=1)
+            n = n + (ok.sum() > 0).float()
+        return total / n.clamp(min=1)
 
 
 class HiddenCapture:

@@ -148,6 +148,10 @@ def test_oracle_run_exports_the_oracle_vocabulary(tmp_path):
     words = json.load(open(tmp_path / "o" / "vocab.json"))["words"]
     assert meta["oracle_captions"] is True and cfg.vocab_size == len(words) > 45 and cfg.text_len == 32
     assert "halved" in words and "large" in words
+    from train.sample import main as sample_main                  # the oracle's captions, v2 truth
+    png = sample_main(["--ckpt", str(tmp_path / "run"), "--scene", "0", "--shots", "3", "--frames", "2",
+                       "--steps", "1", "--mode", "dense", "--out", str(tmp_path / "s.png")])
+    assert os.path.getsize(png) > 100
 
 
 def test_memory_loss_probe_is_zero_without_cross_shot_attention():
@@ -160,9 +164,9 @@ def test_memory_loss_probe_is_zero_without_cross_shot_attention():
     assert all(any(a == 0 and b == 1 for _, a, b, _c in recurrences(s)) for s in scenes)
     off = measure(model, cfg, scenes, [0.5], mode="shot")[0]
     assert off["fg_gain"][0] == 0.0 and off["bg_gain"][0] == 0.0
-    on = measure(model, cfg, scenes, [0.5])[0]
+    on = measure(model, cfg, scenes, [0.5], per_scene=True)[0]
     assert on["fg_gain"][0] != 0.0 and on["fg_clean"][0] > 0
-    from train.sample import main as sample_main                  # the oracle's captions, v2 truth
-    png = sample_main(["--ckpt", str(tmp_path / "run"), "--scene", "0", "--shots", "3", "--frames", "2",
-                       "--steps", "1", "--mode", "dense", "--out", str(tmp_path / "s.png")])
-    assert os.path.getsize(png) > 100
+    from train.memory_loss import paired_gain
+    assert paired_gain(on, on) == [0.0, 0.0, 0.0]
+    twice = {**on, "fg_gain_scenes": [2 * g for g in on["fg_gain_scenes"]]}
+    assert paired_gain(on, twice)[0] == pytest.approx(on["fg_gain"][0], abs=1e-5)
