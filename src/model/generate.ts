@@ -178,6 +178,7 @@ export class Generator {
       textLen: c.textLen,
       fps: c.fps,
       trainFrames: c.trainFrames,
+      routeView: c.routeView,
       words: [...model.tokenizer.words],
     };
   }

@@ -19,7 +19,7 @@ export { WorkerError };
 export type * from './protocol.ts';
 // Pure model-side code the page needs on the main thread (parsing imports, the schema's limits, what a shot length means for a model).
 export { MAX_SHOT_FRAMES, MAX_SHOTS, MAX_STORYBOARD_BYTES, STORYBOARD_VERSION, StoryboardError, parseStoryboard, parseStoryboardJson } from '../model/storyboard.ts';
-export { shotLengthNote } from '../model/config.ts';
+export { routeViewText, shotLengthNote } from '../model/config.ts';
 export { isAttentionMode } from '../model/api.ts';
 
 /** The engine api, plus `terminate()` to stop the worker and what a crash needs. */
