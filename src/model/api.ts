@@ -4,7 +4,7 @@
  *
  * Legend: S shots, F frames of a shot, Hi×Wi frame size, L caption tokens, C chunks, H heads.
  */
-import type { TrainFrames } from './config.ts';
+import type { RouteView, TrainFrames } from './config.ts';
 import type { Storyboard } from './storyboard.ts';
 import type { ChunkTable } from './layout.ts';
 import type { RouteRows } from '../engine/kernels/trace.ts';
@@ -32,6 +32,8 @@ export interface ModelInfo {
   fps: number;
   /** Frames per shot it was trained on (config.json `train_frames`, or a min–max range), null when not recorded. */
   trainFrames: TrainFrames | null;
+  /** The view of q, k routing scores with (config.json `route_view`; MOC.md §3b). */
+  routeView: RouteView;
   /** The vocabulary (for marking unknown caption words and offering suggestions). */
   words: string[];
   /** How the model's tokenizer splits a caption (vocab.json), so the page counts and marks words the same way. */

@@ -28,6 +28,18 @@ export interface TrainFrames {
 export const ROUTE_VIEWS = ['rotary', 'spatial', 'unrotated'] as const;
 export type RouteView = (typeof ROUTE_VIEWS)[number];
 
+/** What a routing view means, in a phrase for the studio (model info, teaching mode). */
+export function routeViewText(view: RouteView): string {
+  switch (view) {
+    case 'rotary':
+      return 'q and k as rotated for attention (time and position in the frame)';
+    case 'spatial':
+      return 'q and k rotated by position in the frame only, without the time rotation';
+    case 'unrotated':
+      return 'q and k before any rotation';
+  }
+}
+
 export interface ModelConfig {
   name: string;
   vocabSize: number; // V

@@ -201,6 +201,7 @@ export class Generator {
       textLen: c.textLen,
       fps: c.fps,
       trainFrames: c.trainFrames,
+      routeView: c.routeView,
       words: [...model.tokenizer.words],
       captionRules: { split: model.tokenizer.splitPattern, lowercase: model.tokenizer.lowercase },
     };

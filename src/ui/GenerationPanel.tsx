@@ -5,6 +5,7 @@ import { chooseModel, ensureModel } from '../state/actions/model.ts';
 import { MAX_SHOTS } from '../state/board-ops.ts';
 import { estimateRun, isCpuAdapter, runShape } from '../state/run-estimate.ts';
 import { isRunning } from '../state/slices/generation.ts';
+import { routeViewText } from '../model/config.ts';
 import { useStudio } from '../state/store.ts';
 import { CaptionField } from './CaptionField.tsx';
 import { formatBytes } from '../model/limits.ts';
@@ -141,7 +142,8 @@ function ModelPicker() {
         )}
         {model.phase === 'ready' && model.info && (
           <span className="muted small-text">
-            <span className="ok">Loaded</span> {model.info.imageSize}×{model.info.imageSize} px · {model.info.depth} layers · {model.info.heads} heads · width {model.info.dim} · {model.info.words.length} words
+            <span className="ok">Loaded</span> {model.info.imageSize}×{model.info.imageSize} px · {model.info.depth} layers · {model.info.heads} heads · width {model.info.dim} · {model.info.words.length} words ·{' '}
+            <span title={`Routing scores with ${routeViewText(model.info.routeView)} (MOC.md §3b); attention always uses the rotated q and k.`}>routing view {model.info.routeView}</span>
           </span>
         )}
         {model.phase === 'none' && engineStarting && <span className="muted small-text">Loads once the engine is ready.</span>}

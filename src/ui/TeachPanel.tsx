@@ -1,5 +1,6 @@
 import { explain, setTeachOpen, teachGeometry } from '../state/actions/teach.ts';
 import { useStudio } from '../state/store.ts';
+import { routeViewText } from '../model/config.ts';
 import type { ExplainedChunk, Explanation } from '../worker/protocol.ts';
 import { chunkNamer } from '../viz/chunk-names.ts';
 import { formatPercent } from './format.ts';
@@ -147,6 +148,11 @@ function Walkthrough({ r, fallback, tokensPerFrame }: { r: Explanation; fallback
           <h3>Scores against chunk descriptors</h3>
           <p>
             <em>How well each other frame matches the token.</em> Each other video chunk c is summarised by φ(K<sub>c</sub>), the mean of its keys; the score is q·φ(K<sub>c</sub>).
+            {r.network?.routeView && r.network.routeView !== 'rotary'
+              ? ` This model routes with its routing view “${r.network.routeView}”: ${routeViewText(r.network.routeView)} (attention itself uses the rotated q and k), so q and the keys here are that view’s.`
+              : r.network
+                ? ' This model routes with q and k as rotated for attention, so the time rotation every token of a frame shares is part of each score.'
+                : ''}
             {r.causal ? ` Causal routing masks every chunk not before the query’s (${masked.length} masked).` : ' Routing is not causal here: later chunks are candidates too.'}
           </p>
           <table className="score-table">

@@ -9,6 +9,7 @@
  */
 import type { AdapterSummary, EngineFeatures } from '../engine/engine.ts';
 import type { GenerateProgress, GenerateRequest, GenerateResult, LoadedModelInfo } from '../model/api.ts';
+import type { RouteView } from '../model/config.ts';
 import type { Chunk } from '../model/layout.ts';
 import type { Storyboard } from '../model/storyboard.ts';
 import type { ENGINE_ERROR_CODES } from './errors.ts';
@@ -170,8 +171,11 @@ export interface Explanation {
   source: string;
   /** `network`: the loaded model's own q and k on a generated video; `example`: the seeded CPU example. */
   origin: 'network' | 'example';
-  /** With origin `network`: the model, its layer count, the layer shown (0-based) and the timestep. */
-  network?: { model: string; layers: number; layer: number; t: number };
+  /**
+   * With origin `network`: the model, its layer count, the layer shown (0-based), the timestep
+   * and the routing view whose q, k gave the scores (absent: 'rotary').
+   */
+  network?: { model: string; layers: number; layer: number; t: number; routeView?: RouteView };
   /**
    * A remark on the numbers, when there is one: e.g. that the GPU's float32 scores order two
    * near-tied candidates differently from the float64 scores shown (the routed set is the network's).
