@@ -38,6 +38,7 @@ export function RoutingGraph() {
         <h2 id="routing-title">Routing graph</h2>
         <span className="muted small-text">Which earlier chunks each chunk’s queries attend to (MoC top-k routing)</span>
       </header>
+      <CausalLegend />
       <Filters traces={traces} />
       <div className="routing-body">
         <div className="routing-stage">
@@ -51,6 +52,24 @@ export function RoutingGraph() {
         </aside>
       </div>
     </section>
+  );
+}
+
+/**
+ * Whether the arcs are the whole story: with a causal-text model (and causal routing) no
+ * information flows from a later shot to an earlier one; otherwise every query also sees every
+ * shot's caption, a link back in time that the mandatory links show.
+ */
+function CausalLegend() {
+  const causalText = useStudio((s) => s.model.info?.causalText);
+  const causal = useStudio((s) => s.settings.attention.causal && s.settings.attention.mode === 'moc');
+  if (causalText === undefined) return null;
+  return (
+    <p className="muted small-text routing-legend" data-testid="causal-legend">
+      {causalText && causal
+        ? 'Context-causal model: a shot sees only its own and earlier shots’ captions and frames, so no information flows backward — later shots never change earlier ones.'
+        : 'Every query also sees every shot’s caption, including later shots’: those caption links (tick “Mandatory links”) carry information backward in time, beyond the arcs drawn.'}
+    </p>
   );
 }
 
@@ -124,6 +143,12 @@ function Stats() {
         <dt>Time per step</dt>
         <dd>{stats.msPerStep !== null ? formatMs(stats.msPerStep) : '—'}</dd>
       </div>
+      {stats.reused && (
+        <div>
+          <dt>Cache</dt>
+          <dd data-testid="cache-reused">{stats.reused}</dd>
+        </div>
+      )}
       {stats.live && <p className="live small-text">live · {mode}</p>}
     </dl>
   );

@@ -280,7 +280,7 @@ async function onResult(plan: RunPlan, result: GenerateResult): Promise<void> {
   clearPreviews(plan.targets);
   st.setTraces(result.traces, plan.shotIds, runCaptions(plan));
   const ms = result.timings.length ? result.timings.reduce((n, t) => n + t.total, 0) / result.timings.length : null;
-  st.setRoutingStats({ sparsity: result.sparsity, flopsVisited: result.attentionFlops.visited, flopsDense: result.attentionFlops.dense, msPerStep: ms, live: false });
+  st.setRoutingStats({ sparsity: result.sparsity, flopsVisited: result.attentionFlops.visited, flopsDense: result.attentionFlops.dense, msPerStep: ms, live: false, reused: result.cache?.summary ?? null });
   try {
     for (const m of metas) await persist.saveTake(m, getTake(m.id)!.pixels);
     if (dropped.length) await persist.deleteTakes(dropped);
