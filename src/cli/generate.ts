@@ -280,7 +280,7 @@ async function generate(a: GenerateArgs): Promise<number> {
     const r = await gen.generate(req, (p) => process.stderr.write(tty ? `\r${progressLine(p)}` : `${progressLine(p)}\n`), ac.signal);
     if (tty) process.stderr.write('\n');
     await writeOutputs(a.out, r, req, gen, eng);
-    console.error(`moc generate: wrote ${a.out} (${(r.totalMs / 1000).toFixed(1)} s, sparsity ${(r.sparsity * 100).toFixed(1)}%)`);
+    console.error(`moc generate: wrote ${a.out} (${(r.totalMs / 1000).toFixed(1)} s, sparsity ${(r.sparsity * 100).toFixed(1)}%${r.cache ? `; ${r.cache.summary}` : ''})`);
     return 0;
   } finally {
     process.off('SIGINT', onSigint);
