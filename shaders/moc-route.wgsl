@@ -1,12 +1,13 @@
 // moc-route.wgsl — MoC routing (MOC.md §3): for every (head, video query) the top-K candidate
 // chunks by raw dot-product score against the chunk descriptors.
 //
-// Bindings: @0 params {H, N, D, C, K, causal, groups_per_head}, @1 q: array<T> [H, N, D],
+// Bindings: @0 params {H, N, D, C, K, causal, groups_per_head, q0}, @1 q: array<T> [H, N, D],
 // @2 desc: array<f32> [H, C, D] (chunk-mean.wgsl), @3 chunk_start: array<i32> [C] (a valid,
 // contiguous table starting at 0), @4 chunk_kind: array<i32> [C] (0 text, 1 video),
 // @5 chunk_shot: array<i32> [C], @6 routed: array<i32> [H, N, K].
-// Geometry: one invocation per (head, query); a workgroup holds WG queries of one head (linear
-// group g: h = g / groups_per_head). Descriptors are read in tiles of TC chunks straight from
+// Geometry: one invocation per (head, query i ≥ q0); a workgroup holds WG queries of one head
+// (linear group g: h = g / groups_per_head). Rows of queries before q0 are not written (a
+// cached prefix, dit.ts). Descriptors are read in tiles of TC chunks straight from
 // global memory (every thread of the workgroup reads the same address: a broadcast); each
 // thread reads q[h, i, d] once per tile and accumulates TC scores in registers, d in order, in
 // f32. There is no workgroup memory and no barrier, so a thread stops at its own causal limit.
@@ -23,7 +24,7 @@ override WG: u32 = 64u;
 const TC: u32 = 16u;
 const MAX_K: u32 = 16u;
 
-struct Params { H: u32, N: u32, D: u32, C: u32, K: u32, causal: u32, groups_per_head: u32 }
+struct Params { H: u32, N: u32, D: u32, C: u32, K: u32, causal: u32, groups_per_head: u32, q0: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<T>;
@@ -49,7 +50,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
         @builtin(num_workgroups) nwg: vec3<u32>) {
   let g = linear_group(wid, nwg);
   let h = g / p.groups_per_head;
-  let i = (g % p.groups_per_head) * WG + lid;
+  let i = p.q0 + (g % p.groups_per_head) * WG + lid;
   if (h >= p.H || i >= p.N) { return; }
   let D = p.D;
   let ci = chunk_of(i);

@@ -254,7 +254,7 @@ async function generate(a: GenerateArgs): Promise<number> {
     if (tty) process.stderr.write('\n');
     await writeOutputs(out, r, req, gen, eng);
     await out.commit();
-    console.error(`moc generate: wrote ${oneLine(a.out)} (${(r.totalMs / 1000).toFixed(1)} s, sparsity ${(r.sparsity * 100).toFixed(1)}%)`);
+    console.error(`moc generate: wrote ${oneLine(a.out)} (${(r.totalMs / 1000).toFixed(1)} s, sparsity ${(r.sparsity * 100).toFixed(1)}%${r.cache ? `; ${r.cache.summary}` : ''})`);
     return 0;
   } finally {
     process.off('SIGINT', onSigint);

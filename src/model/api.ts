@@ -34,6 +34,11 @@ export interface ModelInfo {
   trainFrames: TrainFrames | null;
   /** The view of q, k routing scores with (config.json `route_view`; MOC.md §3b). */
   routeView: RouteView;
+  /**
+   * Trained context-causal (config.json `causal_text`): with causal MoC routing no information
+   * flows from a later shot to an earlier one, and kept earlier shots are cached.
+   */
+  causalText: boolean;
   /** The vocabulary (for marking unknown caption words and offering suggestions). */
   words: string[];
   /** How the model's tokenizer splits a caption (vocab.json), so the page counts and marks words the same way. */
@@ -167,4 +172,17 @@ export interface GenerateResult {
   /** Attention FLOPs actually spent vs dense, summed over steps and layers. */
   attentionFlops: { visited: number; dense: number };
   sparsity: number;
+  /**
+   * Shots 1..keptShots (1-based) came from the kept-shot cache (a causal-text model): their keys
+   * and values were computed once for this run (`reused` false) or taken from the previous run
+   * (`reused` true), and each untraced step ran only the later shots. `summary` says so in words.
+   * Absent: no cache.
+   */
+  cache?: { keptShots: number; reused: boolean; summary: string };
+}
+
+/** What a run took from the kept-shot cache, in words ("kept shots 1–31 from cache (…)"). */
+export function cacheSummary(keptShots: number, reused: boolean): string {
+  const shots = keptShots === 1 ? 'shot 1' : `shots 1–${keptShots}`;
+  return `kept ${shots} from cache (${reused ? 'reused from the previous run' : 'computed once for this run'})`;
 }

@@ -9,9 +9,15 @@ import type { ModelConfig } from './config.ts';
 import type { ChunkTable } from './layout.ts';
 import { makeSequence, shotOnlyTable, type Sequence } from './sequence.ts';
 
-/** Per-sequence GPU constants: index arrays, RoPE tables, gather maps, chunk columns. */
-export interface SeqState {
-  seq: Sequence;
+/**
+ * What the network's per-token work needs for the rows it computes (Nt text rows, then Nv video
+ * rows; N = Nt + Nv): every token of a sequence, or only the sampled shots' tokens when a cached
+ * prefix supplies the rest (shot-cache.ts). The attention output o [H, No, D] they merge from
+ * holds the computed rows from token `oOff` on (No = N and oOff = 0 without a prefix).
+ */
+export interface RowState {
+  nText: number; // Nt
+  nVideo: number; // Nv
   condText: Tensor; // i32 [Nt]: row of cs per text token
   condVideo: Tensor; // i32 [Nv]
   tokenType: Tensor; // i32 [H·N]: 0 text / 1 video, per row of [H, N, D]
@@ -21,8 +27,13 @@ export interface SeqState {
   routeCos?: Tensor; // [N, D]
   routeSin?: Tensor; // [N, D]
   gatherQkv: [Tensor, Tensor, Tensor]; // i32 [H·N]: row of qkv [N·3H, D] for q, k, v
-  mergeText: Tensor; // i32 [Nt·H]: row of o [H·N, D]
+  mergeText: Tensor; // i32 [Nt·H]: row of o [H·No, D]
   mergeVideo: Tensor; // i32 [Nv·H]
+}
+
+/** Per-sequence GPU constants: index arrays, RoPE tables, gather maps, chunk columns. */
+export interface SeqState extends RowState {
+  seq: Sequence;
   chunkStart: Tensor; // i32 [C], internal table
   chunkEnd: Tensor;
   chunkKind: Tensor;
@@ -80,61 +91,83 @@ export function ropeTables(pos: Float32Array, headDim: number, theta: number): {
   return { cos, sin };
 }
 
+/**
+ * Uploads the per-token constants of Nt text rows then Nv video rows with RoPE positions `pos`
+ * [N, 3] and conditioning rows `cond` [N]; o's rows for them start at `oOff` in o [H, No, D].
+ */
+export function buildRowState(eng: Engine, cfg: ModelConfig, rows: { pos: Float32Array; cond: Int32Array; nText: number; nVideo: number }, No: number, oOff: number): RowState {
+  const { heads: H, headDim: D } = cfg;
+  const { nText: Nt, nVideo: Nv } = rows;
+  const N = Nt + Nv;
+  const up = (a: Int32Array, label: string): Tensor => eng.upload(a, [a.length], `dit.seq.${label}`);
+  const type = new Int32Array(H * N);
+  const gather = [0, 1, 2].map(() => new Int32Array(H * N));
+  for (let h = 0; h < H; h++) {
+    for (let n = 0; n < N; n++) {
+      type[h * N + n] = n < Nt ? 0 : 1;
+      for (let j = 0; j < 3; j++) gather[j][h * N + n] = n * 3 * H + j * H + h;
+    }
+  }
+  const mergeText = new Int32Array(Nt * H);
+  const mergeVideo = new Int32Array(Nv * H);
+  for (let h = 0; h < H; h++) {
+    for (let n = 0; n < Nt; n++) mergeText[n * H + h] = h * No + oOff + n;
+    for (let n = 0; n < Nv; n++) mergeVideo[n * H + h] = h * No + oOff + Nt + n;
+  }
+  const { cos, sin } = ropeTables(rows.pos, D, cfg.ropeTheta);
+  return {
+    nText: Nt,
+    nVideo: Nv,
+    condText: up(rows.cond.slice(0, Nt), 'cond-text'),
+    condVideo: up(rows.cond.slice(Nt), 'cond-video'),
+    tokenType: up(type, 'token-type'),
+    cos: eng.upload(cos, [N, D], 'dit.seq.rope-cos'),
+    sin: eng.upload(sin, [N, D], 'dit.seq.rope-sin'),
+    gatherQkv: [up(gather[0], 'gather-q'), up(gather[1], 'gather-k'), up(gather[2], 'gather-v')],
+    mergeText: up(mergeText, 'merge-text'),
+    mergeVideo: up(mergeVideo, 'merge-video'),
+  };
+}
+
 /** Uploads the constants of one frame layout. */
 export function buildSeqState(eng: Engine, cfg: ModelConfig, frames: readonly number[], chunkFrames: number): SeqState {
-    const { heads: H, headDim: D, textLen: L, grid: G } = cfg;
-    const seq = makeSequence(frames, L, G, chunkFrames);
-    const { n: N, nText: Nt, nVideo: Nv } = seq;
-    const up = (a: Int32Array, label: string): Tensor => eng.upload(a, [a.length], `dit.seq.${label}`);
-    const type = new Int32Array(H * N);
-    const gather = [0, 1, 2].map(() => new Int32Array(H * N));
-    for (let h = 0; h < H; h++) {
-      for (let n = 0; n < N; n++) {
-        type[h * N + n] = n < Nt ? 0 : 1;
-        for (let j = 0; j < 3; j++) gather[j][h * N + n] = n * 3 * H + j * H + h;
-      }
-    }
-    const mergeText = new Int32Array(Nt * H);
-    const mergeVideo = new Int32Array(Nv * H);
-    for (let h = 0; h < H; h++) {
-      for (let n = 0; n < Nt; n++) mergeText[n * H + h] = h * N + n;
-      for (let n = 0; n < Nv; n++) mergeVideo[n * H + h] = h * N + Nt + n;
-    }
-    const { cos, sin } = ropeTables(seq.pos, D, cfg.ropeTheta);
-    const spatial = cfg.routeView === 'spatial' ? ropeTables(seq.pos.map((p, j) => (j % 3 === 0 ? 0 : p)), D, cfg.ropeTheta) : null;
-    const t = seq.internal;
-    const streamStart = new Int32Array(t.start.length);
-    const streamEnd = new Int32Array(t.start.length);
-    seq.toStream.forEach((s, c) => {
-      streamStart[s] = t.start[c];
-      streamEnd[s] = t.end[c];
-    });
-    const st: SeqState = {
-      seq,
-      condText: up(seq.cond.slice(0, Nt), 'cond-text'),
-      condVideo: up(seq.cond.slice(Nt), 'cond-video'),
-      tokenType: up(type, 'token-type'),
-      cos: eng.upload(cos, [N, D], 'dit.seq.rope-cos'),
-      sin: eng.upload(sin, [N, D], 'dit.seq.rope-sin'),
-      ...(spatial && { routeCos: eng.upload(spatial.cos, [N, D], 'dit.seq.route-cos'), routeSin: eng.upload(spatial.sin, [N, D], 'dit.seq.route-sin') }),
-      gatherQkv: [up(gather[0], 'gather-q'), up(gather[1], 'gather-k'), up(gather[2], 'gather-v')],
-      mergeText: up(mergeText, 'merge-text'),
-      mergeVideo: up(mergeVideo, 'merge-video'),
-      chunkStart: up(t.start, 'chunk-start'),
-      chunkEnd: up(t.end, 'chunk-end'),
-      chunkKind: up(t.kind, 'chunk-kind'),
-      chunkShot: up(t.shot, 'chunk-shot'),
-      toStream: up(seq.toStream, 'to-stream'),
-      streamStart: up(streamStart, 'stream-start'),
-      streamEnd: up(streamEnd, 'stream-end'),
-      shotTable: shotOnlyTable(t),
-      shotStream: shotOnlyTable(seq.stream),
-    };
-  return st;
+  const seq = makeSequence(frames, cfg.textLen, cfg.grid, chunkFrames);
+  const N = seq.n;
+  const D = cfg.headDim;
+  // the 'spatial' routing view's tables: the positions with time 0 (full sequences only: the
+  // cache of kept shots routes with q, k as rotated)
+  const spatial = cfg.routeView === 'spatial' ? ropeTables(seq.pos.map((p, j) => (j % 3 === 0 ? 0 : p)), D, cfg.ropeTheta) : null;
+  const up = (a: Int32Array, label: string): Tensor => eng.upload(a, [a.length], `dit.seq.${label}`);
+  const t = seq.internal;
+  const streamStart = new Int32Array(t.start.length);
+  const streamEnd = new Int32Array(t.start.length);
+  seq.toStream.forEach((s, c) => {
+    streamStart[s] = t.start[c];
+    streamEnd[s] = t.end[c];
+  });
+  return {
+    seq,
+    ...buildRowState(eng, cfg, seq, seq.n, 0),
+    ...(spatial && { routeCos: eng.upload(spatial.cos, [N, D], 'dit.seq.route-cos'), routeSin: eng.upload(spatial.sin, [N, D], 'dit.seq.route-sin') }),
+    chunkStart: up(t.start, 'chunk-start'),
+    chunkEnd: up(t.end, 'chunk-end'),
+    chunkKind: up(t.kind, 'chunk-kind'),
+    chunkShot: up(t.shot, 'chunk-shot'),
+    toStream: up(seq.toStream, 'to-stream'),
+    streamStart: up(streamStart, 'stream-start'),
+    streamEnd: up(streamEnd, 'stream-end'),
+    shotTable: shotOnlyTable(t),
+    shotStream: shotOnlyTable(seq.stream),
+  };
+}
+
+/** Frees a row state's tensors. */
+export function disposeRows(r: RowState): void {
+  for (const t of [r.condText, r.condVideo, r.tokenType, r.cos, r.sin, ...r.gatherQkv, r.mergeText, r.mergeVideo]) t.dispose();
 }
 
 export function disposeState(st: SeqState): void {
-  const { seq: _s, shotTable: _t, shotStream: _u, gatherQkv, noRoutes, routeCos, routeSin, ...rest } = st;
-  for (const t of [...gatherQkv, ...Object.values(rest)]) t.dispose();
-  for (const t of [noRoutes, routeCos, routeSin]) t?.dispose();
+  disposeRows(st);
+  for (const t of [st.chunkStart, st.chunkEnd, st.chunkKind, st.chunkShot, st.toStream, st.streamStart, st.streamEnd]) t.dispose();
+  for (const t of [st.noRoutes, st.routeCos, st.routeSin]) t?.dispose();
 }

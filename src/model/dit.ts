@@ -40,7 +40,8 @@ import type { AttentionMode, LayerTrace } from './api.ts';
 import type { ModelConfig } from './config.ts';
 import type { ChunkTable } from './layout.ts';
 import { emptyRoutes, traceOf } from './routing-trace.ts';
-import { buildSeqState, disposeState, timestepFeatures, type SeqState } from './dit-state.ts';
+import { buildSeqState, disposeState, timestepFeatures, type RowState, type SeqState } from './dit-state.ts';
+import { ShotCache, type PrefixCache, type PrefixLayout } from './shot-cache.ts';
 import type { Sequence } from './sequence.ts';
 import type { LoadedModel } from './weights.ts';
 
@@ -56,6 +57,12 @@ export interface ForwardOptions {
   inspect?: (name: string, t: Tensor) => Promise<void>;
   /** Times phases (attention, routing, other). */
   timer?: PhaseTimer;
+  /**
+   * Run only the suffix (shots from `layout.first` on) through the network, attending over the
+   * cached prefix (shot-cache.ts; MoC mode, causal routing, a causalText model, no trace). The
+   * velocity still covers every frame: zeros for the prefix's.
+   */
+  cached?: { layout: PrefixLayout; cache: PrefixCache };
 }
 
 export type Phase = 'attention' | 'routing' | 'other';
@@ -104,6 +111,8 @@ function prefix(t: Tensor, shape: number[]): Tensor {
 }
 
 export class MocDiT {
+  /** Kept-shot keys and values across generations (freed with the model). */
+  readonly shotCache = new ShotCache();
   private readonly seqs = new Map<string, SeqState>();
   private readonly w = new Map<string, Tensor>();
   private qkNorm: Tensor[] = []; // per block: [2, 2D] rows text/video, chunks q/k: weight − 1
@@ -204,12 +213,21 @@ export class MocDiT {
     const { dim: d, heads: H, headDim: D, depth } = cfg;
     const st = this.state(frames, chunkFrames);
     const { seq } = st;
+    const cached = opts.cached;
+    if (cached && (opts.mode !== 'moc' || !opts.causal || !cfg.causalText || opts.trace || cfg.routeView !== 'rotary')) {
+      throw new UnsupportedError('forward: a cached prefix needs MoC mode, causal routing, a causal-text model routing with q, k as rotated, and no trace');
+    }
     const view = cfg.routeView !== 'rotary' && (opts.mode === 'moc' || opts.trace) ? cfg.routeView : 'rotary'; // see the file comment
-    const { n: N, nText: Nt, nVideo: Nv } = seq;
+    // the rows the network computes: every token, or the suffix's after a cached prefix
+    const rows: RowState = cached ? cached.layout.rows : st;
+    const { nText: Nt, nVideo: Nv } = rows;
+    const Nr = Nt + Nv;
+    const N = seq.n; // attention tokens
     const S = frames.length;
     const T = seq.frameShot.length;
+    const Tr = cached ? T - cached.layout.framesPrefix : T; // frames computed
     if (tShot.length !== S) throw new RangeError(`forward: ${tShot.length} timesteps for ${S} shots`);
-    if (text.length !== Nt * d) throw new RangeError(`forward: text stream has ${text.length} values, expected [${Nt}, ${d}]`);
+    if (text.length !== seq.nText * d) throw new RangeError(`forward: text stream has ${text.length} values, expected [${seq.nText}, ${d}]`);
     const phase = <R>(p: Phase, fn: () => Promise<R>): Promise<R> => (opts.timer ? opts.timer.run(p, fn) : fn());
     const inspect = async (name: string, t: Tensor): Promise<void> => {
       if (opts.inspect) await opts.inspect(name, t);
@@ -230,10 +248,13 @@ export class MocDiT {
     }));
 
     // streams
-    const xt = tmp(eng.upload(text, [Nt, d], 'dit.xt')); //                                  [Nt, d]
+    const xt = tmp(eng.upload(cached ? text.subarray(cached.layout.textStart * d) : text, [Nt, d], 'dit.xt')); // [Nt, d]
     let xPatches: Tensor | undefined; // kept for x-prediction's v = (x_t − x̂0) / t             [Nv, P]
     const xv = tmp(await phase('other', async () => {
-      const patches = await patchify(eng, x, cfg.patchSize); //                               [Nv, P]
+      const img = cfg.imageSize;
+      const xr = cached ? await gatherRows(eng, x.view([T, cfg.channels * img * img]), cached.layout.frameIdx, { shape: [Tr, cfg.channels, img, img] }) : x;
+      const patches = await patchify(eng, xr, cfg.patchSize); //                              [Nv, P]
+      if (xr !== x) xr.dispose();
       const out = await this.linear(patches, 'video_embed'); //                              [Nv, d]
       if (cfg.prediction === 'x') xPatches = tmp(patches);
       else patches.dispose();
@@ -247,35 +268,35 @@ export class MocDiT {
         const [modT, modV, qkv] = await phase('other', async () => {
           const modT = await this.linear(cs, `${b}mod_text`); //                              [S+1, 6d | 2d]
           const modV = await this.linear(cs, `${b}mod_video`); //                             [S+1, 6d]
-          const qkv = eng.tensor([N, 3 * d], 'f32', 'dit.qkv'); //                            [N, 3d] text rows, then video rows
+          const qkv = eng.tensor([Nr, 3 * d], 'f32', 'dit.qkv'); //                           [Nr, 3d] text rows, then video rows
           const lt = await norm(eng, 'layer', xt);
-          const ht = await modulate(eng, lt, { table: modT, chunk: 0 }, { table: modT, chunk: 1 }, st.condText); // [Nt, d]
+          const ht = await modulate(eng, lt, { table: modT, chunk: 0 }, { table: modT, chunk: 1 }, rows.condText); // [Nt, d]
           await this.linear(ht, `${b}attn.qkv_text`, prefix(qkv, [Nt, 3 * d]));
           const lv = await norm(eng, 'layer', xv);
-          const hv = await modulate(eng, lv, { table: modV, chunk: 0 }, { table: modV, chunk: 1 }, st.condVideo); // [Nv, d]
+          const hv = await modulate(eng, lv, { table: modV, chunk: 0 }, { table: modV, chunk: 1 }, rows.condVideo); // [Nv, d]
           const qkvV = await this.linear(hv, `${b}attn.qkv_video`); //                        [Nv, 3d]
           eng.copy(qkvV, qkv, Nt * 3 * d);
           free(lt, ht, lv, hv, qkvV);
           return [modT, modV, qkv];
         });
 
-        // q, k, v [H, N, D]; q and k RMS-normed with their stream's weight, then rotated; the
+        // q, k, v [H, Nr, D]; q and k RMS-normed with their stream's weight, then rotated; the
         // routing view's q, k [H, N, D] beside them where the model has one and it is needed
         const [q, k, v, qr, kr] = await phase('other', async () => {
-          const rows = qkv.view([N * 3 * H, D]);
+          const qkvRows = qkv.view([Nr * 3 * H, D]);
           const out: Tensor[] = [];
           const route: Tensor[] = [];
           for (let j = 0; j < 3; j++) {
-            const g = await gatherRows(eng, rows, st.gatherQkv[j], { shape: [H, N, D] }); //  [H, N, D]
+            const g = await gatherRows(eng, qkvRows, rows.gatherQkv[j], { shape: [H, Nr, D] }); // [H, Nr, D]
             if (j < 2) {
               const n0 = await norm(eng, 'rms', g);
-              const n1 = await modulate(eng, n0.view([H * N, D]), this.normShift!, { table: this.qkNorm[i], chunk: j }, st.tokenType, eng.tensor([H, N, D], 'f32', 'dit.qk')); // · weight
+              const n1 = await modulate(eng, n0.view([H * Nr, D]), this.normShift!, { table: this.qkNorm[i], chunk: j }, rows.tokenType, eng.tensor([H, Nr, D], 'f32', 'dit.qk')); // · weight
               if (view === 'unrotated') {
                 route.push(n1);
-                out.push(await rope(eng, n1, st.cos, st.sin));
+                out.push(await rope(eng, n1, rows.cos, rows.sin));
               } else {
                 if (view === 'spatial') route.push(await rope(eng, n1, st.routeCos!, st.routeSin!)); // y, x only
-                out.push(await rope(eng, n1, st.cos, st.sin, n1)); //                        rotated in place
+                out.push(await rope(eng, n1, rows.cos, rows.sin, n1)); //                      rotated in place
               }
               free(g, n0);
             } else out.push(g);
@@ -291,23 +312,25 @@ export class MocDiT {
           await inspect(`${b}attn.k_route`, kr);
         }
 
-        const o = await this.attend(st, { q, k, v, qr: qr ?? q, kr: kr ?? k }, i, opts, pending, phase, inspect); // [H, N, D]
+        const o = cached //                                                                 [H, N, D]
+          ? await this.attendCached(cached.layout, cached.cache.layers[i], cached.cache.routed, q, k, v, opts, phase)
+          : await this.attend(st, { q, k, v, qr: qr ?? q, kr: kr ?? k }, i, opts, pending, phase, inspect);
         await inspect(`${b}attn.o`, o);
 
         await phase('other', async () => {
           const oRows = o.view([H * N, D]);
           // video: xv += gate1 · out_video(o); xv += gate2 · mlp(modulate(LN(xv)))
-          const ov = await gatherRows(eng, oRows, st.mergeVideo, { shape: [Nv, d] }); //     [Nv, d] = [Nv, H, D]
+          const ov = await gatherRows(eng, oRows, rows.mergeVideo, { shape: [Nv, d] }); //   [Nv, d] = [Nv, H, D]
           const av = await this.linear(ov, `${b}attn.out_video`);
-          await gatedResidual(eng, xv, { table: modV, chunk: 2 }, av, st.condVideo, xv);
+          await gatedResidual(eng, xv, { table: modV, chunk: 2 }, av, rows.condVideo, xv);
           free(ov, av);
-          await this.mlp(xv, modV, st.condVideo, `${b}mlp_video`);
+          await this.mlp(xv, modV, rows.condVideo, `${b}mlp_video`);
           if (!last) {
-            const ot = await gatherRows(eng, oRows, st.mergeText, { shape: [Nt, d] }); //   [Nt, d]
+            const ot = await gatherRows(eng, oRows, rows.mergeText, { shape: [Nt, d] }); // [Nt, d]
             const at = await this.linear(ot, `${b}attn.out_text`);
-            await gatedResidual(eng, xt, { table: modT, chunk: 2 }, at, st.condText, xt);
+            await gatedResidual(eng, xt, { table: modT, chunk: 2 }, at, rows.condText, xt);
             free(ot, at);
-            await this.mlp(xt, modT, st.condText, `${b}mlp_text`);
+            await this.mlp(xt, modT, rows.condText, `${b}mlp_text`);
           }
         });
         free(q, k, v, o, modT, modV, ...(qr && kr ? [qr, kr] : []));
@@ -319,7 +342,7 @@ export class MocDiT {
       const velocity = await phase('other', async () => {
         const modF = await this.linear(cs, 'final.mod'); //                                  [S+1, 2d]
         const l = await norm(eng, 'layer', xv);
-        const hv = await modulate(eng, l, { table: modF, chunk: 0 }, { table: modF, chunk: 1 }, st.condVideo);
+        const hv = await modulate(eng, l, { table: modF, chunk: 0 }, { table: modF, chunk: 1 }, rows.condVideo);
         let out = await this.linear(hv, 'final.proj'); //                                    [Nv, P]
         free(modF, l, hv);
         if (cfg.prediction === 'x') {
@@ -329,14 +352,19 @@ export class MocDiT {
           for (let r = 1; r <= S; r++) scale.fill(1 / Math.max(tShot[r - 1], cfg.tMin) - 1, r * cfg.patchDim, (r + 1) * cfg.patchDim);
           const scaleT = eng.upload(scale, [S + 1, cfg.patchDim], 'dit.inv-t');
           const zero = eng.upload(new Float32Array((S + 1) * cfg.patchDim), [S + 1, cfg.patchDim], 'dit.zero-shift');
-          const v = await modulate(eng, diff, zero, scaleT, st.condVideo);
+          const v = await modulate(eng, diff, zero, scaleT, rows.condVideo);
           free(out, diff, scaleT, zero);
           out = v;
         }
         const img = cfg.imageSize;
-        const vel = await unpatchify(eng, out, [T, cfg.channels, img, img], cfg.patchSize);
+        const vel = await unpatchify(eng, out, [Tr, cfg.channels, img, img], cfg.patchSize);
         free(out);
-        return vel;
+        if (!cached) return vel;
+        const all = eng.tensor([T, cfg.channels, img, img], 'f32', 'dit.velocity'); //        prefix frames 0, then the suffix's
+        eng.clear(all);
+        eng.copy(vel, all, cached.layout.framesPrefix * cfg.channels * img * img);
+        vel.dispose();
+        return all;
       });
       try {
         return { velocity, traces: await this.readTraces(st, pending) };
@@ -386,7 +414,7 @@ export class MocDiT {
         return mocRoute(eng, qr, desc, { start: st.chunkStart, kind: st.chunkKind, shot: st.chunkShot }, { topK: opts.topK, causal: opts.causal });
       });
       await inspect(`blocks.${layer}.routed`, routed);
-      o = await phase('attention', () => mocAttention(eng, q, k, v, table, routed, { design: opts.design }));
+      o = await phase('attention', () => mocAttention(eng, q, k, v, table, routed, { design: opts.design, causalText: this.config.causalText }));
     } else if (opts.mode === 'shot') {
       // no routed chunks: a −1 table as wide as moc's, so both modes share one compiled kernel
       const none = this.noRoutes(st, Math.max(1, Math.min(opts.topK, MAX_TOP_K)));
@@ -416,6 +444,93 @@ export class MocDiT {
   }
 
   /**
+   * Attention of the suffix rows q, k, v [H, Ns, D] over the cached prefix and themselves: the
+   * layer's kv and desc buffers take this step's suffix rows, full [H, N, D] q, k, v (q's prefix
+   * rows are placeholders) and descriptors [H, C, D] are gathered from them, and routing and
+   * attention compute only the queries from token Np on. Returns o [H, N, D] (suffix rows valid).
+   */
+  private async attendCached(
+    lay: PrefixLayout,
+    layer: { kv: Tensor; desc: Tensor },
+    routedBuf: Tensor,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    opts: ForwardOptions,
+    phase: <R>(p: Phase, fn: () => Promise<R>) => Promise<R>,
+  ): Promise<Tensor> {
+    const { eng } = this;
+    const { heads: H, headDim: D } = this.config;
+    const { n: N, nPrefix: Np, nSuffix: Ns, cPrefix: Cp } = lay;
+    const C = lay.table.start.length;
+    eng.copy(k, layer.kv, 2 * H * Np * D);
+    eng.copy(v, layer.kv, (2 * H * Np + H * Ns) * D);
+    const [qf, kf, vf] = await phase('other', async () => {
+      const kvRows = layer.kv.view([2 * H * N, D]);
+      return [
+        await gatherRows(eng, q.view([H * Ns, D]), lay.qMap, { shape: [H, N, D] }), //        [H, N, D]
+        await gatherRows(eng, kvRows, lay.kMap, { shape: [H, N, D] }),
+        await gatherRows(eng, kvRows, lay.vMap, { shape: [H, N, D] }),
+      ];
+    });
+    try {
+      const routed = await phase('routing', async () => {
+        const ds = await chunkMean(eng, kf, lay.suffixStart, lay.suffixEnd); //                [H, Cs, D]
+        eng.copy(ds, layer.desc, H * Cp * D);
+        ds.dispose();
+        const desc = await gatherRows(eng, layer.desc.view([H * C, D]), lay.descMap, { shape: [H, C, D] });
+        const r = await mocRoute(eng, qf, desc, { start: lay.chunkStart, kind: lay.chunkKind, shot: lay.chunkShot }, { topK: opts.topK, causal: true, queryStart: Np }, routedBuf);
+        desc.dispose();
+        return r;
+      });
+      return await phase('attention', () => mocAttention(eng, qf, kf, vf, lay.table, routed, { design: opts.design, causalText: true, queryStart: Np }));
+    } finally {
+      for (const t of [qf, kf, vf]) t.dispose();
+    }
+  }
+
+  /**
+   * Fills a PrefixCache for `lay`: one forward pass over the prefix alone (its shots at t = 0,
+   * frames from x's first Tp frames, text from the first (P+1)·L rows of `text`), keeping every
+   * layer's keys, values and chunk descriptors.
+   */
+  async fillPrefix(lay: PrefixLayout, x: Tensor, text: Float32Array, frames: readonly number[], chunkFrames: number, opts: Pick<ForwardOptions, 'topK' | 'design' | 'timer'>): Promise<PrefixCache> {
+    const { eng, config: cfg } = this;
+    const { heads: H, headDim: D, depth, dim: d } = cfg;
+    const { n: N, nPrefix: Np, first: P } = lay;
+    const C = lay.table.start.length;
+    const layers = Array.from({ length: depth }, (_, i) => ({
+      kv: eng.tensor([2 * H * N, D], 'f32', `dit.prefix.kv.${i}`),
+      desc: eng.tensor([H * C, D], 'f32', `dit.prefix.desc.${i}`),
+    }));
+    if (!(opts.topK >= 1)) throw new UnsupportedError('fillPrefix: a cached prefix needs top_k ≥ 1');
+    const routed = eng.upload(new Int32Array(H * N * opts.topK).fill(-1), [H, N, opts.topK], 'dit.prefix.routed');
+    const pre = frames.slice(0, P);
+    const st = this.state(pre, chunkFrames);
+    const img = cfg.imageSize;
+    const xp = prefix(x, [lay.framesPrefix, cfg.channels, img, img]);
+    const inspect = async (name: string, t: Tensor): Promise<void> => {
+      const m = /^blocks\.(\d+)\.attn\.([kv])$/.exec(name);
+      if (!m) return;
+      const l = layers[Number(m[1])];
+      if (m[2] === 'v') return eng.copy(t, l.kv, H * Np * D);
+      eng.copy(t, l.kv, 0);
+      const dp = await chunkMean(eng, t, st.chunkStart, st.chunkEnd); //                     [H, Cp, D]
+      eng.copy(dp, l.desc, 0);
+      dp.dispose();
+    };
+    try {
+      const r = await this.forward(xp, new Float32Array(P), text.subarray(0, (P + 1) * cfg.textLen * d), pre, chunkFrames, { mode: 'moc', topK: opts.topK, causal: true, design: opts.design, timer: opts.timer, inspect });
+      r.velocity.dispose();
+    } catch (e) {
+      for (const l of layers) [l.kv, l.desc].forEach((t) => t.dispose());
+      routed.dispose();
+      throw e;
+    }
+    return { layers, routed };
+  }
+
+  /**
    * The traces of the pending layers, read back in two waits: every layer's score factors and
    * its count of route words, then exactly those route words.
    */
@@ -430,7 +545,7 @@ export class MocDiT {
     return pending.map((p, i) => {
       const [qMean, desc] = first[i] as [Float32Array, Float32Array, unknown];
       const routes = words[i] ? decodeRoutes(words[i] as Uint32Array, H, C) : emptyRoutes(H, C);
-      return traceOf(routes, qMean, desc, { H, N: st.seq.n, D }, p.table, p.mode);
+      return traceOf(routes, qMean, desc, { H, N: st.seq.n, D }, p.table, p.mode, this.config.causalText);
     });
   }
 
@@ -448,6 +563,7 @@ export class MocDiT {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    this.shotCache.clear();
     for (const t of this.w.values()) t.dispose();
     for (const t of this.qkNorm) t.dispose();
     this.normShift?.dispose();

@@ -11,7 +11,7 @@
  */
 import type { Engine } from '../engine/engine.ts';
 import { Rng } from '../engine/random.ts';
-import { isAttentionMode, type AttentionOptions, type GeneratedShot, type GenerateProgress, type GenerateRequest, type GenerateResult, type ModelInfo, type StepTimings, type StepTrace } from './api.ts';
+import { cacheSummary, isAttentionMode, type AttentionOptions, type GeneratedShot, type GenerateProgress, type GenerateRequest, type GenerateResult, type ModelInfo, type StepTimings, type StepTrace } from './api.ts';
 import type { ModelConfig } from './config.ts';
 import { MocDiT, type Phase, type PhaseTimer } from './dit.ts';
 import { memoryProblem } from './memory.ts';
@@ -202,6 +202,7 @@ export class Generator {
       fps: c.fps,
       trainFrames: c.trainFrames,
       routeView: c.routeView,
+      causalText: c.causalText,
       words: [...model.tokenizer.words],
       captionRules: { split: model.tokenizer.splitPattern, lowercase: model.tokenizer.lowercase },
     };
@@ -288,6 +289,7 @@ export class Generator {
     let stepStart = 0;
     let dispatches0 = 0;
     let progress: GenerateProgress = { step: 0, steps: req.steps, elapsedMs: 0 };
+    let cache: GenerateResult['cache'];
     const x = await sample(
       this.dit,
       { text, frames, noise: noise ?? shotNoise(frames, board.shots.map((s) => s.seed), size), keep: { shots: fixed, frames: keepFrames } },
@@ -296,6 +298,7 @@ export class Generator {
         guidance: req.guidance,
         attention: req.attention,
         signal,
+        onCache: (u) => (cache = { keptShots: u.keptShots, reused: u.hit, summary: cacheSummary(u.keptShots, u.hit) }),
         traceStep: (step) => step === req.steps || (traceEvery > 0 && step % traceEvery === 0),
         timer: () => {
           timer = new StepTimer(eng);
@@ -361,6 +364,7 @@ export class Generator {
         totalMs: performance.now() - start,
         attentionFlops: flops,
         sparsity: nCalls ? 1 - pairSum / nCalls : 0,
+        ...(cache ? { cache } : {}),
       };
     } finally {
       x.dispose();

@@ -14,6 +14,7 @@ import type { Tensor } from '../engine/tensor.ts';
 import type { AttentionOptions, LayerTrace } from './api.ts';
 import type { MocDiT, PhaseTimer } from './dit.ts';
 import type { MocDesign } from '../engine/kernels/moc-attention.ts';
+import { buildPrefixLayout, contentHash, disposePrefixCache, disposePrefixLayout, prefixCacheBytes, type PrefixEntry } from './shot-cache.ts';
 
 /** torch.linspace(1, 0, steps + 1) in f32 (its CPU kernel's formula), as train/sample.py's ts. */
 export function timesteps(steps: number): Float32Array {
@@ -56,6 +57,24 @@ export interface SampleOptions {
   /** A timer per step (phases of its model calls). */
   timer?: (step: number) => PhaseTimer | undefined;
   signal?: AbortSignal;
+  /**
+   * The kept-shot cache (shot-cache.ts), used when the model is causalText (routing with q, k as
+   * rotated: route_view 'rotary'), attention is causal
+   * MoC with top-k ≥ 1 and shots before the first sampled one are kept: at most this many bytes
+   * (0: off; default: no limit). Traced steps run the whole network.
+   */
+  cacheBytes?: number;
+  /** Told once, before the first step, what the cache supplies. */
+  onCache?: (info: CacheUse) => void;
+}
+
+/** What a generation took from the kept-shot cache. */
+export interface CacheUse {
+  /** Shots 0..keptShots−1 came from the cache (computed once for this generation, or reused). */
+  keptShots: number;
+  /** Reused from an earlier generation (same board before the first sampled shot). */
+  hit: boolean;
+  bytes: number;
 }
 
 export interface SampleInputs {
@@ -110,6 +129,7 @@ export async function sample(dit: MocDiT, inputs: SampleInputs, opts: SampleOpti
   const fwd = { mode: opts.attention.mode, topK: opts.attention.topK, causal: opts.attention.causal, design: opts.design };
   let ok = false;
   try {
+    const kept = await keptPrefix(dit, inputs, opts, fixed, x0, x, textEmb, nullEmb);
     for (let i = 0; i < opts.steps; i++) {
       const step = i + 1;
       const [tNow, tNext] = [ts[i], ts[i + 1]];
@@ -117,12 +137,13 @@ export async function sample(dit: MocDiT, inputs: SampleInputs, opts: SampleOpti
       const timer = opts.timer?.(step);
       const trace = opts.traceStep?.(step) ?? false;
       throwIfAborted(opts.signal);
-      const cond = await dit.forward(x, tShot, textEmb, frames, opts.attention.chunkFrames, { ...fwd, trace, timer });
+      const use = (c: PrefixEntry['cond'] | null) => (kept && c && !trace ? { cached: { layout: kept.layout, cache: c } } : {});
+      const cond = await dit.forward(x, tShot, textEmb, frames, opts.attention.chunkFrames, { ...fwd, trace, timer, ...use(kept?.cond ?? null) });
       let v = cond.velocity;
       try {
         if (opts.guidance !== 1) {
           throwIfAborted(opts.signal);
-          const nul = await dit.forward(x, tShot, nullEmb, frames, opts.attention.chunkFrames, { ...fwd, timer });
+          const nul = await dit.forward(x, tShot, nullEmb, frames, opts.attention.chunkFrames, { ...fwd, timer, ...use(kept?.uncond ?? null) });
           const run = <R>(fn: () => Promise<R>): Promise<R> => (timer ? timer.run('other', fn) : fn());
           v = await run(async () => {
             const d = await binary(eng, 'sub', cond.velocity, nul.velocity); //          v_text − v_null
@@ -150,6 +171,60 @@ export async function sample(dit: MocDiT, inputs: SampleInputs, opts: SampleOpti
     g.dispose();
     if (!ok) x.dispose();
   }
+}
+
+/**
+ * The cached prefix for this generation, or null when the cache does not apply: taken from the
+ * model's ShotCache when its key (the kept shots before the first sampled one: their frames,
+ * captions and the options that shape them) matches, else filled now (one prefix-only forward
+ * pass per conditioning) and stored in place of the previous one if it fits `cacheBytes`.
+ */
+async function keptPrefix(
+  dit: MocDiT,
+  inputs: SampleInputs,
+  opts: SampleOptions,
+  fixed: readonly boolean[],
+  x0: Float32Array,
+  x: Tensor,
+  textEmb: Float32Array,
+  nullEmb: Float32Array,
+): Promise<PrefixEntry | null> {
+  const cfg = dit.config;
+  const a = opts.attention;
+  const first = fixed.indexOf(false);
+  if (!cfg.causalText || cfg.routeView !== 'rotary' || a.mode !== 'moc' || !a.causal || a.topK < 1 || first < 1 || opts.cacheBytes === 0) return null;
+  const { frames } = inputs;
+  const Tp = frames.slice(0, first).reduce((s, f) => s + f, 0);
+  const per = cfg.channels * cfg.imageSize * cfg.imageSize;
+  const guided = opts.guidance !== 1;
+  // the whole board's shot lengths: the buffers span every token (the sampled shots' rows too)
+  const key = [frames.join(','), first, a.chunkFrames, a.topK, opts.design ?? '', guided, contentHash([inputs.text.subarray(0, (first + 1) * cfg.textLen), x0.subarray(0, Tp * per)])].join('|');
+  const hit = dit.shotCache.get(key);
+  if (hit) {
+    opts.onCache?.({ keptShots: first, hit: true, bytes: hit.bytes });
+    return hit;
+  }
+  const layout = buildPrefixLayout(dit.eng, cfg, frames, a.chunkFrames, first);
+  const bytes = (guided ? 2 : 1) * prefixCacheBytes(cfg, layout.n, layout.table.start.length, a.topK);
+  if (opts.cacheBytes !== undefined && bytes > opts.cacheBytes) {
+    disposePrefixLayout(layout);
+    return null;
+  }
+  const fill = (emb: Float32Array) => dit.fillPrefix(layout, x, emb, frames, a.chunkFrames, { topK: a.topK, design: opts.design });
+  const cond = await fill(textEmb);
+  let uncond: PrefixEntry['uncond'];
+  try {
+    uncond = guided ? await fill(nullEmb) : null;
+  } catch (e) {
+    disposePrefixCache(cond);
+    disposePrefixLayout(layout);
+    throw e;
+  }
+  await dit.eng.sync(); // the fill's GPU work done here, so the first step's time is its own
+  const entry: PrefixEntry = { key, layout, cond, uncond, bytes };
+  dit.shotCache.set(entry);
+  opts.onCache?.({ keptShots: first, hit: false, bytes });
+  return entry;
 }
 
 /**

@@ -46,6 +46,7 @@ export function RoutingGraph() {
           Which earlier chunks each chunk’s queries attend to (MoC top-k routing) · <DocLinks />
         </span>
       </header>
+      <CausalLegend />
       <Filters traces={traces} graph={graph} />
       <div className="routing-body">
         <div className="routing-main">
@@ -125,6 +126,24 @@ function RunNote() {
   if (r.origin?.stepsOf) notes.push(`Kept ${r.traces.length} of its ${r.origin.stepsOf} traced steps (the latest), to stay within storage.`);
   if (!notes.length) return null;
   return <p className="small-text muted routing-note">{notes.join(' ')}</p>;
+}
+
+/**
+ * Whether the arcs are the whole story: with a causal-text model (and causal routing) no
+ * information flows from a later shot to an earlier one; otherwise every query also sees every
+ * shot's caption, a link back in time that the mandatory links show.
+ */
+function CausalLegend() {
+  const causalText = useStudio((s) => s.model.info?.causalText);
+  const causal = useStudio((s) => s.settings.attention.causal && s.settings.attention.mode === 'moc');
+  if (causalText === undefined) return null;
+  return (
+    <p className="muted small-text routing-causal-note" data-testid="causal-legend">
+      {causalText && causal
+        ? 'Context-causal model: a shot sees only its own and earlier shots’ captions and frames, so no information flows backward — later shots never change earlier ones.'
+        : 'Every query also sees every shot’s caption, including later shots’: those caption links (tick “Mandatory links”) carry information backward in time, beyond the arcs drawn.'}
+    </p>
+  );
 }
 
 function Filters({ traces, graph }: { traces: StepTrace[]; graph: { current: RoutingGraphHandle | null } }) {
@@ -297,6 +316,12 @@ function Stats() {
         <dt>Time per step</dt>
         <dd>{stats.msPerStep !== null ? formatMs(stats.msPerStep) : '—'}</dd>
       </div>
+      {stats.reused && (
+        <div>
+          <dt>Cache</dt>
+          <dd data-testid="cache-reused">{stats.reused}</dd>
+        </div>
+      )}
       {stats.live && <p className="live small-text">live · {mode}</p>}
     </dl>
   );

@@ -111,7 +111,7 @@ export class NetworkExplainer {
     const N = seq.n;
     const h = req.head;
     return explainTokens(
-      { q: cap.q, k: cap.k, dims: { H, N, D }, table: seq.stream, token, head: h, topK: req.topK, causal: req.causal, routed: cap.routed.subarray((h * N + token) * cap.K, (h * N + token + 1) * cap.K) },
+      { q: cap.q, k: cap.k, dims: { H, N, D }, table: seq.stream, token, head: h, topK: req.topK, causal: req.causal, causalText: gen.config.causalText, routed: cap.routed.subarray((h * N + token) * cap.K, (h * N + token + 1) * cap.K) },
       {
         origin: 'network',
         network: { model: cfg.name, layers: cfg.depth, layer: net.layer, t: net.t, routeView: cfg.routeView },

@@ -38,6 +38,8 @@ export interface ExplainInput {
   head: number;
   topK: number;
   causal: boolean;
+  /** MOC.md §3b: the model's mandatory text is only the captions of shots ≤ the query's. */
+  causalText?: boolean;
   /**
    * The chunks the network routed this (head, token) to, stream ids (−1: unused slot). Without
    * it, the routed set is the top-k of the scores computed here (the contract's rule).
@@ -50,7 +52,7 @@ export type ExplainSource = Pick<Explanation, 'source' | 'origin' | 'network'>;
 
 /** The explanation of one query token from one layer's q and k (both paths share it). */
 export function explainTokens(input: ExplainInput, about: ExplainSource): Explanation {
-  const { q, k, dims, table, token: i, head: h, topK, causal } = input;
+  const { q, k, dims, table, token: i, head: h, topK, causal, causalText = false } = input;
   const { N, D } = dims;
   const C = table.start.length;
   const desc = chunkDescriptors(k, dims, table); //                                         [H, C, D]
@@ -72,7 +74,7 @@ export function explainTokens(input: ExplainInput, about: ExplainSource): Explan
 
   let keyTokens = 0;
   const chunks: ExplainedChunk[] = table.chunks.map((c, b) => {
-    const mandatory = isMandatory(table, a, b);
+    const mandatory = isMandatory(table, a, b, causalText);
     const candidate = cands.includes(b);
     const causalMasked = !mandatory && table.kind[a] === 1 && table.kind[b] === 1 && causal && b >= a;
     const routedHere = routedSet.has(b);

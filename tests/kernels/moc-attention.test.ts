@@ -227,6 +227,32 @@ describe('MoC attention', () => {
     }
   });
 
+  it('queryStart: tiles cover exactly the queries from it on; their rows as without it (every design)', async () => {
+    const { table } = CASES[3];
+    const N = table.n;
+    const q0 = table.start[Math.floor(table.start.length / 2)];
+    for (const align of [false, true]) {
+      const plan = mocPlan(table, 16, align, true, q0);
+      const covered = new Uint8Array(N);
+      for (let t = 0; t < plan.tiles; t++) for (let i = plan.data[4 * t]; i < plan.data[4 * t + 1]; i++) covered[i]++;
+      expect([...covered]).toEqual(Array.from({ length: N }, (_, i) => Number(i >= q0)));
+    }
+    const eng = await testEngine();
+    const run = routedCase(table, 2, 64, 3, true, 91);
+    const routed = run.routed.map((r, j) => (Math.floor(j / 3) % N < q0 ? -1 : r)); // earlier rows unrouted
+    const { q, k, v } = run.qkv!;
+    const ref = mocAttentionCpu(q, k, v, 2, N, 64, table, routed, 3, { causalText: true });
+    const [tq, tk, tv] = [q, k, v].map((x) => eng.upload(x, [2, N, 64], 'test.qkv'));
+    const tr = eng.upload(routed, [2, N, 3], 'test.routed');
+    for (const design of MOC_DESIGNS) {
+      const out = await mocAttention(eng, tq, tk, tv, table, tr, { design, causalText: true, queryStart: q0 });
+      const got = (await eng.read(out)) as Float32Array;
+      for (let h = 0; h < 2; h++) assertClose(`${design} head ${h}`, got.subarray((h * N + q0) * 64, (h + 1) * N * 64), ref.subarray((h * N + q0) * 64, (h + 1) * N * 64), TOL.f32);
+      out.dispose();
+    }
+    [tq, tk, tv, tr].forEach((t) => t.dispose());
+  });
+
   it('causal text: every design against the twin, and the twin differs from v1 (later captions unseen)', async () => {
     for (const ci of [2, 3, 4]) {
       const { name, table } = CASES[ci];

@@ -81,6 +81,34 @@ describe('moc-route kernel', () => {
     }
   });
 
+  it('queryStart: rows from it on as without it, earlier rows untouched (GPU) or −1 (twin)', async () => {
+    const eng = await testEngine();
+    const { table } = CASES[4];
+    const [H, N, C, D, K] = [2, table.n, table.start.length, 16, 3];
+    const rng = new Rng(77);
+    const q = eighths(rng, H * N * D);
+    const desc = eighths(rng, H * C * D);
+    const q0 = table.start[Math.floor(C / 2)]; // a chunk start mid-sequence
+    const full = mocRouteCpu(q, desc, { H, N, D }, table, { topK: K, causal: true });
+    const part = mocRouteCpu(q, desc, { H, N, D }, table, { topK: K, causal: true, queryStart: q0 });
+    const tq = eng.upload(q, [H, N, D], 'q');
+    const td = eng.upload(desc, [H, C, D], 'desc');
+    const cols = { start: eng.upload(table.start, [C]), kind: eng.upload(table.kind, [C]), shot: eng.upload(table.shot, [C]) };
+    const out = eng.upload(new Int32Array(H * N * K).fill(-7), [H, N, K], 'routed');
+    await mocRoute(eng, tq, td, cols, { topK: K, causal: true, queryStart: q0 }, out);
+    const got = (await eng.read(out)) as Int32Array;
+    for (let h = 0; h < H; h++) {
+      for (let i = 0; i < N; i++) {
+        const row = (h * N + i) * K;
+        const want = i < q0 ? [-7, -7, -7] : [...full.subarray(row, row + K)];
+        expect([...got.subarray(row, row + K)], `h ${h} i ${i}`).toEqual(want);
+        expect([...part.subarray(row, row + K)]).toEqual(i < q0 ? [-1, -1, -1] : want);
+      }
+    }
+    expect(full.subarray(q0 * K).some((r) => r >= 0)).toBe(true);
+    [tq, td, cols.start, cols.kind, cols.shot, out].forEach((t) => t.dispose());
+  });
+
   it('ties: quantised scores tie often, and the kernel breaks them like the twin', async () => {
     const eng = await testEngine();
     const table = BIG.table;

@@ -406,7 +406,7 @@ TS_MISSING = ("node is not installed" if NODE is None else
               "node_modules is missing (run `npm ci`)" if not os.path.isdir(os.path.join(ROOT, "node_modules", "tsx"))
               else None)
 
-# (frames per shot, text_len, grid, chunk_frames, H, D, top_k, causal, mode, seed, ties)
+# (frames per shot, text_len, grid, chunk_frames, H, D, top_k, causal, mode, seed, ties[, causal_text])
 TS_CASES = [
     ((3, 2, 4), 3, 2, 2, 2, 8, 2, True, "moc", 0, False),
     ((4, 3, 5, 2), 4, 2, 1, 3, 16, 3, True, "moc", 1, False),
@@ -415,6 +415,8 @@ TS_CASES = [
     ((3, 3, 3), 2, 2, 1, 2, 8, 0, True, "moc", 4, False),     # top_k 0: mandatory links only
     ((2, 2, 2), 3, 2, 1, 2, 8, 2, True, "moc", 5, True),      # every score ties
     ((3, 2, 4), 3, 2, 2, 2, 8, 2, True, "dense", 6, False),
+    ((3, 2, 4), 3, 2, 2, 2, 8, 2, True, "moc", 7, False, True),     # MOC.md §3b
+    ((4, 3, 5, 2), 4, 2, 1, 3, 16, 3, True, "moc", 8, False, True),
 ]
 
 
@@ -424,21 +426,24 @@ def test_matches_typescript_cpu_reference(tmp_path):
 
     names = ("chunk_start", "chunk_end", "chunk_shot", "chunk_kind")
     cases, procs = [], []
-    for n, (frames, L, G, cf, H, D, top_k, causal, mode, seed, ties) in enumerate(TS_CASES):
+    for n, (frames, L, G, cf, H, D, top_k, causal, mode, seed, ties, *ct) in enumerate(TS_CASES):
+        causal_text = bool(ct and ct[0])
         lay, q, k, v, cols = case(frames, L, G, cf, H, D, seed)
         if ties:
             k[:] = 1.0
         src, dst = str(tmp_path / f"in{n}.safetensors"), str(tmp_path / f"out{n}.safetensors")
         save(src, {"q": q, "k": k, "v": v, **{nm: np.asarray(c, np.int32) for nm, c in zip(names, cols)}},
-             {"top_k": str(top_k), "causal": "true" if causal else "false", "mode": mode})
-        cases.append((q, k, v, cols, top_k, causal, mode, dst))
+             {"top_k": str(top_k), "causal": "true" if causal else "false", "mode": mode,
+              **({"causal_text": "true"} if causal_text else {})})
+        cases.append((q, k, v, cols, top_k, causal, mode, causal_text, dst))
         procs.append(subprocess.Popen([NODE, CLI, "attention", "--in", src, "--out", dst, "--cpu"], cwd=ROOT,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    for n, (proc, (q, k, v, cols, top_k, causal, mode, dst)) in enumerate(zip(procs, cases)):
+    for n, (proc, (q, k, v, cols, top_k, causal, mode, causal_text, dst)) in enumerate(zip(procs, cases)):
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, f"case {n}: moc attention failed: {err.strip()}"
         ts, meta = load(dst)
-        out, routed, sp = moc_attention(q, k, v, *cols, top_k=top_k, causal=causal, mode=mode)
+        out, routed, sp = moc_attention(q, k, v, *cols, top_k=top_k, causal=causal, mode=mode,
+                                        causal_text=causal_text)
         assert ts["routed"].dtype == np.int32 and ts["routed"].shape == routed.shape, f"case {n}"
         assert np.array_equal(ts["routed"], routed), f"case {n}: routed indices differ"
         np.testing.assert_allclose(ts["out"], out, atol=2e-5, rtol=1e-4, err_msg=f"case {n}")

@@ -75,6 +75,11 @@ export interface MocAttentionOptions {
   design?: MocDesign;
   /** MOC.md §3b (mode 'moc'): only captions of shots ≤ the query's are mandatory. Default false. */
   causalText?: boolean;
+  /**
+   * Mode 'moc': compute only the queries from this token on (a chunk start; default 0). The rows
+   * of `out` before it are left undefined; `routed` rows before it must be −1 (design B reads them).
+   */
+  queryStart?: number;
 }
 
 const MAX_BQ = 64; // the WGSL's row masks are two u32 words
@@ -144,7 +149,9 @@ export async function mocAttention(
   const tile = opts.tile ?? mocTile(eng, D, W, design);
   const problem = mocTileProblem(eng, D, tile, W, design);
   if (problem) throw new UnsupportedError(`mocAttention: tile ${JSON.stringify(tile)} at D=${D}, W=${W}: ${problem}`);
-  const { plan, buffer } = planFor(eng, chunks, tile.bq, design === 'grouped-shared' && alignTiles(chunks, tile.bq), opts.causalText ?? false);
+  const queryStart = opts.queryStart ?? 0;
+  if (queryStart !== 0 && !chunks.start.includes(queryStart)) throw new ShapeError(`mocAttention: queryStart ${queryStart} is not the start of a chunk`);
+  const { plan, buffer } = planFor(eng, chunks, tile.bq, design === 'grouped-shared' && alignTiles(chunks, tile.bq), opts.causalText ?? false, queryStart);
   const storage = q.dtype === 'f16' ? 'f16' : 'f32';
   const out = opts.out ?? eng.tensor([H, N, D], q.dtype, 'moc-attention.out');
   const C = chunks.start.length;

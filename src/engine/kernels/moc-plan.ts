@@ -66,9 +66,11 @@ export interface MocPlan {
  * the shot's caption and frames) and the rest, listed again with their own positions from 0.
  * With `causalText` (MOC.md §3b) a segment's mandatory text is only the captions of shots ≤ its
  * own (the global caption's segment: itself); its queries, text or video, still share M(i).
+ * With `queryStart` (a chunk start) only the queries from that token on get tiles: the rows of
+ * earlier queries are not computed (a cached prefix, dit.ts).
  * Assumes a table that passed checkChunks.
  */
-export function mocPlan(chunks: MocChunks, bq: number, align = false, causalText = false): MocPlan {
+export function mocPlan(chunks: MocChunks, bq: number, align = false, causalText = false, queryStart = 0): MocPlan {
   const C = chunks.start.length;
   const tiles: number[] = [];
   const segs: number[] = [];
@@ -111,7 +113,7 @@ export function mocPlan(chunks: MocChunks, bq: number, align = false, causalText
     const end = chunks.end[c1 - 1];
     for (let c = c0; c < c1; c++) {
       const stop = align ? chunks.end[c] : end;
-      for (let q0 = chunks.start[c]; q0 < stop; q0 += bq) tiles.push(q0, Math.min(q0 + bq, stop), seg, 0);
+      for (let q0 = Math.max(chunks.start[c], queryStart); q0 < stop; q0 += bq) tiles.push(q0, Math.min(q0 + bq, stop), seg, 0);
       if (!align) break;
     }
     c0 = c1;
@@ -156,18 +158,18 @@ function snapshotOf(c: MocChunks): Int32Array {
   return s;
 }
 
-/** The plan of `chunks` at tiling (bq, align) and causalText on the GPU: cached, or built and uploaded now. */
-export function planFor(eng: Engine, chunks: MocChunks, bq: number, align: boolean, causalText = false): CachedPlan {
+/** The plan of `chunks` at tiling (bq, align), causalText and queryStart on the GPU: cached, or built and uploaded now. */
+export function planFor(eng: Engine, chunks: MocChunks, bq: number, align: boolean, causalText = false, queryStart = 0): CachedPlan {
   let byTable = planCache.get(eng);
   if (!byTable) planCache.set(eng, (byTable = new WeakMap()));
   let byTiling = byTable.get(chunks.start);
   if (!byTiling) byTable.set(chunks.start, (byTiling = new Map()));
   const snapshot = snapshotOf(chunks);
-  const key = `${bq}/${align}/${causalText}`;
+  const key = `${bq}/${align}/${causalText}/${queryStart}`;
   const hit = byTiling.get(key);
   if (hit && hit.snapshot.length === snapshot.length && hit.snapshot.every((x, i) => x === snapshot[i])) return hit;
   if (hit) byTiling.clear(); // the columns changed: every tiling's plan is stale
-  const plan = mocPlan(chunks, bq, align, causalText);
+  const plan = mocPlan(chunks, bq, align, causalText, queryStart);
   const buffer = eng.device.createBuffer({ size: plan.data.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST, label: 'moc-attention.plan' });
   eng.device.queue.writeBuffer(buffer, 0, plan.data);
   const entry = { snapshot, plan, buffer };

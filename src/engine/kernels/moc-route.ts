@@ -26,6 +26,8 @@ const WG = 64;
 export interface RouteOptions {
   topK: number;
   causal: boolean;
+  /** Route only queries i ≥ queryStart (default 0); earlier rows of `out` are left as they are. */
+  queryStart?: number;
 }
 
 /** Chunk columns on the GPU (i32 [C] each). */
@@ -54,14 +56,16 @@ export async function mocRoute(eng: Engine, q: Tensor, desc: Tensor, chunks: Chu
   }
   const o = out ?? eng.tensor([H, N, K], 'i32', 'moc-route.routed');
   if (o.dtype !== 'i32' || o.size !== H * N * K) throw new ShapeError(`mocRoute.out: expected i32 [${H}, ${N}, ${K}], got ${o.dtype} [${o.shape.join(', ')}]`);
-  if (K === 0 || N === 0 || H === 0) return o;
+  const q0 = opts.queryStart ?? 0;
+  if (!Number.isInteger(q0) || q0 < 0 || q0 > N) throw new ShapeError(`mocRoute: queryStart must be an integer in 0..${N}, got ${q0}`);
+  if (K === 0 || N === q0 || H === 0) return o;
   const storage = q.dtype === 'f16' ? 'f16' : 'f32';
   const pipeline = await eng.pipeline('moc-route', wgsl(source, storage), { WG }, storage);
-  const groupsPerHead = Math.ceil(N / WG);
+  const groupsPerHead = Math.ceil((N - q0) / WG);
   eng.dispatch({
     pipeline,
     label: 'moc-route',
-    params: packParams([['u32', H], ['u32', N], ['u32', D], ['u32', C], ['u32', K], ['u32', opts.causal ? 1 : 0], ['u32', groupsPerHead]]),
+    params: packParams([['u32', H], ['u32', N], ['u32', D], ['u32', C], ['u32', K], ['u32', opts.causal ? 1 : 0], ['u32', groupsPerHead], ['u32', q0]]),
     bindings: [q, desc, chunks.start, chunks.kind, chunks.shot, o],
     groups: grid2d(H * groupsPerHead, eng.adapter.limits.maxComputeWorkgroupsPerDimension),
   });
@@ -71,7 +75,7 @@ export async function mocRoute(eng: Engine, q: Tensor, desc: Tensor, chunks: Chu
 /**
  * CPU twin of mocRoute: the same insertion top-K, scores in float64.
  * @param q [H, N, D]; desc [H, C, D]; chunks: Int32Array columns (start from a valid table).
- * @returns routed, Int32Array [H, N, K].
+ * @returns routed, Int32Array [H, N, K] (rows before queryStart −1; the GPU leaves them unwritten).
  */
 export function mocRouteCpu(
   q: ArrayLike<number>,
@@ -84,13 +88,14 @@ export function mocRouteCpu(
   const C = chunks.start.length;
   const K = opts.topK;
   const routed = new Int32Array(H * N * K).fill(-1);
+  const q0 = opts.queryStart ?? 0;
   const bestS = new Float64Array(K);
   const bestC = new Int32Array(K);
   for (let h = 0; h < H; h++) {
     let ci = 0;
     for (let i = 0; i < N; i++) {
       while (ci + 1 < C && chunks.start[ci + 1] <= i) ci++;
-      if (chunks.kind[ci] !== 1) continue;
+      if (chunks.kind[ci] !== 1 || i < q0) continue;
       const si = chunks.shot[ci];
       let n = 0;
       for (let b = 0; b < C; b++) {

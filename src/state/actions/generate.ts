@@ -270,7 +270,7 @@ async function onResult(plan: RunPlan, result: GenerateResult): Promise<void> {
   st.setRoutingOrigin({ attention: plan.request.attention, restored: false, stepsOf: null });
   const ms = result.timings.length ? result.timings.reduce((n, t) => n + t.total, 0) / result.timings.length : null;
   if (result.timings.length) recordStepTime({ ...planShape(plan), msPerStep: result.totalMs / result.timings.length, at: Date.now() });
-  const stats = { sparsity: result.sparsity, flopsVisited: result.attentionFlops.visited, flopsDense: result.attentionFlops.dense, msPerStep: ms, live: false };
+  const stats = { sparsity: result.sparsity, flopsVisited: result.attentionFlops.visited, flopsDense: result.attentionFlops.dense, msPerStep: ms, live: false, reused: result.cache?.summary ?? null };
   st.setRoutingStats(stats);
   for (const m of metas) unsaved.set(m.id, m);
   try {

@@ -22,6 +22,8 @@ export interface RoutingStats {
   msPerStep: number | null;
   /** True while the numbers come from a run still in progress. */
   live: boolean;
+  /** What the run took from the kept-shot cache, in words ("kept shots 1–31 from cache …"). */
+  reused?: string | null;
 }
 
 export interface RoutingOrigin {
