@@ -16,6 +16,7 @@ const chunk = (page: Page, name: string) => graph(page).getByRole('button', { na
 
 /** Clicks the middle of a chunk's box on the canvas (the buttons over the boxes take no pointer events: the canvas hit-tests). */
 async function clickBox(page: Page, name: string): Promise<void> {
+  await chunk(page, name).scrollIntoViewIfNeeded();
   const box = (await chunk(page, name).boundingBox())!;
   await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
 }
@@ -42,6 +43,7 @@ test('the routing graph pins by click and keyboard, keeps still, survives a relo
   const before = await stage.boundingBox();
 
   // hovering a box opens the inspector beside the graph and moves nothing
+  await chunk(page, 'Shot 2 · frame 2').scrollIntoViewIfNeeded();
   const box = (await chunk(page, 'Shot 2 · frame 2').boundingBox())!;
   await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
   await expect(g.getByRole('img', { name: /^Routing scores of Shot 2 · frame 2 / })).toBeVisible();
