@@ -136,7 +136,20 @@ for (const [shots, frames] of [[8, 4], [32, 2]] as const) {
     await clickBox(page, `Shot ${shots} · frame ${frames}`);
     await expect(g.getByRole('img', { name: new RegExp(`^Routing scores of Shot ${shots} · frame ${frames} `) })).toBeVisible();
     await g.screenshot({ path: `e2e-artifacts/routing-graph-${shots}-shots.png` });
-    if (shots !== 8) return;
+    if (shots === 32) {
+      // the wheel zooms about the cursor: the pinned box grows and stays under it
+      const last = chunk(page, `Shot ${shots} · frame ${frames}`);
+      const b0 = (await last.boundingBox())!;
+      await page.mouse.move(b0.x + b0.width / 2, b0.y + b0.height / 2);
+      await page.mouse.wheel(0, -700);
+      await expect.poll(async () => (await last.boundingBox())!.width).toBeGreaterThan(b0.width * 2.5);
+      const b1 = (await last.boundingBox())!;
+      expect(Math.abs(b1.x + b1.width / 2 - (b0.x + b0.width / 2))).toBeLessThan(b1.width);
+      await g.screenshot({ path: `e2e-artifacts/routing-graph-${shots}-shots-zoomed.png` });
+      await g.getByRole('button', { name: 'Fit' }).click();
+      await expect.poll(async () => (await last.boundingBox())!.width).toBeCloseTo(b0.width, 0);
+      return;
+    }
     // teaching mode on the same run: the plain-words introduction, the picked patch on the frame
     const teach = page.getByRole('region', { name: 'Teaching mode' });
     await teach.getByRole('button', { name: 'Pick a query token' }).click();
@@ -146,7 +159,11 @@ for (const [shots, frames] of [[8, 4], [32, 2]] as const) {
     await expect(page.getByRole('img', { name: /^Picked query token: patch row \d+ col \d+$/ })).toBeVisible();
     await expect(teach).toContainText('Shot 4 · frame 1');
     await teach.getByText('In plain words').click(); // open it again for the picture
-    await teach.screenshot({ path: 'e2e-artifacts/teaching-plain-words.png' });
+    // the top of the panel (introduction, source, chunk strip, the first steps), without the status bar over it
+    await page.setViewportSize({ width: 1440, height: 1100 });
+    await teach.evaluate((el) => el.scrollIntoView({ block: 'start' }));
+    const t = (await teach.boundingBox())!;
+    await page.screenshot({ path: 'e2e-artifacts/teaching-plain-words.png', clip: { x: t.x, y: t.y, width: t.width, height: Math.min(t.height, 980) }, style: '.status-bar { visibility: hidden; }' });
     await page.locator('.player .viewport').screenshot({ path: 'e2e-artifacts/teaching-picked-patch.png' });
   });
 }
