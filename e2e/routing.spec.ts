@@ -32,6 +32,7 @@ test('the routing graph pins by click and keyboard, keeps still, survives a relo
   test.setTimeout(300_000);
   const problems: string[] = [];
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  await page.setViewportSize({ width: 1440, height: 900 }); // wide: the inspector sits beside the graph
   await serveModel(page);
   await openWithBoard(page);
   await generate(page, 2);
@@ -40,10 +41,10 @@ test('the routing graph pins by click and keyboard, keeps still, survives a relo
   await g.scrollIntoViewIfNeeded();
   await expect(g.locator('.routing-chunk')).toHaveCount(7); // global caption, 2 × (caption + 2 frames)
   const stage = g.locator('.routing-stage');
-  const before = await stage.boundingBox();
 
   // hovering a box opens the inspector beside the graph and moves nothing
   await chunk(page, 'Shot 2 · frame 2').scrollIntoViewIfNeeded();
+  const before = await stage.boundingBox();
   const box = (await chunk(page, 'Shot 2 · frame 2').boundingBox())!;
   await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
   await expect(g.getByRole('img', { name: /^Routing scores of Shot 2 · frame 2 / })).toBeVisible();
