@@ -16,6 +16,7 @@ const chunk = (page: Page, name: string) => graph(page).getByRole('button', { na
 
 /** Clicks the middle of a chunk's box on the canvas (the buttons over the boxes take no pointer events: the canvas hit-tests). */
 async function clickBox(page: Page, name: string): Promise<void> {
+  await chunk(page, name).scrollIntoViewIfNeeded();
   const box = (await chunk(page, name).boundingBox())!;
   await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
 }
@@ -31,6 +32,7 @@ test('the routing graph pins by click and keyboard, keeps still, survives a relo
   test.setTimeout(300_000);
   const problems: string[] = [];
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  await page.setViewportSize({ width: 1440, height: 900 }); // wide: the inspector sits beside the graph
   await serveModel(page);
   await openWithBoard(page);
   await generate(page, 2);
@@ -39,9 +41,10 @@ test('the routing graph pins by click and keyboard, keeps still, survives a relo
   await g.scrollIntoViewIfNeeded();
   await expect(g.locator('.routing-chunk')).toHaveCount(7); // global caption, 2 × (caption + 2 frames)
   const stage = g.locator('.routing-stage');
-  const before = await stage.boundingBox();
 
   // hovering a box opens the inspector beside the graph and moves nothing
+  await chunk(page, 'Shot 2 · frame 2').scrollIntoViewIfNeeded();
+  const before = await stage.boundingBox();
   const box = (await chunk(page, 'Shot 2 · frame 2').boundingBox())!;
   await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
   await expect(g.getByRole('img', { name: /^Routing scores of Shot 2 · frame 2 / })).toBeVisible();
@@ -134,7 +137,20 @@ for (const [shots, frames] of [[8, 4], [32, 2]] as const) {
     await clickBox(page, `Shot ${shots} · frame ${frames}`);
     await expect(g.getByRole('img', { name: new RegExp(`^Routing scores of Shot ${shots} · frame ${frames} `) })).toBeVisible();
     await g.screenshot({ path: `e2e-artifacts/routing-graph-${shots}-shots.png` });
-    if (shots !== 8) return;
+    if (shots === 32) {
+      // the wheel zooms about the cursor: the pinned box grows and stays under it
+      const last = chunk(page, `Shot ${shots} · frame ${frames}`);
+      const b0 = (await last.boundingBox())!;
+      await page.mouse.move(b0.x + b0.width / 2, b0.y + b0.height / 2);
+      await page.mouse.wheel(0, -700);
+      await expect.poll(async () => (await last.boundingBox())!.width).toBeGreaterThan(b0.width * 2.5);
+      const b1 = (await last.boundingBox())!;
+      expect(Math.abs(b1.x + b1.width / 2 - (b0.x + b0.width / 2))).toBeLessThan(b1.width);
+      await g.screenshot({ path: `e2e-artifacts/routing-graph-${shots}-shots-zoomed.png` });
+      await g.getByRole('button', { name: 'Fit' }).click();
+      await expect.poll(async () => (await last.boundingBox())!.width).toBeCloseTo(b0.width, 0);
+      return;
+    }
     // teaching mode on the same run: the plain-words introduction, the picked patch on the frame
     const teach = page.getByRole('region', { name: 'Teaching mode' });
     await teach.getByRole('button', { name: 'Pick a query token' }).click();
@@ -144,7 +160,11 @@ for (const [shots, frames] of [[8, 4], [32, 2]] as const) {
     await expect(page.getByRole('img', { name: /^Picked query token: patch row \d+ col \d+$/ })).toBeVisible();
     await expect(teach).toContainText('Shot 4 · frame 1');
     await teach.getByText('In plain words').click(); // open it again for the picture
-    await teach.screenshot({ path: 'e2e-artifacts/teaching-plain-words.png' });
+    // the top of the panel (introduction, source, chunk strip, the first steps), without the status bar over it
+    await page.setViewportSize({ width: 1440, height: 1100 });
+    await teach.evaluate((el) => el.scrollIntoView({ block: 'start' }));
+    const t = (await teach.boundingBox())!;
+    await page.screenshot({ path: 'e2e-artifacts/teaching-plain-words.png', clip: { x: t.x, y: t.y, width: t.width, height: Math.min(t.height, 980) }, style: '.status-bar { visibility: hidden; }' });
     await page.locator('.player .viewport').screenshot({ path: 'e2e-artifacts/teaching-picked-patch.png' });
   });
 }

@@ -106,7 +106,8 @@ export function ScoreChart({ profile, topK, chunkLabel, shortLabel, marks }: Pro
         {profile.topKCut !== null && (
           <g>
             <line x1={padL} x2={W} y1={y(profile.topKCut)} y2={y(profile.topKCut)} className="cut-topk" />
-            <text x={W - 2} y={y(profile.topKCut) - 3} className="cut-label" textAnchor="end">
+            {/* at the left end: the causal cut's words sit at the top right */}
+            <text x={padL + 3} y={y(profile.topKCut) - 3} className="cut-label">
               top-{topK} cut
             </text>
           </g>

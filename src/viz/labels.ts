@@ -49,9 +49,13 @@ export function placeLabels(items: readonly LabelItem[], fontPx: number, min: nu
  * `short` (e.g. "12") for as many as fit, each kept only where it does not overlap another.
  */
 export function shotLabels(bands: ReadonlyArray<{ x0: number; x1: number; long: string; short: string }>, fontPx: number, min: number, max: number): PlacedLabel[] {
-  const long = placeLabels(bands.map((b) => ({ at: (b.x0 + b.x1) / 2, text: b.long })), fontPx, min, max, 6);
-  if (long.length === bands.length) return long;
-  const short = placeLabels(bands.map((b) => ({ at: (b.x0 + b.x1) / 2, text: b.short })), fontPx, min, max, 6);
+  // zoomed in, a band may be partly or wholly out of view: label the part in view, or not at all
+  const seen = bands.map((b, index) => ({ index, x0: Math.max(min, b.x0), x1: Math.min(max, b.x1), b })).filter((v) => v.x1 > v.x0);
+  const place = (form: 'long' | 'short'): PlacedLabel[] =>
+    placeLabels(seen.map((v) => ({ at: (v.x0 + v.x1) / 2, text: v.b[form] })), fontPx, min, max, 6).map((p) => ({ ...p, index: seen[p.index].index }));
+  const long = place('long');
+  if (long.length === seen.length) return long;
+  const short = place('short');
   return short.length > long.length ? short : long;
 }
 

@@ -285,7 +285,7 @@ export class RoutingScene {
     const g = v.layout.nodes.find((n) => n.kind === 'text' && n.shot < 0);
     if (g) {
       const at = this.toScreen(g.x + g.w / 2, g.y + CAPTION_H + 0.05);
-      const [p] = placeLabels([{ at: at.x, text: 'captions' }], LABEL_PX, 2, this.width - 2);
+      const [p] = at.x >= 0 && at.x <= this.width ? placeLabels([{ at: at.x, text: 'captions' }], LABEL_PX, 2, this.width - 2) : [];
       if (p) this.labels.append(label(p.text, p.left, at.y, null, 'The caption row: the global caption, then each shot’s caption above its frames'));
     }
   }

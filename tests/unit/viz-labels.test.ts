@@ -39,6 +39,15 @@ describe('shot labels', () => {
     }
   });
 
+  it('labels only the shots in view when zoomed in, by the part in view', () => {
+    const b = bands(32, 8, 4000).map((x) => ({ ...x, x0: x.x0 - 3000, x1: x.x1 - 3000 })); // zoomed: the last shots in [0, 1000]
+    const placed = shotLabels(b, 12, 2, 998);
+    expectReadable(placed, 2, 998, 6);
+    for (const p of placed) expect(b[p.index].x1).toBeGreaterThan(2);
+    expect(placed.some((p) => /^(Shot )?32$/.test(p.text))).toBe(true);
+    expect(placed.some((p) => p.text === 'Shot 1' || p.text === '1')).toBe(false);
+  });
+
   it('keeps a label at the edge whole (no "aptions")', () => {
     const [p] = placeLabels([{ at: 3, text: 'captions' }], 12, 2, 300);
     expect(p.left).toBe(2);
