@@ -21,6 +21,9 @@ export type * from './protocol.ts';
 export { MAX_SHOT_FRAMES, MAX_SHOTS, MAX_STORYBOARD_BYTES, STORYBOARD_VERSION, StoryboardError, parseStoryboard, parseStoryboardJson } from '../model/storyboard.ts';
 export { shotLengthNote } from '../model/config.ts';
 export { isAttentionMode } from '../model/api.ts';
+// The checks a model folder from disk passes before it is stored (the same as a download's), and where it is stored.
+export { CACHE_NAME, LOCAL_MODELS_DIR, check as checkModelFile, parseManifest } from './model-files.ts';
+export { MAX_JSON_BYTES, modelFileCap, tooLargeMessage } from '../model/limits.ts';
 
 /** The engine api, plus `terminate()` to stop the worker and what a crash needs. */
 export interface EngineClient extends EngineApi {
