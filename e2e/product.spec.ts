@@ -30,6 +30,7 @@ test('first run: a tour, shortcuts on ?, no document overscroll; at phone width 
   const tour = page.getByRole('region', { name: 'Tour' });
   await expect(tour).toContainText('1 / 4 · Write the storyboard');
   await expect(page.getByText('Loaded', { exact: true })).toBeVisible({ timeout: 90_000 });
+  await page.locator('.workspace').evaluate((el) => el.scrollTo(0, 0));
   await page.screenshot({ path: 'e2e-artifacts/first-run.png' });
   await tour.getByRole('button', { name: 'Next' }).click();
   await expect(tour).toContainText('2 / 4 · Generate');
@@ -63,6 +64,8 @@ test('first run: a tour, shortcuts on ?, no document overscroll; at phone width 
   await expect(bar.getByRole('button', { name: 'Details' })).toHaveAttribute('aria-expanded', 'false');
   expect((await bar.boundingBox())!.height).toBeLessThan(48);
   const quick = page.getByRole('toolbar', { name: 'Quick generate' }).getByRole('button', { name: 'Generate' });
+  await expect(quick).toBeInViewport();
+  await page.locator('.workspace').evaluate((el) => el.scrollTo(0, 0));
   await expect(quick).toBeInViewport();
   await page.screenshot({ path: 'e2e-artifacts/phone.png' });
   await bar.getByRole('button', { name: 'Details' }).click();
