@@ -51,6 +51,7 @@ test('first run: a tour, shortcuts on ?, no document overscroll; at phone width 
   await expect(keys).toHaveCount(0);
   await page.getByRole('textbox', { name: 'Shot 1 caption' }).press('?');
   await expect(keys).toHaveCount(0);
+  await page.getByRole('textbox', { name: 'Shot 1 caption' }).press('Backspace');
 
   // a control explains itself
   await expect(page.locator('label', { has: page.getByRole('spinbutton', { name: 'Top-k' }) })).toHaveAttribute('title', /how many extra chunks/);
@@ -65,8 +66,10 @@ test('first run: a tour, shortcuts on ?, no document overscroll; at phone width 
   expect((await bar.boundingBox())!.height).toBeLessThan(48);
   const quick = page.getByRole('toolbar', { name: 'Quick generate' }).getByRole('button', { name: 'Generate' });
   await expect(quick).toBeInViewport();
+  await expect(page.getByText('Loaded', { exact: true })).toBeVisible({ timeout: 90_000 });
   await page.locator('.workspace').evaluate((el) => el.scrollTo(0, 0));
   await expect(quick).toBeInViewport();
+  await expect(quick).toBeEnabled();
   await page.screenshot({ path: 'e2e-artifacts/phone.png' });
   await bar.getByRole('button', { name: 'Details' }).click();
   await expect(bar).toContainText('Adapter');

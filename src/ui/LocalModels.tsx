@@ -56,7 +56,7 @@ export function LocalModels() {
         </button>
         {picker && (
           <button type="button" className="small" disabled={disabled} onClick={() => void pickWith(picker).then(add, () => undefined)} title="The same, with the system's folder picker">
-            Pick with folder picker…
+            Folder picker…
           </button>
         )}
         <span className="muted small-text">or drop a folder here</span>
