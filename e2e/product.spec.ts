@@ -3,9 +3,13 @@
  * their seeds, work leaves the browser (project file, MP4/WebM), and a model folder from disk is
  * used for a generation. The model and the board: e2e/model-fixture.ts.
  */
-import { readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { expect, test, type Page } from '@playwright/test';
 import { BOARD, MODEL, decodeVideo, hasModel, openWithBoard, serveModel, watchRun } from './model-fixture.ts';
+
+/** The model folder added from disk: the shipped tiny model. */
+const OWN_MODEL = 'public/models/moc-tiny';
 
 /** The document is exactly the window: nothing below the app to scroll to. */
 async function expectNoOverscroll(page: Page): Promise<void> {
@@ -16,13 +20,59 @@ async function expectNoOverscroll(page: Page): Promise<void> {
   expect(m.y).toBe(0);
 }
 
-test('the document does not scroll past the app (desktop and phone widths)', async ({ page }) => {
+test('first run: a tour, shortcuts on ?, no document overscroll; at phone width Generate is in reach', async ({ page }) => {
   await page.goto('/');
   await expect(page.getByRole('status', { name: 'Engine status' })).toContainText(/Engine (ready|error)/, { timeout: 60_000 });
   await expect(page.locator('.chips .visually-hidden').first()).toBeAttached();
   await expectNoOverscroll(page);
+
+  // the tour: shown on a first visit, stepped through, closed for good, reopened from the header
+  const tour = page.getByRole('region', { name: 'Tour' });
+  await expect(tour).toContainText('1 / 4 · Write the storyboard');
+  await expect(page.getByText('Loaded', { exact: true })).toBeVisible({ timeout: 90_000 });
+  await page.locator('.workspace').evaluate((el) => el.scrollTo(0, 0));
+  await page.screenshot({ path: 'e2e-artifacts/first-run.png' });
+  await tour.getByRole('button', { name: 'Next' }).click();
+  await expect(tour).toContainText('2 / 4 · Generate');
+  await tour.getByRole('button', { name: 'Close the tour' }).click();
+  await expect(tour).toHaveCount(0);
+  await page.reload();
+  await expect(page.getByRole('heading', { name: 'Storyboard' })).toBeVisible();
+  await expect(tour).toHaveCount(0);
+  await page.getByRole('button', { name: 'Tour' }).click();
+  await expect(tour).toContainText('1 / 4');
+
+  // ? lists the shortcuts (not while typing), Esc closes them
+  await page.getByRole('heading', { name: 'Storyboard' }).click();
+  await page.keyboard.press('?');
+  const keys = page.getByRole('dialog', { name: 'Keyboard shortcuts' });
+  await expect(keys).toContainText('Ctrl+Enter');
+  await page.keyboard.press('Escape');
+  await expect(keys).toHaveCount(0);
+  await page.getByRole('textbox', { name: 'Shot 1 caption' }).press('?');
+  await expect(keys).toHaveCount(0);
+  await page.getByRole('textbox', { name: 'Shot 1 caption' }).press('Backspace');
+
+  // a control explains itself
+  await expect(page.locator('label', { has: page.getByRole('spinbutton', { name: 'Top-k' }) })).toHaveAttribute('title', /how many extra chunks/);
+
+  // phone width: no overscroll, diagnostics collapsed to one line, Generate on screen at the top
   await page.setViewportSize({ width: 390, height: 844 });
+  await page.reload();
+  await expect(page.getByRole('heading', { name: 'Storyboard' })).toBeVisible();
   await expectNoOverscroll(page);
+  const bar = page.getByRole('status', { name: 'Engine status' });
+  await expect(bar.getByRole('button', { name: 'Details' })).toHaveAttribute('aria-expanded', 'false');
+  expect((await bar.boundingBox())!.height).toBeLessThan(48);
+  const quick = page.getByRole('toolbar', { name: 'Quick generate' }).getByRole('button', { name: 'Generate' });
+  await expect(quick).toBeInViewport();
+  await expect(page.getByText('Loaded', { exact: true })).toBeVisible({ timeout: 90_000 });
+  await page.locator('.workspace').evaluate((el) => el.scrollTo(0, 0));
+  await expect(quick).toBeInViewport();
+  await expect(quick).toBeEnabled();
+  await page.screenshot({ path: 'e2e-artifacts/phone.png' });
+  await bar.getByRole('button', { name: 'Details' }).click();
+  await expect(bar).toContainText('Adapter');
 });
 
 test('versions keep their seeds; the project file round-trips; video exports as MP4 or says why not', async ({ page }) => {
@@ -73,7 +123,7 @@ test('versions keep their seeds; the project file round-trips; video exports as 
   expect(JSON.parse(projectText).takes).toHaveLength(3);
   await page.getByLabel('Storyboard file to import').setInputFiles({ name: 'other.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify({ ...BOARD, shots: [{ caption: 'Character 1 stays.', frames: 1, seed: 5 }] })) });
   await expect(page.getByRole('textbox', { name: 'Shot 2 caption' })).toHaveCount(0);
-  await expect(page.getByText('Not generated yet')).toBeVisible();
+  await expect(page.getByText('Not generated yet', { exact: true })).toBeVisible();
   page.once('dialog', (d) => void d.accept());
   await page.getByLabel('Project file to open').setInputFiles({ name: 'project.mocproject.json', mimeType: 'application/json', buffer: Buffer.from(projectText) });
   await expect(page.getByRole('textbox', { name: 'Shot 2 caption' })).toHaveValue(BOARD.shots[1].caption);
@@ -117,4 +167,48 @@ test('versions keep their seeds; the project file round-trips; video exports as 
     await expect(result).toContainText(/Exported WEBM \((vp9|vp8|av1)\) · not MP4: this browser cannot encode H\.264 at \d+×\d+/);
   }
   console.log(`H.264 encoding supported: ${canH264}`);
+});
+
+test('a model folder from disk is checked, stored, listed, used for a generation and removable', async ({ page }, info) => {
+  test.skip(!hasModel(), `no model folder at ${MODEL}`);
+  test.setTimeout(240_000);
+  await serveModel(page);
+  await openWithBoard(page);
+  const picker = page.getByRole('combobox', { name: 'Model' });
+
+  // a folder whose file does not match its manifest is refused, and nothing is listed
+  const bad = info.outputPath('broken-model');
+  mkdirSync(bad, { recursive: true });
+  for (const f of readdirSync(OWN_MODEL)) copyFileSync(join(OWN_MODEL, f), join(bad, f));
+  writeFileSync(join(bad, 'vocab.json'), readFileSync(join(OWN_MODEL, 'vocab.json'), 'utf8').replace('"meadow"', '"medow"'));
+  await page.getByLabel('Model folder to add').setInputFiles(bad);
+  await expect(page.getByRole('alert').filter({ hasText: 'Could not add the folder “broken-model”' })).toContainText(/vocab\.json has \d+ bytes, the manifest says \d+/);
+  await expect(page.getByRole('list', { name: 'Your models' })).toHaveCount(0);
+
+  // the real one: added, selected and loaded (32×32 frames: not the e2e model's 16×16)
+  await page.getByLabel('Model folder to add').setInputFiles(OWN_MODEL);
+  await expect(page.getByText('Added “moc-tiny”: it is the model in use now.')).toBeVisible({ timeout: 60_000 });
+  await expect(picker).toHaveValue('moc-tiny');
+  await expect(page.getByText(/^Loaded$/)).toBeVisible({ timeout: 60_000 });
+  await expect(page.locator('.model-status')).toContainText('32×32 px');
+  await expect(page.getByRole('list', { name: 'Your models' })).toContainText('moc-tiny');
+
+  // used for a generation
+  await page.getByRole('spinbutton', { name: 'Sampler steps' }).fill('2');
+  await page.getByRole('button', { name: 'Generate', exact: true }).click();
+  await watchRun(page, 2);
+  await expect(page.getByRole('img', { name: 'Shot 1, middle frame' })).toBeVisible();
+  expect(await page.evaluate(() => window.mocStudio!.store.getState().takes[window.mocStudio!.store.getState().shotIds[0]]?.[0]?.model)).toBe('moc-tiny');
+  expect(await page.evaluate(() => window.mocStudio!.store.getState().takes[window.mocStudio!.store.getState().shotIds[0]]?.[0]?.width)).toBe(32);
+
+  // still there after a reload (from this browser's storage: nothing is served at local-models/)
+  await page.reload();
+  await expect(picker).toHaveValue('moc-tiny');
+  await expect(page.locator('.model-status')).toContainText('32×32 px', { timeout: 60_000 });
+
+  // removable: the studio goes back to the shipped model
+  await page.getByRole('button', { name: 'Remove model moc-tiny' }).click();
+  await expect(page.getByRole('list', { name: 'Your models' })).toHaveCount(0);
+  await expect(picker).toHaveValue('e2e');
+  await expect(page.locator('.model-status')).toContainText('16×16 px', { timeout: 60_000 });
 });

@@ -3,7 +3,8 @@ import { dismissResume, resumeGeneration } from '../state/actions/generate.ts';
 import { isRunning } from '../state/slices/generation.ts';
 import { useStudio } from '../state/store.ts';
 import { EnginePanel } from './EnginePanel.tsx';
-import { GenerationPanel } from './GenerationPanel.tsx';
+import { GenerationPanel, QuickGenerate } from './GenerationPanel.tsx';
+import { ShortcutsOverlay, Tour, useFirstRun, useHelpShortcuts } from './Help.tsx';
 import { PanelGuard } from './PanelGuard.tsx';
 import { Player } from './Player.tsx';
 import { RoutingGraph } from './RoutingGraph.tsx';
@@ -23,15 +24,28 @@ const LOWER_PANELS = [
 /** The studio shell: header, storyboard | player and routing | generation, status bar. */
 export function App() {
   useUndoShortcuts();
+  const [tour, setTour] = useFirstRun();
+  const [keys, setKeys] = useHelpShortcuts();
   return (
     <div className="app">
       <header className="app-header">
         <img className="logo" src={`${import.meta.env.BASE_URL}favicon.svg`} alt="" width={28} height={28} />
         <h1>MoC Studio</h1>
         <p className="tagline">Multi-shot video generation with Mixture-of-Contexts attention, on your GPU</p>
+        <nav className="header-help" aria-label="Help">
+          <button type="button" className="small" onClick={() => setTour(true)} title="A short tour of the studio">
+            Tour
+          </button>
+          <button type="button" className="small" onClick={() => setKeys(true)} aria-label="Keyboard shortcuts" title="Keyboard shortcuts (?)">
+            ?
+          </button>
+        </nav>
       </header>
+      <ShortcutsOverlay open={keys} onClose={() => setKeys(false)} />
       <main className="workspace">
         <DeviceLostBanner />
+        <Tour open={tour} onClose={() => setTour(false)} />
+        <QuickGenerate />
         <div className="studio">
           <div className="col-board">
             <PanelGuard name="The storyboard editor">

@@ -3,6 +3,7 @@ import { useShallow } from 'zustand/react/shallow';
 import { appendShot, cancelGeneration, generateAll } from '../state/actions/generate.ts';
 import { chooseModel, ensureModel } from '../state/actions/model.ts';
 import { MAX_SHOTS } from '../state/board-ops.ts';
+import { isLocalEntry } from '../state/local-models.ts';
 import { estimateRun, isCpuAdapter, runShape } from '../state/run-estimate.ts';
 import { isRunning } from '../state/slices/generation.ts';
 import { routeViewText } from '../model/config.ts';
@@ -11,6 +12,7 @@ import { CaptionField } from './CaptionField.tsx';
 import { formatBytes } from '../model/limits.ts';
 import { formatDuration, formatMs, formatPercent } from './format.ts';
 import { useNow, useVocab } from './hooks.ts';
+import { LocalModels } from './LocalModels.tsx';
 import { NumberField } from './NumberField.tsx';
 
 /** Tooltips of the controls, in plain words (docs/MODEL_CARD.md and the design's MOC.md say more). */
@@ -82,6 +84,30 @@ export function GenerationPanel() {
   );
 }
 
+/**
+ * On a phone the generation panel is far below the storyboard: this bar (shown at narrow widths
+ * only, stuck to the top of the workspace) keeps Generate, Cancel and the step in reach.
+ */
+export function QuickGenerate() {
+  const run = useStudio((s) => s.run);
+  const canGenerate = useStudio((s) => s.engine.phase === 'ready' && s.model.phase === 'ready' && !isRunning(s.run.phase));
+  const running = isRunning(run.phase);
+  return (
+    <div className="quick-generate" role="toolbar" aria-label="Quick generate">
+      <button type="button" className="primary small" disabled={!canGenerate} onClick={() => void generateAll()}>
+        Generate
+      </button>
+      <button type="button" className="small" disabled={!running || run.phase === 'cancelling'} onClick={cancelGeneration}>
+        Cancel
+      </button>
+      <span className="muted small-text">{running ? `Step ${run.step} / ${run.steps}` : run.phase === 'done' ? 'Done' : ''}</span>
+      <a className="small-text" href="#generation-title">
+        Settings
+      </a>
+    </div>
+  );
+}
+
 /** Why nothing can be generated while the engine is down, pointing at the engine check. */
 function EngineNote() {
   const engine = useStudio((s) => s.engine);
@@ -113,7 +139,8 @@ function ModelPicker() {
     return (
       <div className="callout-note" role="note">
         <strong>No model available.</strong> The studio looks for <code>public/models/index.json</code> ({model.indexError}). Put an exported model folder
-        there (<code>python3 -m train.export … --out public/models/NAME</code>) and list it in the index; you can edit and save storyboards meanwhile.
+        there (<code>python3 -m train.export … --out public/models/NAME</code>) and list it in the index, or add a model folder from disk; you can edit and save storyboards meanwhile.
+        <LocalModels />
       </div>
     );
   }
@@ -127,6 +154,7 @@ function ModelPicker() {
             <option key={e.name} value={e.name}>
               {e.name}
               {e.bytes ? ` · ${formatBytes(e.bytes)}` : ''}
+              {isLocalEntry(e) ? ' · yours' : ''}
             </option>
           ))}
         </select>
@@ -157,6 +185,7 @@ function ModelPicker() {
         )}
       </div>
       {model.entries.find((e) => e.name === name)?.description && <p className="muted small-text">{model.entries.find((e) => e.name === name)?.description}</p>}
+      <LocalModels />
     </div>
   );
 }

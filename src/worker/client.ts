@@ -17,6 +17,8 @@ import type { EngineApi, EngineErrorInfo, WorkerApi, WorkerCrash } from './proto
 
 export { WorkerError };
 export type * from './protocol.ts';
+// The checks a model folder from disk passes before it is stored (the same as a download's), and where it is stored.
+export { CACHE_NAME, LOCAL_MODELS_DIR, check as checkModelFile, parseManifest } from './model-files.ts';
 
 /** The engine api, plus `terminate()` to stop the worker and what a crash needs. */
 export interface EngineClient extends EngineApi {

@@ -12,6 +12,11 @@ import type { TakeMeta } from '../types.ts';
 
 /** The project here, as the text of a project file. */
 export function exportProject(name = 'MoC Studio project'): string {
+  return writeProject(currentProject(name));
+}
+
+/** The project here (its pixels are the store's own arrays, not copies). */
+export function currentProject(name: string): Project {
   const s = useStudio.getState();
   const takes: Project['takes'] = [];
   for (const list of Object.values(s.takes)) {
@@ -21,14 +26,15 @@ export function exportProject(name = 'MoC Studio project'): string {
     }
   }
   const { traces, shotIds, captions } = s.routing;
-  return writeProject({ name, board: { board: s.board, shotIds: s.shotIds }, settings: s.settings, takes, chosen: s.chosen, routing: traces.length ? { traces, shotIds, captions } : null });
+  return { name, board: { board: s.board, shotIds: s.shotIds }, settings: s.settings, takes, chosen: s.chosen, routing: traces.length ? { traces, shotIds, captions } : null };
 }
 
 /**
- * Opens a project file in place of the project here. Returns null, or a one-line problem (then
+ * Opens a project file in place of the project here, once it has been read and checked and
+ * `confirm` (asked only for a good file) agrees. Returns null, or a one-line problem (then
  * nothing here changed).
  */
-export async function openProjectFile(file: Blob & { name: string }): Promise<string | null> {
+export async function openProjectFile(file: Blob & { name: string }, confirm: (project: Project) => boolean = () => true): Promise<string | null> {
   const why = (what: string): string => `Could not open “${file.name}”: ${what} — your project is unchanged.`;
   if (file.size > MAX_PROJECT_BYTES) return why(`it is ${Math.round(file.size / 2 ** 20)} MiB, more than the ${MAX_PROJECT_BYTES / 2 ** 20} MiB a project file may be`);
   let project: Project;
@@ -37,6 +43,7 @@ export async function openProjectFile(file: Blob & { name: string }): Promise<st
   } catch (e) {
     return why(e instanceof ProjectFileError ? e.message : (e as Error).message);
   }
+  if (!confirm(project)) return null;
   await applyProject(project);
   return null;
 }
