@@ -77,6 +77,8 @@ def export_model(model: MoCDiT, cfg: ModelConfig, out_dir: str, name: str,
     params = int(sum(a.size for a in tensors.values()))
     config = {**cfg.to_dict(), "format": FORMAT, "formatVersion": FORMAT_VERSION, "name": name,
               "fps": FPS, "params": params, **(extra_meta or {})}
+    if not config["causal_text"]:
+        del config["causal_text"]   # MOC.md §3b: absent means off, so v1 folders stay as they were
     _write_json(os.path.join(out_dir, "config.json"), config)
     _write_json(os.path.join(out_dir, "vocab.json"), vocab.to_json())
     st_path = os.path.join(out_dir, "model.safetensors")

@@ -112,3 +112,13 @@ def test_trained_shape_records_the_shot_lengths_range():
     assert trained_shape({"shots": 4, "frames": 8, "shot_lengths": None}) == {"train_shots": 4, "train_frames": 8}
     assert trained_shape({"shots": 4, "frames": 8, "shot_lengths": "12,4,8"}) == {
         "train_shots": 4, "train_frames": 8, "train_frames_min": 4, "train_frames_max": 12}
+
+
+def test_causal_text_is_written_only_when_on(tmp_path):
+    for on in (True, False):
+        cfg = make_config("tiny", causal_text=on)
+        out = str(tmp_path / f"m{on}")
+        export_model(random_model(cfg, 0), cfg, out, "t")
+        written = json.load(open(os.path.join(out, "config.json")))
+        assert written.get("causal_text", "absent") == (True if on else "absent")
+        assert load_exported(out)[1].causal_text is on
