@@ -132,3 +132,13 @@ def test_route_view_in_config_json(tmp_path):
     m, cfg, _ = load_exported(out + "s")
     assert cfg.route_view == "spatial"
     assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), load_exported(out)[0].state_dict().values()))
+
+
+def test_causal_text_is_written_only_when_on(tmp_path):
+    for on in (True, False):
+        cfg = make_config("tiny", causal_text=on)
+        out = str(tmp_path / f"m{on}")
+        export_model(random_model(cfg, 0), cfg, out, "t")
+        written = json.load(open(os.path.join(out, "config.json")))
+        assert written.get("causal_text", "absent") == (True if on else "absent")
+        assert load_exported(out)[1].causal_text is on

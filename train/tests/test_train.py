@@ -146,6 +146,11 @@ def test_init_from_an_exported_model(tmp_path):
     with pytest.raises(SystemExit, match="config differs"):
         main(TINY + ["--dim", "48", "--steps", "1", "--init-from", str(tmp_path / "m"),
                      "--out", str(tmp_path / "other")])
+    # --causal-text may start from a model trained without it; the checkpoint records it
+    logs = main(TINY + ["--steps", "1", "--lr", "0", "--warmup", "1", "--schedule", "2x2", "--causal-text",
+                        "--init-from", str(tmp_path / "m"), "--out", str(tmp_path / "causal")])
+    assert next(r for r in logs if r.get("event") == "start")["config"]["causal_text"] is True
+    assert checkpoint.load(str(tmp_path / "causal"))["config"]["causal_text"] is True
 
 
 def test_character_mask_covers_the_characters_and_grows_one_pixel():
