@@ -8,7 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { expect, test } from '@playwright/test';
-import { BOARD, MODEL, hasModel, openWithBoard, served, serveModel, startLongRun, watchRun } from './model-fixture.ts';
+import { BOARD, MODEL, decodeVideo, hasModel, openWithBoard, served, serveModel, startLongRun, watchRun } from './model-fixture.ts';
 
 test('generate, play, route, teach, regenerate, cancel, reload, recover', async ({ page }) => {
   test.skip(!hasModel(), `no model folder at ${MODEL}`);
@@ -106,43 +106,12 @@ test('generate, play, route, teach, regenerate, cancel, reload, recover', async 
   // export the video (WebCodecs + WebM muxer)
   const hasEncoder = await page.evaluate(() => typeof VideoEncoder !== 'undefined');
   if (hasEncoder) {
+    await page.getByRole('combobox', { name: 'Video format' }).selectOption('webm');
     const [video] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export video' }).click()]);
     const bytes = readFileSync((await video.path())!);
     expect(bytes.subarray(0, 4)).toEqual(Buffer.from([0x1a, 0x45, 0xdf, 0xa3])); // EBML: a Matroska/WebM file
     // and it decodes: the browser's own <video> loads it, and its first frame is not blank
-    const decoded = await page.evaluate(async (b64) => {
-      const data = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-      const url = URL.createObjectURL(new Blob([data], { type: 'video/webm' }));
-      const video = document.createElement('video');
-      video.muted = true;
-      try {
-        await new Promise<void>((resolve, reject) => {
-          video.addEventListener('loadeddata', () => resolve(), { once: true });
-          video.addEventListener('error', () => reject(new Error(`the video does not decode: ${video.error?.message ?? video.error?.code}`)), { once: true });
-          video.src = url;
-        });
-        // at loadeddata Chromium may not have a frame to draw yet (drawImage gives transparent
-        // black); after a seek it has
-        video.currentTime = 0.01;
-        await new Promise((resolve) => video.addEventListener('seeked', resolve, { once: true }));
-        const canvas = document.createElement('canvas');
-        canvas.width = video.videoWidth;
-        canvas.height = video.videoHeight;
-        const ctx = canvas.getContext('2d')!;
-        ctx.drawImage(video, 0, 0);
-        const px = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
-        let min = 255;
-        let max = 0;
-        for (let i = 0; i < px.length; i += 4) {
-          const y = (px[i] + px[i + 1] + px[i + 2]) / 3;
-          min = Math.min(min, y);
-          max = Math.max(max, y);
-        }
-        return { width: video.videoWidth, height: video.videoHeight, duration: video.duration, spread: max - min };
-      } finally {
-        URL.revokeObjectURL(url);
-      }
-    }, bytes.toString('base64'));
+    const decoded = await decodeVideo(page, bytes, 'video/webm');
     expect(decoded.width).toBeGreaterThan(0);
     expect(decoded.height).toBeGreaterThan(0);
     expect(decoded.duration).toBeGreaterThan(0);

@@ -82,3 +82,43 @@ export async function startLongRun(page: Page): Promise<void> {
   await page.getByRole('button', { name: 'Generate', exact: true }).click();
   await expect.poll(() => progress(page).evaluate((el) => (el as HTMLProgressElement).value), { timeout: 60_000 }).toBeGreaterThanOrEqual(1);
 }
+
+/** Loads `bytes` in a <video> element of the page: its size, duration, and the brightness spread of its first frame. */
+export async function decodeVideo(page: Page, bytes: Buffer, type: string): Promise<{ width: number; height: number; duration: number; spread: number }> {
+  return page.evaluate(
+    async ([b64, mime]) => {
+      const data = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const url = URL.createObjectURL(new Blob([data], { type: mime }));
+      const video = document.createElement('video');
+      video.muted = true;
+      try {
+        await new Promise<void>((resolve, reject) => {
+          video.addEventListener('loadeddata', () => resolve(), { once: true });
+          video.addEventListener('error', () => reject(new Error(`the video does not decode: ${video.error?.message ?? video.error?.code}`)), { once: true });
+          video.src = url;
+        });
+        // at loadeddata Chromium may not have a frame to draw yet (drawImage gives transparent
+        // black); after a seek it has
+        video.currentTime = 0.01;
+        await new Promise((resolve) => video.addEventListener('seeked', resolve, { once: true }));
+        const canvas = document.createElement('canvas');
+        canvas.width = video.videoWidth;
+        canvas.height = video.videoHeight;
+        const ctx = canvas.getContext('2d')!;
+        ctx.drawImage(video, 0, 0);
+        const px = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+        let min = 255;
+        let max = 0;
+        for (let i = 0; i < px.length; i += 4) {
+          const y = (px[i] + px[i + 1] + px[i + 2]) / 3;
+          min = Math.min(min, y);
+          max = Math.max(max, y);
+        }
+        return { width: video.videoWidth, height: video.videoHeight, duration: video.duration, spread: max - min };
+      } finally {
+        URL.revokeObjectURL(url);
+      }
+    },
+    [bytes.toString('base64'), type] as const,
+  );
+}

@@ -4,7 +4,7 @@
  * reload and find it intact, export and import JSON (a bad file is refused in one line and the
  * board is kept), and the sample storyboards when they are shipped. Needs no model.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { expect, test, type Page } from '@playwright/test';
 
 const captions = (page: Page) => page.getByRole('textbox', { name: /^Shot \d+ caption$/ });
@@ -124,8 +124,7 @@ test('edit a two-shot storyboard: undo/redo, reorder, reload, export and import'
   expect(problems, problems.join('\n')).toEqual([]);
 });
 
-test('the sample storyboards are one click away (when shipped)', async ({ page }) => {
-  test.skip(!existsSync('public/storyboards/index.json'), 'public/storyboards/index.json is not shipped yet');
+test('the sample storyboards are one click away', async ({ page }) => {
   await page.goto('/');
   const samples = page.getByRole('group', { name: 'Sample storyboards' }).getByRole('button');
   await expect(samples.first()).toBeVisible();

@@ -1,39 +1,50 @@
-// moc-attention-core.wgsl — the key-tile loop shared by the two fused MoC sparse attention
-// designs of MOC.md §5: moc-attention.wgsl (design A, query tiles against the union of their
+// moc-attention-core.wgsl — the one key-tile loop of every attention kernel: dense flash
+// attention (flash-attention.wgsl: one direct list of all N keys) and the two fused MoC sparse
+// designs of MOC.md §5, moc-attention.wgsl (design A, query tiles against the union of their
 // routed chunks) and moc-attention-grouped.wgsl (design B, queries grouped by routed chunk).
-// The wrappers (src/engine/kernels/moc-attention.ts; moc-grouped.ts for B) build each kernel as
-// preamble + common.wgsl + this file + the design's file.
+// The wrappers build each kernel with attentionSource (src/engine/kernels/flash-attention.ts):
+// preamble + common.wgsl + the register-tile bounds TQ, TK_MAX, TD4_MAX, PF_MAX (emitted from
+// TS, which checks tiles against the same numbers) + this file + the design's file.
 //
-// A workgroup holds up to BQ query rows (qs, pre-scaled by scale·log2 e: scores in log2 units)
-// and runs `attend` once per key list: a list of `count` virtual keys walked in BK-key tiles back
-// to back, each tile through the five steps of flash-attention.wgsl (see there for the invocation
-// layout: NRG = BQ/TQ row groups of NCOL invocations; register tiles S TQ×TK, O TQ×4·TD4).
-// Online-softmax state (running max m, partial row sum l, output O) lives in an Acc that carries
-// over from one key list to the next, so Ω may be spread over several lists.
-// A list is either `direct` (virtual key p is token k0 + p: the keys are one contiguous range,
-// addressed as flash-attention.wgsl does) or goes through the design's key_token hook. `masked`
-// and `direct` are constants at every call site, so after inlining each call site's loop carries
-// only the addressing and masking it uses (no tag bookkeeping in unmasked lists).
+// Geometry: a workgroup holds up to BQ query rows (qs, pre-scaled by scale·log2 e: scores in
+// log2 units). WG = NRG·NCOL invocations, NRG = BQ/TQ row groups of NCOL each. Invocation
+// (rg, col) owns the query rows rg + NRG·i (i < TQ); of each key tile it scores the keys
+// col + NCOL·j (j < TK = BK/NCOL), and of the output it owns the vec4 columns col + NCOL·c
+// (c < TD4 = D/4/NCOL). So S is a TQ×TK register tile and O a TQ×(4·TD4) register tile (TQ is 4:
+// P packs a row group's four rows as one vec4 per key).
+// `attend` walks a list of `count` virtual keys in BK-key tiles back to back; per tile:
+//   1. store the K and V tile (loaded into registers while the previous tile computes) to kp, vs
+//   2. S = Q·Kᵀ from workgroup memory; keys past the list's end (and, in masked lists, keys the
+//      row may not see) score MASKED
+//   3. each invocation's row maxima → part; the row max is the max over the NCOL partials
+//   4. P = exp2(S − m) overwrites the K tile as [BK][NRG+1] vec4 (the 4 rows of a row group per
+//      key), O and the partial row sums are rescaled by exp2(m_old − m_new)
+//   5. O += P·V
+// Four barriers per tile. Online-softmax state (running max m, partial row sum l, output O) lives
+// in an Acc that carries over from one key list to the next, so Ω may be spread over several
+// lists; `finish` meets the NCOL partial row sums in `part` and hands out O / l.
+// Workgroup memory: Q BQ·(D/4+1), K/P max(BK·(D/4+1), BK·(NRG+1)), V BK·(D/4+1) vec4, BQ·NCOL
+// f32 and BK u32 tags; rows padded by one vec4 so the strided reads hit distinct banks.
+// A list is either `direct` (virtual key p is token k0 + p: one contiguous range) or goes through
+// the design's key_token hook. `masked` and `direct` are constants at every call site, so after
+// inlining each call site's loop carries only the addressing and masking it uses.
 //
-// Bindings common to both designs are declared here: @1 q, @2 k, @3 v [H, N, D] and @4 out
+// Bindings common to every design are declared here: @1 q, @2 k, @3 v [H, N, D] and @4 out
 // [H, N, D], as array<vec4<T>>; @5 plan: array<vec4<i32>>, the wrapper's records (mocPlan),
-// among them the merged mandatory token ranges (start, end, vstart, 0) at p.range_off. The
-// design's file declares @0 `p` (a Params with range_off) and its bindings from @6 on, and
-// defines the hooks:
+// among them the merged mandatory token ranges (start, end, vstart, 0) at p.range_off (a design
+// that never calls range_token leaves @5 unused). The design's file declares @0 `p` (a Params
+// with range_off) and its bindings from @6 on, and defines the hooks:
 //   fn row_token(r: u32) -> u32          token of tile row r (r < the tile's rows)
 //   fn key_token(pos: u32) -> vec2<u32>  (token, tag) of virtual key `pos` of the current list
 //   fn key_visible(tag: u32, row: u32) -> bool   row sees keys with this tag (masked lists only)
 //   fn store_out(row: u32, c4: u32, x: vec4<f32>)  vec4 column c4 of a finished (normalised) row
 //   fn store_lse(row: u32, lse: f32)     the row's log2-sum-exp of its scaled scores
 //
-// Assumes (the wrapper checks): the flash-attention.wgsl tile limits, N ≥ 1, count keys valid.
+// Assumes (the wrapper checks, flashTileProblem): D % (4·NCOL) == 0, BK % NCOL == 0,
+// BQ % TQ == 0, TK ≤ TK_MAX, TD4 ≤ TD4_MAX, ceil(BK·D/4 / WG) ≤ PF_MAX; N ≥ 1, count keys valid.
 
-const TQ: u32 = 4u;
-const TK_MAX: u32 = 8u;
-const TD4_MAX: u32 = 4u;
-const PF_MAX: u32 = 16u;
-const NEG: f32 = -1e30;
-const MASKED: f32 = -2e30;
+const NEG: f32 = -1e30;      // initial running max: finite, so exp2(NEG − NEG) = 1, not NaN
+const MASKED: f32 = -2e30;   // a hidden key's score: exp2(MASKED − m) = 0 for any m ≥ NEG
 
 override D: u32 = 64u;
 override BQ: u32 = 64u;
@@ -148,8 +159,8 @@ fn attend(acc: ptr<function, Acc>, base: u32, count: u32, masked: bool, direct: 
       }
     }
 
-    // S = Q·Kᵀ for rows rg + NRG·i, keys col + NCOL·j (explicit zero: see flash-attention.wgsl)
-    var s = array<array<f32, TK_MAX>, TQ>();
+    // S = Q·Kᵀ for rows rg + NRG·i, keys col + NCOL·j
+    var s = array<array<f32, TK_MAX>, TQ>();  // explicit zero: a bare `var s;` kept its value across iterations on SwiftShader
     for (var d = 0u; d < D4; d++) {
       var qv: array<vec4<f32>, TQ>;
       for (var i = 0u; i < TQ; i++) { qv[i] = qs[(rg + NRG * i) * KS + d]; }

@@ -16,13 +16,19 @@ import './ui/styles.css';
 const root = document.getElementById('root');
 if (!root) throw new Error('index.html has no #root element');
 
-/** Test and debugging hooks: the store, and ways to exercise device-loss and worker-crash recovery. */
+/**
+ * Test and debugging hooks: the store, and ways to exercise device-loss and worker-crash recovery.
+ * Only in the dev server and the e2e build (`vite build --mode e2e`); a production build leaves
+ * them out (the condition is replaced at build time and the branch removed).
+ */
 declare global {
   interface Window {
     mocStudio?: { store: typeof useStudio; loseDevice(): void; crashWorker(how?: 'throw' | 'silent'): void };
   }
 }
-window.mocStudio = { store: useStudio, loseDevice: simulateDeviceLoss, crashWorker: simulateWorkerCrash };
+if (import.meta.env.DEV || import.meta.env.MODE === 'e2e') {
+  window.mocStudio = { store: useStudio, loseDevice: simulateDeviceLoss, crashWorker: simulateWorkerCrash };
+}
 
 await restoreStudio();
 createRoot(root).render(

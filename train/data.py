@@ -7,6 +7,10 @@ Batches are a pure function of (seed, step, rank): resuming at step s replays th
 Shot lengths (ShotLengths): every shot has `frames` frames, or with a set of lengths each step
 draws one tuple of per-shot lengths (the same for every item and rank of the step) that keeps
 the step's total of shots x frames frames, so the token count stays the same.
+World version (`world`, world.py) and oracle captions (`oracle`) are dataset options; v1 without
+oracle captions is the default and gives the same items as before they existed. `curriculum`
+(objective.Curriculum) redraws scenes until they fit the step's stage; `aux_patch` adds the
+auxiliary head's targets (objective.aux_targets).
 """
 from __future__ import annotations
 
@@ -28,9 +32,10 @@ def scene_seed(seed: int, index: int) -> int:
     return int(seed) * SEED_STRIDE + int(index)
 
 
-def encode_scene(scene: Scene, vocab: Vocab, text_len: int) -> np.ndarray:
-    """Caption ids [S+1, L] int64: global caption, then one caption per shot."""
-    caps = [global_caption(scene)] + [shot_caption(scene, i) for i in range(len(scene.shots))]
+def encode_scene(scene: Scene, vocab: Vocab, text_len: int, oracle: bool = False) -> np.ndarray:
+    """Caption ids [S+1, L] int64: global caption (oracle: with sizes and patterns), then one
+    caption per shot."""
+    caps = [global_caption(scene, oracle)] + [shot_caption(scene, i) for i in range(len(scene.shots))]
     rows = []
     for c in caps:
         enc = vocab.encode(c, text_len)
@@ -128,30 +133,47 @@ class WorldDataset(torch.utils.data.Dataset):
     batch, batch x world, as StepBatches numbers items); without `lengths`, `frames` each."""
 
     def __init__(self, seed: int, shots: int, frames: int, image_size: int, text_len: int,
-                 masks: bool = False, lengths: Optional[ShotLengths] = None, step_items: int = 1):
+                 masks: bool = False, lengths: Optional[ShotLengths] = None, step_items: int = 1,
+                 world: int = 1, oracle: bool = False, curriculum=None, aux_patch: int = 0):
         self.seed, self.shots, self.frames = seed, shots, frames
         self.image_size, self.text_len = image_size, text_len
         self.masks = masks
         self.lengths = lengths or ShotLengths(shots, frames)
         self.step_items = step_items
-        self.vocab = Vocab()
+        self.world, self.oracle, self.curriculum, self.aux_patch = world, oracle, curriculum, aux_patch
+        self.vocab = Vocab(oracle=oracle)
 
     def __len__(self) -> int:
         return 10 ** 9
 
     def scene(self, index: int) -> Scene:
-        frames = self.lengths.frames_at(index // self.step_items)
-        return sample_scene(scene_seed(self.seed, index), shots=self.shots, frames=frames)
+        step = index // self.step_items
+        frames = self.lengths.frames_at(step)
+
+        def draw(seed: int) -> Scene:
+            return sample_scene(seed, shots=self.shots, frames=frames, version=self.world)
+
+        if self.curriculum is not None:
+            return self.curriculum.scene(draw, scene_seed(self.seed, index), step)
+        return draw(scene_seed(self.seed, index))
 
     def __getitem__(self, index: int) -> Tuple[torch.Tensor, ...]:
         scene = self.scene(index)
-        shots = [render_shot(scene, i, self.image_size, masks=self.masks) for i in range(len(scene.shots))]
-        text = torch.from_numpy(encode_scene(scene, self.vocab, self.text_len))
-        if not self.masks:
+        need_masks = self.masks or self.aux_patch > 0
+        shots = [render_shot(scene, i, self.image_size, masks=need_masks) for i in range(len(scene.shots))]
+        text = torch.from_numpy(encode_scene(scene, self.vocab, self.text_len, self.oracle))
+        if not need_masks:
             return torch.from_numpy(np.concatenate(shots, 0)), text           # video [T, H, W, 3]
-        video = np.concatenate([f for f, _ in shots], 0)
-        mask = np.concatenate([character_mask(vis, self.image_size, len(f)) for f, vis in shots], 0)
-        return torch.from_numpy(video), text, torch.from_numpy(mask)
+        video = torch.from_numpy(np.concatenate([f for f, _ in shots], 0))
+        out: Tuple[torch.Tensor, ...] = (video, text)
+        if self.masks:
+            out += (torch.from_numpy(np.concatenate([character_mask(vis, self.image_size, len(f))
+                                                     for f, vis in shots], 0)),)
+        if self.aux_patch:
+            from .objective import aux_targets
+            cover, labels = aux_targets(scene, [vis for _, vis in shots], self.image_size, self.aux_patch)
+            out += (torch.from_numpy(cover), torch.from_numpy(labels))
+        return out
 
 
 class StepBatches(torch.utils.data.Sampler):

@@ -26,7 +26,7 @@ import torch
 
 from . import checkpoint, safetensors_io
 from .data import parse_shot_lengths
-from .model import CONFIGS, MoCDiT, ModelConfig, count_parameters, make_config
+from .model import CONFIGS, ROUTE_VIEWS, MoCDiT, ModelConfig, count_parameters, make_config
 from .vocab import Vocab
 
 FORMAT = "moc-dit"
@@ -69,7 +69,7 @@ def export_model(model: MoCDiT, cfg: ModelConfig, out_dir: str, name: str,
     compares shot lengths with).
     Returns the manifest. Raises ValueError when the weights exceed max_bytes or overflow f16.
     """
-    vocab = Vocab()
+    vocab = Vocab(oracle=bool((extra_meta or {}).get("oracle_captions")))
     if cfg.vocab_size != len(vocab):
         raise ValueError(f"config vocab_size {cfg.vocab_size} != the vocabulary's {len(vocab)} words")
     os.makedirs(out_dir, exist_ok=True)
@@ -77,8 +77,6 @@ def export_model(model: MoCDiT, cfg: ModelConfig, out_dir: str, name: str,
     params = int(sum(a.size for a in tensors.values()))
     config = {**cfg.to_dict(), "format": FORMAT, "formatVersion": FORMAT_VERSION, "name": name,
               "fps": FPS, "params": params, **(extra_meta or {})}
-    if not config["causal_text"]:
-        del config["causal_text"]   # MOC.md §3b: absent means off, so v1 folders stay as they were
     _write_json(os.path.join(out_dir, "config.json"), config)
     _write_json(os.path.join(out_dir, "vocab.json"), vocab.to_json())
     st_path = os.path.join(out_dir, "model.safetensors")
@@ -161,7 +159,7 @@ def load_checkpoint_model(path: str, config: Optional[str], ema: bool,
         if state is None:
             raise FileNotFoundError(f"{d}: no {checkpoint.INDEX}")
     else:
-        state = torch.load(path, map_location="cpu")
+        state = checkpoint.load_torch(path)
     if "model" not in state:
         state = {"model": state}
     if state.get("config"):
@@ -190,10 +188,15 @@ def load_checkpoint_model(path: str, config: Optional[str], ema: bool,
 
 def trained_shape(run_args: dict) -> dict:
     """config.json keys for the shot shape a run trained on (the studio notes shots outside it):
-    train_shots and train_frames (--frames); with --shot-lengths also train_frames_min / _max."""
+    train_shots and train_frames (--frames); with --shot-lengths also train_frames_min / _max.
+    Also the world: world_version (--world; 1 for runs from before it existed) and, for
+    --oracle-captions runs, oracle_captions (their vocab.json has the oracle words)."""
     if not (run_args.get("shots") and run_args.get("frames")):
         return {}
-    out = {"train_shots": int(run_args["shots"]), "train_frames": int(run_args["frames"])}
+    out = {"train_shots": int(run_args["shots"]), "train_frames": int(run_args["frames"]),
+           "world_version": int(str(run_args.get("world") or "v1").lstrip("v"))}
+    if run_args.get("oracle_captions"):
+        out["oracle_captions"] = True
     lengths = parse_shot_lengths(run_args.get("shot_lengths"))
     if lengths:
         out["train_frames_min"], out["train_frames_max"] = min(lengths), max(lengths)
@@ -227,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     for k in ("image_size", "patch_size", "dim", "depth", "heads", "text_len", "t_freq_dim"):
         p.add_argument("--" + k.replace("_", "-"), type=int, default=None, help=f"override {k}")
     p.add_argument("--mlp-ratio", type=float, default=None)
+    p.add_argument("--route-view", default=None, choices=ROUTE_VIEWS,
+                   help="override the view of q, k routing scores with (MOC.md 3b); a model trained "
+                        "with another view runs, zero-shot, with this one")
     p.add_argument("--ema", action="store_true", help="export the EMA weights")
     p.add_argument("--name", required=True)
     p.add_argument("--out", required=True, help="output folder, e.g. public/models/NAME")
@@ -239,12 +245,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> dict:
     args = build_parser().parse_args(argv)
     overrides = {k: getattr(args, k) for k in ("image_size", "patch_size", "dim", "depth", "heads",
-                                               "text_len", "t_freq_dim", "mlp_ratio")}
+                                               "text_len", "t_freq_dim", "mlp_ratio", "route_view")}
     if args.random_init is not None:
         cfg = make_config(args.config or "tiny", **overrides)
         model, meta = random_model(cfg, args.random_init), {"randomInit": args.random_init}
     else:
-        model, cfg, meta = load_checkpoint_model(args.ckpt, args.config, args.ema, overrides)
+        try:
+            model, cfg, meta = load_checkpoint_model(args.ckpt, args.config, args.ema, overrides)
+        except checkpoint.UnsafeCheckpoint as e:
+            raise SystemExit(f"export: {e}") from None
     if args.description:
         meta["description"] = args.description
     manifest = export_model(model, cfg, args.out, args.name, meta)

@@ -15,6 +15,12 @@ tests/fixtures/v<VERSION>/
         sampler.noise / sampler.keep [T,3,Hi,Wi], sampler.keep_shots [S], sampler.ts{1,2} [steps+1]
         sampler.steps{1,2} [T,3,Hi,Wi]: train.sample.sample(steps=1|2, guidance, mode moc) from
             that noise, shot 0 held fixed at sampler.keep (values on the u8 grid: k/127.5 - 1)
+    route-views.safetensors  the same model, inputs and moc options with each non-default routing
+        view (MOC.md §3b, model.ROUTE_VIEWS; config route_view), one forward each:
+        {view}.velocity [T,3,Hi,Wi]   {view}.blocks.{i}.routed [H,N,K] (stream chunk ids, exact)
+        {view}.blocks.0.attn.{q_route,k_route} [H,N,D]; x_t [T,3,Hi,Wi] (its own seed, the first
+        from the model's seed on whose routing no view has near-ties); __metadata__ x_seed,
+        {view}.routingMinGap
 The model's weights are the fp16 ones read back (load_exported), exactly what TS computes with.
 The seed is the first whose routing has no near-ties (gap between consecutive top-(K+1) scores
 of every query in every model call ≥ MIN_GAP), so f32 rounding cannot change a routing choice.
@@ -22,6 +28,7 @@ of every query in every model call ≥ MIN_GAP), so f32 rounding cannot change a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -32,7 +39,7 @@ import torch
 
 from . import moc, safetensors_io
 from .export import export_model, load_exported, random_model
-from .model import make_config
+from .model import ROUTE_VIEWS, MoCDiT, make_config
 from .sample import sample
 from .vocab import Vocab
 
@@ -54,14 +61,15 @@ CAPTIONS = {
 }
 
 
-def routing_gap(trace: dict, ch: moc.Chunks, top_k: int, causal: bool) -> float:
-    """Smallest gap between consecutive scores among the top-(K+1) candidates of any query."""
+def routing_gap(trace: dict, ch: moc.Chunks, top_k: int, causal: bool, view: str = "") -> float:
+    """Smallest gap between consecutive scores among the top-(K+1) candidates of any query
+    (scores of the routing view's q, k when `view` is "_route")."""
     cand = moc.candidate_mask(ch, causal)                               # [N, C]
     gap = float("inf")
     for name, q in trace.items():
-        if not name.endswith(".attn.q"):
+        if not name.endswith(".attn.q" + view):
             continue
-        k = trace[name[:-1] + "k"]
+        k = trace[name.replace(".attn.q", ".attn.k")]
         desc = moc.chunk_means(k, ch)                                   # [B, H, C, D]
         s = torch.matmul(q.float(), desc.transpose(-1, -2)).masked_fill(~cand, float("-inf"))
         top = torch.sort(s, -1, descending=True).values[..., :top_k + 1]  # [B, H, N, K+1]
@@ -136,6 +144,31 @@ def build(seed: int, model) -> tuple:
     return out, gap, enc
 
 
+def build_route_views(seed: int, model) -> tuple:
+    """The moc forward of `build` with every non-default routing view, x_t drawn from `seed`:
+    (tensors, gap per view)."""
+    cfg = model.cfg
+    size, T = cfg.image_size, sum(FRAMES)
+    text = torch.tensor([[Vocab().encode(c, cfg.text_len).ids for c in [CAPTIONS["global"]] + CAPTIONS["shots"]]])
+    x_t = torch.randn(1, T, cfg.channels, size, size, generator=torch.Generator().manual_seed(seed))
+    t_shot = torch.tensor([T_SHOT], dtype=torch.float32)
+    ch = moc.Chunks.from_layout(model.layout(FRAMES, OPTIONS["chunk_frames"]))
+    out: Dict[str, torch.Tensor] = {"x_t": x_t[0]}
+    gaps: Dict[str, float] = {}
+    for view in ROUTE_VIEWS[1:]:
+        m = MoCDiT(dataclasses.replace(cfg, route_view=view)).eval()
+        m.load_state_dict(model.state_dict())
+        tr: dict = {}
+        with torch.no_grad():
+            out[f"{view}.velocity"] = m(x_t, t_shot, text, mode="moc", trace=tr, frames=FRAMES, backend="plain", **OPTIONS)[0]
+        gaps[view] = routing_gap(tr, ch, OPTIONS["top_k"], OPTIONS["causal"], "_route")
+        for i in range(cfg.depth):
+            out[f"{view}.blocks.{i}.routed"] = tr[f"blocks.{i}.routed"][0]
+        for s in ("q_route", "k_route"):
+            out[f"{view}.blocks.0.attn.{s}"] = tr[f"blocks.0.attn.{s}"][0]
+    return out, gaps
+
+
 def _np(t: torch.Tensor) -> np.ndarray:
     a = t.detach().cpu().numpy()
     return a.astype(np.int32) if a.dtype.kind in "iub" else a.astype(np.float32)
@@ -158,6 +191,15 @@ def write(out_dir: str, seeds: List[int] = list(range(200))) -> dict:
         raise RuntimeError(f"no seed in {seeds[0]}..{seeds[-1]} gives routing gaps >= {MIN_GAP}")
     safetensors_io.save(os.path.join(root, "fixture.safetensors"), {k: _np(v) for k, v in tensors.items()},
                         {"version": str(VERSION)})
+    for x_seed in range(seed, seed + 100):
+        views, gaps = build_route_views(x_seed, model)
+        if min(gaps.values()) >= MIN_GAP:
+            break
+    else:
+        raise RuntimeError(f"no x_t seed in {seed}..{seed + 99} gives routing-view gaps >= {MIN_GAP}")
+    safetensors_io.save(os.path.join(root, "route-views.safetensors"), {k: _np(v) for k, v in views.items()},
+                        {"version": str(VERSION), "x_seed": str(x_seed),
+                         **{f"{v}.routingMinGap": repr(g) for v, g in gaps.items()}})
     meta = {"version": VERSION, "command": COMMAND, "seed": seed, "torch": torch.__version__,
             "config": cfg.to_dict(), "frames": list(FRAMES), **OPTIONS, "guidance": GUIDANCE,
             "t_shot": list(T_SHOT), "seeds": list(SEEDS), "keepShots": [True] + [False] * (len(FRAMES) - 1),

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 import torch.utils.checkpoint
 
-TEXT, VIDEO = 0, 1
+from .layout import TEXT, VIDEO  # the chunk kinds, defined once (layout.py)
 HAS_SDPA = hasattr(F, "scaled_dot_product_attention")
 
 

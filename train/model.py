@@ -23,7 +23,11 @@ LayerNorms have no affine weights (eps 1e-6); GELU is the tanh approximation; RM
 RoPE: pairs of adjacent channels (2j, 2j+1) rotate together; of the D/2 pairs the first
 nt = D/2 - 2*(D/2 // 3) rotate with t, the next D/2 // 3 with y, the last D/2 // 3 with x;
 pair j of an axis with n pairs has frequency rope_theta ** (-j / n).
-Queries/keys are RMS-normed per head, then rotated; routing scores use them as rotated.
+Queries/keys are RMS-normed per head, then rotated. Routing scores (MOC.md §3b) use the view
+cfg.route_view names: "rotary" (as rotated, the v1 meaning), "spatial" (rotated by y and x only:
+the keys and queries before the temporal rotation; every token of a frame shares one time, so
+per frame this is exactly the rotated key turned back by its frame's time) or "unrotated" (the
+RMS-normed q, k before any rotation). Attention always uses the rotated q, k.
 
 Weight names (state_dict == safetensors names; i = block index, last = depth - 1)
     text_embed.weight                      [V, d]
@@ -60,6 +64,9 @@ from .layout import Layout, make_layout
 from .vocab import build_words
 
 
+ROUTE_VIEWS = ("rotary", "spatial", "unrotated")
+
+
 @dataclass
 class ModelConfig:
     vocab_size: int = len(build_words())
@@ -86,6 +93,8 @@ class ModelConfig:
     # of those projections can leave noise behind (large pixel patches need it).
     prediction: str = "v"
     t_min: float = 0.05
+    # Which view of q, k routing scores with (ROUTE_VIEWS; module docstring, MOC.md §3b)
+    route_view: str = "rotary"
 
     @property
     def grid(self) -> int:
@@ -109,9 +118,18 @@ class ModelConfig:
         assert self.head_dim % 2 == 0 and self.head_dim // 2 >= 3, "head_dim must be even and >= 6"
         assert self.depth >= 1
         assert self.prediction in ("v", "x"), "prediction must be 'v' or 'x'"
+        assert self.route_view in ROUTE_VIEWS, f"route_view must be one of {ROUTE_VIEWS}"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields, less the contract-v2 options at their defaults (route_view "rotary",
+        causal_text false): files written before the options existed mean exactly that, and stay
+        byte for byte what they were."""
+        d = asdict(self)
+        if d["route_view"] == "rotary":
+            del d["route_view"]
+        if not d["causal_text"]:
+            del d["causal_text"]
+        return d
 
 
 CONFIGS: Dict[str, dict] = {
@@ -184,6 +202,19 @@ def rope_tables(pos: torch.Tensor, head_dim: int, theta: float) -> Tuple[torch.T
     return torch.cos(ang), torch.sin(ang)                               # [N, D/2]
 
 
+def route_rope_tables(pos: torch.Tensor, head_dim: int, theta: float, view: str):
+    """The rotation routing's q, k take (MOC.md §3b): None for "rotary" (they are the attention's
+    q, k), (cos, sin) [N, D/2] of the spatial axes alone (time 0) for "spatial", () for
+    "unrotated" (no rotation)."""
+    if view == "rotary":
+        return None
+    if view == "spatial":
+        return rope_tables(torch.cat([torch.zeros_like(pos[:, :1]), pos[:, 1:]], 1), head_dim, theta)
+    if view == "unrotated":
+        return ()
+    raise ValueError(f"route_view must be one of {ROUTE_VIEWS}, got {view!r}")
+
+
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """x [B, H, N, D], rotate channel pairs (2j, 2j+1) by the angles of cos/sin [N, D/2]."""
     xf = x.float().reshape(*x.shape[:-1], -1, 2)                        # [B, H, N, D/2, 2]
@@ -235,10 +266,12 @@ class AttnContext:
             self.mand = masks.mandatory(causal_text)                    # [1, 1, N, C]
             self.cand = masks.candidates(causal)                        # [N, C]
 
-    def __call__(self, q, k, v, layer: int):                            # q, k, v [B, H, N, D]
+    def __call__(self, q, k, v, layer: int, qr=None, kr=None):        # q, k, v [B, H, N, D]
+        """qr, kr: routing's view of q, k ([B, H, N, D] each, MOC.md §3b); None: q, k themselves."""
         allowed = self.fixed
         if self.mode == "moc":
-            routed = moc.route(q, k, self.ch, self.top_k, self.causal, cand=self.cand)  # [B, H, N, K]
+            qr, kr = (q, k) if qr is None else (qr, kr)
+            routed = moc.route(qr, kr, self.ch, self.top_k, self.causal, cand=self.cand)  # [B, H, N, K]
             if self.drop_off > 0 or self.drop_in > 0:
                 table = moc.drop_off_in(routed, self.cand, self.drop_off, self.drop_in,
                                         self.generator)                 # [B, H, N, C]
@@ -269,8 +302,9 @@ class Attention(nn.Module):
             self.out_text = nn.Linear(d, d)
         self.out_video = nn.Linear(d, d)
 
-    def project(self, ht, hv, cos, sin):
-        """Queries, keys, values of [text; video], QK-normed and rotated: [B, H, N, D] each."""
+    def project(self, ht, hv, cos, sin, route_rope=None):
+        """Queries, keys, values of [text; video], QK-normed and rotated: [B, H, N, D] each; then
+        routing's q, k (route_rope from route_rope_tables; None, None for the rotary view)."""
         B, Nt, d = ht.shape
         Nv, H = hv.shape[1], self.heads
         qt, kt, vt = self.qkv_text(ht).view(B, Nt, 3, H, d // H).unbind(2)    # [B, Nt, H, D] each
@@ -278,7 +312,13 @@ class Attention(nn.Module):
         q = torch.cat([self.q_norm_text(qt), self.q_norm_video(qv)], 1).transpose(1, 2)  # [B, H, N, D]
         k = torch.cat([self.k_norm_text(kt), self.k_norm_video(kv)], 1).transpose(1, 2)  # [B, H, N, D]
         v = torch.cat([vt, vv], 1).transpose(1, 2)                      # [B, H, N, D]
-        return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v
+        if route_rope is None:
+            qr = kr = None
+        elif len(route_rope) == 0:
+            qr, kr = q, k                                               # unrotated
+        else:
+            qr, kr = apply_rope(q, *route_rope), apply_rope(k, *route_rope)  # spatial axes only
+        return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v, qr, kr
 
     def output(self, o, Nt: int):
         """Attention output [B, H, N, D] -> text [B, Nt, d] (None when pre-only), video [B, Nv, d]."""
@@ -300,27 +340,29 @@ class Block(nn.Module):
             self.mlp_text = Mlp(d, cfg.mlp_hidden)
         self.mlp_video = Mlp(d, cfg.mlp_hidden)
 
-    def forward(self, xt, xv, cs, rows: "ShotRows", cos, sin, ctx, layer):
+    def forward(self, xt, xv, cs, rows: "ShotRows", cos, sin, ctx, layer, route_rope=None):
         # xt [B, Nt, d], xv [B, Nv, d], cs = silu(c) [B, S+1, d]. Streams are modulated as groups
         # of tokens sharing one row of cs: [B, Gt, Nt/Gt, d] and [B, Gv, Nv/Gv, d] (ShotRows).
         # pre / post hold everything but the attention itself, so `compile_blocks` can fuse them
         # while routing and masked attention stay eager.
-        q, k, v, mt, mv = self.pre(xt, xv, cs, rows, cos, sin)
-        o = ctx(q, k, v, layer)                                         # [B, H, N, D]
+        q, k, v, qr, kr, mt, mv = self.pre(xt, xv, cs, rows, cos, sin, route_rope)
+        o = ctx(q, k, v, layer, qr, kr)                                 # [B, H, N, D]
         if ctx.trace is not None:
             ctx.trace.update({f"blocks.{layer}.attn.q": q, f"blocks.{layer}.attn.k": k,
                               f"blocks.{layer}.attn.v": v, f"blocks.{layer}.attn.o": o})
+            if qr is not None:
+                ctx.trace.update({f"blocks.{layer}.attn.q_route": qr, f"blocks.{layer}.attn.k_route": kr})
         return self.post(xt, xv, o, mt, mv, rows)
 
-    def pre(self, xt, xv, cs, rows: "ShotRows", cos, sin):
+    def pre(self, xt, xv, cs, rows: "ShotRows", cos, sin, route_rope=None):
         B, Nt, d = xt.shape
         Nv = xv.shape[1]
         mt = rows.text(self.mod_text(cs)).chunk(2 if self.pre_only else 6, -1)  # each [B, Gt, 1, d]
         mv = rows.video(self.mod_video(cs)).chunk(6, -1)                # each [B, Gv, 1, d]
         ht = modulate(layer_norm(xt.view(B, rows.gt, -1, d)), mt[0], mt[1]).view(B, Nt, d)
         hv = modulate(layer_norm(xv.view(B, rows.gv, -1, d)), mv[0], mv[1]).view(B, Nv, d)
-        q, k, v = self.attn.project(ht, hv, cos, sin)                   # [B, H, N, D] each
-        return q, k, v, mt, mv
+        q, k, v, qr, kr = self.attn.project(ht, hv, cos, sin, route_rope)  # [B, H, N, D] each
+        return q, k, v, qr, kr, mt, mv
 
     def post(self, xt, xv, o, mt, mv, rows: "ShotRows"):
         B, Nt, d = xt.shape
@@ -409,8 +451,9 @@ class MoCDiT(nn.Module):
         if key not in self._cache:
             pos = torch.as_tensor(layout.pos, device=device)
             cos, sin = rope_tables(pos, self.cfg.head_dim, self.cfg.rope_theta)
+            rr = route_rope_tables(pos, self.cfg.head_dim, self.cfg.rope_theta, self.cfg.route_view)
             ch = moc.Chunks.from_layout(layout, device)
-            self._cache[key] = (ch, LayoutMasks(ch), cos, sin, ShotRows(layout, device))
+            self._cache[key] = (ch, LayoutMasks(ch), cos, sin, ShotRows(layout, device), rr)
         return self._cache[key]
 
     def patchify(self, video):                                          # [B, T, c, Hi, Wi]
@@ -450,7 +493,9 @@ class MoCDiT(nn.Module):
             raise ValueError(f"shapes disagree: video T={T}, frames={tuple(frames)}, t_shot S={S}, "
                              f"text {tuple(text.shape)} (want [B, S+1, {cfg.text_len}])")
         layout = self.layout(frames, chunk_frames or cfg.chunk_frames)
-        ch, masks, cos, sin, rows = self._tensors(layout, video.device)
+        ch, masks, cos, sin, rows, route_rope = self._tensors(layout, video.device)
+        if mode != "moc":
+            route_rope = None                                           # nothing routes
         ctx = AttnContext(ch, masks, mode, cfg.top_k if top_k is None else top_k,
                           cfg.causal if causal is None else causal, drop_off, drop_in, generator,
                           backend, q_tile, checkpoint, trace, stats is not None,
@@ -462,7 +507,7 @@ class MoCDiT(nn.Module):
         t_all = torch.cat([torch.zeros_like(t_shot[:, :1]), t_shot], 1)  # [B, S+1], global caption at t=0
         cs = F.silu(self.t_embed(t_all))                                # [B, S+1, d]
         for i, block in enumerate(self.blocks):
-            xt, xv = block(xt, xv, cs, rows, cos, sin, ctx, i)
+            xt, xv = block(xt, xv, cs, rows, cos, sin, ctx, i, route_rope)
             if trace is not None:
                 trace[f"blocks.{i}.text"], trace[f"blocks.{i}.video"] = xt, xv
         out = self.final(xv, cs, rows)                                  # [B, Nv, P]

@@ -10,7 +10,7 @@ with a dark outline and its pattern in body-local coordinates, so patterns turn 
 """
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -85,10 +85,20 @@ def pattern_mask(pattern: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return da * da + db * db <= 0.24 ** 2
     if pattern == "checkered":
         return np.mod(np.floor((a + 2.0) / 0.6) + np.floor((b + 2.0) / 0.6), 2) == 1
+    # world v2: half a body or more, so at least one 8x8 patch changes colour as a whole
+    if pattern == "halved":
+        return b > 0.0
+    if pattern == "banded":
+        return np.abs(b) <= 0.38
+    if pattern == "cored":
+        return a * a + b * b <= 0.6 ** 2
     raise ValueError(f"unknown pattern {pattern!r}")
 
 
-def pattern_colour(colour: str) -> np.ndarray:
+def pattern_colour(colour: str, colour2: Optional[str] = None) -> np.ndarray:
+    """The pattern's colour: v1 a darker shade of the body's; v2 the hidden second colour."""
+    if colour2 is not None:
+        return np.array(COLOURS[colour2], np.float32)
     body = np.array(COLOURS[colour], np.float32)
     return np.array((135, 135, 140), np.float32) if colour == "white" else body * 0.55
 
@@ -153,7 +163,7 @@ def render_shot(scene: Scene, index: int, size: int = 64, masks: bool = False):
         dark = body & pattern_mask(char.pattern, a, b)
         frames[outline] = OUTLINE
         frames[body] = np.array(COLOURS[char.colour], np.float32)
-        frames[dark] = pattern_colour(char.colour)
+        frames[dark] = pattern_colour(char.colour, char.colour2)
         drawn = body | outline
         for other in visible.values():
             other &= ~drawn

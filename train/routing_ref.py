@@ -5,6 +5,8 @@ Inputs are numpy arrays or torch tensors:
     chunk_start/end    int32 [C], stream token ranges, contiguous, covering [0, N)
     chunk_shot         int32 [C], -1 for the global caption
     chunk_kind         int32 [C], 0 text / 1 video
+Optional routing view (MOC.md §3b): q_route, k_route float32 [H, N, D], both or neither;
+routing then scores q_route against chunk means of k_route, attention still uses q, k, v.
 Outputs are numpy: routed int32 [H, N, top_k] (descending score, -1 padded; all -1 for text
 queries), out float32 [H, N, D], sparsity float.
 
@@ -64,18 +66,31 @@ def _prepare(q, k, start, end, shot, kind):
 
 def route(q, k, chunk_start, chunk_end, chunk_shot, chunk_kind, top_k: int,
           causal: bool = True) -> np.ndarray:
-    """Routed chunk indices, int32 [H, N, top_k]."""
+    """Routed chunk indices, int32 [H, N, top_k] (pass q_route, k_route as q, k for a view)."""
     if top_k < 0:
         raise ValueError(f"top_k must be >= 0, got {top_k}")
     qb, kb, ch = _prepare(q, k, chunk_start, chunk_end, chunk_shot, chunk_kind)
     return moc.route(qb, kb, ch, top_k, causal)[0].numpy().astype(np.int32)
 
 
+def route_view(q, k, q_route, k_route):
+    """The (q, k) routing scores with: the view when given (both or neither), else q, k."""
+    if (q_route is None) != (k_route is None):
+        raise ValueError("q_route and k_route come together (a routing view needs both or neither)")
+    if q_route is None:
+        return q, k
+    for name, x in (("q_route", q_route), ("k_route", k_route)):
+        if tuple(np.shape(x)) != tuple(np.shape(q)):
+            raise ValueError(f"{name} must be [H, N, D] like q {tuple(np.shape(q))}, got {tuple(np.shape(x))}")
+    return q_route, k_route
+
+
 def moc_attention(q, k, v, chunk_start, chunk_end, chunk_shot, chunk_kind, top_k: int,
-                  causal: bool = True, mode: str = "moc",
+                  causal: bool = True, mode: str = "moc", q_route=None, k_route=None,
                   causal_text: bool = False) -> Tuple[np.ndarray, np.ndarray, float]:
-    """(out [H, N, D] f32, routed [H, N, top_k] int32, sparsity) for mode moc / dense / shot.
-    causal_text (MOC.md §3b, moc mode): only captions of shots <= the query's are mandatory."""
+    """(out [H, N, D] f32, routed [H, N, top_k] int32, sparsity) for mode moc / dense / shot;
+    routing by q_route, k_route when given (MOC.md §3b); causal_text (MOC.md §3b, moc mode): only
+    captions of shots <= the query's are mandatory."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if top_k < 0:
@@ -91,7 +106,9 @@ def moc_attention(q, k, v, chunk_start, chunk_end, chunk_shot, chunk_kind, top_k
     elif mode == "shot":
         allowed = moc.shot_mask(ch)[None, None]                         # [1, 1, N, C]
     else:
-        routed = moc.route(qb, kb, ch, top_k, causal)                   # [1, H, N, K]
+        qr, kr = route_view(q, k, q_route, k_route)
+        qrb, krb, _ = _prepare(qr, kr, chunk_start, chunk_end, chunk_shot, chunk_kind)
+        routed = moc.route(qrb, krb, ch, top_k, causal)                 # [1, H, N, K]
         allowed = moc.mandatory_mask(ch, causal_text)[None, None] | moc.routed_table(routed, ch.n_chunks)
     with torch.no_grad():
         out = moc.attend(qb, kb, vb, allowed, ch.token_chunk, backend="plain")
@@ -160,6 +177,9 @@ def run_exchange(in_path: str, out_path: str) -> None:
     for name in ("chunk_start", "chunk_end", "chunk_shot", "chunk_kind"):
         if name not in t or t[name].dtype != np.int32 or t[name].ndim != 1:
             raise ValueError(f"tensor {name!r} must be int32 [C]")
+    for name in ("q_route", "k_route"):
+        if name in t and (t[name].dtype != np.float32 or t[name].shape != t["q"].shape):
+            raise ValueError(f"tensor {name!r} must be float32 [H, N, D] like q")
     top_k = int(meta.get("top_k", "0"))
     causal = meta.get("causal", "true") == "true"
     mode = meta.get("mode", "moc")
@@ -168,7 +188,7 @@ def run_exchange(in_path: str, out_path: str) -> None:
         raise ValueError(f"__metadata__ causal_text {causal_text!r} must be 'true' or 'false'")
     out, routed, sp = moc_attention(t["q"], t["k"], t["v"], t["chunk_start"], t["chunk_end"],
                                     t["chunk_shot"], t["chunk_kind"], top_k, causal, mode,
-                                    causal_text == "true")
+                                    t.get("q_route"), t.get("k_route"), causal_text == "true")
     save(out_path, {"out": out, "routed": routed}, {"sparsity": repr(sp)})
 
 

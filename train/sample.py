@@ -79,11 +79,12 @@ def load_model(ckpt_dir: str, ema: bool = True):
     return model.eval(), int(state["step"])
 
 
-def encode_board(board: dict, text_len: int) -> torch.Tensor:
-    """Storyboard -> caption ids [1, S+1, L]; unknown words are an error naming them."""
+def encode_board(board: dict, text_len: int, oracle: bool = False) -> torch.Tensor:
+    """Storyboard -> caption ids [1, S+1, L]; unknown words are an error naming them.
+    oracle: the --oracle-captions vocabulary (vocab.build_words(oracle=True))."""
     from .vocab import Vocab
 
-    vocab = Vocab()
+    vocab = Vocab(oracle=oracle)
     rows = []
     for cap in [board["globalCaption"]] + [s["caption"] for s in board["shots"]]:
         enc = vocab.encode(cap, text_len)
@@ -102,7 +103,7 @@ def main(argv=None) -> str:
 
     from .data import EVAL_SEED_BASE, model_to_frames
     from .render import contact_sheet, render_scene, write_png
-    from .world import sample_scene, storyboard
+    from .world import global_caption, sample_scene, storyboard
 
     p = argparse.ArgumentParser(prog="python3 -m train.sample",
                                 description="Sample a storyboard with a checkpoint; write a PNG contact sheet (a row per shot).")
@@ -117,6 +118,7 @@ def main(argv=None) -> str:
     p.add_argument("--mode", default="moc", choices=["moc", "dense", "shot"])
     p.add_argument("--chunk-frames", type=int); p.add_argument("--top-k", type=int)
     p.add_argument("--no-ema", action="store_true"); p.add_argument("--scale", type=int, default=3)
+    p.add_argument("--world", type=int, default=None, help="--scene's world version (default: the model's, else 1)")
     p.add_argument("--out", required=True, help="PNG path")
     a = p.parse_args(argv)
     if a.model:
@@ -125,15 +127,24 @@ def main(argv=None) -> str:
         model, step = model.eval(), int(meta.get("step", 0))
     else:
         model, step = load_model(a.ckpt, ema=not a.no_ema)
+        meta = {}
+        if a.ckpt:
+            from .export import trained_shape
+            from . import checkpoint
+            meta = trained_shape((checkpoint.load(a.ckpt) or {}).get("args") or {})
+    oracle = bool(meta.get("oracle_captions"))
     truth = None
     if a.storyboard:
         with open(a.storyboard) as f:
             board = json.load(f)
     else:
-        scene = sample_scene(EVAL_SEED_BASE + a.scene, shots=a.shots, frames=a.frames)
+        scene = sample_scene(EVAL_SEED_BASE + a.scene, shots=a.shots, frames=a.frames,
+                             version=a.world or int(meta.get("world_version", 1)))
         board, truth = storyboard(scene), render_scene(scene, model.cfg.image_size)
+        if oracle:
+            board["globalCaption"] = global_caption(scene, oracle=True)
     frames = [s["frames"] for s in board["shots"]]
-    text = encode_board(board, model.cfg.text_len)
+    text = encode_board(board, model.cfg.text_len, oracle)
     x = sample(model, text, frames, steps=a.steps, guidance=a.guidance, mode=a.mode,
                chunk_frames=a.chunk_frames, top_k=a.top_k, seeds=[s["seed"] for s in board["shots"]])
     video = model_to_frames(x)[0].numpy()                              # [T, H, W, 3]

@@ -25,6 +25,10 @@ weight biases x̂0 towards the characters where their place is uncertain (they c
 --shots x --frames (data.ShotLengths: uniform over all such tuples, a function of (seed, step),
 the same for every item and rank of the step); the token count, hence --compile's shapes and
 --steps auto's timing, stays that of --shots x --frames. Logged as "frames" per logged step.
+World and objective (all off by default; the run is then what it was before they existed):
+--world v2 trains on world v2 (world.py), --oracle-captions captions size and pattern too (a
+larger vocabulary and text_len >= ORACLE_TEXT_LEN; both recorded in config.json by export.py);
+--prefix-t, --x0-weight, --aux-weight and --curriculum are the levers of objective.py.
 Logs one JSON object per line (stdout and <out>/log.jsonl); `data_wait` is the fraction of
 wall time the loop spent waiting for the DataLoader (near 0 when data is not the bottleneck).
 Checkpoints in <out> (checkpoint.py) every --ckpt-every steps, at the end, and when
@@ -36,13 +40,13 @@ Distributed: under torchrun (WORLD_SIZE > 1) with NCCL on CUDA, gloo on CPU.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import math
 import os
 import time
 from contextlib import nullcontext
-from dataclasses import replace
 from functools import lru_cache
 from typing import List, Optional, Tuple, Union
 
@@ -50,9 +54,12 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from . import checkpoint
+from . import checkpoint, objective
 from .data import ShotLengths, WorldDataset, batch as make_batch, frames_to_model, make_loader, parse_shot_lengths
-from .model import CONFIGS, MoCDiT, compile_blocks, count_parameters, make_config
+from .model import CONFIGS, ROUTE_VIEWS, MoCDiT, compile_blocks, count_parameters, make_config
+from .vocab import Vocab
+
+ORACLE_TEXT_LEN = 32      # "Character 1 is a large halved red star." x 3 = 27 tokens
 
 
 # ---- schedule -------------------------------------------------------------------------------
@@ -148,9 +155,11 @@ def fg_weight_at(step: int, args) -> float:
     return args.fg_weight
 
 
-def flow_loss(model, x0, text, frames, stage, args, gen: torch.Generator, stats=None, fg=None, fg_weight=0.0):
+def flow_loss(model, x0, text, frames, stage, args, gen: torch.Generator, stats=None, fg=None, fg_weight=0.0,
+              aux=None):
     """Rectified-flow velocity MSE over the frames of noisy shots. x0 [B, T, 3, H, W]; fg
-    [B, T, H, W] characters' pixels (0/1) weighted 1 + fg_weight, or None."""
+    [B, T, H, W] characters' pixels (0/1) weighted 1 + fg_weight, or None. aux: (AuxHead,
+    cover, labels) adds --aux-weight times its loss (objective.py), or None."""
     B, T = x0.shape[:2]
     S = len(frames)
     device = x0.device
@@ -158,6 +167,7 @@ def flow_loss(model, x0, text, frames, stage, args, gen: torch.Generator, stats=
         drop = torch.rand(B, generator=gen, device=device) < args.caption_dropout
         text = torch.where(drop[:, None, None], torch.zeros_like(text), text)  # all <pad> = null
     t_shot = sample_timesteps(B, S, args.t_regimes, gen, device)             # [B, S]
+    t_shot = objective.prefix_t(t_shot, getattr(args, "prefix_t", None), gen)
     t = t_shot[:, frame_shot_index(tuple(frames), str(device))]              # [B, T]
     eps = torch.randn(x0.shape, generator=gen, device=device)
     tt = t[:, :, None, None, None]
@@ -168,7 +178,8 @@ def flow_loss(model, x0, text, frames, stage, args, gen: torch.Generator, stats=
         moc_kw = dict(chunk_frames=cf, top_k=k, drop_off=args.drop_off, drop_in=args.drop_in, generator=gen)
     amp = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and args.amp == "bf16"
            else nullcontext())
-    with amp:
+    capture = objective.HiddenCapture(model) if aux is not None else nullcontext()
+    with amp, capture:
         v = model(xt, t_shot, text, frames=frames, mode=mode, backend=args.backend, q_tile=args.q_tile,
                   checkpoint=args.attn_checkpoint, stats=stats, **moc_kw)
     se = (v.float() - (eps - x0)).pow(2).mean(dim=2)                         # [B, T, H, W]
@@ -176,7 +187,13 @@ def flow_loss(model, x0, text, frames, stage, args, gen: torch.Generator, stats=
         se = se * (1 + fg_weight * fg.float())
     se = se.mean(dim=(2, 3))                                                  # [B, T]
     w = (t > 0).float()
-    return (se * w).sum() / w.sum().clamp(min=1.0)
+    r = objective.frame_weights(t, t_shot, getattr(args, "x0_weight", 0.0))
+    loss = (se * w * r).sum() / w.sum().clamp(min=1.0)
+    if aux is not None:
+        head, cover, labels = aux
+        head.last = head.loss(capture.h, cover, labels, w)            # logged as aux_loss
+        loss = loss + args.aux_weight * head.last
+    return loss
 
 
 # ---- main -----------------------------------------------------------------------------------
@@ -186,6 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--config", default="small", choices=sorted(CONFIGS))
     a("--image-size", type=int); a("--patch-size", type=int); a("--dim", type=int)
     a("--depth", type=int); a("--heads", type=int)
+    a("--route-view", default=None, choices=ROUTE_VIEWS,
+      help="the view of q, k routing scores with (MOC.md 3b): rotary (default: as attention uses "
+           "them), spatial (without the temporal rotation) or unrotated")
     a("--shots", type=int, default=4); a("--frames", type=int, default=8)
     a("--shot-lengths", default=None, metavar="F,F,...",
       help="train on shots of these lengths: each step draws per-shot lengths from this set that sum "
@@ -210,6 +230,17 @@ def build_parser() -> argparse.ArgumentParser:
       help="extra loss weight of the characters' pixels (1 + W times the background's; 0: off)")
     a("--fg-decay", default="none", choices=["none", "linear"], help="linear: --fg-weight falls to 0 at the last step")
     a("--t-regimes", default="0.4,0.3,0.3", help="weights: shared t, per-shot t, clean prefix")
+    a("--world", default="v1", choices=["v1", "v2"], help="world version (world.py; v2: learnable hidden attributes)")
+    a("--oracle-captions", action="store_true",
+      help="caption each character's size class and pattern (oracle vocabulary, text_len >= 32)")
+    a("--prefix-t", default=None, metavar="MEAN,STD",
+      help="clean-prefix samples: t of the noisy shots ~ sigmoid(MEAN + STD z) (objective.py; default off)")
+    a("--x0-weight", type=float, default=0.0, metavar="G",
+      help="clean-prefix samples: weigh noisy frames by t^(2G), mean 1 (G = 1: the x̂0 error; 0: off)")
+    a("--aux-weight", type=float, default=0.0,
+      help="training-only head predicting recurring characters' hidden attributes (0: off; never exported)")
+    a("--curriculum", type=int, default=0, metavar="STEPS",
+      help="redraw scenes for the first STEPS steps: next-shot recurrences first, longer gaps and framing changes later")
     a("--device", default="auto"); a("--amp", default="bf16", choices=["bf16", "none"])
     a("--backend", default="auto", choices=["auto", "plain", "sdpa", "flex"])
     a("--q-tile", type=int, default=1024)
@@ -258,9 +289,9 @@ def init_from_export(model: MoCDiT, ema: List[torch.Tensor], folder: str) -> Non
     """Copies an exported model folder's weights (fp16, usually the EMA) into `model` and `ema`."""
     from .export import load_exported
     exported, cfg, _ = load_exported(folder)
-    # causal_text changes which keys attention sees, not the weights: a causal run may start from
-    # a model trained without it (and the other way round)
-    if replace(cfg, causal_text=model.cfg.causal_text) != model.cfg:
+    # neither the routing view nor causal_text holds weights: a run may start from a model trained
+    # with other settings of them
+    if dataclasses.replace(cfg, route_view=model.cfg.route_view, causal_text=model.cfg.causal_text) != model.cfg:
         raise SystemExit(f"--init-from {folder}: its config differs from this run's "
                          f"({cfg.to_dict()} vs {model.cfg.to_dict()})")
     with torch.no_grad():
@@ -269,20 +300,30 @@ def init_from_export(model: MoCDiT, ema: List[torch.Tensor], folder: str) -> Non
             e.copy_(q)
 
 
-def make_optimizer(model, args):
-    return torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=args.weight_decay)
+def make_optimizer(model, args, head=None):
+    params = list(model.parameters()) + (list(head.parameters()) if head is not None else [])
+    return torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.99), weight_decay=args.weight_decay)
 
 
-def train_step(net, model, opt, x0, text, frames, stage, args, gen, stats=None, fg=None, fg_weight=0.0):
-    loss = flow_loss(net, x0, text, frames, stage, args, gen, stats, fg, fg_weight)
+def train_step(net, model, opt, x0, text, frames, stage, args, gen, stats=None, fg=None, fg_weight=0.0,
+               aux=None):
+    loss = flow_loss(net, x0, text, frames, stage, args, gen, stats, fg, fg_weight, aux)
     opt.zero_grad(set_to_none=True)
     loss.backward()
-    gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+    params = list(model.parameters())
+    if aux is not None:                          # the head is outside DDP: average its gradients
+        head_params = [p for p in aux[0].parameters() if p.grad is not None]
+        if dist.is_initialized() and dist.get_world_size() > 1:
+            for p in head_params:
+                dist.all_reduce(p.grad)
+                p.grad /= dist.get_world_size()
+        params += head_params
+    gnorm = torch.nn.utils.clip_grad_norm_(params, args.grad_clip)
     opt.step()
     return loss, gnorm
 
 
-def calibrate(net, model, opt, x0, text, frames, stages, args, device, fg=None) -> dict:
+def calibrate(net, model, opt, x0, text, frames, stages, args, device, fg=None, aux=None) -> dict:
     """Seconds per full training step of every distinct stage, timed on one batch at lr 0.
     Leaves the weights as they were (the caller makes a fresh optimiser)."""
     snapshot = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -299,7 +340,7 @@ def calibrate(net, model, opt, x0, text, frames, stages, args, device, fg=None) 
                 t0 = time.time()
             gen = torch.Generator(device=device)
             gen.manual_seed(i)
-            train_step(net, model, opt, x0, text, frames, stage, args, gen, fg=fg, fg_weight=args.fg_weight)
+            train_step(net, model, opt, x0, text, frames, stage, args, gen, fg=fg, fg_weight=args.fg_weight, aux=aux)
         _sync(device)
         times[key] = (time.time() - t0) / args.calib_steps
     with torch.no_grad():
@@ -319,6 +360,10 @@ def setup_run(args):
     """Finishes parsed flags and the process: --t-regimes as numbers, torch threads, the device
     and process group (_setup), --attn-checkpoint's default (on for CUDA). -> rank, world, device."""
     args.t_regimes = [float(x) for x in args.t_regimes.split(",")]
+    try:
+        args.prefix_t = objective.parse_pair(args.prefix_t, "--prefix-t")
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
     if args.threads:
         torch.set_num_threads(args.threads)
     rank, world, device = _setup(args)
@@ -336,9 +381,13 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
         raise SystemExit("--steps auto needs --budget SECONDS")
     if auto and any(isinstance(st[3], int) for st in stages):
         raise SystemExit("--steps auto needs fractional schedule ends (e.g. dense@0.4,2x4@0.7,1x4)")
+    oracle = {}
+    if args.oracle_captions:
+        oracle = dict(vocab_size=len(Vocab(oracle=True)),
+                      text_len=max(ORACLE_TEXT_LEN, CONFIGS[args.config].get("text_len", 0)))
     cfg = make_config(args.config, image_size=args.image_size, patch_size=args.patch_size,
-                      dim=args.dim, depth=args.depth, heads=args.heads,
-                      causal_text=True if args.causal_text else None)
+                      dim=args.dim, depth=args.depth, heads=args.heads, route_view=args.route_view,
+                      causal_text=True if args.causal_text else None, **oracle)
     try:
         lengths = ShotLengths(args.shots, args.frames, parse_shot_lengths(args.shot_lengths), args.seed)
     except ValueError as e:
@@ -347,12 +396,16 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     torch.manual_seed(args.seed)                       # same init on every rank
     model = MoCDiT(cfg).to(device)
     ema = [p.detach().clone().float() for p in model.parameters()]
-    opt = make_optimizer(model, args)
+    head = objective.AuxHead(cfg.dim).to(device) if args.aux_weight > 0 else None
+    opt = make_optimizer(model, args, head)
     step = 0
     state, resumed_from = None, None
     if args.resume:
         for d in [args.out] + ([args.resume_from] if args.resume_from else []):
-            state = checkpoint.load(d)
+            try:
+                state = checkpoint.load(d)
+            except checkpoint.UnsafeCheckpoint as e:
+                raise SystemExit(f"train: --resume: {e}") from None
             if state is not None:
                 resumed_from = d
                 break
@@ -360,6 +413,8 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
         model.load_state_dict(state["model"])
         for e, v in zip(ema, state["ema"]):
             e.copy_(v)
+        if head is not None and state.get("aux") is not None:
+            head.load_state_dict(state["aux"])
         if state.get("opt") is not None:
             opt.load_state_dict(state["opt"])
         step = int(state["step"])
@@ -378,7 +433,18 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
 
     t_start = time.time()
     dataset = WorldDataset(args.seed, args.shots, args.frames, cfg.image_size, cfg.text_len,
-                           masks=args.fg_weight > 0, lengths=lengths, step_items=args.batch_size * world)
+                           masks=args.fg_weight > 0, lengths=lengths, step_items=args.batch_size * world,
+                           world=int(args.world[1:]), oracle=args.oracle_captions,
+                           curriculum=objective.Curriculum(args.curriculum, args.shots) if args.curriculum else None,
+                           aux_patch=cfg.patch_size if head is not None else 0)
+
+    def unpack(items):
+        """A batch -> video, text, fg (or None), aux (or None)."""
+        video, text, *extra = items
+        fg = extra.pop(0).to(device, non_blocking=True) if dataset.masks else None     # [B, T, H, W]
+        aux = (head, *(e.to(device, non_blocking=True) for e in extra)) if head is not None else None
+        return video, text, fg, aux
+
     stop = 10 ** 9 if args.steps == "auto" else args.steps
     if args.fixed_batch:
         fixed = make_batch(dataset, range(rank * args.batch_size, (rank + 1) * args.batch_size))
@@ -401,16 +467,15 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
         os.makedirs(args.out, exist_ok=True)
     if args.steps == "auto":                           # fresh run: time the stages, fix --steps
         first = next(batches)
-        x0 = frames_to_model(first[0].to(device))
-        fg = first[2].to(device) if len(first) > 2 else None
-        times = calibrate(net, model, opt, x0, first[1].to(device), lengths.frames_at(step), stages, args,
-                          device, fg)
+        video, text, fg, aux = unpack(first)
+        times = calibrate(net, model, opt, frames_to_model(video.to(device)), text.to(device),
+                          lengths.frames_at(step), stages, args, device, fg, aux)
         steps = torch.tensor([steps_for_budget(stages, times, args.budget - (time.time() - t_start))])
         if world > 1:
             steps = steps.to(device)
             dist.broadcast(steps, 0)
         args.steps = int(steps)
-        opt = make_optimizer(model, args)
+        opt = make_optimizer(model, args, head)
         batches = itertools.chain([first], batches)
         log({"event": "calibrate", "sec_per_step": {f"{m}:{cf}x{k}": t for (m, cf, k), t in times.items()},
              "budget": args.budget, "steps": args.steps, "elapsed": time.time() - t_start})
@@ -428,6 +493,8 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
         full = {"step": step, "model": model.state_dict(), "ema": [e.cpu() for e in ema],
                 "opt": None if args.ckpt_slim else opt.state_dict(), "config": cfg.to_dict(),
                 "args": vars(args)}
+        if head is not None:
+            full["aux"] = head.state_dict()        # training only: export reads "model"/"ema"
         checkpoint.save(args.out, full, args.ckpt_part_mb)
         if args.carry:
             names = [n for n, _ in model.named_parameters()]
@@ -439,11 +506,10 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     stopped_early = False
     while step < args.steps:
         t_wait = time.time()
-        video, text, *mask = next(batches)
+        video, text, fg, aux = unpack(next(batches))
         wait += time.time() - t_wait
         x0 = frames_to_model(video.to(device, non_blocking=True))           # [B, T, 3, H, W]
         text = text.to(device, non_blocking=True)                            # [B, S+1, L]
-        fg = mask[0].to(device, non_blocking=True) if mask else None         # [B, T, H, W]
         si, stage = stage_at(stages, step)
         frames = lengths.frames_at(0 if args.fixed_batch else step)         # the batch's shot lengths
         gen = torch.Generator(device=device)
@@ -453,7 +519,7 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
         do_log = (step + 1) % args.log_every == 0 or step + 1 == args.steps or step == 0
         stats = [] if do_log and stage[0] != "dense" else None
         fg_w = fg_weight_at(step, args)
-        loss, gnorm = train_step(net, model, opt, x0, text, frames, stage, args, gen, stats, fg, fg_w)
+        loss, gnorm = train_step(net, model, opt, x0, text, frames, stage, args, gen, stats, fg, fg_w, aux)
         with torch.no_grad():
             decay = min(args.ema, (1 + step) / (10 + step))
             params = [p.detach() for p in model.parameters()]
@@ -472,6 +538,8 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
                    "sec_per_step": (now - t_last) / max(1, step - last_step),
                    "samples_per_sec": (step - last_step) * args.batch_size * world / max(1e-9, now - t_last),
                    "data_wait": wait / max(1e-9, now - t_last), "elapsed": now - t_start}
+            if head is not None:
+                rec["aux_loss"] = float(head.last)                # its cross-entropy (in "loss" x aux_weight)
             t_last, last_step, wait = now, step, 0.0
             log(rec)
         if args.ckpt_every and step % args.ckpt_every == 0 and step < args.steps:

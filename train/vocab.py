@@ -24,6 +24,10 @@ COLOURS = {  # captioned colour name -> body RGB
     "white": (245, 245, 245),
 }
 PATTERNS = ("solid", "striped", "dotted", "checkered")  # never captioned
+# World v2 (world.py, version=2): patch-scale patterns drawn in a hidden second colour, and two
+# clearly separate size classes. Never captioned, except under --oracle-captions (ORACLE_WORDS).
+PATTERNS_V2 = ("solid", "halved", "banded", "cored")
+SIZE_WORDS = ("small", "large")
 ACTIONS = ("moves left", "moves right", "bounces", "spins", "grows", "stays")
 FRAMINGS = ("wide", "close-up")
 LOCATIONS = ("meadow", "beach", "desert", "forest", "city", "snow")
@@ -35,8 +39,14 @@ PAD, UNK = "<pad>", "<unk>"
 _FUNCTION_WORDS = ("character", "is", "a", "an", "and", "in", "on", "the", "nobody", ".", ",")
 
 
-def build_words() -> List[str]:
-    """The vocabulary in id order. Changing it changes every checkpoint's text embedding."""
+def oracle_words() -> List[str]:
+    """Words only the oracle vocabulary has (size classes, every pattern), appended after v1's."""
+    return list(SIZE_WORDS) + list(dict.fromkeys(PATTERNS + PATTERNS_V2))
+
+
+def build_words(oracle: bool = False) -> List[str]:
+    """The vocabulary in id order. Changing it changes every checkpoint's text embedding.
+    oracle=True appends oracle_words() (the v1 ids stay as they are)."""
     words: List[str] = [PAD, UNK]
     words += list(_FUNCTION_WORDS)
     words += [str(i) for i in range(1, MAX_CAST + 1)]
@@ -48,6 +58,8 @@ def build_words() -> List[str]:
                 words.append(w)
     words += list(LOCATIONS)
     words += list(FRAMINGS)
+    if oracle:
+        words += oracle_words()
     assert len(set(words)) == len(words)
     return words
 
@@ -73,8 +85,8 @@ class CaptionTooLong(ValueError):
 class Vocab:
     """Word <-> id mapping. `Vocab().words` is what vocab.json holds."""
 
-    def __init__(self, words: Sequence[str] | None = None):
-        self.words: List[str] = list(words) if words is not None else build_words()
+    def __init__(self, words: Sequence[str] | None = None, oracle: bool = False):
+        self.words: List[str] = list(words) if words is not None else build_words(oracle)
         self.index: Dict[str, int] = {w: i for i, w in enumerate(self.words)}
         self.pad_id = self.index[PAD]
         self.unk_id = self.index[UNK]

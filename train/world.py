@@ -8,6 +8,17 @@ when the scene is made, which is the same as fixing them at the first shot that 
 character or location, and every later shot renders them unchanged. Only attention to earlier
 shots can recover them; that is what MoC routing and the evaluation are about.
 
+World versions (`version`, recorded by the trainer as --world and in config.json as
+world_version): 1, the default, is the world every shipped model was trained on and renders bit
+for bit as it always has (train/tests/test_world_v2.py holds a digest). 2 makes the hidden
+attributes visible at the model's scale (8x8 patches of a 64x64 frame): two clearly separate
+size classes (SIZE_CLASSES_V2: radius ~6 vs ~11 px at 64x64 instead of 5-9 px uniform), patterns
+of half a body (vocab.PATTERNS_V2: two-tone halves, a wide band, a large core) instead of 1-5 px
+stripes/dots/checks, drawn in a hidden second colour (Character.colour2) instead of a darker
+shade of the body colour. Captions are the same words in both versions; `oracle=True` captions
+(global_caption) add each character's size class and pattern, the oracle run that shows whether
+a model can draw them at all (vocab.build_words(oracle=True)).
+
 Everything is a pure function of an integer seed (numpy's PCG64 via default_rng). Rendering
 lives in render.py; the vocabulary and tokenizer in vocab.py.
 
@@ -23,7 +34,8 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .vocab import ACTIONS, COLOURS, FRAMINGS, LOCATIONS, MAX_CAST, PATTERNS, PREPOSITION, SHAPES
+from .vocab import (ACTIONS, COLOURS, FRAMINGS, LOCATIONS, MAX_CAST, PATTERNS, PATTERNS_V2, PREPOSITION,
+                    SHAPES, SIZE_WORDS)
 
 RGB = Tuple[int, int, int]
 STORYBOARD_VERSION = 1
@@ -36,6 +48,9 @@ SPIN_TURNS = 0.5         # "spins": half a turn over the shot
 CLOSE_UP_ZOOM = 2.0
 SIZE_RANGE = (0.08, 0.14)       # character radius, uncaptioned
 HORIZON_RANGE = (0.36, 0.55)    # horizon height, uncaptioned
+WORLD_VERSIONS = (1, 2)
+SIZE_CLASSES_V2 = ((0.09, 0.11), (0.16, 0.18))   # v2 radius: small or large (uniform inside each)
+SIZE_SPLIT = {1: 0.11, 2: 0.135}                 # radius below this is "small" (oracle captions)
 
 
 @dataclass
@@ -45,6 +60,7 @@ class Character:
     shape: str              # captioned
     pattern: str            # uncaptioned, persistent
     size: float             # uncaptioned, persistent: radius in world units
+    colour2: Optional[str] = None   # v2: uncaptioned, persistent: the pattern's colour
 
 
 @dataclass
@@ -90,12 +106,20 @@ class Scene:
     cast: List[Character]
     locations: List[Location]
     shots: List[Shot]
+    version: int = 1        # world version (WORLD_VERSIONS)
 
     def character(self, cid: int) -> Character:
         return self.cast[cid - 1]
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """As asdict; a v1 scene leaves out the v2 keys, so its JSON is what it always was."""
+        d = asdict(self)
+        if self.version == 1:
+            d.pop("version")
+            for c in d["cast"]:
+                if c["colour2"] is None:
+                    c.pop("colour2")
+        return d
 
 
 # ---------------------------------------------------------------------------------------------
@@ -145,6 +169,23 @@ def _sample_cast(rng: np.random.Generator, n: int) -> List[Character]:
                       float(rng.uniform(*SIZE_RANGE))) for i, c in enumerate(colours)]
 
 
+def _sample_cast_v2(rng: np.random.Generator, n: int) -> List[Character]:
+    names = list(COLOURS)
+    colours = rng.permutation(len(COLOURS))[:n]
+    cast = []
+    for i, c in enumerate(colours):
+        lo, hi = SIZE_CLASSES_V2[int(rng.integers(len(SIZE_CLASSES_V2)))]
+        second = [x for x in names if x != names[int(c)]]
+        cast.append(Character(i + 1, names[int(c)], _pick(rng, SHAPES), _pick(rng, PATTERNS_V2),
+                              float(rng.uniform(lo, hi)), _pick(rng, second)))
+    return cast
+
+
+def size_class(char: Character, version: int = 1) -> int:
+    """0 small, 1 large (v2: the class it was drawn from; v1: below or above the middle radius)."""
+    return int(char.size >= SIZE_SPLIT[version])
+
+
 def _sample_shot(rng: np.random.Generator, scene_cast: Sequence[Character], locations, frames: int,
                  seed: int) -> Shot:
     loc = int(rng.integers(len(locations)))
@@ -174,20 +215,22 @@ def _sample_shot(rng: np.random.Generator, scene_cast: Sequence[Character], loca
 
 
 def sample_scene(seed: int, shots: int = 4, frames: Union[int, Sequence[int]] = 8,
-                 cast: Optional[int] = None, locations: Optional[int] = None) -> Scene:
-    """A random scene, a pure function of its arguments."""
+                 cast: Optional[int] = None, locations: Optional[int] = None, version: int = 1) -> Scene:
+    """A random scene, a pure function of its arguments (version: the world, WORLD_VERSIONS)."""
+    if version not in WORLD_VERSIONS:
+        raise ValueError(f"unknown world version {version!r} (known: {', '.join(map(str, WORLD_VERSIONS))})")
     rng = np.random.default_rng(seed)
     n_cast = cast if cast is not None else int(rng.choice([1, 2, 3], p=[0.25, 0.4, 0.35]))
     n_loc = locations if locations is not None else int(rng.integers(1, 3))
     assert 1 <= n_cast <= MAX_CAST and 1 <= n_loc <= len(LOCATIONS)
     frame_list = [frames] * shots if isinstance(frames, int) else list(frames)
     assert len(frame_list) == shots and all(f >= 1 for f in frame_list)
-    the_cast = _sample_cast(rng, n_cast)
+    the_cast = (_sample_cast if version == 1 else _sample_cast_v2)(rng, n_cast)
     names = [LOCATIONS[int(i)] for i in rng.permutation(len(LOCATIONS))[:n_loc]]
     locs = [_sample_location(rng, n) for n in names]
     shot_seeds = rng.integers(0, 2**31 - 1, size=shots)
     shot_list = [_sample_shot(rng, the_cast, locs, f, int(s)) for f, s in zip(frame_list, shot_seeds)]
-    return Scene(seed, the_cast, locs, shot_list)
+    return Scene(seed, the_cast, locs, shot_list, version)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,10 +240,16 @@ def _article(word: str) -> str:
     return "an" if word[0] in "aeiou" else "a"
 
 
-def global_caption(scene: Scene) -> str:
-    """ "Character 1 is a red star. Character 2 is an orange circle." """
-    return " ".join(f"Character {c.id} is {_article(c.colour)} {c.colour} {c.shape}."
-                    for c in scene.cast)
+def global_caption(scene: Scene, oracle: bool = False) -> str:
+    """ "Character 1 is a red star. Character 2 is an orange circle." With oracle=True the hidden
+    size class and pattern too: "Character 1 is a large halved red star." """
+    parts = []
+    for c in scene.cast:
+        words = [c.colour, c.shape]
+        if oracle:
+            words = [SIZE_WORDS[size_class(c, scene.version)], c.pattern] + words
+        parts.append(f"Character {c.id} is {_article(words[0])} {' '.join(words)}.")
+    return " ".join(parts)
 
 
 def shot_caption(scene: Scene, index: int) -> str:
@@ -215,13 +264,14 @@ def shot_caption(scene: Scene, index: int) -> str:
     return text[0].upper() + text[1:] + " " + where
 
 
-_GLOBAL_RE = re.compile(r"character (\d+) is an? (\w+) (\w+)\.")
+_ORACLE = "(?:(?:" + "|".join(SIZE_WORDS) + ") )?(?:(?:" + "|".join(dict.fromkeys(PATTERNS + PATTERNS_V2)) + ") )?"
+_GLOBAL_RE = re.compile(r"character (\d+) is an? " + _ORACLE + r"(\w+) (\w+)\.")
 _ACTOR_RE = re.compile(r"character (\d+) (" + "|".join(ACTIONS) + r")")
 _WHERE_RE = re.compile(r"(?:in|on) the (\w+), (" + "|".join(FRAMINGS) + r")\.$")
 
 
 def parse_global_caption(text: str) -> Dict[int, Tuple[str, str]]:
-    """Inverse of global_caption: {id: (colour, shape)}. Unparseable text gives {}."""
+    """Inverse of global_caption (oracle or not): {id: (colour, shape)}. Unparseable text gives {}."""
     return {int(i): (c, s) for i, c, s in _GLOBAL_RE.findall(text.lower())}
 
 
@@ -289,4 +339,4 @@ def scene_from_dict(d: dict) -> Scene:
                                                for it in l["items"]]) for l in d["locations"]]
     shots = [Shot(s["location"], [Actor(**a) for a in s["actors"]], s["framing"], s["frames"],
                   s["seed"], tuple(s["camera"])) for s in d["shots"]]
-    return Scene(d["seed"], cast, locs, shots)
+    return Scene(d["seed"], cast, locs, shots, d.get("version", 1))

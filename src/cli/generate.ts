@@ -16,9 +16,11 @@
  * --trace-every N (1; the last step is always traced), --profile (time the phases of every step;
  * slows the steps it times). Progress goes to stderr; bad input is one
  * line and exit code 1; Ctrl-C cancels (exit 130).
+ * DIR is all-or-nothing (OutputFolder): the files go to a temporary folder beside it, renamed to
+ * DIR at the end; a DIR that is not empty is refused unless --replace is given (then it is
+ * replaced whole, never mixed with this run's files); a failed or cancelled run leaves it as it was.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Engine } from '../engine/engine.ts';
@@ -26,21 +28,22 @@ import { nodeGpu } from '../engine/host-node.ts';
 import { isAttentionMode, type AttentionMode, type GenerateProgress, type GenerateRequest, type GenerateResult, type ModelEntry, type StepTimings } from '../model/api.ts';
 import { shotLengthNote, type ModelConfig } from '../model/config.ts';
 import { Generator, prepareRequest } from '../model/generate.ts';
-import { LayoutError } from '../model/layout.ts';
 import { MAX_JSON_BYTES, MAX_STORYBOARD_BYTES, modelFileCap } from '../model/limits.ts';
-import { InputError, oneLine } from '../model/safetensors.ts';
-import { StoryboardError, parseStoryboardJson } from '../model/storyboard.ts';
+import { oneLine } from '../model/errors.ts';
+import { routingSummary } from '../model/routing-json.ts';
+import { parseStoryboardJson } from '../model/storyboard.ts';
 import { loadModel, type LoadedModel } from '../model/weights.ts';
-import { readFileCapped } from './files.ts';
-import { UsageError } from './main.ts';
+import { OutputFolder, readFileCapped } from './files.ts';
+import { UsageError, userMessage } from './main.ts';
 import { encodeApng, encodePng, upscale } from './png.ts';
 
 const USAGE =
-  'usage: moc generate STORYBOARD.json --out DIR [--model DIR] [--attention moc|dense|shot] [--top-k K] [--chunk-frames N] [--steps N] [--guidance G] [--seed N] [--trace-every N] [--profile]';
+  'usage: moc generate STORYBOARD.json --out DIR [--replace] [--model DIR] [--attention moc|dense|shot] [--top-k K] [--chunk-frames N] [--steps N] [--guidance G] [--seed N] [--trace-every N] [--profile]';
 
 export interface GenerateArgs {
   storyboard: string;
   out: string;
+  replace: boolean;
   model?: string;
   attention?: AttentionMode;
   topK?: number;
@@ -68,6 +71,7 @@ export function parseGenerateArgs(argv: string[]): GenerateArgs {
       allowPositionals: true,
       options: {
         out: { type: 'string' },
+        replace: { type: 'boolean' },
         model: { type: 'string' },
         attention: { type: 'string' },
         'top-k': { type: 'string' },
@@ -92,6 +96,7 @@ export function parseGenerateArgs(argv: string[]): GenerateArgs {
   return {
     storyboard: positionals[0],
     out: v.out,
+    replace: v.replace ?? false,
     model: v.model,
     attention: mode,
     topK: int('top-k', v['top-k'], 0),
@@ -143,57 +148,22 @@ function progressLine(p: GenerateProgress): string {
   return `[${'#'.repeat(done)}${'.'.repeat(width - done)}] step ${p.step}/${p.steps}  ${per.toFixed(2)} s/step  ETA ${eta.toFixed(0)} s`;
 }
 
-/**
- * routing.json: the chunk table and, per traced step and layer, the routed edges summed over
- * heads as [from, to, count] (stream chunk ids, sorted by from, then to) and the sparsity.
- */
-export function routingSummary(r: GenerateResult, req: GenerateRequest, heads: number): unknown {
-  const chunks = r.traces[0]?.chunks;
-  const C = chunks?.start.length ?? 0;
-  const row = new Float64Array(C);
-  return {
-    mode: req.attention.mode,
-    topK: req.attention.topK,
-    chunkFrames: req.attention.chunkFrames,
-    causal: req.attention.causal,
-    heads,
-    sparsity: r.sparsity,
-    attentionFlops: r.attentionFlops,
-    chunks: chunks?.chunks.map((c) => ({ start: c.start, end: c.end, kind: c.kind, shot: c.shot })) ?? [],
-    steps: r.traces.map((t) => ({
-      step: t.step,
-      layers: t.layers.map((l) => {
-        const edges: [number, number, number][] = [];
-        const { start, to, count } = l.routes; // rows h·C + a (RouteRows)
-        for (let a = 0; a < C; a++) {
-          row.fill(0);
-          for (let h = 0; h < l.H; h++) for (let e = start[h * C + a]; e < start[h * C + a + 1]; e++) row[to[e]] += count[e];
-          for (let b = 0; b < C; b++) if (row[b] > 0) edges.push([a, b, row[b]]);
-        }
-        const sparsity = Array.from(l.sparsity);
-        return { sparsity: sparsity.reduce((x, y) => x + y, 0) / sparsity.length, sparsityPerHead: sparsity, edges };
-      }),
-    })),
-  };
-}
-
-async function writeOutputs(dir: string, r: GenerateResult, req: GenerateRequest, gen: Generator, eng: Engine): Promise<void> {
+async function writeOutputs(dir: OutputFolder, r: GenerateResult, req: GenerateRequest, gen: Generator, eng: Engine): Promise<void> {
   const size = gen.config.imageSize;
   const px = size * size * 4;
   const all: ArrayLike<number>[] = [];
   for (const s of r.shots) {
-    const d = join(dir, `shot-${String(s.shot).padStart(2, '0')}`);
-    await mkdir(d, { recursive: true });
+    const d = `shot-${String(s.shot).padStart(2, '0')}`;
     const F = s.frames.length / px;
     for (let f = 0; f < F; f++) {
       const frame = s.frames.subarray(f * px, (f + 1) * px);
       all.push(frame);
-      await writeFile(join(d, `frame-${String(f).padStart(3, '0')}.png`), encodePng(frame, size, size));
+      await dir.write(join(d, `frame-${String(f).padStart(3, '0')}.png`), encodePng(frame, size, size));
     }
   }
   const k = Math.max(1, Math.floor(256 / size));
-  await writeFile(join(dir, 'preview.png'), encodeApng(all.map((f) => upscale(f, size, size, k)), size * k, size * k, gen.config.fps));
-  await writeFile(join(dir, 'routing.json'), JSON.stringify(routingSummary(r, req, gen.config.heads)));
+  await dir.write('preview.png', encodeApng(all.map((f) => upscale(f, size, size, k)), size * k, size * k, gen.config.fps));
+  await dir.write('routing.json', JSON.stringify(routingSummary(r, req.attention, gen.config.heads)));
   const profiled = r.timings.filter((t) => t.attention !== undefined);
   const mean = (ts: StepTimings[], key: 'attention' | 'routing' | 'other' | 'total' | 'dispatches'): number => ts.reduce((a, t) => a + (t[key] ?? 0), 0) / (ts.length || 1);
   const totals = r.timings.map((t) => t.total).sort((a, b) => a - b);
@@ -217,7 +187,7 @@ async function writeOutputs(dir: string, r: GenerateResult, req: GenerateRequest
     },
     perStep: r.timings,
   };
-  await writeFile(join(dir, 'timing.json'), JSON.stringify(timing, null, 1));
+  await dir.write('timing.json', JSON.stringify(timing, null, 1));
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -228,8 +198,9 @@ export async function run(argv: string[]): Promise<number> {
   try {
     return await generate(parseGenerateArgs(argv));
   } catch (e) {
-    if (e instanceof InputError || e instanceof StoryboardError || e instanceof LayoutError) {
-      console.error(`moc generate: ${oneLine((e as Error).message)}`);
+    const msg = userMessage(e);
+    if (msg !== null) {
+      console.error(`moc generate: ${msg}`);
       return 1;
     }
     if ((e as Error)?.name === 'AbortError') {
@@ -268,23 +239,27 @@ async function generate(a: GenerateArgs): Promise<number> {
   for (const [note, shots] of offLengthShots(board.shots, cfg)) {
     console.error(`moc generate: note: shot${shots.length > 1 ? 's' : ''} ${shots.join(', ')}: ${note}`);
   }
-  await mkdir(a.out, { recursive: true });
-  const eng = await Engine.create(await nodeGpu());
-  const gen = Generator.create(eng, model);
+  const out = await OutputFolder.begin(a.out, { replace: a.replace });
+  let eng: Engine | undefined;
+  let gen: Generator | undefined;
   const ac = new AbortController();
   const onSigint = (): void => ac.abort(new DOMException('cancelled', 'AbortError'));
   process.once('SIGINT', onSigint);
   const tty = process.stderr.isTTY;
-  console.error(`moc generate: ${cfg.name} on ${eng.describe()}; ${req.storyboard.shots.length} shots, ${req.steps} steps, ${req.attention.mode} attention`);
   try {
+    eng = await Engine.create(await nodeGpu());
+    gen = Generator.create(eng, model);
+    console.error(`moc generate: ${oneLine(cfg.name)} on ${eng.describe()}; ${req.storyboard.shots.length} shots, ${req.steps} steps, ${req.attention.mode} attention`);
     const r = await gen.generate(req, (p) => process.stderr.write(tty ? `\r${progressLine(p)}` : `${progressLine(p)}\n`), ac.signal);
     if (tty) process.stderr.write('\n');
-    await writeOutputs(a.out, r, req, gen, eng);
-    console.error(`moc generate: wrote ${a.out} (${(r.totalMs / 1000).toFixed(1)} s, sparsity ${(r.sparsity * 100).toFixed(1)}%${r.cache ? `; ${r.cache.summary}` : ''})`);
+    await writeOutputs(out, r, req, gen, eng);
+    await out.commit();
+    console.error(`moc generate: wrote ${oneLine(a.out)} (${(r.totalMs / 1000).toFixed(1)} s, sparsity ${(r.sparsity * 100).toFixed(1)}%${r.cache ? `; ${r.cache.summary}` : ''})`);
     return 0;
   } finally {
     process.off('SIGINT', onSigint);
-    gen.dispose();
-    eng.destroy();
+    await out.discard();
+    gen?.dispose();
+    eng?.destroy();
   }
 }

@@ -4,13 +4,16 @@
  * stderr (control characters in paths and names escaped) and exit non-zero; bugs keep their stack.
  */
 import { EngineError } from '../engine/errors.ts';
-import { oneLine } from '../model/safetensors.ts';
+import { InputError, oneLine } from '../model/errors.ts';
 
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(oneLine(message));
-    this.name = 'UsageError';
-  }
+/** Bad command-line arguments: the user's input, like the model's InputErrors. */
+export class UsageError extends InputError {
+  override name = 'UsageError';
+}
+
+/** The one-line message of an error the user can act on (bad input, an engine refusal), or null for a bug. */
+export function userMessage(e: unknown): string | null {
+  return e instanceof InputError || e instanceof EngineError ? oneLine(e.message) : null;
 }
 
 type Command = { summary: string; load: () => Promise<{ run: (args: string[]) => Promise<number> }> };
@@ -42,8 +45,9 @@ export async function main(argv: string[]): Promise<number> {
     const mod = await cmd.load();
     return await mod.run(args);
   } catch (e) {
-    if (e instanceof UsageError || e instanceof EngineError || (e as Error)?.name === 'InputError') {
-      console.error(`moc ${name}: ${oneLine((e as Error).message)}`);
+    const msg = userMessage(e);
+    if (msg !== null) {
+      console.error(`moc ${name}: ${msg}`);
       return 1;
     }
     throw e;

@@ -4,7 +4,7 @@
  *
  * Legend: S shots, F frames of a shot, Hi×Wi frame size, L caption tokens, C chunks, H heads.
  */
-import type { TrainFrames } from './config.ts';
+import type { RouteView, TrainFrames } from './config.ts';
 import type { Storyboard } from './storyboard.ts';
 import type { ChunkTable } from './layout.ts';
 import type { RouteRows } from '../engine/kernels/trace.ts';
@@ -32,6 +32,8 @@ export interface ModelInfo {
   fps: number;
   /** Frames per shot it was trained on (config.json `train_frames`, or a min–max range), null when not recorded. */
   trainFrames: TrainFrames | null;
+  /** The view of q, k routing scores with (config.json `route_view`; MOC.md §3b). */
+  routeView: RouteView;
   /**
    * Trained context-causal (config.json `causal_text`): with causal MoC routing no information
    * flows from a later shot to an earlier one, and kept earlier shots are cached.
@@ -39,6 +41,14 @@ export interface ModelInfo {
   causalText: boolean;
   /** The vocabulary (for marking unknown caption words and offering suggestions). */
   words: string[];
+  /** How the model's tokenizer splits a caption (vocab.json), so the page counts and marks words the same way. */
+  captionRules: CaptionRules;
+}
+
+/** vocab.json's caption rules: lower-case first or not, then the words are the matches of `split` (a regex source, flags `gu`). */
+export interface CaptionRules {
+  split: string;
+  lowercase: boolean;
 }
 
 /**

@@ -8,7 +8,7 @@
  * h = mlp_ratio·d hidden width.
  */
 import { z } from './zod.ts';
-import { InputError } from './safetensors.ts';
+import { InputError } from './errors.ts';
 
 export const MODEL_FORMAT = 'moc-dit';
 export const MODEL_FORMAT_VERSION = 1;
@@ -17,6 +17,27 @@ export const MODEL_FORMAT_VERSION = 1;
 export interface TrainFrames {
   min: number;
   max: number;
+}
+
+/**
+ * Which view of q and k routing scores with (MOC.md §3b, train/model.py ROUTE_VIEWS): 'rotary'
+ * as rotated for attention (the v1 meaning, and the default where config.json does not say);
+ * 'spatial' rotated by y and x only (before the temporal rotation); 'unrotated' before any
+ * rotation. Attention always uses the rotated q and k.
+ */
+export const ROUTE_VIEWS = ['rotary', 'spatial', 'unrotated'] as const;
+export type RouteView = (typeof ROUTE_VIEWS)[number];
+
+/** What a routing view means, in a phrase for the studio (model info, teaching mode). */
+export function routeViewText(view: RouteView): string {
+  switch (view) {
+    case 'rotary':
+      return 'q and k as rotated for attention (time and position in the frame)';
+    case 'spatial':
+      return 'q and k rotated by position in the frame only, without the time rotation';
+    case 'unrotated':
+      return 'q and k before any rotation';
+  }
 }
 
 export interface ModelConfig {
@@ -48,6 +69,8 @@ export interface ModelConfig {
    */
   prediction: 'v' | 'x';
   tMin: number;
+  /** The view of q, k routing scores with (config.json `route_view`, default 'rotary'). */
+  routeView: RouteView;
   fps: number;
   /**
    * The shot shape it was trained on (config.json `train_shots`: shots per sample; `train_frames`,
@@ -63,34 +86,48 @@ export interface ModelConfig {
   mlpHidden: number; // h
 }
 
-const int = (min: number) => z.number().int().min(min);
+/**
+ * Bounds on every number: far above any model this project trains (moc-base: dim 256, depth 8),
+ * low enough that a hostile or mistyped config.json is refused in one line naming the key instead
+ * of allocating without end (depth 1e6 took 37 s and 3 GB before it failed).
+ */
+const int = (min: number, max: number) => {
+  const msg = `must be an integer in ${min}..${max}`;
+  return z.number(msg).int(msg).min(min, msg).max(max, msg);
+};
+const num = (min: number, max: number, minText = `${min}`) => {
+  const msg = `must be a number in ${minText}..${max}`;
+  return z.number(msg).min(min, msg).max(max, msg);
+};
+const POSITIVE = Number.MIN_VALUE;
 
 const schema = z.object({
   format: z.literal(MODEL_FORMAT),
   formatVersion: z.literal(MODEL_FORMAT_VERSION),
-  name: z.string().min(1),
-  vocab_size: int(2),
-  text_len: int(1),
-  image_size: int(1),
-  patch_size: int(1),
+  name: z.string().min(1).max(200, 'must be at most 200 characters'),
+  vocab_size: int(2, 1_000_000),
+  text_len: int(1, 4096),
+  image_size: int(1, 1024),
+  patch_size: int(1, 64),
   channels: z.literal(3),
-  dim: int(1),
-  depth: int(1),
-  heads: int(1),
-  mlp_ratio: z.number().positive(),
-  rope_theta: z.number().positive(),
-  t_freq_dim: int(2).refine((v) => v % 2 === 0, 'must be even'),
-  chunk_frames: int(1),
-  top_k: int(0),
+  dim: int(1, 8192),
+  depth: int(1, 256),
+  heads: int(1, 256),
+  mlp_ratio: num(0.25, 16),
+  rope_theta: num(POSITIVE, 1e9, '>0'),
+  t_freq_dim: int(2, 8192).refine((v) => v % 2 === 0, 'must be even'),
+  chunk_frames: int(1, 1024),
+  top_k: int(0, 1024),
   causal: z.boolean(),
   causal_text: z.boolean().default(false),
   prediction: z.enum(['v', 'x']).default('v'),
-  t_min: z.number().positive().max(1).default(0.05),
-  fps: z.number().positive(),
-  train_shots: int(1).optional(),
-  train_frames: int(1).optional(),
-  train_frames_min: int(1).optional(),
-  train_frames_max: int(1).optional(),
+  t_min: num(POSITIVE, 1, '>0').default(0.05),
+  route_view: z.enum(['rotary', 'spatial', 'unrotated']).default('rotary'),
+  fps: num(POSITIVE, 240, '>0'),
+  train_shots: int(1, 4096).optional(),
+  train_frames: int(1, 4096).optional(),
+  train_frames_min: int(1, 4096).optional(),
+  train_frames_max: int(1, 4096).optional(),
 });
 
 /**
@@ -135,6 +172,7 @@ export function parseModelConfig(value: unknown, source = 'config.json'): ModelC
     causalText: c.causal_text,
     prediction: c.prediction,
     tMin: c.t_min,
+    routeView: c.route_view,
     fps: c.fps,
     trainShots: c.train_shots ?? null,
     trainFrames: trainFrames(c.train_frames, c.train_frames_min, c.train_frames_max, bad),

@@ -23,6 +23,9 @@ export interface RowState {
   tokenType: Tensor; // i32 [H·N]: 0 text / 1 video, per row of [H, N, D]
   cos: Tensor; // [N, D] (the rope kernel's tables)
   sin: Tensor; // [N, D] (signed: −sin on even, +sin on odd channels)
+  /** Tables of the 'spatial' routing view: positions with time 0 (only for such a model). */
+  routeCos?: Tensor; // [N, D]
+  routeSin?: Tensor; // [N, D]
   gatherQkv: [Tensor, Tensor, Tensor]; // i32 [H·N]: row of qkv [N·3H, D] for q, k, v
   mergeText: Tensor; // i32 [Nt·H]: row of o [H·No, D]
   mergeVideo: Tensor; // i32 [Nv·H]
@@ -129,6 +132,11 @@ export function buildRowState(eng: Engine, cfg: ModelConfig, rows: { pos: Float3
 /** Uploads the constants of one frame layout. */
 export function buildSeqState(eng: Engine, cfg: ModelConfig, frames: readonly number[], chunkFrames: number): SeqState {
   const seq = makeSequence(frames, cfg.textLen, cfg.grid, chunkFrames);
+  const N = seq.n;
+  const D = cfg.headDim;
+  // the 'spatial' routing view's tables: the positions with time 0 (full sequences only: the
+  // cache of kept shots routes with q, k as rotated)
+  const spatial = cfg.routeView === 'spatial' ? ropeTables(seq.pos.map((p, j) => (j % 3 === 0 ? 0 : p)), D, cfg.ropeTheta) : null;
   const up = (a: Int32Array, label: string): Tensor => eng.upload(a, [a.length], `dit.seq.${label}`);
   const t = seq.internal;
   const streamStart = new Int32Array(t.start.length);
@@ -140,6 +148,7 @@ export function buildSeqState(eng: Engine, cfg: ModelConfig, frames: readonly nu
   return {
     seq,
     ...buildRowState(eng, cfg, seq, seq.n, 0),
+    ...(spatial && { routeCos: eng.upload(spatial.cos, [N, D], 'dit.seq.route-cos'), routeSin: eng.upload(spatial.sin, [N, D], 'dit.seq.route-sin') }),
     chunkStart: up(t.start, 'chunk-start'),
     chunkEnd: up(t.end, 'chunk-end'),
     chunkKind: up(t.kind, 'chunk-kind'),
@@ -160,5 +169,5 @@ export function disposeRows(r: RowState): void {
 export function disposeState(st: SeqState): void {
   disposeRows(st);
   for (const t of [st.chunkStart, st.chunkEnd, st.chunkKind, st.chunkShot, st.toStream, st.streamStart, st.streamEnd]) t.dispose();
-  st.noRoutes?.dispose();
+  for (const t of [st.noRoutes, st.routeCos, st.routeSin]) t?.dispose();
 }

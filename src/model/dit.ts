@@ -16,6 +16,10 @@
  * prefix, the video rows are copied after it (Engine.copy; buffers bind from offset 0 only).
  * RoPE turns q and k by the per-token tables [N, D] of dit-state.ts (float positions: captions
  * sit at the frame centre (G−1)/2).
+ * Routing view (config routeView, MOC.md §3b): for 'spatial' the normed q, k are also turned by
+ * the time-0 tables, for 'unrotated' kept as they were before the rotation; routing (and the
+ * traces) score with those, attention with the rotated q, k. Only where something routes or is
+ * traced; 'rotary' routes with the rotated q, k and makes nothing more.
  */
 import type { Engine } from '../engine/engine.ts';
 import { UnsupportedError } from '../engine/errors.ts';
@@ -210,7 +214,10 @@ export class MocDiT {
     const st = this.state(frames, chunkFrames);
     const { seq } = st;
     const cached = opts.cached;
-    if (cached && (opts.mode !== 'moc' || !opts.causal || !cfg.causalText || opts.trace)) throw new UnsupportedError('forward: a cached prefix needs MoC mode, causal routing, a causal-text model and no trace');
+    if (cached && (opts.mode !== 'moc' || !opts.causal || !cfg.causalText || opts.trace || cfg.routeView !== 'rotary')) {
+      throw new UnsupportedError('forward: a cached prefix needs MoC mode, causal routing, a causal-text model routing with q, k as rotated, and no trace');
+    }
+    const view = cfg.routeView !== 'rotary' && (opts.mode === 'moc' || opts.trace) ? cfg.routeView : 'rotary'; // see the file comment
     // the rows the network computes: every token, or the suffix's after a cached prefix
     const rows: RowState = cached ? cached.layout.rows : st;
     const { nText: Nt, nVideo: Nv } = rows;
@@ -273,29 +280,41 @@ export class MocDiT {
           return [modT, modV, qkv];
         });
 
-        // q, k, v [H, Nr, D]; q and k RMS-normed with their stream's weight, then rotated
-        const [q, k, v] = await phase('other', async () => {
+        // q, k, v [H, Nr, D]; q and k RMS-normed with their stream's weight, then rotated; the
+        // routing view's q, k [H, N, D] beside them where the model has one and it is needed
+        const [q, k, v, qr, kr] = await phase('other', async () => {
           const qkvRows = qkv.view([Nr * 3 * H, D]);
           const out: Tensor[] = [];
+          const route: Tensor[] = [];
           for (let j = 0; j < 3; j++) {
             const g = await gatherRows(eng, qkvRows, rows.gatherQkv[j], { shape: [H, Nr, D] }); // [H, Nr, D]
             if (j < 2) {
               const n0 = await norm(eng, 'rms', g);
               const n1 = await modulate(eng, n0.view([H * Nr, D]), this.normShift!, { table: this.qkNorm[i], chunk: j }, rows.tokenType, eng.tensor([H, Nr, D], 'f32', 'dit.qk')); // · weight
-              out.push(await rope(eng, n1, rows.cos, rows.sin, n1)); //                      rotated in place
+              if (view === 'unrotated') {
+                route.push(n1);
+                out.push(await rope(eng, n1, rows.cos, rows.sin));
+              } else {
+                if (view === 'spatial') route.push(await rope(eng, n1, st.routeCos!, st.routeSin!)); // y, x only
+                out.push(await rope(eng, n1, rows.cos, rows.sin, n1)); //                      rotated in place
+              }
               free(g, n0);
             } else out.push(g);
           }
           qkv.dispose();
-          return out;
+          return [...out, ...route];
         });
         await inspect(`${b}attn.q`, q);
         await inspect(`${b}attn.k`, k);
         await inspect(`${b}attn.v`, v);
+        if (qr && kr) {
+          await inspect(`${b}attn.q_route`, qr);
+          await inspect(`${b}attn.k_route`, kr);
+        }
 
         const o = cached //                                                                 [H, N, D]
           ? await this.attendCached(cached.layout, cached.cache.layers[i], cached.cache.routed, q, k, v, opts, phase)
-          : await this.attend(st, q, k, v, i, opts, pending, phase, inspect);
+          : await this.attend(st, { q, k, v, qr: qr ?? q, kr: kr ?? k }, i, opts, pending, phase, inspect);
         await inspect(`${b}attn.o`, o);
 
         await phase('other', async () => {
@@ -314,7 +333,7 @@ export class MocDiT {
             await this.mlp(xt, modT, rows.condText, `${b}mlp_text`);
           }
         });
-        free(q, k, v, o, modT, modV);
+        free(q, k, v, o, modT, modV, ...(qr && kr ? [qr, kr] : []));
         await inspect(`${b}text`, xt);
         await inspect(`${b}video`, xv);
       }
@@ -371,12 +390,13 @@ export class MocDiT {
     for (const t of [l, h, f1, g, f2]) t.dispose();
   }
 
-  /** Joint attention over [text; video] in the request's mode; when tracing, queues the layer's trace summaries in `pending`. */
+  /**
+   * Joint attention over [text; video] in the request's mode, routing by qr, kr (the routing view;
+   * q, k themselves for 'rotary'); when tracing, queues the layer's trace summaries in `pending`.
+   */
   private async attend(
     st: SeqState,
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
+    { q, k, v, qr, kr }: Record<'q' | 'k' | 'v' | 'qr' | 'kr', Tensor>,
     layer: number,
     opts: ForwardOptions,
     pending: PendingTrace[],
@@ -390,8 +410,8 @@ export class MocDiT {
     let o: Tensor;
     if (opts.mode === 'moc') {
       routed = await phase('routing', async () => {
-        desc = await chunkMean(eng, k, st.chunkStart, st.chunkEnd);
-        return mocRoute(eng, q, desc, { start: st.chunkStart, kind: st.chunkKind, shot: st.chunkShot }, { topK: opts.topK, causal: opts.causal });
+        desc = await chunkMean(eng, kr, st.chunkStart, st.chunkEnd);
+        return mocRoute(eng, qr, desc, { start: st.chunkStart, kind: st.chunkKind, shot: st.chunkShot }, { topK: opts.topK, causal: opts.causal });
       });
       await inspect(`blocks.${layer}.routed`, routed);
       o = await phase('attention', () => mocAttention(eng, q, k, v, table, routed, { design: opts.design, causalText: this.config.causalText }));
@@ -405,10 +425,10 @@ export class MocDiT {
     try {
       if (opts.trace) {
         // summaries on the GPU, in stream order, read back after the whole forward pass (readTraces):
-        // the score factors φ(Q), φ(K) [H, C, D] (chunk means over the stream-ordered ranges) and
+        // the score factors φ(Q), φ(K) [H, C, D] of the routing view (chunk means over the stream-ordered ranges) and
         // the routed pairs
-        const qMean = await chunkMean(eng, q, st.streamStart, st.streamEnd);
-        const descStream = await chunkMean(eng, k, st.streamStart, st.streamEnd);
+        const qMean = await chunkMean(eng, qr, st.streamStart, st.streamEnd);
+        const descStream = await chunkMean(eng, kr, st.streamStart, st.streamEnd);
         let routes: Tensor | null = null;
         if (routed) {
           checkRouteCounts(table);

@@ -18,7 +18,7 @@ import { memoryProblem } from './memory.ts';
 import { isCandidate, isMandatory } from './moc-reference.ts';
 import { cleanEstimate, sample, throwIfAborted } from './sampler.ts';
 import { shotOnlyTable, type Sequence } from './sequence.ts';
-import { InputError } from './safetensors.ts';
+import { InputError } from './errors.ts';
 import { parseStoryboard, type Storyboard } from './storyboard.ts';
 import { MAX_TOP_K } from '../engine/kernels/moc-route.ts';
 import type { LoadedModel } from './weights.ts';
@@ -28,6 +28,29 @@ export class RequestError extends InputError {
   constructor(message: string) {
     super(message);
     this.name = 'RequestError';
+  }
+}
+
+/**
+ * The network's output overflowed (NaN or ±∞ in the frames): damaged weights, or inputs that
+ * overflow float32. Refused rather than turned into black frames.
+ */
+export class OverflowError extends InputError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'OverflowError';
+  }
+}
+
+/** @throws OverflowError at the first non-finite value of the frames [T, 3, Hi, Wi] (naming its shot). */
+export function checkFiniteFrames(x: Float32Array, frames: readonly number[], size: number): void {
+  const per = 3 * size * size;
+  for (let i = 0; i < x.length; i++) {
+    if (!Number.isFinite(x[i])) {
+      let f = Math.floor(i / per);
+      const shot = frames.findIndex((n) => (f -= n) < 0);
+      throw new OverflowError(`the generated frames of shot ${shot + 1} hold ${x[i]} values: the computation overflowed float32 (damaged weights?); no frames were made`);
+    }
   }
 }
 
@@ -178,8 +201,10 @@ export class Generator {
       textLen: c.textLen,
       fps: c.fps,
       trainFrames: c.trainFrames,
+      routeView: c.routeView,
       causalText: c.causalText,
       words: [...model.tokenizer.words],
+      captionRules: { split: model.tokenizer.splitPattern, lowercase: model.tokenizer.lowercase },
     };
   }
 
@@ -329,6 +354,7 @@ export class Generator {
     });
     try {
       const data = (await eng.read(x)) as Float32Array;
+      checkFiniteFrames(data, frames, size);
       const shots = this.shots(data, frames, fixed, true).map((s) => ({ ...s, seed: board.shots[s.shot].seed }));
       const nCalls = req.steps * calls * depth;
       return {

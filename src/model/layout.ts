@@ -9,11 +9,13 @@
  * as Int32Array columns (`start`, `end`, `shot`, `kind`, for kernels and exchange files).
  */
 
+import { KIND_TEXT, KIND_VIDEO } from '../engine/kernels/moc-plan.ts';
+import { InputError } from './errors.ts';
+
 export type ChunkKind = 'text' | 'video';
 
-/** Column encoding of `kind`, as in the exchange file (MOC.md §4). */
-export const KIND_TEXT = 0;
-export const KIND_VIDEO = 1;
+/** Column encoding of `kind`, as in the exchange file (MOC.md §4): defined once, by the kernels' chunk table. */
+export { KIND_TEXT, KIND_VIDEO };
 
 export interface Chunk {
   /** First token (inclusive). */
@@ -54,11 +56,8 @@ export interface LayoutSpec {
 }
 
 /** A chunk table, or the description it was built from, that breaks the §3 rules. */
-export class LayoutError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'LayoutError';
-  }
+export class LayoutError extends InputError {
+  override name = 'LayoutError';
 }
 
 function checkCount(name: string, v: number, min: number): void {

@@ -3,7 +3,7 @@
  * mistake, /dev/zero, a manifest that claims terabytes) is refused with one line before it is
  * read into memory, instead of exhausting it.
  */
-import { InputError } from './safetensors.ts';
+import { InputError } from './errors.ts';
 
 const MiB = 1024 * 1024;
 
@@ -21,6 +21,7 @@ export function modelFileCap(name: string): number {
   return name.endsWith('.safetensors') ? MAX_WEIGHTS_BYTES : MAX_JSON_BYTES;
 }
 
+/** A size for people: 12 → "12 bytes", 1048577 → "1.0 MiB" (the one formatter; the UI uses it too). */
 export function formatBytes(n: number): string {
   if (n < 1024) return `${n} bytes`;
   if (n < MiB) return `${(n / 1024).toFixed(1)} KiB`;

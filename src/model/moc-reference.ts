@@ -5,6 +5,9 @@
  *
  * Legend: H heads, N tokens, D head dim, C chunks, K routed slots (top_k).
  * Tensors are head-major: q, k, v, out [H, N, D]; desc [H, C, D]; routed [H, N, K].
+ * Routing view (MOC.md §3b): routing may score with its own q_route, k_route [H, N, D]; the
+ * descriptors are then chunk means of k_route and the scores q_route·φ, while attention still
+ * uses q, k, v. Absent, routing uses q and k (the v1 meaning).
  *
  * Definitions chosen here (the contract leaves them open):
  * - Sparsity = 1 − Σ_h Σ_i |Ω_h(i)| / (H·N²), with |Ω_h(i)| the tokens query i of head h attends
@@ -31,6 +34,12 @@ export interface MocConfig {
   mode: MocMode;
   /** MOC.md §3b: only captions of shots ≤ the query's are mandatory (default false). */
   causalText?: boolean;
+}
+
+/** Routing's own view of the queries and keys, [H, N, D] each (MOC.md §3b). */
+export interface RouteView {
+  q: ArrayLike<number>;
+  k: ArrayLike<number>;
 }
 
 export interface MocResult {
@@ -136,8 +145,11 @@ function forEachOmega(
 }
 
 /**
- * out[h,i] = softmax(q[h,i]·K[h,Ω]ᵀ/√D) V[h,Ω], Ω = tokens of M(i) ∪ routed (all tokens when
- * dense), float64 softmax with max subtraction.
+ * out[h,i] = softmax(q[h,i]·K[h]ᵀ/√D + mask)·V[h]: a dense softmax over all N keys in which every
+ * key outside Ω_h(i) = tokens of M(i) ∪ routed (all tokens when dense) scores −∞, float64, the
+ * probabilities normalised before P·V. Ω is decided token by token from the contract's own
+ * predicate (isMandatory, the routed set), not walked chunk by chunk: the kernels' CPU twin
+ * (mocAttentionCpu) does that, so the two formulations check each other.
  * @param routed [H, N, width]; -1 entries are skipped.
  * @param causalText M(i) as in isMandatory (moc mode only: dense sees every token).
  */
@@ -152,35 +164,33 @@ export function mocAttentionReference(
   mode: MocMode,
   causalText = false,
 ): Float32Array {
-  const { N, D } = dims;
-  const out = new Float32Array(dims.H * N * D);
+  const { H, N, D } = dims;
+  const out = new Float32Array(H * N * D);
   const scale = 1 / Math.sqrt(D);
-  const logits = new Float64Array(N);
-  const acc = new Float64Array(D);
-  forEachOmega(routed, width, dims, table, mode, causalText, (h, i, mask) => {
-    const qo = (h * N + i) * D;
-    let max = -Infinity;
-    for (let b = 0; b < mask.length; b++) {
-      if (!mask[b]) continue;
-      for (let t = table.start[b]; t < table.end[b]; t++) {
+  const chunkOf = tokenChunks(table);
+  const p = new Float64Array(N);
+  for (let h = 0; h < H; h++) {
+    for (let i = 0; i < N; i++) {
+      const listed = new Set<number>();
+      for (let j = 0; j < width; j++) listed.add(routed[(h * N + i) * width + j]);
+      const qo = (h * N + i) * D;
+      for (let t = 0; t < N; t++) {
+        const b = chunkOf[t];
+        const inOmega = mode === 'dense' || isMandatory(table, chunkOf[i], b, causalText) || listed.has(b);
         let s = 0;
-        for (let d = 0; d < D; d++) s += q[qo + d] * k[(h * N + t) * D + d];
-        logits[t] = s * scale;
-        if (logits[t] > max) max = logits[t];
+        if (inOmega) for (let d = 0; d < D; d++) s += q[qo + d] * k[(h * N + t) * D + d];
+        p[t] = inOmega ? s * scale : -Infinity;
+      }
+      const max = p.reduce((m, x) => Math.max(m, x), -Infinity);
+      let sum = 0;
+      for (let t = 0; t < N; t++) sum += (p[t] = Math.exp(p[t] - max));
+      for (let d = 0; d < D; d++) {
+        let o = 0;
+        for (let t = 0; t < N; t++) if (p[t] > 0) o += (p[t] / sum) * v[(h * N + t) * D + d];
+        out[qo + d] = o;
       }
     }
-    acc.fill(0);
-    let sum = 0;
-    for (let b = 0; b < mask.length; b++) {
-      if (!mask[b]) continue;
-      for (let t = table.start[b]; t < table.end[b]; t++) {
-        const w = Math.exp(logits[t] - max);
-        sum += w;
-        for (let d = 0; d < D; d++) acc[d] += w * v[(h * N + t) * D + d];
-      }
-    }
-    for (let d = 0; d < D; d++) out[qo + d] = acc[d] / sum;
-  });
+  }
   return out;
 }
 
@@ -196,10 +206,13 @@ export function sparsityOf(routed: Int32Array, width: number, dims: MocDims, tab
   return { sparsity: 1 - total / (H * N * N), perHead };
 }
 
-/** The whole reference: descriptors, routing, attention, sparsity. */
-export function mocReference(q: Float32Array, k: Float32Array, v: Float32Array, dims: MocDims, table: ChunkTable, cfg: MocConfig): MocResult {
-  const desc = chunkDescriptors(k, dims, table);
-  const routed = routeReference(q, desc, dims, table, cfg);
+/**
+ * The whole reference: descriptors, routing, attention, sparsity.
+ * @param view routing's own queries and keys (descriptors and scores from them); q, k when omitted.
+ */
+export function mocReference(q: Float32Array, k: Float32Array, v: Float32Array, dims: MocDims, table: ChunkTable, cfg: MocConfig, view?: RouteView): MocResult {
+  const desc = chunkDescriptors(view?.k ?? k, dims, table);
+  const routed = routeReference(view?.q ?? q, desc, dims, table, cfg);
   const ct = cfg.causalText ?? false;
   const out = mocAttentionReference(q, k, v, dims, table, routed, cfg.topK, cfg.mode, ct);
   const { sparsity, perHead } = sparsityOf(routed, cfg.topK, dims, table, cfg.mode, ct);

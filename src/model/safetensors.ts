@@ -9,22 +9,7 @@
  * must tile the data buffer exactly: no overlaps, no holes, nothing after the last tensor.
  */
 
-/**
- * One line of text: line breaks and other control characters (which file names, tensor names and
- * metadata keys can carry into a message) become \uXXXX escapes.
- */
-export function oneLine(text: string): string {
-  // eslint-disable-next-line no-control-regex -- matching control characters is the point
-  return text.replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
-
-/** Bad input from a file or a person; one line naming the input and what is wrong. */
-export class InputError extends Error {
-  constructor(message: string) {
-    super(oneLine(message));
-    this.name = 'InputError';
-  }
-}
+import { InputError } from './errors.ts';
 
 export type SafeDType = 'F32' | 'I32' | 'F16';
 export type SafeData = Float32Array | Int32Array | Uint16Array;

@@ -58,7 +58,8 @@ export interface SampleOptions {
   timer?: (step: number) => PhaseTimer | undefined;
   signal?: AbortSignal;
   /**
-   * The kept-shot cache (shot-cache.ts), used when the model is causalText, attention is causal
+   * The kept-shot cache (shot-cache.ts), used when the model is causalText (routing with q, k as
+   * rotated: route_view 'rotary'), attention is causal
    * MoC with top-k ≥ 1 and shots before the first sampled one are kept: at most this many bytes
    * (0: off; default: no limit). Traced steps run the whole network.
    */
@@ -191,7 +192,7 @@ async function keptPrefix(
   const cfg = dit.config;
   const a = opts.attention;
   const first = fixed.indexOf(false);
-  if (!cfg.causalText || a.mode !== 'moc' || !a.causal || a.topK < 1 || first < 1 || opts.cacheBytes === 0) return null;
+  if (!cfg.causalText || cfg.routeView !== 'rotary' || a.mode !== 'moc' || !a.causal || a.topK < 1 || first < 1 || opts.cacheBytes === 0) return null;
   const { frames } = inputs;
   const Tp = frames.slice(0, first).reduce((s, f) => s + f, 0);
   const per = cfg.channels * cfg.imageSize * cfg.imageSize;

@@ -6,7 +6,7 @@
  */
 import { z } from './zod.ts';
 import { MAX_STORYBOARD_BYTES, formatBytes } from './limits.ts';
-import { oneLine } from './safetensors.ts';
+import { InputError } from './errors.ts';
 
 export { MAX_STORYBOARD_BYTES };
 
@@ -40,11 +40,8 @@ const storyboardSchema = z.object({
 });
 
 /** A storyboard that cannot be used: one line (control characters from the input are escaped). */
-export class StoryboardError extends Error {
+export class StoryboardError extends InputError {
   override name = 'StoryboardError';
-  constructor(message: string) {
-    super(oneLine(message));
-  }
 }
 
 /** Validates parsed JSON; throws StoryboardError with one line such as `storyboard.shots[2].frames: …`. */

@@ -6,7 +6,67 @@
  * silently: `encode` returns them, `encodeStrict` refuses them naming the vocabulary.
  */
 import { z } from './zod.ts';
-import { InputError } from './safetensors.ts';
+import { InputError } from './errors.ts';
+
+/** Captions longer than this are refused before they are split (bounds the split's work). */
+export const MAX_CAPTION_CHARS = 4096;
+/** Unknown words named in one message; the rest are counted. */
+const MAX_LISTED = 8;
+
+/** At most `n` characters of `text`, with `…` where it was cut (for quoting input in messages). */
+export function clip(text: string, n = 60): string {
+  const chars = [...text];
+  return chars.length <= n ? text : `${chars.slice(0, n).join('')}…`;
+}
+
+/**
+ * Why a vocab.json `split` pattern is outside the subset this tokenizer runs, or null when it is
+ * inside. The subset cannot backtrack catastrophically: a top-level alternation of at most 8
+ * branches, each a sequence of single atoms (a character, an escape such as \s or \., `.`, or a
+ * character class) with at most one unbounded quantifier (+, *, {n,}) and four quantifiers in all;
+ * no groups, backreferences or lookarounds (with them, `(a+)+$` takes exponential time).
+ * train/vocab.py's pattern, `close-up|[^\s.,]+|[.,]`, is inside.
+ */
+export function splitPatternProblem(pattern: string): string | null {
+  if (pattern.length > 256) return `it is ${pattern.length} characters (at most 256)`;
+  const branches = 1 + [...pattern.matchAll(/\\.|\[(?:\\.|[^\]\\])*\]|\|/gsu)].filter((m) => m[0] === '|').length;
+  if (branches > 8) return `it has ${branches} alternatives (at most 8)`;
+  let quantifiers = 0;
+  let unbounded = 0;
+  let atom = false; // the previous token can take a quantifier
+  for (let i = 0; i < pattern.length; ) {
+    const c = pattern[i];
+    if (c === '|') {
+      [quantifiers, unbounded, atom] = [0, 0, false];
+      i++;
+    } else if (c === '(' || c === ')') {
+      return `groups are not supported (at ${i})`;
+    } else if (c === '\\') {
+      const e = pattern[i + 1] ?? '';
+      if (/[1-9k]/u.test(e)) return `the escape \\${e} is not supported (at ${i})`;
+      atom = e !== 'b';
+      i += 2;
+    } else if (c === '[') {
+      const m = /^\[(?:\\.|[^\]\\])*\]/su.exec(pattern.slice(i));
+      if (!m) return `a character class is not closed (at ${i})`;
+      atom = true;
+      i += m[0].length;
+    } else if ('*+?{'.includes(c)) {
+      const m = /^(?:[*+?]|\{(\d+)(,(\d*))?\})\??/u.exec(pattern.slice(i));
+      if (!m || !atom) return `a quantifier must follow a character or a class (at ${i})`;
+      quantifiers++;
+      if (c === '*' || c === '+' || (m[2] !== undefined && (m[3] === '' || Number(m[3]) > 16))) unbounded++;
+      if (unbounded > 1) return `an alternative has two unbounded quantifiers (at ${i})`;
+      if (quantifiers > 4) return `an alternative has more than four quantifiers (at ${i})`;
+      atom = false;
+      i += m[0].length;
+    } else {
+      atom = c !== '^' && c !== '$';
+      i++;
+    }
+  }
+  return null;
+}
 
 const vocabSchema = z.object({
   version: z.literal(1),
@@ -44,8 +104,9 @@ export class Tokenizer {
     readonly words: readonly string[],
     pad: string,
     unk: string,
-    private readonly lowercase: boolean,
-    split: string,
+    /** vocab.json's `lowercase` and `split` (the regex source): how captions become words. */
+    readonly lowercase: boolean,
+    readonly splitPattern: string,
     /** Names the vocabulary in messages, e.g. the model's name. */
     readonly source: string,
   ) {
@@ -56,8 +117,10 @@ export class Tokenizer {
     if (p === undefined || u === undefined) throw new InputError(`${source}: vocab.json's words lack the pad or unk token`);
     this.padId = p;
     this.unkId = u;
+    const problem = splitPatternProblem(splitPattern);
+    if (problem) throw new InputError(`${source}: vocab.json's split pattern ${JSON.stringify(clip(splitPattern))} is not supported: ${problem}`);
     try {
-      this.re = new RegExp(split, 'gu');
+      this.re = new RegExp(splitPattern, 'gu');
     } catch (e) {
       throw new InputError(`${source}: vocab.json's split pattern is not a valid regular expression (${(e as Error).message})`);
     }
@@ -83,6 +146,7 @@ export class Tokenizer {
 
   /** The words of a caption (lower-cased, split as train/vocab.py's split_words). */
   split(text: string): string[] {
+    if (text.length > MAX_CAPTION_CHARS) throw new CaptionError(`caption is ${text.length} characters, the limit is ${MAX_CAPTION_CHARS}: ${JSON.stringify(clip(text))}`);
     return (this.lowercase ? text.toLowerCase() : text).match(this.re) ?? [];
   }
 
@@ -93,7 +157,7 @@ export class Tokenizer {
   encode(text: string, length: number): Encoded {
     const words = this.split(text);
     if (words.length > length) {
-      throw new CaptionError(`caption has ${words.length} tokens, the limit is ${length}: ${JSON.stringify(text)}`);
+      throw new CaptionError(`caption has ${words.length} tokens, the limit is ${length}: ${JSON.stringify(clip(text))}`);
     }
     const ids = new Int32Array(length).fill(this.padId);
     const unknown: string[] = [];
@@ -118,7 +182,9 @@ export class Tokenizer {
       throw new CaptionError(`${what}: ${(e as Error).message}`);
     }
     if (enc.unknown.length) {
-      const list = [...new Set(enc.unknown)].map((w) => `'${w}'`).join(', ');
+      const words = [...new Set(enc.unknown)];
+      const more = words.length > MAX_LISTED ? ` and ${words.length - MAX_LISTED} more` : '';
+      const list = words.slice(0, MAX_LISTED).map((w) => `'${clip(w, 40)}'`).join(', ') + more;
       throw new CaptionError(`${what}: ${enc.unknown.length === 1 ? 'word' : 'words'} ${list} not in the vocabulary of ${this.source} (${this.size} words)`);
     }
     return enc.ids;

@@ -11,7 +11,8 @@
 import { z } from './zod.ts';
 import { expectedWeights, parseModelConfig, type ModelConfig } from './config.ts';
 import { MAX_JSON_BYTES, checkSize, modelFileCap } from './limits.ts';
-import { InputError, parseSafetensors } from './safetensors.ts';
+import { InputError } from './errors.ts';
+import { parseSafetensors } from './safetensors.ts';
 import { Tokenizer } from './tokenizer.ts';
 
 export const MODEL_FILES = ['config.json', 'vocab.json', 'model.safetensors'] as const;
@@ -70,8 +71,27 @@ function parseJson(bytes: Uint8Array, source: string): unknown {
 }
 
 /**
+ * The largest weight magnitude accepted. Trained weights stay below 10 (moc-base: 2.8, the test
+ * fixture: 4.0); a file with larger ones is damaged or hostile, and its activations would overflow
+ * float32 into an all-black video with no error.
+ */
+export const MAX_WEIGHT_ABS = 1e4;
+
+/** @throws InputError at the first non-finite value or one beyond ±MAX_WEIGHT_ABS. */
+function checkValues(source: string, name: string, data: Float32Array): void {
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    if (!(Math.abs(v) <= MAX_WEIGHT_ABS)) {
+      const what = Number.isFinite(v) ? `${v.toPrecision(3)}, beyond ±${MAX_WEIGHT_ABS} (trained weights stay below 10)` : `${v} (not finite)`;
+      throw new InputError(`${source}: tensor '${name}' has the value ${what} at index ${i}`);
+    }
+  }
+}
+
+/**
  * Checks a safetensors file's tensors against the config: every expected name present with its
- * shape, dtype F16 or F32, nothing extra. Returns the host weights (f32, plus f16 bits).
+ * shape, dtype F16 or F32, nothing extra, every value finite and within ±MAX_WEIGHT_ABS.
+ * Returns the host weights (f32, plus f16 bits).
  * @throws InputError naming the first offending tensor.
  */
 export function checkWeights(bytes: Uint8Array, config: ModelConfig, source = 'model.safetensors'): Map<string, HostWeight> {
@@ -86,7 +106,9 @@ export function checkWeights(bytes: Uint8Array, config: ModelConfig, source = 'm
       throw new InputError(`${source}: tensor '${name}' has shape [${t.shape.join(', ')}], the config needs [${shape.join(', ')}]`);
     }
     const f16 = t.dtype === 'F16' ? (t.data as Uint16Array) : null;
-    out.set(name, { shape, f16, data: f16 ? halfToFloat(f16) : (t.data as Float32Array) });
+    const data = f16 ? halfToFloat(f16) : (t.data as Float32Array);
+    checkValues(source, name, data);
+    out.set(name, { shape, f16, data });
   }
   for (const name of file.tensors.keys()) {
     if (!want.has(name)) throw new InputError(`${source}: tensor '${name}' is not a weight of this config's model`);

@@ -6,7 +6,7 @@
  * drop and generated takes attached to a shot while shots move around.
  */
 import type { Shot, Storyboard } from '../model/storyboard.ts';
-import { MAX_SHOT_FRAMES, MAX_SHOTS } from '../worker/client.ts';
+import { MAX_SHOT_FRAMES, MAX_SHOTS } from '../model/storyboard.ts';
 
 export { MAX_SHOT_FRAMES, MAX_SHOTS };
 

@@ -13,7 +13,8 @@
 import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
 import type { AttentionOptions, GenerateRequest } from '../model/api.ts';
 import type { Storyboard } from '../model/storyboard.ts';
-import { isAttentionMode, parseStoryboard } from '../worker/client.ts';
+import { isAttentionMode } from '../model/api.ts';
+import { parseStoryboard } from '../model/storyboard.ts';
 import { withIds, type Board } from './board-ops.ts';
 import { ATTENTION_KEYS, DEFAULT_SETTINGS, RUN_KINDS, type GenerationSettings, type RunPlan, type TakeMeta } from './types.ts';
 
@@ -31,6 +32,12 @@ export interface BoardRecord {
   /** Chosen take per shot id. */
   chosen: Record<string, string>;
   savedAt: number;
+  /**
+   * Counts the saves (0 for records written before it existed). A tab saves only over the
+   * revision it last read or wrote, so a stale tab cannot silently replace another tab's board
+   * (`saveBoard` throws ConflictError instead).
+   */
+  rev: number;
 }
 
 export interface SettingsRecord {
@@ -80,6 +87,11 @@ export class StorageError extends Error {
   override name = 'StorageError';
 }
 
+/** The saved board changed in another tab since this tab last read or wrote it. */
+export class ConflictError extends StorageError {
+  override name = 'ConflictError';
+}
+
 /**
  * Brings a stored board record up to FORMAT.
  * - format 0 (or none): a bare storyboard JSON (what early builds and the CLI write) → new ids.
@@ -93,11 +105,12 @@ export function migrateBoardRecord(raw: unknown): BoardRecord {
   let cur: BoardRecord;
   if (format === 0) {
     const b = withIds(parse(rec));
-    cur = { format: 1, board: b.board, shotIds: b.shotIds, chosen: {}, savedAt: 0 };
+    cur = { format: 1, board: b.board, shotIds: b.shotIds, chosen: {}, savedAt: 0, rev: 0 };
   } else {
     const board = parse(rec.board);
     const ids = Array.isArray(rec.shotIds) && rec.shotIds.length === board.shots.length ? rec.shotIds.map(String) : withIds(board).shotIds;
-    cur = { format: 1, board, shotIds: ids, chosen: isStringMap(rec.chosen) ? rec.chosen : {}, savedAt: Number(rec.savedAt) || 0 };
+    const rev = Number.isSafeInteger(rec.rev) && (rec.rev as number) >= 0 ? (rec.rev as number) : 0;
+    cur = { format: 1, board, shotIds: ids, chosen: isStringMap(rec.chosen) ? rec.chosen : {}, savedAt: Number(rec.savedAt) || 0, rev };
   }
   // Later formats: `if (cur.format === 1) cur = v1ToV2(cur);` and so on, one step at a time.
   return cur;
@@ -110,6 +123,8 @@ export function migrateTakeRecord(raw: unknown): TakeRecord {
   if (format > FORMAT) throw new StorageError(`a saved take has format ${format}, newer than this studio's ${FORMAT}`);
   if (!rec.meta || !(rec.pixels instanceof Uint8ClampedArray)) throw new StorageError('a saved take has no pixels');
   const m = rec.meta;
+  const problem = takeMetaProblem(m);
+  if (problem) throw new StorageError(`a saved take is unreadable: ${problem}`);
   if (rec.pixels.length !== m.frames * m.width * m.height * 4) {
     throw new StorageError(`take ${m.id}: ${rec.pixels.length} bytes for ${m.frames}×${m.height}×${m.width} RGBA`);
   }
@@ -150,13 +165,10 @@ export function migrateRunRecord(raw: unknown): RunRecord {
 function checkRequest(raw: unknown, bad: (what: string) => never): GenerateRequest {
   const r = (raw ?? {}) as Partial<Record<keyof GenerateRequest, unknown>>;
   const storyboard = parse(r.storyboard, "the saved run's storyboard");
-  const isCount = (v: unknown, min: number): v is number => Number.isInteger(v) && (v as number) >= min;
   if (!isCount(r.steps, 1)) bad(`steps ${String(r.steps)} is not a count of steps`);
   if (typeof r.guidance !== 'number' || !Number.isFinite(r.guidance)) bad(`guidance ${String(r.guidance)} is not a number`);
   const a = (r.attention ?? {}) as Partial<Record<keyof AttentionOptions, unknown>>;
-  if (!isAttentionMode(a.mode) || !isCount(a.topK, 0) || !isCount(a.chunkFrames, 1) || typeof a.causal !== 'boolean') {
-    bad('its attention options are not mode, topK, chunkFrames and causal');
-  }
+  if (attentionProblem(a)) bad('its attention options are not mode, topK, chunkFrames and causal');
   const keep = r.keep ?? [];
   if (!Array.isArray(keep) || keep.some((k: { shot?: unknown; frames?: unknown }) => !isCount(k?.shot, 0) || (k.shot as number) >= storyboard.shots.length || !(k.frames instanceof Uint8ClampedArray))) {
     bad('its kept shots are not shots of the storyboard with their pixels');
@@ -173,6 +185,45 @@ function checkRequest(raw: unknown, bad: (what: string) => never): GenerateReque
     ...(r.traceEvery !== undefined ? { traceEvery: r.traceEvery as number } : {}),
     ...(r.profile !== undefined ? { profile: r.profile as boolean } : {}),
   };
+}
+
+const isCount = (v: unknown, min: number, max = Number.MAX_SAFE_INTEGER): v is number => Number.isInteger(v) && (v as number) >= min && (v as number) <= max;
+const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+
+/** What is wrong with a stored take's metadata (every field the studio reads), or null. */
+export function takeMetaProblem(m: Partial<Record<keyof TakeMeta, unknown>>): string | null {
+  for (const k of ['id', 'shotId', 'caption', 'globalCaption', 'model'] as const) if (typeof m[k] !== 'string') return `${k} is not text`;
+  for (const k of ['frames', 'width', 'height', 'steps'] as const) if (!isCount(m[k], 1, 4096)) return `${k} ${String(m[k])} is not a count in 1..4096`;
+  if (!isCount(m.seed, 0, 0xffffffff)) return `seed ${String(m.seed)} is not a seed`;
+  for (const k of ['createdAt', 'guidance', 'runMs', 'sparsity'] as const) if (!isFiniteNumber(m[k])) return `${k} ${String(m[k])} is not a number`;
+  if (attentionProblem(m.attention)) return `attention: ${attentionProblem(m.attention)}`;
+  return null;
+}
+
+function attentionProblem(raw: unknown): string | null {
+  const a = (raw ?? {}) as Partial<Record<keyof AttentionOptions, unknown>>;
+  if (!isAttentionMode(a.mode) || !isCount(a.topK, 0) || !isCount(a.chunkFrames, 1) || typeof a.causal !== 'boolean') return 'not mode, topK, chunkFrames and causal';
+  return null;
+}
+
+/**
+ * Saved settings checked field by field: a bad field (`guidance: null`, a fractional step
+ * count, …) is replaced by its default and named in `problems`; the rest is kept.
+ */
+export function checkSettings(saved: GenerationSettings): { settings: GenerationSettings; problems: string[] } {
+  const problems: string[] = [];
+  const out = { ...saved };
+  const fix = <K extends keyof GenerationSettings>(k: K, ok: boolean): void => {
+    if (ok) return;
+    problems.push(`${k} ${JSON.stringify(saved[k]) ?? 'undefined'}`);
+    out[k] = DEFAULT_SETTINGS[k];
+  };
+  fix('model', saved.model === null || typeof saved.model === 'string');
+  fix('steps', isCount(saved.steps, 1, 1000));
+  fix('guidance', isFiniteNumber(saved.guidance));
+  fix('attention', attentionProblem(saved.attention) === null);
+  fix('attentionByHand', Array.isArray(saved.attentionByHand) && saved.attentionByHand.every((k) => ATTENTION_KEYS.includes(k)));
+  return { settings: out, problems };
 }
 
 /** The attention options every studio started from before settings said which were set by hand. */
@@ -233,9 +284,23 @@ export function storageAvailable(): boolean {
   return typeof indexedDB !== 'undefined';
 }
 
-export async function saveBoard(b: Board, chosen: Record<string, string>): Promise<void> {
-  const rec: BoardRecord = { format: FORMAT, board: b.board, shotIds: b.shotIds, chosen, savedAt: Date.now() };
-  await (await db()).put('kv', rec, 'board');
+/**
+ * Saves the board over revision `rev` (the one this tab last read or wrote; 0 for none) and
+ * returns the new revision. @throws ConflictError, writing nothing, when the saved board has
+ * another revision: another tab saved since.
+ */
+export async function saveBoard(b: Board, chosen: Record<string, string>, rev: number): Promise<number> {
+  const tx = (await db()).transaction('kv', 'readwrite');
+  const cur = (await tx.store.get('board')) as Partial<BoardRecord> | undefined;
+  const curRev = cur === undefined ? 0 : Number.isSafeInteger(cur.rev) ? cur.rev! : 0;
+  if (curRev !== rev) {
+    tx.abort();
+    await tx.done.catch(() => undefined);
+    throw new ConflictError('the storyboard was changed in another tab since this tab loaded it');
+  }
+  const rec: BoardRecord = { format: FORMAT, board: b.board, shotIds: b.shotIds, chosen, savedAt: Date.now(), rev: rev + 1 };
+  await Promise.all([tx.store.put(rec, 'board'), tx.done]);
+  return rev + 1;
 }
 
 /** The saved board, migrated; null when none was saved. @throws StorageError (see migrateBoardRecord). */
@@ -249,10 +314,11 @@ export async function saveSettings(settings: GenerationSettings): Promise<void> 
   await (await db()).put('kv', rec, 'settings');
 }
 
-export async function loadSettings(): Promise<GenerationSettings | null> {
+/** The saved settings, migrated and checked (bad fields replaced by defaults and named in `problems`); null when none. */
+export async function loadSettings(): Promise<{ settings: GenerationSettings; problems: string[] } | null> {
   const raw = (await (await db()).get('kv', 'settings')) as Partial<SettingsRecord> | undefined;
-  if (!raw || typeof raw.format !== 'number' || raw.format > FORMAT || !raw.settings) return null;
-  return migrateSettings(raw.settings);
+  if (!raw || typeof raw.format !== 'number' || raw.format > FORMAT || typeof raw.settings !== 'object' || raw.settings === null) return null;
+  return checkSettings(migrateSettings(raw.settings));
 }
 
 export async function saveTake(meta: TakeMeta, pixels: Uint8ClampedArray): Promise<void> {

@@ -3,7 +3,9 @@ import { dismissResume, resumeGeneration } from '../state/actions/generate.ts';
 import { isRunning } from '../state/slices/generation.ts';
 import { useStudio } from '../state/store.ts';
 import { EnginePanel } from './EnginePanel.tsx';
-import { GenerationPanel } from './GenerationPanel.tsx';
+import { GenerationPanel, QuickGenerate } from './GenerationPanel.tsx';
+import { ShortcutsOverlay, Tour, useFirstRun, useHelpShortcuts } from './Help.tsx';
+import { PanelGuard } from './PanelGuard.tsx';
 import { Player } from './Player.tsx';
 import { RoutingGraph } from './RoutingGraph.tsx';
 import { StatusBar } from './StatusBar.tsx';
@@ -11,33 +13,61 @@ import { StoryboardEditor } from './StoryboardEditor.tsx';
 import { TakesPanel } from './TakesPanel.tsx';
 import { TeachPanel } from './TeachPanel.tsx';
 
+/** The panels below the player, each in its own error boundary. */
+const LOWER_PANELS = [
+  ['The takes panel', TakesPanel],
+  ['The routing graph', RoutingGraph],
+  ['The teach panel', TeachPanel],
+  ['The engine panel', EnginePanel],
+] as const;
+
 /** The studio shell: header, storyboard | player and routing | generation, status bar. */
 export function App() {
   useUndoShortcuts();
+  const [tour, setTour] = useFirstRun();
+  const [keys, setKeys] = useHelpShortcuts();
   return (
     <div className="app">
       <header className="app-header">
         <img className="logo" src={`${import.meta.env.BASE_URL}favicon.svg`} alt="" width={28} height={28} />
         <h1>MoC Studio</h1>
         <p className="tagline">Multi-shot video generation with Mixture-of-Contexts attention, on your GPU</p>
+        <nav className="header-help" aria-label="Help">
+          <button type="button" className="small" onClick={() => setTour(true)} title="A short tour of the studio">
+            Tour
+          </button>
+          <button type="button" className="small" onClick={() => setKeys(true)} aria-label="Keyboard shortcuts" title="Keyboard shortcuts (?)">
+            ?
+          </button>
+        </nav>
       </header>
+      <ShortcutsOverlay open={keys} onClose={() => setKeys(false)} />
       <main className="workspace">
         <DeviceLostBanner />
+        <Tour open={tour} onClose={() => setTour(false)} />
+        <QuickGenerate />
         <div className="studio">
           <div className="col-board">
-            <StoryboardEditor />
+            <PanelGuard name="The storyboard editor">
+              <StoryboardEditor />
+            </PanelGuard>
           </div>
           <div className="col-main">
             <div className="main-top">
-              <Player />
+              <PanelGuard name="The player">
+                <Player />
+              </PanelGuard>
               <div className="col-side">
-                <GenerationPanel />
+                <PanelGuard name="The generation panel">
+                  <GenerationPanel />
+                </PanelGuard>
               </div>
             </div>
-            <TakesPanel />
-            <RoutingGraph />
-            <TeachPanel />
-            <EnginePanel />
+            {LOWER_PANELS.map(([name, Panel]) => (
+              <PanelGuard key={name} name={name}>
+                <Panel />
+              </PanelGuard>
+            ))}
           </div>
         </div>
       </main>

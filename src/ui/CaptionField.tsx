@@ -1,12 +1,12 @@
 import { useId, useLayoutEffect, useMemo, useRef, type ReactNode } from 'react';
-import { replaceWord, splitCaption, suggest, tokenCount, unknownWords } from '../state/vocab.ts';
+import { captionWords, replaceWord, splitCaption, tokenCount, unknownHints, type Vocab } from '../state/vocab.ts';
 
 interface Props {
   label: string;
   value: string;
   onChange(text: string): void;
-  /** The model's words; null before a model is loaded (nothing is marked then). */
-  vocab: ReadonlySet<string> | null;
+  /** The model's words and caption rules; null before a model is loaded (nothing is marked or counted then). */
+  vocab: Vocab | null;
   /** Tokens the model reads per caption (longer captions are refused). */
   maxTokens: number | null;
   placeholder?: string;
@@ -20,8 +20,9 @@ interface Props {
 export function CaptionField({ label, value, onChange, vocab, maxTokens, placeholder }: Props) {
   const ref = useRef<HTMLTextAreaElement>(null);
   const hintId = useId();
-  const unknown = useMemo(() => (vocab ? unknownWords(value, vocab) : []), [value, vocab]);
-  const tokens = useMemo(() => tokenCount(value), [value]);
+  const hints = useMemo(() => (vocab ? unknownHints(value, vocab) : { listed: [], more: 0 }), [value, vocab]);
+  const unknown = hints.listed;
+  const tokens = useMemo(() => (vocab ? tokenCount(value, vocab.rules) : 0), [value, vocab]);
   const tooLong = maxTokens !== null && tokens > maxTokens;
 
   useLayoutEffect(() => {
@@ -63,20 +64,20 @@ export function CaptionField({ label, value, onChange, vocab, maxTokens, placeho
           {unknown.length > 0 && (
             <p>
               <span className="warn-text">Not in the model’s vocabulary:</span>{' '}
-              {unknown.map((w) => {
-                const options = suggest(w.word, vocab ?? []);
+              {unknown.map(({ word: w, options }) => {
                 return (
                   <span key={w.word} className="unknown-word">
                     <mark>{w.word}</mark>
                     {options.length > 0 && ' → '}
                     {options.map((o) => (
-                      <button key={o} type="button" className="link-button" aria-label={`Replace “${w.word}” with “${o}”`} onClick={() => onChange(replaceAll(value, w.word, o))}>
+                      <button key={o} type="button" className="link-button" aria-label={`Replace “${w.word}” with “${o}”`} onClick={() => onChange(replaceAll(value, w.word, o, vocab!.rules))}>
                         {o}
                       </button>
                     ))}
                   </span>
                 );
               })}
+              {hints.more > 0 && <span className="unknown-more"> and {hints.more} more</span>}
             </p>
           )}
         </div>
@@ -86,12 +87,12 @@ export function CaptionField({ label, value, onChange, vocab, maxTokens, placeho
 }
 
 /** The caption as text with unknown words wrapped in <mark>. */
-function highlight(text: string, vocab: ReadonlySet<string> | null): ReactNode[] {
+function highlight(text: string, vocab: Vocab | null): ReactNode[] {
   if (!vocab) return [text];
   const out: ReactNode[] = [];
   let at = 0;
-  for (const w of splitCaption(text)) {
-    if (vocab.has(w.word)) continue;
+  for (const w of splitCaption(text, vocab.rules)) {
+    if (vocab.words.has(w.word)) continue;
     out.push(text.slice(at, w.start), <mark key={w.start}>{text.slice(w.start, w.end)}</mark>);
     at = w.end;
   }
@@ -100,8 +101,27 @@ function highlight(text: string, vocab: ReadonlySet<string> | null): ReactNode[]
 }
 
 /** Every occurrence of the unknown `word` replaced by `by`. */
-function replaceAll(text: string, word: string, by: string): string {
+function replaceAll(text: string, word: string, by: string, rules: Vocab['rules']): string {
   let out = text;
-  for (const w of splitCaption(text).reverse()) if (w.word === word) out = replaceWord(out, w, by);
+  for (const w of splitCaption(text, rules).reverse()) if (w.word === word) out = replaceWord(out, w, by);
   return out;
+}
+
+/** The words the loaded model knows, in a disclosure: captions are written with these only. */
+export function VocabList({ vocab }: { vocab: Vocab | null }) {
+  if (!vocab) return null;
+  const words = captionWords(vocab.words);
+  return (
+    <details className="vocab-list small-text">
+      <summary>Words the model knows ({words.length})</summary>
+      <p className="muted">Captions use these words only; others are marked, with known words of the same meaning or spelling offered.</p>
+      <ul aria-label="Model vocabulary">
+        {words.map((w) => (
+          <li key={w}>
+            <code>{w}</code>
+          </li>
+        ))}
+      </ul>
+    </details>
+  );
 }

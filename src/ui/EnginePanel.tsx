@@ -1,7 +1,8 @@
 import { restartEngine } from '../state/actions/engine.ts';
 import { useStudio } from '../state/store.ts';
 import { FeatureChips } from './FeatureChips.tsx';
-import { formatBytes, formatError, formatMs } from './format.ts';
+import { formatBytes } from '../model/limits.ts';
+import { formatError, formatMs } from './format.ts';
 import { WebGpuHelp } from './WebGpuHelp.tsx';
 
 /** The engine check: what the device is, what it can do, and whether a kernel ran correctly. */

@@ -1,6 +1,6 @@
 import { useRef, useState, type KeyboardEvent, type MouseEvent, type PointerEvent } from 'react';
-import { canExport, download, exportFramePng, exportWebm, timelineClips } from '../state/actions/export.ts';
-import { explainAt } from '../state/actions/teach.ts';
+import { canExport, download, exportFramePng, exportVideo, missingShots, timelineClips } from '../state/actions/export.ts';
+import { explainAt, teachGeometry } from '../state/actions/teach.ts';
 import { shotOffsets } from '../state/board-ops.ts';
 import type { Clip } from '../state/media.ts';
 import { useStudio } from '../state/store.ts';
@@ -30,6 +30,9 @@ export function Player() {
   const acc = useRef(0);
   const [exporting, setExporting] = useState<string | null>(null);
   const [exportError, setExportError] = useState<string | null>(null);
+  const [exportNote, setExportNote] = useState<string | null>(null);
+  const [format, setFormat] = useState<'mp4' | 'webm'>('mp4');
+  const missing = canExport() ? missingShots() : [];
 
   useAnimationFrame(player.playing, (dt) => {
     acc.current += dt;
@@ -60,11 +63,19 @@ export function Player() {
 
   const doExport = async (): Promise<void> => {
     setExportError(null);
+    setExportNote(null);
     setExporting('Encoding…');
     try {
-      const blob = await exportWebm((d, n) => setExporting(`Encoding frame ${d} / ${n}…`));
-      download(blob, 'moc-studio.webm');
+      const missing = missingShots();
+      const video = await exportVideo(format, (d, n) => setExporting(`Encoding frame ${d} / ${n}…`));
+      download(video.blob, `moc-studio.${video.container}`);
       setExporting(null);
+      const notes = [
+        `Exported ${video.container.toUpperCase()} (${video.codec})`,
+        video.fallback ? `not MP4: ${video.fallback}` : '',
+        missing.length ? `${missingText(missing)} left out (not generated yet)` : '',
+      ];
+      setExportNote(notes.filter(Boolean).join(' · '));
     } catch (e) {
       setExporting(null);
       setExportError(`Export failed: ${(e as Error).message}`);
@@ -93,15 +104,18 @@ export function Player() {
         </span>
       </header>
       <div className={`viewport${teachOpen ? ' picking' : ''}`}>
-        <FrameCanvas
-          clip={clip}
-          frame={local}
-          size={320}
-          version={mediaVersion}
-          label={label}
-          onClick={onFrameClick}
-          placeholder={running && targets.includes(shotIds[shot]) ? 'Sampling…' : `Shot ${shot + 1} is not generated yet`}
-        />
+        <div className="frame-wrap">
+          <FrameCanvas
+            clip={clip}
+            frame={local}
+            size={320}
+            version={mediaVersion}
+            label={label}
+            onClick={onFrameClick}
+            placeholder={running && targets.includes(shotIds[shot]) ? 'Sampling…' : `Shot ${shot + 1} is not generated yet`}
+          />
+          {clip && <PickedPatch shotId={shotIds[shot]} frame={local} />}
+        </div>
         <p className="viewport-caption small-text" title={board.shots[shot]?.caption}>
           <strong>Shot {shot + 1}</strong> {board.shots[shot]?.caption || <span className="muted">(no caption)</span>}
         </p>
@@ -122,13 +136,27 @@ export function Player() {
           <Icon name="loop" />
         </button>
         <span className="toolbar-sep" />
-        <button type="button" disabled={!canExport() || exporting !== null} onClick={() => void doExport()}>
+        <select aria-label="Video format" value={format} onChange={(e) => setFormat(e.target.value as 'mp4' | 'webm')} title="MP4 (H.264) plays everywhere; where this browser cannot encode H.264 the export falls back to WebM and says why">
+          <option value="mp4">MP4</option>
+          <option value="webm">WebM</option>
+        </select>
+        <button type="button" disabled={!canExport() || exporting !== null} onClick={() => void doExport()} title="Encode every finished shot, in order, into one video file">
           Export video
         </button>
         <button type="button" disabled={!clip} onClick={() => void exportFramePng(frame).then((b) => b && download(b, `frame-${frame + 1}.png`))} title="Save this frame as PNG">
           Save frame PNG
         </button>
         {exporting && <span className="muted small-text">{exporting}</span>}
+        {!exporting && missing.length > 0 && (
+          <span className="warn-text small-text" role="note" aria-label="Export warning">
+            {missingText(missing)} not generated yet: the video will leave {missing.length > 1 ? 'them' : 'it'} out
+          </span>
+        )}
+        {exportNote && (
+          <span className="muted small-text" role="status" aria-label="Export result">
+            {exportNote}
+          </span>
+        )}
         {exportError && (
           <span className="error-text small-text" role="alert">
             {exportError}
@@ -137,6 +165,23 @@ export function Player() {
       </div>
       <Timeline offsets={offsets} frame={frame} clips={clips} onSeek={seek} fps={fps} />
     </section>
+  );
+}
+
+/** Teaching mode's query token, outlined on the frame it was picked on (while that frame is shown). */
+function PickedPatch({ shotId, frame }: { shotId: string; frame: number }) {
+  const q = useStudio((s) => s.teach.query);
+  if (!q || q.shotId !== shotId || q.frame !== frame) return null;
+  const { imageSize, patchSize } = teachGeometry();
+  const grid = imageSize / patchSize;
+  const cell = 100 / grid;
+  return (
+    <span
+      className="patch-mark"
+      role="img"
+      aria-label={`Picked query token: patch row ${Math.floor(q.patch / grid) + 1} col ${(q.patch % grid) + 1}`}
+      style={{ left: `${(q.patch % grid) * cell}%`, top: `${Math.floor(q.patch / grid) * cell}%`, width: `${cell}%`, height: `${cell}%` }}
+    />
   );
 }
 
@@ -179,4 +224,9 @@ function Timeline({ offsets, frame, clips, fps, onSeek }: TimelineProps) {
       <input type="range" className="timeline-range" aria-label="Timeline" min={0} max={total - 1} step={1} value={frame} aria-valuetext={`frame ${frame + 1} of ${total}`} onChange={(e) => onSeek(Number(e.target.value))} />
     </div>
   );
+}
+
+/** "Shot 2" or "Shots 2, 3". */
+function missingText(shots: number[]): string {
+  return `${shots.length > 1 ? 'Shots' : 'Shot'} ${shots.join(', ')}`;
 }

@@ -1,7 +1,12 @@
 import { useEffect, useMemo, useRef } from 'react';
 import type { StepTrace } from '../model/api.ts';
+import { download } from '../state/actions/export.ts';
+import { routingJson } from '../state/actions/routing.ts';
 import { useStudio } from '../state/store.ts';
-import { edgesOf, frameUnit, routedEdges, scoreProfile, traceAt } from '../viz/dag-layout.ts';
+import { chunkNamer, shortChunkName } from '../viz/chunk-names.ts';
+import { edgesOf, frameUnit, headOverview, routedEdges, scoreProfile, traceAt } from '../viz/dag-layout.ts';
+import { headColor } from '../viz/labels.ts';
+import type { RoutingGraphHandle } from '../viz/routing-graph.ts';
 import { memoryShare, memoryShotSet, memoryShots, type CharacterMemory, type MemoryShare } from '../viz/shot-memory.ts';
 import { formatFlops, formatMs, formatPercent } from './format.ts';
 import { ScoreChart } from './ScoreChart.tsx';
@@ -13,6 +18,7 @@ import { ScoreChart } from './ScoreChart.tsx';
  */
 export function RoutingGraph() {
   const hostRef = useRef<HTMLDivElement>(null);
+  const graph = useRef<RoutingGraphHandle | null>(null);
   const traces = useStudio((s) => s.routing.traces);
   const filter = useStudio((s) => s.routing.filter);
   const hasTraces = traces.length > 0;
@@ -21,14 +27,14 @@ export function RoutingGraph() {
     const el = hostRef.current;
     if (!el) return;
     // three.js is most of the page's script: load it after the first render.
-    let unmount: (() => void) | null = null;
     let gone = false;
     void import('../viz/routing-graph.ts').then(({ mountRoutingGraph }) => {
-      if (!gone) unmount = mountRoutingGraph(el);
+      if (!gone) graph.current = mountRoutingGraph(el);
     });
     return () => {
       gone = true;
-      unmount?.();
+      graph.current?.unmount();
+      graph.current = null;
     };
   }, []);
 
@@ -36,23 +42,90 @@ export function RoutingGraph() {
     <section className="panel routing" role="region" aria-labelledby="routing-title">
       <header className="panel-header">
         <h2 id="routing-title">Routing graph</h2>
-        <span className="muted small-text">Which earlier chunks each chunk’s queries attend to (MoC top-k routing)</span>
+        <span className="muted small-text">
+          Which earlier chunks each chunk’s queries attend to (MoC top-k routing) · <DocLinks />
+        </span>
       </header>
       <CausalLegend />
-      <Filters traces={traces} />
+      <Filters traces={traces} graph={graph} />
       <div className="routing-body">
-        <div className="routing-stage">
-          <div className="routing-host" ref={hostRef} />
-          {!hasTraces && <p className="routing-empty muted">Generate to see the routes. Each box is a chunk (a caption, or {''}frames of a shot); arcs go from a chunk to the chunks its queries routed to.</p>}
-          {hasTraces && filter.step >= 0 && !traces.some((t) => t.step === filter.step) && <p className="routing-empty muted">No trace at that step.</p>}
+        <div className="routing-main">
+          <div className="routing-stage">
+            <div className="routing-host" ref={hostRef} />
+            {!hasTraces && <p className="routing-empty muted">Generate to see the routes. Each box is a chunk (a caption, or frames of a shot); arcs go from a chunk to the chunks its queries routed to.</p>}
+            {hasTraces && filter.step >= 0 && !traces.some((t) => t.step === filter.step) && <p className="routing-empty muted">No trace at that step.</p>}
+          </div>
+          <Legend traces={traces} />
         </div>
         <aside className="routing-side">
           <Stats />
+          <RunNote />
+          <Overview />
           <Inspector />
         </aside>
       </div>
     </section>
   );
+}
+
+/** Links to the documents behind the views: the model card and the method (shipped beside the page). */
+export function DocLinks() {
+  return (
+    <>
+      <a href="docs/MOC.md" target="_blank" rel="noopener" title="Mixture of Contexts: chunks, mandatory links, descriptor scores, top-k and the causal mask, as this studio implements them">
+        the method
+      </a>
+      {' · '}
+      <a href="docs/MODEL_CARD.md" target="_blank" rel="noopener" title="What the shipped models were trained on, how they were evaluated and what they cannot do">
+        model card
+      </a>
+    </>
+  );
+}
+
+/** What the shapes and colours of the graph mean, and how to move in it. */
+function Legend({ traces }: { traces: StepTrace[] }) {
+  const filter = useStudio((s) => s.routing.filter);
+  const heads = traces[traces.length - 1]?.layers[0]?.H ?? 0;
+  const shown = filter.head >= 0 ? [filter.head] : Array.from({ length: heads }, (_, h) => h);
+  return (
+    <div className="routing-legend small-text" role="note" aria-label="How to read the graph">
+      <span className="legend-item">
+        <span className="key key-box" /> box: a chunk (top row captions, bottom row frames; one colour a shot)
+      </span>
+      <span className="legend-item">
+        <span className="key key-arc" /> arc below: a chunk’s queries → a chunk they routed to; wider and brighter = a larger share of its queries
+      </span>
+      {shown.length > 0 && (
+        <span className="legend-item">
+          arc colour: the head that routed most of it{' '}
+          {shown.map((h) => (
+            <span key={h} className="head-chip" style={{ background: headColor(h) }} title={`head ${h + 1}`}>
+              {h + 1}
+            </span>
+          ))}
+        </span>
+      )}
+      <span className="legend-item">
+        <span className="key key-out" /> routes of the chunk in focus <span className="key key-in" /> routes into it
+      </span>
+      <span className="legend-item">
+        <span className="key key-mand" /> arc above: mandatory link (always attended)
+      </span>
+      <span className="legend-item muted">wheel zooms, drag pans; Tab to the chunks, arrows move, Enter pins</span>
+    </div>
+  );
+}
+
+/** Says when the graph shows a restored, summarised or previous run rather than the one under way. */
+function RunNote() {
+  const r = useStudio((s) => s.routing);
+  const notes: string[] = [];
+  if (r.next && r.traces.length) notes.push('Showing the last finished run until this run’s first trace arrives.');
+  if (r.origin?.restored) notes.push('Restored from this browser’s storage (saved with the run’s takes).');
+  if (r.origin?.stepsOf) notes.push(`Kept ${r.traces.length} of its ${r.origin.stepsOf} traced steps (the latest), to stay within storage.`);
+  if (!notes.length) return null;
+  return <p className="small-text muted routing-note">{notes.join(' ')}</p>;
 }
 
 /**
@@ -65,7 +138,7 @@ function CausalLegend() {
   const causal = useStudio((s) => s.settings.attention.causal && s.settings.attention.mode === 'moc');
   if (causalText === undefined) return null;
   return (
-    <p className="muted small-text routing-legend" data-testid="causal-legend">
+    <p className="muted small-text routing-causal-note" data-testid="causal-legend">
       {causalText && causal
         ? 'Context-causal model: a shot sees only its own and earlier shots’ captions and frames, so no information flows backward — later shots never change earlier ones.'
         : 'Every query also sees every shot’s caption, including later shots’: those caption links (tick “Mandatory links”) carry information backward in time, beyond the arcs drawn.'}
@@ -73,17 +146,22 @@ function CausalLegend() {
   );
 }
 
-function Filters({ traces }: { traces: StepTrace[] }) {
+function Filters({ traces, graph }: { traces: StepTrace[]; graph: { current: RoutingGraphHandle | null } }) {
   const filter = useStudio((s) => s.routing.filter);
   const setFilter = useStudio((s) => s.setFilter);
   const showMandatory = useStudio((s) => s.routing.showMandatory);
   const setShowMandatory = useStudio((s) => s.setShowMandatory);
+  const live = useStudio((s) => s.routing.stats?.live ?? false);
   const last = traces[traces.length - 1];
   const layers = last?.layers.length ?? 0;
   const heads = last?.layers[0]?.H ?? 0;
+  const exportJson = (): void => {
+    const blob = routingJson();
+    if (blob) download(blob, 'routing.json');
+  };
   return (
     <div className="toolbar routing-filters" role="group" aria-label="Routing filters">
-      <label className="select-field inline">
+      <label className="select-field inline" title="The sampler step whose routing is drawn. Routing changes as the video sharpens: early steps route on noise, the last on the finished frames.">
         <span className="field-caption">Step</span>
         <select aria-label="Step" value={filter.step} onChange={(e) => setFilter({ step: Number(e.target.value) })}>
           <option value={-1}>latest{last ? ` (step ${last.step})` : ''}</option>
@@ -94,7 +172,7 @@ function Filters({ traces }: { traces: StepTrace[] }) {
           ))}
         </select>
       </label>
-      <label className="select-field inline">
+      <label className="select-field inline" title="The transformer layer whose routing is drawn; “all” sums the routes of every layer (each layer routes on its own).">
         <span className="field-caption">Layer</span>
         <select aria-label="Layer" value={filter.layer} onChange={(e) => setFilter({ layer: Number(e.target.value) })}>
           <option value={-1}>all (sum)</option>
@@ -105,7 +183,7 @@ function Filters({ traces }: { traces: StepTrace[] }) {
           ))}
         </select>
       </label>
-      <label className="select-field inline">
+      <label className="select-field inline" title="The attention head whose routing is drawn; “all” sums every head (each head picks its own top-k chunks). Arcs take the colour of the head that routed most of them.">
         <span className="field-caption">Head</span>
         <select aria-label="Head" value={filter.head} onChange={(e) => setFilter({ head: Number(e.target.value) })}>
           <option value={-1}>all (sum)</option>
@@ -116,11 +194,106 @@ function Filters({ traces }: { traces: StepTrace[] }) {
           ))}
         </select>
       </label>
-      <label className="check-field">
+      <label className="check-field" title="Draw the links every query attends to without routing (the captions and its own shot) as grey arcs above the boxes.">
         <input type="checkbox" checked={showMandatory} onChange={(e) => setShowMandatory(e.target.checked)} />
         <span>Mandatory links</span>
       </label>
+      <span className="toolbar-sep" />
+      <span className="zoom-buttons" role="group" aria-label="Zoom">
+        <button type="button" aria-label="Zoom in" title="Zoom in (or the mouse wheel over the graph)" onClick={() => graph.current?.zoomBy(1.5)}>
+          +
+        </button>
+        <button type="button" aria-label="Zoom out" title="Zoom out" onClick={() => graph.current?.zoomBy(1 / 1.5)}>
+          −
+        </button>
+        <button type="button" title="Show the whole graph again" onClick={() => graph.current?.resetView()}>
+          Fit
+        </button>
+      </span>
+      <button type="button" disabled={!traces.length || live} onClick={exportJson} title="Download the routing shown as routing.json, the format `moc generate` writes: the chunk table and, per traced step and layer, the routed edges summed over heads">
+        Export routing.json
+      </button>
     </div>
+  );
+}
+
+/**
+ * The layer × head overview: a cell per layer and head with its sparsity, or — with a chunk in
+ * focus — the chunk its queries routed to most there. Clicking a cell draws that layer and head.
+ */
+function Overview() {
+  const r = useStudio((s) => s.routing);
+  const setFilter = useStudio((s) => s.setFilter);
+  const shotIds = useStudio((s) => s.shotIds);
+  const tpf = useStudio((s) => (s.model.info ? (s.model.info.imageSize / s.model.info.patchSize) ** 2 : 0));
+  const trace = traceAt(r.traces, r.filter.step);
+  const focus = r.pinned ?? r.hovered;
+  const name = useMemo(() => (trace ? chunkNamer(trace.chunks.chunks, tpf || frameUnit(trace.chunks), shotNumberer(r.shotIds, shotIds)) : () => ''), [trace, tpf, r.shotIds, shotIds]);
+  const cells = useMemo(() => (trace ? headOverview(trace, focus) : []), [trace, focus]);
+  if (!trace || !cells.length) return null;
+  const L = trace.layers.length;
+  const H = trace.layers[0].H;
+  const routesOf = focus !== null && trace.chunks.kind[focus] === 1;
+  return (
+    <figure className="overview">
+      <figcaption className="small-text muted">
+        Layers × heads: {routesOf ? `where ${name(focus!)} routes most in each (share of its queries)` : 'the share of attention pairs each one skips'}. Click a cell to draw only it.
+      </figcaption>
+      <table className="overview-grid">
+        <thead>
+          <tr>
+            <th scope="col">
+              <button type="button" className={r.filter.layer < 0 && r.filter.head < 0 ? 'on' : ''} onClick={() => setFilter({ layer: -1, head: -1 })} title="All layers and heads, summed">
+                all
+              </button>
+            </th>
+            {Array.from({ length: H }, (_, h) => (
+              <th key={h} scope="col">
+                <button type="button" className={r.filter.layer < 0 && r.filter.head === h ? 'on' : ''} style={{ color: headColor(h) }} onClick={() => setFilter({ layer: -1, head: h })} title={`Head ${h + 1} in every layer`}>
+                  h{h + 1}
+                </button>
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {Array.from({ length: L }, (_, l) => (
+            <tr key={l}>
+              <th scope="row">
+                <button type="button" className={r.filter.layer === l && r.filter.head < 0 ? 'on' : ''} onClick={() => setFilter({ layer: l, head: -1 })} title={`Layer ${l + 1}, every head`}>
+                  L{l + 1}
+                </button>
+              </th>
+              {cells
+                .filter((c) => c.layer === l)
+                .map((c) => {
+                  const on = r.filter.layer === l && r.filter.head === c.head;
+                  const text = routesOf ? (c.top === null ? '—' : shortChunkName(name(c.top))) : `${Math.round(c.sparsity * 100)}%`;
+                  const tip = routesOf
+                    ? c.top === null
+                      ? `Layer ${l + 1}, head ${c.head + 1}: ${name(focus!)} routes nowhere`
+                      : `Layer ${l + 1}, head ${c.head + 1}: ${name(focus!)} routes most to ${name(c.top)} (${formatPercent(c.topShare)} of its queries)`
+                    : `Layer ${l + 1}, head ${c.head + 1}: sparsity ${formatPercent(c.sparsity)}`;
+                  return (
+                    <td key={c.head}>
+                      <button
+                        type="button"
+                        className={on ? 'on' : ''}
+                        aria-label={tip}
+                        title={tip}
+                        style={{ borderColor: headColor(c.head), opacity: routesOf ? 0.45 + 0.55 * c.topShare : 0.45 + 0.55 * c.sparsity }}
+                        onClick={() => setFilter(on ? { layer: -1, head: -1 } : { layer: l, head: c.head })}
+                      >
+                        {text}
+                      </button>
+                    </td>
+                  );
+                })}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </figure>
   );
 }
 
@@ -163,8 +336,11 @@ function Inspector() {
   const chunk = r.pinned ?? r.hovered;
   const tpf = useStudio((s) => (s.model.info ? (s.model.info.imageSize / s.model.info.patchSize) ** 2 : 0));
   const shotNo = useMemo(() => shotNumberer(r.shotIds, shotIds), [r.shotIds, shotIds]);
-  const label = useMemo(() => (trace ? chunkLabeler(trace, shotNo, tpf || frameUnit(trace.chunks)) : () => ''), [trace, shotNo, tpf]);
-  const profile = useMemo(() => (trace && chunk !== null && chunk < trace.chunks.start.length ? scoreProfile(trace, chunk, r.filter, a.topK, a.causal) : null), [trace, chunk, r.filter, a.topK, a.causal]);
+  const label = useMemo(() => (trace ? chunkNamer(trace.chunks.chunks, tpf || frameUnit(trace.chunks), shotNo) : () => ''), [trace, shotNo, tpf]);
+  // the top-k and causality of the run drawn (the panel's settings may have changed since)
+  const topK = r.origin?.attention.topK ?? a.topK;
+  const causal = r.origin?.attention.causal ?? a.causal;
+  const profile = useMemo(() => (trace && chunk !== null && chunk < trace.chunks.start.length ? scoreProfile(trace, chunk, r.filter, topK, causal) : null), [trace, chunk, r.filter, topK, causal]);
   const routes = useMemo(() => (trace && chunk !== null ? edgesOf(routedEdges(trace, r.filter), chunk) : null), [trace, chunk, r.filter]);
   // the earlier shots that show the pinned video chunk's characters, and how much of its routing lands there
   const memory = useMemo(() => {
@@ -181,6 +357,8 @@ function Inspector() {
   }, [trace, profile, r.captions]);
   if (!trace) return null;
   const C = trace.chunks.start.length;
+  const nLayers = r.filter.layer >= 0 ? 1 : trace.layers.length;
+  const nHeads = r.filter.head >= 0 ? 1 : (trace.layers[0]?.H ?? 0);
 
   return (
     <div className="inspector">
@@ -198,17 +376,22 @@ function Inspector() {
       {profile && routes && chunk !== null && (
         <div className="inspector-body" aria-live="polite">
           <p className="small-text">
-            <strong>{label(chunk)}</strong> · {trace.chunks.end[chunk] - trace.chunks.start[chunk]} tokens · routes to {routes.outgoing.length} chunk{routes.outgoing.length === 1 ? '' : 's'}, routed to from {routes.incoming.length}
-            {r.pinned === null && <span className="muted"> (hover; click to pin)</span>}
+            <strong>{label(chunk)}</strong> · {trace.chunks.end[chunk] - trace.chunks.start[chunk]} tokens ·{' '}
+            <span className="explained" title={routesWhy(trace.chunks.end[chunk] - trace.chunks.start[chunk], nLayers, nHeads, topK, routes.outgoing.length)}>
+              routes to {routes.outgoing.length} chunk{routes.outgoing.length === 1 ? '' : 's'}
+            </span>
+            , routed to from {routes.incoming.length}
+            {r.pinned === null && <span className="muted"> (hover or focus; click or Enter to pin)</span>}
           </p>
+          {trace.chunks.kind[chunk] === 1 && <RoutesWhy tokens={trace.chunks.end[chunk] - trace.chunks.start[chunk]} layers={nLayers} heads={nHeads} topK={topK} candidates={profile.bars.filter((b) => b.role === 'candidate').length} />}
           <ScoreChart
             profile={profile}
-            topK={a.topK}
+            topK={topK}
             chunkLabel={label}
-            shortLabel={(c) => short(label(c))}
+            shortLabel={(c) => shortChunkName(label(c))}
             marks={memory ? { notes: memory.notes, legend: 'character’s earlier shot' } : undefined}
           />
-          {memory && <MemoryLine chars={memory.chars} share={memory.share} shotNo={shotNo} causal={a.causal} />}
+          {memory && <MemoryLine chars={memory.chars} share={memory.share} shotNo={shotNo} causal={causal} />}
           {routes.outgoing.length > 0 && (
             <p className="small-text muted">
               Top routes: {routes.outgoing.slice(0, 4).map((e) => `${label(e.to)} ${formatPercent(e.share)}`).join(' · ')}
@@ -257,14 +440,6 @@ function listWords(items: string[]): string {
   return items.length < 2 ? (items[0] ?? '') : `${items.slice(0, -1).join(', ')} and ${items[items.length - 1]}`;
 }
 
-/** "Global caption" → "G", "Shot 2 caption" → "T2", "Shot 2 · frame 3" (or "frames 3–4") → "2·3". */
-function short(label: string): string {
-  if (label === 'Global caption') return 'G';
-  const m = /^Shot (\d+)(?: caption| · frames? (\d+))/.exec(label);
-  if (!m) return '';
-  return m[2] ? `${m[1]}·${m[2]}` : `T${m[1]}`;
-}
-
 /** The number (from 1) the storyboard now gives the run's shot s (its run position when the shot is gone). */
 function shotNumberer(runIds: string[], nowIds: string[]): (s: number) => number {
   return (s) => {
@@ -273,23 +448,18 @@ function shotNumberer(runIds: string[], nowIds: string[]): (s: number) => number
   };
 }
 
-/** "Global caption", "Shot 2 caption", "Shot 2 · frames 3–4". */
-function chunkLabeler(trace: StepTrace, shotNo: (s: number) => number, unit: number): (c: number) => string {
-  const first = new Map<number, number>();
-  const frames: number[] = [];
-  trace.chunks.chunks.forEach((c, i) => {
-    if (c.kind !== 'video') return;
-    if (!first.has(c.shot)) first.set(c.shot, 0);
-    frames[i] = first.get(c.shot)!;
-    first.set(c.shot, frames[i] + (c.end - c.start) / unit);
-  });
-  return (i) => {
-    const c = trace.chunks.chunks[i];
-    if (!c) return '';
-    const shot = `Shot ${shotNo(c.shot)}`;
-    if (c.kind === 'text') return c.shot < 0 ? 'Global caption' : `${shot} caption`;
-    const f0 = frames[i] + 1;
-    const f1 = frames[i] + (c.end - c.start) / unit;
-    return f0 === f1 ? `${shot} · frame ${f0}` : `${shot} · frames ${f0}–${f1}`;
-  };
+/** Why "routes to N chunks" can pass k: each query token, layer and head picks its own top k among the candidates. */
+function RoutesWhy({ tokens, layers, heads, topK, candidates }: { tokens: number; layers: number; heads: number; topK: number; candidates: number }) {
+  if (!candidates) return <p className="small-text muted">It has no candidates (no earlier frame outside its own shot), so it routes nowhere; it still attends its mandatory chunks (the captions and its own shot).</p>;
+  const most = Math.min(candidates, tokens * layers * heads * topK);
+  return (
+    <p className="small-text muted">
+      Each of its {tokens} query tokens picks its own top {topK} of the {candidates} candidate chunk{candidates === 1 ? '' : 's'} in each of the {layers} layer{layers === 1 ? '' : 's'} × {heads} head{heads === 1 ? '' : 's'} drawn, so together they can reach up to {most} different chunk{most === 1 ? '' : 's'}{most > topK ? ', more than k' : ''}.
+    </p>
+  );
+}
+
+/** The tooltip of "routes to N chunks": why N can pass k. */
+function routesWhy(tokens: number, layers: number, heads: number, topK: number, n: number): string {
+  return `${n} different chunks, summed over the chunk’s ${tokens} query tokens, ${layers} layer${layers === 1 ? '' : 's'} and ${heads} head${heads === 1 ? '' : 's'}: each token picks its own top ${topK} in each layer and head, and different tokens, layers and heads pick different chunks.`;
 }

@@ -1,4 +1,8 @@
 import type { ScoreProfile } from '../viz/dag-layout.ts';
+import { placeLabels } from '../viz/labels.ts';
+
+/** The axis labels' font size in the chart's units (styles.css `.score-chart .tick`). */
+const TICK_PX = 11;
 
 const ROLE_CLASS = {
   self: 'bar-self',
@@ -13,7 +17,7 @@ interface Props {
   topK: number;
   /** Label of chunk i, e.g. "Shot 2 · frame 3". */
   chunkLabel(chunk: number): string;
-  /** A few characters for the axis under bar i, e.g. "2·3" (drawn when bars are wide enough). */
+  /** A few characters for the axis under bar i, e.g. "2·3" (as many as fit without overlapping: the query's first, then each shot's first frame). */
   shortLabel?(chunk: number): string;
   /** Chunks to underline (e.g. the earlier shots of the query's characters): chunk → a note for its tooltip, and the legend's words. */
   marks?: { notes: ReadonlyMap<number, string>; legend: string };
@@ -25,7 +29,7 @@ interface Props {
  * anyway, no slot spent), chunks behind the causal cut faded; `marks` underlined in amber.
  */
 export function ScoreChart({ profile, topK, chunkLabel, shortLabel, marks }: Props) {
-  const W = 460;
+  const W = 360;
   const H = 150;
   const padL = 34;
   const padB = 22;
@@ -37,6 +41,17 @@ export function ScoreChart({ profile, topK, chunkLabel, shortLabel, marks }: Pro
   const y = (v: number): number => 6 + ((hi - v) / span) * (H - padB - 6);
   const bw = (W - padL) / Math.max(1, bars.length);
   const x = (i: number): number => padL + i * bw;
+  const ticks = new Map(
+    shortLabel
+      ? placeLabels(
+          bars.map((b, i) => ({ at: x(i) + bw / 2, text: shortLabel(b.chunk), priority: b.chunk === profile.chunk ? 2 : i === 0 || shortLabel(bars[i - 1].chunk).split('·')[0] !== shortLabel(b.chunk).split('·')[0] ? 1 : 0 })),
+          TICK_PX,
+          padL,
+          W,
+          3,
+        ).map((p) => [p.index, p])
+      : [],
+  );
   const label = bars
     .filter((b) => b.role === 'candidate')
     .sort((a, b) => a.rank! - b.rank!)
@@ -74,9 +89,9 @@ export function ScoreChart({ profile, topK, chunkLabel, shortLabel, marks }: Pro
                 </title>
               </rect>
               {mark && <rect x={x(i) + 1} y={H - padB + 1} width={Math.max(1, bw - 2)} height={4} className="bar-mark" />}
-              {shortLabel && bw >= 16 ? (
-                <text x={x(i) + bw / 2} y={H - 6} className={b.chunk === profile.chunk ? 'tick tick-query' : 'tick'} textAnchor="middle">
-                  {shortLabel(b.chunk)}
+              {ticks.has(i) ? (
+                <text x={ticks.get(i)!.left + ticks.get(i)!.width / 2} y={H - 6} className={b.chunk === profile.chunk ? 'tick tick-query' : 'tick'} textAnchor="middle">
+                  {ticks.get(i)!.text}
                 </text>
               ) : (
                 b.chunk === profile.chunk && (
@@ -91,7 +106,8 @@ export function ScoreChart({ profile, topK, chunkLabel, shortLabel, marks }: Pro
         {profile.topKCut !== null && (
           <g>
             <line x1={padL} x2={W} y1={y(profile.topKCut)} y2={y(profile.topKCut)} className="cut-topk" />
-            <text x={W - 2} y={y(profile.topKCut) - 3} className="cut-label" textAnchor="end">
+            {/* at the left end: the causal cut's words sit at the top right */}
+            <text x={padL + 3} y={y(profile.topKCut) - 3} className="cut-label">
               top-{topK} cut
             </text>
           </g>

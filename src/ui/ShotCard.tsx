@@ -1,13 +1,14 @@
 import { useSortable } from '@dnd-kit/sortable';
 import { CSS } from '@dnd-kit/utilities';
 import type { KeyboardEvent } from 'react';
-import { shotLengthNote } from '../worker/client.ts';
+import { shotLengthNote } from '../model/config.ts';
 import type { Shot } from '../model/storyboard.ts';
 import { regenerateShot } from '../state/actions/generate.ts';
 import { MAX_SHOT_FRAMES, deleteShot, duplicateShot, moveShot, randomSeed, updateShot } from '../state/board-ops.ts';
 import { getPreview, getTake } from '../state/media.ts';
 import { isRunning } from '../state/slices/generation.ts';
 import { useStudio } from '../state/store.ts';
+import { changesSince } from '../state/versions.ts';
 import { CaptionField } from './CaptionField.tsx';
 import { formatTimecode } from './format.ts';
 import { FrameCanvas } from './FrameCanvas.tsx';
@@ -46,7 +47,10 @@ export function ShotCard({ id, index, shot, count, offset, onMoved }: Props) {
   const preview = target ? getPreview(id) : undefined;
   const clip = preview ?? (chosen ? getTake(chosen) : undefined);
   const lengthNote = shotLengthNote(shot.frames, trainFrames);
-  const outdated = take && (take.caption !== shot.caption || take.seed !== shot.seed || take.frames !== shot.frames);
+  const changes = take ? changesSince(shot, take) : [];
+  const outdated = changes.length > 0;
+  const version = take && takes ? takes.indexOf(take) + 1 : 0;
+  const earlier = version > 1 ? takes![version - 2] : undefined;
 
   const move = (to: number): void => {
     edit((b) => moveShot(b, index, to));
@@ -136,19 +140,25 @@ export function ShotCard({ id, index, shot, count, offset, onMoved }: Props) {
             </button>
           </div>
           {lengthNote && (
-            <p className="shot-note warn-text" role="note" aria-label={`Shot ${n} length note`}>
+            <p className="shot-note muted small-text" role="note" aria-label={`Shot ${n} length note`} title="A hint, not an error: the shot is generated either way">
               {lengthNote}
             </p>
           )}
           <div className="shot-row shot-status">
             {take ? (
-              <span className={outdated ? 'warn-text' : 'muted'}>
-                {outdated ? 'Changed since generated' : 'Generated'} · {takes!.length} version{takes!.length > 1 ? 's' : ''}
+              <span className={outdated ? 'warn-text' : 'muted'} aria-label={`Shot ${n} version`}>
+                {outdated ? `Changed since generated (${changes.join(', ')})` : 'Generated'} · v{version} of {takes!.length}
+                {earlier && earlier.seed !== take.seed && !outdated && (
+                  <>
+                    {' '}
+                    · seed {take.seed} (v{version - 1}: {earlier.seed})
+                  </>
+                )}
               </span>
             ) : (
               <span className="muted">{target ? 'Generating…' : 'Not generated yet'}</span>
             )}
-            <button type="button" className="small" disabled={running || !modelReady} onClick={() => void regenerateShot(id, !outdated)} aria-label={`Regenerate shot ${n}`} title="Sample this shot again (a new seed unless you changed it); every other finished shot is kept as context">
+            <button type="button" className="small" disabled={running || !modelReady} onClick={() => void regenerateShot(id)} aria-label={`Regenerate shot ${n}`} title={regenerateTitle(take !== undefined, outdated, shot.seed)}>
               <Icon name="regen" size={13} /> Regenerate
             </button>
           </div>
@@ -156,4 +166,10 @@ export function ShotCard({ id, index, shot, count, offset, onMoved }: Props) {
       </div>
     </li>
   );
+}
+
+function regenerateTitle(generated: boolean, changed: boolean, seed: number): string {
+  const context = 'every other finished shot is kept as context';
+  if (!generated || changed) return `Sample this shot with seed ${seed}; ${context}`;
+  return `Sample this shot again with a new seed (shown in the Seed field); the kept version keeps seed ${seed}, and Keep on it brings that seed back; ${context}`;
 }

@@ -1,3 +1,4 @@
+import { useState } from 'react';
 import { useStudio } from '../state/store.ts';
 import type { EnginePhase } from '../state/store.ts';
 import { FeatureChips } from './FeatureChips.tsx';
@@ -17,12 +18,17 @@ const PHASE_TEXT: Record<EnginePhase, string> = {
 export function StatusBar() {
   const engine = useStudio((s) => s.engine);
   const { phase, smoke, error } = engine;
+  // collapsed to the phase line on narrow screens until asked for
+  const [open, setOpen] = useState(() => typeof matchMedia === 'undefined' || !matchMedia('(max-width: 720px)').matches);
 
   return (
-    <footer className="status-bar" role="status" aria-label="Engine status" aria-live="polite" data-phase={phase}>
+    <footer className={`status-bar${open ? '' : ' collapsed'}`} role="status" aria-label="Engine status" aria-live="polite" data-phase={phase}>
       <span className={`status-phase phase-${phase}`}>
         <span className="status-dot" aria-hidden="true" />
         {PHASE_TEXT[phase]}
+        <button type="button" className="link-button status-toggle" aria-expanded={open} onClick={() => setOpen(!open)} title={open ? 'Hide the adapter, feature and smoke-check details' : 'Show the adapter, feature and smoke-check details'}>
+          {open ? 'Less' : 'Details'}
+        </button>
       </span>
 
       {phase === 'starting' && engine.step && <span className="status-item muted">{engine.step}…</span>}

@@ -1,7 +1,10 @@
 import { explain, setTeachOpen, teachGeometry } from '../state/actions/teach.ts';
 import { useStudio } from '../state/store.ts';
+import { routeViewText } from '../model/config.ts';
 import type { ExplainedChunk, Explanation } from '../worker/protocol.ts';
+import { chunkNamer } from '../viz/chunk-names.ts';
 import { formatPercent } from './format.ts';
+import { DocLinks } from './RoutingGraph.tsx';
 
 /**
  * Teaching mode: pick a query token on a frame and walk through MoC for it — descriptor scores,
@@ -24,6 +27,7 @@ export function TeachPanel() {
           {teach.open ? 'Stop picking' : 'Pick a query token'}
         </button>
       </header>
+      <Intro patch={g.patchSize} />
       {!teach.query && (
         <p className="muted small-text">
           {teach.open
@@ -67,8 +71,27 @@ export function TeachPanel() {
           {teach.error.message}
         </p>
       )}
-      {teach.phase === 'ready' && teach.result && <Walkthrough r={teach.result} fallback={teach.fallback} />}
+      {teach.phase === 'ready' && teach.result && <Walkthrough r={teach.result} fallback={teach.fallback} tokensPerFrame={grid * grid} />}
     </section>
+  );
+}
+
+/** Mixture of Contexts in plain words, before the walkthrough's notation; open until a token is explained, then a click away. */
+function Intro({ patch }: { patch: number }) {
+  const explained = useStudio((s) => s.teach.result !== null);
+  return (
+    <details className="teach-intro small-text" open={!explained}>
+      <summary>In plain words</summary>
+      <p>
+        The video is cut into <strong>chunks</strong>: each caption is one, and each frame of a shot is one (“Shot 2 · frame 3”, the same names as in the routing graph). A <strong>token</strong> is one {patch}×{patch}-pixel patch of one frame.
+      </p>
+      <p>
+        Dense attention lets every token look at every other token. Mixture of Contexts lets it look at far fewer: it <strong>always</strong> looks at all captions and at its own shot, and of the other frames it keeps only the few that match it best — it compares itself with a one-vector summary of each frame (the average of that frame’s keys) and keeps the top k. With causal routing, only frames before its own can be kept.
+      </p>
+      <p className="muted">
+        Below, the same steps with the paper’s symbols: M(i) the chunks token i always sees, φ(K<sub>c</sub>) the summary of chunk c, R(i) the chunks it routes to, Ω(i) everything it attends to. More: <DocLinks />.
+      </p>
+    </details>
   );
 }
 
@@ -91,12 +114,9 @@ function Origin({ r, fallback }: { r: Explanation; fallback: string | null }) {
   );
 }
 
-function Walkthrough({ r, fallback }: { r: Explanation; fallback: string | null }) {
-  const name = (c: ExplainedChunk): string => {
-    if (c.kind === 'text') return c.shot < 0 ? 'Global caption' : `Shot ${c.shot + 1} caption`;
-    const first = r.chunks.findIndex((o) => o.kind === 'video' && o.shot === c.shot);
-    return `Shot ${c.shot + 1} · chunk ${c.index - first + 1}`;
-  };
+function Walkthrough({ r, fallback, tokensPerFrame }: { r: Explanation; fallback: string | null; tokensPerFrame: number }) {
+  const named = chunkNamer(r.chunks, tokensPerFrame);
+  const name = (c: ExplainedChunk): string => named(c.index);
   const q = r.chunks[r.queryChunk];
   const mandatory = r.chunks.filter((c) => c.mandatory);
   const cands = r.chunks.filter((c) => c.candidate).sort((a, b) => a.rank! - b.rank!);
@@ -109,7 +129,7 @@ function Walkthrough({ r, fallback }: { r: Explanation; fallback: string | null 
   return (
     <div className="walkthrough">
       <Origin r={r} fallback={fallback} />
-      <ChunkStrip r={r} />
+      <ChunkStrip r={r} name={named} />
       <ol className="steps">
         <li>
           <h3>The query</h3>
@@ -121,13 +141,18 @@ function Walkthrough({ r, fallback }: { r: Explanation; fallback: string | null 
         <li>
           <h3>Mandatory anchors M(i)</h3>
           <p>
-            Every caption, and the query’s own shot: {mandatory.map(name).join(', ')} — <strong>{mandTokens}</strong> tokens, attended densely without spending a routing slot.
+            <em>What the token always sees.</em> Every caption, and the query’s own shot: {mandatory.map(name).join(', ')} — <strong>{mandTokens}</strong> tokens, attended densely without spending a routing slot.
           </p>
         </li>
         <li>
           <h3>Scores against chunk descriptors</h3>
           <p>
-            Each other video chunk c is summarised by φ(K<sub>c</sub>), the mean of its keys; the score is q·φ(K<sub>c</sub>).
+            <em>How well each other frame matches the token.</em> Each other video chunk c is summarised by φ(K<sub>c</sub>), the mean of its keys; the score is q·φ(K<sub>c</sub>).
+            {r.network?.routeView && r.network.routeView !== 'rotary'
+              ? ` This model routes with its routing view “${r.network.routeView}”: ${routeViewText(r.network.routeView)} (attention itself uses the rotated q and k), so q and the keys here are that view’s.`
+              : r.network
+                ? ' This model routes with q and k as rotated for attention, so the time rotation every token of a frame shares is part of each score.'
+                : ''}
             {r.causal ? ` Causal routing masks every chunk not before the query’s (${masked.length} masked).` : ' Routing is not causal here: later chunks are candidates too.'}
           </p>
           <table className="score-table">
@@ -157,6 +182,7 @@ function Walkthrough({ r, fallback }: { r: Explanation; fallback: string | null 
         <li>
           <h3>Top-k</h3>
           <p>
+            <em>Keep the best matches.</em>{' '}
             {cands.length === 0
               ? 'No candidates: nothing earlier outside the own shot, so the query sees only its mandatory chunks.'
               : `${cands.length} candidate${cands.length > 1 ? 's' : ''}, k = ${r.topK}: ${Math.min(r.topK, cands.length) === 1 ? 'the best by score is' : `the ${Math.min(r.topK, cands.length)} best by score are`} kept (ties go to the earlier chunk): ${routed.map((c) => `${name(c)} (${c.score.toFixed(2)})`).join(', ') || 'none'}.`}
@@ -165,6 +191,7 @@ function Walkthrough({ r, fallback }: { r: Explanation; fallback: string | null 
         <li>
           <h3>The key set Ω(i) = M(i) ∪ R(i)</h3>
           <p>
+            <em>Everything the token attends to: what it always sees plus what it kept.</em>{' '}
             {mandTokens} mandatory + {routedTokens} routed = <strong>{r.keyTokens}</strong> of {r.totalTokens} tokens: this query skips <strong>{formatPercent(1 - r.keyTokens / r.totalTokens)}</strong> of the keys dense attention would read.
           </p>
         </li>
@@ -176,12 +203,12 @@ function Walkthrough({ r, fallback }: { r: Explanation; fallback: string | null 
 }
 
 /** Every chunk as a box in stream order, coloured by what it is for the query. */
-function ChunkStrip({ r }: { r: Explanation }) {
+function ChunkStrip({ r, name }: { r: Explanation; name: (chunk: number) => string }) {
   return (
     <div className="chunk-strip" role="img" aria-label={`Chunks: ${r.chunks.filter((c) => c.routed).length} routed, ${r.chunks.filter((c) => c.mandatory).length} mandatory, ${r.chunks.filter((c) => c.causalMasked).length} masked`}>
       {r.chunks.map((c) => {
         const cls = c.index === r.queryChunk ? 'query' : c.routed ? 'routed' : c.mandatory ? 'mandatory' : c.causalMasked ? 'masked' : 'skipped';
-        return <span key={c.index} className={`strip-chunk strip-${cls} strip-${c.kind}`} style={{ flexGrow: c.kind === 'text' ? 1 : Math.max(1, c.tokens / 64) }} title={`chunk ${c.index}: ${cls}`} />;
+        return <span key={c.index} className={`strip-chunk strip-${cls} strip-${c.kind}`} style={{ flexGrow: c.kind === 'text' ? 1 : Math.max(1, c.tokens / 64) }} title={`${name(c.index)}: ${cls}`} />;
       })}
       <span className="strip-legend small-text">
         <span className="key strip-query" /> query <span className="key strip-mandatory" /> mandatory <span className="key strip-routed" /> routed <span className="key strip-skipped" /> not chosen <span className="key strip-masked" /> masked

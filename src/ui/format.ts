@@ -1,17 +1,5 @@
 /** Small display formatters shared by the components. */
 
-/** 134217728 → "128 MiB". */
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = bytes;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${Number.isInteger(v) ? v : v.toFixed(1)} ${units[u]}`;
-}
-
 /** 0.4321 → "0.43 ms", 41.7 → "42 ms". */
 export function formatMs(ms: number): string {
   return ms < 10 ? `${ms.toFixed(2)} ms` : `${Math.round(ms)} ms`;
@@ -56,4 +44,16 @@ export function formatFlops(x: number): string {
     u++;
   }
   return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[u]}`;
+}
+
+/**
+ * What a number field's text means: a value clamped into [min, max], or a one-line problem
+ * (a fractional value where only whole numbers make sense: steps, top-k, chunk frames), or
+ * nothing while the text is empty or half-typed.
+ */
+export function parseNumberInput(text: string, { min, max, integer, name }: { min: number; max: number; integer: boolean; name: string }): { value: number } | { problem: string } | null {
+  const v = Number(text);
+  if (text.trim() === '' || !Number.isFinite(v)) return null;
+  if (integer && !Number.isInteger(v)) return { problem: `${name} must be a whole number, not ${text.trim().slice(0, 20)}` };
+  return { value: Math.min(max, Math.max(min, v)) };
 }

@@ -1,12 +1,14 @@
 /** Small hooks shared by the studio's components. */
-import { useEffect, useMemo, useRef } from 'react';
+import { useEffect, useMemo, useRef, useState } from 'react';
 import { FPS } from '../state/board-ops.ts';
 import { useStudio } from '../state/store.ts';
+import type { Vocab } from '../state/vocab.ts';
 
-/** The loaded model's vocabulary as a set, or null before a model is loaded. */
-export function useVocab(): ReadonlySet<string> | null {
+/** The loaded model's vocabulary (its words as a set, its caption rules), or null before a model is loaded. */
+export function useVocab(): Vocab | null {
   const words = useStudio((s) => s.model.info?.words);
-  return useMemo(() => (words ? new Set(words) : null), [words]);
+  const rules = useStudio((s) => s.model.info?.captionRules);
+  return useMemo(() => (words && rules ? { words: new Set(words), rules } : null), [words, rules]);
 }
 
 /** Frames per second of the loaded model (the storyboard's 8 fps before one is loaded). */
@@ -30,4 +32,16 @@ export function useAnimationFrame(active: boolean, fn: (dtMs: number) => void): 
     raf = requestAnimationFrame(tick);
     return () => cancelAnimationFrame(raf);
   }, [active]);
+}
+
+/** Date.now(), updated every `everyMs` while `active` (a clock that ticks on screen). */
+export function useNow(active: boolean, everyMs = 250): number {
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    if (!active) return;
+    setNow(Date.now());
+    const id = setInterval(() => setNow(Date.now()), everyMs);
+    return () => clearInterval(id);
+  }, [active, everyMs]);
+  return now;
 }

@@ -127,6 +127,8 @@ export interface DagEdge {
   share: number;
   /** share / the largest share drawn (0…1], for line width and opacity. */
   weight: number;
+  /** The selected head that routed the most of these queries (the lower head on a tie): the edge's colour. */
+  head: number;
 }
 
 /**
@@ -172,8 +174,16 @@ function selection(trace: StepTrace, f: EdgeFilter): { layers: number[]; heads: 
 export function routedEdges(trace: StepTrace, filter: EdgeFilter): DagEdge[] {
   const { layers, heads, C } = selection(trace, filter);
   const sum = new Float64Array(C * C);
-  for (const l of layers) {
-    for (const h of heads) for (let a = 0; a < C; a++) addRoutes(trace.layers[l], h, a, sum, a * C);
+  const one = new Float64Array(C * C);
+  const best = new Float64Array(C * C);
+  const bestHead = new Int16Array(C * C).fill(-1);
+  for (const h of heads) {
+    one.fill(0);
+    for (const l of layers) for (let a = 0; a < C; a++) addRoutes(trace.layers[l], h, a, one, a * C);
+    for (let i = 0; i < one.length; i++) {
+      sum[i] += one[i];
+      if (one[i] > best[i]) [best[i], bestHead[i]] = [one[i], h];
+    }
   }
   const edges: DagEdge[] = [];
   const per = Math.max(1, layers.length * heads.length);
@@ -181,7 +191,7 @@ export function routedEdges(trace: StepTrace, filter: EdgeFilter): DagEdge[] {
     const tokens = trace.chunks.end[a] - trace.chunks.start[a];
     for (let b = 0; b < C; b++) {
       const n = sum[a * C + b];
-      if (n > 0) edges.push({ from: a, to: b, count: n, share: n / (tokens * per), weight: 0 });
+      if (n > 0) edges.push({ from: a, to: b, count: n, share: n / (tokens * per), weight: 0, head: bestHead[a * C + b] });
     }
   }
   const max = edges.reduce((m, e) => Math.max(m, e.share), 0);
@@ -264,4 +274,41 @@ export function traceAt(traces: readonly StepTrace[], step: number): StepTrace |
   if (!traces.length) return null;
   if (step < 0) return traces[traces.length - 1];
   return traces.find((t) => t.step === step) ?? null;
+}
+
+export interface HeadCell {
+  layer: number;
+  head: number;
+  /** 1 − |Ω|/N² of this head in this layer. */
+  sparsity: number;
+  /** With a chunk in focus: the chunk its queries routed to most in this layer and head (null: none), and the share of them that did. */
+  top: number | null;
+  topShare: number;
+}
+
+/**
+ * The layer × head overview: one cell per layer and head, its sparsity and, when `chunk` is given,
+ * where that chunk's queries routed most in that layer and head — so the cells tell at a glance
+ * which layers and heads route differently. Cells by layer, then head.
+ */
+export function headOverview(trace: StepTrace, chunk: number | null): HeadCell[] {
+  const C = trace.chunks.start.length;
+  const cells: HeadCell[] = [];
+  const row = new Float64Array(C);
+  const valid = chunk !== null && chunk >= 0 && chunk < C;
+  const tokens = valid ? trace.chunks.end[chunk] - trace.chunks.start[chunk] : 1;
+  trace.layers.forEach((t, layer) => {
+    for (let head = 0; head < t.H; head++) {
+      let top: number | null = null;
+      let topShare = 0;
+      if (valid) {
+        row.fill(0);
+        addRoutes(t, head, chunk, row);
+        for (let b = 0; b < C; b++) if (row[b] > 0 && (top === null || row[b] > row[top])) top = b;
+        topShare = top === null ? 0 : row[top] / tokens;
+      }
+      cells.push({ layer, head, sparsity: t.sparsity[head], top, topShare });
+    }
+  });
+  return cells;
 }

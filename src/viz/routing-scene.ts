@@ -2,13 +2,23 @@
  * The routing DAG drawn with three.js: an imperative scene (update / resize / dispose) that knows
  * nothing of React or the store. Chunks are boxes on the timeline (dag-layout.ts); routed edges
  * hang below the video row as arcs from the query chunk to the key chunk, as wide and as opaque
- * as the share of queries that took them; mandatory links, on demand, arc above. Hovering a
- * chunk lights its outgoing (teal) and incoming (pink) routes; a pinned chunk is outlined.
+ * as the share of queries that took them, coloured by the head that routed most of them;
+ * mandatory links, on demand, arc above. Hovering (or focusing) a chunk lights its outgoing (teal)
+ * and incoming (pink) routes; a pinned chunk is outlined.
  *
- * Renders on demand (after update or resize), never in a loop.
+ * Every chunk also has a focusable button over its box (no pointer events: the canvas hit-tests
+ * the mouse), so the keyboard can walk the chunks (arrow keys) and pin one (Enter). The wheel
+ * zooms about the cursor, a drag pans; `zoomBy` and `resetView` do the same from buttons.
+ *
+ * Renders on demand (after update, resize, zoom or pan), never in a loop.
  */
 import * as THREE from 'three';
 import { CAPTION_H, VIDEO_H, hitTest, type DagEdge, type DagLayout, type NodeBox } from './dag-layout.ts';
+import { headColor, placeLabels, shotLabels } from './labels.ts';
+
+/** Font size of the labels over the canvas (px), as styles.css sets `.routing-label`. */
+export const LABEL_PX = 12;
+const MAX_ZOOM = 40;
 
 export interface RoutingView {
   layout: DagLayout;
@@ -18,6 +28,8 @@ export interface RoutingView {
   pinned: number | null;
   /** Shot label text per shot index (e.g. "Shot 2"). */
   shotLabel(shot: number): string;
+  /** The name of chunk i (chunk-names.ts), for its button. */
+  chunkLabel(chunk: number): string;
 }
 
 export interface SceneCallbacks {
@@ -27,7 +39,6 @@ export interface SceneCallbacks {
 
 const OUT = new THREE.Color('#5eead4');
 const IN = new THREE.Color('#f0abfc');
-const EDGE = new THREE.Color('#8b9bff');
 const TEXT = new THREE.Color('#fbbf24');
 const MAND = new THREE.Color('#9aa4b8');
 
@@ -42,9 +53,18 @@ export class RoutingScene {
   private readonly camera = new THREE.OrthographicCamera(0, 1, 1, 0, -10, 10);
   private readonly content = new THREE.Group();
   private readonly labels: HTMLDivElement;
+  private readonly buttons: HTMLDivElement;
+  private chunkButtons: HTMLButtonElement[] = [];
+  private buttonsFor: DagLayout | null = null;
   private view: RoutingView | null = null;
   private width = 1;
   private height = 1;
+  /** Zoom (1: the whole graph fits) and pan (world units from the fitted centre). */
+  private zoom = 1;
+  private panX = 0;
+  private panY = 0;
+  private drag: { x: number; y: number; moved: boolean } | null = null;
+  private suppressClick = false;
 
   /** @throws Error when the browser gives no WebGL context (the caller shows a fallback). */
   constructor(
@@ -59,14 +79,45 @@ export class RoutingScene {
     canvas.setAttribute('aria-hidden', 'true');
     this.labels = document.createElement('div');
     this.labels.className = 'routing-labels';
-    container.append(canvas, this.labels);
+    this.buttons = document.createElement('div');
+    this.buttons.className = 'routing-chunks';
+    this.buttons.setAttribute('role', 'group');
+    this.buttons.setAttribute('aria-label', 'Chunks: arrow keys move, Enter pins or unpins, Escape unpins');
+    this.buttons.addEventListener('keydown', this.onKeyDown);
+    container.append(canvas, this.labels, this.buttons);
     this.scene.add(this.content);
     canvas.addEventListener('pointermove', this.onPointerMove);
     canvas.addEventListener('pointerleave', this.onPointerLeave);
+    canvas.addEventListener('pointerdown', this.onPointerDown);
+    canvas.addEventListener('pointerup', this.onPointerUp);
     canvas.addEventListener('click', this.onClickCanvas);
+    canvas.addEventListener('wheel', this.onWheel, { passive: false });
+  }
+
+  /** Zooms about the centre of the canvas by `factor` (> 1 in). */
+  zoomBy(factor: number): void {
+    this.zoomAt(this.width / 2, this.height / 2, factor);
+  }
+
+  /** Back to the whole graph in view. */
+  resetView(): void {
+    this.zoom = 1;
+    this.panX = 0;
+    this.panY = 0;
+    this.afterViewChange();
+  }
+
+  /** The zoom factor now (1: all in view). */
+  get zoomLevel(): number {
+    return this.zoom;
   }
 
   update(view: RoutingView): void {
+    if (this.view && view.layout.bounds !== this.view.layout.bounds && !sameBounds(view.layout, this.view.layout)) {
+      this.zoom = 1;
+      this.panX = 0;
+      this.panY = 0;
+    }
     this.view = view;
     this.fitCamera();
     this.rebuild();
@@ -89,10 +140,15 @@ export class RoutingScene {
     canvas.removeEventListener('pointermove', this.onPointerMove);
     canvas.removeEventListener('pointerleave', this.onPointerLeave);
     canvas.removeEventListener('click', this.onClickCanvas);
+    canvas.removeEventListener('pointerdown', this.onPointerDown);
+    canvas.removeEventListener('pointerup', this.onPointerUp);
+    canvas.removeEventListener('wheel', this.onWheel);
+    this.buttons.removeEventListener('keydown', this.onKeyDown);
     this.clear();
     this.renderer.dispose();
     canvas.remove();
     this.labels.remove();
+    this.buttons.remove();
   }
 
   // ── drawing ───────────────────────────────────────────────────────────────────────────────
@@ -108,9 +164,9 @@ export class RoutingScene {
     const padY = 0.5;
     const w = b.x1 - b.x0 + 2 * padX;
     const h = b.y1 - b.y0 + 2 * padY + 0.6; // room for shot labels under the video row
-    const scale = Math.max(w / this.width, h / this.height);
-    const cx = (b.x0 + b.x1) / 2;
-    const cy = (b.y0 + b.y1) / 2 - 0.3;
+    const scale = Math.max(w / this.width, h / this.height) / this.zoom;
+    const cx = (b.x0 + b.x1) / 2 + this.panX;
+    const cy = (b.y0 + b.y1) / 2 - 0.3 + this.panY;
     this.camera.left = cx - (this.width * scale) / 2;
     this.camera.right = cx + (this.width * scale) / 2;
     this.camera.top = cy + (this.height * scale) / 2;
@@ -175,8 +231,8 @@ export class RoutingScene {
       const a = v.layout.nodes[e.from];
       const b = v.layout.nodes[e.to];
       if (!a || !b) continue;
-      let color = EDGE;
-      let alpha = 0.12 + 0.6 * e.weight;
+      let color = headColors(e.head);
+      let alpha = 0.16 + 0.6 * e.weight;
       if (focus !== null) {
         if (e.from === focus) [color, alpha] = [OUT, 0.35 + 0.65 * e.weight];
         else if (e.to === focus) [color, alpha] = [IN, 0.35 + 0.65 * e.weight];
@@ -207,39 +263,100 @@ export class RoutingScene {
     this.content.add(new THREE.LineSegments(g, m));
   }
 
-  /** Shot labels under the bands, as DOM text over the canvas. */
+  /**
+   * Shot labels between the rows and the global caption's label, as DOM text over the canvas:
+   * "Shot 12" where every one fits, else the shot numbers that fit without overlapping (labels.ts),
+   * never cut at the canvas edge. Then the chunk buttons, over their boxes.
+   */
   private placeLabels(): void {
     const v = this.view;
     this.labels.replaceChildren();
+    this.placeButtons();
     if (!v) return;
-    for (const s of v.layout.shots) {
-      const p = this.toScreen((s.x0 + s.x1) / 2, VIDEO_H + 0.12); // between the caption and video rows
-      const el = document.createElement('span');
-      el.className = 'routing-label';
-      el.textContent = v.shotLabel(s.shot);
-      el.style.left = `${p.x}px`;
-      el.style.top = `${p.y}px`;
-      el.style.color = `#${shotColor(s.shot).getHexString()}`;
-      this.labels.append(el);
+    const y = this.toScreen(0, VIDEO_H + 0.12).y; // between the caption and video rows
+    const bands = v.layout.shots.map((s) => {
+      const long = v.shotLabel(s.shot);
+      return { x0: this.toScreen(s.x0, 0).x, x1: this.toScreen(s.x1, 0).x, long, short: long.replace(/^Shot /, '') };
+    });
+    for (const p of shotLabels(bands, LABEL_PX, 2, this.width - 2)) {
+      const shot = v.layout.shots[p.index].shot;
+      this.labels.append(label(p.text, p.left, y, `#${shotColor(shot).getHexString()}`, v.shotLabel(shot)));
     }
     const g = v.layout.nodes.find((n) => n.kind === 'text' && n.shot < 0);
     if (g) {
-      const p = this.toScreen(g.x + g.w / 2, g.y + CAPTION_H + 0.05);
-      const el = document.createElement('span');
-      el.className = 'routing-label';
-      el.textContent = 'captions';
-      el.style.left = `${p.x}px`;
-      el.style.top = `${p.y}px`;
-      this.labels.append(el);
+      const at = this.toScreen(g.x + g.w / 2, g.y + CAPTION_H + 0.05);
+      const [p] = at.x >= 0 && at.x <= this.width ? placeLabels([{ at: at.x, text: 'captions' }], LABEL_PX, 2, this.width - 2) : [];
+      if (p) this.labels.append(label(p.text, p.left, at.y, null, 'The caption row: the global caption, then each shot’s caption above its frames'));
     }
+  }
+
+  /** One focusable button per chunk over its box (made again when the layout changes, else moved). */
+  private placeButtons(): void {
+    const v = this.view;
+    if (!v || v.layout !== this.buttonsFor) {
+      const had = this.buttons.contains(document.activeElement) ? Number((document.activeElement as HTMLElement).dataset.chunk) : null;
+      this.buttons.replaceChildren();
+      this.chunkButtons = [];
+      this.buttonsFor = v?.layout ?? null;
+      for (const n of v?.layout.nodes ?? []) {
+        const b = document.createElement('button');
+        b.type = 'button';
+        b.className = 'routing-chunk';
+        b.dataset.chunk = String(n.index);
+        b.addEventListener('click', () => this.callbacks.onClick(n.index));
+        b.addEventListener('focus', () => this.callbacks.onHover(n.index));
+        b.addEventListener('blur', () => {
+          if (this.view?.hovered === n.index) this.callbacks.onHover(null);
+        });
+        this.chunkButtons[n.index] = b;
+        this.buttons.append(b);
+      }
+      if (had !== null) this.chunkButtons[had]?.focus();
+    }
+    if (!v) return;
+    const active = v.pinned ?? v.hovered ?? 0;
+    for (const n of v.layout.nodes) {
+      const b = this.chunkButtons[n.index];
+      const p0 = this.toScreen(n.x, n.y + n.h);
+      const p1 = this.toScreen(n.x + n.w, n.y);
+      b.style.left = `${p0.x}px`;
+      b.style.top = `${p0.y}px`;
+      b.style.width = `${Math.max(2, p1.x - p0.x)}px`;
+      b.style.height = `${Math.max(2, p1.y - p0.y)}px`;
+      b.tabIndex = n.index === active ? 0 : -1;
+      b.setAttribute('aria-label', v.chunkLabel(n.index));
+      b.setAttribute('aria-pressed', String(n.index === v.pinned));
+    }
+  }
+
+  private zoomAt(sx: number, sy: number, factor: number): void {
+    const before = this.toWorldLocal(sx, sy);
+    this.zoom = Math.min(MAX_ZOOM, Math.max(1, this.zoom * factor));
+    this.fitCamera();
+    const after = this.toWorldLocal(sx, sy);
+    this.panX += before.x - after.x;
+    this.panY += before.y - after.y;
+    if (this.zoom === 1) [this.panX, this.panY] = [0, 0];
+    this.afterViewChange();
+  }
+
+  private afterViewChange(): void {
+    this.fitCamera();
+    this.placeLabels();
+    this.render();
   }
 
   // ── input ─────────────────────────────────────────────────────────────────────────────────
 
   private toWorld(clientX: number, clientY: number): { x: number; y: number } {
     const r = this.renderer.domElement.getBoundingClientRect();
-    const u = (clientX - r.left) / r.width;
-    const w = (clientY - r.top) / r.height;
+    return this.toWorldLocal(((clientX - r.left) / r.width) * this.width, ((clientY - r.top) / r.height) * this.height);
+  }
+
+  /** World point under canvas pixel (sx, sy). */
+  private toWorldLocal(sx: number, sy: number): { x: number; y: number } {
+    const u = sx / this.width;
+    const w = sy / this.height;
     return { x: this.camera.left + u * (this.camera.right - this.camera.left), y: this.camera.top - w * (this.camera.top - this.camera.bottom) };
   }
 
@@ -251,6 +368,18 @@ export class RoutingScene {
 
   private readonly onPointerMove = (e: PointerEvent): void => {
     if (!this.view) return;
+    if (this.drag && e.buttons & 1) {
+      const dx = e.clientX - this.drag.x;
+      const dy = e.clientY - this.drag.y;
+      if (!this.drag.moved && Math.hypot(dx, dy) < 4) return;
+      this.drag = { x: e.clientX, y: e.clientY, moved: true };
+      const perPx = (this.camera.right - this.camera.left) / this.width;
+      this.panX -= dx * perPx;
+      this.panY += dy * perPx;
+      this.renderer.domElement.style.cursor = 'grabbing';
+      this.afterViewChange();
+      return;
+    }
     const p = this.toWorld(e.clientX, e.clientY);
     const hit = hitTest(this.view.layout, p.x, p.y);
     this.renderer.domElement.style.cursor = hit === null ? 'default' : 'pointer';
@@ -261,11 +390,68 @@ export class RoutingScene {
     if (this.view?.hovered !== null) this.callbacks.onHover(null);
   };
 
+  private readonly onPointerDown = (e: PointerEvent): void => {
+    if (e.button !== 0) return;
+    this.drag = { x: e.clientX, y: e.clientY, moved: false };
+  };
+
+  private readonly onPointerUp = (): void => {
+    this.suppressClick = this.drag?.moved ?? false;
+    this.drag = null;
+  };
+
+  private readonly onWheel = (e: WheelEvent): void => {
+    e.preventDefault();
+    const r = this.renderer.domElement.getBoundingClientRect();
+    this.zoomAt(e.clientX - r.left, e.clientY - r.top, Math.exp(-e.deltaY * 0.0015));
+  };
+
+  /** Arrow keys walk the chunks in stream order, Home / End jump, Escape unpins; Enter is the button's click. */
+  private readonly onKeyDown = (e: KeyboardEvent): void => {
+    const v = this.view;
+    const at = Number((e.target as HTMLElement).dataset.chunk);
+    if (!v || !Number.isInteger(at)) return;
+    const C = v.layout.nodes.length;
+    const to = { ArrowRight: at + 1, ArrowDown: at + 1, ArrowLeft: at - 1, ArrowUp: at - 1, Home: 0, End: C - 1 }[e.key];
+    if (e.key === 'Escape' && v.pinned !== null) {
+      e.preventDefault();
+      this.callbacks.onClick(null);
+    } else if (to !== undefined) {
+      e.preventDefault();
+      this.chunkButtons[Math.min(C - 1, Math.max(0, to))]?.focus();
+    }
+  };
+
   private readonly onClickCanvas = (e: MouseEvent): void => {
     if (!this.view) return;
+    if (this.suppressClick) {
+      this.suppressClick = false;
+      return; // the end of a drag, not a click
+    }
     const p = this.toWorld(e.clientX, e.clientY);
     this.callbacks.onClick(hitTest(this.view.layout, p.x, p.y));
   };
+}
+
+/** A label over the canvas at (left, y): y is its baseline's bottom (styles.css lifts it by its height). */
+function label(text: string, left: number, y: number, color: string | null, title: string): HTMLSpanElement {
+  const el = document.createElement('span');
+  el.className = 'routing-label';
+  el.textContent = text;
+  el.title = title;
+  el.style.left = `${left}px`;
+  el.style.top = `${y}px`;
+  if (color) el.style.color = color;
+  return el;
+}
+
+const headColorCache: THREE.Color[] = [];
+function headColors(h: number): THREE.Color {
+  return (headColorCache[h] ??= new THREE.Color().setStyle(headColor(Math.max(0, h))));
+}
+
+function sameBounds(a: DagLayout, b: DagLayout): boolean {
+  return a.bounds.x0 === b.bounds.x0 && a.bounds.x1 === b.bounds.x1 && a.nodes.length === b.nodes.length;
 }
 
 function rankOf(e: DagEdge, focus: number | null): number {

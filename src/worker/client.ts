@@ -17,10 +17,8 @@ import type { EngineApi, EngineErrorInfo, WorkerApi, WorkerCrash } from './proto
 
 export { WorkerError };
 export type * from './protocol.ts';
-// Pure model-side code the page needs on the main thread (parsing imports, the schema's limits, what a shot length means for a model).
-export { MAX_SHOT_FRAMES, MAX_SHOTS, MAX_STORYBOARD_BYTES, STORYBOARD_VERSION, StoryboardError, parseStoryboard, parseStoryboardJson } from '../model/storyboard.ts';
-export { shotLengthNote } from '../model/config.ts';
-export { isAttentionMode } from '../model/api.ts';
+// The checks a model folder from disk passes before it is stored (the same as a download's), and where it is stored.
+export { CACHE_NAME, LOCAL_MODELS_DIR, check as checkModelFile, parseManifest } from './model-files.ts';
 
 /** The engine api, plus `terminate()` to stop the worker and what a crash needs. */
 export interface EngineClient extends EngineApi {

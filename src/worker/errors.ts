@@ -5,9 +5,11 @@
  * Across a worker boundary a WorkerError travels as plain data (`toWire`) and is rebuilt on the
  * other side (`fromWire`), so `instanceof WorkerError` and `code` survive the trip.
  */
+import { InputError } from '../model/errors.ts';
 import type { EngineErrorCode, EngineErrorInfo } from './protocol.ts';
 
-const CODES: ReadonlySet<string> = new Set<EngineErrorCode>([
+/** Every EngineErrorCode (protocol.ts derives the type from this list; its comment says what each means). */
+export const ENGINE_ERROR_CODES = [
   'webgpu-missing',
   'no-adapter',
   'unsupported',
@@ -23,7 +25,9 @@ const CODES: ReadonlySet<string> = new Set<EngineErrorCode>([
   'cancelled',
   'bad-request',
   'internal',
-]);
+] as const;
+
+const CODES: ReadonlySet<string> = new Set<string>(ENGINE_ERROR_CODES);
 
 export class WorkerError extends Error {
   // A literal, not `new.target.name`: minifiers rename classes.
@@ -40,6 +44,16 @@ export class WorkerError extends Error {
   toInfo(): EngineErrorInfo {
     return { code: this.code, message: this.message };
   }
+}
+
+/**
+ * The one mapping from the model's errors to protocol codes: an InputError (a file, storyboard,
+ * caption, option or layout the user gave) becomes a WorkerError with `code` and its one-line
+ * message: `model-invalid` while loading model files, `bad-request` while running a request.
+ * Anything else is returned as it is, for the caller to rethrow.
+ */
+export function inputToWorkerError(e: unknown, code: 'model-invalid' | 'bad-request'): unknown {
+  return e instanceof InputError ? new WorkerError(code, e.message) : e;
 }
 
 /** How a WorkerError looks on the wire: plain data comlink can clone. */

@@ -12,11 +12,15 @@
  * internal chunk c is stream chunk toStream[c], so the capture is permuted to stream order token
  * by token, and routed chunk ids are mapped through toStream.
  *
+ * A model with a routing view (config routeView, MOC.md §3b) scores with that view's q and k,
+ * which the forward pass shows as attn.q_route / attn.k_route: those are captured instead.
+ *
  * The capture of the last video and layer is kept, so another head or another token of the same
  * video needs no second forward pass; another layer, timestep, caption or take does.
  *
  * Legend: S shots, T frames, N tokens, H heads, D head dim, K routed slots (top-k).
  */
+import { routeViewText } from '../model/config.ts';
 import { prepareRequest, rgbaToFrames, type Generator } from '../model/generate.ts';
 import { memoryProblem } from '../model/memory.ts';
 import type { Sequence } from '../model/sequence.ts';
@@ -110,11 +114,12 @@ export class NetworkExplainer {
       { q: cap.q, k: cap.k, dims: { H, N, D }, table: seq.stream, token, head: h, topK: req.topK, causal: req.causal, causalText: gen.config.causalText, routed: cap.routed.subarray((h * N + token) * cap.K, (h * N + token + 1) * cap.K) },
       {
         origin: 'network',
-        network: { model: cfg.name, layers: cfg.depth, layer: net.layer, t: net.t },
+        network: { model: cfg.name, layers: cfg.depth, layer: net.layer, t: net.t, routeView: cfg.routeView },
         source:
           `The network’s own numbers: model ${cfg.name}, layer ${net.layer + 1} of ${cfg.depth}, head ${h + 1} of ${H}, t = ${formatT(net.t)} for every shot. ` +
           `One forward pass in MoC mode (top-k ${req.topK}, ${req.chunkFrames}-frame chunks, ${req.causal ? 'causal' : 'not causal'}) on the generated video’s clean frames ` +
-          `with the storyboard’s captions; this layer’s q and k read back from the GPU, descriptors and scores worked out from them on the CPU (float64), ` +
+          `with the storyboard’s captions; this layer’s q and k read back from the GPU (the routing view ${cfg.routeView}: ${routeViewText(cfg.routeView)}), ` +
+          `descriptors and scores worked out from them on the CPU (float64), ` +
           `the routed chunks as the network chose them.`,
       },
     );
@@ -141,6 +146,7 @@ export class NetworkExplainer {
       at += F * per;
     });
     const b = `blocks.${layer}.`;
+    const [qName, kName] = cfg.routeView === 'rotary' ? ['q', 'k'] : ['q_route', 'k_route']; // what routing scores with
     const got: { q?: Float32Array; k?: Float32Array; routed?: Int32Array } = {};
     let K = attention.topK;
     const xt = eng.upload(x, [seq.frameShot.length, 3, size, size], 'explain.x');
@@ -156,8 +162,8 @@ export class NetworkExplainer {
           topK: attention.topK,
           causal: attention.causal,
           inspect: async (name, tensor) => {
-            if (name === `${b}attn.q`) got.q = (await eng.read(tensor)) as Float32Array;
-            else if (name === `${b}attn.k`) got.k = (await eng.read(tensor)) as Float32Array;
+            if (name === `${b}attn.${qName}`) got.q = (await eng.read(tensor)) as Float32Array;
+            else if (name === `${b}attn.${kName}`) got.k = (await eng.read(tensor)) as Float32Array;
             else if (name === `${b}routed`) {
               K = tensor.shape[2];
               got.routed = tensor.size ? ((await eng.read(tensor)) as Int32Array) : new Int32Array(0);

@@ -17,6 +17,22 @@ import type { ModelLoadProgress, ModelSource } from './protocol.ts';
 /** Bump to drop every cached model file (e.g. when the manifest format changes). */
 export const CACHE_NAME = 'moc-models-v1';
 
+/**
+ * Models added from a folder on disk live only in the Cache API, under this folder of the
+ * studio's origin (nothing is served there): their manifest is read from the cache too, and a
+ * file missing there is an error, not a download.
+ */
+export const LOCAL_MODELS_DIR = 'local-models/';
+
+/** True for a model folder URL under LOCAL_MODELS_DIR. */
+export function isLocalModelUrl(url: string): boolean {
+  try {
+    return new URL(url, 'http://x/').pathname.includes(`/${LOCAL_MODELS_DIR}`);
+  } catch {
+    return false;
+  }
+}
+
 export interface ManifestFile {
   bytes: number;
   sha256: string;
@@ -37,7 +53,20 @@ export type ModelFiles = Map<string, ArrayBuffer>;
  */
 export async function fetchModelFiles(source: ModelSource, onProgress?: (p: ModelLoadProgress) => void): Promise<ModelFiles> {
   checkOrigin(source);
-  const manifestBytes = await download(new URL('manifest.json', source.url).href, source.name, 'manifest.json', MAX_JSON_BYTES);
+  const local = isLocalModelUrl(source.url);
+  const cache = await openCache();
+  const gone = (file: string): WorkerError =>
+    new WorkerError('model-missing', `model "${source.name}": ${file} is no longer in this browser's storage (was it cleared?); add the model folder again`);
+  const manifestUrl = new URL('manifest.json', source.url).href;
+  let manifestBytes: ArrayBuffer;
+  if (local) {
+    const hit = await cache?.match(manifestUrl).catch(() => undefined);
+    if (!hit) throw gone('manifest.json');
+    manifestBytes = await hit.arrayBuffer();
+    if (manifestBytes.byteLength > MAX_JSON_BYTES) throw new WorkerError('model-invalid', `model "${source.name}": ${tooLargeMessage('manifest.json', manifestBytes.byteLength, MAX_JSON_BYTES)}`);
+  } else {
+    manifestBytes = await download(manifestUrl, source.name, 'manifest.json', MAX_JSON_BYTES);
+  }
   const manifest = parseManifest(parseJsonBytes(manifestBytes, source.name), source.name);
   const names = Object.keys(manifest.files);
   for (const file of names) {
@@ -45,7 +74,6 @@ export async function fetchModelFiles(source: ModelSource, onProgress?: (p: Mode
     if (manifest.files[file].bytes > cap) throw new WorkerError('model-invalid', `model "${source.name}": ${tooLargeMessage(`${file} (by manifest.json)`, manifest.files[file].bytes, cap)}`);
   }
   const allTotal = names.reduce((n, f) => n + manifest.files[f].bytes, 0);
-  const cache = await openCache();
   const out: ModelFiles = new Map([['manifest.json', manifestBytes]]);
   let allLoaded = 0;
   for (const file of names) {
@@ -57,6 +85,7 @@ export async function fetchModelFiles(source: ModelSource, onProgress?: (p: Mode
     let buf = await fromCache(cache, url, want);
     const cached = buf !== null;
     if (buf === null) {
+      if (local) throw gone(file);
       buf = await download(url, source.name, file, want.bytes, (n) => report(n, false));
       await check(buf, want, source.name, file);
       await cache?.put(url, new Response(buf.slice(0), { headers: { 'content-type': 'application/octet-stream' } })).catch(() => undefined);
@@ -171,7 +200,8 @@ async function download(url: string, name: string, file: string, maxBytes: numbe
   return out.buffer;
 }
 
-async function check(buf: ArrayBuffer, want: ManifestFile, name: string, file: string): Promise<void> {
+/** Checks one file against its manifest entry (size, then sha256). @throws WorkerError `model-invalid`. */
+export async function check(buf: ArrayBuffer, want: ManifestFile, name: string, file: string): Promise<void> {
   if (buf.byteLength !== want.bytes) {
     throw new WorkerError('model-invalid', `model "${name}": ${file} has ${buf.byteLength} bytes, the manifest says ${want.bytes}`);
   }

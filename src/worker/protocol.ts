@@ -9,8 +9,10 @@
  */
 import type { AdapterSummary, EngineFeatures } from '../engine/engine.ts';
 import type { GenerateProgress, GenerateRequest, GenerateResult, LoadedModelInfo } from '../model/api.ts';
+import type { RouteView } from '../model/config.ts';
 import type { Chunk } from '../model/layout.ts';
 import type { Storyboard } from '../model/storyboard.ts';
+import type { ENGINE_ERROR_CODES } from './errors.ts';
 
 export type { AdapterSummary, EngineFeatures };
 export type {
@@ -74,22 +76,7 @@ export interface SmokeResult {
  * - `bad-request`: the request itself is wrong (unknown words, too many frames, …); the message says which part.
  * - `internal`: anything else (a bug); the message says what.
  */
-export type EngineErrorCode =
-  | 'webgpu-missing'
-  | 'no-adapter'
-  | 'unsupported'
-  | 'gpu-validation'
-  | 'device-lost'
-  | 'smoke-mismatch'
-  | 'not-initialised'
-  | 'worker-failed'
-  | 'model-missing'
-  | 'model-invalid'
-  | 'no-model'
-  | 'busy'
-  | 'cancelled'
-  | 'bad-request'
-  | 'internal';
+export type EngineErrorCode = (typeof ENGINE_ERROR_CODES)[number];
 
 /** A failure as plain data (what the store keeps). */
 export interface EngineErrorInfo {
@@ -184,8 +171,11 @@ export interface Explanation {
   source: string;
   /** `network`: the loaded model's own q and k on a generated video; `example`: the seeded CPU example. */
   origin: 'network' | 'example';
-  /** With origin `network`: the model, its layer count, the layer shown (0-based) and the timestep. */
-  network?: { model: string; layers: number; layer: number; t: number };
+  /**
+   * With origin `network`: the model, its layer count, the layer shown (0-based), the timestep
+   * and the routing view whose q, k gave the scores (absent: 'rotary').
+   */
+  network?: { model: string; layers: number; layer: number; t: number; routeView?: RouteView };
   /**
    * A remark on the numbers, when there is one: e.g. that the GPU's float32 scores order two
    * near-tied candidates differently from the float64 scores shown (the routed set is the network's).

@@ -7,10 +7,8 @@
 import type { Engine } from '../engine/engine.ts';
 import type { GenerateProgress, GenerateRequest, GenerateResult, LoadedModelInfo } from '../model/api.ts';
 import { Generator } from '../model/generate.ts';
-import { InputError } from '../model/safetensors.ts';
-import { StoryboardError } from '../model/storyboard.ts';
 import { loadModel } from '../model/weights.ts';
-import { WorkerError } from './errors.ts';
+import { inputToWorkerError } from './errors.ts';
 import { NetworkExplainer } from './explain-network.ts';
 import type { ModelFiles } from './model-files.ts';
 import type { ExplainRequest, Explanation } from './protocol.ts';
@@ -37,8 +35,7 @@ export async function loadModelFromFiles(engine: Engine, files: ModelFiles, name
       return new Uint8Array(buf);
     }, `model "${name}"`);
   } catch (e) {
-    if (e instanceof InputError) throw new WorkerError('model-invalid', e.message);
-    throw e;
+    throw inputToWorkerError(e, 'model-invalid');
   }
   const generator = Generator.create(engine, host);
   const info = { ...generator.info, attention: generator.defaultAttention() };
@@ -59,8 +56,7 @@ async function modelInput<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (e) {
-    if (e instanceof InputError || e instanceof StoryboardError) throw new WorkerError('bad-request', e.message);
-    throw e;
+    throw inputToWorkerError(e, 'bad-request');
   }
 }
 

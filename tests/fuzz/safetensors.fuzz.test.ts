@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { InputError, parseSafetensors, serializeSafetensors } from '../../src/model/safetensors.ts';
+import { InputError } from '../../src/model/errors.ts';
+import { parseSafetensors, serializeSafetensors } from '../../src/model/safetensors.ts';
 import { loadModel, sha256Hex } from '../../src/model/weights.ts';
 import { MODEL_DIR } from '../model/fixture.ts';
 

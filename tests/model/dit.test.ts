@@ -5,12 +5,13 @@ import { MocDiT } from '../../src/model/dit.ts';
 import { routedToStream, toStreamOrder } from './stream-order.ts';
 import { chunkMeanCpu } from '../../src/engine/kernels/chunk-mean.ts';
 import { meanScore } from '../../src/viz/dag-layout.ts';
+import { mocReference } from '../../src/model/moc-reference.ts';
 import { routingTrace } from '../../src/model/routing-trace.ts';
 import { Generator, framesToRgba } from '../../src/model/generate.ts';
 import { sample, timesteps } from '../../src/model/sampler.ts';
 import { assertClose, assertEqualInts } from '../helpers/compare.ts';
 import { testEngine } from '../helpers/gpu.ts';
-import { loadFixture, loadFixtureModel, type Fixture } from './fixture.ts';
+import { loadFixture, loadFixtureModel, loadRouteViews, type Fixture } from './fixture.ts';
 
 const TOL = { atol: 2e-4, rtol: 1e-3 };
 
@@ -43,6 +44,25 @@ describe('MocDiT forward matches the PyTorch reference (fixtures)', () => {
     return v;
   };
 
+  /** A traced moc forward of `m` on frames x (the fixture's other inputs): every inspected tensor, the result and the velocity. */
+  const tracedMoc = async (m: MocDiT, xData: Float32Array) => {
+    const { meta } = fx;
+    const T = meta.frames.reduce((a, b) => a + b, 0);
+    const cap = new Map<string, Float32Array | Int32Array>();
+    const x = eng.upload(xData, [T, 3, m.config.imageSize, m.config.imageSize], 'test.x');
+    const res = await m.forward(x, fx.get('t_shot'), m.textEmbedding(fx.ints('text')), meta.frames, meta.chunk_frames, {
+      mode: 'moc',
+      topK: meta.top_k,
+      causal: meta.causal,
+      trace: true,
+      inspect: async (name, t) => void cap.set(name, (await eng.read(t)) as Float32Array),
+    });
+    const v = (await eng.read(res.velocity)) as Float32Array;
+    res.velocity.dispose();
+    x.dispose();
+    return { cap, res, v };
+  };
+
   it('moc: every layer, routing exact, velocity', async () => {
     const cap = new Map<string, Float32Array | Int32Array>();
     const v = await run('moc', cap);
@@ -59,19 +79,8 @@ describe('MocDiT forward matches the PyTorch reference (fixtures)', () => {
   it('traces (read back after the forward pass) equal routingTrace on the layer\'s q, k and routing', async () => {
     const { meta } = fx;
     const cfg = dit.config;
-    const T = meta.frames.reduce((a, b) => a + b, 0);
     const seq = dit.sequence(meta.frames, meta.chunk_frames);
-    const cap = new Map<string, Float32Array | Int32Array>();
-    const x = eng.upload(fx.get('x_t'), [T, 3, cfg.imageSize, cfg.imageSize], 'test.x');
-    const res = await dit.forward(x, fx.get('t_shot'), dit.textEmbedding(fx.ints('text')), meta.frames, meta.chunk_frames, {
-      mode: 'moc',
-      topK: meta.top_k,
-      causal: meta.causal,
-      trace: true,
-      inspect: async (name, t) => void cap.set(name, (await eng.read(t)) as Float32Array),
-    });
-    res.velocity.dispose();
-    x.dispose();
+    const { cap, res } = await tracedMoc(dit, fx.get('x_t'));
     expect(res.traces).toHaveLength(cfg.depth);
     const dims = { H: cfg.heads, N: seq.n, D: cfg.headDim };
     const table = seq.internal;
@@ -93,6 +102,36 @@ describe('MocDiT forward matches the PyTorch reference (fixtures)', () => {
       assertClose(`blocks.${i}.meanScore`, scores(got), scores(want), TOL);
     }
   });
+
+  for (const view of ['spatial', 'unrotated'] as const) {
+    it(`routing view '${view}': routing by the view's q, k, exact in every layer; velocity; traces score with the view`, async () => {
+      const { meta } = fx;
+      const rv = loadRouteViews();
+      const model = await loadFixtureModel();
+      const vdit = MocDiT.create(eng, { ...model, config: { ...model.config, routeView: view } });
+      const cfg = vdit.config;
+      const seq = vdit.sequence(meta.frames, meta.chunk_frames);
+      const { cap, res, v } = await tracedMoc(vdit, rv.tensor('x_t').data as Float32Array);
+      vdit.dispose();
+      for (const s of ['q_route', 'k_route']) assertClose(`blocks.0.attn.${s}`, cap.get(`blocks.0.attn.${s}`)!, rv.tensor(`${view}.blocks.0.attn.${s}`).data as Float32Array, TOL);
+      const dims = { H: cfg.heads, N: seq.n, D: cfg.headDim };
+      const table = seq.internal;
+      let differs = false;
+      for (let i = 0; i < cfg.depth; i++) {
+        const routed = cap.get(`blocks.${i}.routed`) as Int32Array;
+        assertEqualInts(`blocks.${i}.routed`, routedToStream(routed, seq.toStream), rv.tensor(`${view}.blocks.${i}.routed`).data as Int32Array);
+        // the view matters: the rotated q, k of this very pass would route otherwise somewhere
+        const rotary = mocReference(cap.get(`blocks.${i}.attn.q`) as Float32Array, cap.get(`blocks.${i}.attn.k`) as Float32Array, cap.get(`blocks.${i}.attn.v`) as Float32Array, dims, table, { topK: meta.top_k, causal: meta.causal, mode: 'moc' });
+        differs ||= rotary.routed.some((r, j) => r !== routed[j]);
+        const desc = Float32Array.from(chunkMeanCpu(cap.get(`blocks.${i}.attn.k_route`)!, dims, table.start, table.end));
+        const want = toStreamOrder(routingTrace(cap.get(`blocks.${i}.attn.q_route`)!, desc, routed, meta.top_k, dims, table), seq.toStream);
+        assertClose(`blocks.${i}.trace.qMean`, res.traces[i].qMean, want.qMean, TOL);
+        assertClose(`blocks.${i}.trace.desc`, res.traces[i].desc, want.desc, TOL);
+      }
+      expect(differs).toBe(true);
+      assertClose(`velocity (${view})`, v, rv.tensor(`${view}.velocity`).data as Float32Array, TOL);
+    });
+  }
 
   it('dense and shot velocities', async () => {
     assertClose('velocity.dense', await run('dense'), fx.get('velocity.dense'), TOL);

@@ -12,7 +12,8 @@ import { Generator, prepareRequest, rgbaToFrames } from '../../src/model/generat
 import { routedToStream } from './stream-order.ts';
 import { tokenChunks } from '../../src/model/layout.ts';
 import { NetworkExplainer } from '../../src/worker/explain-network.ts';
-import type { ExplainRequest } from '../../src/worker/protocol.ts';
+import type { Sequence } from '../../src/model/sequence.ts';
+import type { ExplainRequest, Explanation } from '../../src/worker/protocol.ts';
 import { testEngine } from '../helpers/gpu.ts';
 import { loadFixtureModel } from './fixture.ts';
 
@@ -56,9 +57,12 @@ describe('NetworkExplainer (fixture model)', () => {
     ...over,
   });
 
-  /** The layer's q, k and routing as the network computes them (internal token order), from a forward pass of our own. */
-  async function groundTruth(layer: number): Promise<{ q: Float32Array; k: Float32Array; routed: Int32Array }> {
-    const cfg = gen.config;
+  /**
+   * The layer's q, k (or the routing view's q_route, k_route with `view`) and routing as the
+   * network computes them (internal token order), from a forward pass of our own.
+   */
+  async function groundTruth(layer: number, g = gen, view = false): Promise<{ q: Float32Array; k: Float32Array; routed: Int32Array }> {
+    const cfg = g.config;
     const frames = board.shots.map((s) => s.frames);
     const T = frames.reduce((a, b) => a + b, 0);
     const per = 3 * cfg.imageSize * cfg.imageSize;
@@ -68,10 +72,10 @@ describe('NetworkExplainer (fixture model)', () => {
       xs.set(rgbaToFrames(video[s], F, cfg.imageSize), at);
       at += F * per;
     });
-    const { text } = prepareRequest(gen.model, { storyboard: board, steps: 1, guidance: 1, attention });
+    const { text } = prepareRequest(g.model, { storyboard: board, steps: 1, guidance: 1, attention });
     const x = eng.upload(xs, [T, 3, cfg.imageSize, cfg.imageSize], 'test.x');
     const cap = new Map<string, Float32Array | Int32Array>();
-    const res = await gen.dit.forward(x, frames.map(() => T_EXPLAIN), gen.dit.textEmbedding(text), frames, attention.chunkFrames, {
+    const res = await g.dit.forward(x, frames.map(() => T_EXPLAIN), g.dit.textEmbedding(text), frames, attention.chunkFrames, {
       mode: 'moc',
       topK: attention.topK,
       causal: attention.causal,
@@ -79,7 +83,23 @@ describe('NetworkExplainer (fixture model)', () => {
     });
     res.velocity.dispose();
     x.dispose();
-    return { q: cap.get(`blocks.${layer}.attn.q`) as Float32Array, k: cap.get(`blocks.${layer}.attn.k`) as Float32Array, routed: cap.get(`blocks.${layer}.routed`) as Int32Array };
+    const [q, k] = view ? ['q_route', 'k_route'] : ['q', 'k'];
+    return { q: cap.get(`blocks.${layer}.attn.${q}`) as Float32Array, k: cap.get(`blocks.${layer}.attn.${k}`) as Float32Array, routed: cap.get(`blocks.${layer}.routed`) as Int32Array };
+  }
+
+  /** The explanation's scores are q[h, ti] · the mean of k over the internal chunk holding each stream chunk. */
+  function expectScores(r: Explanation, truth: { q: Float32Array; k: Float32Array }, seq: Sequence, h: number, ti: number, D: number): void {
+    const { internal, toStream, n: N } = seq;
+    for (let b = 0; b < seq.stream.start.length; b++) {
+      const ci = Array.from(toStream).indexOf(b);
+      let s = 0;
+      for (let d = 0; d < D; d++) {
+        let m = 0;
+        for (let t = internal.start[ci]; t < internal.end[ci]; t++) m += truth.k[(h * N + t) * D + d];
+        s += truth.q[(h * N + ti) * D + d] * (m / (internal.end[ci] - internal.start[ci]));
+      }
+      expect(r.chunks[b].score).toBeCloseTo(s, 9);
+    }
   }
 
   it("routes exactly as the network did, with scores q·φ(K) from the layer's own q and k", async () => {
@@ -88,7 +108,6 @@ describe('NetworkExplainer (fixture model)', () => {
     const P = cfg.grid * cfg.grid;
     const seq = gen.dit.sequence(board.shots.map((s) => s.frames), attention.chunkFrames);
     const { stream, internal, toStream, n: N } = seq;
-    const C = stream.start.length;
     const K = attention.topK;
     const streamChunk = tokenChunks(stream);
     let checked = 0;
@@ -119,17 +138,7 @@ describe('NetworkExplainer (fixture model)', () => {
           expect(got, `layer ${layer} head ${h} query ${JSON.stringify(query)}`).toEqual(want);
           routedSeen += got.length;
 
-          // scores: q[h, ti] · mean of k over the internal chunk holding each stream chunk
-          for (let b = 0; b < C; b++) {
-            const ci = Array.from(toStream).indexOf(b);
-            let s = 0;
-            for (let d = 0; d < D; d++) {
-              let m = 0;
-              for (let t = internal.start[ci]; t < internal.end[ci]; t++) m += truth.k[(h * N + t) * D + d];
-              s += truth.q[(h * N + ti) * D + d] * (m / (internal.end[ci] - internal.start[ci]));
-            }
-            expect(r.chunks[b].score).toBeCloseTo(s, 9);
-          }
+          expectScores(r, truth, seq, h, ti, D);
           expect(r.queryHead).toEqual(Array.from(truth.q.subarray((h * N + ti) * D, (h * N + ti) * D + Math.min(D, 8))));
           // without a near tie, the float64 ranking agrees: the routed chunks are the best candidates
           if (!r.note) for (const ch of r.chunks.filter((x) => x.routed)) expect(ch.rank).toBeLessThan(K);
@@ -141,6 +150,26 @@ describe('NetworkExplainer (fixture model)', () => {
     }
     expect(checked).toBe(depth * 4 * H);
     expect(routedSeen).toBeGreaterThan(0); // some queries had candidates to route to
+  });
+
+  it("a model with a routing view: scores from the view's q_route, k_route, and the text says which view", async () => {
+    const model = await loadFixtureModel();
+    const vgen = Generator.create(eng, { ...model, config: { ...model.config, routeView: 'spatial' } });
+    try {
+      const seq = vgen.dit.sequence(board.shots.map((s) => s.frames), attention.chunkFrames);
+      const layer = 1;
+      const truth = await groundTruth(layer, vgen, true);
+      const plain = await groundTruth(layer, vgen, false);
+      const r = await new NetworkExplainer(vgen).explain(request({ shot: 2, frame: 1, patch: 5 }, 1, layer));
+      const a = r.queryChunk;
+      const ti = seq.internal.start[Array.from(seq.toStream).indexOf(a)] + (r.queryToken - seq.stream.start[a]);
+      expectScores(r, truth, seq, 1, ti, vgen.config.headDim);
+      expect(truth.q.some((x, j) => x !== plain.q[j])).toBe(true); // the view's q is not the rotated q
+      expect(r.network).toMatchObject({ routeView: 'spatial' });
+      expect(r.source).toContain('routing view spatial');
+    } finally {
+      vgen.dispose();
+    }
   });
 
   it('another head or token of the same video and layer needs no second forward pass; another layer does', async () => {

@@ -65,6 +65,17 @@ export function loadFixture(): Fixture {
   return cached;
 }
 
+/** route-views.safetensors: the fixture's moc forward with each non-default routing view (train/fixtures.py). */
+export function loadRouteViews(): { tensor(name: string): SafeTensor; metadata: Record<string, string> } {
+  const file = parseSafetensors(readFileSync(join(FIXTURE_DIR, 'route-views.safetensors')), 'route-views.safetensors');
+  const tensor = (name: string): SafeTensor => {
+    const t = file.tensors.get(name);
+    if (!t) throw new Error(`route-views.safetensors has no '${name}': regenerate with /usr/bin/python3 -m train.fixtures`);
+    return t;
+  };
+  return { tensor, metadata: file.metadata };
+}
+
 /** Reads a model folder from disk. */
 export function dirFiles(dir: string): (name: string) => Promise<Uint8Array> {
   return async (name) => new Uint8Array(await readFile(join(dir, name)));

@@ -127,6 +127,13 @@ describe('loadModel', () => {
     expect(() => parseModelConfig({ ...base, train_frames_min: 9, train_frames_max: 4 }, 'm/config.json')).toThrow('m/config.json: train_frames_min 9 is above train_frames_max 4');
   });
 
+  it('parseModelConfig reads route_view (rotary where absent) and refuses an unknown one', () => {
+    const base = { format: 'moc-dit', formatVersion: 1, name: 's', vocab_size: 45, text_len: 24, image_size: 64, patch_size: 8, channels: 3, dim: 192, depth: 6, heads: 6, mlp_ratio: 4, rope_theta: 100, t_freq_dim: 256, chunk_frames: 1, top_k: 4, causal: true, fps: 8 };
+    expect(parseModelConfig(base).routeView).toBe('rotary');
+    for (const v of ['rotary', 'spatial', 'unrotated']) expect(parseModelConfig({ ...base, route_view: v }).routeView).toBe(v);
+    expect(() => parseModelConfig({ ...base, route_view: 'temporal' }, 'm/config.json')).toThrow(/^m\/config\.json: route_view: /);
+  });
+
   it('parseModelConfig reads causal_text (absent: false) and refuses a bad one', () => {
     const base = { format: 'moc-dit', formatVersion: 1, name: 's', vocab_size: 45, text_len: 24, image_size: 32, patch_size: 4, channels: 3, dim: 64, depth: 3, heads: 2, mlp_ratio: 4, rope_theta: 100, t_freq_dim: 64, chunk_frames: 1, top_k: 4, causal: true, fps: 8 };
     expect(parseModelConfig(base).causalText).toBe(false);
@@ -171,7 +178,8 @@ describe('Tokenizer', () => {
   });
 
   it('refuses a malformed vocab.json', () => {
-    expect(() => Tokenizer.fromJson({ version: 1, pad: '<pad>', unk: '<unk>', lowercase: true, split: '[', words: ['<pad>', '<unk>'] }, 'v')).toThrow(/^v: vocab\.json's split pattern is not a valid regular expression/);
+    expect(() => Tokenizer.fromJson({ version: 1, pad: '<pad>', unk: '<unk>', lowercase: true, split: '[', words: ['<pad>', '<unk>'] }, 'v')).toThrow(/^v: vocab\.json's split pattern "\[" is not supported: a character class is not closed/);
+    expect(() => Tokenizer.fromJson({ version: 1, pad: '<pad>', unk: '<unk>', lowercase: true, split: '\\q', words: ['<pad>', '<unk>'] }, 'v')).toThrow(/^v: vocab\.json's split pattern is not a valid regular expression/);
     expect(() => Tokenizer.fromJson({ version: 1, pad: '<pad>', unk: '<unk>', lowercase: true, split: 'x', words: ['a', 'b'] }, 'v')).toThrow("v: vocab.json's words lack the pad or unk token");
   });
 });

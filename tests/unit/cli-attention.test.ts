@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../../src/engine/random.ts';
+import { readAttentionInput } from '../../src/cli/attention.ts';
 import { buildChunkTable } from '../../src/model/layout.ts';
 import { mocReference, type MocConfig } from '../../src/model/moc-reference.ts';
 import { parseSafetensors, serializeSafetensors, type SafeTensor } from '../../src/model/safetensors.ts';
@@ -32,6 +33,13 @@ const rng = new Rng(2024);
 const q = eighths(rng, H * N * D);
 const k = eighths(rng, H * N * D);
 const v = rng.normals(H * N * D);
+// a routing view (MOC.md §3b): its own queries and keys, on the same exact grid
+const qRoute = eighths(rng, H * N * D);
+const kRoute = eighths(rng, H * N * D);
+const routeTensors = (): Record<string, SafeTensor> => ({
+  q_route: { dtype: 'F32', shape: [H, N, D], data: qRoute },
+  k_route: { dtype: 'F32', shape: [H, N, D], data: kRoute },
+});
 
 function inputTensors(): Record<string, SafeTensor> {
   return {
@@ -98,6 +106,27 @@ describe('moc attention (CLI)', () => {
     });
   });
 
+  for (const cpu of [false, true]) {
+    it.concurrent(`routing view q_route/k_route (${cpu ? '--cpu' : 'gpu'}): routes by the view, attends with q, k, v`, async ({ expect }) => {
+      const cfg: MocConfig = { topK: 2, causal: true, mode: 'moc' };
+      const input = writeInput(`route-${cpu}.safetensors`, { ...inputTensors(), ...routeTensors() }, { top_k: '2', causal: 'true', mode: 'moc' });
+      const output = join(dir, `route-${cpu}-out.safetensors`);
+      const r = await moc(['--in', input, '--out', output, ...(cpu ? ['--cpu'] : [])]);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/routing by q_route\/k_route/);
+      const f = parseSafetensors(readFileSync(output), output);
+      const ref = mocReference(q, k, v, { H, N, D }, table, cfg, { q: qRoute, k: kRoute });
+      // the view must matter here, or this test could not tell a CLI that ignores it
+      const plain = mocReference(q, k, v, { H, N, D }, table, cfg);
+      expect(Array.from(ref.routed)).not.toEqual(Array.from(plain.routed));
+      assertEqualInts('routed', f.tensors.get('routed')!.data, ref.routed);
+      assertClose('out', f.tensors.get('out')!.data, ref.out, { atol: 1e-5, rtol: 1e-5 });
+      expect(Number(f.metadata.sparsity)).toBeCloseTo(ref.sparsity, 12);
+      expect(f.metadata.route_view).toBe('q_route,k_route');
+    });
+  }
+
   it.concurrent('D=8: GPU routing (not causal, k larger than the candidates), CPU attention with a note', async ({ expect }) => {
     const d = 8;
     const r2 = new Rng(7);
@@ -130,6 +159,14 @@ describe('moc attention (CLI)', () => {
     ['a fractional top_k', inputTensors, { ...meta, top_k: '2.5' }, /top_k '2.5' is not an integer/],
     ['a bad mode', inputTensors, { ...meta, mode: 'sparse' }, /mode 'sparse' must be 'moc' or 'dense'/],
     ['a missing causal', inputTensors, { top_k: '2', mode: 'moc' }, /__metadata__ lacks 'causal'/],
+    ['top_k beyond the chunks', inputTensors, { ...meta, top_k: String(table.start.length + 1) }, new RegExp(`top_k ${table.start.length + 1} is more than the ${table.start.length} chunks`)],
+    ['top_k 1e9', inputTensors, { ...meta, top_k: '1000000000' }, /top_k 1000000000 is more than the \d+ chunks/],
+    ['finite q, k near 1e19 (q·k overflows float32 on the GPU)', () => ({ ...inputTensors(), ...qkv(q.map((x) => x * 1e19), k.map((x) => x * 1e19), v, D) }), meta, /the output has a non-finite value \(NaN\) at \[\d+, \d+, \d+\] although the inputs are finite: with values up to 2\.00e\+19, q·k overflows float32 on gpu/],
+    ['q_route without k_route', () => ({ ...inputTensors(), q_route: routeTensors().q_route }), meta, /tensor 'q_route' without 'k_route'/],
+    ['k_route without q_route', () => ({ ...inputTensors(), k_route: routeTensors().k_route }), meta, /tensor 'k_route' without 'q_route'/],
+    ['a wrong k_route shape', () => ({ ...inputTensors(), ...routeTensors(), k_route: { dtype: 'F32', shape: [H, N - 1, D], data: kRoute.subarray(0, H * (N - 1) * D) } }), meta, /tensor 'k_route' has shape \[2, \d+, 32\], expected .* like q/],
+    ['an I32 q_route', () => ({ ...inputTensors(), ...routeTensors(), q_route: { dtype: 'I32', shape: [H, N, D], data: new Int32Array(H * N * D) } }), meta, /tensor 'q_route' is I32, expected F32/],
+    ['an infinity in k_route', () => ({ ...inputTensors(), ...routeTensors(), k_route: { dtype: 'F32', shape: [H, N, D], data: kRoute.map((x, j) => (j === 5 ? Infinity : x)) } }), meta, /tensor 'k_route' has a non-finite value \(Infinity\) at \[0, 0, 5\]/],
     ['a bad causal_text', inputTensors, { ...meta, causal_text: 'yes' }, /causal_text 'yes' must be 'true' or 'false'/],
   ];
   for (const [name, tensors, m, re] of bad) {
@@ -144,6 +181,29 @@ describe('moc attention (CLI)', () => {
       expect(r.stderr).toMatch(re);
     });
   }
+
+  it('refuses an output over the size cap, in-process, before computing', () => {
+    // 16384 one-token chunks: a 448 KiB input whose top_k = C would make a 1 GiB routed tensor
+    const big = buildChunkTable({ globalCaptionTokens: 1, shots: [{ captionTokens: 1, frames: 16382 }], tokensPerFrame: 1, chunkFrames: 1 });
+    const n = big.n;
+    const ones = new Float32Array(n);
+    const file = parseSafetensors(
+      serializeSafetensors(
+        {
+          q: { dtype: 'F32', shape: [1, n, 1], data: ones },
+          k: { dtype: 'F32', shape: [1, n, 1], data: ones },
+          v: { dtype: 'F32', shape: [1, n, 1], data: ones },
+          chunk_start: { dtype: 'I32', shape: [big.start.length], data: big.start },
+          chunk_end: { dtype: 'I32', shape: [big.start.length], data: big.end },
+          chunk_shot: { dtype: 'I32', shape: [big.start.length], data: big.shot },
+          chunk_kind: { dtype: 'I32', shape: [big.start.length], data: big.kind },
+        },
+        { top_k: String(big.start.length), causal: 'true', mode: 'moc' },
+      ),
+      'big.safetensors',
+    );
+    expect(() => readAttentionInput(file, 'big.safetensors')).toThrow(/^big\.safetensors: the output \(out and routed, H·N·\(D \+ top_k\)·4 bytes\) would be 1024\.1 MiB, more than the limit of 1024 MiB$/);
+  });
 
   it('refuses a corrupt file and a missing file', async () => {
     const path = join(dir, 'corrupt.safetensors');

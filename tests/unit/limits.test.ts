@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MAX_JSON_BYTES, MAX_STORYBOARD_BYTES, MAX_WEIGHTS_BYTES, formatBytes } from '../../src/model/limits.ts';
-import { InputError } from '../../src/model/safetensors.ts';
+import { InputError } from '../../src/model/errors.ts';
 import { StoryboardError, parseStoryboardJson } from '../../src/model/storyboard.ts';
 import { loadModel } from '../../src/model/weights.ts';
 import { WorkerError } from '../../src/worker/errors.ts';

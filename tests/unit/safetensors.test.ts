@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { InputError, parseSafetensors, serializeSafetensors, type SafeTensor } from '../../src/model/safetensors.ts';
+import { InputError } from '../../src/model/errors.ts';
+import { parseSafetensors, serializeSafetensors, type SafeTensor } from '../../src/model/safetensors.ts';
 
 const tensors: Record<string, SafeTensor> = {
   a: { dtype: 'F32', shape: [2, 3], data: Float32Array.from([1, -2, 3.5, 0, 1e-30, -7]) },

@@ -115,7 +115,7 @@ describe('IndexedDB round trip', () => {
 
   it('saves and loads the board, settings and takes', async () => {
     const b = defaultBoard();
-    await saveBoard(b, { [b.shotIds[0]]: 'take-1' });
+    expect(await saveBoard(b, { [b.shotIds[0]]: 'take-1' }, 0)).toBe(1);
     await saveSettings({ ...DEFAULT_SETTINGS, steps: 7, attentionByHand: ['topK'] });
     await saveTake(meta('take-1'), new Uint8ClampedArray(32).fill(9));
     await saveTake(meta('take-2'), new Uint8ClampedArray(32).fill(3));
@@ -123,8 +123,8 @@ describe('IndexedDB round trip', () => {
     expect(rec?.board).toEqual(b.board);
     expect(rec?.shotIds).toEqual(b.shotIds);
     expect(rec?.chosen[b.shotIds[0]]).toBe('take-1');
-    expect((await loadSettings())?.steps).toBe(7);
-    expect((await loadSettings())?.attentionByHand).toEqual(['topK']);
+    expect((await loadSettings())?.settings.steps).toBe(7);
+    expect((await loadSettings())?.settings.attentionByHand).toEqual(['topK']);
     const { takes, skipped } = await loadTakes();
     expect(skipped).toEqual([]);
     expect(takes.map((t) => t.meta.id).sort()).toEqual(['take-1', 'take-2']);

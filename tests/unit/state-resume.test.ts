@@ -224,7 +224,7 @@ describe('after a reload', () => {
     await settle();
     calls[0].resolve(resultFor(calls[0].request));
     await first;
-    const regen = regenerateShot(st().shotIds[1], false);
+    const regen = regenerateShot(st().shotIds[1]);
     await settle();
     const call = calls[1];
     call.progress({ step: 3, steps: 40, elapsedMs: 30 });
@@ -283,7 +283,8 @@ describe('after a reload', () => {
 
   it('a broken or newer run record says so in one line and the board still loads', async () => {
     const board = { version: 1 as const, globalCaption: 'kept board', shots: [{ caption: 'a', frames: 1, seed: 1 }] };
-    await persist.saveBoard({ board, shotIds: ['k1'] }, {});
+    const rev = (await persist.loadBoard())?.rev ?? 0;
+    await persist.saveBoard({ board, shotIds: ['k1'] }, {}, rev);
     const raw = await openDB(persist.DB_NAME, persist.DB_VERSION);
     for (const [rec, why] of [
       [{ format: 1, id: 'r', model: null, plan: { kind: 'all' } }, /^The interrupted run could not be restored: the saved run's storyboard is unreadable: storyboard: /],

@@ -5,7 +5,7 @@ import type { StepTrace } from '../../src/model/api.ts';
 import { buildChunkTable } from '../../src/model/layout.ts';
 import { chunkDescriptors, routeReference } from '../../src/model/moc-reference.ts';
 import { routingTrace } from '../../src/model/routing-trace.ts';
-import { CAPTION_Y, SHOT_GAP, edgesOf, frameUnit, hitTest, layoutDag, mandatoryEdges, routedEdges, scoreProfile, traceAt } from '../../src/viz/dag-layout.ts';
+import { CAPTION_Y, SHOT_GAP, edgesOf, headOverview, frameUnit, hitTest, layoutDag, mandatoryEdges, routedEdges, scoreProfile, traceAt } from '../../src/viz/dag-layout.ts';
 
 // global caption (3 tokens), shot 0: caption 2 + 3 frames, shot 1: caption 2 + 2 frames; 4 tokens a frame.
 const table = buildChunkTable({ globalCaptionTokens: 3, shots: [{ captionTokens: 2, frames: 3 }, { captionTokens: 2, frames: 2 }], tokensPerFrame: 4, chunkFrames: 1 });
@@ -81,6 +81,31 @@ describe('edges', () => {
     const tr = makeTrace(0);
     const one = routedEdges(tr, { layer: 0, head: 1 });
     expect(one.filter((e) => e.from === 7).reduce((n, e) => n + e.count, 0)).toBe(4);
+  });
+
+  it('colours each edge by the head that routed most of it', () => {
+    const tr = makeTrace(0);
+    const all = routedEdges(tr, { layer: -1, head: -1 });
+    const per = [0, 1].map((h) => routedEdges(tr, { layer: -1, head: h }));
+    for (const e of all) {
+      const counts = per.map((es) => es.find((x) => x.from === e.from && x.to === e.to)?.count ?? 0);
+      expect(e.head).toBe(counts[1] > counts[0] ? 1 : 0);
+    }
+    expect(routedEdges(tr, { layer: 0, head: 1 }).every((e) => e.head === 1)).toBe(true);
+  });
+
+  it('overviews layers × heads: sparsity, and where a chunk routes most in each', () => {
+    const tr = makeTrace(0);
+    const cells = headOverview(tr, 6);
+    expect(cells.map((c) => [c.layer, c.head])).toEqual([[0, 0], [0, 1], [1, 0], [1, 1]]);
+    for (const c of cells) {
+      expect(c.sparsity).toBe(tr.layers[c.layer].sparsity[c.head]);
+      const top = routedEdges(tr, { layer: c.layer, head: c.head }).filter((e) => e.from === 6).sort((a, b) => b.count - a.count || a.to - b.to)[0];
+      expect(c.top).toBe(top.to);
+      expect(c.topShare).toBeCloseTo(top.share);
+    }
+    expect(headOverview(tr, null).every((c) => c.top === null && c.topShare === 0)).toBe(true);
+    expect(headOverview(tr, 1).every((c) => c.top === null)).toBe(true); // a caption routes nowhere
   });
 
   it('without causality edges may point forward', () => {

@@ -45,7 +45,7 @@ def _train_args(path: str) -> dict:
     if os.path.isdir(path) or os.path.basename(path) == checkpoint.INDEX:
         state = checkpoint.load(path if os.path.isdir(path) else os.path.dirname(path))
     else:
-        state = torch.load(path, map_location="cpu")
+        state = checkpoint.load_torch(path)
     return dict(state.get("args") or {}) if isinstance(state, dict) else {}
 
 

@@ -16,6 +16,10 @@ ground truth, or a background drawn a little off hurt truth and alternatives ali
             d = 1 - mean over frames of the best NCC. Position-free, contrast- and blur-tolerant.
     pix     squared distance of the time-mean frame, 2x2 average pooled (backgrounds of wide
             shots: the camera is fixed, so scenery must be where it was).
+    area    how many pixels show a character's body or pattern colour: sum over pixels of
+            max over those colours of w = exp(-|rgb - colour|^2 / (2 sigma^2)), averaged over frames;
+            d = |area(video) - area(candidate)|. Position-, shape- and pattern-free: a size test
+            that does not need the shape or the pattern drawn right.
     motion  colour-change energy of the character's body colour: sum over frames and pixels of
             |w_{t+1} - w_t| with w = exp(-|rgb - body|^2 / (2 sigma^2)), divided by (F-1) and by
             the character's mean visible area in the ground truth (how much of "its colour" moves
@@ -72,6 +76,17 @@ def still_image(frames: np.ndarray) -> np.ndarray:
     H, W = (m.shape[0] // 2) * 2, (m.shape[1] // 2) * 2
     m = m[:H, :W]
     return m.reshape(H // 2, 2, W // 2, 2, 3).mean((1, 3))
+
+
+# ---- area -----------------------------------------------------------------------------------
+def colour_mass(frames: np.ndarray, colours: Sequence[Sequence[float]]) -> float:
+    """Pixels near any of `colours` (soft, MOTION_SIGMA wide), per frame, averaged over frames."""
+    x = frames.astype(np.float32)
+    w = None
+    for c in colours:
+        wc = np.exp(-((x - np.asarray(c, np.float32)) ** 2).sum(-1) / (2 * MOTION_SIGMA ** 2))
+        w = wc if w is None else np.maximum(w, wc)
+    return float(w.sum() / max(1, frames.shape[0]))
 
 
 # ---- motion ---------------------------------------------------------------------------------

@@ -1,77 +1,82 @@
-"""Summaries of the eval's test scores, the markdown table, the model card, contact sheets.
+"""Summaries of the eval's test scores, the markdown tables, the model card, contact sheets.
 
-Headline numbers (each 0..1, chance 0.5, with a standard error over the tests they pool):
+Numbers (each 0..1, chance 0.5) with 95 % cluster-bootstrap intervals over storyboards (stats.py:
+the tests of one storyboard share one video, so storyboards, not tests, are resampled):
     adherence    mean of the palette, colour and shape sub-scores (each the mean of its tests)
-    consistency  mean of the subject and background sub-scores
+    pattern, size, area, background
+                 consistency with shot 0, each on its own (no averaged "consistency": subject and
+                 background memory differ by far, and averaging hid it); "cond" runs, and the
+                 same tests of the joint ("generate all") run as "joint pattern" etc.
     motion       balanced accuracy: mean of the moving and still sub-scores, so a video that always
                  moves (noise) or never moves (a still image) scores 0.5
 """
 from __future__ import annotations
 
-import math
 import os
 import re
 from collections import defaultdict
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..render import contact_sheet, write_png
+from .stats import means_ci
 
-GROUPS = {"adherence": ("palette", "colour", "shape"), "consistency": ("subject", "background"),
-          "motion": ("moving", "still")}
+GROUPS = {"adherence": ("palette", "colour", "shape"), "motion": ("moving", "still")}
+MEMORY = ("pattern", "size", "area", "background")                     # consistency tests, each apart
+HEADLINE = ("adherence",) + MEMORY + ("motion",)
+LABEL = {"area": "size (area)"}
 CARD_BEGIN, CARD_END = "<!-- eval:begin -->", "<!-- eval:end -->"
 
 
 def _key(test: dict) -> str:
-    return test["cls"] if test["metric"] == "motion" else test["metric"]
+    if test["metric"] == "motion":
+        return test["cls"]
+    return ("joint " if test.get("run") == "joint" else "") + test["metric"]
 
 
-def summarise(tests: Iterable[dict]) -> dict:
-    """Per-test records ({"metric", "cls", "score", ...}) -> sub-scores and headline numbers."""
-    by: Dict[str, List[float]] = defaultdict(list)
+def summarise(tests: Iterable[dict], seed: int = 0) -> dict:
+    """Per-test records ({"metric", "run", "cls", "score", "scene"}) -> {key: {"score", "lo", "hi",
+    "n", ...}} for every sub-score and for the GROUPS; intervals resample scenes (storyboards)."""
+    by: Dict[str, Tuple[List[float], List[int]]] = defaultdict(lambda: ([], []))
     for t in tests:
-        by[_key(t)].append(float(t["score"]))
-    out: dict = {}
-    for name, scores in by.items():
-        a = np.asarray(scores)
-        se = float(a.std(ddof=1) / math.sqrt(len(a))) if len(a) > 1 else float("nan")
-        out[name] = {"score": float(a.mean()), "se": se, "n": int(len(a))}
-    for head, parts in GROUPS.items():
-        have = [out[p] for p in parts if p in out]
-        if have:
-            out[head] = float(np.mean([h["score"] for h in have]))
-            out[head + "_se"] = float(math.sqrt(sum(h["se"] ** 2 for h in have if h["se"] == h["se"])) / len(have))
-        else:
-            out[head], out[head + "_se"] = None, None
-    return out
+        by[_key(t)][0].append(float(t["score"]))
+        by[_key(t)][1].append(int(t.get("scene", 0)))
+    return means_ci(dict(by), seed=seed, combine=GROUPS)
 
 
-def _num(x: Optional[float], se: Optional[float] = None) -> str:
-    if x is None:
+def _num(r: Optional[dict]) -> str:
+    if r is None:
         return "—"
-    return f"{x:.3f}" if se is None or se != se else f"{x:.3f} ± {se:.3f}"
+    if r["lo"] != r["lo"] or r["lo"] == r["hi"]:
+        return f"{r['score']:.3f}"
+    return f"{r['score']:.3f} [{r['lo']:.2f}, {r['hi']:.2f}]"
 
 
 def markdown_table(rows: Dict[str, dict], n_scenes: int) -> str:
-    """The card's table: one row per mode / reference / baseline."""
-    lines = [f"| {n_scenes} held-out storyboards | adherence | consistency | motion | sparsity | "
-             "attention TFLOPs / video | seconds (all storyboards) |",
-             "|---|---|---|---|---|---|---|"]
+    """The card's headline table (one row per mode / reference / baseline) and the joint table."""
+    heads = [LABEL.get(h, h) for h in HEADLINE]
+    lines = [f"| {n_scenes} held-out storyboards, shot 0 given (*cond*) | " + " | ".join(heads)
+             + " | sparsity | attention TFLOPs / video | seconds (all storyboards) |",
+             "|---|" + "---|" * (len(heads) + 3)]
     for name, r in rows.items():
         gen = r.get("generation")
-        cells = [_num(r["adherence"], r["adherence_se"]), _num(r["consistency"], r["consistency_se"]),
-                 _num(r["motion"], r["motion_se"]),
-                 f"{gen['sparsity']:.1%}" if gen else "—",
-                 f"{gen['attention_flops'] / 1e12:.3g}" if gen else "—",
-                 f"{gen['seconds']:.1f}" if gen else "—"]
+        cells = [_num(r.get(h)) for h in HEADLINE] + [
+            f"{gen['sparsity']:.1%}" if gen else "—",
+            f"{gen['attention_flops'] / 1e12:.3g}" if gen else "—",
+            f"{gen['seconds']:.1f}" if gen else "—"]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "| the same storyboards, every shot generated (*joint*) | "
+              + " | ".join(LABEL.get(m, m) for m in MEMORY) + " |", "|---|" + "---|" * len(MEMORY)]
+    for name, r in rows.items():
+        lines.append(f"| {name} | " + " | ".join(_num(r.get("joint " + m)) for m in MEMORY) + " |")
     return "\n".join(lines) + "\n"
 
 
 def detail_table(rows: Dict[str, dict]) -> str:
     """Every sub-score with its number of tests."""
-    parts = [p for ps in GROUPS.values() for p in ps]
+    parts = [p for ps in GROUPS.values() for p in ps] + list(MEMORY) + ["joint " + m for m in MEMORY]
+    parts = [p for p in parts if any(p in r for r in rows.values())]
     lines = ["| | " + " | ".join(parts) + " |", "|---|" + "---|" * len(parts)]
     for name, r in rows.items():
         cells = [f"{r[p]['score']:.3f} (n={r[p]['n']})" if p in r else "—" for p in parts]

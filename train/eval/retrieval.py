@@ -26,7 +26,7 @@ everything, looks at the character's earlier shots — the signal that routing c
 """
 from __future__ import annotations
 
-from typing import Dict, List, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import math
 
@@ -90,14 +90,17 @@ MEASURES = ("routes", "attention")
 @torch.no_grad()
 def retrieval_probe(lm: Loaded, scenes: Sequence[Scene], *, device, chunk_frames: int, top_k: int,
                     causal: bool, t: float = 0.5, seed: int = 0, batch: int = 16,
-                    measure: str = "routes") -> Dict[str, float]:
+                    measure: str = "routes", per_case: Optional[list] = None,
+                    on_trace: Optional[Callable] = None) -> Dict[str, float]:
     """The probe described in the module docstring. Returns {"score", "n", "char_share",
     "background_share", "chance_share", "t", "measure"}, each a mean over cases.
 
     measure "routes": MoC routing's picks (mode moc), the probe proper. "attention": the same
     question asked of *dense* attention (mode dense): the share of each query's attention mass
     over earlier frames that lands on the character's earlier shots — what the network attends
-    to when it sees everything, i.e. what routing could at best follow."""
+    to when it sees everything, i.e. what routing could at best follow.
+    per_case: a list to receive one dict per case (scene index, score, char, bg) for intervals
+    over storyboards; on_trace(first scene index, scenes, trace): sees each batch's trace."""
     if measure not in MEASURES:
         raise ValueError(f"measure must be one of {MEASURES}, got {measure!r}")
     model, cfg, vocab = lm.model, lm.cfg, Vocab()
@@ -127,6 +130,8 @@ def retrieval_probe(lm: Loaded, scenes: Sequence[Scene], *, device, chunk_frames
                   causal=causal, trace=trace)
         else:
             model(xt, t_shot, text, frames=frames, mode="dense", chunk_frames=chunk_frames, trace=trace)
+        if on_trace is not None:
+            on_trace(b0, group, trace)
         for j, sc in enumerate(group):
             by_shot: Dict[int, List[tuple]] = {}
             for s, c, with_c in cases(sc):
@@ -154,6 +159,8 @@ def retrieval_probe(lm: Loaded, scenes: Sequence[Scene], *, device, chunk_frames
                     tot["char"] += share["char"]
                     tot["bg"] += share["bg"]
                     scores.append(1.0 if share["char"] > share["bg"] else 0.5 if share["char"] == share["bg"] else 0.0)
+                    if per_case is not None:
+                        per_case.append({"scene": b0 + j, "score": scores[-1], "char": share["char"], "bg": share["bg"]})
                     tot["chance"] += sum(frames[e] for e in with_c) / float(frame_start[s])
     n = len(scores)
     return {"score": float(np.mean(scores)) if n else float("nan"), "n": n, "t": t, "measure": measure,

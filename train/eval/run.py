@@ -1,21 +1,30 @@
 """`python3 -m train.eval`: score a model on held-out storyboards in dense, moc and shot attention.
 
     python3 -m train.eval --ckpt PATH_OR_EXPORTED_MODEL_DIR [--ema] --storyboards 16 --seed 0 \\
-        --steps 20 --modes dense,moc,shot --out DIR [--card docs/MODEL_CARD.md]
+        --modes dense,moc,shot --out DIR [--card docs/MODEL_CARD.md]
     python3 -m train.eval --ckpt random:tiny --storyboards 2 --steps 2 --out /tmp/eval   # smoke run
+
+Sampler defaults are the studio's (STUDIO_STEPS, STUDIO_GUIDANCE = src/state/types.ts
+DEFAULT_SETTINGS; a test fails when they drift apart), so the eval scores what users get.
 
 Held-out scenes: scene i is world.sample_scene(data.scene_seed(EVAL_SEED_BASE + seed, i)). Training
 draws scene seeds scene_seed(train_seed, index) with index < 1e9, so two bases never share a
 scene; the eval refuses a model whose checkpoint says it trained with base EVAL_SEED_BASE + seed.
 
 Each mode generates every storyboard twice with the same noise: "free" (every shot from noise:
-adherence and motion) and "cond" (shot 0 kept as ground truth: consistency, see probes.py). The
-same tests score the references and baselines, which need no model:
-    ground truth       the exact renders (the ceiling: every score 1)
-    truth, no memory   shot 0 true, each later shot rendered with the hidden attributes re-drawn:
-                       perfect shots without memory (consistency ~0.5, the rest ~1)
-    noise              uniform random pixels (adherence, consistency, motion ~0.5)
-    mean colour        every frame the mean colour of all ground-truth videos (~0.5)
+adherence, motion, and the joint consistency tests) and "cond" (shot 0 kept as ground truth:
+consistency, see probes.py). The same tests score the references and baselines, which need no
+model (the same video in free and cond):
+    ground truth           the exact renders (the ceiling: every score 1)
+    truth, no memory       shot 0 true, each later shot rendered with the hidden attributes re-drawn:
+                           perfect shots without memory (consistency ~0.5, the rest ~1)
+    truth, solid           shot 0 true, later shots with every character solid at its true size
+                           (calibration: size tests ~1, pattern test low)
+    truth, sizes re-drawn  shot 0 true, later shots with true patterns at random sizes
+                           (calibration: size and area tests ~0.5, pattern test high)
+    noise                  uniform random pixels (adherence, consistency, motion ~0.5)
+    mean colour            every frame the mean colour of all ground-truth videos (~0.5)
+Intervals: 95 % cluster bootstrap over storyboards (report.py, stats.py).
 Writes DIR/results.json (settings, every row's scores and generation cost, every test's score),
 DIR/results.md (the table and the sub-scores) and DIR/sheet-<i>.png for the first --sheets scenes
 (blocks top to bottom: ground truth, then each mode free, then each mode cond; a row per shot).
@@ -34,15 +43,19 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 
+from .. import checkpoint
 from ..data import EVAL_SEED_BASE, scene_seed
 from ..world import sample_scene, storyboard
 from . import report
 from .generate import Loaded, generate, load_model, pick_device
+from .memory import markdown as memory_markdown, memory_probe
 from .retrieval import markdown as retrieval_markdown, retrieval_probe
-from .probes import Probe, build_probe, score_videos
+from .probes import DOCTORED, Probe, build_probe, score_videos
 
 MODES = ("dense", "moc", "shot")
-BASELINES = ("ground truth", "truth, no memory", "noise", "mean colour")
+BASELINES = ("ground truth",) + tuple(DOCTORED) + ("noise", "mean colour")
+STUDIO_STEPS = 16          # src/state/types.ts DEFAULT_SETTINGS.steps (test_eval checks they agree)
+STUDIO_GUIDANCE = 3.0      # ... .guidance
 
 
 def held_out_scenes(n: int, seed: int, shots: int, frames: int):
@@ -80,7 +93,7 @@ def baselines(probes: List[Probe], seed: int) -> Dict[str, List[np.ndarray]]:
     mean = np.mean([t.reshape(-1, 3).mean(0) for t in truth], 0).round().astype(np.uint8)
     noise = [np.random.default_rng([seed, i, 11]).integers(0, 256, t.shape, dtype=np.uint8)
              for i, t in enumerate(truth)]
-    return {"ground truth": truth, "truth, no memory": [p.no_memory for p in probes], "noise": noise,
+    return {"ground truth": truth, **{k: [p.doctored[k] for p in probes] for k in DOCTORED}, "noise": noise,
             "mean colour": [np.broadcast_to(mean, t.shape).copy() for t in truth]}
 
 
@@ -90,10 +103,12 @@ def with_first_shot(video: np.ndarray, truth: np.ndarray, frames0: int) -> np.nd
     return v
 
 
-def evaluate(lm: Loaded, *, storyboards: int, seed: int, steps: int, modes=MODES, guidance: float = 3.0,
+def evaluate(lm: Loaded, *, storyboards: int, seed: int, steps: int = STUDIO_STEPS, modes=MODES,
+             guidance: float = STUDIO_GUIDANCE,
              batch: int = 16, device="cpu", amp: bool = False, shots: int = 4, frames: int = 8,
              chunk_frames: Optional[int] = None, top_k: Optional[int] = None, causal: Optional[bool] = None,
-             alternatives: int = 4, workers: int = 1, log=lambda *a: None) -> dict:
+             alternatives: int = 4, workers: int = 1, memory_scenes: int = 0, memory_t: float = 0.5,
+             log=lambda *a: None) -> dict:
     """Generate, score and summarise (see the module docstring). Returns the results.json dict."""
     t_start = time.perf_counter()
     device = torch.device(device)
@@ -142,9 +157,15 @@ def evaluate(lm: Loaded, *, storyboards: int, seed: int, steps: int, modes=MODES
         retrieval = retrieval_probe(lm, scenes, device=device, chunk_frames=chunk_frames, top_k=top_k,
                                     causal=causal, seed=seed, batch=batch)
         log(f"eval: retrieval score {retrieval['score']:.3f} over {retrieval['n']} cases")
+    mem = None
+    mem_modes = [m for m in modes if m in ("dense", "moc")]
+    if memory_scenes and mem_modes:
+        mem = memory_probe(lm, scenes=memory_scenes, t=memory_t, modes=mem_modes, seed=seed, frames=frames,
+                           device=device, chunk_frames=chunk_frames, top_k=top_k, log=log)
+        mem.pop("records")
     rows = {}
     for k in free:
-        rows[k] = report.summarise(tests[k])
+        rows[k] = report.summarise(tests[k], seed)
         if k in costs:
             rows[k]["generation"] = costs[k]
     return {
@@ -161,6 +182,7 @@ def evaluate(lm: Loaded, *, storyboards: int, seed: int, steps: int, modes=MODES
         "scenes": [{"index": i, "seed": sc.seed, "storyboard": storyboard(sc)} for i, sc in enumerate(scenes)],
         "rows": rows,
         "retrieval": retrieval,
+        "memory": mem,
         "tests": tests,
         "_videos": {"free": free, "cond": cond},
     }
@@ -181,10 +203,13 @@ def write_outputs(res: dict, out: str, sheets: int = 2) -> str:
                 f"{s['shots']} shots x {s['frames']} frames at {s['image_size']}px, {s['steps']} Euler steps, "
                 f"guidance {s['guidance']}, moc chunk {s['chunk_frames']} frame(s) top-{s['top_k']}"
                 f"{' causal' if s['causal'] else ''}; {s['device_name']}, amp {s['amp']}, torch {s['torch']}.\n"
-                "Scores: 1 = matches the ground truth, 0.5 = chance (train/eval/probes.py).\n\n"
+                "Scores: 1 = matches the ground truth, 0.5 = chance (train/eval/probes.py); "
+                "[95 % cluster-bootstrap interval over storyboards].\n\n"
                 + table + "\n## Sub-scores\n\n" + report.detail_table(res["rows"])
                 + ("\n## Retrieval (train/eval/retrieval.py)\n\n" + retrieval_markdown(res["retrieval"])
-                   if res.get("retrieval") else ""))
+                   if res.get("retrieval") else "")
+                + ("\n## Counterfactual memory (train/eval/memory.py)\n\n" + memory_markdown(res["memory"])
+                   if res.get("memory") else ""))
     if videos is not None:
         frames = [sh["frames"] for sh in res["scenes"][0]["storyboard"]["shots"]]
         for i in range(min(sheets, len(res["scenes"]))):
@@ -200,7 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--ckpt", required=True, help="checkpoint dir / ckpt.json / torch file, exported model folder, or random:<config>")
     a("--ema", action="store_true", help="evaluate the checkpoint's EMA weights")
     a("--storyboards", type=int, default=16); a("--seed", type=int, default=0)
-    a("--steps", type=int, default=20); a("--guidance", type=float, default=3.0)
+    a("--steps", type=int, default=STUDIO_STEPS, help="Euler steps (default: the studio's)")
+    a("--guidance", type=float, default=STUDIO_GUIDANCE, help="classifier-free guidance (default: the studio's)")
     a("--modes", default="dense,moc,shot"); a("--out", required=True)
     a("--batch", type=int, default=16, help="storyboards per sampler call")
     a("--shots", type=int, default=None, help="default: the training run's, else 4")
@@ -212,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--workers", type=int, default=0, help="processes rendering the probes (0: up to 8, by CPU count)")
     a("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
     a("--sheets", type=int, default=2, help="contact sheets of the first N storyboards")
+    a("--memory-scenes", type=int, default=8, help="scenes of the counterfactual-memory probe (memory.py; 0: skip)")
+    a("--memory-t", type=float, default=0.5, help="noise level of the memory probe's later shots")
     a("--card", default=None, help="also put the table into this model card (docs/MODEL_CARD.md)")
     return p
 
@@ -222,20 +250,24 @@ def main(argv: Optional[List[str]] = None) -> dict:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     workers = args.workers or min(8, os.cpu_count() or 1)
-    lm = load_model(args.ckpt, args.ema, args.seed)
+    try:
+        lm = load_model(args.ckpt, args.ema, args.seed)
+    except checkpoint.UnsafeCheckpoint as e:
+        raise SystemExit(f"eval: {e}") from None
     log = lambda msg: print(msg, file=sys.stderr, flush=True)
     res = evaluate(lm, storyboards=args.storyboards, seed=args.seed, steps=args.steps,
                    modes=[m.strip() for m in args.modes.split(",") if m.strip()], guidance=args.guidance,
                    batch=args.batch, device=device, amp=args.amp == "bf16" or (args.amp == "auto" and device.type == "cuda"),
                    shots=args.shots or lm.info.get("shots") or 4, frames=args.frames or lm.info.get("frames") or 8,
                    chunk_frames=args.chunk_frames, top_k=args.top_k, alternatives=args.alternatives,
-                   workers=workers, log=log)
+                   workers=workers, memory_scenes=args.memory_scenes, memory_t=args.memory_t, log=log)
     res["argv"] = sys.argv[1:] if argv is None else list(argv)
     table = write_outputs(res, args.out, args.sheets)
     if args.card:
         s = res["settings"]
         note = (f"Model `{res['model'].get('path')}` (step {res['model'].get('step')}); "
                 f"`python3 -m train.eval {' '.join(res['argv'])}` on {s['device_name']}, amp {s['amp']}.")
-        report.insert_into_card(args.card, table, note)
+        mem = ("\n" + memory_markdown(res["memory"])) if res.get("memory") else ""
+        report.insert_into_card(args.card, table + mem, note)
     print(table, end="")
     return res

@@ -93,14 +93,15 @@ def test_committed_fixtures_are_current(tmp_path):
     assert meta["version"] == fixtures.VERSION, f"regenerate with: {fixtures.COMMAND}"
     fresh = fixtures.write(str(tmp_path), seeds=[meta["seed"]])
     assert fresh["routingMinGap"] == pytest.approx(meta["routingMinGap"], rel=1e-3)
-    got, _ = safetensors_io.load(str(tmp_path / f"v{fixtures.VERSION}" / "fixture.safetensors"))
-    want, _ = safetensors_io.load(os.path.join(root, "fixture.safetensors"))
-    assert set(got) == set(want)
-    for k in want:
-        if want[k].dtype == np.int32:
-            assert np.array_equal(got[k], want[k]), k
-        else:
-            np.testing.assert_allclose(got[k], want[k], rtol=1e-4, atol=1e-5, err_msg=f"{k}: regenerate with {fixtures.COMMAND}")
+    for name in ("fixture.safetensors", "route-views.safetensors"):
+        got, _ = safetensors_io.load(str(tmp_path / f"v{fixtures.VERSION}" / name))
+        want, _ = safetensors_io.load(os.path.join(root, name))
+        assert set(got) == set(want), name
+        for k in want:
+            if want[k].dtype == np.int32:
+                assert np.array_equal(got[k], want[k]), k
+            else:
+                np.testing.assert_allclose(got[k], want[k], rtol=1e-4, atol=1e-5, err_msg=f"{k}: regenerate with {fixtures.COMMAND}")
     for f in ("model.safetensors", "config.json", "vocab.json"):
         a = open(os.path.join(root, "model", f), "rb").read()
         assert a == open(str(tmp_path / f"v{fixtures.VERSION}" / "model" / f), "rb").read(), f
@@ -109,9 +110,28 @@ def test_committed_fixtures_are_current(tmp_path):
 def test_trained_shape_records_the_shot_lengths_range():
     from train.export import trained_shape
     assert trained_shape({}) == {}
-    assert trained_shape({"shots": 4, "frames": 8, "shot_lengths": None}) == {"train_shots": 4, "train_frames": 8}
+    assert trained_shape({"shots": 4, "frames": 8, "shot_lengths": None}) == {"train_shots": 4, "train_frames": 8,
+                                                                             "world_version": 1}
     assert trained_shape({"shots": 4, "frames": 8, "shot_lengths": "12,4,8"}) == {
-        "train_shots": 4, "train_frames": 8, "train_frames_min": 4, "train_frames_max": 12}
+        "train_shots": 4, "train_frames": 8, "world_version": 1, "train_frames_min": 4, "train_frames_max": 12}
+    assert trained_shape({"shots": 4, "frames": 8, "world": "v2", "oracle_captions": True}) == {
+        "train_shots": 4, "train_frames": 8, "world_version": 2, "oracle_captions": True}
+
+
+def test_route_view_in_config_json(tmp_path):
+    """route_view reaches config.json (absent for the default "rotary", so older folders read the
+    same), and --route-view exports a model with another view over the same weights."""
+    out = str(tmp_path / "r")
+    main(["--random-init", "5", "--config", "tiny", "--name", "r", "--out", out])
+    with open(os.path.join(out, "config.json")) as f:
+        assert "route_view" not in json.load(f)
+    assert load_exported(out)[1].route_view == "rotary"
+    main(["--random-init", "5", "--config", "tiny", "--route-view", "spatial", "--name", "s", "--out", out + "s"])
+    with open(os.path.join(out + "s", "config.json")) as f:
+        assert json.load(f)["route_view"] == "spatial"
+    m, cfg, _ = load_exported(out + "s")
+    assert cfg.route_view == "spatial"
+    assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), load_exported(out)[0].state_dict().values()))
 
 
 def test_causal_text_is_written_only_when_on(tmp_path):

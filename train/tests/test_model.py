@@ -272,3 +272,49 @@ def test_shot_rows_give_every_video_token_its_shots_row(frames):
     per_token = per_group.expand(B, rows.gv, layout.n_video // rows.gv, k).reshape(B, layout.n_video, k)
     want = m[:, torch.as_tensor(layout.token_shot[layout.n_text:] + 1)]
     assert torch.equal(per_token, want)
+
+
+def test_route_views():
+    """Each routing view (MOC.md §3b): routing's q, k are the attention's turned back by their own
+    time ("spatial") or by their whole 3D position ("unrotated"), routing follows them exactly,
+    the attention still uses the rotated q, k, and "rotary" is the model without a view."""
+    from train.model import ROUTE_VIEWS
+    from train.routing_ref import route
+    base = randomised(make_config("tiny"), seed=3)
+    v, t, txt = inputs(base.cfg, S=3, F=3)
+    lay = base.layout((3, 3, 3), 1)
+    pos = torch.as_tensor(lay.pos)
+    back = {"spatial": -pos * torch.tensor([1.0, 0.0, 0.0]), "unrotated": -pos}
+    outs = {}
+    for view in ROUTE_VIEWS:
+        m = MoCDiT(make_config("tiny", route_view=view)).eval()
+        m.load_state_dict(base.state_dict())
+        trace = {}
+        with torch.no_grad():
+            outs[view] = m(v, t, txt, mode="moc", chunk_frames=1, top_k=2, trace=trace)
+        if view == "rotary":
+            assert "blocks.0.attn.q_route" not in trace
+            continue
+        differs = False
+        for i in range(m.cfg.depth):
+            q, k = trace[f"blocks.{i}.attn.q"], trace[f"blocks.{i}.attn.k"]
+            qr, kr = trace[f"blocks.{i}.attn.q_route"], trace[f"blocks.{i}.attn.k_route"]
+            cos, sin = rope_tables(back[view], m.cfg.head_dim, m.cfg.rope_theta)
+            assert torch.allclose(apply_rope(q, cos, sin), qr, atol=1e-5)
+            assert torch.allclose(apply_rope(k, cos, sin), kr, atol=1e-5)
+            cols = (lay.chunk_start, lay.chunk_end, lay.chunk_shot, lay.chunk_kind)
+            for b in range(q.shape[0]):
+                stream = torch.as_tensor(lay.stream_index).argsort()     # internal token of each stream slot
+                got = trace[f"blocks.{i}.routed"][b][:, stream].numpy()
+                want = route(qr[b][:, stream], kr[b][:, stream], *cols, top_k=2)
+                assert (got == want).all(), f"{view}: layer {i} routes by its view"
+                differs |= not (want == route(q[b][:, stream], k[b][:, stream], *cols, top_k=2)).all()
+        assert differs, f"{view}: the view never changed a routing choice (the test could not fail)"
+        assert not torch.allclose(outs[view], outs["rotary"], atol=1e-4)
+    dense = {vw: MoCDiT(make_config("tiny", route_view=vw)).eval() for vw in ("rotary", "spatial")}
+    for m in dense.values():
+        m.load_state_dict(base.state_dict())
+    with torch.no_grad():
+        assert torch.equal(dense["rotary"](v, t, txt), dense["spatial"](v, t, txt)), "dense ignores the view"
+    with pytest.raises(AssertionError, match="route_view"):
+        make_config("tiny", route_view="temporal")

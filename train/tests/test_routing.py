@@ -411,7 +411,7 @@ TS_CASES = [
     ((3, 2, 4), 3, 2, 2, 2, 8, 2, True, "moc", 0, False),
     ((4, 3, 5, 2), 4, 2, 1, 3, 16, 3, True, "moc", 1, False),
     ((2, 2, 3), 2, 3, 1, 2, 6, 4, False, "moc", 2, False),
-    ((2, 3), 3, 2, 1, 1, 8, 9, True, "moc", 3, False),        # top_k beyond the candidates
+    ((2, 3), 3, 2, 1, 1, 8, 8, True, "moc", 3, False),        # top_k beyond the candidates (= the 8 chunks)
     ((3, 3, 3), 2, 2, 1, 2, 8, 0, True, "moc", 4, False),     # top_k 0: mandatory links only
     ((2, 2, 2), 3, 2, 1, 2, 8, 2, True, "moc", 5, True),      # every score ties
     ((3, 2, 4), 3, 2, 2, 2, 8, 2, True, "dense", 6, False),
@@ -448,3 +448,47 @@ def test_matches_typescript_cpu_reference(tmp_path):
         assert np.array_equal(ts["routed"], routed), f"case {n}: routed indices differ"
         np.testing.assert_allclose(ts["out"], out, atol=2e-5, rtol=1e-4, err_msg=f"case {n}")
         assert float(meta["sparsity"]) == pytest.approx(sp, abs=1e-9), f"case {n}"
+
+
+# ---- routing view (MOC.md §3b): q_route / k_route -------------------------------------------
+def _view_case(seed=21):
+    lay, q, k, v, cols = case(seed=seed)
+    g = np.random.default_rng(seed + 1000)
+    qr, kr = (g.standard_normal(q.shape).astype(np.float32) for _ in range(2))
+    return lay, q, k, v, qr, kr, cols
+
+
+def test_route_view_routes_by_the_view_and_attends_with_qkv():
+    lay, q, k, v, qr, kr, cols = _view_case()
+    out, routed, sp = moc_attention(q, k, v, *cols, top_k=2, q_route=qr, k_route=kr)
+    assert np.array_equal(routed, route_naive(qr, kr, *cols, top_k=2))
+    assert not np.array_equal(routed, route_naive(q, k, *cols, top_k=2)), "the view must matter here"
+    np.testing.assert_allclose(out, attention_naive(q, k, v, *cols, routed=routed), atol=2e-5, rtol=1e-4)
+    plain = moc_attention(q, k, v, *cols, top_k=2)
+    assert np.array_equal(moc_attention(q, k, v, *cols, top_k=2, q_route=q, k_route=k)[1], plain[1])
+    with pytest.raises(ValueError, match="both or neither"):
+        moc_attention(q, k, v, *cols, top_k=2, q_route=qr)
+    with pytest.raises(ValueError, match="k_route must be"):
+        moc_attention(q, k, v, *cols, top_k=2, q_route=qr, k_route=kr[:, :-1])
+
+
+@pytest.mark.skipif(TS_MISSING is not None, reason=f"TypeScript reference unavailable: {TS_MISSING}")
+def test_route_view_matches_typescript_cpu_reference(tmp_path):
+    from train.routing_ref import run_exchange
+    from train.safetensors_io import load, save
+
+    lay, q, k, v, qr, kr, cols = _view_case(seed=5)
+    names = ("chunk_start", "chunk_end", "chunk_shot", "chunk_kind")
+    src = str(tmp_path / "in.safetensors")
+    save(src, {"q": q, "k": k, "v": v, "q_route": qr, "k_route": kr,
+               **{nm: np.asarray(c, np.int32) for nm, c in zip(names, cols)}},
+         {"top_k": "3", "causal": "true", "mode": "moc"})
+    run_exchange(src, str(tmp_path / "py.safetensors"))
+    proc = subprocess.run([NODE, CLI, "attention", "--in", src, "--out", str(tmp_path / "ts.safetensors"), "--cpu"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    py, _ = load(str(tmp_path / "py.safetensors"))
+    ts, _ = load(str(tmp_path / "ts.safetensors"))
+    assert np.array_equal(ts["routed"], py["routed"]), "routed indices differ"
+    assert not np.array_equal(py["routed"], route(q, k, *cols, top_k=3)), "the view must matter here"
+    np.testing.assert_allclose(ts["out"], py["out"], atol=2e-5, rtol=1e-4)

@@ -7,7 +7,10 @@
  * `--quick`: frames of 16 tokens, shots of 4 frames, captions of 4, H=2, 1/2/4 shots (72 to 276
  * tokens: SwiftShader, CI).
  *
- * Per size: MoC time split into chunk means, routing and sparse attention, for every kernel
+ * Per size: MoC time split into chunk means, routing and sparse attention (and 'route-view': what
+ * a 'spatial' routing view adds, MOC.md §3b: q and k turned once more by [N, D] rope tables into
+ * tensors of their own; chunk means and routing then read those, at the same cost;
+ * 'unrotated' adds at most one such copy), for every kernel
  * design (MOC_DESIGNS: MOC.md §5's 'union' = A and 'grouped' = B, and B's tuning variants
  * 'grouped-direct' and 'grouped-shared', see src/engine/kernels/moc-attention.ts), and in
  * total; dense flash attention
@@ -46,6 +49,7 @@ import { chunkMean } from '../../engine/kernels/chunk-mean.ts';
 import { FLASH_TILE_CONFIGS, flashAttention } from '../../engine/kernels/flash-attention.ts';
 import { MOC_DESIGNS, mocAttention, mocTile, mocTileProblem, type MocDesign } from '../../engine/kernels/moc-attention.ts';
 import { mocRoute } from '../../engine/kernels/moc-route.ts';
+import { rope } from '../../engine/kernels/rope.ts';
 import type { Tensor } from '../../engine/tensor.ts';
 import type { ChunkTable } from '../../model/layout.ts';
 import { mocAttentionReference, mocReference } from '../../model/moc-reference.ts';
@@ -64,6 +68,7 @@ class Problem {
   readonly desc: Tensor;
   readonly routed: Tensor;
   readonly out: Record<MocDesign | 'dense', Tensor>;
+  private readonly view: Record<'cos' | 'sin' | 'q' | 'k', Tensor>; // the routing view's tables and q, k
 
   constructor(
     readonly eng: Engine,
@@ -78,6 +83,13 @@ class Problem {
     this.desc = eng.tensor([H, C, D], 'f32', 'bench.desc');
     this.routed = eng.tensor([H, N, g.topK], 'i32', 'bench.routed');
     this.out = Object.fromEntries([...MOC_DESIGNS, 'dense'].map((d) => [d, eng.tensor([H, N, D])])) as Record<MocDesign | 'dense', Tensor>;
+    const angle = Float32Array.from({ length: N * D }, (_, j) => ((j % D) >> 1) * 0.01 + Math.floor(j / D) * 1e-4);
+    this.view = {
+      cos: eng.upload(angle.map(Math.cos), [N, D], 'bench.view-cos'),
+      sin: eng.upload(angle.map((a, j) => (j % 2 ? 1 : -1) * Math.sin(a)), [N, D], 'bench.view-sin'),
+      q: eng.tensor([H, N, D], 'f32', 'bench.q-route'),
+      k: eng.tensor([H, N, D], 'f32', 'bench.k-route'),
+    };
   }
 
   load(x: { q: Float32Array; k: Float32Array; v: Float32Array }): void {
@@ -95,6 +107,10 @@ class Problem {
     await this.attend(design);
   };
   dense = () => flashAttention(this.eng, this.q, this.k, this.v, { out: this.out.dense });
+  routeView = async () => {
+    await rope(this.eng, this.q, this.view.cos, this.view.sin, this.view.q);
+    await rope(this.eng, this.k, this.view.cos, this.view.sin, this.view.k);
+  };
 
   async read(t: Tensor): Promise<Float32Array> {
     return (await this.eng.read(t)) as Float32Array;
@@ -105,7 +121,7 @@ class Problem {
   }
 
   dispose(): void {
-    [this.q, this.k, this.v, this.desc, this.routed, ...Object.values(this.cols), ...Object.values(this.out)].forEach((t) => t.dispose());
+    [this.q, this.k, this.v, this.desc, this.routed, ...Object.values(this.cols), ...Object.values(this.out), ...Object.values(this.view)].forEach((t) => t.dispose());
   }
 }
 
@@ -204,7 +220,7 @@ async function benchSize(eng: Engine, g: Geometry, shots: number, args: BenchArg
   const N = table.n;
   const { H, D } = g;
   const want = (name: string) => !args.filter || `${name} N=${N}`.includes(args.filter);
-  const names = ['dense', 'chunk-mean', 'route', ...MOC_DESIGNS.flatMap((d) => [`total ${d}`, ...REGIMES.map((r) => `attention ${d} ${r}`)])];
+  const names = ['dense', 'chunk-mean', 'route', 'route-view', ...MOC_DESIGNS.flatMap((d) => [`total ${d}`, ...REGIMES.map((r) => `attention ${d} ${r}`)])];
   if (!names.some(want)) return null;
   log(`\n## ${shots} shot${shots > 1 ? 's' : ''}: N=${N}, ${table.start.length} chunks`);
   const row: SizeRow = { shots, N, chunks: table.start.length, stats: {}, times: {}, wrong: null };
@@ -223,12 +239,17 @@ async function benchSize(eng: Engine, g: Geometry, shots: number, args: BenchArg
       );
       const visited = 4 * D * stats.pairs;
       if (regime === 'coherent') {
-        runs.push(['chunk-mean', p.mean, 0], ['route', p.route, 0], ['dense', p.dense, 4 * N * N * D * H]);
+        runs.push(['chunk-mean', p.mean, 0], ['route', p.route, 0], ['route-view', p.routeView, 0], ['dense', p.dense, 4 * N * N * D * H]);
         for (const d of MOC_DESIGNS) runs.push([`total ${d}`, () => p.total(d), d === 'union' ? visited * stats.unionWork : visited]);
       }
       for (const d of MOC_DESIGNS) runs.push([`attention ${d} ${regime}`, () => p.attend(d), d === 'union' ? visited * stats.unionWork : visited]);
       for (const [name, fn, flops] of runs) {
         if (want(name)) row.times[name] = await timeCase(eng, `${name} N=${N}`, fn, optsFor(base, flops), log);
+      }
+      const view = row.times['route-view']?.ms;
+      if (regime === 'coherent' && view != null) {
+        const shares = MOC_DESIGNS.flatMap((d) => (row.times[`total ${d}`]?.ms ? [`${d} ${((100 * view) / row.times[`total ${d}`].ms!).toFixed(1)}%`] : []));
+        if (shares.length) log(`  route-view (spatial) adds, of MoC total: ${shares.join(', ')}`);
       }
       // the outputs of the last runs (each design and dense wrote its own tensor; dense is checked when timed)
       for (const d of MOC_DESIGNS) if (!want(`attention ${d} ${regime}`)) await p.attend(d);

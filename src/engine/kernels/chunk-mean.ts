@@ -1,6 +1,6 @@
 /**
- * Chunk means: MoC key descriptors φ(K_c) (MOC.md §3), also usable for query means (routing
- * traces). WGSL: shaders/chunk-mean.wgsl; CPU twin: chunkMeanCpu.
+ * Chunk means: MoC key descriptors φ(K_c) (MOC.md §3; of k_route under a routing view, §3b),
+ * also usable for query means (routing traces). WGSL: shaders/chunk-mean.wgsl; CPU twin: chunkMeanCpu.
  *
  * Legend: H heads, N tokens, D head dim, C chunks. The chunk columns must form a valid table
  * (contiguous, non-empty, within N); the model's layout module validates them.

@@ -1,15 +1,17 @@
 /**
  * Dense flash attention: out[h,i] = softmax(q[h,i]·k[h]ᵀ·scale)·v[h] for q, k, v, out [H, N, D],
  * one pass over the keys with an online softmax, key tiles staged in workgroup memory and
- * register-blocked score and output tiles. WGSL: shaders/flash-attention.wgsl.
+ * register-blocked score and output tiles. WGSL: shaders/flash-attention.wgsl on the key-tile
+ * loop every attention kernel shares (shaders/moc-attention-core.wgsl; attentionSource builds them).
  *
  * Head dims 32, 64 and 128; any N ≥ 1. Storage f32, or f16 when the engine has `shader-f16`
  * (arithmetic is f32 either way). FLOPs: 4·N²·D·H.
  */
+import coreSource from '../../../shaders/moc-attention-core.wgsl?raw';
 import source from '../../../shaders/flash-attention.wgsl?raw';
 import { grid2d, packParams, type Engine } from '../engine.ts';
 import { ShapeError, UnsupportedError } from '../errors.ts';
-import { wgsl } from '../shaders.ts';
+import { wgsl, type StorageType } from '../shaders.ts';
 import type { Tensor } from '../tensor.ts';
 
 /** Head dims the kernel is built for. */
@@ -25,11 +27,20 @@ export interface FlashTile {
   ncol: number;
 }
 
-// Mirrors of the WGSL's register-tile bounds (flash-attention.wgsl, `const`s at the top).
-const TQ = 4;
-const TK_MAX = 8;
-const TD4_MAX = 4;
-const PF_MAX = 16;
+/**
+ * Register-tile bounds of the attention core: query rows per invocation (TQ, fixed: P packs four
+ * rows as a vec4), keys per invocation per tile, output vec4 columns per invocation, vec4 loads of
+ * K (and V) per invocation per tile. Emitted into the WGSL as `const`s by attentionSource, and
+ * what flashTileProblem checks tiles against.
+ */
+const TILE_BOUNDS = { TQ: 4, TK_MAX: 8, TD4_MAX: 4, PF_MAX: 16 } as const;
+const { TQ, TK_MAX, TD4_MAX, PF_MAX } = TILE_BOUNDS;
+
+/** WGSL of an attention kernel: the tile bounds, the shared key-tile loop, then the design's file. */
+export function attentionSource(design: string, storage: StorageType): string {
+  const bounds = Object.entries(TILE_BOUNDS).map(([name, n]) => `const ${name}: u32 = ${n}u;`).join('\n');
+  return wgsl(`${bounds}\n${coreSource}\n${design}`, storage);
+}
 
 /**
  * Named tiles. The first four are the defaults, in order of preference (`flashTile` takes the
@@ -59,12 +70,12 @@ export interface FlashOptions {
   tile?: FlashTile;
 }
 
-/** Workgroup memory of a tile for head dim D, in bytes. */
+/** Workgroup memory of the core's arrays for a tile at head dim D, in bytes (u32 arrays padded to 16 as Dawn counts them). */
 export function flashWorkgroupBytes(D: number, t: FlashTile): number {
   const ks = D / 4 + 1;
   const nrg = t.bq / TQ;
   const vec4s = t.bq * ks + Math.max(t.bk * ks, t.bk * (nrg + 1)) + t.bk * ks;
-  return vec4s * 16 + t.bq * t.ncol * 4;
+  return vec4s * 16 + t.bq * t.ncol * 4 + Math.ceil(t.bk / 4) * 16; // qs, kp, vs; part; keyu
 }
 
 /**
@@ -137,7 +148,7 @@ export async function flashAttention(eng: Engine, q: Tensor, k: Tensor, v: Tenso
   const scale = opts.scale ?? 1 / Math.sqrt(D);
   const storage = q.dtype === 'f16' ? 'f16' : 'f32';
   const out = opts.out ?? eng.tensor([H, N, D], q.dtype, 'flash-attention.out');
-  const pipeline = await eng.pipeline('flash-attention', wgsl(source, storage), { D, BQ: tile.bq, BK: tile.bk, NCOL: tile.ncol }, storage);
+  const pipeline = await eng.pipeline('flash-attention', attentionSource(source, storage), { D, BQ: tile.bq, BK: tile.bk, NCOL: tile.ncol }, storage);
   const qtiles = Math.ceil(N / tile.bq);
   const groups = H * qtiles;
   eng.dispatch({
@@ -148,6 +159,7 @@ export async function flashAttention(eng: Engine, q: Tensor, k: Tensor, v: Tenso
       ['u32', qtiles],
       ['u32', groups],
       ['f32', scale * Math.LOG2E],
+      ['u32', 0], // range_off: no mandatory ranges
     ]),
     bindings: [q, k, v, out],
     groups: grid2d(groups, eng.adapter.limits.maxComputeWorkgroupsPerDimension),

@@ -42,13 +42,11 @@
  * This module is the entry point and re-exports what callers and tests use from both.
  * Legend: H heads, N tokens, D head dim, C chunks, W slots.
  */
-import coreSource from '../../../shaders/moc-attention-core.wgsl?raw';
 import source from '../../../shaders/moc-attention.wgsl?raw';
 import { grid2d, packParams, type Engine } from '../engine.ts';
 import { ShapeError, UnsupportedError } from '../errors.ts';
-import { wgsl } from '../shaders.ts';
 import type { Tensor } from '../tensor.ts';
-import { FLASH_TILES, checkQkv, flashAttention, flashAttentionCpu, flashTileProblem, flashWorkgroupBytes, type FlashTile } from './flash-attention.ts';
+import { FLASH_TILES, attentionSource, checkQkv, flashAttention, flashAttentionCpu, flashTileProblem, flashWorkgroupBytes, type FlashTile } from './flash-attention.ts';
 import { alignTiles, groupedAttention, type GroupedDesign } from './moc-grouped.ts';
 import { KIND_TEXT, checkChunks, planFor, type MocChunks } from './moc-plan.ts';
 
@@ -95,11 +93,11 @@ export function defaultMocDesign(eng: Engine, H: number, N: number, W: number, D
 /** Workgroup memory of the MoC kernel for head dim D, a tile and W routed slots, in bytes. */
 export function mocWorkgroupBytes(D: number, t: FlashTile, W: number, design: MocDesign = 'union'): number {
   const wg = (t.bq / 4) * t.ncol;
-  // u32 arrays, each padded to 16 bytes as Dawn counts them: keyu, then
+  // the core's (keyu included), then u32 arrays, each padded to 16 bytes as Dawn counts them:
   // union: rt, scan, ustart, utok, umask; grouped: rowq, rows_slot
   // (moc-attention-share.wgsl, 'grouped-shared' only, is a pass of its own with less)
   const extra = design === 'union' ? [Math.max(t.bq * W, 1), wg, wg + 1, wg, wg * Math.ceil(t.bq / 32)] : [t.bq, t.bq];
-  return flashWorkgroupBytes(D, t) + [t.bk, ...extra].reduce((sum, n) => sum + Math.ceil(n / 4) * 16, 0);
+  return flashWorkgroupBytes(D, t) + extra.reduce((sum, n) => sum + Math.ceil(n / 4) * 16, 0);
 }
 
 /** Why the MoC kernel cannot run tile `t` (D, W) on this engine, or null when it can. */
@@ -177,7 +175,7 @@ export async function mocAttention(
   }
   const maxG = eng.adapter.limits.maxComputeWorkgroupsPerDimension;
   const mandGroups = H * plan.tiles;
-  const pipeline = await eng.pipeline('moc-attention', wgsl(`${coreSource}\n${source}`, storage), { ...constants, RW: W }, storage);
+  const pipeline = await eng.pipeline('moc-attention', attentionSource(source, storage), { ...constants, RW: W }, storage);
   eng.dispatch({
     pipeline,
     label: 'moc-attention',

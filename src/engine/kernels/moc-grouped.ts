@@ -18,7 +18,6 @@
  *   (D floats) and its log-sum-exp, which the merge pass folds into `out`. These scratch
  *   buffers are kept per engine and only ever grow.
  */
-import coreSource from '../../../shaders/moc-attention-core.wgsl?raw';
 import groupedSource from '../../../shaders/moc-attention-grouped.wgsl?raw';
 import groupSource from '../../../shaders/moc-group.wgsl?raw';
 import shareSource from '../../../shaders/moc-attention-share.wgsl?raw';
@@ -26,7 +25,7 @@ import { grid2d, packParams, type Engine } from '../engine.ts';
 import type { Constants } from '../pipelines.ts';
 import { wgsl, type StorageType } from '../shaders.ts';
 import type { Tensor } from '../tensor.ts';
-import type { FlashTile } from './flash-attention.ts';
+import { attentionSource, type FlashTile } from './flash-attention.ts';
 import { KIND_VIDEO, type MocChunks, type MocPlan } from './moc-plan.ts';
 
 /** Design B and its two tuning variants (see moc-attention.ts for how they differ). */
@@ -133,7 +132,7 @@ export async function groupedAttention(eng: Engine, call: GroupedCall): Promise<
   const shrOff = tileOff + (variant > 0 ? maxTiles : 0);
   const grpWords = shrOff + (shared ? mandGroups * W : 0);
   const scratch = scratchFor(eng, { grp: 4 * grpWords, plse: 4 * H * N * (W + 1), po: 4 * H * N * W * D, rf: shared ? 4 * entries : 0 });
-  const attend = await eng.pipeline('moc-attention-grouped', wgsl(`${coreSource}\n${groupedSource}`, storage), { ...constants, VARIANT: variant }, storage);
+  const attend = await eng.pipeline('moc-attention-grouped', attentionSource(groupedSource, storage), { ...constants, VARIANT: variant }, storage);
   const attendParams = (groups: number) =>
     packParams([...head(groups), ['u32', mandGroups], ['u32', W], ['u32', HC], ['u32', listOff], ['u32', plan.splitOff], ['u32', tileOff], ['u32', shrOff], ['u32', 0]]);
   const attendBindings = [q, k, v, out, buffer, scratch.grp, scratch.po, scratch.plse];

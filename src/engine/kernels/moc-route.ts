@@ -1,6 +1,8 @@
 /**
  * MoC routing (MOC.md §3): per (head, video query) the top-K candidate chunks by the raw dot
  * product q[h,i]·desc[h,c]. WGSL: shaders/moc-route.wgsl; CPU twin: mocRouteCpu.
+ * With a routing view (MOC.md §3b) `q` is q_route and `desc` the chunk means of k_route; the
+ * kernel is the same, only its inputs differ.
  *
  * Legend: H heads, N tokens, D head dim, C chunks, K routed slots (top_k ≤ MAX_TOP_K).
  * Candidates of a video query i in chunk c(i), shot s(i): video chunks b with shot[b] ≠ s(i)
@@ -37,8 +39,8 @@ export interface ChunkColumns<T> {
 
 /**
  * routed[h, i, :] = the top-K candidate chunks of query i for head h.
- * @param q [H, N, D] f32 or f16.
- * @param desc f32 [H, C, D] from chunkMean over the keys.
+ * @param q [H, N, D] f32 or f16: the queries, or q_route under a routing view.
+ * @param desc f32 [H, C, D] from chunkMean over the keys (k_route under a routing view).
  * @param out i32 [H, N, K] (allocated when omitted).
  * @throws ShapeError for mismatched shapes or dtypes, or topK outside 0..MAX_TOP_K.
  */

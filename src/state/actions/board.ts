@@ -3,7 +3,7 @@
  * and the sample storyboards. An import that fails says why in one line and leaves the
  * current board exactly as it was.
  */
-import { MAX_STORYBOARD_BYTES, StoryboardError, parseStoryboardJson } from '../../worker/client.ts';
+import { MAX_STORYBOARD_BYTES, StoryboardError, parseStoryboardJson } from '../../model/storyboard.ts';
 import { withIds } from '../board-ops.ts';
 import { putTake } from '../media.ts';
 import * as persist from '../persist.ts';
@@ -11,14 +11,20 @@ import type { SampleEntry } from '../slices/storyboard.ts';
 import { useStudio } from '../store.ts';
 import type { TakeMeta } from '../types.ts';
 import { fetchJson } from './fetch-json.ts';
-import { restoreInterruptedRun } from './generate.ts';
+import { restoreInterruptedRun, saveUnsavedTakes } from './generate.ts';
+import { restoreRouting } from './routing.ts';
 
 export const AUTOSAVE_MS = 250;
+
+/** The revision of the saved board this tab last read or wrote (persist.saveBoard). */
+let boardRev = 0;
 
 /**
  * Loads the saved board, settings and takes, then the run to offer for resuming. Never throws:
  * an unreadable record is reported in the save indicator and the studio goes on with the default
- * board, or without the offer (the record is not deleted).
+ * board, or without the offer (the record is not deleted). Settings fields that do not check
+ * out are replaced by defaults and named; takes of shots no longer on the saved board are
+ * deleted from storage.
  */
 export async function restoreStudio(): Promise<void> {
   const st = useStudio.getState();
@@ -26,12 +32,17 @@ export async function restoreStudio(): Promise<void> {
     st.setSave('off', 'This browser gives the page no IndexedDB: nothing is saved across reloads.');
     return;
   }
+  const problems: string[] = [];
   try {
-    const [rec, settings, { takes, skipped }] = await Promise.all([persist.loadBoard(), persist.loadSettings(), persist.loadTakes()]);
+    const [rec, saved, { takes, skipped }] = await Promise.all([persist.loadBoard(), persist.loadSettings(), persist.loadTakes()]);
     if (rec) st.replaceBoard({ board: rec.board, shotIds: rec.shotIds }, false);
-    if (settings) st.setSettings(settings);
+    boardRev = rec?.rev ?? 0;
+    if (saved) st.setSettings(saved.settings);
+    if (saved?.problems.length) problems.push(`saved settings ${saved.problems.join(', ')} were unreadable and are back to their defaults`);
+    const orphans = rec ? takes.filter((t) => !rec.shotIds.includes(t.meta.shotId)).map((t) => t.meta.id) : [];
+    if (orphans.length) await persist.deleteTakes(orphans);
     const byShot: Record<string, TakeMeta[]> = {};
-    for (const t of takes.sort((a, b) => a.meta.createdAt - b.meta.createdAt)) {
+    for (const t of takes.filter((x) => !orphans.includes(x.meta.id)).sort((a, b) => a.meta.createdAt - b.meta.createdAt)) {
       putTake(t.meta.id, { pixels: t.pixels, frames: t.meta.frames, width: t.meta.width, height: t.meta.height });
       (byShot[t.meta.shotId] ??= []).push(t.meta);
     }
@@ -41,18 +52,26 @@ export async function restoreStudio(): Promise<void> {
       chosen[shotId] = list.some((t) => t.id === want) ? want! : list[list.length - 1].id;
     }
     st.setTakes(byShot, chosen);
-    st.setSave('saved', skipped.length ? `${skipped.length} saved take(s) could not be read: ${skipped[0]}` : null);
+    if (skipped.length) problems.unshift(`${skipped.length} saved take(s) could not be read: ${skipped[0]}`);
+    st.setSave('saved', problems.length ? problems.join('; ') : null);
   } catch (e) {
     st.setSave('error', `Could not restore the saved studio: ${(e as Error).message}`);
   }
-  const runProblem = await restoreInterruptedRun();
+  const routingProblem = await restoreRouting();
+  const runProblem = [routingProblem, await restoreInterruptedRun()].filter(Boolean).join('; ') || null;
   if (runProblem) {
     const { state, message } = useStudio.getState().save;
     st.setSave(state, message ? `${message}; ${runProblem}` : runProblem);
   }
 }
 
-/** Saves the board (and chosen takes) and settings shortly after every change. Returns a stop function. */
+/**
+ * Saves the board (and chosen takes) and settings shortly after every change, and retries takes
+ * that could not be saved (a full disk): the indicator says "Saved" only when nothing is left
+ * unsaved, so a storage error stays visible until it is resolved. A board changed in another
+ * tab since this one loaded it is not overwritten: the indicator says so until this tab is
+ * reloaded. Returns a stop function.
+ */
 export function startAutosave(): () => void {
   let timer: ReturnType<typeof setTimeout> | null = null;
   const flush = async (): Promise<void> => {
@@ -60,17 +79,18 @@ export function startAutosave(): () => void {
     const s = useStudio.getState();
     if (s.save.state === 'off') return;
     try {
-      await persist.saveBoard({ board: s.board, shotIds: s.shotIds }, s.chosen);
+      boardRev = await persist.saveBoard({ board: s.board, shotIds: s.shotIds }, s.chosen, boardRev);
       await persist.saveSettings(s.settings);
-      if (!timer) useStudio.getState().setSave('saved', useStudio.getState().save.message);
+      await saveUnsavedTakes();
+      if (!timer) useStudio.getState().setSave('saved', s.save.state === 'error' ? null : useStudio.getState().save.message);
     } catch (e) {
-      useStudio.getState().setSave('error', `Autosave failed: ${(e as Error).message}`);
+      useStudio.getState().setSave('error', saveProblem(e));
     }
   };
   const unsub = useStudio.subscribe((s, prev) => {
-    if (s.board === prev.board && s.shotIds === prev.shotIds && s.chosen === prev.chosen && s.settings === prev.settings) return;
+    if (s.board === prev.board && s.shotIds === prev.shotIds && s.chosen === prev.chosen && s.settings === prev.settings && s.takes === prev.takes) return;
     if (s.save.state === 'off') return;
-    if (s.save.state !== 'pending') s.setSave('pending', s.save.message);
+    if (s.save.state !== 'pending' && s.save.state !== 'error') s.setSave('pending', s.save.message);
     if (timer) clearTimeout(timer);
     timer = setTimeout(() => void flush(), AUTOSAVE_MS);
   });
@@ -78,6 +98,14 @@ export function startAutosave(): () => void {
     unsub();
     if (timer) clearTimeout(timer);
   };
+}
+
+function saveProblem(e: unknown): string {
+  if (e instanceof persist.ConflictError) {
+    return 'Not saved: the storyboard was changed in another tab since this tab loaded it. Reload to see that version (use Export JSON first to keep this one).';
+  }
+  const quota = (e as Error)?.name === 'QuotaExceededError' ? ' (the browser\'s storage for this site is full: delete takes you do not need)' : '';
+  return `Autosave failed: ${(e as Error).message}${quota}`;
 }
 
 /**

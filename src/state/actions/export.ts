@@ -1,5 +1,5 @@
 /**
- * Export: the finished video as WebM (WebCodecs encoder, mediabunny muxer), one frame as PNG,
+ * Export: the finished video as MP4 (H.264) or WebM (WebCodecs encoder, mediabunny muxer), one frame as PNG,
  * or one shot as a PNG strip of all its frames. Frames are scaled up with nearest-neighbour
  * sampling (the model's frames are small) so players show them crisp.
  */
@@ -44,11 +44,27 @@ function drawFrame(ctx: CanvasRenderingContext2D | OffscreenCanvasRenderingConte
   ctx.drawImage(tmp, 0, 0, clip.width * scale, clip.height * scale);
 }
 
+/** Shot numbers (1-based) with no finished take: a video export leaves them out, and says so. */
+export function missingShots(): number[] {
+  const s = useStudio.getState();
+  return s.shotIds.flatMap((id, i) => (s.chosen[id] && getTake(s.chosen[id]) ? [] : [i + 1]));
+}
+
+/** An encoded video, its container and why it is not the one asked for (null when it is). */
+export interface EncodedVideo {
+  blob: Blob;
+  container: 'mp4' | 'webm';
+  codec: VideoCodec;
+  fallback: string | null;
+}
+
 /**
- * Encodes every finished shot, in order, into a WebM (VP9, else VP8 or AV1) at the storyboard's
- * frame rate. @throws Error when nothing is finished or the browser cannot encode WebM video.
+ * Encodes every finished shot, in order, at the storyboard's frame rate: MP4 (H.264) when asked
+ * and this browser's WebCodecs can encode it (`VideoEncoder.isConfigSupported`, through
+ * mediabunny's canEncodeVideo), else WebM (VP9, else VP8 or AV1) with the reason in `fallback`.
+ * @throws Error when nothing is finished or the browser cannot encode video at all.
  */
-export async function exportWebm(onProgress?: (done: number, total: number) => void): Promise<Blob> {
+export async function exportVideo(want: 'mp4' | 'webm', onProgress?: (done: number, total: number) => void): Promise<EncodedVideo> {
   const frames = exportFrames();
   if (!frames.length) throw new Error('no shot is finished yet: generate first');
   if (typeof VideoEncoder === 'undefined') throw new Error('this browser has no WebCodecs VideoEncoder, so it cannot encode video');
@@ -57,12 +73,21 @@ export async function exportWebm(onProgress?: (done: number, total: number) => v
   const W = width * scale;
   const H = height * scale;
   // The muxer is loaded on first export only (it is most of a megabyte the studio needs rarely).
-  const { BufferTarget, CanvasSource, Output, QUALITY_HIGH, WebMOutputFormat, canEncodeVideo } = await import('mediabunny');
-  const codec = await firstCodec(canEncodeVideo, ['vp9', 'vp8', 'av1'], W, H);
-  if (!codec) throw new Error('this browser cannot encode VP9, VP8 or AV1 video for WebM');
+  const { BufferTarget, CanvasSource, Mp4OutputFormat, Output, QUALITY_HIGH, WebMOutputFormat, canEncodeVideo } = await import('mediabunny');
+  let container: EncodedVideo['container'] = 'webm';
+  let fallback: string | null = null;
+  let codec: VideoCodec | null = null;
+  if (want === 'mp4') {
+    codec = await firstCodec(canEncodeVideo, ['avc'], W, H);
+    if (codec) container = 'mp4';
+    else fallback = `this browser cannot encode H.264 at ${W}×${H} (its WebCodecs encoder says the configuration is not supported), so the video is WebM`;
+  }
+  codec ??= await firstCodec(canEncodeVideo, ['vp9', 'vp8', 'av1'], W, H);
+  if (!codec) throw new Error(`this browser cannot encode ${want === 'mp4' ? 'H.264, ' : ''}VP9, VP8 or AV1 video`);
   const canvas = new OffscreenCanvas(W, H);
   const ctx = canvas.getContext('2d')!;
-  const output = new Output({ format: new WebMOutputFormat(), target: new BufferTarget() });
+  const format = container === 'mp4' ? new Mp4OutputFormat({ fastStart: 'in-memory' }) : new WebMOutputFormat();
+  const output = new Output({ format, target: new BufferTarget() });
   const source = new CanvasSource(canvas, { codec, bitrate: QUALITY_HIGH, keyFrameInterval: 1 });
   output.addVideoTrack(source, { frameRate: FPS });
   await output.start();
@@ -75,8 +100,8 @@ export async function exportWebm(onProgress?: (done: number, total: number) => v
   }
   await output.finalize();
   const buf = output.target.buffer;
-  if (!buf) throw new Error('the WebM muxer produced no data');
-  return new Blob([buf], { type: 'video/webm' });
+  if (!buf) throw new Error(`the ${container.toUpperCase()} muxer produced no data`);
+  return { blob: new Blob([buf], { type: `video/${container}` }), container, codec, fallback };
 }
 
 type CanEncode = (codec: VideoCodec, options: { width: number; height: number }) => Promise<boolean>;

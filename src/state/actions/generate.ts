@@ -10,14 +10,18 @@
 import type { GenerateProgress, GenerateRequest, GenerateResult } from '../../model/api.ts';
 import { WorkerError } from '../../worker/client.ts';
 import type { EngineErrorInfo } from '../../worker/protocol.ts';
-import { addShot, newShotId, randomSeed, updateShot } from '../board-ops.ts';
+import { addShot, newShotId, updateShot } from '../board-ops.ts';
 import { clearPreviews, dropTakes, getTake, putPreview, putTake } from '../media.ts';
 import * as persist from '../persist.ts';
+import { estimateRun, recordStepTime, runShape, type RunShape } from '../run-estimate.ts';
 import { isRunning } from '../slices/generation.ts';
+import { forgetResume, holdRunLock, keepRun, keepRunStep, offerResume, otherModel, record, runLiveElsewhere } from '../run-record.ts';
 import { useStudio } from '../store.ts';
 import type { RunKind, RunPlan, TakeMeta } from '../types.ts';
+import { regenerateSeed } from '../versions.ts';
 import { engineClient, onEngineLost } from './engine.ts';
 import { ensureModel } from './model.ts';
+import { keepRouting } from './routing.ts';
 
 /**
  * The request for a run. `regenerate` keeps every other shot that has a take of the right
@@ -52,6 +56,12 @@ function runCaptions(plan: RunPlan): string[] {
   return plan.request.storyboard.shots.map((shot) => shot.caption);
 }
 
+/** What the run is, for its time estimate: its own board and attention, the model and adapter in use. */
+function planShape(plan: RunPlan): RunShape {
+  const s = useStudio.getState();
+  return runShape({ ...s, board: plan.request.storyboard, settings: { ...s.settings, attention: plan.request.attention } });
+}
+
 /** The chosen take's pixels of a shot, if it has the shot's current length. */
 function keptTake(shotId: string, frames: number): Uint8ClampedArray | undefined {
   const id = useStudio.getState().chosen[shotId];
@@ -59,22 +69,25 @@ function keptTake(shotId: string, frames: number): Uint8ClampedArray | undefined
   return clip && clip.frames === frames ? clip.pixels : undefined;
 }
 
-/** The run in progress (`id` names its record in IndexedDB); `sampled` once the worker has answered (what remains needs no GPU). */
-let current: { plan: RunPlan; id: string; model: string | null; sampled: boolean } | null = null;
-/** The run offered for resuming and the model it was made for (the store's `interrupted` says what it was). */
-let interrupted: { plan: RunPlan; model: string | null } | null = null;
+export { runKept, runLiveElsewhere } from '../run-record.ts';
 
 /** Samples every shot. */
 export function generateAll(): Promise<void> {
   return run(planRun('all'));
 }
 
-/** Samples one shot again, every other finished shot kept as it is. */
-export function regenerateShot(shotId: string, newSeed = true): Promise<void> {
+/**
+ * Samples one shot again, every other finished shot kept as it is. A shot unchanged since its
+ * kept version gets a new seed (one undoable edit, shown on its card; the old version keeps its
+ * seed and Keep brings it back); a changed shot is sampled with the seed it has.
+ */
+export function regenerateShot(shotId: string): Promise<void> {
   const st = useStudio.getState();
   const index = st.shotIds.indexOf(shotId);
   if (index < 0) return Promise.resolve();
-  if (newSeed) st.edit((b) => updateShot(b, index, { seed: randomSeed() }));
+  const kept = st.takes[shotId]?.find((t) => t.id === st.chosen[shotId]);
+  const { seed, changed } = regenerateSeed(st.board.shots[index], kept);
+  if (changed) st.edit((b) => updateShot(b, index, { seed }));
   return run(planRun('regenerate', shotId));
 }
 
@@ -102,7 +115,7 @@ export function cancelGeneration(): void {
  * (shots, captions, seeds), settings and kept shots. Finished takes stay as they are.
  */
 export function resumeGeneration(): Promise<void> {
-  const plan = interrupted?.plan;
+  const plan = record.interrupted?.plan;
   if (!plan || !useStudio.getState().interrupted || isRunning(useStudio.getState().run.phase)) return Promise.resolve();
   return run(plan);
 }
@@ -111,52 +124,6 @@ export function resumeGeneration(): Promise<void> {
 export function dismissResume(): void {
   forgetResume();
   useStudio.getState().setInterrupted(null);
-}
-
-function forgetResume(): void {
-  interrupted = null;
-  void keepRun(() => persist.clearRun());
-}
-
-/** Offers `plan` for resuming: the banner says what it was and the step it reached. */
-function offerResume(plan: RunPlan, model: string | null, step: number): void {
-  interrupted = { plan, model };
-  useStudio.getState().setInterrupted({ kind: plan.kind, shots: plan.targets.length, step, steps: plan.request.steps });
-}
-
-/** True when a run made for model `made` cannot be resumed with model `now` (null: not known). */
-function otherModel(made: string | null, now: string | null): boolean {
-  return made !== null && now !== null && made !== now;
-}
-
-/** Writes of the kept run, one after another in the order asked (a run's start, its steps, its end). */
-let runWrites: Promise<void> = Promise.resolve();
-/** The step to write next, while a step write waits in `runWrites` (later steps replace it). */
-let stepToWrite: { id: string; step: number } | null = null;
-
-/** Queues a write of the kept run; a failure says in the save indicator that a reload cannot resume it. */
-function keepRun(write: () => Promise<void>): Promise<void> {
-  if (useStudio.getState().save.state === 'off') return runWrites;
-  runWrites = runWrites.then(write).catch((e: unknown) => {
-    useStudio.getState().setSave('error', `The run could not be kept for resuming after a reload: ${(e as Error).message}`);
-  });
-  return runWrites;
-}
-
-function keepRunStep(id: string, step: number): void {
-  const queued = stepToWrite !== null;
-  stepToWrite = { id, step };
-  if (queued) return;
-  void keepRun(async () => {
-    const s = stepToWrite;
-    stepToWrite = null;
-    if (s) await persist.saveRunStep(s.id, s.step);
-  });
-}
-
-/** Resolves once every write of the kept run asked for so far has been made (tests). */
-export function runKept(): Promise<void> {
-  return runWrites;
 }
 
 /**
@@ -172,7 +139,8 @@ export async function restoreInterruptedRun(): Promise<string | null> {
   } catch (e) {
     return `The interrupted run could not be restored: ${(e as Error).message}`;
   }
-  if (!saved || current) return null;
+  if (!saved || record.current) return null;
+  if (await runLiveElsewhere()) return 'A run is in progress in another tab of the studio: it is not offered for resuming here';
   if (otherModel(saved.model, useStudio.getState().settings.model)) forgetResume();
   else offerResume(saved.plan, saved.model, saved.step);
   return null;
@@ -181,15 +149,32 @@ export async function restoreInterruptedRun(): Promise<string | null> {
 async function run(plan: RunPlan): Promise<void> {
   const st = useStudio.getState();
   if (isRunning(st.run.phase)) return;
+  if (await runLiveElsewhere()) {
+    st.setRun({ phase: 'error', error: { code: 'busy', message: 'A run is in progress in another tab of the studio: wait for it to end there, or close that tab.' } });
+    return;
+  }
   dismissResume(); // a new run, or this one resumed, replaces the offer
   const startedAt = performance.now();
   const id = `run-${Date.now().toString(36)}-${Math.floor(Math.random() * 1e6).toString(36)}`;
   const madeFor = st.model.name ?? st.settings.model;
-  current = { plan, id, model: madeFor, sampled: false };
+  record.current = { plan, id, model: madeFor, sampled: false, release: holdRunLock(id) };
   void keepRun(() => persist.saveRun(id, madeFor, plan));
-  st.setRun({ phase: 'preparing', kind: plan.kind, shotIds: plan.targets, step: 0, steps: plan.request.steps, startedAt: Date.now(), elapsedMs: 0, etaMs: null, msPerStep: null, error: null });
-  st.setTraces([], plan.shotIds, runCaptions(plan));
-  st.setRoutingStats(null);
+  const expected = estimateRun(planShape(plan), plan.request.steps);
+  st.setRun({
+    phase: 'preparing',
+    kind: plan.kind,
+    shotIds: plan.targets,
+    step: 0,
+    steps: plan.request.steps,
+    startedAt: Date.now(),
+    stepStartedAt: Date.now(),
+    expectedMsPerStep: expected?.msPerStep ?? null,
+    elapsedMs: 0,
+    etaMs: expected?.totalMs ?? null,
+    msPerStep: null,
+    error: null,
+  });
+  st.beginRouting(plan.shotIds, runCaptions(plan)); // the last run's graph stays until this one's first trace
   clearPreviews(plan.targets);
 
   await ensureModel();
@@ -201,8 +186,8 @@ async function run(plan: RunPlan): Promise<void> {
       message: client ? `No model is loaded${model.error ? `: ${model.error.message}` : ''}` : 'The engine is not ready',
     });
   }
-  if (current?.plan !== plan || useStudio.getState().run.phase === 'cancelling') return finish(plan, { code: 'cancelled', message: 'Cancelled before the first step' });
-  useStudio.getState().setRun({ phase: 'running' });
+  if (record.current?.plan !== plan || useStudio.getState().run.phase === 'cancelling') return finish(plan, { code: 'cancelled', message: 'Cancelled before the first step' });
+  useStudio.getState().setRun({ phase: 'running', stepStartedAt: Date.now() });
 
   let lastStepAt = performance.now();
   try {
@@ -211,7 +196,7 @@ async function run(plan: RunPlan): Promise<void> {
       onProgress(plan, p, now - lastStepAt, now - startedAt);
       lastStepAt = now;
     });
-    if (current?.plan === plan) current.sampled = true;
+    if (record.current?.plan === plan) record.current.sampled = true;
     await onResult(plan, result);
     finish(plan, null);
   } catch (e) {
@@ -220,8 +205,10 @@ async function run(plan: RunPlan): Promise<void> {
 }
 
 function onProgress(plan: RunPlan, p: GenerateProgress, stepMs: number, elapsedMs: number): void {
-  if (current?.plan !== plan) return;
-  keepRunStep(current.id, p.step);
+  // progress comes on a channel of its own: a last message may arrive after the result, and must
+  // not turn the finished run's routing stats back into live ones
+  if (record.current?.plan !== plan || record.current.sampled) return;
+  keepRunStep(record.current.id, p.step);
   const st = useStudio.getState();
   const size = st.model.info?.imageSize ?? 0;
   const perStep = p.step > 0 ? elapsedMs / p.step : null;
@@ -231,6 +218,7 @@ function onProgress(plan: RunPlan, p: GenerateProgress, stepMs: number, elapsedM
     elapsedMs,
     etaMs: perStep === null ? null : perStep * Math.max(0, p.steps - p.step),
     msPerStep: p.timings?.total ?? stepMs,
+    stepStartedAt: Date.now(),
   });
   if (p.previews?.length && size > 0) {
     for (const pv of p.previews) {
@@ -279,20 +267,41 @@ async function onResult(plan: RunPlan, result: GenerateResult): Promise<void> {
   dropTakes(dropped);
   clearPreviews(plan.targets);
   st.setTraces(result.traces, plan.shotIds, runCaptions(plan));
+  st.setRoutingOrigin({ attention: plan.request.attention, restored: false, stepsOf: null });
   const ms = result.timings.length ? result.timings.reduce((n, t) => n + t.total, 0) / result.timings.length : null;
-  st.setRoutingStats({ sparsity: result.sparsity, flopsVisited: result.attentionFlops.visited, flopsDense: result.attentionFlops.dense, msPerStep: ms, live: false, reused: result.cache?.summary ?? null });
+  if (result.timings.length) recordStepTime({ ...planShape(plan), msPerStep: result.totalMs / result.timings.length, at: Date.now() });
+  const stats = { sparsity: result.sparsity, flopsVisited: result.attentionFlops.visited, flopsDense: result.attentionFlops.dense, msPerStep: ms, live: false, reused: result.cache?.summary ?? null };
+  st.setRoutingStats(stats);
+  for (const m of metas) unsaved.set(m.id, m);
   try {
-    for (const m of metas) await persist.saveTake(m, getTake(m.id)!.pixels);
     if (dropped.length) await persist.deleteTakes(dropped);
+    await saveUnsavedTakes();
   } catch (e) {
-    st.setSave('error', `Finished shots could not be saved: ${(e as Error).message}`);
+    st.setSave('error', `Finished shots could not be saved: ${(e as Error).message}${(e as Error).name === 'QuotaExceededError' ? " (the browser's storage for this site is full: delete takes you do not need)" : ''}; retrying at every change`);
+  }
+  await keepRouting({ takeIds: metas.map((m) => m.id), shotIds: plan.shotIds, captions: runCaptions(plan), attention: plan.request.attention, stats, traces: result.traces });
+}
+
+/** Finished takes not yet in IndexedDB (a save failed: a full disk), retried by `saveUnsavedTakes`. */
+const unsaved = new Map<string, TakeMeta>();
+
+/**
+ * Saves every finished take not saved yet (skipping ones deleted meanwhile).
+ * @throws the first storage error; the takes not saved stay queued.
+ */
+export async function saveUnsavedTakes(): Promise<void> {
+  for (const [id, m] of [...unsaved]) {
+    const px = getTake(id)?.pixels;
+    if (px) await persist.saveTake(m, px);
+    unsaved.delete(id);
   }
 }
 
 function finish(plan: RunPlan, error: EngineErrorInfo | null): void {
-  if (current?.plan !== plan) return;
-  const { model } = current;
-  current = null;
+  if (record.current?.plan !== plan) return;
+  const { model, release } = record.current;
+  record.current = null;
+  release();
   const st = useStudio.getState();
   if (error?.code === 'device-lost' || error?.code === 'worker-failed') {
     // the same words whichever comes first: the run's rejection or the engine's loss notice
@@ -303,6 +312,7 @@ function finish(plan: RunPlan, error: EngineErrorInfo | null): void {
     void keepRun(() => persist.clearRun()); // done, cancelled or failed: nothing to resume
   }
   clearPreviews(plan.targets);
+  st.abandonRouting(); // a run that sent no trace leaves the last run's graph as it was
   st.bumpMedia();
   if (!error) st.setRun({ phase: 'done', etaMs: 0, error: null });
   else if (error.code === 'cancelled') st.setRun({ phase: 'cancelled', etaMs: null, error: null });
@@ -317,12 +327,12 @@ function finish(plan: RunPlan, error: EngineErrorInfo | null): void {
  */
 export function startRunRecovery(): void {
   onEngineLost((error) => {
-    if (current && !current.sampled) finish(current.plan, { code: error.code === 'worker-failed' ? 'worker-failed' : 'device-lost', message: error.message });
+    if (record.current && !record.current.sampled) finish(record.current.plan, { code: error.code === 'worker-failed' ? 'worker-failed' : 'device-lost', message: error.message });
   });
   useStudio.subscribe((s, prev) => {
-    if (!interrupted) return;
+    if (!record.interrupted) return;
     if (prev.interrupted && !s.interrupted) forgetResume();
-    else if (s.model.name !== prev.model.name && otherModel(interrupted.model, s.model.name)) dismissResume();
+    else if (s.model.name !== prev.model.name && otherModel(record.interrupted.model, s.model.name)) dismissResume();
   });
 }
 

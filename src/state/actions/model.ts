@@ -7,18 +7,20 @@ import type { ModelEntry } from '../../model/api.ts';
 import { WorkerError } from '../../worker/client.ts';
 import { useStudio } from '../store.ts';
 import { engineClient, onEngineLost, onEngineReady } from './engine.ts';
+import { localModelEntries } from '../local-models.ts';
 import { fetchJson } from './fetch-json.ts';
 
 /** Reads the model index. Absent or unreadable: `model.index = 'missing'` with the reason. */
 export async function loadModelIndex(base = import.meta.env.BASE_URL): Promise<void> {
   const st = useStudio.getState();
   const url = new URL(`${base}models/index.json`, location.href);
+  const locals = localModelEntries(); // models added from disk are listed after the shipped ones
   try {
     const entries = parseModelIndex(await fetchJson(url, 'public/models/index.json'));
     if (!entries.length) throw new Error('public/models/index.json lists no models');
-    st.setModel({ index: 'ready', indexError: null, entries });
+    st.setModel({ index: 'ready', indexError: null, entries: [...entries, ...locals.filter((l) => !entries.some((e) => e.name === l.name))] });
   } catch (e) {
-    st.setModel({ index: 'missing', indexError: (e as Error).message, entries: [] });
+    st.setModel({ index: locals.length ? 'ready' : 'missing', indexError: (e as Error).message, entries: locals });
   }
 }
 

@@ -38,6 +38,10 @@ export interface RunStatus {
   etaMs: number | null;
   /** Wall ms of the latest step. */
   msPerStep: number | null;
+  /** Date.now() when the latest step ended (or the run started): the step in progress began then. */
+  stepStartedAt: number;
+  /** ms per step expected before the run started (run-estimate.ts), null when nothing was known. */
+  expectedMsPerStep: number | null;
   /** What a failed run said, in one line. */
   error: EngineErrorInfo | null;
 }
@@ -89,6 +93,8 @@ export const initialRun: RunStatus = {
   elapsedMs: 0,
   etaMs: null,
   msPerStep: null,
+  stepStartedAt: 0,
+  expectedMsPerStep: null,
   error: null,
 };
 

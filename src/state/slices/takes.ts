@@ -4,6 +4,7 @@
  * pixels change (finished takes or live previews) so frame views know to redraw.
  */
 import type { StateCreator } from 'zustand';
+import { updateShot } from '../board-ops.ts';
 import type { StudioState } from '../store.ts';
 import type { TakeMeta } from '../types.ts';
 
@@ -18,6 +19,10 @@ export interface TakesSlice {
   mediaVersion: number;
   /** Adds finished takes (each becomes its shot's chosen take); returns the ids dropped as too old. */
   addTakes(metas: readonly TakeMeta[]): string[];
+  /**
+   * Keeps one version: it plays and exports, and the shot's seed goes back to the one that made
+   * it (one undoable edit), so a version kept again is not "changed since generated".
+   */
   chooseTake(shotId: string, takeId: string): void;
   /** Removes one take; the shot falls back to its newest remaining take. */
   removeTake(shotId: string, takeId: string): void;
@@ -49,8 +54,11 @@ export const createTakesSlice: StateCreator<StudioState, [], [], TakesSlice> = (
   },
 
   chooseTake(shotId, takeId) {
-    if (!get().takes[shotId]?.some((t) => t.id === takeId)) return;
+    const take = get().takes[shotId]?.find((t) => t.id === takeId);
+    if (!take) return;
     set((s) => ({ chosen: { ...s.chosen, [shotId]: takeId }, mediaVersion: s.mediaVersion + 1 }));
+    const index = get().shotIds.indexOf(shotId);
+    if (index >= 0 && get().board.shots[index].seed !== take.seed) get().edit((b) => updateShot(b, index, { seed: take.seed }));
   },
 
   removeTake(shotId, takeId) {
