@@ -6,6 +6,10 @@
  * Anything else is a bug or an engine failure and keeps its stack.
  */
 
+/** What oneLine escapes. */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
+
 /**
  * One line of text: line breaks and other control characters (C0 and C1: terminal escape sequences
  * start with ESC or CSI), zero-width and bidirectional-override characters (which file names,
@@ -13,8 +17,7 @@
  * escapes.
  */
 export function oneLine(text: string): string {
-  // eslint-disable-next-line no-control-regex -- matching control characters is the point
-  return text.replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return text.replace(UNPRINTABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /** Bad input from a file or a person; one line naming the input and what is wrong. */
