@@ -20,9 +20,8 @@ struct Params { H: u32, N: u32, D: u32, C: u32 }
 @group(0) @binding(4) var<storage, read_write> desc: array<f32>;
 
 @compute @workgroup_size(WG)
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let g = linear_group(wid, nwg);
+fn main(@builtin(local_invocation_index) lid: u32, grid: Grid) {
+  let g = linear_group(grid);
   if (g >= p.H * p.C) { return; }
   let h = g / p.C;
   let c = g % p.C;

@@ -14,8 +14,7 @@ struct Params { n: u32 }
 @group(0) @binding(2) var<storage, read_write> out: array<vec4<u32>>;
 
 @compute @workgroup_size(WG)
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = linear_group(wid, nwg) * WG + lid;
+fn main(@builtin(local_invocation_index) lid: u32, grid: Grid) {
+  let i = flat_index(lid, grid, WG);
   if (i < p.n) { out[i] = src[i]; }
 }

@@ -21,9 +21,8 @@ fn gelu(x: f32) -> f32 {
 }
 
 @compute @workgroup_size(WG)
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = linear_group(wid, nwg) * WG + lid;
+fn main(@builtin(local_invocation_index) lid: u32, grid: Grid) {
+  let i = flat_index(lid, grid, WG);
   if (i >= p.n) { return; }
   let x = f32(a[i]);
   let y = f32(b[i % p.nb]);

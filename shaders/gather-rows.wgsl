@@ -17,15 +17,13 @@ struct Params { rows: u32, width: u32, src_rows: u32 }
 @group(0) @binding(3) var<storage, read_write> out: array<T>;
 
 @compute @workgroup_size(WG)
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = linear_group(wid, nwg) * WG + lid;
+fn main(@builtin(local_invocation_index) lid: u32, grid: Grid) {
+  let i = flat_index(lid, grid, WG);
   if (i >= p.rows * p.width) { return; }
   let r = i / p.width;
   let s = idx[r];
   if (s < 0 || u32(s) >= p.src_rows) {
-    var nan_bits = 0x7fc00000u; // a runtime value: constant-folding a NaN is a shader error
-    out[i] = T(bitcast<f32>(nan_bits));
+    out[i] = T(nan_f32());
     return;
   }
   out[i] = src[u32(s) * p.width + (i - r * p.width)];

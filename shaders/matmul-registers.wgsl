@@ -74,9 +74,8 @@ fn a_rows(m: u32) -> vec4<u32> {
 }
 
 @compute @workgroup_size(WG)
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let id = linear_group(wid, nwg) * WG + lid;
+fn main(@builtin(local_invocation_index) lid: u32, grid: Grid) {
+  let id = flat_index(lid, grid, WG);
   let t = min(id, p.tiles - 1u);
   let m0 = (t / p.tiles_n) * 4u * RB;
   let n0 = (t % p.tiles_n) * 4u * CB;

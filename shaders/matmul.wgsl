@@ -102,9 +102,8 @@ fn b_slot(v: u32) -> u32 {
 }
 
 @compute @workgroup_size(WGX, WGY)
-fn main(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let pid = linear_group(wid, nwg);
+fn main(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(local_invocation_index) lid: u32, grid: Grid) {
+  let pid = linear_group(grid);
   if (pid >= p.tiles_m * p.tiles_n) { return; }
   let band = GROUP_M * p.tiles_n;
   let first_m = (pid / band) * GROUP_M;

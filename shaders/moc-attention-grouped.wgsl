@@ -87,9 +87,8 @@ fn store_lse(row: u32, lse: f32) {
 }
 
 @compute @workgroup_size(WG)
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let g = linear_group(wid, nwg);
+fn main(@builtin(local_invocation_index) lid: u32, grid: Grid) {
+  let g = linear_group(grid);
   if (g >= p.groups) { return; }
   let mand = g < p.mand_groups;
   var h: u32;

@@ -31,9 +31,8 @@ var<workgroup> ent: array<i32, BQ * RW>;     // the tile's entries
 var<workgroup> keep: array<atomic<u32>, RW>; // row 0's slot j: a chunk every row routes so far
 
 @compute @workgroup_size(WG)
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let g = linear_group(wid, nwg);
+fn main(@builtin(local_invocation_index) lid: u32, grid: Grid) {
+  let g = linear_group(grid);
   if (g >= p.groups) { return; }
   let tile = plan[g % p.tiles];
   let shot = plan[p.seg_off + u32(tile.z)].z;

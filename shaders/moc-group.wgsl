@@ -118,9 +118,8 @@ fn merge(x: u32) {
 }
 
 @compute @workgroup_size(WG)
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let g = linear_group(wid, nwg);
+fn main(@builtin(local_invocation_index) lid: u32, grid: Grid) {
+  let g = linear_group(grid);
   if (STAGE == SCAN) {
     if (g == 0u) { scan_stage(lid); }
     return;

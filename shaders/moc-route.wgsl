@@ -46,9 +46,8 @@ fn chunk_of(t: u32) -> u32 {
 }
 
 @compute @workgroup_size(WG)
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let g = linear_group(wid, nwg);
+fn main(@builtin(local_invocation_index) lid: u32, grid: Grid) {
+  let g = linear_group(grid);
   let h = g / p.groups_per_head;
   let i = p.q0 + (g % p.groups_per_head) * WG + lid;
   if (h >= p.H || i >= p.N) { return; }

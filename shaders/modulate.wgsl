@@ -29,16 +29,14 @@ struct Params { rows: u32, dim: u32, segs: u32, a_ld: u32, a_off: u32, b_ld: u32
 @group(0) @binding(5) var<storage, read_write> out: array<T>;
 
 @compute @workgroup_size(WG)
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = linear_group(wid, nwg) * WG + lid;
+fn main(@builtin(local_invocation_index) lid: u32, grid: Grid) {
+  let i = flat_index(lid, grid, WG);
   if (i >= p.rows * p.dim) { return; }
   let n = i / p.dim;
   let d = i - n * p.dim;
   let s = seg[n];
   if (s < 0 || u32(s) >= p.segs) {
-    var nan_bits = 0x7fc00000u; // a runtime value: constant-folding a NaN is a shader error
-    out[i] = T(bitcast<f32>(nan_bits));
+    out[i] = T(nan_f32());
     return;
   }
   let a = f32(ta[u32(s) * p.a_ld + p.a_off + d]);

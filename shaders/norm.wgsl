@@ -26,9 +26,8 @@ struct Params { rows: u32, dim: u32, eps: f32 }
 @group(0) @binding(4) var<storage, read_write> out: array<T>;
 
 @compute @workgroup_size(WG)
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let row = row_index(lid, wid, nwg);
+fn main(@builtin(local_invocation_index) lid: u32, grid: Grid) {
+  let row = row_index(lid, grid);
   if (row >= p.rows) { return; } // uniform in the workgroup layout: the whole workgroup leaves together
   let base = row * p.dim;
   let n = f32(p.dim);

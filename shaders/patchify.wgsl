@@ -29,9 +29,8 @@ fn token_index(f: u32, c: u32, y: u32, x: u32) -> u32 {
 }
 
 @compute @workgroup_size(WG)
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = linear_group(wid, nwg) * WG + lid;
+fn main(@builtin(local_invocation_index) lid: u32, grid: Grid) {
+  let i = flat_index(lid, grid, WG);
   if (i >= p.frames * p.channels * p.height * p.width) { return; }
   let P = p.size;
   if (DIR == 0u) { // i walks the tokens: token t, feature k = (c·P + py)·P + px

@@ -26,10 +26,9 @@ struct Params { heads: u32, tokens: u32, dim: u32 }
 @group(0) @binding(4) var<storage, read_write> out: array<T>;
 
 @compute @workgroup_size(WG)
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
+fn main(@builtin(local_invocation_index) lid: u32, grid: Grid) {
   let half = p.dim / 2u;
-  let k = linear_group(wid, nwg) * WG + lid; // pair index over [H, N, D/2]
+  let k = flat_index(lid, grid, WG); // pair index over [H, N, D/2]
   if (k >= p.heads * p.tokens * half) { return; }
   let row = k / half; // h·N + n
   let e = 2u * (k - row * half); // first element of the pair within the head dim

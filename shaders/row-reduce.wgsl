@@ -9,8 +9,8 @@ override WG: u32 = 256u;
 var<workgroup> partial: array<f32, WG>;
 
 // The row of this invocation, uniform across the workgroup (≥ rows past the end: return).
-fn row_index(lid: u32, wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-  return linear_group(wid, nwg);
+fn row_index(lid: u32, grid: Grid) -> u32 {
+  return linear_group(grid);
 }
 
 // This invocation's first element of the row, and the step to its next.

@@ -7,8 +7,8 @@
 override WG: u32 = 64u;
 
 // The row of this invocation (≥ rows past the end: return).
-fn row_index(lid: u32, wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-  return linear_group(wid, nwg) * WG + lid;
+fn row_index(lid: u32, grid: Grid) -> u32 {
+  return flat_index(lid, grid, WG);
 }
 
 // This invocation's first element of the row, and the step to its next: all of it.

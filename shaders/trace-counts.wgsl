@@ -35,9 +35,8 @@ var<workgroup> offset: array<u32, WG>; // per thread: its entries, then (scanned
 var<workgroup> first: u32; // word of the row's first entry in `out`
 
 @compute @workgroup_size(WG)
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let g = linear_group(wid, nwg);
+fn main(@builtin(local_invocation_index) lid: u32, grid: Grid) {
+  let g = linear_group(grid);
   if (g >= p.H * p.C) { return; }
   let h = g / p.C;
   let a = g % p.C;

@@ -379,6 +379,15 @@ export async function loadRun(): Promise<SavedRun | null> {
   return { ...rec, step: known ? s.step! : 0 };
 }
 
+/** What `load` read, or — when it throws — the one-line problem "`what` could not be restored: …". */
+export async function loadForRestore<T>(what: string, load: () => Promise<T>): Promise<{ value: T } | { problem: string }> {
+  try {
+    return { value: await load() };
+  } catch (e) {
+    return { problem: `${what} could not be restored: ${(e as Error).message}` };
+  }
+}
+
 /** Closes the database (tests). */
 export async function closeDb(): Promise<void> {
   const p = dbPromise;

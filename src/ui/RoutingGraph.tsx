@@ -147,8 +147,6 @@ function CausalLegend() {
 }
 
 function Filters({ traces, graph }: { traces: StepTrace[]; graph: { current: RoutingGraphHandle | null } }) {
-  const filter = useStudio((s) => s.routing.filter);
-  const setFilter = useStudio((s) => s.setFilter);
   const showMandatory = useStudio((s) => s.routing.showMandatory);
   const setShowMandatory = useStudio((s) => s.setShowMandatory);
   const live = useStudio((s) => s.routing.stats?.live ?? false);
@@ -161,39 +159,9 @@ function Filters({ traces, graph }: { traces: StepTrace[]; graph: { current: Rou
   };
   return (
     <div className="toolbar routing-filters" role="group" aria-label="Routing filters">
-      <label className="select-field inline" title="The sampler step whose routing is drawn. Routing changes as the video sharpens: early steps route on noise, the last on the finished frames.">
-        <span className="field-caption">Step</span>
-        <select aria-label="Step" value={filter.step} onChange={(e) => setFilter({ step: Number(e.target.value) })}>
-          <option value={-1}>latest{last ? ` (step ${last.step})` : ''}</option>
-          {traces.map((t) => (
-            <option key={t.step} value={t.step}>
-              step {t.step}
-            </option>
-          ))}
-        </select>
-      </label>
-      <label className="select-field inline" title="The transformer layer whose routing is drawn; “all” sums the routes of every layer (each layer routes on its own).">
-        <span className="field-caption">Layer</span>
-        <select aria-label="Layer" value={filter.layer} onChange={(e) => setFilter({ layer: Number(e.target.value) })}>
-          <option value={-1}>all (sum)</option>
-          {Array.from({ length: layers }, (_, l) => (
-            <option key={l} value={l}>
-              layer {l + 1}
-            </option>
-          ))}
-        </select>
-      </label>
-      <label className="select-field inline" title="The attention head whose routing is drawn; “all” sums every head (each head picks its own top-k chunks). Arcs take the colour of the head that routed most of them.">
-        <span className="field-caption">Head</span>
-        <select aria-label="Head" value={filter.head} onChange={(e) => setFilter({ head: Number(e.target.value) })}>
-          <option value={-1}>all (sum)</option>
-          {Array.from({ length: heads }, (_, h) => (
-            <option key={h} value={h}>
-              head {h + 1}
-            </option>
-          ))}
-        </select>
-      </label>
+      <FilterSelect field="step" first={`latest${last ? ` (step ${last.step})` : ''}`} options={traces.map((t) => [t.step, `step ${t.step}`])} />
+      <FilterSelect field="layer" options={numbered(layers, 'layer')} />
+      <FilterSelect field="head" options={numbered(heads, 'head')} />
       <label className="check-field" title="Draw the links every query attends to without routing (the captions and its own shot) as grey arcs above the boxes.">
         <input type="checkbox" checked={showMandatory} onChange={(e) => setShowMandatory(e.target.checked)} />
         <span>Mandatory links</span>
@@ -214,6 +182,37 @@ function Filters({ traces, graph }: { traces: StepTrace[]; graph: { current: Rou
         Export routing.json
       </button>
     </div>
+  );
+}
+
+const FILTER_TITLES = {
+  step: 'The sampler step whose routing is drawn. Routing changes as the video sharpens: early steps route on noise, the last on the finished frames.',
+  layer: 'The transformer layer whose routing is drawn; “all” sums the routes of every layer (each layer routes on its own).',
+  head: 'The attention head whose routing is drawn; “all” sums every head (each head picks its own top-k chunks). Arcs take the colour of the head that routed most of them.',
+};
+
+/** [i, `${word} ${i + 1}`] for i < n: the choices of a layer or head filter. */
+function numbered(n: number, word: string): [number, string][] {
+  return Array.from({ length: n }, (_, i) => [i, `${word} ${i + 1}`]);
+}
+
+/** One routing filter: −1 (labelled `first`) or one of `options`, given as [value, text]. */
+function FilterSelect({ field, first = 'all (sum)', options }: { field: keyof typeof FILTER_TITLES; first?: string; options: [number, string][] }) {
+  const value = useStudio((s) => s.routing.filter[field]);
+  const setFilter = useStudio((s) => s.setFilter);
+  const name = field[0].toUpperCase() + field.slice(1);
+  return (
+    <label className="select-field inline" title={FILTER_TITLES[field]}>
+      <span className="field-caption">{name}</span>
+      <select aria-label={name} value={value} onChange={(e) => setFilter({ [field]: Number(e.target.value) })}>
+        <option value={-1}>{first}</option>
+        {options.map(([v, text]) => (
+          <option key={v} value={v}>
+            {text}
+          </option>
+        ))}
+      </select>
+    </label>
   );
 }
 

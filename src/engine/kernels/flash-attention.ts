@@ -179,31 +179,43 @@ export function flashAttentionCpu(
   D: number,
   scale = 1 / Math.sqrt(D),
 ): Float32Array {
+  const row = attendRowCpu(q, k, v, N, D, scale);
   const out = new Float32Array(H * N * D);
-  const s = new Float64Array(N);
-  const acc = new Float64Array(D);
+  const all = [0, N];
   for (let h = 0; h < H; h++) {
-    const base = h * N * D;
-    for (let i = 0; i < N; i++) {
-      const qo = base + i * D;
-      let max = -Infinity;
-      for (let j = 0; j < N; j++) {
-        const ko = base + j * D;
-        let dot = 0;
-        for (let d = 0; d < D; d++) dot += q[qo + d] * k[ko + d];
-        s[j] = dot * scale;
-        if (s[j] > max) max = s[j];
-      }
-      acc.fill(0);
-      let sum = 0;
-      for (let j = 0; j < N; j++) {
-        const w = Math.exp(s[j] - max);
-        sum += w;
-        const vo = base + j * D;
-        for (let d = 0; d < D; d++) acc[d] += w * v[vo + d];
-      }
-      for (let d = 0; d < D; d++) out[qo + d] = acc[d] / sum;
-    }
+    for (let i = 0; i < N; i++) row(out, h, i, all);
   }
   return out;
+}
+
+/**
+ * The row step both CPU twins share: for head h and query i, float64 scores scale·q·k over the
+ * key tokens of `spans` ([start, end) pairs, visited in order), a softmax over them and the
+ * weighted sum of v, written to out[h, i, :]. q, k, v, out are [H, N, D] row-major.
+ */
+export function attendRowCpu(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, N: number, D: number, scale: number) {
+  const s = new Float64Array(N);
+  const acc = new Float64Array(D);
+  return (out: Float32Array, h: number, i: number, spans: readonly number[]): void => {
+    const qo = (h * N + i) * D;
+    let max = -Infinity;
+    for (let r = 0; r < spans.length; r += 2) {
+      for (let t = spans[r]; t < spans[r + 1]; t++) {
+        let dot = 0;
+        for (let d = 0; d < D; d++) dot += q[qo + d] * k[(h * N + t) * D + d];
+        s[t] = dot * scale;
+        if (s[t] > max) max = s[t];
+      }
+    }
+    acc.fill(0);
+    let sum = 0;
+    for (let r = 0; r < spans.length; r += 2) {
+      for (let t = spans[r]; t < spans[r + 1]; t++) {
+        const w = Math.exp(s[t] - max);
+        sum += w;
+        for (let d = 0; d < D; d++) acc[d] += w * v[(h * N + t) * D + d];
+      }
+    }
+    for (let d = 0; d < D; d++) out[qo + d] = acc[d] / sum;
+  };
 }

@@ -46,7 +46,7 @@ import source from '../../../shaders/moc-attention.wgsl?raw';
 import { grid2d, packParams, type Engine } from '../engine.ts';
 import { ShapeError, UnsupportedError } from '../errors.ts';
 import type { Tensor } from '../tensor.ts';
-import { FLASH_TILES, attentionSource, checkQkv, flashAttention, flashAttentionCpu, flashTileProblem, flashWorkgroupBytes, type FlashTile } from './flash-attention.ts';
+import { FLASH_TILES, attendRowCpu, attentionSource, checkQkv, flashAttention, flashAttentionCpu, flashTileProblem, flashWorkgroupBytes, type FlashTile } from './flash-attention.ts';
 import { alignTiles, groupedAttention, type GroupedDesign } from './moc-grouped.ts';
 import { KIND_TEXT, checkChunks, planFor, type MocChunks } from './moc-plan.ts';
 
@@ -208,10 +208,10 @@ export function mocAttentionCpu(
   const C = chunks.start.length;
   const chunkOf = new Int32Array(N);
   for (let c = 0; c < C; c++) chunkOf.fill(c, chunks.start[c], chunks.end[c]);
+  const row = attendRowCpu(q, k, v, N, D, scale);
   const out = new Float32Array(H * N * D);
   const inOmega = new Uint8Array(C);
-  const s = new Float64Array(N);
-  const acc = new Float64Array(D);
+  const spans: number[] = [];
   for (let h = 0; h < H; h++) {
     for (let i = 0; i < N; i++) {
       const shot = chunks.shot[chunkOf[i]];
@@ -223,28 +223,9 @@ export function mocAttentionCpu(
         const r = routed[(h * N + i) * W + j];
         if (r >= 0 && r < C) inOmega[r] = 1;
       }
-      const qo = (h * N + i) * D;
-      let max = -Infinity;
-      for (let b = 0; b < C; b++) {
-        if (!inOmega[b]) continue;
-        for (let t = chunks.start[b]; t < chunks.end[b]; t++) {
-          let dot = 0;
-          for (let d = 0; d < D; d++) dot += q[qo + d] * k[(h * N + t) * D + d];
-          s[t] = dot * scale;
-          if (s[t] > max) max = s[t];
-        }
-      }
-      acc.fill(0);
-      let sum = 0;
-      for (let b = 0; b < C; b++) {
-        if (!inOmega[b]) continue;
-        for (let t = chunks.start[b]; t < chunks.end[b]; t++) {
-          const w = Math.exp(s[t] - max);
-          sum += w;
-          for (let d = 0; d < D; d++) acc[d] += w * v[(h * N + t) * D + d];
-        }
-      }
-      for (let d = 0; d < D; d++) out[qo + d] = acc[d] / sum;
+      spans.length = 0;
+      for (let b = 0; b < C; b++) if (inOmega[b]) spans.push(chunks.start[b], chunks.end[b]);
+      row(out, h, i, spans);
     }
   }
   return out;

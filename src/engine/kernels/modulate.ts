@@ -103,32 +103,27 @@ function checkCpu(op: string, x: Float32Array, seg: Int32Array, dim: number, tab
   if (table.length % dim !== 0 || table.length === 0) throw new ShapeError(`${op}: a shot table of ${table.length} values is not [shots, ${dim}]`);
 }
 
-function shotOf(op: string, seg: Int32Array, n: number, segs: number): number {
-  const s = seg[n];
-  if (!(s >= 0 && s < segs)) throw new ShapeError(`${op}: seg[${n}] = ${s} is not a shot in [0, ${segs})`);
-  return s;
+/** out[i] = f(i, t) over the [seg.length, dim] output, i = n·dim + d and t = seg[n]·dim + d its shot table entry. */
+function perShotCpu(op: string, seg: Int32Array, dim: number, segs: number, f: (i: number, t: number) => number): Float32Array {
+  const out = new Float32Array(seg.length * dim);
+  for (let n = 0; n < seg.length; n++) {
+    const s = seg[n];
+    if (!(s >= 0 && s < segs)) throw new ShapeError(`${op}: seg[${n}] = ${s} is not a shot in [0, ${segs})`);
+    for (let d = 0; d < dim; d++) out[n * dim + d] = f(n * dim + d, s * dim + d);
+  }
+  return out;
 }
 
 /** CPU twin of `modulate`; shift and scale are [S, dim] arrays. */
 export function modulateCpu(x: Float32Array, shift: Float32Array, scale: Float32Array, seg: Int32Array, dim: number): Float32Array {
   checkCpu('modulate', x, seg, dim, shift);
   if (scale.length !== shift.length) throw new ShapeError(`modulate: scale has ${scale.length} values, shift ${shift.length}`);
-  const out = new Float32Array(x.length);
-  for (let n = 0; n < seg.length; n++) {
-    const s = shotOf('modulate', seg, n, shift.length / dim) * dim;
-    for (let d = 0; d < dim; d++) out[n * dim + d] = x[n * dim + d] * (1 + scale[s + d]) + shift[s + d];
-  }
-  return out;
+  return perShotCpu('modulate', seg, dim, shift.length / dim, (i, t) => x[i] * (1 + scale[t]) + shift[t]);
 }
 
 /** CPU twin of `gatedResidual`; gate is a [S, dim] array. */
 export function gatedResidualCpu(res: Float32Array, gate: Float32Array, x: Float32Array, seg: Int32Array, dim: number): Float32Array {
   checkCpu('gatedResidual', x, seg, dim, gate);
   if (res.length !== x.length) throw new ShapeError(`gatedResidual: res has ${res.length} values, x ${x.length}`);
-  const out = new Float32Array(x.length);
-  for (let n = 0; n < seg.length; n++) {
-    const s = shotOf('gatedResidual', seg, n, gate.length / dim) * dim;
-    for (let d = 0; d < dim; d++) out[n * dim + d] = res[n * dim + d] + gate[s + d] * x[n * dim + d];
-  }
-  return out;
+  return perShotCpu('gatedResidual', seg, dim, gate.length / dim, (i, t) => res[i] + gate[t] * x[i]);
 }

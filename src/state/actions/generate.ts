@@ -133,12 +133,9 @@ export function dismissResume(): void {
  * Call it once the settings are restored. Never throws: returns a one-line problem, or null.
  */
 export async function restoreInterruptedRun(): Promise<string | null> {
-  let saved: persist.SavedRun | null;
-  try {
-    saved = await persist.loadRun();
-  } catch (e) {
-    return `The interrupted run could not be restored: ${(e as Error).message}`;
-  }
+  const got = await persist.loadForRestore('The interrupted run', persist.loadRun);
+  if ('problem' in got) return got.problem;
+  const saved = got.value;
   if (!saved || record.current) return null;
   if (await runLiveElsewhere()) return 'A run is in progress in another tab of the studio: it is not offered for resuming here';
   if (otherModel(saved.model, useStudio.getState().settings.model)) forgetResume();

@@ -4,6 +4,7 @@
  */
 import type { AttentionOptions, StepTrace } from '../../model/api.ts';
 import { routingSummary } from '../../model/routing-json.ts';
+import { loadForRestore } from '../persist.ts';
 import * as stored from '../routing-persist.ts';
 import type { RoutingStats } from '../slices/routing.ts';
 import { useStudio } from '../store.ts';
@@ -37,12 +38,9 @@ export function keepRouting(run: { takeIds: string[]; shotIds: string[]; caption
  * takes it was made with is still kept. Returns a one-line problem, or null; never throws.
  */
 export async function restoreRouting(): Promise<string | null> {
-  let rec: stored.RoutingRecord | null;
-  try {
-    rec = await stored.loadRouting();
-  } catch (e) {
-    return `The routing graph could not be restored: ${(e as Error).message}`;
-  }
+  const got = await loadForRestore('The routing graph', stored.loadRouting);
+  if ('problem' in got) return got.problem;
+  const rec = got.value;
   const st = useStudio.getState();
   if (!rec || st.routing.traces.length) return null;
   const kept = new Set(Object.values(st.takes).flatMap((ts) => ts.map((t) => t.id)));
