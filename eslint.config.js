@@ -33,7 +33,8 @@ const BELOW_WORKER = `${UP}(?:engine|cli|model(?!/(?:${PURE_MODEL.join('|')})(?:
 const WORKER_BOUNDARY = [
   {
     regex: `${UP}worker/(?!(?:client|protocol)(?:\\.ts)?$)`,
-    message: 'Reach the engine worker only through src/worker/client.ts (and `import type` from protocol.ts); the rest of src/worker runs inside the worker.',
+    message:
+      'Reach the engine worker only through src/worker/client.ts (and `import type` from protocol.ts); the rest of src/worker runs inside the worker.',
   },
   {
     regex: `${UP}worker/protocol(?:\\.ts)?$`,
@@ -64,7 +65,10 @@ export default tseslint.config(
     languageOptions: { ecmaVersion: 2023, sourceType: 'module' },
     linterOptions: { reportUnusedDisableDirectives: 'error' },
     rules: {
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' },
+      ],
       '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'inline-type-imports' }],
     },
   },
@@ -77,67 +81,107 @@ export default tseslint.config(
   },
 
   // ── layer rules ────────────────────────────────────────────────────────────────────────────
-  restrict(['src/engine/**'], [
-    {
-      regex: layer('model', 'worker', 'state', 'ui', 'viz', 'cli'),
-      message: 'src/engine is the bottom layer (WebGPU only) and knows nothing of the model, worker, state, UI or CLI. Move the shared code down into src/engine or invert the dependency.',
-    },
-    {
-      regex: pkg('react', 'react-dom', 'three', 'comlink', 'zustand'),
-      message: 'src/engine runs in workers and Node: no React, three.js, comlink or zustand here.',
-    },
-  ]),
-  restrict(['src/model/**'], [
-    {
-      regex: layer('worker', 'state', 'ui', 'viz', 'cli'),
-      message: 'src/model sits on the engine only; the worker, state, UI and CLI call into it, never the reverse.',
-    },
-    {
-      regex: pkg('react', 'react-dom', 'zustand', 'comlink'),
-      message: 'src/model is host-independent model code: no React, zustand or comlink (the worker wraps it).',
-    },
-  ]),
-  restrict(['src/worker/**'], [
-    {
-      regex: layer('state', 'ui', 'viz', 'cli'),
-      message: 'src/worker serves the UI through protocol.ts; it must not import the state, UI, viz or CLI layers.',
-    },
-    { regex: pkg('react', 'react-dom', 'three', 'zustand'), message: 'src/worker has no UI: no React, three.js or zustand.' },
-  ]),
-  restrict(['src/state/**'], [
-    ...WORKER_BOUNDARY,
-    { regex: layer('ui', 'viz'), message: 'src/state is below the UI and viz: they subscribe to the store, the store never imports them.' },
-    {
-      regex: BELOW_WORKER,
-      allowTypeImports: true,
-      message: 'The store holds plain data only: reach the engine and model through src/worker/client.ts (type imports are fine; PURE_MODEL modules may be imported).',
-    },
-    { regex: pkg('three', 'comlink'), message: 'src/state holds plain data: three.js belongs in src/viz, comlink in src/worker/client.ts.' },
-  ]),
-  restrict(['src/ui/**'], [
-    ...WORKER_BOUNDARY,
-    {
-      regex: BELOW_WORKER,
-      allowTypeImports: true,
-      message: 'UI components never touch the engine or model: call an action in src/state, which goes through src/worker/client.ts (type imports are fine; PURE_MODEL modules may be imported).',
-    },
-    { regex: pkg('comlink'), message: 'Only src/worker/client.ts talks comlink; the UI calls state actions.' },
-  ]),
-  restrict(['src/viz/**'], [
-    {
-      regex: pkg('react', 'react-dom'),
-      message: 'src/viz is an imperative three.js scene (update / resize / dispose) fed by store.subscribe; React lives in src/ui.',
-    },
-    { regex: layer('ui'), message: 'src/viz must not import the UI; the UI mounts the scene.' },
-    ...WORKER_BOUNDARY,
-    {
-      regex: layer('engine', 'model', 'cli'),
-      allowTypeImports: true,
-      message: 'src/viz draws state, it does not run the engine or model (type imports are fine).',
-    },
-  ]),
-  restrict(['src/cli/**'], [
-    { regex: layer('ui', 'state', 'viz'), message: 'src/cli is a Node entry over the model and engine; it must not import the browser layers.' },
-    { regex: pkg('react', 'react-dom', 'three', 'zustand'), message: 'src/cli runs in Node: no React, three.js or zustand.' },
-  ]),
+  restrict(
+    ['src/engine/**'],
+    [
+      {
+        regex: layer('model', 'worker', 'state', 'ui', 'viz', 'cli'),
+        message:
+          'src/engine is the bottom layer (WebGPU only) and knows nothing of the model, worker, state, UI or CLI. Move the shared code down into src/engine or invert the dependency.',
+      },
+      {
+        regex: pkg('react', 'react-dom', 'three', 'comlink', 'zustand'),
+        message: 'src/engine runs in workers and Node: no React, three.js, comlink or zustand here.',
+      },
+    ],
+  ),
+  restrict(
+    ['src/model/**'],
+    [
+      {
+        regex: layer('worker', 'state', 'ui', 'viz', 'cli'),
+        message: 'src/model sits on the engine only; the worker, state, UI and CLI call into it, never the reverse.',
+      },
+      {
+        regex: pkg('react', 'react-dom', 'zustand', 'comlink'),
+        message: 'src/model is host-independent model code: no React, zustand or comlink (the worker wraps it).',
+      },
+    ],
+  ),
+  restrict(
+    ['src/worker/**'],
+    [
+      {
+        regex: layer('state', 'ui', 'viz', 'cli'),
+        message: 'src/worker serves the UI through protocol.ts; it must not import the state, UI, viz or CLI layers.',
+      },
+      {
+        regex: pkg('react', 'react-dom', 'three', 'zustand'),
+        message: 'src/worker has no UI: no React, three.js or zustand.',
+      },
+    ],
+  ),
+  restrict(
+    ['src/state/**'],
+    [
+      ...WORKER_BOUNDARY,
+      {
+        regex: layer('ui', 'viz'),
+        message: 'src/state is below the UI and viz: they subscribe to the store, the store never imports them.',
+      },
+      {
+        regex: BELOW_WORKER,
+        allowTypeImports: true,
+        message:
+          'The store holds plain data only: reach the engine and model through src/worker/client.ts (type imports are fine; PURE_MODEL modules may be imported).',
+      },
+      {
+        regex: pkg('three', 'comlink'),
+        message: 'src/state holds plain data: three.js belongs in src/viz, comlink in src/worker/client.ts.',
+      },
+    ],
+  ),
+  restrict(
+    ['src/ui/**'],
+    [
+      ...WORKER_BOUNDARY,
+      {
+        regex: BELOW_WORKER,
+        allowTypeImports: true,
+        message:
+          'UI components never touch the engine or model: call an action in src/state, which goes through src/worker/client.ts (type imports are fine; PURE_MODEL modules may be imported).',
+      },
+      { regex: pkg('comlink'), message: 'Only src/worker/client.ts talks comlink; the UI calls state actions.' },
+    ],
+  ),
+  restrict(
+    ['src/viz/**'],
+    [
+      {
+        regex: pkg('react', 'react-dom'),
+        message:
+          'src/viz is an imperative three.js scene (update / resize / dispose) fed by store.subscribe; React lives in src/ui.',
+      },
+      { regex: layer('ui'), message: 'src/viz must not import the UI; the UI mounts the scene.' },
+      ...WORKER_BOUNDARY,
+      {
+        regex: layer('engine', 'model', 'cli'),
+        allowTypeImports: true,
+        message: 'src/viz draws state, it does not run the engine or model (type imports are fine).',
+      },
+    ],
+  ),
+  restrict(
+    ['src/cli/**'],
+    [
+      {
+        regex: layer('ui', 'state', 'viz'),
+        message: 'src/cli is a Node entry over the model and engine; it must not import the browser layers.',
+      },
+      {
+        regex: pkg('react', 'react-dom', 'three', 'zustand'),
+        message: 'src/cli runs in Node: no React, three.js or zustand.',
+      },
+    ],
+  ),
 );

@@ -40,7 +40,13 @@ function cspMeta(): Plugin {
   return {
     name: 'moc-content-security-policy',
     apply: 'build',
-    transformIndexHtml: () => [{ tag: 'meta', attrs: { 'http-equiv': 'Content-Security-Policy', content: contentSecurityPolicy({ meta: true }) }, injectTo: 'head-prepend' }],
+    transformIndexHtml: () => [
+      {
+        tag: 'meta',
+        attrs: { 'http-equiv': 'Content-Security-Policy', content: contentSecurityPolicy({ meta: true }) },
+        injectTo: 'head-prepend',
+      },
+    ],
   };
 }
 
@@ -56,7 +62,8 @@ function linkedDocs(): Plugin {
     name: 'moc-linked-docs',
     apply: 'build',
     generateBundle() {
-      for (const file of LINKED_DOCS) if (existsSync(file)) this.emitFile({ type: 'asset', fileName: file, source: readFileSync(file) });
+      for (const file of LINKED_DOCS)
+        if (existsSync(file)) this.emitFile({ type: 'asset', fileName: file, source: readFileSync(file) });
     },
   };
 }

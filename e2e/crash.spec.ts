@@ -7,7 +7,16 @@
  * resume the run the page was in the middle of. The model and the board: e2e/model-fixture.ts.
  */
 import { expect, test, type Page } from '@playwright/test';
-import { BOARD, MODEL, hasModel, openWithBoard, progress, serveModel, startLongRun, watchRun } from './model-fixture.ts';
+import {
+  BOARD,
+  MODEL,
+  hasModel,
+  openWithBoard,
+  progress,
+  serveModel,
+  startLongRun,
+  watchRun,
+} from './model-fixture.ts';
 
 test.skip(!hasModel(), `no model folder at ${MODEL}`);
 
@@ -52,9 +61,13 @@ async function interruptedRun(page: Page, fault: () => void): Promise<{ takes: s
 test('the engine worker crashes mid-generation: banner, restart, shots kept, Generate works', async ({ page }) => {
   test.setTimeout(300_000);
   const { takes, problems } = await interruptedRun(page, () => window.mocStudio!.crashWorker());
-  await expect(page.locator('.banner').getByText(/^The engine worker stopped .*your storyboard and finished shots are kept/)).toBeVisible();
+  await expect(
+    page.locator('.banner').getByText(/^The engine worker stopped .*your storyboard and finished shots are kept/),
+  ).toBeVisible();
   await expect(page.getByText(/^Generation failed: The engine worker stopped during generation/)).toBeVisible();
-  await expect(page.getByText(/The engine worker stopped once and the engine recovered/)).toBeVisible({ timeout: 60_000 });
+  await expect(page.getByText(/The engine worker stopped once and the engine recovered/)).toBeVisible({
+    timeout: 60_000,
+  });
   await expect(page.getByRole('status', { name: 'Engine status' })).toContainText('Engine ready');
   await expect(page.getByText('Loaded', { exact: true })).toBeVisible({ timeout: 60_000 });
   await expectBoardAndShots(page);
@@ -71,8 +84,12 @@ test('the engine worker crashes mid-generation: banner, restart, shots kept, Gen
   // client's watchdog (a ping unanswered for 30 s) finds it and the studio restarts the same way
   await startLongRun(page);
   await page.evaluate(() => window.mocStudio!.crashWorker('silent'));
-  await expect(page.getByText(/^Generation failed: The engine worker stopped during generation/)).toBeVisible({ timeout: 60_000 });
-  await expect(page.getByText(/The engine worker stopped 2 times and the engine recovered/)).toBeVisible({ timeout: 60_000 });
+  await expect(page.getByText(/^Generation failed: The engine worker stopped during generation/)).toBeVisible({
+    timeout: 60_000,
+  });
+  await expect(page.getByText(/The engine worker stopped 2 times and the engine recovered/)).toBeVisible({
+    timeout: 60_000,
+  });
   await expect(page.getByRole('status', { name: 'Engine status' })).toContainText('Engine ready');
   await expect(page.getByText('Loaded', { exact: true })).toBeVisible({ timeout: 60_000 });
   await expectBoardAndShots(page);
@@ -85,13 +102,21 @@ test('the engine worker crashes mid-generation: banner, restart, shots kept, Gen
   expect(problems, problems.join('\n')).toEqual([]);
 });
 
-test('the GPU device is lost mid-generation: Resume generation runs the interrupted request to the end', async ({ page }) => {
+test('the GPU device is lost mid-generation: Resume generation runs the interrupted request to the end', async ({
+  page,
+}) => {
   test.setTimeout(300_000);
   const { takes, problems } = await interruptedRun(page, () => window.mocStudio!.loseDevice());
-  await expect(page.locator('.banner').getByText(/^The GPU device was lost .*your storyboard and finished shots are kept/)).toBeVisible();
+  await expect(
+    page.locator('.banner').getByText(/^The GPU device was lost .*your storyboard and finished shots are kept/),
+  ).toBeVisible();
   await expect(page.getByText(/^Generation failed: The GPU device was lost during generation/)).toBeVisible();
-  await expect(page.locator('.banner').getByText(/^The interrupted run \(generating 2 shots, stopped at step \d+ of 40\)/)).toBeVisible();
-  await expect(page.getByText(/The GPU device was lost once and the engine recovered/)).toBeVisible({ timeout: 60_000 });
+  await expect(
+    page.locator('.banner').getByText(/^The interrupted run \(generating 2 shots, stopped at step \d+ of 40\)/),
+  ).toBeVisible();
+  await expect(page.getByText(/The GPU device was lost once and the engine recovered/)).toBeVisible({
+    timeout: 60_000,
+  });
   await expect(resumeButton(page)).toBeEnabled({ timeout: 60_000 });
   await expectBoardAndShots(page);
   expect(await chosenTakes(page)).toBe(takes);
@@ -104,7 +129,11 @@ test('the GPU device is lost mid-generation: Resume generation runs the interrup
   await expectBoardAndShots(page);
   const after = await page.evaluate(() => {
     const s = window.mocStudio!.store.getState();
-    return s.shotIds.map((id) => ({ id, takes: s.takes[id].map((t) => t.id), chosen: s.takes[id].find((t) => t.id === s.chosen[id])! }));
+    return s.shotIds.map((id) => ({
+      id,
+      takes: s.takes[id].map((t) => t.id),
+      chosen: s.takes[id].find((t) => t.id === s.chosen[id])!,
+    }));
   });
   const before = JSON.parse(takes) as Record<string, string>;
   for (const [i, shot] of after.entries()) {
@@ -115,7 +144,10 @@ test('the GPU device is lost mid-generation: Resume generation runs the interrup
   expect(problems, problems.join('\n')).toEqual([]);
 });
 
-test('the page is closed mid-generation: a new page finds the storyboard and the finished shots, and resumes the run', async ({ page, context }) => {
+test('the page is closed mid-generation: a new page finds the storyboard and the finished shots, and resumes the run', async ({
+  page,
+  context,
+}) => {
   test.setTimeout(360_000);
   await serveModel(page);
   await openWithBoard(page);
@@ -136,8 +168,12 @@ test('the page is closed mid-generation: a new page finds the storyboard and the
   // the studio is usable: no run is stuck
   await expect(progress(again)).toHaveCount(0);
   // the run the page went away in is offered; Resume runs its request (40 steps) to the end
-  await expect(again.locator('.banner').getByText(/^A run did not finish before the studio was last closed or reloaded/)).toBeVisible();
-  await expect(again.locator('.banner').getByText(/^The interrupted run \(generating 2 shots, stopped at step \d+ of 40\)/)).toBeVisible();
+  await expect(
+    again.locator('.banner').getByText(/^A run did not finish before the studio was last closed or reloaded/),
+  ).toBeVisible();
+  await expect(
+    again.locator('.banner').getByText(/^The interrupted run \(generating 2 shots, stopped at step \d+ of 40\)/),
+  ).toBeVisible();
   await expect(resumeButton(again)).toBeEnabled({ timeout: 60_000 });
   await resumeButton(again).click();
   await expect(resumeButton(again)).toHaveCount(0);

@@ -11,12 +11,15 @@ test('the built studio runs under its CSP with no violations', async ({ page }) 
   await page.addInitScript(() => {
     const seen: string[] = [];
     (window as unknown as { __csp: string[] }).__csp = seen;
-    document.addEventListener('securitypolicyviolation', (e) => seen.push(`${e.effectiveDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`));
+    document.addEventListener('securitypolicyviolation', (e) =>
+      seen.push(`${e.effectiveDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`),
+    );
   });
   const problems: string[] = [];
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
   page.on('console', (m) => {
-    if (m.type() === 'error' || /Content.Security.Policy/i.test(m.text())) problems.push(`console ${m.type()}: ${m.text()}`);
+    if (m.type() === 'error' || /Content.Security.Policy/i.test(m.text()))
+      problems.push(`console ${m.type()}: ${m.text()}`);
   });
 
   // the policy is a response header on every response, the engine worker's script included
@@ -25,7 +28,8 @@ test('the built studio runs under its CSP with no violations', async ({ page }) 
   page.on('response', (r) => headers.set(new URL(r.url()).pathname, r.headers()['content-security-policy']));
   const doc = await page.goto('/');
   const header = doc!.headers()['content-security-policy'];
-  for (const directive of ["script-src 'self'", "worker-src 'self'", "connect-src 'self'", "frame-ancestors 'none'"]) expect(header).toContain(directive);
+  for (const directive of ["script-src 'self'", "worker-src 'self'", "connect-src 'self'", "frame-ancestors 'none'"])
+    expect(header).toContain(directive);
   expect(header).not.toContain('unsafe');
   const csp = await page.locator('meta[http-equiv="Content-Security-Policy"]').getAttribute('content');
   expect(csp).toContain("script-src 'self'");
@@ -36,7 +40,11 @@ test('the built studio runs under its CSP with no violations', async ({ page }) 
   await expect(status).toContainText(/Engine (ready|error)/);
   await expect(status, await status.innerText()).toContainText('Engine ready');
   await expect(status).toContainText(/max error 0\b/);
-  await page.getByRole('button', { name: 'Add shot' }).first().click().catch(() => undefined);
+  await page
+    .getByRole('button', { name: 'Add shot' })
+    .first()
+    .click()
+    .catch(() => undefined);
 
   const worker = [...headers.keys()].find((p) => /worker.*\.js$/.test(p));
   expect(worker, [...headers.keys()].join(' ')).toBeDefined();

@@ -8,7 +8,17 @@
  */
 import { readFileSync } from 'node:fs';
 import { expect, test } from '@playwright/test';
-import { BOARD, MODEL, decodeVideo, hasModel, openWithBoard, served, serveModel, startLongRun, watchRun } from './model-fixture.ts';
+import {
+  BOARD,
+  MODEL,
+  decodeVideo,
+  hasModel,
+  openWithBoard,
+  served,
+  serveModel,
+  startLongRun,
+  watchRun,
+} from './model-fixture.ts';
 
 test('generate, play, route, teach, regenerate, cancel, reload, recover', async ({ page }) => {
   test.skip(!hasModel(), `no model folder at ${MODEL}`);
@@ -56,11 +66,15 @@ test('generate, play, route, teach, regenerate, cancel, reload, recover', async 
   await expect(graph.locator('canvas')).toBeVisible();
   await expect(graph.getByText('Sparsity')).toBeVisible();
   await graph.getByRole('combobox', { name: 'Pinned chunk' }).selectOption({ label: 'Shot 2 · frame 2' });
-  await expect(graph.getByRole('img', { name: /^Routing scores of Shot 2 · frame 2 over candidate chunks/ })).toBeVisible();
+  await expect(
+    graph.getByRole('img', { name: /^Routing scores of Shot 2 · frame 2 over candidate chunks/ }),
+  ).toBeVisible();
   await expect(graph.getByText('top-1 cut')).toBeVisible();
   await expect(graph.getByText(/causal cut/)).toBeVisible();
   // character 1 is in both shots: shot 1 is all shot 2 can route to, so all its picks land there
-  await expect(graph.getByRole('note', { name: 'Character memory' })).toHaveText('Character 1 was in shot 1 · routes there: 100% of picks (uniform over earlier frames: 100%)');
+  await expect(graph.getByRole('note', { name: 'Character memory' })).toHaveText(
+    'Character 1 was in shot 1 · routes there: 100% of picks (uniform over earlier frames: 100%)',
+  );
   await graph.screenshot({ path: 'e2e-artifacts/routing-graph.png' });
 
   // teaching mode: pick a token on the frame and walk through MoC for it
@@ -71,7 +85,9 @@ test('generate, play, route, teach, regenerate, cancel, reload, recover', async 
   await expect(teach).toContainText('Mandatory anchors');
   // with a generated video the numbers are the network's own: one forward pass at t = 1/steps, the last layer by default
   const origin = teach.getByRole('note', { name: 'Source of the numbers' });
-  await expect(origin).toContainText(/^The network’s own numbers: model \S+, layer (\d+) of \1, head 1 of \d+, t = 0\.333 /);
+  await expect(origin).toContainText(
+    /^The network’s own numbers: model \S+, layer (\d+) of \1, head 1 of \d+, t = 0\.333 /,
+  );
   await teach.getByRole('combobox', { name: 'Teaching layer' }).selectOption({ label: '1' });
   await expect(origin).toContainText(/layer 1 of \d+, head 1 of/);
   await teach.getByRole('combobox', { name: 'Teaching head' }).selectOption({ label: '2' });
@@ -107,7 +123,10 @@ test('generate, play, route, teach, regenerate, cancel, reload, recover', async 
   const hasEncoder = await page.evaluate(() => typeof VideoEncoder !== 'undefined');
   if (hasEncoder) {
     await page.getByRole('combobox', { name: 'Video format' }).selectOption('webm');
-    const [video] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export video' }).click()]);
+    const [video] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('button', { name: 'Export video' }).click(),
+    ]);
     const bytes = readFileSync((await video.path())!);
     expect(bytes.subarray(0, 4)).toEqual(Buffer.from([0x1a, 0x45, 0xdf, 0xa3])); // EBML: a Matroska/WebM file
     // and it decodes: the browser's own <video> loads it, and its first frame is not blank
@@ -133,8 +152,12 @@ test('generate, play, route, teach, regenerate, cancel, reload, recover', async 
   // the GPU device is lost: the studio says so, recovers, and keeps everything
   await expect(page.getByRole('status', { name: 'Engine status' })).toContainText('Engine ready');
   await page.evaluate(() => window.mocStudio!.loseDevice());
-  await expect(page.locator('.banner').getByText(/^The GPU device was lost .*your storyboard and finished shots are kept/)).toBeVisible();
-  await expect(page.getByText(/The GPU device was lost once and the engine recovered/)).toBeVisible({ timeout: 60_000 });
+  await expect(
+    page.locator('.banner').getByText(/^The GPU device was lost .*your storyboard and finished shots are kept/),
+  ).toBeVisible();
+  await expect(page.getByText(/The GPU device was lost once and the engine recovered/)).toBeVisible({
+    timeout: 60_000,
+  });
   await expect(page.getByRole('status', { name: 'Engine status' })).toContainText('Engine ready');
   await expect(page.getByText('Loaded', { exact: true })).toBeVisible({ timeout: 60_000 });
   await expect(page.getByRole('img', { name: 'Shot 2, middle frame' })).toBeVisible();

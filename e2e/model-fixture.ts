@@ -38,13 +38,31 @@ export async function serveModel(page: Page): Promise<void> {
   served.clear(); // specs share this module in one Playwright worker: count only this test's requests
   // Routes apply to the engine worker's fetches too.
   await page.context().route('**/models/index.json', (route) =>
-    route.fulfill({ json: { models: [{ name: 'e2e', path: 'models/e2e/', description: `local model ${LOCAL}`, params: 0, bytes: statSync(join(LOCAL, 'model.safetensors')).size, default: true }] } }),
+    route.fulfill({
+      json: {
+        models: [
+          {
+            name: 'e2e',
+            path: 'models/e2e/',
+            description: `local model ${LOCAL}`,
+            params: 0,
+            bytes: statSync(join(LOCAL, 'model.safetensors')).size,
+            default: true,
+          },
+        ],
+      },
+    }),
   );
   await page.context().route('**/models/e2e/*', (route) => {
     const file = new URL(route.request().url()).pathname.split('/').pop()!;
     served.set(file, (served.get(file) ?? 0) + 1);
     const path = join(LOCAL, file);
-    return existsSync(path) ? route.fulfill({ body: readFileSync(path), contentType: file.endsWith('.json') ? 'application/json' : 'application/octet-stream' }) : route.fulfill({ status: 404 });
+    return existsSync(path)
+      ? route.fulfill({
+          body: readFileSync(path),
+          contentType: file.endsWith('.json') ? 'application/json' : 'application/octet-stream',
+        })
+      : route.fulfill({ status: 404 });
   });
 }
 
@@ -52,7 +70,9 @@ export async function serveModel(page: Page): Promise<void> {
 export async function openWithBoard(page: Page): Promise<void> {
   await page.goto('/');
   await expect(page.getByText('Loaded', { exact: true })).toBeVisible({ timeout: 60_000 });
-  await page.getByLabel('Storyboard file to import').setInputFiles({ name: 'tiny.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(BOARD)) });
+  await page
+    .getByLabel('Storyboard file to import')
+    .setInputFiles({ name: 'tiny.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(BOARD)) });
   await expect(page.getByRole('textbox', { name: 'Shot 2 caption' })).toHaveValue(BOARD.shots[1].caption);
 }
 
@@ -80,11 +100,17 @@ export async function watchRun(page: Page, steps: number): Promise<number[]> {
 export async function startLongRun(page: Page): Promise<void> {
   await page.getByRole('spinbutton', { name: 'Sampler steps' }).fill('40');
   await page.getByRole('button', { name: 'Generate', exact: true }).click();
-  await expect.poll(() => progress(page).evaluate((el) => (el as HTMLProgressElement).value), { timeout: 60_000 }).toBeGreaterThanOrEqual(1);
+  await expect
+    .poll(() => progress(page).evaluate((el) => (el as HTMLProgressElement).value), { timeout: 60_000 })
+    .toBeGreaterThanOrEqual(1);
 }
 
 /** Loads `bytes` in a <video> element of the page: its size, duration, and the brightness spread of its first frame. */
-export async function decodeVideo(page: Page, bytes: Buffer, type: string): Promise<{ width: number; height: number; duration: number; spread: number }> {
+export async function decodeVideo(
+  page: Page,
+  bytes: Buffer,
+  type: string,
+): Promise<{ width: number; height: number; duration: number; spread: number }> {
   return page.evaluate(
     async ([b64, mime]) => {
       const data = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
@@ -94,7 +120,11 @@ export async function decodeVideo(page: Page, bytes: Buffer, type: string): Prom
       try {
         await new Promise<void>((resolve, reject) => {
           video.addEventListener('loadeddata', () => resolve(), { once: true });
-          video.addEventListener('error', () => reject(new Error(`the video does not decode: ${video.error?.message ?? video.error?.code}`)), { once: true });
+          video.addEventListener(
+            'error',
+            () => reject(new Error(`the video does not decode: ${video.error?.message ?? video.error?.code}`)),
+            { once: true },
+          );
           video.src = url;
         });
         // at loadeddata Chromium may not have a frame to draw yet (drawImage gives transparent

@@ -15,14 +15,22 @@ const OWN_MODEL = 'public/models/moc-tiny';
 async function expectNoOverscroll(page: Page): Promise<void> {
   await page.mouse.move(200, 300);
   for (let i = 0; i < 5; i++) await page.mouse.wheel(0, 2000);
-  const m = await page.evaluate(() => ({ scroll: document.documentElement.scrollHeight, view: window.innerHeight, y: window.scrollY }));
+  const m = await page.evaluate(() => ({
+    scroll: document.documentElement.scrollHeight,
+    view: window.innerHeight,
+    y: window.scrollY,
+  }));
   expect(m.scroll).toBe(m.view);
   expect(m.y).toBe(0);
 }
 
-test('first run: a tour, shortcuts on ?, no document overscroll; at phone width Generate is in reach', async ({ page }) => {
+test('first run: a tour, shortcuts on ?, no document overscroll; at phone width Generate is in reach', async ({
+  page,
+}) => {
   await page.goto('/');
-  await expect(page.getByRole('status', { name: 'Engine status' })).toContainText(/Engine (ready|error)/, { timeout: 60_000 });
+  await expect(page.getByRole('status', { name: 'Engine status' })).toContainText(/Engine (ready|error)/, {
+    timeout: 60_000,
+  });
   await expect(page.locator('.chips .visually-hidden').first()).toBeAttached();
   await expectNoOverscroll(page);
 
@@ -54,7 +62,10 @@ test('first run: a tour, shortcuts on ?, no document overscroll; at phone width 
   await page.getByRole('textbox', { name: 'Shot 1 caption' }).press('Backspace');
 
   // a control explains itself
-  await expect(page.locator('label', { has: page.getByRole('spinbutton', { name: 'Top-k' }) })).toHaveAttribute('title', /how many extra chunks/);
+  await expect(page.locator('label', { has: page.getByRole('spinbutton', { name: 'Top-k' }) })).toHaveAttribute(
+    'title',
+    /how many extra chunks/,
+  );
 
   // phone width: no overscroll, diagnostics collapsed to one line, Generate on screen at the top
   await page.setViewportSize({ width: 390, height: 844 });
@@ -75,7 +86,9 @@ test('first run: a tour, shortcuts on ?, no document overscroll; at phone width 
   await expect(bar).toContainText('Adapter');
 });
 
-test('versions keep their seeds; the project file round-trips; video exports as MP4 or says why not', async ({ page }) => {
+test('versions keep their seeds; the project file round-trips; video exports as MP4 or says why not', async ({
+  page,
+}) => {
   test.skip(!hasModel(), `no model folder at ${MODEL}`);
   test.setTimeout(240_000);
   await serveModel(page);
@@ -109,7 +122,9 @@ test('versions keep their seeds; the project file round-trips; video exports as 
   await seed.fill('4294967295');
   await seed.blur();
   await expect(seed).toHaveValue('4294967295');
-  const fits = await seed.evaluate((el) => (el as HTMLInputElement).scrollWidth <= (el as HTMLInputElement).clientWidth);
+  const fits = await seed.evaluate(
+    (el) => (el as HTMLInputElement).scrollWidth <= (el as HTMLInputElement).clientWidth,
+  );
   expect(fits).toBe(true);
   await expect(status).toContainText('Changed since generated (seed)');
   await seed.fill(reseeded);
@@ -118,14 +133,23 @@ test('versions keep their seeds; the project file round-trips; video exports as 
 
   // the project file: save it, replace the board with a fresh import, open the file again
   await expect(page.locator('.save-state')).toHaveText('Saved');
-  const [saved] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Save project' }).click()]);
+  const [saved] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('button', { name: 'Save project' }).click(),
+  ]);
   const projectText = readFileSync((await saved.path())!, 'utf8');
   expect(JSON.parse(projectText).takes).toHaveLength(3);
-  await page.getByLabel('Storyboard file to import').setInputFiles({ name: 'other.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify({ ...BOARD, shots: [{ caption: 'Character 1 stays.', frames: 1, seed: 5 }] })) });
+  await page.getByLabel('Storyboard file to import').setInputFiles({
+    name: 'other.json',
+    mimeType: 'application/json',
+    buffer: Buffer.from(JSON.stringify({ ...BOARD, shots: [{ caption: 'Character 1 stays.', frames: 1, seed: 5 }] })),
+  });
   await expect(page.getByRole('textbox', { name: 'Shot 2 caption' })).toHaveCount(0);
   await expect(page.getByText('Not generated yet', { exact: true })).toBeVisible();
   page.once('dialog', (d) => void d.accept());
-  await page.getByLabel('Project file to open').setInputFiles({ name: 'project.mocproject.json', mimeType: 'application/json', buffer: Buffer.from(projectText) });
+  await page
+    .getByLabel('Project file to open')
+    .setInputFiles({ name: 'project.mocproject.json', mimeType: 'application/json', buffer: Buffer.from(projectText) });
   await expect(page.getByRole('textbox', { name: 'Shot 2 caption' })).toHaveValue(BOARD.shots[1].caption);
   await expect(seed).toHaveValue(reseeded);
   await expect(status).toHaveText(`Generated · v2 of 2 · seed ${reseeded} (v1: ${BOARD.shots[0].seed})`);
@@ -133,8 +157,16 @@ test('versions keep their seeds; the project file round-trips; video exports as 
   await expect(page.getByRole('img', { name: 'Shot 2, middle frame' })).toBeVisible();
   await expect(takes.getByRole('listitem')).toHaveCount(2);
   // a broken file changes nothing and says why
-  await page.getByLabel('Project file to open').setInputFiles({ name: 'broken.json', mimeType: 'application/json', buffer: Buffer.from('{"format":"moc-studio-project","version":7}') });
-  await expect(page.getByText('Could not open “broken.json”: it has version 7; this studio reads version 1 — your project is unchanged.')).toBeVisible();
+  await page.getByLabel('Project file to open').setInputFiles({
+    name: 'broken.json',
+    mimeType: 'application/json',
+    buffer: Buffer.from('{"format":"moc-studio-project","version":7}'),
+  });
+  await expect(
+    page.getByText(
+      'Could not open “broken.json”: it has version 7; this studio reads version 1 — your project is unchanged.',
+    ),
+  ).toBeVisible();
   await expect(seed).toHaveValue(reseeded);
   // and it was stored: a reload finds it
   await expect(page.locator('.save-state')).toHaveText('Saved');
@@ -144,12 +176,25 @@ test('versions keep their seeds; the project file round-trips; video exports as 
 
   // video: a shot not generated is named before export; MP4 where H.264 encodes, else WebM with the reason
   await page.getByRole('button', { name: 'Add shot' }).click();
-  await expect(page.getByRole('note', { name: 'Export warning' })).toHaveText('Shot 3 not generated yet: the video will leave it out');
-  const canH264 = await page.evaluate(async () => typeof VideoEncoder !== 'undefined' && (await VideoEncoder.isConfigSupported({ codec: 'avc1.42001f', width: 256, height: 256 }).catch(() => ({ supported: false }))).supported === true);
+  await expect(page.getByRole('note', { name: 'Export warning' })).toHaveText(
+    'Shot 3 not generated yet: the video will leave it out',
+  );
+  const canH264 = await page.evaluate(
+    async () =>
+      typeof VideoEncoder !== 'undefined' &&
+      (
+        await VideoEncoder.isConfigSupported({ codec: 'avc1.42001f', width: 256, height: 256 }).catch(() => ({
+          supported: false,
+        }))
+      ).supported === true,
+  );
   const hasEncoder = await page.evaluate(() => typeof VideoEncoder !== 'undefined');
   test.skip(!hasEncoder, 'no WebCodecs VideoEncoder in this browser');
   await expect(page.getByRole('combobox', { name: 'Video format' })).toHaveValue('mp4');
-  const [video] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export video' }).click()]);
+  const [video] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('button', { name: 'Export video' }).click(),
+  ]);
   const bytes = readFileSync((await video.path())!);
   const result = page.getByRole('status', { name: 'Export result' });
   await expect(result).toContainText('Shot 3 left out (not generated yet)');
@@ -164,12 +209,16 @@ test('versions keep their seeds; the project file round-trips; video exports as 
   } else {
     expect(video.suggestedFilename()).toBe('moc-studio.webm');
     expect(bytes.subarray(0, 4)).toEqual(Buffer.from([0x1a, 0x45, 0xdf, 0xa3]));
-    await expect(result).toContainText(/Exported WEBM \((vp9|vp8|av1)\) · not MP4: this browser cannot encode H\.264 at \d+×\d+/);
+    await expect(result).toContainText(
+      /Exported WEBM \((vp9|vp8|av1)\) · not MP4: this browser cannot encode H\.264 at \d+×\d+/,
+    );
   }
   console.log(`H.264 encoding supported: ${canH264}`);
 });
 
-test('a model folder from disk is checked, stored, listed, used for a generation and removable', async ({ page }, info) => {
+test('a model folder from disk is checked, stored, listed, used for a generation and removable', async ({
+  page,
+}, info) => {
   test.skip(!hasModel(), `no model folder at ${MODEL}`);
   test.setTimeout(240_000);
   await serveModel(page);
@@ -180,9 +229,14 @@ test('a model folder from disk is checked, stored, listed, used for a generation
   const bad = info.outputPath('broken-model');
   mkdirSync(bad, { recursive: true });
   for (const f of readdirSync(OWN_MODEL)) copyFileSync(join(OWN_MODEL, f), join(bad, f));
-  writeFileSync(join(bad, 'vocab.json'), readFileSync(join(OWN_MODEL, 'vocab.json'), 'utf8').replace('"meadow"', '"medow"'));
+  writeFileSync(
+    join(bad, 'vocab.json'),
+    readFileSync(join(OWN_MODEL, 'vocab.json'), 'utf8').replace('"meadow"', '"medow"'),
+  );
   await page.getByLabel('Model folder to add').setInputFiles(bad);
-  await expect(page.getByRole('alert').filter({ hasText: 'Could not add the folder “broken-model”' })).toContainText(/vocab\.json has \d+ bytes, the manifest says \d+/);
+  await expect(page.getByRole('alert').filter({ hasText: 'Could not add the folder “broken-model”' })).toContainText(
+    /vocab\.json has \d+ bytes, the manifest says \d+/,
+  );
   await expect(page.getByRole('list', { name: 'Your models' })).toHaveCount(0);
 
   // the real one: added, selected and loaded (32×32 frames: not the e2e model's 16×16)
@@ -198,8 +252,16 @@ test('a model folder from disk is checked, stored, listed, used for a generation
   await page.getByRole('button', { name: 'Generate', exact: true }).click();
   await watchRun(page, 2);
   await expect(page.getByRole('img', { name: 'Shot 1, middle frame' })).toBeVisible();
-  expect(await page.evaluate(() => window.mocStudio!.store.getState().takes[window.mocStudio!.store.getState().shotIds[0]]?.[0]?.model)).toBe('moc-tiny');
-  expect(await page.evaluate(() => window.mocStudio!.store.getState().takes[window.mocStudio!.store.getState().shotIds[0]]?.[0]?.width)).toBe(32);
+  expect(
+    await page.evaluate(
+      () => window.mocStudio!.store.getState().takes[window.mocStudio!.store.getState().shotIds[0]]?.[0]?.model,
+    ),
+  ).toBe('moc-tiny');
+  expect(
+    await page.evaluate(
+      () => window.mocStudio!.store.getState().takes[window.mocStudio!.store.getState().shotIds[0]]?.[0]?.width,
+    ),
+  ).toBe(32);
 
   // still there after a reload (from this browser's storage: nothing is served at local-models/)
   await page.reload();

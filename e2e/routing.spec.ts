@@ -55,10 +55,15 @@ test('the routing graph pins by click and keyboard, keeps still, survives a relo
   await clickBox(page, 'Shot 2 · frame 2');
   await expect(chunk(page, 'Shot 2 · frame 2')).toHaveAttribute('aria-pressed', 'true');
   await page.mouse.move(2, 2);
-  await expect(g.getByRole('combobox', { name: 'Pinned chunk' }).locator('option:checked')).toHaveText('Shot 2 · frame 2');
+  await expect(g.getByRole('combobox', { name: 'Pinned chunk' }).locator('option:checked')).toHaveText(
+    'Shot 2 · frame 2',
+  );
   await expect(g.getByRole('img', { name: /^Routing scores of Shot 2 · frame 2 / })).toBeVisible();
   expect(await stage.boundingBox()).toEqual(before);
-  await expect(g.locator('.explained')).toHaveAttribute('title', /summed over the chunk’s \d+ query tokens, \d+ layers and \d+ heads/);
+  await expect(g.locator('.explained')).toHaveAttribute(
+    'title',
+    /summed over the chunk’s \d+ query tokens, \d+ layers and \d+ heads/,
+  );
 
   // the keyboard: focus a box, arrows walk the chunks in stream order, Enter pins, Escape unpins
   await chunk(page, 'Shot 1 · frame 1').focus();
@@ -67,9 +72,13 @@ test('the routing graph pins by click and keyboard, keeps still, survives a relo
   await page.keyboard.press('Enter');
   await expect(chunk(page, 'Shot 1 · frame 2')).toHaveAttribute('aria-pressed', 'true');
   await expect(chunk(page, 'Shot 2 · frame 2')).toHaveAttribute('aria-pressed', 'false');
-  await expect(g.getByRole('combobox', { name: 'Pinned chunk' }).locator('option:checked')).toHaveText('Shot 1 · frame 2');
+  await expect(g.getByRole('combobox', { name: 'Pinned chunk' }).locator('option:checked')).toHaveText(
+    'Shot 1 · frame 2',
+  );
   await page.keyboard.press('Escape');
-  await expect(g.getByRole('combobox', { name: 'Pinned chunk' }).locator('option:checked')).toHaveText('none (hover or click a box)');
+  await expect(g.getByRole('combobox', { name: 'Pinned chunk' }).locator('option:checked')).toHaveText(
+    'none (hover or click a box)',
+  );
   await chunk(page, 'Shot 1 · frame 2').blur();
 
   // the layer × head overview draws one layer and head
@@ -79,7 +88,10 @@ test('the routing graph pins by click and keyboard, keeps still, survives a relo
   await g.getByRole('button', { name: 'all', exact: true }).click();
 
   // routing.json, as `moc generate` writes it
-  const [dl] = await Promise.all([page.waitForEvent('download'), g.getByRole('button', { name: 'Export routing.json' }).click()]);
+  const [dl] = await Promise.all([
+    page.waitForEvent('download'),
+    g.getByRole('button', { name: 'Export routing.json' }).click(),
+  ]);
   const json = JSON.parse(readFileSync((await dl.path())!, 'utf8'));
   expect(json).toMatchObject({ mode: 'moc', causal: true });
   expect(json.chunks).toHaveLength(7);
@@ -107,17 +119,32 @@ test('the routing graph pins by click and keyboard, keeps still, survives a relo
 
 /** A board of `shots` shots of `frames` frames, captions the models know. */
 function board(shots: number, frames: number) {
-  const captions = ['Character 1 bounces, wide.', 'Character 2 spins in the snow.', 'Nobody is in the meadow, wide.', 'Character 1 moves left, close-up.'];
-  return { ...BOARD, shots: Array.from({ length: shots }, (_, i) => ({ caption: captions[i % captions.length], frames, seed: i + 1 })) };
+  const captions = [
+    'Character 1 bounces, wide.',
+    'Character 2 spins in the snow.',
+    'Nobody is in the meadow, wide.',
+    'Character 1 moves left, close-up.',
+  ];
+  return {
+    ...BOARD,
+    shots: Array.from({ length: shots }, (_, i) => ({ caption: captions[i % captions.length], frames, seed: i + 1 })),
+  };
 }
 
-for (const [shots, frames] of [[8, 4], [32, 2]] as const) {
+for (const [shots, frames] of [
+  [8, 4],
+  [32, 2],
+] as const) {
   test(`screenshot: the routing graph at ${shots} shots`, async ({ page }) => {
     test.skip(!hasModel(), `no model folder at ${MODEL}`);
     test.setTimeout(600_000);
     await serveModel(page);
     await openWithBoard(page);
-    await page.getByLabel('Storyboard file to import').setInputFiles({ name: 'big.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(board(shots, frames))) });
+    await page.getByLabel('Storyboard file to import').setInputFiles({
+      name: 'big.json',
+      mimeType: 'application/json',
+      buffer: Buffer.from(JSON.stringify(board(shots, frames))),
+    });
     await expect(page.getByRole('textbox', { name: `Shot ${shots} caption` })).toBeVisible();
     await page.setViewportSize({ width: 1440, height: 900 });
     await generate(page, 1);
@@ -125,7 +152,11 @@ for (const [shots, frames] of [[8, 4], [32, 2]] as const) {
     await g.scrollIntoViewIfNeeded();
     await expect(g.locator('.routing-chunk')).toHaveCount(1 + shots * (1 + frames));
     // labels never overlap, and none is cut at the edge
-    const boxes = await g.locator('.routing-label').evaluateAll((els) => els.map((e) => e.getBoundingClientRect()).map((r) => ({ l: r.left, r: r.right, t: r.top })));
+    const boxes = await g
+      .locator('.routing-label')
+      .evaluateAll((els) =>
+        els.map((e) => e.getBoundingClientRect()).map((r) => ({ l: r.left, r: r.right, t: r.top })),
+      );
     const stage = (await g.locator('.routing-stage').boundingBox())!;
     for (const b of boxes) expect(b.l >= stage.x && b.r <= stage.x + stage.width).toBe(true);
     const rows = new Map<number, { l: number; r: number }[]>();
@@ -135,7 +166,9 @@ for (const [shots, frames] of [[8, 4], [32, 2]] as const) {
       for (let i = 1; i < row.length; i++) expect(row[i].l).toBeGreaterThanOrEqual(row[i - 1].r);
     }
     await clickBox(page, `Shot ${shots} · frame ${frames}`);
-    await expect(g.getByRole('img', { name: new RegExp(`^Routing scores of Shot ${shots} · frame ${frames} `) })).toBeVisible();
+    await expect(
+      g.getByRole('img', { name: new RegExp(`^Routing scores of Shot ${shots} · frame ${frames} `) }),
+    ).toBeVisible();
     await g.screenshot({ path: `e2e-artifacts/routing-graph-${shots}-shots.png` });
     if (shots === 32) {
       // the wheel zooms about the cursor: the pinned box grows and stays under it
@@ -155,8 +188,12 @@ for (const [shots, frames] of [[8, 4], [32, 2]] as const) {
     const teach = page.getByRole('region', { name: 'Teaching mode' });
     await teach.getByRole('button', { name: 'Pick a query token' }).click();
     await page.getByRole('slider', { name: 'Timeline' }).fill(String(frames * 3));
-    await page.getByRole('img', { name: new RegExp(`^Shot 4, frame 1 of ${frames}$`) }).click({ position: { x: 150, y: 120 } });
-    await expect(teach.getByRole('heading', { name: 'The key set Ω(i) = M(i) ∪ R(i)' })).toBeVisible({ timeout: 120_000 });
+    await page
+      .getByRole('img', { name: new RegExp(`^Shot 4, frame 1 of ${frames}$`) })
+      .click({ position: { x: 150, y: 120 } });
+    await expect(teach.getByRole('heading', { name: 'The key set Ω(i) = M(i) ∪ R(i)' })).toBeVisible({
+      timeout: 120_000,
+    });
     await expect(page.getByRole('img', { name: /^Picked query token: patch row \d+ col \d+$/ })).toBeVisible();
     await expect(teach).toContainText('Shot 4 · frame 1');
     await teach.getByText('In plain words').click(); // open it again for the picture
@@ -164,7 +201,11 @@ for (const [shots, frames] of [[8, 4], [32, 2]] as const) {
     await page.setViewportSize({ width: 1440, height: 1100 });
     await teach.evaluate((el) => el.scrollIntoView({ block: 'start' }));
     const t = (await teach.boundingBox())!;
-    await page.screenshot({ path: 'e2e-artifacts/teaching-plain-words.png', clip: { x: t.x, y: t.y, width: t.width, height: Math.min(t.height, 980) }, style: '.status-bar { visibility: hidden; }' });
+    await page.screenshot({
+      path: 'e2e-artifacts/teaching-plain-words.png',
+      clip: { x: t.x, y: t.y, width: t.width, height: Math.min(t.height, 980) },
+      style: '.status-bar { visibility: hidden; }',
+    });
     await page.locator('.player .viewport').screenshot({ path: 'e2e-artifacts/teaching-picked-patch.png' });
   });
 }

@@ -34,7 +34,9 @@ test('the shipped model: generate, routing graph, teaching mode', async ({ page 
   await page.setViewportSize({ width: 1440, height: 900 });
   await page.goto('/');
   await expect(page.getByText('Loaded', { exact: true })).toBeVisible({ timeout: 300_000 });
-  await page.getByLabel('Storyboard file to import').setInputFiles({ name: 'memory.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(BOARD)) });
+  await page
+    .getByLabel('Storyboard file to import')
+    .setInputFiles({ name: 'memory.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(BOARD)) });
   await expect(page.getByRole('textbox', { name: 'Shot 3 caption' })).toHaveValue(BOARD.shots[2].caption);
   await page.getByRole('spinbutton', { name: 'Sampler steps' }).fill(String(STEPS));
   await page.getByRole('spinbutton', { name: 'Top-k' }).fill(String(TOP_K));
@@ -48,15 +50,21 @@ test('the shipped model: generate, routing graph, teaching mode', async ({ page 
   const graph = page.getByRole('region', { name: 'Routing graph' });
   await graph.scrollIntoViewIfNeeded();
   await graph.getByRole('combobox', { name: 'Pinned chunk' }).selectOption({ label: 'Shot 3 · frame 1' });
-  await expect(graph.getByRole('img', { name: /^Routing scores of Shot 3 · frame 1 over candidate chunks/ })).toBeVisible();
-  await expect(graph.getByRole('note', { name: 'Character memory' })).toContainText(/^Character 1 was in shot 1 · routes there: \d+% of picks \(uniform over earlier frames: 50%\)$/); // 8 of the 16 earlier frames are shot 1's
+  await expect(
+    graph.getByRole('img', { name: /^Routing scores of Shot 3 · frame 1 over candidate chunks/ }),
+  ).toBeVisible();
+  await expect(graph.getByRole('note', { name: 'Character memory' })).toContainText(
+    /^Character 1 was in shot 1 · routes there: \d+% of picks \(uniform over earlier frames: 50%\)$/,
+  ); // 8 of the 16 earlier frames are shot 1's
   await graph.screenshot({ path: `e2e-artifacts/routing-graph-${name}.png` });
 
   const teach = page.getByRole('region', { name: 'Teaching mode' });
   await teach.scrollIntoViewIfNeeded();
   await teach.getByRole('button', { name: 'Pick a query token' }).click();
   await page.getByRole('img', { name: /^Shot 3, frame 1 of 8$/ }).click({ position: { x: 30, y: 30 } });
-  await expect(teach.getByRole('note', { name: 'Source of the numbers' })).toContainText('The network’s own numbers', { timeout: 600_000 });
+  await expect(teach.getByRole('note', { name: 'Source of the numbers' })).toContainText('The network’s own numbers', {
+    timeout: 600_000,
+  });
   // Sixteen candidate rows make the panel taller than a 900-pixel window; the workspace scrolls
   // between a fixed header and status bar, which would cover a taller element's ends in its
   // screenshot, so make the window tall enough to show all of it.

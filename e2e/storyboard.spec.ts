@@ -49,16 +49,26 @@ test('edit a two-shot storyboard: undo/redo, reorder, reload, export and import'
 
   // duplicate and delete
   await page.getByRole('button', { name: 'Duplicate shot 1' }).click();
-  expect(await captionTexts(page)).toEqual(['Character 1 bounces in the meadow, wide.', 'Character 1 bounces in the meadow, wide.', 'Character 2 spins on the beach, close-up.']);
+  expect(await captionTexts(page)).toEqual([
+    'Character 1 bounces in the meadow, wide.',
+    'Character 1 bounces in the meadow, wide.',
+    'Character 2 spins on the beach, close-up.',
+  ]);
   await page.getByRole('button', { name: 'Delete shot 2' }).click();
 
   // reorder with the keyboard: focus stays in the moved caption
   await page.getByRole('textbox', { name: 'Shot 2 caption' }).focus();
   await page.keyboard.press('Alt+ArrowUp');
-  expect(await captionTexts(page)).toEqual(['Character 2 spins on the beach, close-up.', 'Character 1 bounces in the meadow, wide.']);
+  expect(await captionTexts(page)).toEqual([
+    'Character 2 spins on the beach, close-up.',
+    'Character 1 bounces in the meadow, wide.',
+  ]);
   await expect(page.getByRole('textbox', { name: 'Shot 1 caption' })).toBeFocused();
   await page.keyboard.press('Alt+ArrowDown');
-  expect(await captionTexts(page)).toEqual(['Character 1 bounces in the meadow, wide.', 'Character 2 spins on the beach, close-up.']);
+  expect(await captionTexts(page)).toEqual([
+    'Character 1 bounces in the meadow, wide.',
+    'Character 2 spins on the beach, close-up.',
+  ]);
 
   // reorder by dragging shot 2's handle above shot 1
   const handle = page.getByRole('button', { name: /^Reorder shot 2/ });
@@ -70,9 +80,14 @@ test('edit a two-shot storyboard: undo/redo, reorder, reload, export and import'
   await page.mouse.move(h.x + h.width / 2, h.y - 10, { steps: 4 });
   await page.mouse.move(h.x + h.width / 2, t.y + 5, { steps: 8 });
   await page.mouse.up();
-  await expect.poll(() => captionTexts(page)).toEqual(['Character 2 spins on the beach, close-up.', 'Character 1 bounces in the meadow, wide.']);
+  await expect
+    .poll(() => captionTexts(page))
+    .toEqual(['Character 2 spins on the beach, close-up.', 'Character 1 bounces in the meadow, wide.']);
   await page.getByRole('button', { name: 'Undo' }).click();
-  expect(await captionTexts(page)).toEqual(['Character 1 bounces in the meadow, wide.', 'Character 2 spins on the beach, close-up.']);
+  expect(await captionTexts(page)).toEqual([
+    'Character 1 bounces in the meadow, wide.',
+    'Character 2 spins on the beach, close-up.',
+  ]);
 
   // durations in seconds at 8 fps
   await page.getByRole('radio', { name: 'seconds' }).click();
@@ -86,12 +101,18 @@ test('edit a two-shot storyboard: undo/redo, reorder, reload, export and import'
   await page.reload();
   await saved(page);
   await expect(global).toHaveValue('Character 1 is a red star. Character 2 is a blue circle.');
-  expect(await captionTexts(page)).toEqual(['Character 1 bounces in the meadow, wide.', 'Character 2 spins on the beach, close-up.']);
+  expect(await captionTexts(page)).toEqual([
+    'Character 1 bounces in the meadow, wide.',
+    'Character 2 spins on the beach, close-up.',
+  ]);
   await expect(page.getByRole('spinbutton', { name: 'Shot 1 duration in frames' })).toHaveValue('12');
   await expect(page.getByRole('spinbutton', { name: 'Shot 2 seed' })).toHaveValue('42');
 
   // export JSON: the storyboard schema
-  const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export JSON' }).click()]);
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('button', { name: 'Export JSON' }).click(),
+  ]);
   const exported = JSON.parse(readFileSync((await download.path())!, 'utf8'));
   expect(exported).toEqual({
     version: 1,
@@ -104,17 +125,33 @@ test('edit a two-shot storyboard: undo/redo, reorder, reload, export and import'
 
   // a bad file is refused in one line, and the board is kept
   const file = page.getByLabel('Storyboard file to import');
-  await file.setInputFiles({ name: 'bad.json', mimeType: 'application/json', buffer: Buffer.from('{"version":1,"globalCaption":"x","shots":[]}') });
+  await file.setInputFiles({
+    name: 'bad.json',
+    mimeType: 'application/json',
+    buffer: Buffer.from('{"version":1,"globalCaption":"x","shots":[]}'),
+  });
   const alert = page.getByRole('alert').filter({ hasText: 'Could not import' });
-  await expect(alert).toContainText('“bad.json”: storyboard.shots: a storyboard needs at least one shot — your storyboard is unchanged.');
+  await expect(alert).toContainText(
+    '“bad.json”: storyboard.shots: a storyboard needs at least one shot — your storyboard is unchanged.',
+  );
   expect((await alert.innerText()).split('\n')).toHaveLength(1);
-  expect(await captionTexts(page)).toEqual(['Character 1 bounces in the meadow, wide.', 'Character 2 spins on the beach, close-up.']);
+  expect(await captionTexts(page)).toEqual([
+    'Character 1 bounces in the meadow, wide.',
+    'Character 2 spins on the beach, close-up.',
+  ]);
   await file.setInputFiles({ name: 'broken.json', mimeType: 'application/json', buffer: Buffer.from('{"version":1,') });
   await expect(alert).toContainText('not valid JSON');
 
   // a good one replaces it, and Undo brings the old one back
-  const three = { ...exported, shots: [...exported.shots, { caption: 'Nobody is in the city, wide.', frames: 4, seed: 7 }] };
-  await file.setInputFiles({ name: 'three.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(three)) });
+  const three = {
+    ...exported,
+    shots: [...exported.shots, { caption: 'Nobody is in the city, wide.', frames: 4, seed: 7 }],
+  };
+  await file.setInputFiles({
+    name: 'three.json',
+    mimeType: 'application/json',
+    buffer: Buffer.from(JSON.stringify(three)),
+  });
   await expect(captions(page)).toHaveCount(3);
   await expect(alert).toHaveCount(0);
   await page.getByRole('button', { name: 'Undo' }).click();

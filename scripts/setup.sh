@@ -31,6 +31,8 @@ if ! have_vulkan_loader; then missing+=(libvulkan1); fi
 if [[ " $* " == *" --python "* ]] && ! /usr/bin/python3 -c 'import torch, numpy, pytest' 2>/dev/null; then
   missing+=(python3-torch python3-numpy python3-pytest)
 fi
+# ... and black, the formatter of train/ that the test command checks.
+if [[ " $* " == *" --python "* ]] && [[ ! -x /usr/bin/black ]]; then missing+=(black); fi
 if ((${#missing[@]})); then
   command -v apt-get >/dev/null \
     || die "please install ${missing[*]} with your package manager (Chromium must provide /usr/bin/chromium and /usr/lib/chromium/vk_swiftshader_icd.json)."

@@ -25,6 +25,7 @@ step() {
 failed=0
 step typecheck tsc -p tsconfig.json --noEmit
 step lint eslint .
+step format bash -c 'prettier --check . >/dev/null && /usr/bin/black --check -q train && echo "formatting: ok" || { echo "formatting differs: run npx prettier --write . && black train"; exit 1; }'
 step "unit + kernel tests" vitest run
 step "python tests (train/)" /usr/bin/python3 -m pytest train/tests -q -p no:cacheprovider
 step e2e playwright test

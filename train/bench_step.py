@@ -37,8 +37,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
         compile_blocks(model)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
     lengths = ShotLengths(args.shots, args.frames, parse_shot_lengths(args.shot_lengths), args.seed)
-    frames = next((t for t in lengths.tuples if len(set(t)) > 1), lengths.tuples[0])   # mixed if any
-    lengths.tuples = [frames]                                           # every item of the batch
+    frames = next((t for t in lengths.tuples if len(set(t)) > 1), lengths.tuples[0])  # mixed if any
+    lengths.tuples = [frames]  # every item of the batch
     data = WorldDataset(args.seed, args.shots, args.frames, cfg.image_size, cfg.text_len, masks=True, lengths=lengths)
     video, text, fg = make_batch(data, range(args.batch_size))
     x0, text, fg = frames_to_model(video.to(device)), text.to(device), fg.to(device)
@@ -64,6 +64,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
         print(f"[{tag}] {stage[0]}: warm-up 4 steps {warm:.1f} s, then {ms:.1f} ms/step", flush=True)
         if profile and device.type == "cuda":
             from torch.profiler import ProfilerActivity, profile as prof
+
             with prof(activities=[ProfilerActivity.CUDA]) as p:
                 for i in range(3):
                     step(i)

@@ -34,10 +34,25 @@ import torch
 INDEX = "ckpt.json"
 
 # The globals a checkpoint's pickle may name: what torch.save writes for tensors and state_dicts.
-_STORAGES = ("Float", "Double", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte", "Bool",
-             "ComplexFloat", "ComplexDouble")
-_ALLOWED = {("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_parameter"),
-            ("collections", "OrderedDict")} | {("torch", f"{t}Storage") for t in _STORAGES}
+_STORAGES = (
+    "Float",
+    "Double",
+    "Half",
+    "BFloat16",
+    "Long",
+    "Int",
+    "Short",
+    "Char",
+    "Byte",
+    "Bool",
+    "ComplexFloat",
+    "ComplexDouble",
+)
+_ALLOWED = {
+    ("torch._utils", "_rebuild_tensor_v2"),
+    ("torch._utils", "_rebuild_parameter"),
+    ("collections", "OrderedDict"),
+} | {("torch", f"{t}Storage") for t in _STORAGES}
 # Opcodes that reach a callable other than through a checked GLOBAL; torch.save (protocol 2)
 # never writes them.
 _REFUSED_OPS = {"STACK_GLOBAL", "EXT1", "EXT2", "EXT4"}
@@ -57,16 +72,20 @@ def check_pickle(pkl: bytes, label: str) -> None:
     try:
         for op, arg, _ in pickletools.genops(pkl):
             if op.name in _REFUSED_OPS:
-                raise UnsafeCheckpoint(f"{label}: refusing to load: its pickle uses {op.name}, which torch.save never writes")
+                raise UnsafeCheckpoint(
+                    f"{label}: refusing to load: its pickle uses {op.name}, which torch.save never writes"
+                )
             if op.name in ("GLOBAL", "INST"):
                 module, _, name = str(arg).partition(" ")
                 if (module, name) not in _ALLOWED:
-                    raise UnsafeCheckpoint(f"{label}: refusing to load: its pickle asks for {_printable(module)}."
-                                           f"{_printable(name)}; a checkpoint may hold only tensors and plain "
-                                           "data (numbers, strings, lists, dicts)")
+                    raise UnsafeCheckpoint(
+                        f"{label}: refusing to load: its pickle asks for {_printable(module)}."
+                        f"{_printable(name)}; a checkpoint may hold only tensors and plain "
+                        "data (numbers, strings, lists, dicts)"
+                    )
     except UnsafeCheckpoint:
         raise
-    except Exception as e:                                            # malformed opcodes
+    except Exception as e:  # malformed opcodes
         raise UnsafeCheckpoint(f"{label}: refusing to load: its pickle is malformed ({_printable(str(e))})") from None
 
 
@@ -88,14 +107,21 @@ def load_torch(src: Any, map_location: Any = "cpu", name: Optional[str] = None) 
             names = z.namelist()
             pickles = [n for n in names if n.endswith(".pkl")]
             roots = {n.split("/", 1)[0] for n in names}
-            if len(names) != len(set(names)) or len(roots) != 1 or len(pickles) != 1 \
-                    or pickles[0] != f"{roots.pop()}/data.pkl":
-                raise UnsafeCheckpoint(f"{label}: refusing to load: not a torch.save archive "
-                                       "(one root folder holding one data.pkl and no repeated names)")
+            if (
+                len(names) != len(set(names))
+                or len(roots) != 1
+                or len(pickles) != 1
+                or pickles[0] != f"{roots.pop()}/data.pkl"
+            ):
+                raise UnsafeCheckpoint(
+                    f"{label}: refusing to load: not a torch.save archive "
+                    "(one root folder holding one data.pkl and no repeated names)"
+                )
             check_pickle(z.read(pickles[0]), label)
     except zipfile.BadZipFile:
-        raise UnsafeCheckpoint(f"{label}: refusing to load: not a zip-format torch file "
-                               "(torch.save writes these since torch 1.6)") from None
+        raise UnsafeCheckpoint(
+            f"{label}: refusing to load: not a zip-format torch file " "(torch.save writes these since torch 1.6)"
+        ) from None
     return torch.load(io.BytesIO(data), map_location=map_location)
 
 
@@ -110,12 +136,17 @@ def save(out_dir: str, state: dict, part_mb: float = 15.0) -> str:
         name = f"ckpt.pt.{len(names):03d}"
         tmp = os.path.join(out_dir, name + ".tmp")
         with open(tmp, "wb") as f:
-            f.write(data[i:i + size])
+            f.write(data[i : i + size])
         names.append(name)
     for name in names:
         os.replace(os.path.join(out_dir, name + ".tmp"), os.path.join(out_dir, name))
-    index = {"version": 1, "step": int(state.get("step", 0)), "parts": names, "bytes": len(data),
-             "sha256": hashlib.sha256(data).hexdigest()}
+    index = {
+        "version": 1,
+        "step": int(state.get("step", 0)),
+        "parts": names,
+        "bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
     tmp = os.path.join(out_dir, INDEX + ".tmp")
     with open(tmp, "w") as f:
         json.dump(index, f, indent=1)
@@ -129,8 +160,7 @@ def save(out_dir: str, state: dict, part_mb: float = 15.0) -> str:
 def compact(state: dict, param_names: List[str]) -> dict:
     """A full state -> the compact one (see the module docstring)."""
     model = state["model"]
-    deltas = [(e.float().cpu() - model[n].float().cpu()).to(torch.bfloat16)
-              for n, e in zip(param_names, state["ema"])]
+    deltas = [(e.float().cpu() - model[n].float().cpu()).to(torch.bfloat16) for n, e in zip(param_names, state["ema"])]
     rest = {k: v for k, v in state.items() if k not in ("ema", "opt")}
     return {**rest, "opt": None, "ema_names": list(param_names), "ema_delta": deltas}
 

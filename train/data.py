@@ -25,7 +25,7 @@ from .world import Scene, global_caption, sample_scene, shot_caption
 
 SEED_STRIDE = 1_000_000_007
 EVAL_SEED_BASE = 9_000_000
-SHOT_LENGTH_STREAM = 0x5107        # the shot-length draw's own generator stream (not a scene's)
+SHOT_LENGTH_STREAM = 0x5107  # the shot-length draw's own generator stream (not a scene's)
 
 
 def scene_seed(seed: int, index: int) -> int:
@@ -77,9 +77,9 @@ def shot_length_tuples(lengths: Sequence[int], shots: int, total: int) -> List[T
     out: List[Tuple[int, ...]] = []
 
     def extend(prefix: Tuple[int, ...], left: int) -> None:
-        rest = shots - len(prefix) - 1                     # shots still to fill after this one
+        rest = shots - len(prefix) - 1  # shots still to fill after this one
         for f in options:
-            if options[0] * rest <= left - f <= options[-1] * rest:   # the rest can still fit
+            if options[0] * rest <= left - f <= options[-1] * rest:  # the rest can still fit
                 if rest:
                     extend(prefix + (f,), left - f)
                 else:
@@ -91,7 +91,7 @@ def shot_length_tuples(lengths: Sequence[int], shots: int, total: int) -> List[T
 
 
 def parse_shot_lengths(text: Optional[str]) -> Optional[List[int]]:
-    """"4,8,12" -> [4, 8, 12]; None (the option is off) -> None."""
+    """ "4,8,12" -> [4, 8, 12]; None (the option is off) -> None."""
     if text is None:
         return None
     try:
@@ -116,8 +116,10 @@ class ShotLengths:
             raise ValueError(f"shot lengths must be frame counts >= 1, got {list(lengths)}")
         self.tuples = shot_length_tuples(lengths, shots, shots * frames)
         if not self.tuples:
-            raise ValueError(f"no {shots} shot lengths from {sorted(set(lengths))} sum to "
-                             f"{shots} x {frames} = {shots * frames} frames")
+            raise ValueError(
+                f"no {shots} shot lengths from {sorted(set(lengths))} sum to "
+                f"{shots} x {frames} = {shots * frames} frames"
+            )
 
     def frames_at(self, step: int) -> Tuple[int, ...]:
         if len(self.tuples) == 1:
@@ -132,9 +134,21 @@ class WorldDataset(torch.utils.data.Dataset):
     The scene's shots have lengths.frames_at(step) frames, step = index // step_items (the global
     batch, batch x world, as StepBatches numbers items); without `lengths`, `frames` each."""
 
-    def __init__(self, seed: int, shots: int, frames: int, image_size: int, text_len: int,
-                 masks: bool = False, lengths: Optional[ShotLengths] = None, step_items: int = 1,
-                 world: int = 1, oracle: bool = False, curriculum=None, aux_patch: int = 0):
+    def __init__(
+        self,
+        seed: int,
+        shots: int,
+        frames: int,
+        image_size: int,
+        text_len: int,
+        masks: bool = False,
+        lengths: Optional[ShotLengths] = None,
+        step_items: int = 1,
+        world: int = 1,
+        oracle: bool = False,
+        curriculum=None,
+        aux_patch: int = 0,
+    ):
         self.seed, self.shots, self.frames = seed, shots, frames
         self.image_size, self.text_len = image_size, text_len
         self.masks = masks
@@ -144,7 +158,7 @@ class WorldDataset(torch.utils.data.Dataset):
         self.vocab = Vocab(oracle=oracle)
 
     def __len__(self) -> int:
-        return 10 ** 9
+        return 10**9
 
     def scene(self, index: int) -> Scene:
         step = index // self.step_items
@@ -163,14 +177,16 @@ class WorldDataset(torch.utils.data.Dataset):
         shots = [render_shot(scene, i, self.image_size, masks=need_masks) for i in range(len(scene.shots))]
         text = torch.from_numpy(encode_scene(scene, self.vocab, self.text_len, self.oracle))
         if not need_masks:
-            return torch.from_numpy(np.concatenate(shots, 0)), text           # video [T, H, W, 3]
+            return torch.from_numpy(np.concatenate(shots, 0)), text  # video [T, H, W, 3]
         video = torch.from_numpy(np.concatenate([f for f, _ in shots], 0))
         out: Tuple[torch.Tensor, ...] = (video, text)
         if self.masks:
-            out += (torch.from_numpy(np.concatenate([character_mask(vis, self.image_size, len(f))
-                                                     for f, vis in shots], 0)),)
+            out += (
+                torch.from_numpy(np.concatenate([character_mask(vis, self.image_size, len(f)) for f, vis in shots], 0)),
+            )
         if self.aux_patch:
             from .objective import aux_targets
+
             cover, labels = aux_targets(scene, [vis for _, vis in shots], self.image_size, self.aux_patch)
             out += (torch.from_numpy(cover), torch.from_numpy(labels))
         return out
@@ -192,12 +208,17 @@ class StepBatches(torch.utils.data.Sampler):
             yield list(range(base, base + self.batch))
 
 
-def make_loader(dataset: WorldDataset, start: int, stop: int, batch: int, rank: int, world: int,
-                workers: int, pin: bool):
+def make_loader(
+    dataset: WorldDataset, start: int, stop: int, batch: int, rank: int, world: int, workers: int, pin: bool
+):
     extra = {"prefetch_factor": 4} if workers > 0 else {}  # 2.x refuses it without workers
     return torch.utils.data.DataLoader(
-        dataset, batch_sampler=StepBatches(start, stop, batch, rank, world), num_workers=workers,
-        pin_memory=pin, **extra)
+        dataset,
+        batch_sampler=StepBatches(start, stop, batch, rank, world),
+        num_workers=workers,
+        pin_memory=pin,
+        **extra,
+    )
 
 
 def batch(dataset: WorldDataset, indices: Sequence[int]) -> Tuple[torch.Tensor, ...]:

@@ -32,7 +32,7 @@ from .vocab import Vocab
 FORMAT = "moc-dit"
 FORMAT_VERSION = 1
 FPS = 8
-MAX_WEIGHT_BYTES = 16 * 2 ** 20
+MAX_WEIGHT_BYTES = 16 * 2**20
 FILES = ("config.json", "vocab.json", "model.safetensors")
 
 
@@ -60,8 +60,14 @@ def fp16_state(model: torch.nn.Module) -> Dict[str, np.ndarray]:
     return out
 
 
-def export_model(model: MoCDiT, cfg: ModelConfig, out_dir: str, name: str,
-                 extra_meta: Optional[dict] = None, max_bytes: int = MAX_WEIGHT_BYTES) -> dict:
+def export_model(
+    model: MoCDiT,
+    cfg: ModelConfig,
+    out_dir: str,
+    name: str,
+    extra_meta: Optional[dict] = None,
+    max_bytes: int = MAX_WEIGHT_BYTES,
+) -> dict:
     """Writes config.json, vocab.json, model.safetensors (F16) and manifest.json into out_dir.
 
     extra_meta: more config.json keys (e.g. {"step": 12000, "ema": true, "description": ...,
@@ -75,8 +81,15 @@ def export_model(model: MoCDiT, cfg: ModelConfig, out_dir: str, name: str,
     os.makedirs(out_dir, exist_ok=True)
     tensors = fp16_state(model)
     params = int(sum(a.size for a in tensors.values()))
-    config = {**cfg.to_dict(), "format": FORMAT, "formatVersion": FORMAT_VERSION, "name": name,
-              "fps": FPS, "params": params, **(extra_meta or {})}
+    config = {
+        **cfg.to_dict(),
+        "format": FORMAT,
+        "formatVersion": FORMAT_VERSION,
+        "name": name,
+        "fps": FPS,
+        "params": params,
+        **(extra_meta or {}),
+    }
     _write_json(os.path.join(out_dir, "config.json"), config)
     _write_json(os.path.join(out_dir, "vocab.json"), vocab.to_json())
     st_path = os.path.join(out_dir, "model.safetensors")
@@ -117,8 +130,10 @@ def load_exported(out_dir: str) -> Tuple[MoCDiT, ModelConfig, dict]:
     model = MoCDiT(cfg)
     want = model.state_dict()
     if set(tensors) != set(want):
-        raise ValueError(f"{out_dir}: tensor names differ from the config's model "
-                         f"(missing {sorted(set(want) - set(tensors))[:3]}, extra {sorted(set(tensors) - set(want))[:3]})")
+        raise ValueError(
+            f"{out_dir}: tensor names differ from the config's model "
+            f"(missing {sorted(set(want) - set(tensors))[:3]}, extra {sorted(set(tensors) - set(want))[:3]})"
+        )
     model.load_state_dict({k: torch.from_numpy(v.astype(np.float32)) for k, v in tensors.items()})
     model.eval()
     return model, cfg, meta
@@ -138,7 +153,7 @@ def randomize(model: MoCDiT, seed: int, scale: float = 1.0) -> MoCDiT:
                 p.copy_(torch.randn(p.shape, generator=g) * 0.1 * scale)
             elif "norm" in name:
                 p.copy_(1 + torch.randn(p.shape, generator=g) * 0.1)
-            else:                                                       # text_embed, text_pos
+            else:  # text_embed, text_pos
                 p.copy_(torch.randn(p.shape, generator=g))
     return model
 
@@ -149,8 +164,9 @@ def random_model(cfg: ModelConfig, seed: int, scale: float = 1.0) -> MoCDiT:
     return randomize(MoCDiT(cfg), seed, scale).eval()
 
 
-def load_checkpoint_model(path: str, config: Optional[str], ema: bool,
-                          overrides: Optional[dict] = None) -> Tuple[MoCDiT, ModelConfig, dict]:
+def load_checkpoint_model(
+    path: str, config: Optional[str], ema: bool, overrides: Optional[dict] = None
+) -> Tuple[MoCDiT, ModelConfig, dict]:
     """A model from a trainer checkpoint: a directory with ckpt.json (checkpoint.py), its
     ckpt.json, or a torch file holding {"model": state_dict, ...} or a bare state_dict."""
     if os.path.isdir(path) or os.path.basename(path) == checkpoint.INDEX:
@@ -167,8 +183,10 @@ def load_checkpoint_model(path: str, config: Optional[str], ema: bool,
         if config is not None:
             named = make_config(config, **(overrides or {}))
             if named != cfg:
-                print(f"export: note: the checkpoint's config differs from --config {config}; using the checkpoint's",
-                      file=sys.stderr)
+                print(
+                    f"export: note: the checkpoint's config differs from --config {config}; using the checkpoint's",
+                    file=sys.stderr,
+                )
     else:
         if config is None:
             raise ValueError("the checkpoint carries no config: pass --config")
@@ -193,8 +211,11 @@ def trained_shape(run_args: dict) -> dict:
     --oracle-captions runs, oracle_captions (their vocab.json has the oracle words)."""
     if not (run_args.get("shots") and run_args.get("frames")):
         return {}
-    out = {"train_shots": int(run_args["shots"]), "train_frames": int(run_args["frames"]),
-           "world_version": int(str(run_args.get("world") or "v1").lstrip("v"))}
+    out = {
+        "train_shots": int(run_args["shots"]),
+        "train_frames": int(run_args["frames"]),
+        "world_version": int(str(run_args.get("world") or "v1").lstrip("v")),
+    }
     if run_args.get("oracle_captions"):
         out["oracle_captions"] = True
     lengths = parse_shot_lengths(run_args.get("shot_lengths"))
@@ -203,8 +224,7 @@ def trained_shape(run_args: dict) -> dict:
     return out
 
 
-def register(index_path: str, name: str, path: str, description: str, params: int, nbytes: int,
-             default: bool) -> None:
+def register(index_path: str, name: str, path: str, description: str, params: int, nbytes: int, default: bool) -> None:
     """Adds or replaces `name` in public/models/index.json ({"models": [ModelEntry, ...]})."""
     index = {"models": []}
     if os.path.exists(index_path):
@@ -230,9 +250,13 @@ def build_parser() -> argparse.ArgumentParser:
     for k in ("image_size", "patch_size", "dim", "depth", "heads", "text_len", "t_freq_dim"):
         p.add_argument("--" + k.replace("_", "-"), type=int, default=None, help=f"override {k}")
     p.add_argument("--mlp-ratio", type=float, default=None)
-    p.add_argument("--route-view", default=None, choices=ROUTE_VIEWS,
-                   help="override the view of q, k routing scores with (MOC.md 3b); a model trained "
-                        "with another view runs, zero-shot, with this one")
+    p.add_argument(
+        "--route-view",
+        default=None,
+        choices=ROUTE_VIEWS,
+        help="override the view of q, k routing scores with (MOC.md 3b); a model trained "
+        "with another view runs, zero-shot, with this one",
+    )
     p.add_argument("--ema", action="store_true", help="export the EMA weights")
     p.add_argument("--name", required=True)
     p.add_argument("--out", required=True, help="output folder, e.g. public/models/NAME")
@@ -244,8 +268,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> dict:
     args = build_parser().parse_args(argv)
-    overrides = {k: getattr(args, k) for k in ("image_size", "patch_size", "dim", "depth", "heads",
-                                               "text_len", "t_freq_dim", "mlp_ratio", "route_view")}
+    overrides = {
+        k: getattr(args, k)
+        for k in (
+            "image_size",
+            "patch_size",
+            "dim",
+            "depth",
+            "heads",
+            "text_len",
+            "t_freq_dim",
+            "mlp_ratio",
+            "route_view",
+        )
+    }
     if args.random_init is not None:
         cfg = make_config(args.config or "tiny", **overrides)
         model, meta = random_model(cfg, args.random_init), {"randomInit": args.random_init}
@@ -258,13 +294,22 @@ def main(argv: Optional[List[str]] = None) -> dict:
         meta["description"] = args.description
     manifest = export_model(model, cfg, args.out, args.name, meta)
     st = manifest["files"]["model.safetensors"]
-    print(f"export: wrote {args.out} ({count_parameters(model)} parameters, "
-          f"model.safetensors {st['bytes']} bytes, sha256 {st['sha256'][:12]}…)")
+    print(
+        f"export: wrote {args.out} ({count_parameters(model)} parameters, "
+        f"model.safetensors {st['bytes']} bytes, sha256 {st['sha256'][:12]}…)"
+    )
     if args.register:
         public = os.path.dirname(os.path.dirname(os.path.abspath(args.register)))  # index at public/models/
         rel = os.path.relpath(os.path.abspath(args.out), public).replace(os.sep, "/")
-        register(args.register, args.name, rel, args.description, count_parameters(model), sum(f["bytes"] for f in manifest["files"].values()),
-                 args.default)
+        register(
+            args.register,
+            args.name,
+            rel,
+            args.description,
+            count_parameters(model),
+            sum(f["bytes"] for f in manifest["files"].values()),
+            args.default,
+        )
     return manifest
 
 

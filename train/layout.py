@@ -34,20 +34,20 @@ TEXT, VIDEO = 0, 1
 
 @dataclass(frozen=True)
 class Layout:
-    frames: Tuple[int, ...]     # frames per shot (S shots)
-    text_len: int               # L: tokens per caption (padded)
-    grid: int                   # G: patches per side, P = G*G tokens per frame
-    chunk_frames: int           # frames per video chunk
+    frames: Tuple[int, ...]  # frames per shot (S shots)
+    text_len: int  # L: tokens per caption (padded)
+    grid: int  # G: patches per side, P = G*G tokens per frame
+    chunk_frames: int  # frames per video chunk
     # chunk table, stream order, C chunks
-    chunk_start: np.ndarray     # [C] int32, stream token index
-    chunk_end: np.ndarray       # [C] int32, exclusive
-    chunk_kind: np.ndarray      # [C] int32, 0 text / 1 video
-    chunk_shot: np.ndarray      # [C] int32, -1 for the global caption
+    chunk_start: np.ndarray  # [C] int32, stream token index
+    chunk_end: np.ndarray  # [C] int32, exclusive
+    chunk_kind: np.ndarray  # [C] int32, 0 text / 1 video
+    chunk_shot: np.ndarray  # [C] int32, -1 for the global caption
     # per token, internal order (text stream then video stream), N tokens
-    token_chunk: np.ndarray     # [N] int64, stream-order chunk id
-    token_shot: np.ndarray      # [N] int64, -1 for the global caption
-    stream_index: np.ndarray    # [N] int64, stream position of each internal token
-    pos: np.ndarray             # [N, 3] float32, RoPE (t, y, x)
+    token_chunk: np.ndarray  # [N] int64, stream-order chunk id
+    token_shot: np.ndarray  # [N] int64, -1 for the global caption
+    stream_index: np.ndarray  # [N] int64, stream position of each internal token
+    pos: np.ndarray  # [N, 3] float32, RoPE (t, y, x)
 
     @property
     def shots(self) -> int:
@@ -84,7 +84,7 @@ def make_layout(frames: Tuple[int, ...], text_len: int, grid: int, chunk_frames:
     P, L, S = grid * grid, text_len, len(frames)
     centre = (grid - 1) / 2.0
     starts, ends, kinds, shots = [], [], [], []
-    text_stream, video_stream = [], []          # stream index of each internal token
+    text_stream, video_stream = [], []  # stream index of each internal token
     text_pos, video_pos = [], []
     text_chunk, video_chunk = [], []
     text_shot, video_shot = [], []
@@ -92,10 +92,14 @@ def make_layout(frames: Tuple[int, ...], text_len: int, grid: int, chunk_frames:
 
     def add_caption(shot: int, tau: int, at: int) -> int:
         cid = len(starts)
-        starts.append(at); ends.append(at + L); kinds.append(TEXT); shots.append(shot)
+        starts.append(at)
+        ends.append(at + L)
+        kinds.append(TEXT)
+        shots.append(shot)
         text_stream.append(np.arange(at, at + L))
         text_pos.append(np.tile([tau, centre, centre], (L, 1)))
-        text_chunk.append(np.full(L, cid)); text_shot.append(np.full(L, shot))
+        text_chunk.append(np.full(L, cid))
+        text_shot.append(np.full(L, shot))
         return at + L
 
     at = add_caption(-1, 0, 0)
@@ -105,19 +109,28 @@ def make_layout(frames: Tuple[int, ...], text_len: int, grid: int, chunk_frames:
         for f0 in range(0, F, chunk_frames):
             nf = min(chunk_frames, F - f0)
             cid = len(starts)
-            starts.append(at); ends.append(at + nf * P); kinds.append(VIDEO); shots.append(s)
+            starts.append(at)
+            ends.append(at + nf * P)
+            kinds.append(VIDEO)
+            shots.append(s)
             video_stream.append(np.arange(at, at + nf * P))
             t = tau + 1 + f0 + np.repeat(np.arange(nf), P)
             video_pos.append(np.stack([t, np.tile(rows, nf), np.tile(cols, nf)], 1))
-            video_chunk.append(np.full(nf * P, cid)); video_shot.append(np.full(nf * P, s))
+            video_chunk.append(np.full(nf * P, cid))
+            video_shot.append(np.full(nf * P, s))
             at += nf * P
         tau += 1 + F
 
     cat = lambda xs, dt: np.concatenate(xs).astype(dt)
     return Layout(
-        frames=frames, text_len=L, grid=grid, chunk_frames=chunk_frames,
-        chunk_start=np.array(starts, np.int32), chunk_end=np.array(ends, np.int32),
-        chunk_kind=np.array(kinds, np.int32), chunk_shot=np.array(shots, np.int32),
+        frames=frames,
+        text_len=L,
+        grid=grid,
+        chunk_frames=chunk_frames,
+        chunk_start=np.array(starts, np.int32),
+        chunk_end=np.array(ends, np.int32),
+        chunk_kind=np.array(kinds, np.int32),
+        chunk_shot=np.array(shots, np.int32),
         token_chunk=cat(text_chunk + video_chunk, np.int64),
         token_shot=cat(text_shot + video_shot, np.int64),
         stream_index=cat(text_stream + video_stream, np.int64),

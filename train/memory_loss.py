@@ -53,8 +53,16 @@ def _interval(x: np.ndarray) -> List[float]:
 
 
 @torch.no_grad()
-def measure(model, cfg, scenes: List[Scene], ts, oracle: bool = False, seed: int = 0,
-            mode: str = "dense", per_scene: bool = False) -> List[dict]:
+def measure(
+    model,
+    cfg,
+    scenes: List[Scene],
+    ts,
+    oracle: bool = False,
+    seed: int = 0,
+    mode: str = "dense",
+    per_scene: bool = False,
+) -> List[dict]:
     """One row per t (module docstring). mode: the model's attention mode ("shot": no attention
     across shots, so every gain is exactly 0; the probe's floor). per_scene: also every scene's
     gain (fg_gain_scenes, bg_gain_scenes), for paired comparisons of models (paired_gain)."""
@@ -69,8 +77,8 @@ def measure(model, cfg, scenes: List[Scene], ts, oracle: bool = False, seed: int
         fgs.append(np.any([vis[c] for c in recurring], axis=0))
         bgs.append(~np.any([m for m in vis.values()], axis=0) if vis else np.ones_like(fgs[-1]))
         texts.append(encode_scene(s, vocab, cfg.text_len, oracle))
-    x0 = frames_to_model(torch.from_numpy(np.stack(videos)))                     # [B, 2F, 3, H, W]
-    fg = torch.from_numpy(np.stack(fgs)).float()                                 # [B, F, H, W]
+    x0 = frames_to_model(torch.from_numpy(np.stack(videos)))  # [B, 2F, 3, H, W]
+    fg = torch.from_numpy(np.stack(fgs)).float()  # [B, F, H, W]
     bg = torch.from_numpy(np.stack(bgs)).float()
     text = torch.from_numpy(np.stack(texts))
     B = x0.shape[0]
@@ -85,9 +93,11 @@ def measure(model, cfg, scenes: List[Scene], ts, oracle: bool = False, seed: int
             t_shot = torch.tensor([[t0, t]] * B)
             v = model(video, t_shot, text, frames=(F, F), mode=mode)
             x0_hat = xt1 - t * v[:, F:].float()
-            se = (x0_hat - x0[:, F:]).pow(2).mean(2)                             # [B, F, H, W]
-            err[name] = {k: ((se * m).sum((1, 2, 3)) / m.sum((1, 2, 3)).clamp(min=1)).numpy()
-                         for k, m in (("fg", fg), ("bg", bg))}
+            se = (x0_hat - x0[:, F:]).pow(2).mean(2)  # [B, F, H, W]
+            err[name] = {
+                k: ((se * m).sum((1, 2, 3)) / m.sum((1, 2, 3)).clamp(min=1)).numpy()
+                for k, m in (("fg", fg), ("bg", bg))
+            }
         row = {"t": t, "scenes": B}
         for k in ("fg", "bg"):
             row[f"{k}_clean"] = _interval(err["clean"][k])
@@ -110,6 +120,7 @@ def paired_gain(a: dict, b: dict, key: str = "fg") -> List[float]:
 
 def main(argv: Optional[List[str]] = None) -> List[dict]:
     from .export import load_checkpoint_model, load_exported
+
     p = argparse.ArgumentParser(prog="python3 -m train.memory_loss", description=__doc__.split("\n")[0])
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--model", help="exported model folder (public/models/NAME)")
@@ -119,8 +130,12 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     p.add_argument("--scenes", type=int, default=32)
     p.add_argument("--frames", type=int, default=4)
     p.add_argument("--t", default="0.3,0.6,0.9", help="noise levels of shot 1")
-    p.add_argument("--mode", default="dense", choices=["dense", "shot"],
-                   help="attention mode (shot: no cross-shot attention, the floor)")
+    p.add_argument(
+        "--mode",
+        default="dense",
+        choices=["dense", "shot"],
+        help="attention mode (shot: no cross-shot attention, the floor)",
+    )
     p.add_argument("--per-scene", action="store_true", help="also every scene's gain (for paired_gain)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=None, help="also append the JSON lines to this file")
@@ -132,8 +147,15 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
         model, cfg, meta = load_checkpoint_model(a.ckpt, None, a.ema)
     version = a.world or int(meta.get("world_version", 1))
     scenes = probe_scenes(a.scenes, version, a.frames)
-    rows = measure(model.eval(), cfg, scenes, [float(x) for x in a.t.split(",")],
-                   bool(meta.get("oracle_captions")), mode=a.mode, per_scene=a.per_scene)
+    rows = measure(
+        model.eval(),
+        cfg,
+        scenes,
+        [float(x) for x in a.t.split(",")],
+        bool(meta.get("oracle_captions")),
+        mode=a.mode,
+        per_scene=a.per_scene,
+    )
     for r in rows:
         r.update({"source": a.model or a.ckpt, "ema": a.ema, "world": version, "mode": a.mode})
         line = json.dumps(r)

@@ -70,13 +70,13 @@ ROUTE_VIEWS = ("rotary", "spatial", "unrotated")
 @dataclass
 class ModelConfig:
     vocab_size: int = len(build_words())
-    text_len: int = 24            # L
+    text_len: int = 24  # L
     image_size: int = 64
-    patch_size: int = 4           # p
+    patch_size: int = 4  # p
     channels: int = 3
-    dim: int = 160                # d
+    dim: int = 160  # d
     depth: int = 8
-    heads: int = 5                # H (D = 32)
+    heads: int = 5  # H (D = 32)
     mlp_ratio: float = 4.0
     rope_theta: float = 100.0
     t_freq_dim: int = 256
@@ -106,7 +106,7 @@ class ModelConfig:
 
     @property
     def patch_dim(self) -> int:
-        return self.channels * self.patch_size ** 2
+        return self.channels * self.patch_size**2
 
     @property
     def mlp_hidden(self) -> int:
@@ -163,7 +163,7 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x):
-        xf = x.float()                                                  # normalise in f32, keep x's dtype
+        xf = x.float()  # normalise in f32, keep x's dtype
         return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight.float()).to(x.dtype)
 
 
@@ -184,12 +184,12 @@ class TimestepEmbed(nn.Module):
         self.fc1 = nn.Linear(freq_dim, dim)
         self.fc2 = nn.Linear(dim, dim)
 
-    def forward(self, t):                                               # t [...] in [0, 1]
+    def forward(self, t):  # t [...] in [0, 1]
         half = self.freq_dim // 2
         freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
-        args = (t.float() * 1000.0)[..., None] * freqs                  # [..., half]
-        emb = torch.cat([torch.cos(args), torch.sin(args)], -1)         # [..., freq_dim]
-        return self.fc2(F.silu(self.fc1(emb)))                          # [..., d]
+        args = (t.float() * 1000.0)[..., None] * freqs  # [..., half]
+        emb = torch.cat([torch.cos(args), torch.sin(args)], -1)  # [..., freq_dim]
+        return self.fc2(F.silu(self.fc1(emb)))  # [..., d]
 
 
 def rope_tables(pos: torch.Tensor, head_dim: int, theta: float) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -199,7 +199,7 @@ def rope_tables(pos: torch.Tensor, head_dim: int, theta: float) -> Tuple[torch.T
     n_t = pairs - 2 * n_sp
     fr = lambda n: theta ** (-torch.arange(n, dtype=torch.float32, device=pos.device) / n)
     ang = torch.cat([pos[:, 0:1] * fr(n_t), pos[:, 1:2] * fr(n_sp), pos[:, 2:3] * fr(n_sp)], -1)
-    return torch.cos(ang), torch.sin(ang)                               # [N, D/2]
+    return torch.cos(ang), torch.sin(ang)  # [N, D/2]
 
 
 def route_rope_tables(pos: torch.Tensor, head_dim: int, theta: float, view: str):
@@ -217,7 +217,7 @@ def route_rope_tables(pos: torch.Tensor, head_dim: int, theta: float, view: str)
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """x [B, H, N, D], rotate channel pairs (2j, 2j+1) by the angles of cos/sin [N, D/2]."""
-    xf = x.float().reshape(*x.shape[:-1], -1, 2)                        # [B, H, N, D/2, 2]
+    xf = x.float().reshape(*x.shape[:-1], -1, 2)  # [B, H, N, D/2, 2]
     x0, x1 = xf[..., 0], xf[..., 1]
     out = torch.stack([x0 * cos - x1 * sin, x0 * sin + x1 * cos], -1)  # [B, H, N, D/2, 2]
     return out.flatten(-2).to(x.dtype)
@@ -237,7 +237,7 @@ class LayoutMasks:
     (so a training step launches no mask-building work and copies nothing host -> device)."""
 
     def __init__(self, ch: moc.Chunks):
-        self.shot = moc.shot_mask(ch)[None, None]                       # [1, 1, N, C]
+        self.shot = moc.shot_mask(ch)[None, None]  # [1, 1, N, C]
         self._mand = {c: moc.mandatory_mask(ch, c)[None, None] for c in (False, True)}  # [1, 1, N, C] each
         self._cand = {c: moc.candidate_mask(ch, c) for c in (False, True)}  # [N, C] each
 
@@ -251,9 +251,23 @@ class LayoutMasks:
 class AttnContext:
     """Carries the mode and the chunk tables; computes each layer's key sets."""
 
-    def __init__(self, ch: moc.Chunks, masks: "LayoutMasks", mode: str, top_k: int, causal: bool,
-                 drop_off: float, drop_in: float, generator, backend: str, q_tile: int,
-                 checkpoint: bool, trace: Optional[dict], stats: bool, causal_text: bool = False):
+    def __init__(
+        self,
+        ch: moc.Chunks,
+        masks: "LayoutMasks",
+        mode: str,
+        top_k: int,
+        causal: bool,
+        drop_off: float,
+        drop_in: float,
+        generator,
+        backend: str,
+        q_tile: int,
+        checkpoint: bool,
+        trace: Optional[dict],
+        stats: bool,
+        causal_text: bool = False,
+    ):
         if mode not in ("dense", "moc", "shot"):
             raise ValueError(f"attention mode must be dense, moc or shot, got {mode!r}")
         self.ch, self.mode, self.top_k, self.causal = ch, mode, top_k, causal
@@ -261,29 +275,29 @@ class AttnContext:
         self.backend, self.q_tile, self.checkpoint = backend, q_tile, checkpoint
         self.trace, self.stats = trace, stats
         self.sparsity: List[float] = []
-        self.fixed = masks.shot if mode == "shot" else None             # [1, 1, N, C]
+        self.fixed = masks.shot if mode == "shot" else None  # [1, 1, N, C]
         if mode == "moc":
-            self.mand = masks.mandatory(causal_text)                    # [1, 1, N, C]
-            self.cand = masks.candidates(causal)                        # [N, C]
+            self.mand = masks.mandatory(causal_text)  # [1, 1, N, C]
+            self.cand = masks.candidates(causal)  # [N, C]
 
-    def __call__(self, q, k, v, layer: int, qr=None, kr=None):        # q, k, v [B, H, N, D]
+    def __call__(self, q, k, v, layer: int, qr=None, kr=None):  # q, k, v [B, H, N, D]
         """qr, kr: routing's view of q, k ([B, H, N, D] each, MOC.md §3b); None: q, k themselves."""
         allowed = self.fixed
         if self.mode == "moc":
             qr, kr = (q, k) if qr is None else (qr, kr)
             routed = moc.route(qr, kr, self.ch, self.top_k, self.causal, cand=self.cand)  # [B, H, N, K]
             if self.drop_off > 0 or self.drop_in > 0:
-                table = moc.drop_off_in(routed, self.cand, self.drop_off, self.drop_in,
-                                        self.generator)                 # [B, H, N, C]
+                table = moc.drop_off_in(routed, self.cand, self.drop_off, self.drop_in, self.generator)  # [B, H, N, C]
             else:
-                table = moc.routed_table(routed, self.ch.n_chunks)      # [B, H, N, C]
-            allowed = self.mand | table                                 # [B, H, N, C]
+                table = moc.routed_table(routed, self.ch.n_chunks)  # [B, H, N, C]
+            allowed = self.mand | table  # [B, H, N, C]
             if self.trace is not None:
                 self.trace[f"blocks.{layer}.routed"] = routed
         if self.stats:
             self.sparsity.append(moc.sparsity(allowed, self.ch))
-        return moc.attend(q, k, v, allowed, self.ch.token_chunk, self.backend, self.q_tile,
-                          self.checkpoint)                              # [B, H, N, D]
+        return moc.attend(
+            q, k, v, allowed, self.ch.token_chunk, self.backend, self.q_tile, self.checkpoint
+        )  # [B, H, N, D]
 
 
 # ---- the network ----------------------------------------------------------------------------
@@ -307,15 +321,15 @@ class Attention(nn.Module):
         routing's q, k (route_rope from route_rope_tables; None, None for the rotary view)."""
         B, Nt, d = ht.shape
         Nv, H = hv.shape[1], self.heads
-        qt, kt, vt = self.qkv_text(ht).view(B, Nt, 3, H, d // H).unbind(2)    # [B, Nt, H, D] each
-        qv, kv, vv = self.qkv_video(hv).view(B, Nv, 3, H, d // H).unbind(2)   # [B, Nv, H, D] each
+        qt, kt, vt = self.qkv_text(ht).view(B, Nt, 3, H, d // H).unbind(2)  # [B, Nt, H, D] each
+        qv, kv, vv = self.qkv_video(hv).view(B, Nv, 3, H, d // H).unbind(2)  # [B, Nv, H, D] each
         q = torch.cat([self.q_norm_text(qt), self.q_norm_video(qv)], 1).transpose(1, 2)  # [B, H, N, D]
         k = torch.cat([self.k_norm_text(kt), self.k_norm_video(kv)], 1).transpose(1, 2)  # [B, H, N, D]
-        v = torch.cat([vt, vv], 1).transpose(1, 2)                      # [B, H, N, D]
+        v = torch.cat([vt, vv], 1).transpose(1, 2)  # [B, H, N, D]
         if route_rope is None:
             qr = kr = None
         elif len(route_rope) == 0:
-            qr, kr = q, k                                               # unrotated
+            qr, kr = q, k  # unrotated
         else:
             qr, kr = apply_rope(q, *route_rope), apply_rope(k, *route_rope)  # spatial axes only
         return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v, qr, kr
@@ -323,9 +337,9 @@ class Attention(nn.Module):
     def output(self, o, Nt: int):
         """Attention output [B, H, N, D] -> text [B, Nt, d] (None when pre-only), video [B, Nv, d]."""
         B, H, N, D = o.shape
-        o = o.transpose(1, 2).reshape(B, N, H * D)                      # [B, N, d]
-        ot = None if self.pre_only else self.out_text(o[:, :Nt])        # [B, Nt, d]
-        return ot, self.out_video(o[:, Nt:])                            # [B, Nv, d]
+        o = o.transpose(1, 2).reshape(B, N, H * D)  # [B, N, d]
+        ot = None if self.pre_only else self.out_text(o[:, :Nt])  # [B, Nt, d]
+        return ot, self.out_video(o[:, Nt:])  # [B, Nv, d]
 
 
 class Block(nn.Module):
@@ -346,10 +360,16 @@ class Block(nn.Module):
         # pre / post hold everything but the attention itself, so `compile_blocks` can fuse them
         # while routing and masked attention stay eager.
         q, k, v, qr, kr, mt, mv = self.pre(xt, xv, cs, rows, cos, sin, route_rope)
-        o = ctx(q, k, v, layer, qr, kr)                                 # [B, H, N, D]
+        o = ctx(q, k, v, layer, qr, kr)  # [B, H, N, D]
         if ctx.trace is not None:
-            ctx.trace.update({f"blocks.{layer}.attn.q": q, f"blocks.{layer}.attn.k": k,
-                              f"blocks.{layer}.attn.v": v, f"blocks.{layer}.attn.o": o})
+            ctx.trace.update(
+                {
+                    f"blocks.{layer}.attn.q": q,
+                    f"blocks.{layer}.attn.k": k,
+                    f"blocks.{layer}.attn.v": v,
+                    f"blocks.{layer}.attn.o": o,
+                }
+            )
             if qr is not None:
                 ctx.trace.update({f"blocks.{layer}.attn.q_route": qr, f"blocks.{layer}.attn.k_route": kr})
         return self.post(xt, xv, o, mt, mv, rows)
@@ -358,7 +378,7 @@ class Block(nn.Module):
         B, Nt, d = xt.shape
         Nv = xv.shape[1]
         mt = rows.text(self.mod_text(cs)).chunk(2 if self.pre_only else 6, -1)  # each [B, Gt, 1, d]
-        mv = rows.video(self.mod_video(cs)).chunk(6, -1)                # each [B, Gv, 1, d]
+        mv = rows.video(self.mod_video(cs)).chunk(6, -1)  # each [B, Gv, 1, d]
         ht = modulate(layer_norm(xt.view(B, rows.gt, -1, d)), mt[0], mt[1]).view(B, Nt, d)
         hv = modulate(layer_norm(xv.view(B, rows.gv, -1, d)), mv[0], mv[1]).view(B, Nv, d)
         q, k, v, qr, kr = self.attn.project(ht, hv, cos, sin, route_rope)  # [B, H, N, D] each
@@ -385,9 +405,9 @@ class FinalLayer(nn.Module):
 
     def forward(self, xv, cs, rows: "ShotRows"):
         B, Nv, d = xv.shape
-        shift, scale = rows.video(self.mod(cs)).chunk(2, -1)            # [B, Gv, 1, d] each
+        shift, scale = rows.video(self.mod(cs)).chunk(2, -1)  # [B, Gv, 1, d] each
         h = modulate(layer_norm(xv.view(B, rows.gv, -1, d)), shift, scale)
-        return self.proj(h).reshape(B, Nv, -1)                          # [B, Nv, P]
+        return self.proj(h).reshape(B, Nv, -1)  # [B, Nv, P]
 
 
 class ShotRows:
@@ -403,12 +423,12 @@ class ShotRows:
         self.uniform = len(set(layout.frames)) == 1
         self.gv = layout.shots if self.uniform else sum(layout.frames)
         self.frame_shot = torch.as_tensor(layout.frame_shot(), device=device)  # [T] shot of each frame
-        self.frame_row = self.frame_shot + 1                            # [T] row of cs per frame
+        self.frame_row = self.frame_shot + 1  # [T] row of cs per frame
 
-    def text(self, m):                                                  # [B, S+1, k] -> [B, S+1, 1, k]
+    def text(self, m):  # [B, S+1, k] -> [B, S+1, 1, k]
         return m[:, :, None, :]
 
-    def video(self, m):                                                 # [B, S+1, k] -> [B, Gv, 1, k]
+    def video(self, m):  # [B, S+1, k] -> [B, Gv, 1, k]
         return m[:, 1:, None, :] if self.uniform else m[:, self.frame_row, None, :]
 
 
@@ -436,11 +456,13 @@ class MoCDiT(nn.Module):
         nn.init.normal_(self.text_pos.weight, std=0.02)
         for lin in (self.t_embed.fc1, self.t_embed.fc2):
             nn.init.normal_(lin.weight, std=0.02)
-        for b in self.blocks:                                           # adaLN-zero
+        for b in self.blocks:  # adaLN-zero
             for lin in (b.mod_text, b.mod_video):
-                nn.init.zeros_(lin.weight); nn.init.zeros_(lin.bias)
+                nn.init.zeros_(lin.weight)
+                nn.init.zeros_(lin.bias)
         for lin in (self.final.mod, self.final.proj):
-            nn.init.zeros_(lin.weight); nn.init.zeros_(lin.bias)
+            nn.init.zeros_(lin.weight)
+            nn.init.zeros_(lin.bias)
 
     # -- layout helpers --
     def layout(self, frames: Sequence[int], chunk_frames: int) -> Layout:
@@ -456,24 +478,38 @@ class MoCDiT(nn.Module):
             self._cache[key] = (ch, LayoutMasks(ch), cos, sin, ShotRows(layout, device), rr)
         return self._cache[key]
 
-    def patchify(self, video):                                          # [B, T, c, Hi, Wi]
+    def patchify(self, video):  # [B, T, c, Hi, Wi]
         B, T, c, Hi, Wi = video.shape
         p, G = self.cfg.patch_size, self.cfg.grid
         x = video.reshape(B, T, c, G, p, G, p).permute(0, 1, 3, 5, 2, 4, 6)  # [B, T, G, G, c, p, p]
-        return x.reshape(B, T * G * G, c * p * p)                       # [B, Nv, P]
+        return x.reshape(B, T * G * G, c * p * p)  # [B, Nv, P]
 
-    def unpatchify(self, x, T):                                         # [B, Nv, P]
+    def unpatchify(self, x, T):  # [B, Nv, P]
         B = x.shape[0]
         p, G, c = self.cfg.patch_size, self.cfg.grid, self.cfg.channels
         x = x.reshape(B, T, G, G, c, p, p).permute(0, 1, 4, 2, 5, 3, 6)  # [B, T, c, G, p, G, p]
-        return x.reshape(B, T, c, G * p, G * p)                         # [B, T, c, Hi, Wi]
+        return x.reshape(B, T, c, G * p, G * p)  # [B, T, c, Hi, Wi]
 
-    def forward(self, video, t_shot, text, frames: Optional[Sequence[int]] = None, mode: str = "dense",
-                chunk_frames: Optional[int] = None, top_k: Optional[int] = None,
-                causal: Optional[bool] = None, drop_off: float = 0.0, drop_in: float = 0.0,
-                generator: Optional[torch.Generator] = None, backend: str = "auto",
-                q_tile: int = 1024, checkpoint: bool = False, trace: Optional[dict] = None,
-                stats: Optional[list] = None, causal_text: Optional[bool] = None):
+    def forward(
+        self,
+        video,
+        t_shot,
+        text,
+        frames: Optional[Sequence[int]] = None,
+        mode: str = "dense",
+        chunk_frames: Optional[int] = None,
+        top_k: Optional[int] = None,
+        causal: Optional[bool] = None,
+        drop_off: float = 0.0,
+        drop_in: float = 0.0,
+        generator: Optional[torch.Generator] = None,
+        backend: str = "auto",
+        q_tile: int = 1024,
+        checkpoint: bool = False,
+        trace: Optional[dict] = None,
+        stats: Optional[list] = None,
+        causal_text: Optional[bool] = None,
+    ):
         """Velocity for noisy frames.
 
         video [B, T, 3, Hi, Wi] (x_t, roughly [-1, 1]); t_shot [B, S] in [0, 1]; text [B, S+1, L]
@@ -490,32 +526,46 @@ class MoCDiT(nn.Module):
             assert T % S == 0, "pass frames= when shots have different lengths"
             frames = (T // S,) * S
         if sum(frames) != T or len(frames) != S or tuple(text.shape) != (B, S + 1, cfg.text_len):
-            raise ValueError(f"shapes disagree: video T={T}, frames={tuple(frames)}, t_shot S={S}, "
-                             f"text {tuple(text.shape)} (want [B, S+1, {cfg.text_len}])")
+            raise ValueError(
+                f"shapes disagree: video T={T}, frames={tuple(frames)}, t_shot S={S}, "
+                f"text {tuple(text.shape)} (want [B, S+1, {cfg.text_len}])"
+            )
         layout = self.layout(frames, chunk_frames or cfg.chunk_frames)
         ch, masks, cos, sin, rows, route_rope = self._tensors(layout, video.device)
         if mode != "moc":
-            route_rope = None                                           # nothing routes
-        ctx = AttnContext(ch, masks, mode, cfg.top_k if top_k is None else top_k,
-                          cfg.causal if causal is None else causal, drop_off, drop_in, generator,
-                          backend, q_tile, checkpoint, trace, stats is not None,
-                          cfg.causal_text if causal_text is None else causal_text)
+            route_rope = None  # nothing routes
+        ctx = AttnContext(
+            ch,
+            masks,
+            mode,
+            cfg.top_k if top_k is None else top_k,
+            cfg.causal if causal is None else causal,
+            drop_off,
+            drop_in,
+            generator,
+            backend,
+            q_tile,
+            checkpoint,
+            trace,
+            stats is not None,
+            cfg.causal_text if causal_text is None else causal_text,
+        )
 
-        xt = self.text_embed(text) + self.text_pos.weight               # [B, S+1, L, d]
-        xt = xt.reshape(B, -1, cfg.dim)                                 # [B, Nt, d]
-        xv = self.video_embed(self.patchify(video))                     # [B, Nv, d]
+        xt = self.text_embed(text) + self.text_pos.weight  # [B, S+1, L, d]
+        xt = xt.reshape(B, -1, cfg.dim)  # [B, Nt, d]
+        xv = self.video_embed(self.patchify(video))  # [B, Nv, d]
         t_all = torch.cat([torch.zeros_like(t_shot[:, :1]), t_shot], 1)  # [B, S+1], global caption at t=0
-        cs = F.silu(self.t_embed(t_all))                                # [B, S+1, d]
+        cs = F.silu(self.t_embed(t_all))  # [B, S+1, d]
         for i, block in enumerate(self.blocks):
             xt, xv = block(xt, xv, cs, rows, cos, sin, ctx, i, route_rope)
             if trace is not None:
                 trace[f"blocks.{i}.text"], trace[f"blocks.{i}.video"] = xt, xv
-        out = self.final(xv, cs, rows)                                  # [B, Nv, P]
+        out = self.final(xv, cs, rows)  # [B, Nv, P]
         if stats is not None:
             stats.extend(ctx.sparsity)
-        y = self.unpatchify(out, T)                                     # [B, T, 3, Hi, Wi]
-        if cfg.prediction == "x":                                       # y = x̂0 -> v = (x_t - x̂0) / t
-            t_frame = t_shot.float()[:, rows.frame_shot]                # [B, T] (cached: no host sync)
+        y = self.unpatchify(out, T)  # [B, T, 3, Hi, Wi]
+        if cfg.prediction == "x":  # y = x̂0 -> v = (x_t - x̂0) / t
+            t_frame = t_shot.float()[:, rows.frame_shot]  # [B, T] (cached: no host sync)
             return (video.float() - y.float()) / t_frame.clamp(min=cfg.t_min)[:, :, None, None, None]
         return y
 

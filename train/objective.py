@@ -36,7 +36,7 @@ from .vocab import COLOURS, MAX_CAST, PATTERNS, PATTERNS_V2
 from .world import Scene, size_class
 
 T_MIN = 0.05
-CURRICULUM_STRIDE = 1 << 40        # retry k of scene seed s is s + k * stride
+CURRICULUM_STRIDE = 1 << 40  # retry k of scene seed s is s + k * stride
 CURRICULUM_TRIES = 64
 
 
@@ -129,12 +129,13 @@ class Curriculum:
 
 
 # ---- auxiliary head -------------------------------------------------------------------------
-AUX_CLASSES = (len(PATTERNS), 2, len(COLOURS))     # pattern (v1 and v2 have 4 each), size class, colour2
+AUX_CLASSES = (len(PATTERNS), 2, len(COLOURS))  # pattern (v1 and v2 have 4 each), size class, colour2
 assert len(PATTERNS) == len(PATTERNS_V2)
 
 
-def aux_targets(scene: Scene, visible: Sequence[Dict[int, np.ndarray]], size: int,
-                patch: int) -> Tuple[np.ndarray, np.ndarray]:
+def aux_targets(
+    scene: Scene, visible: Sequence[Dict[int, np.ndarray]], size: int, patch: int
+) -> Tuple[np.ndarray, np.ndarray]:
     """Targets of the auxiliary head for one scene. visible: render_shot(..., masks=True)'s
     per-shot {character: bool [F, size, size]}. Returns
       cover  float32 [MAX_CAST, T, G, G]: share of each patch that character c+1 covers, in
@@ -150,15 +151,18 @@ def aux_targets(scene: Scene, visible: Sequence[Dict[int, np.ndarray]], size: in
         F_ = frames[s]
         for cid, m in vis.items():
             if cid in seen:
-                cover[cid - 1, f0:f0 + F_] = m.reshape(F_, G, patch, G, patch).mean(axis=(2, 4))
+                cover[cid - 1, f0 : f0 + F_] = m.reshape(F_, G, patch, G, patch).mean(axis=(2, 4))
         seen.update(a.char for a in shot.actors)
         f0 += F_
     labels = np.full((MAX_CAST, 3), -1, np.int64)
     names = PATTERNS if scene.version == 1 else PATTERNS_V2
     colours = list(COLOURS)
     for c in scene.cast:
-        labels[c.id - 1] = (names.index(c.pattern), size_class(c, scene.version),
-                            -1 if c.colour2 is None else colours.index(c.colour2))
+        labels[c.id - 1] = (
+            names.index(c.pattern),
+            size_class(c, scene.version),
+            -1 if c.colour2 is None else colours.index(c.colour2),
+        )
     return cover, labels
 
 
@@ -169,25 +173,25 @@ class AuxHead(nn.Module):
     def __init__(self, dim: int):
         super().__init__()
         self.heads = nn.ModuleList(nn.Linear(dim, n) for n in AUX_CLASSES)
-        self.last: Optional[torch.Tensor] = None      # the last loss() (the trainer logs it)
+        self.last: Optional[torch.Tensor] = None  # the last loss() (the trainer logs it)
 
-    def loss(self, h: torch.Tensor, cover: torch.Tensor, labels: torch.Tensor, noisy: torch.Tensor,
-             min_cover: float = 0.5) -> torch.Tensor:
+    def loss(
+        self, h: torch.Tensor, cover: torch.Tensor, labels: torch.Tensor, noisy: torch.Tensor, min_cover: float = 0.5
+    ) -> torch.Tensor:
         """h [B, Nv, d] hidden states (token order T, G, G); cover [B, C, T, G, G]; labels
         [B, C, 3]; noisy [B, T] 0/1 (frames whose loss counts). Mean cross-entropy over the
         attributes with at least one labelled character covering >= min_cover patches."""
-        cov = (cover.float() * noisy.float()[:, None, :, None, None]).flatten(2)   # [B, C, Nv]
-        mass = cov.sum(-1)                                                          # [B, C]
+        cov = (cover.float() * noisy.float()[:, None, :, None, None]).flatten(2)  # [B, C, Nv]
+        mass = cov.sum(-1)  # [B, C]
         pooled = torch.einsum("bcn,bnd->bcd", cov, h.float()) / mass.clamp(min=1e-6)[..., None]
         pooled = F.layer_norm(pooled, pooled.shape[-1:])
         keep = mass >= min_cover
-        total = h.float().sum() * 0.0             # keeps the graph connected when nothing counts
+        total = h.float().sum() * 0.0  # keeps the graph connected when nothing counts
         n = total.detach()
-        for k, head in enumerate(self.heads):     # masked, not indexed: no host sync
+        for k, head in enumerate(self.heads):  # masked, not indexed: no host sync
             y = labels[..., k]
             ok = (keep & (y >= 0)).float()
-            ce = F.cross_entropy(head(pooled).flatten(0, 1), y.clamp(min=0).flatten(),
-                                 reduction="none").view_as(ok)
+            ce = F.cross_entropy(head(pooled).flatten(0, 1), y.clamp(min=0).flatten(), reduction="none").view_as(ok)
             total = total + (ce * ok).sum() / ok.sum().clamp(min=1)
             n = n + (ok.sum() > 0).float()
         return total / n.clamp(min=1)
@@ -203,6 +207,7 @@ class HiddenCapture:
     def __enter__(self):
         def hook(_mod, inputs):
             self.h = inputs[0]
+
         self.handle = self.final.register_forward_pre_hook(hook)
         return self
 

@@ -19,8 +19,17 @@ import json
 from typing import Dict, List
 
 from .render import contact_sheet, write_png
-from .world import (Actor, Character, Location, Scene, Shot, export_storyboard, sample_scene,
-                    storyboard, validate_storyboard)
+from .world import (
+    Actor,
+    Character,
+    Location,
+    Scene,
+    Shot,
+    export_storyboard,
+    sample_scene,
+    storyboard,
+    validate_storyboard,
+)
 
 
 def _scene(cast, locations, shots, seed: int) -> Scene:
@@ -28,54 +37,120 @@ def _scene(cast, locations, shots, seed: int) -> Scene:
     [(character id, action)], framing, frames)]. Only the captioned attributes matter here;
     the studio's model invents the rest and must keep it across shots."""
     chars = [Character(i + 1, c, s, "solid", 0.1) for i, (c, s) in enumerate(cast)]
-    return Scene(seed, chars, [Location(n, 0.45) for n in locations],
-                 [Shot(loc, [Actor(cid, act, 0.5, 0.7) for cid, act in actors], framing, frames,
-                       seed + 101 * j, (0.5, 0.5, 1.0))
-                  for j, (loc, actors, framing, frames) in enumerate(shots)])
+    return Scene(
+        seed,
+        chars,
+        [Location(n, 0.45) for n in locations],
+        [
+            Shot(
+                loc,
+                [Actor(cid, act, 0.5, 0.7) for cid, act in actors],
+                framing,
+                frames,
+                seed + 101 * j,
+                (0.5, 0.5, 1.0),
+            )
+            for j, (loc, actors, framing, frames) in enumerate(shots)
+        ],
+    )
 
 
 SAMPLES = [  # (file stem, title, one-line description, scene)
-    ("return-of-the-star", "The star comes back",
-     "Memory: character 1 leaves after shot 1 and returns in shot 3; its pattern and size are never captioned.",
-     _scene([("red", "star"), ("blue", "circle")], ["meadow", "beach"], [
-         (0, [(1, "bounces")], "wide", 8),
-         (1, [(2, "moves right")], "wide", 8),
-         (0, [(1, "spins")], "wide", 8),
-         (0, [(1, "stays"), (2, "bounces")], "wide", 8)], 1001)),
-    ("two-friends", "Two friends in the forest",
-     "Memory: both friends meet, one goes to the snow alone, then the other returns to the same forest.",
-     _scene([("yellow", "triangle"), ("purple", "square")], ["forest", "snow"], [
-         (0, [(1, "stays"), (2, "moves left")], "wide", 8),
-         (1, [(2, "bounces")], "close-up", 8),
-         (0, [(1, "grows")], "wide", 8),
-         (0, [(1, "moves right"), (2, "stays")], "wide", 8)], 2002)),
-    ("empty-city", "Back to the empty city",
-     "Memory of a place: the city's houses must look the same when the street is empty and when the diamond returns.",
-     _scene([("green", "diamond"), ("orange", "cross"), ("white", "circle")], ["city", "desert"], [
-         (0, [(1, "moves left")], "wide", 8),
-         (1, [(2, "spins"), (3, "stays")], "wide", 8),
-         (0, [], "wide", 8),
-         (0, [(1, "bounces"), (3, "moves right")], "wide", 8)], 3003)),
-    ("long-journey", "A long journey (8 shots)",
-     "Benchmark: 8 shots, 3 characters and 2 places that come and go; the long context MoC routing is for.",
-     _scene([("pink", "star"), ("blue", "square"), ("orange", "triangle")], ["meadow", "snow"], [
-         (0, [(1, "moves right")], "wide", 8),
-         (0, [(2, "bounces")], "close-up", 8),
-         (1, [(3, "spins")], "wide", 8),
-         (1, [(1, "stays"), (3, "moves left")], "wide", 8),
-         (0, [(2, "grows")], "wide", 8),
-         (1, [], "wide", 8),
-         (0, [(1, "bounces"), (2, "stays"), (3, "moves right")], "wide", 8),
-         (0, [(1, "spins")], "close-up", 8)], 4004)),
-    ("valley-day", "A day in the valley (32 shots)",
-     "Benchmark: 32 shots, 48 s of video, 25k tokens: the length where MoC's sparse attention pays off end to end. "
-     "moc-base saw at most 4 shots of 4–16 frames in training, so this many shots is a speed test first.",
-     _scene([("red", "circle"), ("yellow", "star"), ("blue", "triangle")], ["meadow", "forest", "beach"], [
-         (loc, actors, "close-up" if j % 5 == 4 else "wide", 12)
-         for j in range(32)
-         for loc in [(j // 3) % 3]
-         for actors in [[(1 + (j + c) % 3, ["bounces", "moves right", "spins", "stays", "moves left", "grows"][(j + 2 * c) % 6])
-                         for c in range(1 + j % 3)] if j % 7 != 6 else []]], 5005)),
+    (
+        "return-of-the-star",
+        "The star comes back",
+        "Memory: character 1 leaves after shot 1 and returns in shot 3; its pattern and size are never captioned.",
+        _scene(
+            [("red", "star"), ("blue", "circle")],
+            ["meadow", "beach"],
+            [
+                (0, [(1, "bounces")], "wide", 8),
+                (1, [(2, "moves right")], "wide", 8),
+                (0, [(1, "spins")], "wide", 8),
+                (0, [(1, "stays"), (2, "bounces")], "wide", 8),
+            ],
+            1001,
+        ),
+    ),
+    (
+        "two-friends",
+        "Two friends in the forest",
+        "Memory: both friends meet, one goes to the snow alone, then the other returns to the same forest.",
+        _scene(
+            [("yellow", "triangle"), ("purple", "square")],
+            ["forest", "snow"],
+            [
+                (0, [(1, "stays"), (2, "moves left")], "wide", 8),
+                (1, [(2, "bounces")], "close-up", 8),
+                (0, [(1, "grows")], "wide", 8),
+                (0, [(1, "moves right"), (2, "stays")], "wide", 8),
+            ],
+            2002,
+        ),
+    ),
+    (
+        "empty-city",
+        "Back to the empty city",
+        "Memory of a place: the city's houses must look the same when the street is empty and when the diamond returns.",
+        _scene(
+            [("green", "diamond"), ("orange", "cross"), ("white", "circle")],
+            ["city", "desert"],
+            [
+                (0, [(1, "moves left")], "wide", 8),
+                (1, [(2, "spins"), (3, "stays")], "wide", 8),
+                (0, [], "wide", 8),
+                (0, [(1, "bounces"), (3, "moves right")], "wide", 8),
+            ],
+            3003,
+        ),
+    ),
+    (
+        "long-journey",
+        "A long journey (8 shots)",
+        "Benchmark: 8 shots, 3 characters and 2 places that come and go; the long context MoC routing is for.",
+        _scene(
+            [("pink", "star"), ("blue", "square"), ("orange", "triangle")],
+            ["meadow", "snow"],
+            [
+                (0, [(1, "moves right")], "wide", 8),
+                (0, [(2, "bounces")], "close-up", 8),
+                (1, [(3, "spins")], "wide", 8),
+                (1, [(1, "stays"), (3, "moves left")], "wide", 8),
+                (0, [(2, "grows")], "wide", 8),
+                (1, [], "wide", 8),
+                (0, [(1, "bounces"), (2, "stays"), (3, "moves right")], "wide", 8),
+                (0, [(1, "spins")], "close-up", 8),
+            ],
+            4004,
+        ),
+    ),
+    (
+        "valley-day",
+        "A day in the valley (32 shots)",
+        "Benchmark: 32 shots, 48 s of video, 25k tokens: the length where MoC's sparse attention pays off end to end. "
+        "moc-base saw at most 4 shots of 4–16 frames in training, so this many shots is a speed test first.",
+        _scene(
+            [("red", "circle"), ("yellow", "star"), ("blue", "triangle")],
+            ["meadow", "forest", "beach"],
+            [
+                (loc, actors, "close-up" if j % 5 == 4 else "wide", 12)
+                for j in range(32)
+                for loc in [(j // 3) % 3]
+                for actors in [
+                    [
+                        (
+                            1 + (j + c) % 3,
+                            ["bounces", "moves right", "spins", "stays", "moves left", "grows"][(j + 2 * c) % 6],
+                        )
+                        for c in range(1 + j % 3)
+                    ]
+                    if j % 7 != 6
+                    else []
+                ]
+            ],
+            5005,
+        ),
+    ),
 ]
 
 
@@ -87,8 +162,15 @@ def sample_files() -> Dict[str, dict]:
         board = storyboard(scene)
         validate_storyboard(board)
         files[f"{stem}.json"] = board
-        entries.append({"title": title, "file": f"{stem}.json", "description": description,
-                        "shots": len(board["shots"]), "frames": sum(s["frames"] for s in board["shots"])})
+        entries.append(
+            {
+                "title": title,
+                "file": f"{stem}.json",
+                "description": description,
+                "shots": len(board["shots"]),
+                "frames": sum(s["frames"] for s in board["shots"]),
+            }
+        )
     files["index.json"] = {"version": 1, "storyboards": entries}
     return files
 
@@ -120,8 +202,9 @@ def main(argv=None) -> None:
     os.makedirs(a.out, exist_ok=True)
     for seed in seeds:
         scene = sample_scene(seed, shots=a.shots, frames=a.frames)
-        shots = export_storyboard(scene, os.path.join(a.out, f"storyboard-{seed}.json"), a.size,
-                                  os.path.join(a.out, f"truth-{seed}.json"))
+        shots = export_storyboard(
+            scene, os.path.join(a.out, f"storyboard-{seed}.json"), a.size, os.path.join(a.out, f"truth-{seed}.json")
+        )
         sheet = contact_sheet(shots)
         sheet = np.repeat(np.repeat(sheet, a.scale, 0), a.scale, 1)
         write_png(os.path.join(a.out, f"scene-{seed}.png"), sheet)

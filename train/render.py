@@ -15,8 +15,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from .vocab import COLOURS
-from .world import (BOUNCE_HEIGHT, GROW_FACTOR, MOVE_DISTANCE, SPIN_TURNS, Actor, Character,
-                    Scene, Shot)
+from .world import BOUNCE_HEIGHT, GROW_FACTOR, MOVE_DISTANCE, SPIN_TURNS, Actor, Character, Scene, Shot
 
 PALETTES = {  # location -> (sky top, sky at horizon, ground at horizon, ground at bottom)
     "meadow": ((110, 170, 235), (185, 220, 250), (110, 180, 85), (80, 155, 60)),
@@ -27,14 +26,16 @@ PALETTES = {  # location -> (sky top, sky at horizon, ground at horizon, ground 
     "snow": ((150, 180, 220), (215, 225, 240), (245, 248, 252), (220, 228, 238)),
 }
 OUTLINE = np.array((25, 25, 30), np.float32)
-OUTLINE_WIDTH = 0.2   # in units of the character's radius
+OUTLINE_WIDTH = 0.2  # in units of the character's radius
 
 
 def actor_state(actor: Actor, char: Character, t: np.ndarray) -> Tuple[np.ndarray, ...]:
     """Centre x, centre y, scale, angle of an actor at shot times t in [0, 1] (arrays like t)."""
     t = np.asarray(t, np.float32)
-    x = np.full_like(t, actor.x); y = np.full_like(t, actor.y)
-    scale = np.ones_like(t); angle = np.zeros_like(t)
+    x = np.full_like(t, actor.x)
+    y = np.full_like(t, actor.y)
+    scale = np.ones_like(t)
+    angle = np.zeros_like(t)
     if actor.action == "moves left":
         x = x - MOVE_DISTANCE * t
     elif actor.action == "moves right":
@@ -81,8 +82,9 @@ def pattern_mask(pattern: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if pattern == "striped":
         return np.mod(np.floor((b + 2.0) / 0.5), 2) == 1
     if pattern == "dotted":
-        da = np.mod(a + 2.0, 0.8) - 0.4; db = np.mod(b + 2.0, 0.8) - 0.4
-        return da * da + db * db <= 0.24 ** 2
+        da = np.mod(a + 2.0, 0.8) - 0.4
+        db = np.mod(b + 2.0, 0.8) - 0.4
+        return da * da + db * db <= 0.24**2
     if pattern == "checkered":
         return np.mod(np.floor((a + 2.0) / 0.6) + np.floor((b + 2.0) / 0.6), 2) == 1
     # world v2: half a body or more, so at least one 8x8 patch changes colour as a whole
@@ -91,7 +93,7 @@ def pattern_mask(pattern: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if pattern == "banded":
         return np.abs(b) <= 0.38
     if pattern == "cored":
-        return a * a + b * b <= 0.6 ** 2
+        return a * a + b * b <= 0.6**2
     raise ValueError(f"unknown pattern {pattern!r}")
 
 
@@ -119,21 +121,25 @@ def render_background(scene: Scene, shot: Shot, size: int) -> np.ndarray:
     hz = loc.horizon
     s = np.clip(v / hz, 0, 1)[..., None]
     g = np.clip((v - hz) / (1.0 - hz), 0, 1)[..., None]
-    img = np.where((v < hz)[..., None], sky_top + (sky_hor - sky_top) * s,
-                   gnd_hor + (gnd_bot - gnd_hor) * g).astype(np.float32)
+    img = np.where((v < hz)[..., None], sky_top + (sky_hor - sky_top) * s, gnd_hor + (gnd_bot - gnd_hor) * g).astype(
+        np.float32
+    )
     for it in loc.items:
-        c1 = np.array(it.colour, np.float32); c2 = np.array(it.colour2, np.float32)
+        c1 = np.array(it.colour, np.float32)
+        c2 = np.array(it.colour2, np.float32)
         du = u - it.x
         if it.kind == "tree":
             trunk = (np.abs(du) <= it.width * 0.12) & (v <= it.base) & (v >= it.base - it.height * 0.5)
             crown = (du / (it.width * 0.5)) ** 2 + ((v - (it.base - it.height * 0.68)) / (it.height * 0.34)) ** 2 <= 1
-            img[trunk] = c1; img[crown] = c2
+            img[trunk] = c1
+            img[crown] = c2
         elif it.kind == "house":
             wall_top = it.base - it.height * 0.62
             wall = (np.abs(du) <= it.width / 2) & (v <= it.base) & (v >= wall_top)
             apex = it.base - it.height
             roof = (v >= apex) & (v < wall_top) & (np.abs(du) <= (v - apex) / (wall_top - apex) * it.width * 0.62)
-            img[wall] = c1; img[roof] = c2
+            img[wall] = c1
+            img[roof] = c2
         else:  # rock: upper half of an ellipse standing on its base
             rock = ((du / (it.width / 2)) ** 2 + ((v - it.base) / (it.height)) ** 2 <= 1) & (v <= it.base)
             img[rock] = c1
@@ -151,11 +157,11 @@ def render_shot(scene: Scene, index: int, size: int = 64, masks: bool = False):
     for actor in sorted(shot.actors, key=lambda a: a.y + scene.character(a.char).size):
         char = scene.character(actor.char)
         x, y, scale, angle = actor_state(actor, char, t)
-        r = (char.size * scale)[:, None, None]                      # [F, 1, 1]
-        du = (u[None] - x[:, None, None]) / r                       # [F, H, W]
+        r = (char.size * scale)[:, None, None]  # [F, 1, 1]
+        du = (u[None] - x[:, None, None]) / r  # [F, H, W]
         dv = (v[None] - y[:, None, None]) / r
         ca, sa = np.cos(angle)[:, None, None], np.sin(angle)[:, None, None]
-        a = ca * du + sa * dv                                       # body-local, turns with angle
+        a = ca * du + sa * dv  # body-local, turns with angle
         b = -sa * du + ca * dv
         body = shape_mask(char.shape, a, b)
         grow = 1.0 + OUTLINE_WIDTH
@@ -185,7 +191,7 @@ def contact_sheet(shots: List[np.ndarray], every: int = 1) -> np.ndarray:
     sheet = np.full((len(rows) * h, cols * w, 3), 255, np.uint8)
     for i, r in enumerate(rows):
         for j, f in enumerate(r):
-            sheet[i * h:(i + 1) * h, j * w:(j + 1) * w] = f
+            sheet[i * h : (i + 1) * h, j * w : (j + 1) * w] = f
     return sheet
 
 
@@ -202,5 +208,9 @@ def write_png(path: str, image: np.ndarray) -> None:
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
 
     with open(path, "wb") as f:
-        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-                + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
+        f.write(
+            b"\x89PNG\r\n\x1a\n"
+            + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw, 6))
+            + chunk(b"IEND", b"")
+        )

@@ -61,11 +61,10 @@ def _prepare(q, k, start, end, shot, kind):
         raise ValueError(f"q and k must both be [H, N, D], got {tuple(qt.shape)} and {tuple(kt.shape)}")
     validate_chunks(qt.shape[1], start, end, shot, kind)
     ch = moc.Chunks.from_columns(start, end, shot, kind)
-    return qt[None], kt[None], ch                                       # [1, H, N, D]
+    return qt[None], kt[None], ch  # [1, H, N, D]
 
 
-def route(q, k, chunk_start, chunk_end, chunk_shot, chunk_kind, top_k: int,
-          causal: bool = True) -> np.ndarray:
+def route(q, k, chunk_start, chunk_end, chunk_shot, chunk_kind, top_k: int, causal: bool = True) -> np.ndarray:
     """Routed chunk indices, int32 [H, N, top_k] (pass q_route, k_route as q, k for a view)."""
     if top_k < 0:
         raise ValueError(f"top_k must be >= 0, got {top_k}")
@@ -85,9 +84,21 @@ def route_view(q, k, q_route, k_route):
     return q_route, k_route
 
 
-def moc_attention(q, k, v, chunk_start, chunk_end, chunk_shot, chunk_kind, top_k: int,
-                  causal: bool = True, mode: str = "moc", q_route=None, k_route=None,
-                  causal_text: bool = False) -> Tuple[np.ndarray, np.ndarray, float]:
+def moc_attention(
+    q,
+    k,
+    v,
+    chunk_start,
+    chunk_end,
+    chunk_shot,
+    chunk_kind,
+    top_k: int,
+    causal: bool = True,
+    mode: str = "moc",
+    q_route=None,
+    k_route=None,
+    causal_text: bool = False,
+) -> Tuple[np.ndarray, np.ndarray, float]:
     """(out [H, N, D] f32, routed [H, N, top_k] int32, sparsity) for mode moc / dense / shot;
     routing by q_route, k_route when given (MOC.md §3b); causal_text (MOC.md §3b, moc mode): only
     captions of shots <= the query's are mandatory."""
@@ -104,27 +115,25 @@ def moc_attention(q, k, v, chunk_start, chunk_end, chunk_shot, chunk_kind, top_k
     if mode == "dense":
         allowed = None
     elif mode == "shot":
-        allowed = moc.shot_mask(ch)[None, None]                         # [1, 1, N, C]
+        allowed = moc.shot_mask(ch)[None, None]  # [1, 1, N, C]
     else:
         qr, kr = route_view(q, k, q_route, k_route)
         qrb, krb, _ = _prepare(qr, kr, chunk_start, chunk_end, chunk_shot, chunk_kind)
-        routed = moc.route(qrb, krb, ch, top_k, causal)                 # [1, H, N, K]
+        routed = moc.route(qrb, krb, ch, top_k, causal)  # [1, H, N, K]
         allowed = moc.mandatory_mask(ch, causal_text)[None, None] | moc.routed_table(routed, ch.n_chunks)
     with torch.no_grad():
         out = moc.attend(qb, kb, vb, allowed, ch.token_chunk, backend="plain")
-    return (out[0].numpy().astype(np.float32), routed[0].numpy().astype(np.int32),
-            moc.sparsity(allowed, ch))
+    return (out[0].numpy().astype(np.float32), routed[0].numpy().astype(np.int32), moc.sparsity(allowed, ch))
 
 
 # ---- plain loops, straight from the contract (the oracle for tests) -------------------------
-def route_naive(q, k, chunk_start, chunk_end, chunk_shot, chunk_kind, top_k: int,
-                causal: bool = True) -> np.ndarray:
+def route_naive(q, k, chunk_start, chunk_end, chunk_shot, chunk_kind, top_k: int, causal: bool = True) -> np.ndarray:
     q, k = _np(q, np.float32), _np(k, np.float32)
     s, e, sh, kd = (_np(a, np.int64) for a in (chunk_start, chunk_end, chunk_shot, chunk_kind))
     H, N, D = q.shape
     C = len(s)
     tok_chunk = np.repeat(np.arange(C), e - s)
-    desc = np.stack([k[:, s[c]:e[c]].astype(np.float64).mean(1) for c in range(C)], 1)  # [H, C, D]
+    desc = np.stack([k[:, s[c] : e[c]].astype(np.float64).mean(1) for c in range(C)], 1)  # [H, C, D]
     desc = desc.astype(np.float32)
     routed = np.full((H, N, top_k), -1, np.int32)
     for i in range(N):
@@ -140,8 +149,18 @@ def route_naive(q, k, chunk_start, chunk_end, chunk_shot, chunk_kind, top_k: int
     return routed
 
 
-def attention_naive(q, k, v, chunk_start, chunk_end, chunk_shot, chunk_kind, routed: np.ndarray,
-                    mode: str = "moc", causal_text: bool = False) -> np.ndarray:
+def attention_naive(
+    q,
+    k,
+    v,
+    chunk_start,
+    chunk_end,
+    chunk_shot,
+    chunk_kind,
+    routed: np.ndarray,
+    mode: str = "moc",
+    causal_text: bool = False,
+) -> np.ndarray:
     q, k, v = (_np(a, np.float64) for a in (q, k, v))
     s, e, sh, kd = (_np(a, np.int64) for a in (chunk_start, chunk_end, chunk_shot, chunk_kind))
     H, N, D = q.shape
@@ -156,8 +175,9 @@ def attention_naive(q, k, v, chunk_start, chunk_end, chunk_shot, chunk_kind, rou
                 if mode == "shot":
                     chunks = [c for c in range(len(s)) if sh[c] == -1 or sh[c] == si]
                 else:
-                    chunks = [c for c in range(len(s))
-                              if (kd[c] == 0 and (not causal_text or sh[c] <= si)) or sh[c] == si]
+                    chunks = [
+                        c for c in range(len(s)) if (kd[c] == 0 and (not causal_text or sh[c] <= si)) or sh[c] == si
+                    ]
                     chunks += [int(c) for c in routed[h, i] if c >= 0]
                 keys = np.concatenate([np.arange(s[c], e[c]) for c in sorted(set(chunks))])
             logits = k[h, keys] @ q[h, i] / np.sqrt(D)
@@ -186,9 +206,21 @@ def run_exchange(in_path: str, out_path: str) -> None:
     causal_text = meta.get("causal_text", "false")
     if causal_text not in ("true", "false"):
         raise ValueError(f"__metadata__ causal_text {causal_text!r} must be 'true' or 'false'")
-    out, routed, sp = moc_attention(t["q"], t["k"], t["v"], t["chunk_start"], t["chunk_end"],
-                                    t["chunk_shot"], t["chunk_kind"], top_k, causal, mode,
-                                    t.get("q_route"), t.get("k_route"), causal_text == "true")
+    out, routed, sp = moc_attention(
+        t["q"],
+        t["k"],
+        t["v"],
+        t["chunk_start"],
+        t["chunk_end"],
+        t["chunk_shot"],
+        t["chunk_kind"],
+        top_k,
+        causal,
+        mode,
+        t.get("q_route"),
+        t.get("k_route"),
+        causal_text == "true",
+    )
     save(out_path, {"out": out, "routed": routed}, {"sparsity": repr(sp)})
 
 

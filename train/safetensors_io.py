@@ -13,8 +13,17 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-_DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "I32": np.int32,
-           "I64": np.int64, "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
+_DTYPES = {
+    "F32": np.float32,
+    "F16": np.float16,
+    "F64": np.float64,
+    "I32": np.int32,
+    "I64": np.int64,
+    "I16": np.int16,
+    "I8": np.int8,
+    "U8": np.uint8,
+    "BOOL": np.bool_,
+}
 _NAMES = {np.dtype(v): k for k, v in _DTYPES.items()}
 
 
@@ -28,8 +37,11 @@ def save(path: str, tensors: Dict[str, np.ndarray], metadata: Optional[Dict[str,
         if arr.dtype not in _NAMES:
             raise ValueError(f"tensor {name!r}: dtype {arr.dtype} is not supported")
         data = arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
-        header[name] = {"dtype": _NAMES[arr.dtype], "shape": list(arr.shape),
-                        "data_offsets": [offset, offset + len(data)]}
+        header[name] = {
+            "dtype": _NAMES[arr.dtype],
+            "shape": list(arr.shape),
+            "data_offsets": [offset, offset + len(data)],
+        }
         blobs.append(data)
         offset += len(data)
     head = json.dumps(header, separators=(",", ":")).encode()
@@ -49,9 +61,9 @@ def load(path: str) -> Tuple[Dict[str, np.ndarray], Dict[str, str]]:
     (n,) = struct.unpack("<Q", raw[:8])
     if 8 + n > len(raw):
         raise ValueError(f"{path}: header length {n} exceeds the file")
-    header = json.loads(raw[8:8 + n])
+    header = json.loads(raw[8 : 8 + n])
     meta = header.pop("__metadata__", {}) or {}
-    body = raw[8 + n:]
+    body = raw[8 + n :]
     out = {}
     for name, info in header.items():
         if info["dtype"] not in _DTYPES:

@@ -17,11 +17,22 @@ import torch
 
 
 @torch.no_grad()
-def sample(model, text: torch.Tensor, frames: Sequence[int], steps: int = 20, guidance: float = 3.0,
-           mode: str = "moc", chunk_frames: Optional[int] = None, top_k: Optional[int] = None,
-           causal: Optional[bool] = None, seeds: Optional[Sequence[int]] = None,
-           keep: Optional[torch.Tensor] = None, keep_shots: Optional[Sequence[bool]] = None,
-           stats: Optional[list] = None, backend: str = "auto") -> torch.Tensor:
+def sample(
+    model,
+    text: torch.Tensor,
+    frames: Sequence[int],
+    steps: int = 20,
+    guidance: float = 3.0,
+    mode: str = "moc",
+    chunk_frames: Optional[int] = None,
+    top_k: Optional[int] = None,
+    causal: Optional[bool] = None,
+    seeds: Optional[Sequence[int]] = None,
+    keep: Optional[torch.Tensor] = None,
+    keep_shots: Optional[Sequence[bool]] = None,
+    stats: Optional[list] = None,
+    backend: str = "auto",
+) -> torch.Tensor:
     """Frames [B, T, 3, H, W] in [-1, 1] for captions text [B, S+1, L].
 
     seeds: one noise seed per shot (the storyboard's), drawn on the CPU generator.
@@ -38,21 +49,22 @@ def sample(model, text: torch.Tensor, frames: Sequence[int], steps: int = 20, gu
     for s, f in enumerate(frames):
         g = torch.Generator().manual_seed(int(seeds[s]))
         noise.append(torch.randn(B, f, cfg.channels, size, size, generator=g))
-    x = torch.cat(noise, 1).to(device)                                  # [B, T, 3, H, W]
+    x = torch.cat(noise, 1).to(device)  # [B, T, 3, H, W]
     fixed = torch.zeros(S, dtype=torch.bool, device=device)
     if keep_shots is not None:
         fixed = torch.as_tensor(list(keep_shots), dtype=torch.bool, device=device)
     frame_shot = torch.repeat_interleave(torch.arange(S, device=device), torch.tensor(list(frames), device=device))
-    fixed_frames = fixed[frame_shot][None, :, None, None, None]         # [1, T, 1, 1, 1]
+    fixed_frames = fixed[frame_shot][None, :, None, None, None]  # [1, T, 1, 1, 1]
     if keep is not None:
         x = torch.where(fixed_frames, keep.to(device), x)
     null = torch.zeros_like(text)
-    kw = dict(frames=frames, mode=mode, chunk_frames=chunk_frames, top_k=top_k, causal=causal,
-              backend=backend, stats=stats)
+    kw = dict(
+        frames=frames, mode=mode, chunk_frames=chunk_frames, top_k=top_k, causal=causal, backend=backend, stats=stats
+    )
     ts = torch.linspace(1.0, 0.0, steps + 1).tolist()
     for t_now, t_next in zip(ts[:-1], ts[1:]):
         t_shot = torch.where(fixed, torch.zeros(S, device=device), torch.full((S,), t_now, device=device))
-        t_shot = t_shot[None].expand(B, S)                              # [B, S]
+        t_shot = t_shot[None].expand(B, S)  # [B, S]
         v = model(x, t_shot, text, **kw)
         if guidance != 1.0:
             v_null = model(x, t_shot, null, **kw)
@@ -105,24 +117,31 @@ def main(argv=None) -> str:
     from .render import contact_sheet, render_scene, write_png
     from .world import global_caption, sample_scene, storyboard
 
-    p = argparse.ArgumentParser(prog="python3 -m train.sample",
-                                description="Sample a storyboard with a checkpoint; write a PNG contact sheet (a row per shot).")
+    p = argparse.ArgumentParser(
+        prog="python3 -m train.sample",
+        description="Sample a storyboard with a checkpoint; write a PNG contact sheet (a row per shot).",
+    )
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--ckpt", help="trainer checkpoint directory")
     which.add_argument("--model", help="exported model folder (public/models/NAME)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--storyboard", help="storyboard JSON file")
     src.add_argument("--scene", type=int, help="a held-out world scene (index); its truth is drawn above each row")
-    p.add_argument("--shots", type=int, default=4); p.add_argument("--frames", type=int, default=8)
-    p.add_argument("--steps", type=int, default=20); p.add_argument("--guidance", type=float, default=3.0)
+    p.add_argument("--shots", type=int, default=4)
+    p.add_argument("--frames", type=int, default=8)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--guidance", type=float, default=3.0)
     p.add_argument("--mode", default="moc", choices=["moc", "dense", "shot"])
-    p.add_argument("--chunk-frames", type=int); p.add_argument("--top-k", type=int)
-    p.add_argument("--no-ema", action="store_true"); p.add_argument("--scale", type=int, default=3)
+    p.add_argument("--chunk-frames", type=int)
+    p.add_argument("--top-k", type=int)
+    p.add_argument("--no-ema", action="store_true")
+    p.add_argument("--scale", type=int, default=3)
     p.add_argument("--world", type=int, default=None, help="--scene's world version (default: the model's, else 1)")
     p.add_argument("--out", required=True, help="PNG path")
     a = p.parse_args(argv)
     if a.model:
         from .export import load_exported
+
         model, _, meta = load_exported(a.model)
         model, step = model.eval(), int(meta.get("step", 0))
     else:
@@ -131,6 +150,7 @@ def main(argv=None) -> str:
         if a.ckpt:
             from .export import trained_shape
             from . import checkpoint
+
             meta = trained_shape((checkpoint.load(a.ckpt) or {}).get("args") or {})
     oracle = bool(meta.get("oracle_captions"))
     truth = None
@@ -138,16 +158,29 @@ def main(argv=None) -> str:
         with open(a.storyboard) as f:
             board = json.load(f)
     else:
-        scene = sample_scene(EVAL_SEED_BASE + a.scene, shots=a.shots, frames=a.frames,
-                             version=a.world or int(meta.get("world_version", 1)))
+        scene = sample_scene(
+            EVAL_SEED_BASE + a.scene,
+            shots=a.shots,
+            frames=a.frames,
+            version=a.world or int(meta.get("world_version", 1)),
+        )
         board, truth = storyboard(scene), render_scene(scene, model.cfg.image_size)
         if oracle:
             board["globalCaption"] = global_caption(scene, oracle=True)
     frames = [s["frames"] for s in board["shots"]]
     text = encode_board(board, model.cfg.text_len, oracle)
-    x = sample(model, text, frames, steps=a.steps, guidance=a.guidance, mode=a.mode,
-               chunk_frames=a.chunk_frames, top_k=a.top_k, seeds=[s["seed"] for s in board["shots"]])
-    video = model_to_frames(x)[0].numpy()                              # [T, H, W, 3]
+    x = sample(
+        model,
+        text,
+        frames,
+        steps=a.steps,
+        guidance=a.guidance,
+        mode=a.mode,
+        chunk_frames=a.chunk_frames,
+        top_k=a.top_k,
+        seeds=[s["seed"] for s in board["shots"]],
+    )
+    video = model_to_frames(x)[0].numpy()  # [T, H, W, 3]
     bounds = np.cumsum([0] + frames)
     shots = [video[b0:b1] for b0, b1 in zip(bounds[:-1], bounds[1:])]
     rows = [r for pair in zip(truth, shots) for r in pair] if truth is not None else shots

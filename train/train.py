@@ -59,12 +59,12 @@ from .data import ShotLengths, WorldDataset, batch as make_batch, frames_to_mode
 from .model import CONFIGS, ROUTE_VIEWS, MoCDiT, compile_blocks, count_parameters, make_config
 from .vocab import Vocab
 
-ORACLE_TEXT_LEN = 32      # "Character 1 is a large halved red star." x 3 = 27 tokens
+ORACLE_TEXT_LEN = 32  # "Character 1 is a large halved red star." x 3 = 27 tokens
 
 
 # ---- schedule -------------------------------------------------------------------------------
 def parse_schedule(text: str) -> List[Tuple[str, int, int, Optional[Union[int, float]]]]:
-    """"dense@100,8x6@200,1x4" -> [("dense", 0, 0, 100), ("moc", 8, 6, 200), ("moc", 1, 4, None)].
+    """ "dense@100,8x6@200,1x4" -> [("dense", 0, 0, 100), ("moc", 8, 6, 200), ("moc", 1, 4, None)].
     An end with a decimal point is a fraction of the run ("dense@0.4" -> 0.4); see resolve_schedule."""
     stages = []
     for part in text.split(","):
@@ -136,12 +136,12 @@ def frame_shot_index(frames: tuple, device: str) -> torch.Tensor:
 
 def sample_timesteps(B: int, S: int, regimes, gen: torch.Generator, device) -> torch.Tensor:
     """[B, S] per-shot timesteps in (0, 1), with clean (t = 0) prefixes in the third regime."""
-    t_ind = torch.sigmoid(torch.randn(B, S, generator=gen, device=device))   # independent
+    t_ind = torch.sigmoid(torch.randn(B, S, generator=gen, device=device))  # independent
     t_shared = torch.sigmoid(torch.randn(B, 1, generator=gen, device=device)).expand(B, S)
     w = _const(tuple(regimes), torch.float32, str(device))
-    regime = torch.multinomial(w.expand(B, 3), 1, generator=gen)[:, 0]       # [B]
+    regime = torch.multinomial(w.expand(B, 3), 1, generator=gen)[:, 0]  # [B]
     n_clean = (torch.rand(B, generator=gen, device=device) * max(S - 1, 0)).long() + 1  # 1..S-1
-    clean = torch.arange(S, device=device)[None, :] < n_clean[:, None]        # [B, S]
+    clean = torch.arange(S, device=device)[None, :] < n_clean[:, None]  # [B, S]
     t = torch.where((regime == 1)[:, None], t_ind, t_shared)
     if S > 1:
         t = torch.where((regime == 2)[:, None] & clean, torch.zeros_like(t), t)
@@ -155,8 +155,7 @@ def fg_weight_at(step: int, args) -> float:
     return args.fg_weight
 
 
-def flow_loss(model, x0, text, frames, stage, args, gen: torch.Generator, stats=None, fg=None, fg_weight=0.0,
-              aux=None):
+def flow_loss(model, x0, text, frames, stage, args, gen: torch.Generator, stats=None, fg=None, fg_weight=0.0, aux=None):
     """Rectified-flow velocity MSE over the frames of noisy shots. x0 [B, T, 3, H, W]; fg
     [B, T, H, W] characters' pixels (0/1) weighted 1 + fg_weight, or None. aux: (AuxHead,
     cover, labels) adds --aux-weight times its loss (objective.py), or None."""
@@ -166,9 +165,9 @@ def flow_loss(model, x0, text, frames, stage, args, gen: torch.Generator, stats=
     if args.caption_dropout > 0:
         drop = torch.rand(B, generator=gen, device=device) < args.caption_dropout
         text = torch.where(drop[:, None, None], torch.zeros_like(text), text)  # all <pad> = null
-    t_shot = sample_timesteps(B, S, args.t_regimes, gen, device)             # [B, S]
+    t_shot = sample_timesteps(B, S, args.t_regimes, gen, device)  # [B, S]
     t_shot = objective.prefix_t(t_shot, getattr(args, "prefix_t", None), gen)
-    t = t_shot[:, frame_shot_index(tuple(frames), str(device))]              # [B, T]
+    t = t_shot[:, frame_shot_index(tuple(frames), str(device))]  # [B, T]
     eps = torch.randn(x0.shape, generator=gen, device=device)
     tt = t[:, :, None, None, None]
     xt = (1 - tt) * x0 + tt * eps
@@ -176,22 +175,33 @@ def flow_loss(model, x0, text, frames, stage, args, gen: torch.Generator, stats=
     moc_kw = {}
     if mode == "moc":
         moc_kw = dict(chunk_frames=cf, top_k=k, drop_off=args.drop_off, drop_in=args.drop_in, generator=gen)
-    amp = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and args.amp == "bf16"
-           else nullcontext())
+    amp = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and args.amp == "bf16" else nullcontext()
+    )
     capture = objective.HiddenCapture(model) if aux is not None else nullcontext()
     with amp, capture:
-        v = model(xt, t_shot, text, frames=frames, mode=mode, backend=args.backend, q_tile=args.q_tile,
-                  checkpoint=args.attn_checkpoint, stats=stats, **moc_kw)
-    se = (v.float() - (eps - x0)).pow(2).mean(dim=2)                         # [B, T, H, W]
+        v = model(
+            xt,
+            t_shot,
+            text,
+            frames=frames,
+            mode=mode,
+            backend=args.backend,
+            q_tile=args.q_tile,
+            checkpoint=args.attn_checkpoint,
+            stats=stats,
+            **moc_kw,
+        )
+    se = (v.float() - (eps - x0)).pow(2).mean(dim=2)  # [B, T, H, W]
     if fg is not None and fg_weight > 0:
         se = se * (1 + fg_weight * fg.float())
-    se = se.mean(dim=(2, 3))                                                  # [B, T]
+    se = se.mean(dim=(2, 3))  # [B, T]
     w = (t > 0).float()
     r = objective.frame_weights(t, t_shot, getattr(args, "x0_weight", 0.0))
     loss = (se * w * r).sum() / w.sum().clamp(min=1.0)
     if aux is not None:
         head, cover, labels = aux
-        head.last = head.loss(capture.h, cover, labels, w)            # logged as aux_loss
+        head.last = head.loss(capture.h, cover, labels, w)  # logged as aux_loss
         loss = loss + args.aux_weight * head.last
     return loss
 
@@ -201,61 +211,120 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Train the MoC DiT on the procedural world.")
     a = p.add_argument
     a("--config", default="small", choices=sorted(CONFIGS))
-    a("--image-size", type=int); a("--patch-size", type=int); a("--dim", type=int)
-    a("--depth", type=int); a("--heads", type=int)
-    a("--route-view", default=None, choices=ROUTE_VIEWS,
-      help="the view of q, k routing scores with (MOC.md 3b): rotary (default: as attention uses "
-           "them), spatial (without the temporal rotation) or unrotated")
-    a("--shots", type=int, default=4); a("--frames", type=int, default=8)
-    a("--shot-lengths", default=None, metavar="F,F,...",
-      help="train on shots of these lengths: each step draws per-shot lengths from this set that sum "
-           "to shots x frames (default: every shot has --frames frames)")
+    a("--image-size", type=int)
+    a("--patch-size", type=int)
+    a("--dim", type=int)
+    a("--depth", type=int)
+    a("--heads", type=int)
+    a(
+        "--route-view",
+        default=None,
+        choices=ROUTE_VIEWS,
+        help="the view of q, k routing scores with (MOC.md 3b): rotary (default: as attention uses "
+        "them), spatial (without the temporal rotation) or unrotated",
+    )
+    a("--shots", type=int, default=4)
+    a("--frames", type=int, default=8)
+    a(
+        "--shot-lengths",
+        default=None,
+        metavar="F,F,...",
+        help="train on shots of these lengths: each step draws per-shot lengths from this set that sum "
+        "to shots x frames (default: every shot has --frames frames)",
+    )
     a("--batch-size", type=int, default=8, help="per process")
     a("--steps", default="1000", help="total optimiser steps (the run's end), or 'auto' with --budget")
-    a("--budget", type=float, default=0.0,
-      help="with --steps auto: seconds of training in total (all resumed runs together)")
-    a("--lr", type=float, default=3e-4); a("--warmup", type=int, default=200)
-    a("--min-lr-frac", type=float, default=0.1); a("--weight-decay", type=float, default=0.01)
-    a("--grad-clip", type=float, default=1.0); a("--ema", type=float, default=0.999)
+    a(
+        "--budget",
+        type=float,
+        default=0.0,
+        help="with --steps auto: seconds of training in total (all resumed runs together)",
+    )
+    a("--lr", type=float, default=3e-4)
+    a("--warmup", type=int, default=200)
+    a("--min-lr-frac", type=float, default=0.1)
+    a("--weight-decay", type=float, default=0.01)
+    a("--grad-clip", type=float, default=1.0)
+    a("--ema", type=float, default=0.999)
     a("--schedule", default="dense@0.4,8x2@0.5,4x3@0.62,2x4@0.76,1x4")
-    a("--drop-off", type=float, default=0.5,
-      help="p_max of context drop-off (MoC stages): drops floor(U(0, p_max) * k) routed chunks, "
-           "so p_max * k must exceed 1 to drop anything (0.5: never at k = 2, 1/3 of queries at k = 3, half at k = 4)")
+    a(
+        "--drop-off",
+        type=float,
+        default=0.5,
+        help="p_max of context drop-off (MoC stages): drops floor(U(0, p_max) * k) routed chunks, "
+        "so p_max * k must exceed 1 to drop anything (0.5: never at k = 2, 1/3 of queries at k = 3, half at k = 4)",
+    )
     a("--drop-in", type=float, default=0.5, help="Poisson lambda of context drop-in (MoC stages)")
     a("--caption-dropout", type=float, default=0.1)
-    a("--causal-text", action="store_true",
-      help="MoC stages: each shot's queries see only the captions of it and earlier shots (MOC.md §3b); "
-           "recorded in the config, so the export's config.json says causal_text: true")
-    a("--fg-weight", type=float, default=0.0,
-      help="extra loss weight of the characters' pixels (1 + W times the background's; 0: off)")
+    a(
+        "--causal-text",
+        action="store_true",
+        help="MoC stages: each shot's queries see only the captions of it and earlier shots (MOC.md §3b); "
+        "recorded in the config, so the export's config.json says causal_text: true",
+    )
+    a(
+        "--fg-weight",
+        type=float,
+        default=0.0,
+        help="extra loss weight of the characters' pixels (1 + W times the background's; 0: off)",
+    )
     a("--fg-decay", default="none", choices=["none", "linear"], help="linear: --fg-weight falls to 0 at the last step")
     a("--t-regimes", default="0.4,0.3,0.3", help="weights: shared t, per-shot t, clean prefix")
     a("--world", default="v1", choices=["v1", "v2"], help="world version (world.py; v2: learnable hidden attributes)")
-    a("--oracle-captions", action="store_true",
-      help="caption each character's size class and pattern (oracle vocabulary, text_len >= 32)")
-    a("--prefix-t", default=None, metavar="MEAN,STD",
-      help="clean-prefix samples: t of the noisy shots ~ sigmoid(MEAN + STD z) (objective.py; default off)")
-    a("--x0-weight", type=float, default=0.0, metavar="G",
-      help="clean-prefix samples: weigh noisy frames by t^(2G), mean 1 (G = 1: the x̂0 error; 0: off)")
-    a("--aux-weight", type=float, default=0.0,
-      help="training-only head predicting recurring characters' hidden attributes (0: off; never exported)")
-    a("--curriculum", type=int, default=0, metavar="STEPS",
-      help="redraw scenes for the first STEPS steps: next-shot recurrences first, longer gaps and framing changes later")
-    a("--device", default="auto"); a("--amp", default="bf16", choices=["bf16", "none"])
+    a(
+        "--oracle-captions",
+        action="store_true",
+        help="caption each character's size class and pattern (oracle vocabulary, text_len >= 32)",
+    )
+    a(
+        "--prefix-t",
+        default=None,
+        metavar="MEAN,STD",
+        help="clean-prefix samples: t of the noisy shots ~ sigmoid(MEAN + STD z) (objective.py; default off)",
+    )
+    a(
+        "--x0-weight",
+        type=float,
+        default=0.0,
+        metavar="G",
+        help="clean-prefix samples: weigh noisy frames by t^(2G), mean 1 (G = 1: the x̂0 error; 0: off)",
+    )
+    a(
+        "--aux-weight",
+        type=float,
+        default=0.0,
+        help="training-only head predicting recurring characters' hidden attributes (0: off; never exported)",
+    )
+    a(
+        "--curriculum",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="redraw scenes for the first STEPS steps: next-shot recurrences first, longer gaps and framing changes later",
+    )
+    a("--device", default="auto")
+    a("--amp", default="bf16", choices=["bf16", "none"])
     a("--backend", default="auto", choices=["auto", "plain", "sdpa", "flex"])
     a("--q-tile", type=int, default=1024)
     a("--compile", action="store_true", help="torch.compile the blocks around attention (PyTorch >= 2)")
     a("--attn-checkpoint", type=int, default=None, help="1/0; default on for CUDA")
-    a("--out", default="train/runs/default"); a("--resume", action="store_true")
+    a("--out", default="train/runs/default")
+    a("--resume", action="store_true")
     a("--resume-from", default=None, help="with --resume: checkpoint dir to use when <out> has none")
-    a("--init-from", default=None, metavar="MODEL_DIR",
-      help="start a new run (step 0, fresh optimiser, EMA = weights) from an exported model folder "
-           "(public/models/<name>/); its config must match --config. Ignored when a checkpoint resumes")
+    a(
+        "--init-from",
+        default=None,
+        metavar="MODEL_DIR",
+        help="start a new run (step 0, fresh optimiser, EMA = weights) from an exported model folder "
+        "(public/models/<name>/); its config must match --config. Ignored when a checkpoint resumes",
+    )
     a("--carry", default=None, metavar="DIR", help="also write a compact checkpoint to DIR at every save")
-    a("--ckpt-every", type=int, default=500); a("--ckpt-part-mb", type=float, default=15.0)
+    a("--ckpt-every", type=int, default=500)
+    a("--ckpt-part-mb", type=float, default=15.0)
     a("--ckpt-slim", action="store_true", help="leave the optimiser state out of checkpoints")
     a("--time-limit", type=float, default=0.0, help="seconds; save and stop after this long")
-    a("--log-every", type=int, default=10); a("--workers", type=int, default=4)
+    a("--log-every", type=int, default=10)
+    a("--workers", type=int, default=4)
     a("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
     a("--calib-steps", type=int, default=6, help="--steps auto: timed steps per stage (after 2 warm-up)")
     a("--seed", type=int, default=0)
@@ -288,12 +357,14 @@ def _sync(device) -> None:
 def init_from_export(model: MoCDiT, ema: List[torch.Tensor], folder: str) -> None:
     """Copies an exported model folder's weights (fp16, usually the EMA) into `model` and `ema`."""
     from .export import load_exported
+
     exported, cfg, _ = load_exported(folder)
     # neither the routing view nor causal_text holds weights: a run may start from a model trained
     # with other settings of them
     if dataclasses.replace(cfg, route_view=model.cfg.route_view, causal_text=model.cfg.causal_text) != model.cfg:
-        raise SystemExit(f"--init-from {folder}: its config differs from this run's "
-                         f"({cfg.to_dict()} vs {model.cfg.to_dict()})")
+        raise SystemExit(
+            f"--init-from {folder}: its config differs from this run's " f"({cfg.to_dict()} vs {model.cfg.to_dict()})"
+        )
     with torch.no_grad():
         for p, e, q in zip(model.parameters(), ema, exported.parameters()):
             p.copy_(q)
@@ -305,13 +376,12 @@ def make_optimizer(model, args, head=None):
     return torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.99), weight_decay=args.weight_decay)
 
 
-def train_step(net, model, opt, x0, text, frames, stage, args, gen, stats=None, fg=None, fg_weight=0.0,
-               aux=None):
+def train_step(net, model, opt, x0, text, frames, stage, args, gen, stats=None, fg=None, fg_weight=0.0, aux=None):
     loss = flow_loss(net, x0, text, frames, stage, args, gen, stats, fg, fg_weight, aux)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     params = list(model.parameters())
-    if aux is not None:                          # the head is outside DDP: average its gradients
+    if aux is not None:  # the head is outside DDP: average its gradients
         head_params = [p for p in aux[0].parameters() if p.grad is not None]
         if dist.is_initialized() and dist.get_world_size() > 1:
             for p in head_params:
@@ -351,7 +421,7 @@ def calibrate(net, model, opt, x0, text, frames, stages, args, device, fg=None, 
 
 def steps_for_budget(stages, times: dict, seconds: float) -> int:
     """How many steps of this schedule (fractional ends) fit in `seconds`."""
-    big = 10 ** 6
+    big = 10**6
     per_step = sum(f * times[st[:3]] for f, st in zip(stage_fractions(stages, big), stages))
     return max(1, int(seconds / per_step))
 
@@ -383,17 +453,26 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
         raise SystemExit("--steps auto needs fractional schedule ends (e.g. dense@0.4,2x4@0.7,1x4)")
     oracle = {}
     if args.oracle_captions:
-        oracle = dict(vocab_size=len(Vocab(oracle=True)),
-                      text_len=max(ORACLE_TEXT_LEN, CONFIGS[args.config].get("text_len", 0)))
-    cfg = make_config(args.config, image_size=args.image_size, patch_size=args.patch_size,
-                      dim=args.dim, depth=args.depth, heads=args.heads, route_view=args.route_view,
-                      causal_text=True if args.causal_text else None, **oracle)
+        oracle = dict(
+            vocab_size=len(Vocab(oracle=True)), text_len=max(ORACLE_TEXT_LEN, CONFIGS[args.config].get("text_len", 0))
+        )
+    cfg = make_config(
+        args.config,
+        image_size=args.image_size,
+        patch_size=args.patch_size,
+        dim=args.dim,
+        depth=args.depth,
+        heads=args.heads,
+        route_view=args.route_view,
+        causal_text=True if args.causal_text else None,
+        **oracle,
+    )
     try:
         lengths = ShotLengths(args.shots, args.frames, parse_shot_lengths(args.shot_lengths), args.seed)
     except ValueError as e:
         raise SystemExit(f"--shot-lengths {args.shot_lengths}: {e}") from None
 
-    torch.manual_seed(args.seed)                       # same init on every rank
+    torch.manual_seed(args.seed)  # same init on every rank
     model = MoCDiT(cfg).to(device)
     ema = [p.detach().clone().float() for p in model.parameters()]
     head = objective.AuxHead(cfg.dim).to(device) if args.aux_weight > 0 else None
@@ -429,29 +508,40 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
 
     t_start = time.time()
-    dataset = WorldDataset(args.seed, args.shots, args.frames, cfg.image_size, cfg.text_len,
-                           masks=args.fg_weight > 0, lengths=lengths, step_items=args.batch_size * world,
-                           world=int(args.world[1:]), oracle=args.oracle_captions,
-                           curriculum=objective.Curriculum(args.curriculum, args.shots) if args.curriculum else None,
-                           aux_patch=cfg.patch_size if head is not None else 0)
+    dataset = WorldDataset(
+        args.seed,
+        args.shots,
+        args.frames,
+        cfg.image_size,
+        cfg.text_len,
+        masks=args.fg_weight > 0,
+        lengths=lengths,
+        step_items=args.batch_size * world,
+        world=int(args.world[1:]),
+        oracle=args.oracle_captions,
+        curriculum=objective.Curriculum(args.curriculum, args.shots) if args.curriculum else None,
+        aux_patch=cfg.patch_size if head is not None else 0,
+    )
 
     def unpack(items):
         """A batch -> video, text, fg (or None), aux (or None)."""
         video, text, *extra = items
-        fg = extra.pop(0).to(device, non_blocking=True) if dataset.masks else None     # [B, T, H, W]
+        fg = extra.pop(0).to(device, non_blocking=True) if dataset.masks else None  # [B, T, H, W]
         aux = (head, *(e.to(device, non_blocking=True) for e in extra)) if head is not None else None
         return video, text, fg, aux
 
-    stop = 10 ** 9 if args.steps == "auto" else args.steps
+    stop = 10**9 if args.steps == "auto" else args.steps
     if args.fixed_batch:
         fixed = make_batch(dataset, range(rank * args.batch_size, (rank + 1) * args.batch_size))
         batches = itertools.repeat(fixed)
     else:
-        batches = iter(make_loader(dataset, step, stop, args.batch_size, rank, world,
-                                   args.workers, device.type == "cuda"))
+        batches = iter(
+            make_loader(dataset, step, stop, args.batch_size, rank, world, args.workers, device.type == "cuda")
+        )
     log_path = os.path.join(args.out, "log.jsonl")
 
     logs: List[dict] = []
@@ -465,11 +555,22 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
 
     if rank == 0:
         os.makedirs(args.out, exist_ok=True)
-    if args.steps == "auto":                           # fresh run: time the stages, fix --steps
+    if args.steps == "auto":  # fresh run: time the stages, fix --steps
         first = next(batches)
         video, text, fg, aux = unpack(first)
-        times = calibrate(net, model, opt, frames_to_model(video.to(device)), text.to(device),
-                          lengths.frames_at(step), stages, args, device, fg, aux)
+        times = calibrate(
+            net,
+            model,
+            opt,
+            frames_to_model(video.to(device)),
+            text.to(device),
+            lengths.frames_at(step),
+            stages,
+            args,
+            device,
+            fg,
+            aux,
+        )
         steps = torch.tensor([steps_for_budget(stages, times, args.budget - (time.time() - t_start))])
         if world > 1:
             steps = steps.to(device)
@@ -477,24 +578,47 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
         args.steps = int(steps)
         opt = make_optimizer(model, args, head)
         batches = itertools.chain([first], batches)
-        log({"event": "calibrate", "sec_per_step": {f"{m}:{cf}x{k}": t for (m, cf, k), t in times.items()},
-             "budget": args.budget, "steps": args.steps, "elapsed": time.time() - t_start})
+        log(
+            {
+                "event": "calibrate",
+                "sec_per_step": {f"{m}:{cf}x{k}": t for (m, cf, k), t in times.items()},
+                "budget": args.budget,
+                "steps": args.steps,
+                "elapsed": time.time() - t_start,
+            }
+        )
     stages = resolve_schedule(stages, args.steps)
-    log({"event": "start", "step": step, "world": world, "device": str(device),
-         "params": count_parameters(model), "config": cfg.to_dict(), "args": vars(args),
-         "schedule": stages, "shot_length_tuples": len(lengths.tuples), "resumed_from": resumed_from,
-         "init_from": args.init_from if state is None else None,
-         "optimizer_state": "restored" if state is not None and state.get("opt") is not None else "fresh",
-         "torch": torch.__version__})
+    log(
+        {
+            "event": "start",
+            "step": step,
+            "world": world,
+            "device": str(device),
+            "params": count_parameters(model),
+            "config": cfg.to_dict(),
+            "args": vars(args),
+            "schedule": stages,
+            "shot_length_tuples": len(lengths.tuples),
+            "resumed_from": resumed_from,
+            "init_from": args.init_from if state is None else None,
+            "optimizer_state": "restored" if state is not None and state.get("opt") is not None else "fresh",
+            "torch": torch.__version__,
+        }
+    )
 
     def save():
         if rank != 0:
             return
-        full = {"step": step, "model": model.state_dict(), "ema": [e.cpu() for e in ema],
-                "opt": None if args.ckpt_slim else opt.state_dict(), "config": cfg.to_dict(),
-                "args": vars(args)}
+        full = {
+            "step": step,
+            "model": model.state_dict(),
+            "ema": [e.cpu() for e in ema],
+            "opt": None if args.ckpt_slim else opt.state_dict(),
+            "config": cfg.to_dict(),
+            "args": vars(args),
+        }
         if head is not None:
-            full["aux"] = head.state_dict()        # training only: export reads "model"/"ema"
+            full["aux"] = head.state_dict()  # training only: export reads "model"/"ema"
         checkpoint.save(args.out, full, args.ckpt_part_mb)
         if args.carry:
             names = [n for n, _ in model.named_parameters()]
@@ -508,10 +632,10 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
         t_wait = time.time()
         video, text, fg, aux = unpack(next(batches))
         wait += time.time() - t_wait
-        x0 = frames_to_model(video.to(device, non_blocking=True))           # [B, T, 3, H, W]
-        text = text.to(device, non_blocking=True)                            # [B, S+1, L]
+        x0 = frames_to_model(video.to(device, non_blocking=True))  # [B, T, 3, H, W]
+        text = text.to(device, non_blocking=True)  # [B, S+1, L]
         si, stage = stage_at(stages, step)
-        frames = lengths.frames_at(0 if args.fixed_batch else step)         # the batch's shot lengths
+        frames = lengths.frames_at(0 if args.fixed_batch else step)  # the batch's shot lengths
         gen = torch.Generator(device=device)
         gen.manual_seed((args.seed * 1_000_003 + (0 if args.fixed_batch else step)) * 1009 + rank)
         for group in opt.param_groups:
@@ -532,14 +656,25 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
                 dist.all_reduce(l)
                 l /= world
             now = time.time()
-            rec = {"step": step, "loss": float(l), "lr": lr_at(step - 1, args), "fg_weight": fg_w, "stage": si,
-                   "mode": stage[0], "chunk_frames": stage[1], "top_k": stage[2], "frames": list(frames),
-                   "sparsity": (sum(stats) / len(stats)) if stats else 0.0, "grad_norm": float(gnorm),
-                   "sec_per_step": (now - t_last) / max(1, step - last_step),
-                   "samples_per_sec": (step - last_step) * args.batch_size * world / max(1e-9, now - t_last),
-                   "data_wait": wait / max(1e-9, now - t_last), "elapsed": now - t_start}
+            rec = {
+                "step": step,
+                "loss": float(l),
+                "lr": lr_at(step - 1, args),
+                "fg_weight": fg_w,
+                "stage": si,
+                "mode": stage[0],
+                "chunk_frames": stage[1],
+                "top_k": stage[2],
+                "frames": list(frames),
+                "sparsity": (sum(stats) / len(stats)) if stats else 0.0,
+                "grad_norm": float(gnorm),
+                "sec_per_step": (now - t_last) / max(1, step - last_step),
+                "samples_per_sec": (step - last_step) * args.batch_size * world / max(1e-9, now - t_last),
+                "data_wait": wait / max(1e-9, now - t_last),
+                "elapsed": now - t_start,
+            }
             if head is not None:
-                rec["aux_loss"] = float(head.last)                # its cross-entropy (in "loss" x aux_weight)
+                rec["aux_loss"] = float(head.last)  # its cross-entropy (in "loss" x aux_weight)
             t_last, last_step, wait = now, step, 0.0
             log(rec)
         if args.ckpt_every and step % args.ckpt_every == 0 and step < args.steps:
@@ -550,8 +685,14 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     save()
     with torch.no_grad():
         checksum = float(sum(p.double().abs().sum() for p in model.parameters()))
-    end = {"event": "end", "step": step, "steps": args.steps, "stopped_early": stopped_early,
-           "elapsed": time.time() - t_start, "param_checksum": checksum}
+    end = {
+        "event": "end",
+        "step": step,
+        "steps": args.steps,
+        "stopped_early": stopped_early,
+        "elapsed": time.time() - t_start,
+        "param_checksum": checksum,
+    }
     log(end)
     if world > 1:
         dist.barrier()

@@ -31,8 +31,7 @@ SIZE_WORDS = ("small", "large")
 ACTIONS = ("moves left", "moves right", "bounces", "spins", "grows", "stays")
 FRAMINGS = ("wide", "close-up")
 LOCATIONS = ("meadow", "beach", "desert", "forest", "city", "snow")
-PREPOSITION = {"meadow": "in", "beach": "on", "desert": "in", "forest": "in", "city": "in",
-               "snow": "in"}
+PREPOSITION = {"meadow": "in", "beach": "on", "desert": "in", "forest": "in", "city": "in", "snow": "in"}
 MAX_CAST = 3
 
 PAD, UNK = "<pad>", "<unk>"
@@ -73,9 +72,9 @@ def split_words(text: str) -> List[str]:
 
 
 class Encoded(NamedTuple):
-    ids: List[int]        # length == the requested length (padded with 0)
-    unknown: List[str]    # words not in the vocabulary, in order of appearance
-    length: int           # number of real (non-pad) tokens before truncation checks
+    ids: List[int]  # length == the requested length (padded with 0)
+    unknown: List[str]  # words not in the vocabulary, in order of appearance
+    length: int  # number of real (non-pad) tokens before truncation checks
 
 
 class CaptionTooLong(ValueError):
@@ -107,5 +106,11 @@ class Vocab:
         return " ".join(self.words[i] for i in ids if i != self.pad_id)
 
     def to_json(self) -> dict:
-        return {"version": 1, "pad": PAD, "unk": UNK, "lowercase": True,
-                "split": _TOKEN_RE.pattern, "words": self.words}
+        return {
+            "version": 1,
+            "pad": PAD,
+            "unk": UNK,
+            "lowercase": True,
+            "split": _TOKEN_RE.pattern,
+            "words": self.words,
+        }

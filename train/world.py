@@ -34,69 +34,80 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .vocab import (ACTIONS, COLOURS, FRAMINGS, LOCATIONS, MAX_CAST, PATTERNS, PATTERNS_V2, PREPOSITION,
-                    SHAPES, SIZE_WORDS)
+from .vocab import (
+    ACTIONS,
+    COLOURS,
+    FRAMINGS,
+    LOCATIONS,
+    MAX_CAST,
+    PATTERNS,
+    PATTERNS_V2,
+    PREPOSITION,
+    SHAPES,
+    SIZE_WORDS,
+)
 
 RGB = Tuple[int, int, int]
 STORYBOARD_VERSION = 1
 
 # Motion constants (world units: the wide view is the unit square, y grows downwards).
-MOVE_DISTANCE = 0.3      # how far "moves left/right" travels over one shot
-BOUNCE_HEIGHT = 0.15     # peak height of a bounce; two bounces per shot
-GROW_FACTOR = 0.6        # "grows": scale goes 1 -> 1 + GROW_FACTOR over the shot
-SPIN_TURNS = 0.5         # "spins": half a turn over the shot
+MOVE_DISTANCE = 0.3  # how far "moves left/right" travels over one shot
+BOUNCE_HEIGHT = 0.15  # peak height of a bounce; two bounces per shot
+GROW_FACTOR = 0.6  # "grows": scale goes 1 -> 1 + GROW_FACTOR over the shot
+SPIN_TURNS = 0.5  # "spins": half a turn over the shot
 CLOSE_UP_ZOOM = 2.0
-SIZE_RANGE = (0.08, 0.14)       # character radius, uncaptioned
-HORIZON_RANGE = (0.36, 0.55)    # horizon height, uncaptioned
+SIZE_RANGE = (0.08, 0.14)  # character radius, uncaptioned
+HORIZON_RANGE = (0.36, 0.55)  # horizon height, uncaptioned
 WORLD_VERSIONS = (1, 2)
-SIZE_CLASSES_V2 = ((0.09, 0.11), (0.16, 0.18))   # v2 radius: small or large (uniform inside each)
-SIZE_SPLIT = {1: 0.11, 2: 0.135}                 # radius below this is "small" (oracle captions)
+SIZE_CLASSES_V2 = ((0.09, 0.11), (0.16, 0.18))  # v2 radius: small or large (uniform inside each)
+SIZE_SPLIT = {1: 0.11, 2: 0.135}  # radius below this is "small" (oracle captions)
 
 
 @dataclass
 class Character:
-    id: int                 # 1-based, as in the captions ("Character 1")
-    colour: str             # captioned
-    shape: str              # captioned
-    pattern: str            # uncaptioned, persistent
-    size: float             # uncaptioned, persistent: radius in world units
-    colour2: Optional[str] = None   # v2: uncaptioned, persistent: the pattern's colour
+    id: int  # 1-based, as in the captions ("Character 1")
+    colour: str  # captioned
+    shape: str  # captioned
+    pattern: str  # uncaptioned, persistent
+    size: float  # uncaptioned, persistent: radius in world units
+    colour2: Optional[str] = None  # v2: uncaptioned, persistent: the pattern's colour
 
 
 @dataclass
 class SceneryItem:
-    kind: str               # "tree" | "house" | "rock"
-    x: float                # centre, world units
-    base: float             # y of the item's foot
+    kind: str  # "tree" | "house" | "rock"
+    x: float  # centre, world units
+    base: float  # y of the item's foot
     width: float
     height: float
-    colour: RGB             # trunk / wall / rock
-    colour2: RGB            # crown / roof (unused for rocks)
+    colour: RGB  # trunk / wall / rock
+    colour2: RGB  # crown / roof (unused for rocks)
 
 
 @dataclass
 class Location:
-    name: str               # captioned (decides the sky/ground palette)
-    horizon: float          # uncaptioned, persistent
+    name: str  # captioned (decides the sky/ground palette)
+    horizon: float  # uncaptioned, persistent
     items: List[SceneryItem] = field(default_factory=list)  # uncaptioned, persistent
 
 
 @dataclass
 class Actor:
     """One character inside one shot."""
-    char: int               # character id
-    action: str             # one of vocab.ACTIONS
-    x: float                # start x of the centre
-    y: float                # rest y of the centre (feet on the ground)
+
+    char: int  # character id
+    action: str  # one of vocab.ACTIONS
+    x: float  # start x of the centre
+    y: float  # rest y of the centre (feet on the ground)
 
 
 @dataclass
 class Shot:
-    location: int           # index into Scene.locations
+    location: int  # index into Scene.locations
     actors: List[Actor]
-    framing: str            # "wide" | "close-up"
+    framing: str  # "wide" | "close-up"
     frames: int
-    seed: int               # the studio's per-shot noise seed
+    seed: int  # the studio's per-shot noise seed
     camera: Tuple[float, float, float]  # (centre x, centre y, zoom)
 
 
@@ -106,7 +117,7 @@ class Scene:
     cast: List[Character]
     locations: List[Location]
     shots: List[Shot]
-    version: int = 1        # world version (WORLD_VERSIONS)
+    version: int = 1  # world version (WORLD_VERSIONS)
 
     def character(self, cid: int) -> Character:
         return self.cast[cid - 1]
@@ -126,9 +137,12 @@ class Scene:
 # Sampling
 # ---------------------------------------------------------------------------------------------
 _SCENERY_KINDS = {
-    "meadow": ("tree", "house", "rock"), "beach": ("rock", "house", "tree"),
-    "desert": ("rock", "house"), "forest": ("tree", "tree", "rock"),
-    "city": ("house",), "snow": ("tree", "house", "rock"),
+    "meadow": ("tree", "house", "rock"),
+    "beach": ("rock", "house", "tree"),
+    "desert": ("rock", "house"),
+    "forest": ("tree", "tree", "rock"),
+    "city": ("house",),
+    "snow": ("tree", "house", "rock"),
 }
 _CROWNS = ((40, 130, 50), (65, 155, 60), (30, 100, 45), (90, 140, 40))
 _WALLS = ((200, 80, 60), (230, 200, 120), (150, 150, 170), (240, 240, 230), (120, 160, 200))
@@ -149,14 +163,16 @@ def _sample_location(rng: np.random.Generator, name: str) -> Location:
         x = float(rng.uniform(0.05, 0.95))
         base = horizon + float(rng.uniform(0.0, 0.06))
         if kind == "tree":
-            h = float(rng.uniform(0.18, 0.32)); w = h * float(rng.uniform(0.5, 0.8))
+            h = float(rng.uniform(0.18, 0.32))
+            w = h * float(rng.uniform(0.5, 0.8))
             items.append(SceneryItem(kind, x, base, w, h, _TRUNK, _pick(rng, _CROWNS)))
         elif kind == "house":
             h = float(rng.uniform(0.14, 0.28)) * (1.6 if name == "city" else 1.0)
             w = float(rng.uniform(0.12, 0.22))
             items.append(SceneryItem(kind, x, base, w, h, _pick(rng, _WALLS), _pick(rng, _ROOFS)))
         else:
-            w = float(rng.uniform(0.07, 0.16)); h = w * float(rng.uniform(0.5, 0.9))
+            w = float(rng.uniform(0.07, 0.16))
+            h = w * float(rng.uniform(0.5, 0.9))
             items.append(SceneryItem(kind, x, base, w, h, _pick(rng, _ROCKS), _pick(rng, _ROCKS)))
     items.sort(key=lambda it: it.base)  # far (higher up) first
     return Location(name, horizon, items)
@@ -165,8 +181,10 @@ def _sample_location(rng: np.random.Generator, name: str) -> Location:
 def _sample_cast(rng: np.random.Generator, n: int) -> List[Character]:
     colours = rng.permutation(len(COLOURS))[:n]  # distinct colours keep captions unambiguous
     names = list(COLOURS)
-    return [Character(i + 1, names[int(c)], _pick(rng, SHAPES), _pick(rng, PATTERNS),
-                      float(rng.uniform(*SIZE_RANGE))) for i, c in enumerate(colours)]
+    return [
+        Character(i + 1, names[int(c)], _pick(rng, SHAPES), _pick(rng, PATTERNS), float(rng.uniform(*SIZE_RANGE)))
+        for i, c in enumerate(colours)
+    ]
 
 
 def _sample_cast_v2(rng: np.random.Generator, n: int) -> List[Character]:
@@ -176,8 +194,16 @@ def _sample_cast_v2(rng: np.random.Generator, n: int) -> List[Character]:
     for i, c in enumerate(colours):
         lo, hi = SIZE_CLASSES_V2[int(rng.integers(len(SIZE_CLASSES_V2)))]
         second = [x for x in names if x != names[int(c)]]
-        cast.append(Character(i + 1, names[int(c)], _pick(rng, SHAPES), _pick(rng, PATTERNS_V2),
-                              float(rng.uniform(lo, hi)), _pick(rng, second)))
+        cast.append(
+            Character(
+                i + 1,
+                names[int(c)],
+                _pick(rng, SHAPES),
+                _pick(rng, PATTERNS_V2),
+                float(rng.uniform(lo, hi)),
+                _pick(rng, second),
+            )
+        )
     return cast
 
 
@@ -186,8 +212,7 @@ def size_class(char: Character, version: int = 1) -> int:
     return int(char.size >= SIZE_SPLIT[version])
 
 
-def _sample_shot(rng: np.random.Generator, scene_cast: Sequence[Character], locations, frames: int,
-                 seed: int) -> Shot:
+def _sample_shot(rng: np.random.Generator, scene_cast: Sequence[Character], locations, frames: int, seed: int) -> Shot:
     loc = int(rng.integers(len(locations)))
     horizon = locations[loc].horizon
     n_cast = len(scene_cast)
@@ -209,13 +234,18 @@ def _sample_shot(rng: np.random.Generator, scene_cast: Sequence[Character], loca
         a = actors[0]
         dx = {"moves left": -0.5, "moves right": 0.5}.get(a.action, 0.0) * MOVE_DISTANCE
         half = 0.5 / CLOSE_UP_ZOOM
-        camera = (float(np.clip(a.x + dx, half, 1 - half)),
-                  float(np.clip(a.y - 0.05, half, 1 - half)), CLOSE_UP_ZOOM)
+        camera = (float(np.clip(a.x + dx, half, 1 - half)), float(np.clip(a.y - 0.05, half, 1 - half)), CLOSE_UP_ZOOM)
     return Shot(loc, actors, framing, frames, seed, camera)
 
 
-def sample_scene(seed: int, shots: int = 4, frames: Union[int, Sequence[int]] = 8,
-                 cast: Optional[int] = None, locations: Optional[int] = None, version: int = 1) -> Scene:
+def sample_scene(
+    seed: int,
+    shots: int = 4,
+    frames: Union[int, Sequence[int]] = 8,
+    cast: Optional[int] = None,
+    locations: Optional[int] = None,
+    version: int = 1,
+) -> Scene:
     """A random scene, a pure function of its arguments (version: the world, WORLD_VERSIONS)."""
     if version not in WORLD_VERSIONS:
         raise ValueError(f"unknown world version {version!r} (known: {', '.join(map(str, WORLD_VERSIONS))})")
@@ -281,7 +311,7 @@ def parse_shot_caption(text: str) -> Optional[dict]:
     where = _WHERE_RE.search(low)
     if not where:
         return None
-    actors = [(int(i), a) for i, a in _ACTOR_RE.findall(low[:where.start()])]
+    actors = [(int(i), a) for i, a in _ACTOR_RE.findall(low[: where.start()])]
     return {"actors": actors, "location": where.group(1), "framing": where.group(2)}
 
 
@@ -290,9 +320,13 @@ def parse_shot_caption(text: str) -> Optional[dict]:
 # ---------------------------------------------------------------------------------------------
 def storyboard(scene: Scene) -> dict:
     """The studio's storyboard for a scene (captions only; the hidden attributes stay here)."""
-    return {"version": STORYBOARD_VERSION, "globalCaption": global_caption(scene),
-            "shots": [{"caption": shot_caption(scene, i), "frames": s.frames, "seed": s.seed}
-                      for i, s in enumerate(scene.shots)]}
+    return {
+        "version": STORYBOARD_VERSION,
+        "globalCaption": global_caption(scene),
+        "shots": [
+            {"caption": shot_caption(scene, i), "frames": s.frames, "seed": s.seed} for i, s in enumerate(scene.shots)
+        ],
+    }
 
 
 def validate_storyboard(board: dict) -> None:
@@ -308,8 +342,14 @@ def validate_storyboard(board: dict) -> None:
         if not isinstance(s, dict) or not isinstance(s.get("caption"), str):
             raise ValueError(f"storyboard.shots[{i}].caption must be a string")
         for key in ("frames", "seed"):
-            if not isinstance(s.get(key), int) or isinstance(s.get(key), bool) or s[key] < (1 if key == "frames" else 0):
-                raise ValueError(f"storyboard.shots[{i}].{key} must be a {'positive' if key == 'frames' else 'non-negative'} integer")
+            if (
+                not isinstance(s.get(key), int)
+                or isinstance(s.get(key), bool)
+                or s[key] < (1 if key == "frames" else 0)
+            ):
+                raise ValueError(
+                    f"storyboard.shots[{i}].{key} must be a {'positive' if key == 'frames' else 'non-negative'} integer"
+                )
 
 
 def export_storyboard(scene: Scene, path: str, size: int = 64, truth_path: Optional[str] = None):
@@ -334,9 +374,19 @@ def export_storyboard(scene: Scene, path: str, size: int = 64, truth_path: Optio
 def scene_from_dict(d: dict) -> Scene:
     """Inverse of Scene.to_dict (for ground truth written by export_storyboard)."""
     cast = [Character(**c) for c in d["cast"]]
-    locs = [Location(l["name"], l["horizon"], [SceneryItem(**{**it, "colour": tuple(it["colour"]),
-                                                               "colour2": tuple(it["colour2"])})
-                                               for it in l["items"]]) for l in d["locations"]]
-    shots = [Shot(s["location"], [Actor(**a) for a in s["actors"]], s["framing"], s["frames"],
-                  s["seed"], tuple(s["camera"])) for s in d["shots"]]
+    locs = [
+        Location(
+            l["name"],
+            l["horizon"],
+            [
+                SceneryItem(**{**it, "colour": tuple(it["colour"]), "colour2": tuple(it["colour2"])})
+                for it in l["items"]
+            ],
+        )
+        for l in d["locations"]
+    ]
+    shots = [
+        Shot(s["location"], [Actor(**a) for a in s["actors"]], s["framing"], s["frames"], s["seed"], tuple(s["camera"]))
+        for s in d["shots"]
+    ]
     return Scene(d["seed"], cast, locs, shots, d.get("version", 1))

@@ -34,12 +34,14 @@ def patch_stats(a: np.ndarray, b: np.ndarray, patch: int) -> Dict[str, float]:
     """a, b uint8 [H, W, 3] -> changed_px, patches_moved, patch_mean_share."""
     d = a.astype(np.float64) - b.astype(np.float64)
     h, w = d.shape[:2]
-    means = d.reshape(h // patch, patch, w // patch, patch, 3).mean(axis=(1, 3))     # [h/p, w/p, 3]
-    energy = float((d ** 2).sum())
-    share = float((means ** 2).sum() * patch * patch / energy) if energy > 0 else 0.0
-    return {"changed_px": float((np.abs(d).sum(-1) > 0).sum()),
-            "patches_moved": float((np.sqrt((means ** 2).sum(-1)) > 16).sum()),
-            "patch_mean_share": share}
+    means = d.reshape(h // patch, patch, w // patch, patch, 3).mean(axis=(1, 3))  # [h/p, w/p, 3]
+    energy = float((d**2).sum())
+    share = float((means**2).sum() * patch * patch / energy) if energy > 0 else 0.0
+    return {
+        "changed_px": float((np.abs(d).sum(-1) > 0).sum()),
+        "patches_moved": float((np.sqrt((means**2).sum(-1)) > 16).sum()),
+        "patch_mean_share": share,
+    }
 
 
 def altered(scene: Scene, cid: int, attribute: str, rng: np.random.Generator) -> Optional[Scene]:
@@ -62,8 +64,12 @@ def altered(scene: Scene, cid: int, attribute: str, rng: np.random.Generator) ->
     else:
         raise ValueError(f"unknown attribute {attribute!r}")
     cast = [new if c.id == cid else c for c in scene.cast]
-    shots = [dataclasses.replace(s, actors=[dataclasses.replace(a, y=a.y + char.size - new.size)
-                                            if a.char == cid else a for a in s.actors]) for s in scene.shots]
+    shots = [
+        dataclasses.replace(
+            s, actors=[dataclasses.replace(a, y=a.y + char.size - new.size) if a.char == cid else a for a in s.actors]
+        )
+        for s in scene.shots
+    ]
     return dataclasses.replace(scene, cast=cast, shots=shots)
 
 

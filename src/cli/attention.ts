@@ -26,7 +26,14 @@ import { MAX_TOP_K, mocRoute } from '../engine/kernels/moc-route.ts';
 import type { Tensor } from '../engine/tensor.ts';
 import { MAX_EXCHANGE_BYTES } from '../model/limits.ts';
 import { LayoutError, tableFromColumns, validateChunks, type ChunkTable } from '../model/layout.ts';
-import { chunkDescriptors, mocAttentionReference, routeReference, sparsityOf, type MocConfig, type MocDims } from '../model/moc-reference.ts';
+import {
+  chunkDescriptors,
+  mocAttentionReference,
+  routeReference,
+  sparsityOf,
+  type MocConfig,
+  type MocDims,
+} from '../model/moc-reference.ts';
 import { InputError, oneLine } from '../model/errors.ts';
 import { clip } from '../model/tokenizer.ts';
 import { parseSafetensors, serializeSafetensors, type SafeFile, type SafeTensor } from '../model/safetensors.ts';
@@ -90,19 +97,32 @@ export function readAttentionInput(file: SafeFile, src: string): AttentionInput 
   const [H, N, D] = q.shape;
   const k = tensor(file, src, 'k', 'F32');
   const v = tensor(file, src, 'v', 'F32');
-  for (const [name, t] of [['k', k], ['v', v]] as const) {
-    if (shapeText(t.shape) !== shapeText(q.shape)) throw new InputError(`${src}: tensor '${name}' has shape ${shapeText(t.shape)}, expected ${shapeText(q.shape)} like q`);
+  for (const [name, t] of [
+    ['k', k],
+    ['v', v],
+  ] as const) {
+    if (shapeText(t.shape) !== shapeText(q.shape))
+      throw new InputError(
+        `${src}: tensor '${name}' has shape ${shapeText(t.shape)}, expected ${shapeText(q.shape)} like q`,
+      );
   }
-  for (const [name, t] of [['q', q], ['k', k], ['v', v]] as const) checkFinite(src, name, t.data as Float32Array, q.shape);
+  for (const [name, t] of [
+    ['q', q],
+    ['k', k],
+    ['v', v],
+  ] as const)
+    checkFinite(src, name, t.data as Float32Array, q.shape);
   const route = readRouteView(file, src, q.shape);
   const cols = (['chunk_start', 'chunk_end', 'chunk_shot', 'chunk_kind'] as const).map((name) => {
     const t = tensor(file, src, name, 'I32');
-    if (t.shape.length !== 1) throw new InputError(`${src}: tensor '${name}' has shape ${shapeText(t.shape)}, expected [C]`);
+    if (t.shape.length !== 1)
+      throw new InputError(`${src}: tensor '${name}' has shape ${shapeText(t.shape)}, expected [C]`);
     return t;
   });
   const C = cols[0].shape[0];
   for (const t of cols) {
-    if (t.shape[0] !== C) throw new InputError(`${src}: chunk tensors differ in length (chunk_start has ${C}, another has ${t.shape[0]})`);
+    if (t.shape[0] !== C)
+      throw new InputError(`${src}: chunk tensors differ in length (chunk_start has ${C}, another has ${t.shape[0]})`);
   }
   let table: ChunkTable;
   try {
@@ -114,18 +134,28 @@ export function readAttentionInput(file: SafeFile, src: string): AttentionInput 
     throw e;
   }
   const topKText = metaValue(file, src, 'top_k', 'an integer ≥ 0');
-  if (!/^-?\d+$/.test(topKText.trim())) throw new InputError(`${src}: __metadata__ top_k '${clip(topKText, 20)}' is not an integer`);
+  if (!/^-?\d+$/.test(topKText.trim()))
+    throw new InputError(`${src}: __metadata__ top_k '${clip(topKText, 20)}' is not an integer`);
   const topK = Number(topKText);
   if (topK < 0) throw new InputError(`${src}: __metadata__ top_k ${topK} must be ≥ 0`);
-  if (!Number.isSafeInteger(topK) || topK > C) throw new InputError(`${src}: __metadata__ top_k ${clip(topKText, 20)} is more than the ${C} chunks (at most ${C})`);
+  if (!Number.isSafeInteger(topK) || topK > C)
+    throw new InputError(
+      `${src}: __metadata__ top_k ${clip(topKText, 20)} is more than the ${C} chunks (at most ${C})`,
+    );
   const outBytes = H * N * (D + topK) * 4;
-  if (outBytes > MAX_EXCHANGE_BYTES) throw new InputError(`${src}: the output (out and routed, H·N·(D + top_k)·4 bytes) would be ${(outBytes / 2 ** 20).toFixed(1)} MiB, more than the limit of ${MAX_EXCHANGE_BYTES / 2 ** 20} MiB`);
+  if (outBytes > MAX_EXCHANGE_BYTES)
+    throw new InputError(
+      `${src}: the output (out and routed, H·N·(D + top_k)·4 bytes) would be ${(outBytes / 2 ** 20).toFixed(1)} MiB, more than the limit of ${MAX_EXCHANGE_BYTES / 2 ** 20} MiB`,
+    );
   const causal = metaValue(file, src, 'causal', 'true or false');
-  if (causal !== 'true' && causal !== 'false') throw new InputError(`${src}: __metadata__ causal '${causal}' must be 'true' or 'false'`);
+  if (causal !== 'true' && causal !== 'false')
+    throw new InputError(`${src}: __metadata__ causal '${causal}' must be 'true' or 'false'`);
   const mode = metaValue(file, src, 'mode', 'moc or dense');
-  if (mode !== 'moc' && mode !== 'dense') throw new InputError(`${src}: __metadata__ mode '${mode}' must be 'moc' or 'dense'`);
+  if (mode !== 'moc' && mode !== 'dense')
+    throw new InputError(`${src}: __metadata__ mode '${mode}' must be 'moc' or 'dense'`);
   const causalText = file.metadata.causal_text ?? 'false';
-  if (causalText !== 'true' && causalText !== 'false') throw new InputError(`${src}: __metadata__ causal_text '${causalText}' must be 'true' or 'false'`);
+  if (causalText !== 'true' && causalText !== 'false')
+    throw new InputError(`${src}: __metadata__ causal_text '${causalText}' must be 'true' or 'false'`);
   return {
     q: q.data as Float32Array,
     k: k.data as Float32Array,
@@ -142,10 +172,14 @@ function readRouteView(file: SafeFile, src: string, shape: number[]): { q: Float
   const has = (name: string): boolean => file.tensors.has(name);
   if (!has('q_route') && !has('k_route')) return undefined;
   const [given, lacking] = has('q_route') ? ['q_route', 'k_route'] : ['k_route', 'q_route'];
-  if (!has(lacking)) throw new InputError(`${src}: tensor '${given}' without '${lacking}' (a routing view needs both or neither)`);
+  if (!has(lacking))
+    throw new InputError(`${src}: tensor '${given}' without '${lacking}' (a routing view needs both or neither)`);
   const [qr, kr] = (['q_route', 'k_route'] as const).map((name) => {
     const t = tensor(file, src, name, 'F32');
-    if (shapeText(t.shape) !== shapeText(shape)) throw new InputError(`${src}: tensor '${name}' has shape ${shapeText(t.shape)}, expected ${shapeText(shape)} like q`);
+    if (shapeText(t.shape) !== shapeText(shape))
+      throw new InputError(
+        `${src}: tensor '${name}' has shape ${shapeText(t.shape)}, expected ${shapeText(shape)} like q`,
+      );
     checkFinite(src, name, t.data as Float32Array, shape);
     return t.data as Float32Array;
   });
@@ -164,7 +198,12 @@ export function computeCpu(x: AttentionInput): AttentionOutput {
   const routed = routeReference(r.q, desc, x.dims, x.table, x.cfg);
   const ct = x.cfg.causalText ?? false;
   const out = mocAttentionReference(x.q, x.k, x.v, x.dims, x.table, routed, x.cfg.topK, x.cfg.mode, ct);
-  return { out, routed, sparsity: sparsityOf(routed, x.cfg.topK, x.dims, x.table, x.cfg.mode, ct).sparsity, backend: 'cpu' };
+  return {
+    out,
+    routed,
+    sparsity: sparsityOf(routed, x.cfg.topK, x.dims, x.table, x.cfg.mode, ct).sparsity,
+    backend: 'cpu',
+  };
 }
 
 /**
@@ -194,8 +233,14 @@ export async function computeGpu(x: AttentionInput): Promise<AttentionOutput> {
       routedT = eng.upload(routed, [H, N, K], 'attention.routed');
     } else if (cfg.mode === 'moc' && K > 0) {
       const start = eng.upload(table.start, [C], 'attention.chunk_start');
-      const cols = { start, kind: eng.upload(table.kind, [C], 'attention.chunk_kind'), shot: eng.upload(table.shot, [C], 'attention.chunk_shot') };
-      const [qr, kr] = x.route ? [eng.upload(r.q, [H, N, D], 'attention.q_route'), eng.upload(r.k, [H, N, D], 'attention.k_route')] : [q, k];
+      const cols = {
+        start,
+        kind: eng.upload(table.kind, [C], 'attention.chunk_kind'),
+        shot: eng.upload(table.shot, [C], 'attention.chunk_shot'),
+      };
+      const [qr, kr] = x.route
+        ? [eng.upload(r.q, [H, N, D], 'attention.q_route'), eng.upload(r.k, [H, N, D], 'attention.k_route')]
+        : [q, k];
       const desc = await chunkMean(eng, kr, start, eng.upload(table.end, [C], 'attention.chunk_end'));
       routedT = await mocRoute(eng, qr, desc, cols, { topK: K, causal: cfg.causal });
       routed = (await eng.read(routedT)) as Int32Array;
@@ -203,7 +248,9 @@ export async function computeGpu(x: AttentionInput): Promise<AttentionOutput> {
     let out: Float32Array;
     let backend = `gpu: ${eng.describe()}`;
     try {
-      out = (await eng.read(await mocAttention(eng, q, k, v, table, routedT, { mode: cfg.mode, causalText }))) as Float32Array;
+      out = (await eng.read(
+        await mocAttention(eng, q, k, v, table, routedT, { mode: cfg.mode, causalText }),
+      )) as Float32Array;
     } catch (e) {
       if (!(e instanceof UnsupportedError)) throw e;
       console.error(`moc attention: ${e.message}: attention on the CPU`);
@@ -256,7 +303,16 @@ export function writeAttentionOutput(x: AttentionInput, r: AttentionOutput): Uin
 export async function run(args: string[]): Promise<number> {
   let opts: { in?: string; out?: string; cpu?: boolean; help?: boolean };
   try {
-    opts = parseArgs({ args, options: { in: { type: 'string' }, out: { type: 'string' }, cpu: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, strict: true }).values;
+    opts = parseArgs({
+      args,
+      options: {
+        in: { type: 'string' },
+        out: { type: 'string' },
+        cpu: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    }).values;
   } catch (e) {
     throw new UsageError(`${(e as Error).message.split('\n')[0]}; ${USAGE}`);
   }

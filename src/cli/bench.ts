@@ -22,16 +22,33 @@ export interface BenchArgs extends KernelsArgs {
 }
 
 const SUITES: Record<string, { summary: string; run: (args: BenchArgs) => Promise<number> }> = {
-  kernels: { summary: 'every kernel vs the measured copy and matmul peaks', run: async (a) => (await import('./bench/kernels.ts')).run(a) },
-  attention: { summary: 'MoC sparse attention (designs A and B) vs dense, 4k to 131k tokens', run: async (a) => (await import('./bench/attention.ts')).run(a) },
-  cache: { summary: 'kept-shot cache: append / regenerate a shot vs the whole board, per step', run: async (a) => (await import('./bench/cache.ts')).run(a) },
+  kernels: {
+    summary: 'every kernel vs the measured copy and matmul peaks',
+    run: async (a) => (await import('./bench/kernels.ts')).run(a),
+  },
+  attention: {
+    summary: 'MoC sparse attention (designs A and B) vs dense, 4k to 131k tokens',
+    run: async (a) => (await import('./bench/attention.ts')).run(a),
+  },
+  cache: {
+    summary: 'kept-shot cache: append / regenerate a shot vs the whole board, per step',
+    run: async (a) => (await import('./bench/cache.ts')).run(a),
+  },
 };
 
 const USAGE = `usage: moc bench <${Object.keys(SUITES).join('|')}> [--quick] [--tune] [--json PATH] [--filter TEXT] [--samples N] [--sdpa] [--model DIR]`;
 
 /** Parses the options; returns a one-line complaint instead of throwing. */
 function parse(argv: string[]): BenchArgs | string {
-  const out: BenchArgs = { quick: false, tune: false, json: null, filter: null, samples: null, sdpa: false, model: null };
+  const out: BenchArgs = {
+    quick: false,
+    tune: false,
+    json: null,
+    filter: null,
+    samples: null,
+    sdpa: false,
+    model: null,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = (): string | null => (i + 1 < argv.length && !argv[i + 1].startsWith('--') ? argv[++i] : null);
@@ -70,7 +87,11 @@ function parse(argv: string[]): BenchArgs | string {
 export async function run(args: string[]): Promise<number> {
   const [suite, ...rest] = args;
   if (!suite || suite === '--help' || suite === '-h') {
-    console.log(`${USAGE}\n${Object.entries(SUITES).map(([k, s]) => `  ${k.padEnd(10)} ${s.summary}`).join('\n')}`);
+    console.log(
+      `${USAGE}\n${Object.entries(SUITES)
+        .map(([k, s]) => `  ${k.padEnd(10)} ${s.summary}`)
+        .join('\n')}`,
+    );
     return suite ? 0 : 2;
   }
   const s = SUITES[suite];

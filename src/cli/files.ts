@@ -106,10 +106,15 @@ export class OutputFolder {
     if (st?.isSymbolicLink()) throw new InputError(`${flag} ${out} is a symbolic link; name the folder itself`);
     if (st && !st.isDirectory()) throw new InputError(`${flag} ${out} exists and is not a folder`);
     if (st && !opts.replace) {
-      const n = (await readdir(abs).catch((e: unknown) => {
-        throw new InputError(`${flag} ${out}: cannot list it: ${code(e)}`);
-      })).length;
-      if (n > 0) throw new InputError(`${flag} ${out} is not empty (${n} entr${n === 1 ? 'y' : 'ies'}); name a new folder, or pass --replace to replace it`);
+      const n = (
+        await readdir(abs).catch((e: unknown) => {
+          throw new InputError(`${flag} ${out}: cannot list it: ${code(e)}`);
+        })
+      ).length;
+      if (n > 0)
+        throw new InputError(
+          `${flag} ${out} is not empty (${n} entr${n === 1 ? 'y' : 'ies'}); name a new folder, or pass --replace to replace it`,
+        );
     }
     try {
       await makeFolders(parent);
@@ -140,7 +145,9 @@ export class OutputFolder {
       await writeFile(path, data, { flag: 'wx' });
     } catch (e) {
       const c = code(e);
-      throw new InputError(`cannot write ${rel} for ${this.out}: ${c}${c === 'ENOSPC' ? ' (the disk is full)' : ''}; ${this.out} was left as it was`);
+      throw new InputError(
+        `cannot write ${rel} for ${this.out}: ${c}${c === 'ENOSPC' ? ' (the disk is full)' : ''}; ${this.out} was left as it was`,
+      );
     }
   }
 
@@ -163,7 +170,9 @@ export class OutputFolder {
     } catch (e) {
       this.done = true; // keep tmp: it holds the only copy of this run's output
       await this.unlock();
-      throw new InputError(`cannot move the output to ${this.out}: ${code(e)}${['ENOTEMPTY', 'EEXIST'].includes(code(e)) ? ' (something else wrote there meanwhile)' : ''}; this run's output is in ${this.tmp}`);
+      throw new InputError(
+        `cannot move the output to ${this.out}: ${code(e)}${['ENOTEMPTY', 'EEXIST'].includes(code(e)) ? ' (something else wrote there meanwhile)' : ''}; this run's output is in ${this.tmp}`,
+      );
     }
     if (aside) await rm(aside, { recursive: true, force: true });
     await this.unlock();
@@ -193,9 +202,12 @@ async function takeLock(lock: string, flag: string, out: string): Promise<void> 
     }
     const pid = Number(new TextDecoder().decode(await readFileCapped(lock, 64).catch(() => new Uint8Array())).trim());
     if (Number.isInteger(pid) && pid > 0 && alive(pid)) {
-      throw new InputError(`another moc run (pid ${pid}) is writing ${out}; wait for it, or delete ${lock} if it is not running`);
+      throw new InputError(
+        `another moc run (pid ${pid}) is writing ${out}; wait for it, or delete ${lock} if it is not running`,
+      );
     }
-    if (attempt > 0) throw new InputError(`${flag} ${out}: cannot take the lock ${lock}; delete it if no moc run is writing there`);
+    if (attempt > 0)
+      throw new InputError(`${flag} ${out}: cannot take the lock ${lock}; delete it if no moc run is writing there`);
     await unlink(lock).catch(() => undefined);
   }
 }

@@ -25,7 +25,15 @@ import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Engine } from '../engine/engine.ts';
 import { nodeGpu } from '../engine/host-node.ts';
-import { isAttentionMode, type AttentionMode, type GenerateProgress, type GenerateRequest, type GenerateResult, type ModelEntry, type StepTimings } from '../model/api.ts';
+import {
+  isAttentionMode,
+  type AttentionMode,
+  type GenerateProgress,
+  type GenerateRequest,
+  type GenerateResult,
+  type ModelEntry,
+  type StepTimings,
+} from '../model/api.ts';
 import { shotLengthNote, type ModelConfig } from '../model/config.ts';
 import { Generator, prepareRequest } from '../model/generate.ts';
 import { MAX_JSON_BYTES, MAX_STORYBOARD_BYTES, modelFileCap } from '../model/limits.ts';
@@ -87,10 +95,12 @@ export function parseGenerateArgs(argv: string[]): GenerateArgs {
     throw new UsageError(`${(e as Error).message.split('\n')[0]}; ${USAGE}`);
   }
   const { values: v, positionals } = parsed;
-  if (positionals.length !== 1) throw new UsageError(`expected one STORYBOARD.json, got ${positionals.length}; ${USAGE}`);
+  if (positionals.length !== 1)
+    throw new UsageError(`expected one STORYBOARD.json, got ${positionals.length}; ${USAGE}`);
   if (!v.out) throw new UsageError(`--out DIR is required; ${USAGE}`);
   const mode = v.attention;
-  if (mode !== undefined && !isAttentionMode(mode)) throw new UsageError(`--attention must be moc, dense or shot, got '${mode}'`);
+  if (mode !== undefined && !isAttentionMode(mode))
+    throw new UsageError(`--attention must be moc, dense or shot, got '${mode}'`);
   const guidance = v.guidance === undefined ? 3 : Number(v.guidance);
   if (!Number.isFinite(guidance)) throw new UsageError(`--guidance must be a number, got '${v.guidance}'`);
   return {
@@ -121,7 +131,9 @@ export async function defaultModelDir(from = process.cwd()): Promise<string> {
     if (existsSync(index)) {
       let models: ModelEntry[];
       try {
-        models = (JSON.parse(new TextDecoder().decode(await readFileCapped(index, MAX_JSON_BYTES))) as { models: ModelEntry[] }).models;
+        models = (
+          JSON.parse(new TextDecoder().decode(await readFileCapped(index, MAX_JSON_BYTES))) as { models: ModelEntry[] }
+        ).models;
       } catch (e) {
         throw new UsageError(`${index}: not a valid model index (${(e as Error).message.split('\n')[0]})`);
       }
@@ -130,7 +142,10 @@ export async function defaultModelDir(from = process.cwd()): Promise<string> {
       return join(dir, 'public', entry.path);
     }
     const up = dirname(dir);
-    if (up === dir) throw new UsageError('no --model given and no public/models/index.json found from here upwards; pass --model DIR');
+    if (up === dir)
+      throw new UsageError(
+        'no --model given and no public/models/index.json found from here upwards; pass --model DIR',
+      );
     dir = up;
   }
 }
@@ -148,7 +163,13 @@ function progressLine(p: GenerateProgress): string {
   return `[${'#'.repeat(done)}${'.'.repeat(width - done)}] step ${p.step}/${p.steps}  ${per.toFixed(2)} s/step  ETA ${eta.toFixed(0)} s`;
 }
 
-async function writeOutputs(dir: OutputFolder, r: GenerateResult, req: GenerateRequest, gen: Generator, eng: Engine): Promise<void> {
+async function writeOutputs(
+  dir: OutputFolder,
+  r: GenerateResult,
+  req: GenerateRequest,
+  gen: Generator,
+  eng: Engine,
+): Promise<void> {
   const size = gen.config.imageSize;
   const px = size * size * 4;
   const all: ArrayLike<number>[] = [];
@@ -162,14 +183,27 @@ async function writeOutputs(dir: OutputFolder, r: GenerateResult, req: GenerateR
     }
   }
   const k = Math.max(1, Math.floor(256 / size));
-  await dir.write('preview.png', encodeApng(all.map((f) => upscale(f, size, size, k)), size * k, size * k, gen.config.fps));
+  await dir.write(
+    'preview.png',
+    encodeApng(
+      all.map((f) => upscale(f, size, size, k)),
+      size * k,
+      size * k,
+      gen.config.fps,
+    ),
+  );
   await dir.write('routing.json', JSON.stringify(routingSummary(r, req.attention, gen.config.heads)));
   const profiled = r.timings.filter((t) => t.attention !== undefined);
-  const mean = (ts: StepTimings[], key: 'attention' | 'routing' | 'other' | 'total' | 'dispatches'): number => ts.reduce((a, t) => a + (t[key] ?? 0), 0) / (ts.length || 1);
+  const mean = (ts: StepTimings[], key: 'attention' | 'routing' | 'other' | 'total' | 'dispatches'): number =>
+    ts.reduce((a, t) => a + (t[key] ?? 0), 0) / (ts.length || 1);
   const totals = r.timings.map((t) => t.total).sort((a, b) => a - b);
   const timing = {
     device: eng.describe(),
-    timer: profiled.length ? (eng.features.timestamp ? 'gpu timestamps (attention/routing/other), wall (total)' : 'wall clock around synced phases') : 'wall clock (total)',
+    timer: profiled.length
+      ? eng.features.timestamp
+        ? 'gpu timestamps (attention/routing/other), wall (total)'
+        : 'wall clock around synced phases'
+      : 'wall clock (total)',
     model: gen.config.name,
     attention: req.attention,
     steps: req.steps,
@@ -183,7 +217,9 @@ async function writeOutputs(dir: OutputFolder, r: GenerateResult, req: GenerateR
       total: mean(r.timings, 'total'),
       medianTotal: totals.length ? totals[totals.length >> 1] : 0,
       dispatches: mean(r.timings, 'dispatches'),
-      ...(profiled.length ? { attention: mean(profiled, 'attention'), routing: mean(profiled, 'routing'), other: mean(profiled, 'other') } : {}),
+      ...(profiled.length
+        ? { attention: mean(profiled, 'attention'), routing: mean(profiled, 'routing'), other: mean(profiled, 'other') }
+        : {}),
     },
     perStep: r.timings,
   };
@@ -228,10 +264,16 @@ async function generate(a: GenerateArgs): Promise<number> {
   const model = await loadModelDir(modelDir);
   const cfg = model.config;
   const req: GenerateRequest = {
-    storyboard: a.seed === undefined ? board : { ...board, shots: board.shots.map((s, i) => ({ ...s, seed: a.seed! + i })) },
+    storyboard:
+      a.seed === undefined ? board : { ...board, shots: board.shots.map((s, i) => ({ ...s, seed: a.seed! + i })) },
     steps: a.steps,
     guidance: a.guidance,
-    attention: { mode: a.attention ?? 'moc', topK: a.topK ?? cfg.topK, chunkFrames: a.chunkFrames ?? cfg.chunkFrames, causal: cfg.causal },
+    attention: {
+      mode: a.attention ?? 'moc',
+      topK: a.topK ?? cfg.topK,
+      chunkFrames: a.chunkFrames ?? cfg.chunkFrames,
+      causal: cfg.causal,
+    },
     traceEvery: a.traceEvery,
     profile: a.profile,
   };
@@ -249,12 +291,20 @@ async function generate(a: GenerateArgs): Promise<number> {
   try {
     eng = await Engine.create(await nodeGpu());
     gen = Generator.create(eng, model);
-    console.error(`moc generate: ${oneLine(cfg.name)} on ${eng.describe()}; ${req.storyboard.shots.length} shots, ${req.steps} steps, ${req.attention.mode} attention`);
-    const r = await gen.generate(req, (p) => process.stderr.write(tty ? `\r${progressLine(p)}` : `${progressLine(p)}\n`), ac.signal);
+    console.error(
+      `moc generate: ${oneLine(cfg.name)} on ${eng.describe()}; ${req.storyboard.shots.length} shots, ${req.steps} steps, ${req.attention.mode} attention`,
+    );
+    const r = await gen.generate(
+      req,
+      (p) => process.stderr.write(tty ? `\r${progressLine(p)}` : `${progressLine(p)}\n`),
+      ac.signal,
+    );
     if (tty) process.stderr.write('\n');
     await writeOutputs(out, r, req, gen, eng);
     await out.commit();
-    console.error(`moc generate: wrote ${oneLine(a.out)} (${(r.totalMs / 1000).toFixed(1)} s, sparsity ${(r.sparsity * 100).toFixed(1)}%${r.cache ? `; ${r.cache.summary}` : ''})`);
+    console.error(
+      `moc generate: wrote ${oneLine(a.out)} (${(r.totalMs / 1000).toFixed(1)} s, sparsity ${(r.sparsity * 100).toFixed(1)}%${r.cache ? `; ${r.cache.summary}` : ''})`,
+    );
     return 0;
   } finally {
     process.off('SIGINT', onSigint);

@@ -20,8 +20,14 @@ type Command = { summary: string; load: () => Promise<{ run: (args: string[]) =>
 
 const COMMANDS: Record<string, Command> = {
   bench: { summary: 'GPU benchmarks: bench kernels | bench attention', load: () => import('./bench.ts') },
-  attention: { summary: 'MoC attention on an exchange file: attention --in IN.safetensors --out OUT.safetensors', load: () => import('./attention.ts') },
-  generate: { summary: 'Sample a storyboard: generate STORYBOARD.json --out DIR [--model DIR] [--attention moc|dense|shot] …', load: () => import('./generate.ts') },
+  attention: {
+    summary: 'MoC attention on an exchange file: attention --in IN.safetensors --out OUT.safetensors',
+    load: () => import('./attention.ts'),
+  },
+  generate: {
+    summary: 'Sample a storyboard: generate STORYBOARD.json --out DIR [--model DIR] [--attention moc|dense|shot] …',
+    load: () => import('./generate.ts'),
+  },
 };
 
 function usage(): string {
@@ -36,9 +42,12 @@ export async function main(argv: string[]): Promise<number> {
     console.log(usage());
     return name ? 0 : 2;
   }
-  const cmd = name === '--version' || name === '-V' ? { summary: '', load: () => import('./version.ts') } : COMMANDS[name];
+  const cmd =
+    name === '--version' || name === '-V' ? { summary: '', load: () => import('./version.ts') } : COMMANDS[name];
   if (!cmd) {
-    console.error(`moc: unknown command '${oneLine(name)}'; commands: ${Object.keys(COMMANDS).join(', ')} (moc --help)`);
+    console.error(
+      `moc: unknown command '${oneLine(name)}'; commands: ${Object.keys(COMMANDS).join(', ')} (moc --help)`,
+    );
     return 2;
   }
   try {

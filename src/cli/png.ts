@@ -36,7 +36,8 @@ function ihdr(width: number, height: number): Uint8Array {
 /** zlib stream of the rows, each prefixed with filter type 0. */
 function pixels(rgba: ArrayLike<number>, width: number, height: number): Uint8Array {
   const stride = width * 4;
-  if (rgba.length !== stride * height) throw new RangeError(`png: ${rgba.length} bytes are not ${width}×${height} RGBA`);
+  if (rgba.length !== stride * height)
+    throw new RangeError(`png: ${rgba.length} bytes are not ${width}×${height} RGBA`);
   const raw = new Uint8Array((stride + 1) * height);
   for (let y = 0; y < height; y++) {
     raw[y * (stride + 1)] = 0;
@@ -57,7 +58,12 @@ function concat(parts: Uint8Array[]): Uint8Array {
 
 /** A still PNG of one RGBA8 image [height, width, 4]. */
 export function encodePng(rgba: ArrayLike<number>, width: number, height: number): Uint8Array {
-  return concat([SIGNATURE, ihdr(width, height), chunk('IDAT', pixels(rgba, width, height)), chunk('IEND', new Uint8Array(0))]);
+  return concat([
+    SIGNATURE,
+    ihdr(width, height),
+    chunk('IDAT', pixels(rgba, width, height)),
+    chunk('IEND', new Uint8Array(0)),
+  ]);
 }
 
 /** An APNG looping over `frames` (RGBA8 [height, width, 4] each) at `fps`. */

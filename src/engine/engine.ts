@@ -62,7 +62,8 @@ export interface EngineOptions {
 
 /** The adapter's cooperative-matrix shapes as plain data ([] where the info has none). */
 export function subgroupMatrixConfigs(info: GPUAdapterInfo | undefined): SubgroupMatrixConfig[] {
-  const raw = (info as { subgroupMatrixConfigs?: Iterable<Partial<SubgroupMatrixConfig>> } | undefined)?.subgroupMatrixConfigs;
+  const raw = (info as { subgroupMatrixConfigs?: Iterable<Partial<SubgroupMatrixConfig>> } | undefined)
+    ?.subgroupMatrixConfigs;
   if (!raw) return [];
   return [...raw].map((c) => ({
     componentType: String(c.componentType),
@@ -185,7 +186,9 @@ export class Engine {
   capabilities(): string[] {
     const a = this.adapter;
     const used = (Object.keys(this.features) as Array<keyof EngineFeatures>).filter((k) => this.features[k]);
-    const shapes = a.subgroupMatrixConfigs.map((c) => `${c.componentType}->${c.resultComponentType} ${c.M}x${c.N}x${c.K}`);
+    const shapes = a.subgroupMatrixConfigs.map(
+      (c) => `${c.componentType}->${c.resultComponentType} ${c.M}x${c.N}x${c.K}`,
+    );
     return [
       `adapter: ${this.describe()}`,
       `adapter features: ${a.features.join(' ') || 'none'}`,
@@ -213,8 +216,17 @@ export class Engine {
 
   /** Allocates a tensor and writes `data` into it. */
   upload(data: TypedArray, shape: readonly number[], label = 'tensor', dtype?: DType): Tensor {
-    const dt: DType = dtype ?? (data instanceof Int32Array ? 'i32' : data instanceof Uint32Array ? 'u32' : data instanceof Uint16Array ? 'f16' : 'f32');
-    if (data.length !== numel(shape)) throw new ShapeError(`${label}: ${data.length} values do not fill shape [${shape.join(', ')}]`);
+    const dt: DType =
+      dtype ??
+      (data instanceof Int32Array
+        ? 'i32'
+        : data instanceof Uint32Array
+          ? 'u32'
+          : data instanceof Uint16Array
+            ? 'f16'
+            : 'f32');
+    if (data.length !== numel(shape))
+      throw new ShapeError(`${label}: ${data.length} values do not fill shape [${shape.join(', ')}]`);
     const t = this.tensor(shape, dt, label);
     this.write(t, data);
     return t;
@@ -240,7 +252,10 @@ export class Engine {
   poison(t: Tensor, value = Number.NaN): void {
     this.flush();
     const words = t.buffer.size / 4;
-    const fill = t.dtype === 'i32' || t.dtype === 'u32' ? new Int32Array(words).fill(value | 0 || -777) : new Float32Array(words).fill(value);
+    const fill =
+      t.dtype === 'i32' || t.dtype === 'u32'
+        ? new Int32Array(words).fill(value | 0 || -777)
+        : new Float32Array(words).fill(value);
     this.device.queue.writeBuffer(t.buffer, 0, fill);
   }
 
@@ -248,7 +263,11 @@ export class Engine {
   async read(t: Tensor): Promise<TypedArray> {
     this.flush();
     const size = Math.ceil(t.byteLength / 4) * 4 || 4;
-    const staging = this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: `${t.label}.readback` });
+    const staging = this.device.createBuffer({
+      size,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      label: `${t.label}.readback`,
+    });
     const enc = this.device.createCommandEncoder({ label: `${t.label}.readback` });
     enc.copyBufferToBuffer(t.buffer, 0, staging, 0, size);
     this.device.queue.submit([enc.finish()]);
@@ -258,7 +277,9 @@ export class Engine {
       staging.destroy();
       // A lost device aborts pending mappings before `device.lost` settles: give it a moment,
       // so callers see the loss (and can recover) rather than a read error.
-      const lost = this.isLost ? await this.lost : await Promise.race([this.lost, new Promise<null>((r) => setTimeout(() => r(null), LOST_GRACE_MS))]);
+      const lost = this.isLost
+        ? await this.lost
+        : await Promise.race([this.lost, new Promise<null>((r) => setTimeout(() => r(null), LOST_GRACE_MS))]);
       throw lost ?? new GpuValidationError(`reading ${t.label} failed: ${(e as Error).message}`);
     }
     const copy = staging.getMappedRange().slice(0);
@@ -300,13 +321,17 @@ export class Engine {
     const [x, y = 1, z = 1] = opts.groups;
     const maxG = this.adapter.limits.maxComputeWorkgroupsPerDimension;
     if (x > maxG || y > maxG || z > maxG) {
-      throw new UnsupportedError(`${opts.label}: dispatch of ${x}×${y}×${z} workgroups exceeds this adapter's limit of ${maxG} per dimension`);
+      throw new UnsupportedError(
+        `${opts.label}: dispatch of ${x}×${y}×${z} workgroups exceeds this adapter's limit of ${maxG} per dimension`,
+      );
     }
     if (x === 0 || y === 0 || z === 0) return;
     const bindGroup = this.bindGroup(opts.pipeline, opts.label, opts.bindings, opts.params);
     const writes = this.profiler.passWrites(opts.label);
     if (writes) this.endPass();
-    const pass = this.pass ?? this.recorder().beginComputePass({ label: writes ? opts.label : 'engine.pass', timestampWrites: writes });
+    const pass =
+      this.pass ??
+      this.recorder().beginComputePass({ label: writes ? opts.label : 'engine.pass', timestampWrites: writes });
     pass.setPipeline(opts.pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
@@ -316,7 +341,12 @@ export class Engine {
   }
 
   /** The bind group of a dispatch: params as a uniform at @binding(0), then `bindings` (cached). */
-  private bindGroup(pipeline: GPUComputePipeline, label: string, bindings: Binding[], params?: ArrayBuffer): GPUBindGroup {
+  private bindGroup(
+    pipeline: GPUComputePipeline,
+    label: string,
+    bindings: Binding[],
+    params?: ArrayBuffer,
+  ): GPUBindGroup {
     const buffers = bindings.map((b) => (b instanceof Tensor ? b.buffer : b));
     const uniform = params ? this.uniform(params, label) : null;
     let key = String(this.id(pipeline));
@@ -352,7 +382,11 @@ export class Engine {
       this.bindGroups.clear();
     }
     const size = Math.max(16, Math.ceil(params.byteLength / 16) * 16);
-    const u = this.device.createBuffer({ size, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: `${label}.params` });
+    const u = this.device.createBuffer({
+      size,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      label: `${label}.params`,
+    });
     this.device.queue.writeBuffer(u, 0, params);
     this.uniforms.set(key, u);
     this.stats.uniforms++;
@@ -383,7 +417,10 @@ export class Engine {
   copy(src: Tensor, dst: Tensor, at = 0): void {
     this.checkAlive();
     const offset = at * bytesPerElement(dst.dtype);
-    if (offset + src.byteLength > dst.byteLength) throw new ShapeError(`copy: ${src.label} (${src.byteLength} bytes) does not fit ${dst.label} from byte ${offset}`);
+    if (offset + src.byteLength > dst.byteLength)
+      throw new ShapeError(
+        `copy: ${src.label} (${src.byteLength} bytes) does not fit ${dst.label} from byte ${offset}`,
+      );
     this.endPass();
     this.recorder().copyBufferToBuffer(src.buffer, 0, dst.buffer, offset, src.byteLength);
   }
@@ -421,7 +458,9 @@ export class Engine {
   checkBinding(bytes: number, label: string): void {
     const max = this.adapter.limits.maxStorageBufferBindingSize;
     if (bytes > max) {
-      throw new UnsupportedError(`${label}: ${(bytes / 2 ** 20).toFixed(1)} MiB exceeds this adapter's storage binding limit of ${(max / 2 ** 20).toFixed(1)} MiB`);
+      throw new UnsupportedError(
+        `${label}: ${(bytes / 2 ** 20).toFixed(1)} MiB exceeds this adapter's storage binding limit of ${(max / 2 ** 20).toFixed(1)} MiB`,
+      );
     }
   }
 

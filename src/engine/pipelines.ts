@@ -38,7 +38,12 @@ export class PipelineCache {
     return p;
   }
 
-  private async create(name: string, code: string, constants: Constants, moduleKey: string): Promise<GPUComputePipeline> {
+  private async create(
+    name: string,
+    code: string,
+    constants: Constants,
+    moduleKey: string,
+  ): Promise<GPUComputePipeline> {
     const device = this.device;
     let module = this.modules.get(moduleKey);
     if (!module) {

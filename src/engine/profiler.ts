@@ -21,10 +21,22 @@ export class GpuProfiler {
   start(): void {
     if (!this.supported) return;
     if (!this.querySet) {
-      this.querySet = this.device.createQuerySet({ type: 'timestamp', count: MAX_PAIRS * 2, label: 'profiler.queries' });
+      this.querySet = this.device.createQuerySet({
+        type: 'timestamp',
+        count: MAX_PAIRS * 2,
+        label: 'profiler.queries',
+      });
       const bytes = MAX_PAIRS * 2 * 8;
-      this.resolveBuf = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC, label: 'profiler.resolve' });
-      this.readBuf = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: 'profiler.read' });
+      this.resolveBuf = this.device.createBuffer({
+        size: bytes,
+        usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+        label: 'profiler.resolve',
+      });
+      this.readBuf = this.device.createBuffer({
+        size: bytes,
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+        label: 'profiler.read',
+      });
     }
     this.labels = [];
     this.enabled = true;

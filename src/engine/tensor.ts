@@ -24,7 +24,8 @@ export function bytesPerElement(dtype: DType): number {
 export function numel(shape: readonly number[]): number {
   let n = 1;
   for (const d of shape) {
-    if (!Number.isInteger(d) || d < 0) throw new ShapeError(`bad tensor shape [${shape.join(', ')}]: dims must be non-negative integers`);
+    if (!Number.isInteger(d) || d < 0)
+      throw new ShapeError(`bad tensor shape [${shape.join(', ')}]: dims must be non-negative integers`);
     n *= d;
   }
   return n;
@@ -115,7 +116,8 @@ export class Tensor {
 
   /** Same buffer, another shape with the same element count; the view owns nothing. */
   view(shape: readonly number[]): Tensor {
-    if (numel(shape) !== this.size) throw new ShapeError(`cannot view [${this.shape.join(', ')}] as [${shape.join(', ')}]`);
+    if (numel(shape) !== this.size)
+      throw new ShapeError(`cannot view [${this.shape.join(', ')}] as [${shape.join(', ')}]`);
     return new Tensor(this.buffer, shape, this.dtype, null);
   }
 }

@@ -136,8 +136,15 @@ const schema = z.object({
  * @throws InputError with one line naming the first bad field.
  */
 export function parseModelConfig(value: unknown, source = 'config.json'): ModelConfig {
-  if (typeof value === 'object' && value !== null && 'formatVersion' in value && (value as { formatVersion: unknown }).formatVersion !== MODEL_FORMAT_VERSION) {
-    throw new InputError(`${source}: formatVersion ${JSON.stringify((value as { formatVersion: unknown }).formatVersion)} is not supported (this studio reads ${MODEL_FORMAT} v${MODEL_FORMAT_VERSION})`);
+  if (
+    typeof value === 'object' &&
+    value !== null &&
+    'formatVersion' in value &&
+    (value as { formatVersion: unknown }).formatVersion !== MODEL_FORMAT_VERSION
+  ) {
+    throw new InputError(
+      `${source}: formatVersion ${JSON.stringify((value as { formatVersion: unknown }).formatVersion)} is not supported (this studio reads ${MODEL_FORMAT} v${MODEL_FORMAT_VERSION})`,
+    );
   }
   const r = schema.safeParse(value);
   if (!r.success) {
@@ -148,7 +155,8 @@ export function parseModelConfig(value: unknown, source = 'config.json'): ModelC
   const bad = (msg: string): never => {
     throw new InputError(`${source}: ${msg}`);
   };
-  if (c.image_size % c.patch_size !== 0) bad(`image_size ${c.image_size} is not a multiple of patch_size ${c.patch_size}`);
+  if (c.image_size % c.patch_size !== 0)
+    bad(`image_size ${c.image_size} is not a multiple of patch_size ${c.patch_size}`);
   if (c.dim % c.heads !== 0) bad(`dim ${c.dim} is not a multiple of heads ${c.heads}`);
   const headDim = c.dim / c.heads;
   if (headDim % 2 !== 0 || headDim / 2 < 3) bad(`head dim ${headDim} must be even and ≥ 6`);
@@ -183,7 +191,12 @@ export function parseModelConfig(value: unknown, source = 'config.json'): ModelC
   };
 }
 
-function trainFrames(frames: number | undefined, min: number | undefined, max: number | undefined, bad: (msg: string) => never): TrainFrames | null {
+function trainFrames(
+  frames: number | undefined,
+  min: number | undefined,
+  max: number | undefined,
+  bad: (msg: string) => never,
+): TrainFrames | null {
   if ((min === undefined) !== (max === undefined)) bad('train_frames_min and train_frames_max come together');
   if (min !== undefined && max !== undefined) {
     if (min > max) bad(`train_frames_min ${min} is above train_frames_max ${max}`);
@@ -200,7 +213,8 @@ function trainFrames(frames: number | undefined, min: number | undefined, max: n
  */
 export function shotLengthNote(frames: number, trained: TrainFrames | null): string | null {
   if (trained === null || (frames >= trained.min && frames <= trained.max)) return null;
-  const what = trained.min === trained.max ? `${trained.max}-frame shots` : `shots of ${trained.min}–${trained.max} frames`;
+  const what =
+    trained.min === trained.max ? `${trained.max}-frame shots` : `shots of ${trained.min}–${trained.max} frames`;
   return frames > trained.max
     ? `The model was trained on ${what}: frames after frame ${trained.max} may break up.`
     : `The model was trained on ${what}: shorter ones may come out blurred or empty.`;

@@ -66,12 +66,20 @@ export function timestepFeatures(t: ArrayLike<number>, freqDim: number): Float32
 }
 
 /** RoPE tables cos, signed sin [N, D] for float positions pos [N, 3] (train/model.py rope_tables). */
-export function ropeTables(pos: Float32Array, headDim: number, theta: number): { cos: Float32Array; sin: Float32Array } {
+export function ropeTables(
+  pos: Float32Array,
+  headDim: number,
+  theta: number,
+): { cos: Float32Array; sin: Float32Array } {
   const pairs = headDim / 2;
   const nSp = Math.floor(pairs / 3);
   const nT = pairs - 2 * nSp;
   const freqs: Array<[number, number]> = []; // (axis, frequency) per pair
-  for (const [axis, n] of [[0, nT], [1, nSp], [2, nSp]] as const) {
+  for (const [axis, n] of [
+    [0, nT],
+    [1, nSp],
+    [2, nSp],
+  ] as const) {
     for (let j = 0; j < n; j++) freqs.push([axis, f32(theta ** f32(-j / n))]);
   }
   const N = pos.length / 3;
@@ -95,7 +103,13 @@ export function ropeTables(pos: Float32Array, headDim: number, theta: number): {
  * Uploads the per-token constants of Nt text rows then Nv video rows with RoPE positions `pos`
  * [N, 3] and conditioning rows `cond` [N]; o's rows for them start at `oOff` in o [H, No, D].
  */
-export function buildRowState(eng: Engine, cfg: ModelConfig, rows: { pos: Float32Array; cond: Int32Array; nText: number; nVideo: number }, No: number, oOff: number): RowState {
+export function buildRowState(
+  eng: Engine,
+  cfg: ModelConfig,
+  rows: { pos: Float32Array; cond: Int32Array; nText: number; nVideo: number },
+  No: number,
+  oOff: number,
+): RowState {
   const { heads: H, headDim: D } = cfg;
   const { nText: Nt, nVideo: Nv } = rows;
   const N = Nt + Nv;
@@ -136,7 +150,14 @@ export function buildSeqState(eng: Engine, cfg: ModelConfig, frames: readonly nu
   const D = cfg.headDim;
   // the 'spatial' routing view's tables: the positions with time 0 (full sequences only: the
   // cache of kept shots routes with q, k as rotated)
-  const spatial = cfg.routeView === 'spatial' ? ropeTables(seq.pos.map((p, j) => (j % 3 === 0 ? 0 : p)), D, cfg.ropeTheta) : null;
+  const spatial =
+    cfg.routeView === 'spatial'
+      ? ropeTables(
+          seq.pos.map((p, j) => (j % 3 === 0 ? 0 : p)),
+          D,
+          cfg.ropeTheta,
+        )
+      : null;
   const up = (a: Int32Array, label: string): Tensor => eng.upload(a, [a.length], `dit.seq.${label}`);
   const t = seq.internal;
   const streamStart = new Int32Array(t.start.length);
@@ -148,7 +169,10 @@ export function buildSeqState(eng: Engine, cfg: ModelConfig, frames: readonly nu
   return {
     seq,
     ...buildRowState(eng, cfg, seq, seq.n, 0),
-    ...(spatial && { routeCos: eng.upload(spatial.cos, [N, D], 'dit.seq.route-cos'), routeSin: eng.upload(spatial.sin, [N, D], 'dit.seq.route-sin') }),
+    ...(spatial && {
+      routeCos: eng.upload(spatial.cos, [N, D], 'dit.seq.route-cos'),
+      routeSin: eng.upload(spatial.sin, [N, D], 'dit.seq.route-sin'),
+    }),
     chunkStart: up(t.start, 'chunk-start'),
     chunkEnd: up(t.end, 'chunk-end'),
     chunkKind: up(t.kind, 'chunk-kind'),
@@ -163,11 +187,13 @@ export function buildSeqState(eng: Engine, cfg: ModelConfig, frames: readonly nu
 
 /** Frees a row state's tensors. */
 export function disposeRows(r: RowState): void {
-  for (const t of [r.condText, r.condVideo, r.tokenType, r.cos, r.sin, ...r.gatherQkv, r.mergeText, r.mergeVideo]) t.dispose();
+  for (const t of [r.condText, r.condVideo, r.tokenType, r.cos, r.sin, ...r.gatherQkv, r.mergeText, r.mergeVideo])
+    t.dispose();
 }
 
 export function disposeState(st: SeqState): void {
   disposeRows(st);
-  for (const t of [st.chunkStart, st.chunkEnd, st.chunkKind, st.chunkShot, st.toStream, st.streamStart, st.streamEnd]) t.dispose();
+  for (const t of [st.chunkStart, st.chunkEnd, st.chunkKind, st.chunkShot, st.toStream, st.streamStart, st.streamEnd])
+    t.dispose();
   for (const t of [st.noRoutes, st.routeCos, st.routeSin]) t?.dispose();
 }

@@ -100,7 +100,9 @@ function checkRouteCounts(table: ChunkTable): void {
   for (let c = 0; c < table.start.length; c++) {
     const len = table.end[c] - table.start[c];
     if (len > MAX_ROUTE_COUNT) {
-      throw new UnsupportedError(`routing trace: chunk ${c} has ${len} tokens, more than the ${MAX_ROUTE_COUNT} a 16-bit route count holds; use fewer chunk frames`);
+      throw new UnsupportedError(
+        `routing trace: chunk ${c} has ${len} tokens, more than the ${MAX_ROUTE_COUNT} a 16-bit route count holds; use fewer chunk frames`,
+      );
     }
   }
 }
@@ -206,16 +208,29 @@ export class MocDiT {
    * @param frames frames per shot [S]; @param chunkFrames frames per video chunk.
    * @throws UnsupportedError for top_k beyond the routing kernel; ShapeError for bad shapes.
    */
-  async forward(x: Tensor, tShot: ArrayLike<number>, text: Float32Array, frames: readonly number[], chunkFrames: number, opts: ForwardOptions): Promise<ForwardResult> {
+  async forward(
+    x: Tensor,
+    tShot: ArrayLike<number>,
+    text: Float32Array,
+    frames: readonly number[],
+    chunkFrames: number,
+    opts: ForwardOptions,
+  ): Promise<ForwardResult> {
     if (this.disposed) throw new Error('MocDiT: used after dispose()');
-    if (opts.mode === 'moc' && (opts.topK < 0 || opts.topK > MAX_TOP_K)) throw new UnsupportedError(`top_k ${opts.topK} is outside 0..${MAX_TOP_K}`);
+    if (opts.mode === 'moc' && (opts.topK < 0 || opts.topK > MAX_TOP_K))
+      throw new UnsupportedError(`top_k ${opts.topK} is outside 0..${MAX_TOP_K}`);
     const { eng, config: cfg } = this;
     const { dim: d, heads: H, headDim: D, depth } = cfg;
     const st = this.state(frames, chunkFrames);
     const { seq } = st;
     const cached = opts.cached;
-    if (cached && (opts.mode !== 'moc' || !opts.causal || !cfg.causalText || opts.trace || cfg.routeView !== 'rotary')) {
-      throw new UnsupportedError('forward: a cached prefix needs MoC mode, causal routing, a causal-text model routing with q, k as rotated, and no trace');
+    if (
+      cached &&
+      (opts.mode !== 'moc' || !opts.causal || !cfg.causalText || opts.trace || cfg.routeView !== 'rotary')
+    ) {
+      throw new UnsupportedError(
+        'forward: a cached prefix needs MoC mode, causal routing, a causal-text model routing with q, k as rotated, and no trace',
+      );
     }
     const view = cfg.routeView !== 'rotary' && (opts.mode === 'moc' || opts.trace) ? cfg.routeView : 'rotary'; // see the file comment
     // the rows the network computes: every token, or the suffix's after a cached prefix
@@ -227,7 +242,8 @@ export class MocDiT {
     const T = seq.frameShot.length;
     const Tr = cached ? T - cached.layout.framesPrefix : T; // frames computed
     if (tShot.length !== S) throw new RangeError(`forward: ${tShot.length} timesteps for ${S} shots`);
-    if (text.length !== seq.nText * d) throw new RangeError(`forward: text stream has ${text.length} values, expected [${seq.nText}, ${d}]`);
+    if (text.length !== seq.nText * d)
+      throw new RangeError(`forward: text stream has ${text.length} values, expected [${seq.nText}, ${d}]`);
     const phase = <R>(p: Phase, fn: () => Promise<R>): Promise<R> => (opts.timer ? opts.timer.run(p, fn) : fn());
     const inspect = async (name: string, t: Tensor): Promise<void> => {
       if (opts.inspect) await opts.inspect(name, t);
@@ -238,28 +254,38 @@ export class MocDiT {
     const free = (...ts: Tensor[]): void => ts.forEach((t) => t.dispose());
 
     // conditioning: cs = silu(t_embed([0, t_1 … t_S]))                                      [S+1, d]
-    const feats = tmp(eng.upload(timestepFeatures([0, ...Array.from(tShot)], cfg.tFreqDim), [S + 1, cfg.tFreqDim], 'dit.t-features'));
-    const cs = tmp(await phase('other', async () => {
-      const h1 = await this.linear(feats, 't_embed.fc1'); //                                  [S+1, d]
-      const a1 = await unary(eng, 'silu', h1);
-      const c = await this.linear(a1, 't_embed.fc2'); //                                     [S+1, d]
-      free(h1, a1);
-      return unary(eng, 'silu', tmp(c));
-    }));
+    const feats = tmp(
+      eng.upload(timestepFeatures([0, ...Array.from(tShot)], cfg.tFreqDim), [S + 1, cfg.tFreqDim], 'dit.t-features'),
+    );
+    const cs = tmp(
+      await phase('other', async () => {
+        const h1 = await this.linear(feats, 't_embed.fc1'); //                                  [S+1, d]
+        const a1 = await unary(eng, 'silu', h1);
+        const c = await this.linear(a1, 't_embed.fc2'); //                                     [S+1, d]
+        free(h1, a1);
+        return unary(eng, 'silu', tmp(c));
+      }),
+    );
 
     // streams
     const xt = tmp(eng.upload(cached ? text.subarray(cached.layout.textStart * d) : text, [Nt, d], 'dit.xt')); // [Nt, d]
     let xPatches: Tensor | undefined; // kept for x-prediction's v = (x_t − x̂0) / t             [Nv, P]
-    const xv = tmp(await phase('other', async () => {
-      const img = cfg.imageSize;
-      const xr = cached ? await gatherRows(eng, x.view([T, cfg.channels * img * img]), cached.layout.frameIdx, { shape: [Tr, cfg.channels, img, img] }) : x;
-      const patches = await patchify(eng, xr, cfg.patchSize); //                              [Nv, P]
-      if (xr !== x) xr.dispose();
-      const out = await this.linear(patches, 'video_embed'); //                              [Nv, d]
-      if (cfg.prediction === 'x') xPatches = tmp(patches);
-      else patches.dispose();
-      return out;
-    }));
+    const xv = tmp(
+      await phase('other', async () => {
+        const img = cfg.imageSize;
+        const xr = cached
+          ? await gatherRows(eng, x.view([T, cfg.channels * img * img]), cached.layout.frameIdx, {
+              shape: [Tr, cfg.channels, img, img],
+            })
+          : x;
+        const patches = await patchify(eng, xr, cfg.patchSize); //                              [Nv, P]
+        if (xr !== x) xr.dispose();
+        const out = await this.linear(patches, 'video_embed'); //                              [Nv, d]
+        if (cfg.prediction === 'x') xPatches = tmp(patches);
+        else patches.dispose();
+        return out;
+      }),
+    );
 
     try {
       for (let i = 0; i < depth; i++) {
@@ -290,7 +316,14 @@ export class MocDiT {
             const g = await gatherRows(eng, qkvRows, rows.gatherQkv[j], { shape: [H, Nr, D] }); // [H, Nr, D]
             if (j < 2) {
               const n0 = await norm(eng, 'rms', g);
-              const n1 = await modulate(eng, n0.view([H * Nr, D]), this.normShift!, { table: this.qkNorm[i], chunk: j }, rows.tokenType, eng.tensor([H, Nr, D], 'f32', 'dit.qk')); // · weight
+              const n1 = await modulate(
+                eng,
+                n0.view([H * Nr, D]),
+                this.normShift!,
+                { table: this.qkNorm[i], chunk: j },
+                rows.tokenType,
+                eng.tensor([H, Nr, D], 'f32', 'dit.qk'),
+              ); // · weight
               if (view === 'unrotated') {
                 route.push(n1);
                 out.push(await rope(eng, n1, rows.cos, rows.sin));
@@ -349,7 +382,8 @@ export class MocDiT {
           // out = x̂0 → v = (x_t − x̂0) / max(t, tMin), per token from its shot's t           [Nv, P]
           const diff = await binary(eng, 'sub', xPatches!, out);
           const scale = new Float32Array((S + 1) * cfg.patchDim); // row r: 1/max(t_r, tMin) − 1
-          for (let r = 1; r <= S; r++) scale.fill(1 / Math.max(tShot[r - 1], cfg.tMin) - 1, r * cfg.patchDim, (r + 1) * cfg.patchDim);
+          for (let r = 1; r <= S; r++)
+            scale.fill(1 / Math.max(tShot[r - 1], cfg.tMin) - 1, r * cfg.patchDim, (r + 1) * cfg.patchDim);
           const scaleT = eng.upload(scale, [S + 1, cfg.patchDim], 'dit.inv-t');
           const zero = eng.upload(new Float32Array((S + 1) * cfg.patchDim), [S + 1, cfg.patchDim], 'dit.zero-shift');
           const v = await modulate(eng, diff, zero, scaleT, rows.condVideo);
@@ -411,10 +445,18 @@ export class MocDiT {
     if (opts.mode === 'moc') {
       routed = await phase('routing', async () => {
         desc = await chunkMean(eng, kr, st.chunkStart, st.chunkEnd);
-        return mocRoute(eng, qr, desc, { start: st.chunkStart, kind: st.chunkKind, shot: st.chunkShot }, { topK: opts.topK, causal: opts.causal });
+        return mocRoute(
+          eng,
+          qr,
+          desc,
+          { start: st.chunkStart, kind: st.chunkKind, shot: st.chunkShot },
+          { topK: opts.topK, causal: opts.causal },
+        );
       });
       await inspect(`blocks.${layer}.routed`, routed);
-      o = await phase('attention', () => mocAttention(eng, q, k, v, table, routed, { design: opts.design, causalText: this.config.causalText }));
+      o = await phase('attention', () =>
+        mocAttention(eng, q, k, v, table, routed, { design: opts.design, causalText: this.config.causalText }),
+      );
     } else if (opts.mode === 'shot') {
       // no routed chunks: a −1 table as wide as moc's, so both modes share one compiled kernel
       const none = this.noRoutes(st, Math.max(1, Math.min(opts.topK, MAX_TOP_K)));
@@ -434,7 +476,13 @@ export class MocDiT {
           checkRouteCounts(table);
           routes = await traceCounts(eng, routed, st.chunkStart, st.chunkEnd, st.toStream);
         }
-        pending.push({ qMean, desc: descStream, routes, table: opts.mode === 'shot' ? st.shotStream : st.seq.stream, mode: opts.mode === 'dense' ? 'dense' : 'moc' });
+        pending.push({
+          qMean,
+          desc: descStream,
+          routes,
+          table: opts.mode === 'shot' ? st.shotStream : st.seq.stream,
+          mode: opts.mode === 'dense' ? 'dense' : 'moc',
+        });
       }
     } finally {
       (desc as Tensor | null)?.dispose();
@@ -479,11 +527,20 @@ export class MocDiT {
         eng.copy(ds, layer.desc, H * Cp * D);
         ds.dispose();
         const desc = await gatherRows(eng, layer.desc.view([H * C, D]), lay.descMap, { shape: [H, C, D] });
-        const r = await mocRoute(eng, qf, desc, { start: lay.chunkStart, kind: lay.chunkKind, shot: lay.chunkShot }, { topK: opts.topK, causal: true, queryStart: Np }, routedBuf);
+        const r = await mocRoute(
+          eng,
+          qf,
+          desc,
+          { start: lay.chunkStart, kind: lay.chunkKind, shot: lay.chunkShot },
+          { topK: opts.topK, causal: true, queryStart: Np },
+          routedBuf,
+        );
         desc.dispose();
         return r;
       });
-      return await phase('attention', () => mocAttention(eng, qf, kf, vf, lay.table, routed, { design: opts.design, causalText: true, queryStart: Np }));
+      return await phase('attention', () =>
+        mocAttention(eng, qf, kf, vf, lay.table, routed, { design: opts.design, causalText: true, queryStart: Np }),
+      );
     } finally {
       for (const t of [qf, kf, vf]) t.dispose();
     }
@@ -494,7 +551,14 @@ export class MocDiT {
    * frames from x's first Tp frames, text from the first (P+1)·L rows of `text`), keeping every
    * layer's keys, values and chunk descriptors.
    */
-  async fillPrefix(lay: PrefixLayout, x: Tensor, text: Float32Array, frames: readonly number[], chunkFrames: number, opts: Pick<ForwardOptions, 'topK' | 'design' | 'timer'>): Promise<PrefixCache> {
+  async fillPrefix(
+    lay: PrefixLayout,
+    x: Tensor,
+    text: Float32Array,
+    frames: readonly number[],
+    chunkFrames: number,
+    opts: Pick<ForwardOptions, 'topK' | 'design' | 'timer'>,
+  ): Promise<PrefixCache> {
     const { eng, config: cfg } = this;
     const { heads: H, headDim: D, depth, dim: d } = cfg;
     const { n: N, nPrefix: Np, first: P } = lay;
@@ -520,7 +584,14 @@ export class MocDiT {
       dp.dispose();
     };
     try {
-      const r = await this.forward(xp, new Float32Array(P), text.subarray(0, (P + 1) * cfg.textLen * d), pre, chunkFrames, { mode: 'moc', topK: opts.topK, causal: true, design: opts.design, timer: opts.timer, inspect });
+      const r = await this.forward(
+        xp,
+        new Float32Array(P),
+        text.subarray(0, (P + 1) * cfg.textLen * d),
+        pre,
+        chunkFrames,
+        { mode: 'moc', topK: opts.topK, causal: true, design: opts.design, timer: opts.timer, inspect },
+      );
       r.velocity.dispose();
     } catch (e) {
       for (const l of layers) [l.kv, l.desc].forEach((t) => t.dispose());
@@ -539,9 +610,13 @@ export class MocDiT {
     const { heads: H, headDim: D } = this.config;
     const C = st.seq.stream.start.length;
     const first = await Promise.all(
-      pending.map((p) => Promise.all([eng.read(p.qMean), eng.read(p.desc), p.routes ? eng.read(prefix(p.routes, [1])) : null])),
+      pending.map((p) =>
+        Promise.all([eng.read(p.qMean), eng.read(p.desc), p.routes ? eng.read(prefix(p.routes, [1])) : null]),
+      ),
     );
-    const words = await Promise.all(pending.map((p, i) => (p.routes ? eng.read(prefix(p.routes, [1 + first[i][2]![0]])) : null)));
+    const words = await Promise.all(
+      pending.map((p, i) => (p.routes ? eng.read(prefix(p.routes, [1 + first[i][2]![0]])) : null)),
+    );
     return pending.map((p, i) => {
       const [qMean, desc] = first[i] as [Float32Array, Float32Array, unknown];
       const routes = words[i] ? decodeRoutes(words[i] as Uint32Array, H, C) : emptyRoutes(H, C);

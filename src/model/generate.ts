@@ -11,7 +11,18 @@
  */
 import type { Engine } from '../engine/engine.ts';
 import { Rng } from '../engine/random.ts';
-import { cacheSummary, isAttentionMode, type AttentionOptions, type GeneratedShot, type GenerateProgress, type GenerateRequest, type GenerateResult, type ModelInfo, type StepTimings, type StepTrace } from './api.ts';
+import {
+  cacheSummary,
+  isAttentionMode,
+  type AttentionOptions,
+  type GeneratedShot,
+  type GenerateProgress,
+  type GenerateRequest,
+  type GenerateResult,
+  type ModelInfo,
+  type StepTimings,
+  type StepTrace,
+} from './api.ts';
 import type { ModelConfig } from './config.ts';
 import { MocDiT, type Phase, type PhaseTimer } from './dit.ts';
 import { memoryProblem } from './memory.ts';
@@ -49,7 +60,9 @@ export function checkFiniteFrames(x: Float32Array, frames: readonly number[], si
     if (!Number.isFinite(x[i])) {
       let f = Math.floor(i / per);
       const shot = frames.findIndex((n) => (f -= n) < 0);
-      throw new OverflowError(`the generated frames of shot ${shot + 1} hold ${x[i]} values: the computation overflowed float32 (damaged weights?); no frames were made`);
+      throw new OverflowError(
+        `the generated frames of shot ${shot + 1} hold ${x[i]} values: the computation overflowed float32 (damaged weights?); no frames were made`,
+      );
     }
   }
 }
@@ -59,7 +72,8 @@ export function rgbaToFrames(rgba: ArrayLike<number>, frames: number, size: numb
   const px = size * size;
   const out = new Float32Array(frames * 3 * px);
   for (let f = 0; f < frames; f++) {
-    for (let c = 0; c < 3; c++) for (let p = 0; p < px; p++) out[(f * 3 + c) * px + p] = rgba[(f * px + p) * 4 + c] / 127.5 - 1;
+    for (let c = 0; c < 3; c++)
+      for (let p = 0; p < px; p++) out[(f * 3 + c) * px + p] = rgba[(f * px + p) * 4 + c] / 127.5 - 1;
   }
   return out;
 }
@@ -97,7 +111,11 @@ export function shotNoise(frames: readonly number[], seeds: readonly number[], s
  * scored, for a mode, before routing: routed chunks are counted as min(K, #candidates) chunks of
  * the candidates' mean length (a traced layer's sparsity gives the exact pairs).
  */
-export function attentionWork(seq: Sequence, opts: AttentionOptions, causalText = false): { pairs: number; candidates: number } {
+export function attentionWork(
+  seq: Sequence,
+  opts: AttentionOptions,
+  causalText = false,
+): { pairs: number; candidates: number } {
   const t = opts.mode === 'shot' ? shotOnlyTable(seq.internal) : seq.internal;
   const C = t.start.length;
   const len = (c: number): number => t.end[c] - t.start[c];
@@ -143,7 +161,9 @@ const ROUTING_LABELS = new Set(['chunk-mean', 'moc-route']);
 
 function phaseOf(label: string): Phase {
   if (ROUTING_LABELS.has(label)) return 'routing';
-  return label.startsWith('flash-attention') || label.startsWith('moc-attention') || label.startsWith('moc-group') ? 'attention' : 'other';
+  return label.startsWith('flash-attention') || label.startsWith('moc-attention') || label.startsWith('moc-group')
+    ? 'attention'
+    : 'other';
 }
 
 /**
@@ -156,12 +176,15 @@ export function prepareRequest(model: LoadedModel, req: GenerateRequest): { stor
   const bad = (msg: string): never => {
     throw new RequestError(msg);
   };
-  if (!Number.isInteger(req.steps) || req.steps < 1 || req.steps > 1000) bad(`steps must be an integer in 1..1000, got ${req.steps}`);
+  if (!Number.isInteger(req.steps) || req.steps < 1 || req.steps > 1000)
+    bad(`steps must be an integer in 1..1000, got ${req.steps}`);
   if (!Number.isFinite(req.guidance)) bad(`guidance must be a finite number, got ${req.guidance}`);
   const a = req.attention;
   if (!isAttentionMode(a.mode)) bad(`attention mode must be moc, dense or shot, got ${JSON.stringify(a.mode)}`);
-  if (!Number.isInteger(a.topK) || a.topK < 0 || a.topK > MAX_TOP_K) bad(`top-k must be an integer in 0..${MAX_TOP_K}, got ${a.topK}`);
-  if (!Number.isInteger(a.chunkFrames) || a.chunkFrames < 1) bad(`chunk frames must be an integer ≥ 1, got ${a.chunkFrames}`);
+  if (!Number.isInteger(a.topK) || a.topK < 0 || a.topK > MAX_TOP_K)
+    bad(`top-k must be an integer in 0..${MAX_TOP_K}, got ${a.topK}`);
+  if (!Number.isInteger(a.chunkFrames) || a.chunkFrames < 1)
+    bad(`chunk frames must be an integer ≥ 1, got ${a.chunkFrames}`);
   const size = model.config.imageSize;
   const seen = new Set<number>();
   for (const k of req.keep ?? []) {
@@ -170,14 +193,17 @@ export function prepareRequest(model: LoadedModel, req: GenerateRequest): { stor
     if (seen.has(k.shot)) bad(`keep: shot ${k.shot} is listed twice`);
     seen.add(k.shot);
     const want = shot.frames * size * size * 4;
-    if (k.frames.length !== want) bad(`keep: shot ${k.shot} has ${k.frames.length} bytes, expected ${shot.frames}×${size}×${size}×4 RGBA`);
+    if (k.frames.length !== want)
+      bad(`keep: shot ${k.shot} has ${k.frames.length} bytes, expected ${shot.frames}×${size}×${size}×4 RGBA`);
   }
   if (seen.size === board.shots.length) bad('keep: every shot is kept, nothing to generate');
   const L = model.config.textLen;
   const tok = model.tokenizer;
   const text = new Int32Array((board.shots.length + 1) * L);
   text.set(tok.encodeStrict(board.globalCaption, L, 'storyboard.globalCaption'), 0);
-  board.shots.forEach((s, i) => text.set(tok.encodeStrict(s.caption, L, `storyboard.shots[${i}].caption`), (i + 1) * L));
+  board.shots.forEach((s, i) =>
+    text.set(tok.encodeStrict(s.caption, L, `storyboard.shots[${i}].caption`), (i + 1) * L),
+  );
   return { storyboard: board, text };
 }
 
@@ -233,7 +259,12 @@ export class Generator {
    * @param noise optional starting noise [T, 3, Hi, Wi] instead of the shots' seeded noise (tests).
    * @throws StoryboardError, CaptionError, RequestError for bad input (one line each).
    */
-  async generate(req: GenerateRequest, onProgress?: (p: GenerateProgress) => void, signal?: AbortSignal, noise?: Float32Array): Promise<GenerateResult> {
+  async generate(
+    req: GenerateRequest,
+    onProgress?: (p: GenerateProgress) => void,
+    signal?: AbortSignal,
+    noise?: Float32Array,
+  ): Promise<GenerateResult> {
     if (this.busy) throw new RequestError('this generator is already running a request');
     const { storyboard: board, text } = prepareRequest(this.model, req);
     this.checkMemory(board, req);
@@ -258,7 +289,13 @@ export class Generator {
     if (problem) throw new RequestError(problem);
   }
 
-  private async run(req: GenerateRequest, text: Int32Array, onProgress: ((p: GenerateProgress) => void) | undefined, signal: AbortSignal | undefined, noise?: Float32Array): Promise<GenerateResult> {
+  private async run(
+    req: GenerateRequest,
+    text: Int32Array,
+    onProgress: ((p: GenerateProgress) => void) | undefined,
+    signal: AbortSignal | undefined,
+    noise?: Float32Array,
+  ): Promise<GenerateResult> {
     const { eng } = this;
     const cfg = this.model.config;
     const size = cfg.imageSize;
@@ -292,7 +329,18 @@ export class Generator {
     let cache: GenerateResult['cache'];
     const x = await sample(
       this.dit,
-      { text, frames, noise: noise ?? shotNoise(frames, board.shots.map((s) => s.seed), size), keep: { shots: fixed, frames: keepFrames } },
+      {
+        text,
+        frames,
+        noise:
+          noise ??
+          shotNoise(
+            frames,
+            board.shots.map((s) => s.seed),
+            size,
+          ),
+        keep: { shots: fixed, frames: keepFrames },
+      },
       {
         steps: req.steps,
         guidance: req.guidance,
@@ -313,7 +361,12 @@ export class Generator {
             for (let l = 0; l < depth; l++) {
               // a traced layer's measured sparsity replaces the estimate's pairs (candidates do not depend on routing)
               const tr = c === 0 ? info.traces[l] : undefined;
-              const w = tr ? { pairs: (1 - tr.sparsity.reduce((a, b) => a + b, 0) / tr.H) * seq.n * seq.n, candidates: estimate.candidates } : estimate;
+              const w = tr
+                ? {
+                    pairs: (1 - tr.sparsity.reduce((a, b) => a + b, 0) / tr.H) * seq.n * seq.n,
+                    candidates: estimate.candidates,
+                  }
+                : estimate;
               flops.visited += H * (4 * D * w.pairs + 2 * D * w.candidates);
               flops.dense += H * 4 * D * seq.n * seq.n;
               pairSum += w.pairs / (seq.n * seq.n);
@@ -329,12 +382,18 @@ export class Generator {
             const est = await cleanEstimate(eng, info.x, info.velocity, info.tNow, seq.frameShot, fixed);
             const data = (await eng.read(est)) as Float32Array;
             est.dispose();
-            progress.previews = this.shots(data, frames, fixed, false).map(({ shot, frames: f }) => ({ shot, frames: f }));
+            progress.previews = this.shots(data, frames, fixed, false).map(({ shot, frames: f }) => ({
+              shot,
+              frames: f,
+            }));
           }
         },
         onStepDone: async () => {
           await eng.sync();
-          const t: StepTimings = { total: performance.now() - stepStart, dispatches: eng.stats.dispatches - dispatches0 };
+          const t: StepTimings = {
+            total: performance.now() - stepStart,
+            dispatches: eng.stats.dispatches - dispatches0,
+          };
           if (req.profile && eng.profiler.enabled) {
             // GPU timestamps per kernel, summed by phase
             const gpu: Record<Phase, number> = { attention: 0, routing: 0, other: 0 };
@@ -378,7 +437,8 @@ export class Generator {
     const out: GeneratedShot[] = [];
     let at = 0;
     frames.forEach((f, s) => {
-      if (all || !fixed[s]) out.push({ shot: s, frames: framesToRgba(x, f, size, at), width: size, height: size, seed: 0 });
+      if (all || !fixed[s])
+        out.push({ shot: s, frames: framesToRgba(x, f, size, at), width: size, height: size, seed: 0 });
       at += f * per;
     });
     return out;

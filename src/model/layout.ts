@@ -113,14 +113,24 @@ export function tableFromChunks(chunks: readonly Chunk[]): ChunkTable {
 export function tableFromColumns(start: Int32Array, end: Int32Array, shot: Int32Array, kind: Int32Array): ChunkTable {
   const C = start.length;
   if (end.length !== C || shot.length !== C || kind.length !== C) {
-    throw new LayoutError(`chunk columns differ in length: start ${C}, end ${end.length}, shot ${shot.length}, kind ${kind.length}`);
+    throw new LayoutError(
+      `chunk columns differ in length: start ${C}, end ${end.length}, shot ${shot.length}, kind ${kind.length}`,
+    );
   }
   const chunks: Chunk[] = [];
   for (let c = 0; c < C; c++) {
-    if (kind[c] !== KIND_TEXT && kind[c] !== KIND_VIDEO) throw new LayoutError(`chunk ${c} has kind ${kind[c]} (0 = text, 1 = video)`);
+    if (kind[c] !== KIND_TEXT && kind[c] !== KIND_VIDEO)
+      throw new LayoutError(`chunk ${c} has kind ${kind[c]} (0 = text, 1 = video)`);
     chunks.push({ start: start[c], end: end[c], kind: kind[c] === KIND_TEXT ? 'text' : 'video', shot: shot[c] });
   }
-  return { chunks, n: C ? end[C - 1] : 0, start: start.slice(), end: end.slice(), shot: shot.slice(), kind: kind.slice() };
+  return {
+    chunks,
+    n: C ? end[C - 1] : 0,
+    start: start.slice(),
+    end: end.slice(),
+    shot: shot.slice(),
+    kind: kind.slice(),
+  };
 }
 
 /**
@@ -133,7 +143,8 @@ export function validateChunks(table: ChunkTable, N: number): void {
   const { start, end, shot, kind } = table;
   const C = start.length;
   if (C === 0) throw new LayoutError('the chunk table is empty');
-  if (end.length !== C || shot.length !== C || kind.length !== C) throw new LayoutError('chunk columns differ in length');
+  if (end.length !== C || shot.length !== C || kind.length !== C)
+    throw new LayoutError('chunk columns differ in length');
   let expect = 0;
   for (let c = 0; c < C; c++) {
     const s = start[c];
@@ -142,9 +153,12 @@ export function validateChunks(table: ChunkTable, N: number): void {
     if (s > expect) throw new LayoutError(`gap before chunk ${c}: tokens [${expect}, ${s}) belong to no chunk`);
     if (e <= s) throw new LayoutError(`chunk ${c} [${s}, ${e}) is empty (start must be < end)`);
     if (e > N) throw new LayoutError(`chunk ${c} [${s}, ${e}) exceeds N = ${N}`);
-    if (kind[c] !== KIND_TEXT && kind[c] !== KIND_VIDEO) throw new LayoutError(`chunk ${c} has kind ${kind[c]} (0 = text, 1 = video)`);
-    if (!Number.isInteger(shot[c]) || shot[c] < -1) throw new LayoutError(`chunk ${c} has shot ${shot[c]} (must be ≥ -1)`);
-    if (shot[c] === -1 && kind[c] === KIND_VIDEO) throw new LayoutError(`chunk ${c} is video with shot -1 (only text may belong to no shot)`);
+    if (kind[c] !== KIND_TEXT && kind[c] !== KIND_VIDEO)
+      throw new LayoutError(`chunk ${c} has kind ${kind[c]} (0 = text, 1 = video)`);
+    if (!Number.isInteger(shot[c]) || shot[c] < -1)
+      throw new LayoutError(`chunk ${c} has shot ${shot[c]} (must be ≥ -1)`);
+    if (shot[c] === -1 && kind[c] === KIND_VIDEO)
+      throw new LayoutError(`chunk ${c} is video with shot -1 (only text may belong to no shot)`);
     expect = e;
   }
   if (expect !== N) throw new LayoutError(`chunks cover tokens [0, ${expect}) but N = ${N}`);
@@ -166,5 +180,7 @@ export function tokenShots(table: ChunkTable): Int32Array {
 
 /** Total tokens of a layout without building it. */
 export function layoutTokens(spec: LayoutSpec): number {
-  return spec.globalCaptionTokens + spec.shots.reduce((n, s) => n + s.captionTokens + s.frames * spec.tokensPerFrame, 0);
+  return (
+    spec.globalCaptionTokens + spec.shots.reduce((n, s) => n + s.captionTokens + s.frames * spec.tokensPerFrame, 0)
+  );
 }

@@ -80,21 +80,52 @@ export function estimateMemory(cfg: Dims, plan: MemoryPlan, limits: GpuMemoryLim
     { label: 'q, k or v [H, N, D]', bytes: f32 * H * N * D, count: 3, grows: 'tokens' },
     { label: 'attention output [H, N, D]', bytes: f32 * H * N * D, count: 1, grows: 'tokens' },
     { label: 'MLP hidden [N, h]', bytes: f32 * N * h, count: 1, grows: 'tokens' },
-    { label: 'sampler latents [T, 3, size, size]', bytes: f32 * T * 3 * cfg.imageSize * cfg.imageSize, count: 3, grows: 'tokens' },
+    {
+      label: 'sampler latents [T, 3, size, size]',
+      bytes: f32 * T * 3 * cfg.imageSize * cfg.imageSize,
+      count: 3,
+      grows: 'tokens',
+    },
   ];
   if (W > 0) {
-    buffers.push({ label: 'routed slots [H, N, top-k] (routing, its regrouped copy)', bytes: f32 * H * N * W, count: 3, grows: 'slots' });
+    buffers.push({
+      label: 'routed slots [H, N, top-k] (routing, its regrouped copy)',
+      bytes: f32 * H * N * W,
+      count: 3,
+      grows: 'slots',
+    });
     if (design === 'grouped') {
-      buffers.push({ label: 'MoC grouped partial outputs [H·N·top-k·D]', bytes: groupedBytes, count: 1, grows: 'slots' });
-      buffers.push({ label: 'MoC grouped log-sum-exps [H·N·(top-k+1)]', bytes: f32 * H * N * (W + 1), count: 1, grows: 'slots' });
+      buffers.push({
+        label: 'MoC grouped partial outputs [H·N·top-k·D]',
+        bytes: groupedBytes,
+        count: 1,
+        grows: 'slots',
+      });
+      buffers.push({
+        label: 'MoC grouped log-sum-exps [H·N·(top-k+1)]',
+        bytes: f32 * H * N * (W + 1),
+        count: 1,
+        grows: 'slots',
+      });
     }
   }
   // a traced call keeps every layer's summaries until the pass ends: the chunk means of q and k
   // and, for MoC, the route words (sized for every pair routed, engine/kernels/trace.ts; read
   // back only as far as written)
   if (plan.traced) {
-    if (plan.attention.mode === 'moc') buffers.push({ label: 'routing trace counts [1 + H·C·(C + 2)]', bytes: f32 * (1 + H * C * (C + 2)), count: cfg.depth, grows: 'chunks' });
-    buffers.push({ label: 'routing trace chunk means [H, C, D]', bytes: f32 * H * C * D, count: 2 * cfg.depth, grows: 'chunks' });
+    if (plan.attention.mode === 'moc')
+      buffers.push({
+        label: 'routing trace counts [1 + H·C·(C + 2)]',
+        bytes: f32 * (1 + H * C * (C + 2)),
+        count: cfg.depth,
+        grows: 'chunks',
+      });
+    buffers.push({
+      label: 'routing trace chunk means [H, C, D]',
+      bytes: f32 * H * C * D,
+      count: 2 * cfg.depth,
+      grows: 'chunks',
+    });
   }
   const largest = buffers.reduce((a, b) => (b.bytes > a.bytes ? b : a));
   const total = plan.weightBytes + buffers.reduce((a, b) => a + b.bytes * b.count, 0);
@@ -102,7 +133,13 @@ export function estimateMemory(cfg: Dims, plan: MemoryPlan, limits: GpuMemoryLim
 }
 
 /** How to make a plan smaller, for the buffer that does not fit. */
-function advice(cfg: Dims, plan: MemoryPlan, limits: GpuMemoryLimits, fits: (e: MemoryEstimate) => boolean, culprit: MemoryBuffer): string {
+function advice(
+  cfg: Dims,
+  plan: MemoryPlan,
+  limits: GpuMemoryLimits,
+  fits: (e: MemoryEstimate) => boolean,
+  culprit: MemoryBuffer,
+): string {
   const tips: string[] = [];
   const T = plan.frames.reduce((a, b) => a + b, 0);
   // the most frames (spread as this storyboard spreads them) that fit
@@ -117,7 +154,10 @@ function advice(cfg: Dims, plan: MemoryPlan, limits: GpuMemoryLimits, fits: (e: 
   const fitFrames = scaled(lo).reduce((a, b) => a + b, 0);
   if (lo > 0 && fitFrames < T) tips.push(`fewer frames (about ${fitFrames} of ${T} fit)`);
   else if (culprit.grows === 'tokens') tips.push('fewer frames');
-  if (plan.attention.mode === 'dense' || culprit.grows === 'chunks') tips.push(`larger chunks (chunk frames ${plan.attention.chunkFrames} → ${plan.attention.chunkFrames * 2}) or fewer traced steps`);
+  if (plan.attention.mode === 'dense' || culprit.grows === 'chunks')
+    tips.push(
+      `larger chunks (chunk frames ${plan.attention.chunkFrames} → ${plan.attention.chunkFrames * 2}) or fewer traced steps`,
+    );
   if (plan.attention.mode === 'dense') tips.push('MoC attention instead of dense (it visits a fraction of the pairs)');
   if (culprit.grows === 'slots') tips.push(`a smaller top-k than ${plan.attention.topK}`);
   return tips.join(', or ');
@@ -129,13 +169,15 @@ function advice(cfg: Dims, plan: MemoryPlan, limits: GpuMemoryLimits, fits: (e: 
  */
 export function memoryProblem(cfg: Dims, plan: MemoryPlan, limits: GpuMemoryLimits): string | null {
   const perBinding = Math.min(limits.maxBufferSize, limits.maxStorageBufferBindingSize);
-  const fits = (e: MemoryEstimate): boolean => e.largest.bytes <= perBinding && (limits.budgetBytes === undefined || e.total <= limits.budgetBytes);
+  const fits = (e: MemoryEstimate): boolean =>
+    e.largest.bytes <= perBinding && (limits.budgetBytes === undefined || e.total <= limits.budgetBytes);
   const est = estimateMemory(cfg, plan, limits);
   if (fits(est)) return null;
   const T = plan.frames.reduce((a, b) => a + b, 0);
   const what = `${T} frames in ${plan.frames.length} shots (${est.tokens} tokens, ${est.chunks} chunks, ${plan.attention.mode} attention)`;
   if (est.largest.bytes > perBinding) {
-    const limit = limits.maxStorageBufferBindingSize <= limits.maxBufferSize ? 'maxStorageBufferBindingSize' : 'maxBufferSize';
+    const limit =
+      limits.maxStorageBufferBindingSize <= limits.maxBufferSize ? 'maxStorageBufferBindingSize' : 'maxBufferSize';
     return `${what} need a ${formatBytes(est.largest.bytes)} buffer (${est.largest.label}), more than this GPU's ${limit} of ${formatBytes(perBinding)}; try ${advice(cfg, plan, limits, fits, est.largest)}`;
   }
   const big = est.buffers.reduce((a, b) => (b.bytes * b.count > a.bytes * a.count ? b : a));

@@ -87,7 +87,13 @@ export function chunkDescriptors(k: ArrayLike<number>, dims: MocDims, table: Chu
  * ties to the lower chunk index, the first min(K, #candidates) kept, the rest -1.
  * @returns routed [H, N, K]; all -1 in dense mode.
  */
-export function routeReference(q: ArrayLike<number>, desc: ArrayLike<number>, dims: MocDims, table: ChunkTable, cfg: MocConfig): Int32Array {
+export function routeReference(
+  q: ArrayLike<number>,
+  desc: ArrayLike<number>,
+  dims: MocDims,
+  table: ChunkTable,
+  cfg: MocConfig,
+): Int32Array {
   const { H, N, D } = dims;
   const C = table.start.length;
   const K = cfg.topK;
@@ -183,7 +189,7 @@ export function mocAttentionReference(
       }
       const max = p.reduce((m, x) => Math.max(m, x), -Infinity);
       let sum = 0;
-      for (let t = 0; t < N; t++) sum += (p[t] = Math.exp(p[t] - max));
+      for (let t = 0; t < N; t++) sum += p[t] = Math.exp(p[t] - max);
       for (let d = 0; d < D; d++) {
         let o = 0;
         for (let t = 0; t < N; t++) if (p[t] > 0) o += (p[t] / sum) * v[(h * N + t) * D + d];
@@ -195,7 +201,14 @@ export function mocAttentionReference(
 }
 
 /** Sparsity as defined above, overall and per head. */
-export function sparsityOf(routed: Int32Array, width: number, dims: MocDims, table: ChunkTable, mode: MocMode, causalText = false): { sparsity: number; perHead: Float64Array } {
+export function sparsityOf(
+  routed: Int32Array,
+  width: number,
+  dims: MocDims,
+  table: ChunkTable,
+  mode: MocMode,
+  causalText = false,
+): { sparsity: number; perHead: Float64Array } {
   const { H, N } = dims;
   const visited = new Float64Array(H);
   forEachOmega(routed, width, dims, table, mode, causalText, (h, _i, _mask, tokens) => {
@@ -210,7 +223,15 @@ export function sparsityOf(routed: Int32Array, width: number, dims: MocDims, tab
  * The whole reference: descriptors, routing, attention, sparsity.
  * @param view routing's own queries and keys (descriptors and scores from them); q, k when omitted.
  */
-export function mocReference(q: Float32Array, k: Float32Array, v: Float32Array, dims: MocDims, table: ChunkTable, cfg: MocConfig, view?: RouteView): MocResult {
+export function mocReference(
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  dims: MocDims,
+  table: ChunkTable,
+  cfg: MocConfig,
+  view?: RouteView,
+): MocResult {
   const desc = chunkDescriptors(view?.k ?? k, dims, table);
   const routed = routeReference(view?.q ?? q, desc, dims, table, cfg);
   const ct = cfg.causalText ?? false;

@@ -29,7 +29,8 @@ export function routingSummary(r: RoutingRun, attention: AttentionOptions, heads
         const { start, to, count } = l.routes; // rows h·C + a (RouteRows)
         for (let a = 0; a < C; a++) {
           row.fill(0);
-          for (let h = 0; h < l.H; h++) for (let e = start[h * C + a]; e < start[h * C + a + 1]; e++) row[to[e]] += count[e];
+          for (let h = 0; h < l.H; h++)
+            for (let e = start[h * C + a]; e < start[h * C + a + 1]; e++) row[to[e]] += count[e];
           for (let b = 0; b < C; b++) if (row[b] > 0) edges.push([a, b, row[b]]);
         }
         const sparsity = Array.from(l.sparsity);

@@ -41,7 +41,15 @@ export function routingTrace(
  * mandatory matrix and the sparsity, 1 − (Σ_a |a|·|M(a)| + Σ_{a,b} n[h,a,b]·|b|) / N².
  * @param qMean, desc [H, C, D]; dims.N the tokens, dims.D the head dim.
  */
-export function traceOf(routes: RouteRows, qMean: Float32Array, desc: Float32Array, dims: MocDims, table: ChunkTable, mode: MocMode = 'moc', causalText = false): LayerTrace {
+export function traceOf(
+  routes: RouteRows,
+  qMean: Float32Array,
+  desc: Float32Array,
+  dims: MocDims,
+  table: ChunkTable,
+  mode: MocMode = 'moc',
+  causalText = false,
+): LayerTrace {
   const { H, N, D } = dims;
   const C = table.start.length;
   const { lens, mandatory, mandPairs } = mandatoryOf(table, causalText);

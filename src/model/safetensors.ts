@@ -76,7 +76,8 @@ export function parseSafetensors(bytes: Uint8Array, source = 'file'): SafeFile {
   const entries: Array<{ name: string; dtype: SafeDType; shape: number[]; begin: number; end: number }> = [];
   for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') {
-      if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('__metadata__ is not an object of strings');
+      if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+        fail('__metadata__ is not an object of strings');
       for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
         if (typeof v !== 'string') fail(`__metadata__.${k} is not a string`);
         metadata[k] = v as string;
@@ -90,14 +91,23 @@ export function parseSafetensors(bytes: Uint8Array, source = 'file'): SafeFile {
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
       fail(`tensor '${name}' has shape ${JSON.stringify(shape)}; expected an array of non-negative integers`);
     }
-    if (!Array.isArray(off) || off.length !== 2 || !off.every((x) => Number.isSafeInteger(x) && x >= 0) || off[0] > off[1]) {
+    if (
+      !Array.isArray(off) ||
+      off.length !== 2 ||
+      !off.every((x) => Number.isSafeInteger(x) && x >= 0) ||
+      off[0] > off[1]
+    ) {
       fail(`tensor '${name}' has data_offsets ${JSON.stringify(off)}; expected [begin, end] with 0 ≤ begin ≤ end`);
     }
     const [begin, end] = off as number[];
     const shp = shape as number[];
     const want = shp.reduce((n, d) => n * d, 1) * BYTES[dtype as SafeDType];
-    if (end - begin !== want) fail(`tensor '${name}' ${dtype} [${shp.join(', ')}] needs ${want} bytes but data_offsets [${begin}, ${end}] hold ${end - begin}`);
-    if (end > data.length) fail(`tensor '${name}' data_offsets [${begin}, ${end}] run past the end of the data (${data.length} bytes)`);
+    if (end - begin !== want)
+      fail(
+        `tensor '${name}' ${dtype} [${shp.join(', ')}] needs ${want} bytes but data_offsets [${begin}, ${end}] hold ${end - begin}`,
+      );
+    if (end > data.length)
+      fail(`tensor '${name}' data_offsets [${begin}, ${end}] run past the end of the data (${data.length} bytes)`);
     entries.push({ name, dtype: dtype as SafeDType, shape: shp, begin, end });
   }
   entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
@@ -111,7 +121,8 @@ export function parseSafetensors(bytes: Uint8Array, source = 'file'): SafeFile {
   }
   if (at !== data.length) fail(`data bytes [${at}, ${data.length}) after the last tensor belong to no tensor`);
   const tensors = new Map<string, SafeTensor>();
-  for (const e of entries) tensors.set(e.name, { dtype: e.dtype, shape: e.shape, data: view(e.dtype, data.subarray(e.begin, e.end)) });
+  for (const e of entries)
+    tensors.set(e.name, { dtype: e.dtype, shape: e.shape, data: view(e.dtype, data.subarray(e.begin, e.end)) });
   return { tensors, metadata };
 }
 
@@ -126,7 +137,10 @@ export function dtypeOf(data: SafeData): SafeDType {
  * library writes it).
  * @throws InputError when a tensor's data does not fill its shape or a name is "__metadata__".
  */
-export function serializeSafetensors(tensors: Map<string, SafeTensor> | Record<string, SafeTensor>, metadata: Record<string, string> = {}): Uint8Array {
+export function serializeSafetensors(
+  tensors: Map<string, SafeTensor> | Record<string, SafeTensor>,
+  metadata: Record<string, string> = {},
+): Uint8Array {
   const list = tensors instanceof Map ? [...tensors] : Object.entries(tensors);
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
@@ -134,8 +148,10 @@ export function serializeSafetensors(tensors: Map<string, SafeTensor> | Record<s
   for (const [name, t] of list) {
     if (name === '__metadata__') throw new InputError('a tensor cannot be named __metadata__');
     const n = t.shape.reduce((a, d) => a * d, 1);
-    if (t.data.length !== n) throw new InputError(`tensor '${name}': ${t.data.length} values do not fill shape [${t.shape.join(', ')}]`);
-    if (dtypeOf(t.data) !== t.dtype) throw new InputError(`tensor '${name}': dtype ${t.dtype} does not match its ${t.data.constructor.name}`);
+    if (t.data.length !== n)
+      throw new InputError(`tensor '${name}': ${t.data.length} values do not fill shape [${t.shape.join(', ')}]`);
+    if (dtypeOf(t.data) !== t.dtype)
+      throw new InputError(`tensor '${name}': dtype ${t.dtype} does not match its ${t.data.constructor.name}`);
     header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
     offset += t.data.byteLength;
   }

@@ -14,7 +14,14 @@ import type { Tensor } from '../engine/tensor.ts';
 import type { AttentionOptions, LayerTrace } from './api.ts';
 import type { MocDiT, PhaseTimer } from './dit.ts';
 import type { MocDesign } from '../engine/kernels/moc-attention.ts';
-import { buildPrefixLayout, contentHash, disposePrefixCache, disposePrefixLayout, prefixCacheBytes, type PrefixEntry } from './shot-cache.ts';
+import {
+  buildPrefixLayout,
+  contentHash,
+  disposePrefixCache,
+  disposePrefixLayout,
+  prefixCacheBytes,
+  type PrefixEntry,
+} from './shot-cache.ts';
 
 /** torch.linspace(1, 0, steps + 1) in f32 (its CPU kernel's formula), as train/sample.py's ts. */
 export function timesteps(steps: number): Float32Array {
@@ -90,7 +97,8 @@ export interface SampleInputs {
 
 /** Throws the signal's reason (an AbortError) when it is aborted. */
 export function throwIfAborted(signal?: AbortSignal): void {
-  if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new DOMException('generation cancelled', 'AbortError');
+  if (signal?.aborted)
+    throw signal.reason instanceof Error ? signal.reason : new DOMException('generation cancelled', 'AbortError');
 }
 
 /**
@@ -106,8 +114,10 @@ export async function sample(dit: MocDiT, inputs: SampleInputs, opts: SampleOpti
   const img = cfg.imageSize;
   const shape = [T, cfg.channels, img, img];
   const size = T * cfg.channels * img * img;
-  if (inputs.noise.length !== size) throw new RangeError(`sample: noise has ${inputs.noise.length} values, expected [${shape.join(', ')}]`);
-  if (inputs.text.length !== (S + 1) * cfg.textLen) throw new RangeError(`sample: text has ${inputs.text.length} ids, expected [${S + 1}, ${cfg.textLen}]`);
+  if (inputs.noise.length !== size)
+    throw new RangeError(`sample: noise has ${inputs.noise.length} values, expected [${shape.join(', ')}]`);
+  if (inputs.text.length !== (S + 1) * cfg.textLen)
+    throw new RangeError(`sample: text has ${inputs.text.length} ids, expected [${S + 1}, ${cfg.textLen}]`);
   const fixed = Array.from({ length: S }, (_, s) => Boolean(inputs.keep?.shots[s]));
   const seq = dit.sequence(frames, opts.attention.chunkFrames);
   const x0 = inputs.noise.slice();
@@ -126,7 +136,12 @@ export async function sample(dit: MocDiT, inputs: SampleInputs, opts: SampleOpti
   const rows = eng.upload(rowShot, [rowShot.length], 'sampler.row-shot');
   const g = eng.upload(new Float32Array([opts.guidance]), [1], 'sampler.guidance');
   const ts = timesteps(opts.steps);
-  const fwd = { mode: opts.attention.mode, topK: opts.attention.topK, causal: opts.attention.causal, design: opts.design };
+  const fwd = {
+    mode: opts.attention.mode,
+    topK: opts.attention.topK,
+    causal: opts.attention.causal,
+    design: opts.design,
+  };
   let ok = false;
   try {
     const kept = await keptPrefix(dit, inputs, opts, fixed, x0, x, textEmb, nullEmb);
@@ -137,13 +152,23 @@ export async function sample(dit: MocDiT, inputs: SampleInputs, opts: SampleOpti
       const timer = opts.timer?.(step);
       const trace = opts.traceStep?.(step) ?? false;
       throwIfAborted(opts.signal);
-      const use = (c: PrefixEntry['cond'] | null) => (kept && c && !trace ? { cached: { layout: kept.layout, cache: c } } : {});
-      const cond = await dit.forward(x, tShot, textEmb, frames, opts.attention.chunkFrames, { ...fwd, trace, timer, ...use(kept?.cond ?? null) });
+      const use = (c: PrefixEntry['cond'] | null) =>
+        kept && c && !trace ? { cached: { layout: kept.layout, cache: c } } : {};
+      const cond = await dit.forward(x, tShot, textEmb, frames, opts.attention.chunkFrames, {
+        ...fwd,
+        trace,
+        timer,
+        ...use(kept?.cond ?? null),
+      });
       let v = cond.velocity;
       try {
         if (opts.guidance !== 1) {
           throwIfAborted(opts.signal);
-          const nul = await dit.forward(x, tShot, nullEmb, frames, opts.attention.chunkFrames, { ...fwd, timer, ...use(kept?.uncond ?? null) });
+          const nul = await dit.forward(x, tShot, nullEmb, frames, opts.attention.chunkFrames, {
+            ...fwd,
+            timer,
+            ...use(kept?.uncond ?? null),
+          });
           const run = <R>(fn: () => Promise<R>): Promise<R> => (timer ? timer.run('other', fn) : fn());
           v = await run(async () => {
             const d = await binary(eng, 'sub', cond.velocity, nul.velocity); //          v_text − v_null
@@ -157,7 +182,14 @@ export async function sample(dit: MocDiT, inputs: SampleInputs, opts: SampleOpti
         const gate = new Float32Array(S * img);
         fixed.forEach((f, s) => gate.fill(f ? 0 : -(tNow - tNext), s * img, (s + 1) * img));
         const gt = eng.upload(gate, [S, img], 'sampler.gate');
-        await gatedResidual(eng, x.view([rowShot.length, img]), gt, v.view([rowShot.length, img]), rows, x.view([rowShot.length, img]));
+        await gatedResidual(
+          eng,
+          x.view([rowShot.length, img]),
+          gt,
+          v.view([rowShot.length, img]),
+          rows,
+          x.view([rowShot.length, img]),
+        );
         gt.dispose();
       } finally {
         v.dispose();
@@ -192,13 +224,30 @@ async function keptPrefix(
   const cfg = dit.config;
   const a = opts.attention;
   const first = fixed.indexOf(false);
-  if (!cfg.causalText || cfg.routeView !== 'rotary' || a.mode !== 'moc' || !a.causal || a.topK < 1 || first < 1 || opts.cacheBytes === 0) return null;
+  if (
+    !cfg.causalText ||
+    cfg.routeView !== 'rotary' ||
+    a.mode !== 'moc' ||
+    !a.causal ||
+    a.topK < 1 ||
+    first < 1 ||
+    opts.cacheBytes === 0
+  )
+    return null;
   const { frames } = inputs;
   const Tp = frames.slice(0, first).reduce((s, f) => s + f, 0);
   const per = cfg.channels * cfg.imageSize * cfg.imageSize;
   const guided = opts.guidance !== 1;
   // the whole board's shot lengths: the buffers span every token (the sampled shots' rows too)
-  const key = [frames.join(','), first, a.chunkFrames, a.topK, opts.design ?? '', guided, contentHash([inputs.text.subarray(0, (first + 1) * cfg.textLen), x0.subarray(0, Tp * per)])].join('|');
+  const key = [
+    frames.join(','),
+    first,
+    a.chunkFrames,
+    a.topK,
+    opts.design ?? '',
+    guided,
+    contentHash([inputs.text.subarray(0, (first + 1) * cfg.textLen), x0.subarray(0, Tp * per)]),
+  ].join('|');
   const hit = dit.shotCache.get(key);
   if (hit) {
     opts.onCache?.({ keptShots: first, hit: true, bytes: hit.bytes });
@@ -210,7 +259,8 @@ async function keptPrefix(
     disposePrefixLayout(layout);
     return null;
   }
-  const fill = (emb: Float32Array) => dit.fillPrefix(layout, x, emb, frames, a.chunkFrames, { topK: a.topK, design: opts.design });
+  const fill = (emb: Float32Array) =>
+    dit.fillPrefix(layout, x, emb, frames, a.chunkFrames, { topK: a.topK, design: opts.design });
   const cond = await fill(textEmb);
   let uncond: PrefixEntry['uncond'];
   try {
@@ -231,7 +281,14 @@ async function keptPrefix(
  * The clean-video estimate x₀ = x_t − t·v of the sampled shots (fixed shots: x itself), for
  * previews. Returns a new tensor [T, 3, Hi, Wi].
  */
-export async function cleanEstimate(eng: Engine, x: Tensor, v: Tensor, t: number, frameShot: Int32Array, fixed: readonly boolean[]): Promise<Tensor> {
+export async function cleanEstimate(
+  eng: Engine,
+  x: Tensor,
+  v: Tensor,
+  t: number,
+  frameShot: Int32Array,
+  fixed: readonly boolean[],
+): Promise<Tensor> {
   const [T, c, img] = x.shape;
   const rowsN = T * c * img;
   const rowShot = new Int32Array(rowsN);

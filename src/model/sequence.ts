@@ -60,7 +60,9 @@ export function makeSequence(frames: readonly number[], textLen: number, grid: n
   const n = nText + nVideo;
   const C = stream.start.length;
   // internal order: text chunks (stream order among themselves), then video chunks
-  const order = [...stream.chunks.keys()].sort((a, b) => Number(stream.chunks[a].kind === 'video') - Number(stream.chunks[b].kind === 'video') || a - b);
+  const order = [...stream.chunks.keys()].sort(
+    (a, b) => Number(stream.chunks[a].kind === 'video') - Number(stream.chunks[b].kind === 'video') || a - b,
+  );
   const toStream = Int32Array.from(order);
   const chunks: Chunk[] = [];
   let at = 0;
@@ -92,7 +94,8 @@ export function makeSequence(frames: readonly number[], textLen: number, grid: n
     }
     tau += 1 + F;
   });
-  if (internal.n !== n || C !== internal.start.length) throw new Error(`sequence: internal table covers ${internal.n} tokens, expected ${n}`);
+  if (internal.n !== n || C !== internal.start.length)
+    throw new Error(`sequence: internal table covers ${internal.n} tokens, expected ${n}`);
   return { frames, textLen, grid, chunkFrames, nText, nVideo, n, stream, internal, toStream, cond, pos, frameShot };
 }
 
@@ -105,5 +108,7 @@ export { KIND_TEXT, KIND_VIDEO };
  * train/moc.py's shot_mask: the global caption plus the query's own shot (caption and frames).
  */
 export function shotOnlyTable(internal: ChunkTable): ChunkTable {
-  return tableFromChunks(internal.chunks.map((c) => (c.kind === 'text' && c.shot >= 0 ? { ...c, kind: 'video' as const } : c)));
+  return tableFromChunks(
+    internal.chunks.map((c) => (c.kind === 'text' && c.shot >= 0 ? { ...c, kind: 'video' as const } : c)),
+  );
 }

@@ -65,9 +65,16 @@ export interface PrefixCache {
  * Builds the layout of frames split before shot `first` (1 ≤ first < S).
  * @throws RangeError for a split outside the board.
  */
-export function buildPrefixLayout(eng: Engine, cfg: ModelConfig, frames: readonly number[], chunkFrames: number, first: number): PrefixLayout {
+export function buildPrefixLayout(
+  eng: Engine,
+  cfg: ModelConfig,
+  frames: readonly number[],
+  chunkFrames: number,
+  first: number,
+): PrefixLayout {
   const S = frames.length;
-  if (!Number.isInteger(first) || first < 1 || first >= S) throw new RangeError(`prefix split ${first} is outside 1..${S - 1}`);
+  if (!Number.isInteger(first) || first < 1 || first >= S)
+    throw new RangeError(`prefix split ${first} is outside 1..${S - 1}`);
   const { heads: H, textLen: L, grid: G } = cfg;
   const full = makeSequence(frames, L, G, chunkFrames);
   const pre = makeSequence(frames.slice(0, first), L, G, chunkFrames);
@@ -99,7 +106,13 @@ export function buildPrefixLayout(eng: Engine, cfg: ModelConfig, frames: readonl
     return out;
   };
   const nText = full.nText - textStart;
-  const rows = buildRowState(eng, cfg, { pos: pick(full.pos, 3), cond: pick(full.cond, 1), nText, nVideo: Ns - nText }, N, Np);
+  const rows = buildRowState(
+    eng,
+    cfg,
+    { pos: pick(full.pos, 3), cond: pick(full.cond, 1), nText, nVideo: Ns - nText },
+    N,
+    Np,
+  );
   const qMap = new Int32Array(H * N);
   const kMap = new Int32Array(H * N);
   const vMap = new Int32Array(H * N);
@@ -112,7 +125,8 @@ export function buildPrefixLayout(eng: Engine, cfg: ModelConfig, frames: readonl
     }
   }
   const descMap = new Int32Array(H * C);
-  for (let h = 0; h < H; h++) for (let c = 0; c < C; c++) descMap[h * C + c] = c < Cp ? h * Cp + c : H * Cp + h * (C - Cp) + c - Cp;
+  for (let h = 0; h < H; h++)
+    for (let c = 0; c < C; c++) descMap[h * C + c] = c < Cp ? h * Cp + c : H * Cp + h * (C - Cp) + c - Cp;
   const up = (a: Int32Array, label: string): Tensor => eng.upload(a, [a.length], `dit.prefix.${label}`);
   return {
     first,
@@ -130,7 +144,10 @@ export function buildPrefixLayout(eng: Engine, cfg: ModelConfig, frames: readonl
     chunkShot: up(table.shot, 'chunk-shot'),
     suffixStart: up(table.start.slice(Cp), 'suffix-start'),
     suffixEnd: up(table.end.slice(Cp), 'suffix-end'),
-    frameIdx: up(Int32Array.from({ length: T - Tp }, (_, f) => Tp + f), 'frame-idx'),
+    frameIdx: up(
+      Int32Array.from({ length: T - Tp }, (_, f) => Tp + f),
+      'frame-idx',
+    ),
     qMap: up(qMap, 'q-map'),
     kMap: up(kMap, 'k-map'),
     vMap: up(vMap, 'v-map'),
@@ -140,7 +157,19 @@ export function buildPrefixLayout(eng: Engine, cfg: ModelConfig, frames: readonl
 
 export function disposePrefixLayout(l: PrefixLayout): void {
   disposeRows(l.rows);
-  for (const t of [l.chunkStart, l.chunkKind, l.chunkShot, l.suffixStart, l.suffixEnd, l.frameIdx, l.qMap, l.kMap, l.vMap, l.descMap]) t.dispose();
+  for (const t of [
+    l.chunkStart,
+    l.chunkKind,
+    l.chunkShot,
+    l.suffixStart,
+    l.suffixEnd,
+    l.frameIdx,
+    l.qMap,
+    l.kMap,
+    l.vMap,
+    l.descMap,
+  ])
+    t.dispose();
 }
 
 export function disposePrefixCache(c: PrefixCache): void {
@@ -152,7 +181,12 @@ export function disposePrefixCache(c: PrefixCache): void {
 }
 
 /** Bytes of one conditioning's PrefixCache (f32/i32 = 4). */
-export function prefixCacheBytes(cfg: Pick<ModelConfig, 'heads' | 'headDim' | 'depth'>, N: number, C: number, K: number): number {
+export function prefixCacheBytes(
+  cfg: Pick<ModelConfig, 'heads' | 'headDim' | 'depth'>,
+  N: number,
+  C: number,
+  K: number,
+): number {
   const { heads: H, headDim: D, depth } = cfg;
   return 4 * (depth * (2 * H * N * D + H * C * D) + H * N * Math.max(1, K));
 }

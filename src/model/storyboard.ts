@@ -53,14 +53,17 @@ export function parseStoryboard(value: unknown): Storyboard {
     .join('')
     .replace(/\.\[/g, '[');
   let msg = issue.message;
-  if (issue.code === 'too_small' && issue.path.length === 1 && issue.path[0] === 'shots') msg = 'a storyboard needs at least one shot';
+  if (issue.code === 'too_small' && issue.path.length === 1 && issue.path[0] === 'shots')
+    msg = 'a storyboard needs at least one shot';
   throw new StoryboardError(`${path.replace('storyboard.[', 'storyboard[')}: ${msg}`);
 }
 
 /** Parses storyboard JSON text (at most MAX_STORYBOARD_BYTES); throws StoryboardError naming what is wrong. */
 export function parseStoryboardJson(text: string): Storyboard {
   if (text.length > MAX_STORYBOARD_BYTES) {
-    throw new StoryboardError(`storyboard is ${formatBytes(text.length)} or more, more than the limit of ${formatBytes(MAX_STORYBOARD_BYTES)} (is it the right file?)`);
+    throw new StoryboardError(
+      `storyboard is ${formatBytes(text.length)} or more, more than the limit of ${formatBytes(MAX_STORYBOARD_BYTES)} (is it the right file?)`,
+    );
   }
   let value: unknown;
   try {

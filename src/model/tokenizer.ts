@@ -34,7 +34,7 @@ export function splitPatternProblem(pattern: string): string | null {
   let quantifiers = 0;
   let unbounded = 0;
   let atom = false; // the previous token can take a quantifier
-  for (let i = 0; i < pattern.length; ) {
+  for (let i = 0; i < pattern.length;) {
     const c = pattern[i];
     if (c === '|') {
       [quantifiers, unbounded, atom] = [0, 0, false];
@@ -114,15 +114,21 @@ export class Tokenizer {
     if (this.index.size !== words.length) throw new InputError(`${source}: vocab.json lists a word twice`);
     const p = this.index.get(pad);
     const u = this.index.get(unk);
-    if (p === undefined || u === undefined) throw new InputError(`${source}: vocab.json's words lack the pad or unk token`);
+    if (p === undefined || u === undefined)
+      throw new InputError(`${source}: vocab.json's words lack the pad or unk token`);
     this.padId = p;
     this.unkId = u;
     const problem = splitPatternProblem(splitPattern);
-    if (problem) throw new InputError(`${source}: vocab.json's split pattern ${JSON.stringify(clip(splitPattern))} is not supported: ${problem}`);
+    if (problem)
+      throw new InputError(
+        `${source}: vocab.json's split pattern ${JSON.stringify(clip(splitPattern))} is not supported: ${problem}`,
+      );
     try {
       this.re = new RegExp(splitPattern, 'gu');
     } catch (e) {
-      throw new InputError(`${source}: vocab.json's split pattern is not a valid regular expression (${(e as Error).message})`);
+      throw new InputError(
+        `${source}: vocab.json's split pattern is not a valid regular expression (${(e as Error).message})`,
+      );
     }
   }
 
@@ -146,7 +152,10 @@ export class Tokenizer {
 
   /** The words of a caption (lower-cased, split as train/vocab.py's split_words). */
   split(text: string): string[] {
-    if (text.length > MAX_CAPTION_CHARS) throw new CaptionError(`caption is ${text.length} characters, the limit is ${MAX_CAPTION_CHARS}: ${JSON.stringify(clip(text))}`);
+    if (text.length > MAX_CAPTION_CHARS)
+      throw new CaptionError(
+        `caption is ${text.length} characters, the limit is ${MAX_CAPTION_CHARS}: ${JSON.stringify(clip(text))}`,
+      );
     return (this.lowercase ? text.toLowerCase() : text).match(this.re) ?? [];
   }
 
@@ -157,7 +166,9 @@ export class Tokenizer {
   encode(text: string, length: number): Encoded {
     const words = this.split(text);
     if (words.length > length) {
-      throw new CaptionError(`caption has ${words.length} tokens, the limit is ${length}: ${JSON.stringify(clip(text))}`);
+      throw new CaptionError(
+        `caption has ${words.length} tokens, the limit is ${length}: ${JSON.stringify(clip(text))}`,
+      );
     }
     const ids = new Int32Array(length).fill(this.padId);
     const unknown: string[] = [];
@@ -184,8 +195,14 @@ export class Tokenizer {
     if (enc.unknown.length) {
       const words = [...new Set(enc.unknown)];
       const more = words.length > MAX_LISTED ? ` and ${words.length - MAX_LISTED} more` : '';
-      const list = words.slice(0, MAX_LISTED).map((w) => `'${clip(w, 40)}'`).join(', ') + more;
-      throw new CaptionError(`${what}: ${enc.unknown.length === 1 ? 'word' : 'words'} ${list} not in the vocabulary of ${this.source} (${this.size} words)`);
+      const list =
+        words
+          .slice(0, MAX_LISTED)
+          .map((w) => `'${clip(w, 40)}'`)
+          .join(', ') + more;
+      throw new CaptionError(
+        `${what}: ${enc.unknown.length === 1 ? 'word' : 'words'} ${list} not in the vocabulary of ${this.source} (${this.size} words)`,
+      );
     }
     return enc.ids;
   }

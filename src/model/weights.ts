@@ -49,7 +49,8 @@ export function halfToFloat(bits: Uint16Array): Float32Array {
       const s = h & 0x8000 ? -1 : 1;
       const e = (h >> 10) & 0x1f;
       const m = h & 0x3ff;
-      halfTable[h] = e === 0 ? s * m * 2 ** -24 : e === 31 ? (m ? NaN : s * Infinity) : s * (1 + m / 1024) * 2 ** (e - 15);
+      halfTable[h] =
+        e === 0 ? s * m * 2 ** -24 : e === 31 ? (m ? NaN : s * Infinity) : s * (1 + m / 1024) * 2 ** (e - 15);
     }
   }
   const out = new Float32Array(bits.length);
@@ -82,7 +83,9 @@ function checkValues(source: string, name: string, data: Float32Array): void {
   for (let i = 0; i < data.length; i++) {
     const v = data[i];
     if (!(Math.abs(v) <= MAX_WEIGHT_ABS)) {
-      const what = Number.isFinite(v) ? `${v.toPrecision(3)}, beyond ±${MAX_WEIGHT_ABS} (trained weights stay below 10)` : `${v} (not finite)`;
+      const what = Number.isFinite(v)
+        ? `${v.toPrecision(3)}, beyond ±${MAX_WEIGHT_ABS} (trained weights stay below 10)`
+        : `${v} (not finite)`;
       throw new InputError(`${source}: tensor '${name}' has the value ${what} at index ${i}`);
     }
   }
@@ -94,16 +97,24 @@ function checkValues(source: string, name: string, data: Float32Array): void {
  * Returns the host weights (f32, plus f16 bits).
  * @throws InputError naming the first offending tensor.
  */
-export function checkWeights(bytes: Uint8Array, config: ModelConfig, source = 'model.safetensors'): Map<string, HostWeight> {
+export function checkWeights(
+  bytes: Uint8Array,
+  config: ModelConfig,
+  source = 'model.safetensors',
+): Map<string, HostWeight> {
   const file = parseSafetensors(bytes, source);
   const want = expectedWeights(config);
   const out = new Map<string, HostWeight>();
   for (const [name, shape] of want) {
     const t = file.tensors.get(name);
-    if (!t) throw new InputError(`${source}: tensor '${name}' is missing (the config's model needs ${want.size} tensors)`);
-    if (t.dtype !== 'F16' && t.dtype !== 'F32') throw new InputError(`${source}: tensor '${name}' has dtype ${t.dtype}; weights must be F16 or F32`);
+    if (!t)
+      throw new InputError(`${source}: tensor '${name}' is missing (the config's model needs ${want.size} tensors)`);
+    if (t.dtype !== 'F16' && t.dtype !== 'F32')
+      throw new InputError(`${source}: tensor '${name}' has dtype ${t.dtype}; weights must be F16 or F32`);
     if (t.shape.length !== shape.length || t.shape.some((v, i) => v !== shape[i])) {
-      throw new InputError(`${source}: tensor '${name}' has shape [${t.shape.join(', ')}], the config needs [${shape.join(', ')}]`);
+      throw new InputError(
+        `${source}: tensor '${name}' has shape [${t.shape.join(', ')}], the config needs [${shape.join(', ')}]`,
+      );
     }
     const f16 = t.dtype === 'F16' ? (t.data as Uint16Array) : null;
     const data = f16 ? halfToFloat(f16) : (t.data as Float32Array);
@@ -133,7 +144,8 @@ export async function loadModel(read: ReadFile, source = 'model'): Promise<Loade
   const manifestBytes = await get('manifest.json');
   checkSize(`${source}/manifest.json`, manifestBytes.length, MAX_JSON_BYTES);
   const m = manifestSchema.safeParse(parseJson(manifestBytes, `${source}/manifest.json`));
-  if (!m.success) throw new InputError(`${source}/manifest.json: ${m.error.issues[0].path.join('.')}: ${m.error.issues[0].message}`);
+  if (!m.success)
+    throw new InputError(`${source}/manifest.json: ${m.error.issues[0].path.join('.')}: ${m.error.issues[0].message}`);
   const files = new Map<string, Uint8Array>();
   let bytes = 0;
   for (const name of MODEL_FILES) {
@@ -141,16 +153,30 @@ export async function loadModel(read: ReadFile, source = 'model'): Promise<Loade
     if (!entry) throw new InputError(`${source}/manifest.json: lists no ${name}`);
     checkSize(`${source}/${name} (by manifest.json)`, entry.bytes, modelFileCap(name)); // before reading it
     const data = await get(name);
-    if (data.length !== entry.bytes) throw new InputError(`${source}/${name}: ${data.length} bytes, manifest.json says ${entry.bytes} (truncated or replaced?)`);
+    if (data.length !== entry.bytes)
+      throw new InputError(
+        `${source}/${name}: ${data.length} bytes, manifest.json says ${entry.bytes} (truncated or replaced?)`,
+      );
     const sha = await sha256Hex(data);
-    if (sha !== entry.sha256) throw new InputError(`${source}/${name}: sha256 ${sha.slice(0, 12)}… differs from manifest.json's ${entry.sha256.slice(0, 12)}… (corrupt or replaced)`);
+    if (sha !== entry.sha256)
+      throw new InputError(
+        `${source}/${name}: sha256 ${sha.slice(0, 12)}… differs from manifest.json's ${entry.sha256.slice(0, 12)}… (corrupt or replaced)`,
+      );
     files.set(name, data);
     bytes += data.length;
   }
-  const config = parseModelConfig(parseJson(files.get('config.json')!, `${source}/config.json`), `${source}/config.json`);
-  const tokenizer = Tokenizer.fromJson(parseJson(files.get('vocab.json')!, `${source}/vocab.json`), `model '${config.name}'`);
+  const config = parseModelConfig(
+    parseJson(files.get('config.json')!, `${source}/config.json`),
+    `${source}/config.json`,
+  );
+  const tokenizer = Tokenizer.fromJson(
+    parseJson(files.get('vocab.json')!, `${source}/vocab.json`),
+    `model '${config.name}'`,
+  );
   if (tokenizer.size !== config.vocabSize) {
-    throw new InputError(`${source}/vocab.json: ${tokenizer.size} words, config.json's vocab_size is ${config.vocabSize}`);
+    throw new InputError(
+      `${source}/vocab.json: ${tokenizer.size} words, config.json's vocab_size is ${config.vocabSize}`,
+    );
   }
   const weights = checkWeights(files.get('model.safetensors')!, config, `${source}/model.safetensors`);
   return { config, tokenizer, weights, bytes };

@@ -24,8 +24,21 @@ export function localModelEntries(store: Store | null = storage()): ModelEntry[]
     const raw: unknown = JSON.parse(store?.getItem(LOCAL_MODELS_KEY) ?? '[]');
     if (!Array.isArray(raw)) return [];
     return raw
-      .filter((e): e is ModelEntry => typeof e === 'object' && e !== null && typeof e.name === 'string' && typeof e.path === 'string' && e.path.startsWith(LOCAL_PATH))
-      .map((e) => ({ name: e.name, path: e.path, description: String(e.description ?? ''), params: Number(e.params) || 0, bytes: Number(e.bytes) || 0 }));
+      .filter(
+        (e): e is ModelEntry =>
+          typeof e === 'object' &&
+          e !== null &&
+          typeof e.name === 'string' &&
+          typeof e.path === 'string' &&
+          e.path.startsWith(LOCAL_PATH),
+      )
+      .map((e) => ({
+        name: e.name,
+        path: e.path,
+        description: String(e.description ?? ''),
+        params: Number(e.params) || 0,
+        bytes: Number(e.bytes) || 0,
+      }));
   } catch {
     return [];
   }
@@ -46,7 +59,12 @@ export function isLocalEntry(e: ModelEntry): boolean {
  * replaced, never one of `taken` (a number is added).
  */
 export function localModelName(folder: string, taken: readonly string[]): string {
-  const base = folder.trim().replace(/[^\w.-]+/g, '-').replace(/^[-.]+|-+$/g, '').slice(0, 48) || 'my-model';
+  const base =
+    folder
+      .trim()
+      .replace(/[^\w.-]+/g, '-')
+      .replace(/^[-.]+|-+$/g, '')
+      .slice(0, 48) || 'my-model';
   let name = base;
   for (let i = 2; taken.includes(name); i++) name = `${base}-${i}`;
   return name;

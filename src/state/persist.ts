@@ -16,7 +16,14 @@ import type { Storyboard } from '../model/storyboard.ts';
 import { isAttentionMode } from '../model/api.ts';
 import { parseStoryboard } from '../model/storyboard.ts';
 import { withIds, type Board } from './board-ops.ts';
-import { ATTENTION_KEYS, DEFAULT_SETTINGS, RUN_KINDS, type GenerationSettings, type RunPlan, type TakeMeta } from './types.ts';
+import {
+  ATTENTION_KEYS,
+  DEFAULT_SETTINGS,
+  RUN_KINDS,
+  type GenerationSettings,
+  type RunPlan,
+  type TakeMeta,
+} from './types.ts';
 
 export const DB_NAME = 'moc-studio';
 /** IndexedDB schema version: bump it and add a step to `upgrade()` when the stores change. */
@@ -101,16 +108,27 @@ export class ConflictError extends StorageError {
 export function migrateBoardRecord(raw: unknown): BoardRecord {
   const rec = (raw ?? {}) as Record<string, unknown>;
   const format = typeof rec.format === 'number' ? rec.format : 0;
-  if (format > FORMAT) throw new StorageError(`the saved storyboard has format ${format}, newer than this studio's ${FORMAT}`);
+  if (format > FORMAT)
+    throw new StorageError(`the saved storyboard has format ${format}, newer than this studio's ${FORMAT}`);
   let cur: BoardRecord;
   if (format === 0) {
     const b = withIds(parse(rec));
     cur = { format: 1, board: b.board, shotIds: b.shotIds, chosen: {}, savedAt: 0, rev: 0 };
   } else {
     const board = parse(rec.board);
-    const ids = Array.isArray(rec.shotIds) && rec.shotIds.length === board.shots.length ? rec.shotIds.map(String) : withIds(board).shotIds;
+    const ids =
+      Array.isArray(rec.shotIds) && rec.shotIds.length === board.shots.length
+        ? rec.shotIds.map(String)
+        : withIds(board).shotIds;
     const rev = Number.isSafeInteger(rec.rev) && (rec.rev as number) >= 0 ? (rec.rev as number) : 0;
-    cur = { format: 1, board, shotIds: ids, chosen: isStringMap(rec.chosen) ? rec.chosen : {}, savedAt: Number(rec.savedAt) || 0, rev };
+    cur = {
+      format: 1,
+      board,
+      shotIds: ids,
+      chosen: isStringMap(rec.chosen) ? rec.chosen : {},
+      savedAt: Number(rec.savedAt) || 0,
+      rev,
+    };
   }
   // Later formats: `if (cur.format === 1) cur = v1ToV2(cur);` and so on, one step at a time.
   return cur;
@@ -147,11 +165,14 @@ export function migrateRunRecord(raw: unknown): RunRecord {
   if (typeof rec.id !== 'string') bad('it has no id');
   if (rec.model !== null && typeof rec.model !== 'string') bad('its model is not a name');
   const plan = (rec.plan ?? {}) as Partial<Record<keyof RunPlan, unknown>>;
-  if (!RUN_KINDS.includes(plan.kind as RunPlan['kind'])) bad(`kind ${JSON.stringify(plan.kind)} is not one of ${RUN_KINDS.join(', ')}`);
+  if (!RUN_KINDS.includes(plan.kind as RunPlan['kind']))
+    bad(`kind ${JSON.stringify(plan.kind)} is not one of ${RUN_KINDS.join(', ')}`);
   const request = checkRequest(plan.request, bad);
   const { shotIds, targets } = plan;
-  if (!isStringList(shotIds) || shotIds.length !== request.storyboard.shots.length) bad(`shotIds are not ${request.storyboard.shots.length} shot ids`);
-  if (!isStringList(targets) || !targets.length || targets.some((t) => !shotIds.includes(t))) bad('targets are not shot ids of the run');
+  if (!isStringList(shotIds) || shotIds.length !== request.storyboard.shots.length)
+    bad(`shotIds are not ${request.storyboard.shots.length} shot ids`);
+  if (!isStringList(targets) || !targets.length || targets.some((t) => !shotIds.includes(t)))
+    bad('targets are not shot ids of the run');
   return {
     format: 1,
     id: rec.id as string,
@@ -166,20 +187,35 @@ function checkRequest(raw: unknown, bad: (what: string) => never): GenerateReque
   const r = (raw ?? {}) as Partial<Record<keyof GenerateRequest, unknown>>;
   const storyboard = parse(r.storyboard, "the saved run's storyboard");
   if (!isCount(r.steps, 1)) bad(`steps ${String(r.steps)} is not a count of steps`);
-  if (typeof r.guidance !== 'number' || !Number.isFinite(r.guidance)) bad(`guidance ${String(r.guidance)} is not a number`);
+  if (typeof r.guidance !== 'number' || !Number.isFinite(r.guidance))
+    bad(`guidance ${String(r.guidance)} is not a number`);
   const a = (r.attention ?? {}) as Partial<Record<keyof AttentionOptions, unknown>>;
   if (attentionProblem(a)) bad('its attention options are not mode, topK, chunkFrames and causal');
   const keep = r.keep ?? [];
-  if (!Array.isArray(keep) || keep.some((k: { shot?: unknown; frames?: unknown }) => !isCount(k?.shot, 0) || (k.shot as number) >= storyboard.shots.length || !(k.frames instanceof Uint8ClampedArray))) {
+  if (
+    !Array.isArray(keep) ||
+    keep.some(
+      (k: { shot?: unknown; frames?: unknown }) =>
+        !isCount(k?.shot, 0) ||
+        (k.shot as number) >= storyboard.shots.length ||
+        !(k.frames instanceof Uint8ClampedArray),
+    )
+  ) {
     bad('its kept shots are not shots of the storyboard with their pixels');
   }
-  for (const key of ['previewEvery', 'traceEvery'] as const) if (r[key] !== undefined && !isCount(r[key], 0)) bad(`${key} ${String(r[key])} is not a count`);
+  for (const key of ['previewEvery', 'traceEvery'] as const)
+    if (r[key] !== undefined && !isCount(r[key], 0)) bad(`${key} ${String(r[key])} is not a count`);
   if (r.profile !== undefined && typeof r.profile !== 'boolean') bad('profile is not true or false');
   return {
     storyboard,
     steps: r.steps as number,
     guidance: r.guidance as number,
-    attention: { mode: a.mode as AttentionOptions['mode'], topK: a.topK as number, chunkFrames: a.chunkFrames as number, causal: a.causal as boolean },
+    attention: {
+      mode: a.mode as AttentionOptions['mode'],
+      topK: a.topK as number,
+      chunkFrames: a.chunkFrames as number,
+      causal: a.causal as boolean,
+    },
     keep: keep as NonNullable<GenerateRequest['keep']>,
     ...(r.previewEvery !== undefined ? { previewEvery: r.previewEvery as number } : {}),
     ...(r.traceEvery !== undefined ? { traceEvery: r.traceEvery as number } : {}),
@@ -187,22 +223,27 @@ function checkRequest(raw: unknown, bad: (what: string) => never): GenerateReque
   };
 }
 
-const isCount = (v: unknown, min: number, max = Number.MAX_SAFE_INTEGER): v is number => Number.isInteger(v) && (v as number) >= min && (v as number) <= max;
+const isCount = (v: unknown, min: number, max = Number.MAX_SAFE_INTEGER): v is number =>
+  Number.isInteger(v) && (v as number) >= min && (v as number) <= max;
 const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 
 /** What is wrong with a stored take's metadata (every field the studio reads), or null. */
 export function takeMetaProblem(m: Partial<Record<keyof TakeMeta, unknown>>): string | null {
-  for (const k of ['id', 'shotId', 'caption', 'globalCaption', 'model'] as const) if (typeof m[k] !== 'string') return `${k} is not text`;
-  for (const k of ['frames', 'width', 'height', 'steps'] as const) if (!isCount(m[k], 1, 4096)) return `${k} ${String(m[k])} is not a count in 1..4096`;
+  for (const k of ['id', 'shotId', 'caption', 'globalCaption', 'model'] as const)
+    if (typeof m[k] !== 'string') return `${k} is not text`;
+  for (const k of ['frames', 'width', 'height', 'steps'] as const)
+    if (!isCount(m[k], 1, 4096)) return `${k} ${String(m[k])} is not a count in 1..4096`;
   if (!isCount(m.seed, 0, 0xffffffff)) return `seed ${String(m.seed)} is not a seed`;
-  for (const k of ['createdAt', 'guidance', 'runMs', 'sparsity'] as const) if (!isFiniteNumber(m[k])) return `${k} ${String(m[k])} is not a number`;
+  for (const k of ['createdAt', 'guidance', 'runMs', 'sparsity'] as const)
+    if (!isFiniteNumber(m[k])) return `${k} ${String(m[k])} is not a number`;
   if (attentionProblem(m.attention)) return `attention: ${attentionProblem(m.attention)}`;
   return null;
 }
 
 function attentionProblem(raw: unknown): string | null {
   const a = (raw ?? {}) as Partial<Record<keyof AttentionOptions, unknown>>;
-  if (!isAttentionMode(a.mode) || !isCount(a.topK, 0) || !isCount(a.chunkFrames, 1) || typeof a.causal !== 'boolean') return 'not mode, topK, chunkFrames and causal';
+  if (!isAttentionMode(a.mode) || !isCount(a.topK, 0) || !isCount(a.chunkFrames, 1) || typeof a.causal !== 'boolean')
+    return 'not mode, topK, chunkFrames and causal';
   return null;
 }
 
@@ -222,7 +263,10 @@ export function checkSettings(saved: GenerationSettings): { settings: Generation
   fix('steps', isCount(saved.steps, 1, 1000));
   fix('guidance', isFiniteNumber(saved.guidance));
   fix('attention', attentionProblem(saved.attention) === null);
-  fix('attentionByHand', Array.isArray(saved.attentionByHand) && saved.attentionByHand.every((k) => ATTENTION_KEYS.includes(k)));
+  fix(
+    'attentionByHand',
+    Array.isArray(saved.attentionByHand) && saved.attentionByHand.every((k) => ATTENTION_KEYS.includes(k)),
+  );
   return { settings: out, problems };
 }
 
@@ -298,7 +342,14 @@ export async function saveBoard(b: Board, chosen: Record<string, string>, rev: n
     await tx.done.catch(() => undefined);
     throw new ConflictError('the storyboard was changed in another tab since this tab loaded it');
   }
-  const rec: BoardRecord = { format: FORMAT, board: b.board, shotIds: b.shotIds, chosen, savedAt: Date.now(), rev: rev + 1 };
+  const rec: BoardRecord = {
+    format: FORMAT,
+    board: b.board,
+    shotIds: b.shotIds,
+    chosen,
+    savedAt: Date.now(),
+    rev: rev + 1,
+  };
   await Promise.all([tx.store.put(rec, 'board'), tx.done]);
   return rev + 1;
 }
@@ -317,7 +368,14 @@ export async function saveSettings(settings: GenerationSettings): Promise<void> 
 /** The saved settings, migrated and checked (bad fields replaced by defaults and named in `problems`); null when none. */
 export async function loadSettings(): Promise<{ settings: GenerationSettings; problems: string[] } | null> {
   const raw = (await (await db()).get('kv', 'settings')) as Partial<SettingsRecord> | undefined;
-  if (!raw || typeof raw.format !== 'number' || raw.format > FORMAT || typeof raw.settings !== 'object' || raw.settings === null) return null;
+  if (
+    !raw ||
+    typeof raw.format !== 'number' ||
+    raw.format > FORMAT ||
+    typeof raw.settings !== 'object' ||
+    raw.settings === null
+  )
+    return null;
   return checkSettings(migrateSettings(raw.settings));
 }
 
@@ -375,12 +433,20 @@ export async function loadRun(): Promise<SavedRun | null> {
   if (raw === undefined) return null;
   const rec = migrateRunRecord(raw);
   const s = (rawStep ?? {}) as Partial<RunStepRecord>;
-  const known = s.format === FORMAT && s.id === rec.id && Number.isInteger(s.step) && s.step! >= 0 && s.step! <= rec.plan.request.steps;
+  const known =
+    s.format === FORMAT &&
+    s.id === rec.id &&
+    Number.isInteger(s.step) &&
+    s.step! >= 0 &&
+    s.step! <= rec.plan.request.steps;
   return { ...rec, step: known ? s.step! : 0 };
 }
 
 /** What `load` read, or — when it throws — the one-line problem "`what` could not be restored: …". */
-export async function loadForRestore<T>(what: string, load: () => Promise<T>): Promise<{ value: T } | { problem: string }> {
+export async function loadForRestore<T>(
+  what: string,
+  load: () => Promise<T>,
+): Promise<{ value: T } | { problem: string }> {
   try {
     return { value: await load() };
   } catch (e) {

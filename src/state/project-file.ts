@@ -64,7 +64,8 @@ function fromBase64(b64: string): Uint8Array<ArrayBuffer> {
 function replacer(_key: string, value: unknown): unknown {
   if (ArrayBuffer.isView(value) && !(value instanceof DataView)) {
     const name = value.constructor.name as TypedName;
-    if (name in TYPED) return { $typed: name, b64: toBase64(new Uint8Array(value.buffer, value.byteOffset, value.byteLength)) };
+    if (name in TYPED)
+      return { $typed: name, b64: toBase64(new Uint8Array(value.buffer, value.byteOffset, value.byteLength)) };
   }
   return value;
 }
@@ -75,7 +76,8 @@ function reviver(_key: string, value: unknown): unknown {
     const Ctor = TYPED[v.$typed as TypedName];
     if (!Ctor) throw new ProjectFileError(`an array of unknown type ${JSON.stringify(v.$typed)}`);
     const bytes = fromBase64(v.b64);
-    if (bytes.byteLength % Ctor.BYTES_PER_ELEMENT) throw new ProjectFileError(`a ${v.$typed} of ${bytes.byteLength} bytes`);
+    if (bytes.byteLength % Ctor.BYTES_PER_ELEMENT)
+      throw new ProjectFileError(`a ${v.$typed} of ${bytes.byteLength} bytes`);
     return new Ctor(bytes.buffer, 0, bytes.byteLength / Ctor.BYTES_PER_ELEMENT);
   }
   return value;
@@ -106,8 +108,12 @@ export function readProject(text: string): Project {
   } catch (e) {
     throw e instanceof ProjectFileError ? e : new ProjectFileError(`it is not JSON (${(e as Error).message})`);
   }
-  if (!raw || typeof raw !== 'object' || raw.format !== PROJECT_FORMAT) throw new ProjectFileError(`it is not a MoC Studio project file (no "format": "${PROJECT_FORMAT}")`);
-  if (raw.version !== PROJECT_VERSION) throw new ProjectFileError(`it has version ${JSON.stringify(raw.version)}; this studio reads version ${PROJECT_VERSION}`);
+  if (!raw || typeof raw !== 'object' || raw.format !== PROJECT_FORMAT)
+    throw new ProjectFileError(`it is not a MoC Studio project file (no "format": "${PROJECT_FORMAT}")`);
+  if (raw.version !== PROJECT_VERSION)
+    throw new ProjectFileError(
+      `it has version ${JSON.stringify(raw.version)}; this studio reads version ${PROJECT_VERSION}`,
+    );
   let board;
   try {
     board = parseStoryboard(raw.board);
@@ -115,17 +121,28 @@ export function readProject(text: string): Project {
     throw new ProjectFileError(`its storyboard is invalid: ${(e as Error).message.split('\n')[0]}`);
   }
   const shotIds = raw.shotIds;
-  if (!Array.isArray(shotIds) || shotIds.length !== board.shots.length || !shotIds.every((id) => typeof id === 'string') || new Set(shotIds).size !== shotIds.length) {
+  if (
+    !Array.isArray(shotIds) ||
+    shotIds.length !== board.shots.length ||
+    !shotIds.every((id) => typeof id === 'string') ||
+    new Set(shotIds).size !== shotIds.length
+  ) {
     throw new ProjectFileError('its "shotIds" do not match its shots (one distinct id per shot)');
   }
   const takes: Project['takes'] = [];
   for (const [i, t] of (Array.isArray(raw.takes) ? raw.takes : []).entries()) {
     const meta = (t as { meta?: TakeMeta })?.meta;
     const pixels = (t as { pixels?: unknown })?.pixels;
-    if (!meta || typeof meta.id !== 'string' || typeof meta.shotId !== 'string') throw new ProjectFileError(`version ${i + 1} has no id or shot`);
+    if (!meta || typeof meta.id !== 'string' || typeof meta.shotId !== 'string')
+      throw new ProjectFileError(`version ${i + 1} has no id or shot`);
     if (!(pixels instanceof Uint8ClampedArray)) throw new ProjectFileError(`version ${meta.id} has no pixels`);
-    if (!(meta.frames > 0 && meta.width > 0 && meta.height > 0) || pixels.length !== meta.frames * meta.width * meta.height * 4) {
-      throw new ProjectFileError(`version ${meta.id} has ${pixels.length} bytes of pixels, not ${meta.frames}×${meta.height}×${meta.width}×4`);
+    if (
+      !(meta.frames > 0 && meta.width > 0 && meta.height > 0) ||
+      pixels.length !== meta.frames * meta.width * meta.height * 4
+    ) {
+      throw new ProjectFileError(
+        `version ${meta.id} has ${pixels.length} bytes of pixels, not ${meta.frames}×${meta.height}×${meta.width}×4`,
+      );
     }
     if (shotIds.includes(meta.shotId)) takes.push({ meta, pixels }); // versions of shots no longer on the board are left behind
   }
@@ -134,7 +151,9 @@ export function readProject(text: string): Project {
   for (const id of shotIds as string[]) {
     const mine = takes.filter((t) => t.meta.shotId === id);
     if (!mine.length) continue;
-    chosen[id] = mine.some((t) => t.meta.id === rawChosen[id]) ? (rawChosen[id] as string) : mine[mine.length - 1].meta.id;
+    chosen[id] = mine.some((t) => t.meta.id === rawChosen[id])
+      ? (rawChosen[id] as string)
+      : mine[mine.length - 1].meta.id;
   }
   const r = raw.routing as Project['routing'];
   const routing = r && Array.isArray(r.traces) && Array.isArray(r.shotIds) && Array.isArray(r.captions) ? r : null;

@@ -46,7 +46,15 @@ export function traceBytes(t: StepTrace): number {
 }
 
 function layerBytes(l: LayerTrace): number {
-  return l.routes.start.byteLength + l.routes.to.byteLength + l.routes.count.byteLength + l.mandatory.byteLength + l.qMean.byteLength + l.desc.byteLength + l.sparsity.byteLength;
+  return (
+    l.routes.start.byteLength +
+    l.routes.to.byteLength +
+    l.routes.count.byteLength +
+    l.mandatory.byteLength +
+    l.qMean.byteLength +
+    l.desc.byteLength +
+    l.sparsity.byteLength
+  );
 }
 
 /**
@@ -72,7 +80,8 @@ export function summariseTraces(traces: readonly StepTrace[], budget: number): S
 export async function routingBudget(): Promise<number> {
   try {
     const est = await globalThis.navigator?.storage?.estimate?.();
-    if (est?.quota !== undefined) return Math.max(0, Math.min(MAX_ROUTING_BYTES, Math.floor((est.quota - (est.usage ?? 0)) / 10)));
+    if (est?.quota !== undefined)
+      return Math.max(0, Math.min(MAX_ROUTING_BYTES, Math.floor((est.quota - (est.usage ?? 0)) / 10)));
   } catch {
     // no estimate: the fixed budget
   }
@@ -108,16 +117,31 @@ export type SavedRouting = { kept: number; of: number } | { kept: 0; of: number;
  * Returns how many traced steps were kept, or why none were (the previous record is then dropped
  * too: it no longer belongs to the shots on the board).
  */
-export async function saveRouting(rec: Omit<RoutingRecord, 'format' | 'savedAt' | 'tracedSteps'>, budget?: number): Promise<SavedRouting> {
+export async function saveRouting(
+  rec: Omit<RoutingRecord, 'format' | 'savedAt' | 'tracedSteps'>,
+  budget?: number,
+): Promise<SavedRouting> {
   const limit = budget ?? (await routingBudget());
   const traces = summariseTraces(rec.traces, limit);
   const d = await db();
   if (!traces || !traces.length) {
     await d.delete('runs', 'last');
     const last = rec.traces[rec.traces.length - 1];
-    return { kept: 0, of: rec.traces.length, reason: last ? `its last step's traces take ${mib(traceBytes(last))}, over the ${mib(limit)} kept for routing` : 'it has no traces' };
+    return {
+      kept: 0,
+      of: rec.traces.length,
+      reason: last
+        ? `its last step's traces take ${mib(traceBytes(last))}, over the ${mib(limit)} kept for routing`
+        : 'it has no traces',
+    };
   }
-  const full: RoutingRecord = { ...rec, format: ROUTING_FORMAT, traces, tracedSteps: rec.traces.length, savedAt: Date.now() };
+  const full: RoutingRecord = {
+    ...rec,
+    format: ROUTING_FORMAT,
+    traces,
+    tracedSteps: rec.traces.length,
+    savedAt: Date.now(),
+  };
   await d.put('runs', full, 'last');
   return { kept: traces.length, of: rec.traces.length };
 }
@@ -144,7 +168,13 @@ export function readRoutingRecord(raw: unknown): RoutingRecord | null {
     r.traces.length > 0 &&
     !!r.attention &&
     !!r.stats &&
-    r.traces.every((t) => Number.isInteger(t?.step) && t.chunks?.start instanceof Int32Array && Array.isArray(t.layers) && t.layers.every((l) => l.qMean instanceof Float32Array && l.routes?.start instanceof Uint32Array));
+    r.traces.every(
+      (t) =>
+        Number.isInteger(t?.step) &&
+        t.chunks?.start instanceof Int32Array &&
+        Array.isArray(t.layers) &&
+        t.layers.every((l) => l.qMean instanceof Float32Array && l.routes?.start instanceof Uint32Array),
+    );
   return ok ? (r as RoutingRecord) : null;
 }
 

@@ -44,7 +44,8 @@ function storage(): Store | null {
   }
 }
 
-const sameKind = (a: RunShape, b: RunShape): boolean => a.model === b.model && a.adapter === b.adapter && a.mode === b.mode;
+const sameKind = (a: RunShape, b: RunShape): boolean =>
+  a.model === b.model && a.adapter === b.adapter && a.mode === b.mode;
 const sameShape = (a: RunShape, b: RunShape): boolean => sameKind(a, b) && a.frames === b.frames && a.shots === b.shots;
 
 /** The records kept in `store` (malformed entries are skipped). */
@@ -54,7 +55,15 @@ export function loadStepRecords(store: Store | null = storage()): StepRecord[] {
     if (!Array.isArray(raw)) return [];
     return raw.filter(
       (r): r is StepRecord =>
-        typeof r === 'object' && r !== null && typeof r.model === 'string' && typeof r.adapter === 'string' && typeof r.mode === 'string' && r.frames > 0 && r.shots > 0 && r.msPerStep > 0 && Number.isFinite(r.msPerStep),
+        typeof r === 'object' &&
+        r !== null &&
+        typeof r.model === 'string' &&
+        typeof r.adapter === 'string' &&
+        typeof r.mode === 'string' &&
+        r.frames > 0 &&
+        r.shots > 0 &&
+        r.msPerStep > 0 &&
+        Number.isFinite(r.msPerStep),
     );
   } catch {
     return [];
@@ -73,7 +82,11 @@ export function recordStepTime(rec: StepRecord, store: Store | null = storage())
 }
 
 /** The estimate for `steps` steps of `shape`, or null when no run of this model, adapter and mode was recorded. */
-export function estimateRun(shape: RunShape, steps: number, records: readonly StepRecord[] = loadStepRecords()): RunEstimate | null {
+export function estimateRun(
+  shape: RunShape,
+  steps: number,
+  records: readonly StepRecord[] = loadStepRecords(),
+): RunEstimate | null {
   const same = records.find((r) => sameShape(r, shape));
   if (same) return { msPerStep: same.msPerStep, totalMs: same.msPerStep * steps, from: same, scaled: false };
   let best: StepRecord | null = null;
@@ -89,7 +102,9 @@ export function estimateRun(shape: RunShape, steps: number, records: readonly St
 /** True for an adapter that runs on the CPU (SwiftShader, llvmpipe, WARP…): generation is slow there. */
 export function isCpuAdapter(adapter: AdapterSummary | null, name: string | null = null): boolean {
   if (adapter?.isFallback) return true;
-  const text = [name, adapter?.vendor, adapter?.architecture, adapter?.device, adapter?.description].filter(Boolean).join(' ');
+  const text = [name, adapter?.vendor, adapter?.architecture, adapter?.device, adapter?.description]
+    .filter(Boolean)
+    .join(' ');
   return /swiftshader|llvmpipe|lavapipe|softpipe|microsoft basic render|\bwarp\b|\bcpu\b/i.test(text);
 }
 

@@ -41,7 +41,9 @@ let stepToWrite: { id: string; step: number } | null = null;
 export function keepRun(write: () => Promise<void>): Promise<void> {
   if (useStudio.getState().save.state === 'off') return runWrites;
   runWrites = runWrites.then(write).catch((e: unknown) => {
-    useStudio.getState().setSave('error', `The run could not be kept for resuming after a reload: ${(e as Error).message}`);
+    useStudio
+      .getState()
+      .setSave('error', `The run could not be kept for resuming after a reload: ${(e as Error).message}`);
   });
   return runWrites;
 }
@@ -79,7 +81,9 @@ function locks(): LockManager | undefined {
 export function holdRunLock(id: string): () => void {
   let release: () => void = () => undefined;
   const held = new Promise<void>((r) => (release = r));
-  void locks()?.request(`${RUN_LOCK}${id}`, () => held).catch(() => undefined);
+  void locks()
+    ?.request(`${RUN_LOCK}${id}`, () => held)
+    .catch(() => undefined);
   return release;
 }
 

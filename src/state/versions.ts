@@ -23,7 +23,11 @@ export function changesSince(shot: Shot, take: Pick<TakeMeta, 'caption' | 'frame
  * since it (the person set what they want), else a new one (the same seed and caption would
  * give the same frames again).
  */
-export function regenerateSeed(shot: Shot, kept: TakeMeta | undefined, fresh: () => number = randomSeed): { seed: number; changed: boolean } {
+export function regenerateSeed(
+  shot: Shot,
+  kept: TakeMeta | undefined,
+  fresh: () => number = randomSeed,
+): { seed: number; changed: boolean } {
   if (!kept || changesSince(shot, kept).length > 0) return { seed: shot.seed, changed: false };
   let seed = fresh();
   while (seed === shot.seed) seed = fresh();

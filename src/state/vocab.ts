@@ -47,9 +47,14 @@ export const MAX_LISTED_UNKNOWN = 12;
  * many more there are. Suggestions cost a pass over the vocabulary per word, so only the first
  * MAX_LISTED_UNKNOWN get them: 20,000 unknown words made every keystroke take 1.1 s.
  */
-export function unknownHints(text: string, vocab: Vocab): { listed: Array<{ word: CaptionWord; options: string[] }>; more: number } {
+export function unknownHints(
+  text: string,
+  vocab: Vocab,
+): { listed: Array<{ word: CaptionWord; options: string[] }>; more: number } {
   const unknown = unknownWords(text, vocab);
-  const listed = unknown.slice(0, MAX_LISTED_UNKNOWN).map((word) => ({ word, options: suggest(word.word, vocab.words) }));
+  const listed = unknown
+    .slice(0, MAX_LISTED_UNKNOWN)
+    .map((word) => ({ word, options: suggest(word.word, vocab.words) }));
   return { listed, more: unknown.length - listed.length };
 }
 
@@ -65,9 +70,37 @@ export function tokenCount(text: string, rules: CaptionRules): number {
 const MEANINGS: Record<string, readonly string[]> = {
   spins: ['spin', 'spinning', 'rotates', 'rotate', 'rotating', 'turns', 'turn', 'turning', 'twirls', 'whirls'],
   bounces: ['bounce', 'bouncing', 'jumps', 'jump', 'jumping', 'hops', 'hop', 'leaps', 'leap', 'bobs'],
-  moves: ['move', 'moving', 'walks', 'walk', 'runs', 'run', 'goes', 'travels', 'slides', 'glides', 'drifts', 'flies', 'rolls'],
+  moves: [
+    'move',
+    'moving',
+    'walks',
+    'walk',
+    'runs',
+    'run',
+    'goes',
+    'travels',
+    'slides',
+    'glides',
+    'drifts',
+    'flies',
+    'rolls',
+  ],
   grows: ['grow', 'growing', 'expands', 'expand', 'swells', 'enlarges', 'bigger', 'inflates', 'scales'],
-  stays: ['stay', 'waits', 'wait', 'sits', 'sit', 'rests', 'rest', 'stands', 'stand', 'still', 'idles', 'remains', 'stops'],
+  stays: [
+    'stay',
+    'waits',
+    'wait',
+    'sits',
+    'sit',
+    'rests',
+    'rest',
+    'stands',
+    'stand',
+    'still',
+    'idles',
+    'remains',
+    'stops',
+  ],
   left: ['west', 'leftward', 'leftwards'],
   right: ['east', 'rightward', 'rightwards'],
   meadow: ['field', 'grass', 'grassland', 'park', 'garden', 'hill', 'hills', 'prairie', 'lawn', 'countryside'],

@@ -36,7 +36,13 @@ export function App() {
           <button type="button" className="small" onClick={() => setTour(true)} title="A short tour of the studio">
             Tour
           </button>
-          <button type="button" className="small" onClick={() => setKeys(true)} aria-label="Keyboard shortcuts" title="Keyboard shortcuts (?)">
+          <button
+            type="button"
+            className="small"
+            onClick={() => setKeys(true)}
+            aria-label="Keyboard shortcuts"
+            title="Keyboard shortcuts (?)"
+          >
             ?
           </button>
         </nav>
@@ -107,18 +113,28 @@ function DeviceLostBanner() {
   const engine = useStudio((s) => s.engine);
   const interrupted = useStudio((s) => s.interrupted !== null);
   const code = engine.error?.code;
-  const lost = code === 'device-lost' || (code === 'worker-failed' && engine.error!.message.startsWith('The engine worker stopped'));
+  const lost =
+    code === 'device-lost' ||
+    (code === 'worker-failed' && engine.error!.message.startsWith('The engine worker stopped'));
   if (!lost && engine.recoveries === 0 && engine.crashes === 0) {
     if (!interrupted) return null;
     return (
       <div className="banner banner-warn" role="status">
-        <span>A run did not finish before the studio was last closed or reloaded; your storyboard and finished shots are kept.</span>
+        <span>
+          A run did not finish before the studio was last closed or reloaded; your storyboard and finished shots are
+          kept.
+        </span>
         <ResumeOffer />
       </div>
     );
   }
   const times = (n: number): string => (n === 1 ? 'once' : `${n} times`);
-  const what = [engine.recoveries ? `the GPU device was lost ${times(engine.recoveries)}` : '', engine.crashes ? `the engine worker stopped ${times(engine.crashes)}` : ''].filter(Boolean).join(' and ');
+  const what = [
+    engine.recoveries ? `the GPU device was lost ${times(engine.recoveries)}` : '',
+    engine.crashes ? `the engine worker stopped ${times(engine.crashes)}` : '',
+  ]
+    .filter(Boolean)
+    .join(' and ');
   return (
     <div className={`banner ${lost ? 'banner-warn' : 'banner-ok'}`} role={lost ? 'alert' : 'status'}>
       <span>
@@ -137,11 +153,21 @@ function ResumeOffer() {
   const ready = useStudio((s) => s.engine.phase === 'ready' && s.model.phase === 'ready' && !isRunning(s.run.phase));
   if (!interrupted) return null;
   const { kind, shots, step, steps } = interrupted;
-  const what = kind === 'append' ? 'appending a shot' : `${kind === 'regenerate' ? 'regenerating' : 'generating'} ${shots} shot${shots > 1 ? 's' : ''}`;
+  const what =
+    kind === 'append'
+      ? 'appending a shot'
+      : `${kind === 'regenerate' ? 'regenerating' : 'generating'} ${shots} shot${shots > 1 ? 's' : ''}`;
   return (
     <span className="resume-offer">
-      The interrupted run ({what}, stopped at step {step} of {steps}) can be run again with the same shots, seeds and settings.
-      <button type="button" className="primary" disabled={!ready} title={ready ? undefined : 'Waits for the engine and the model'} onClick={() => void resumeGeneration()}>
+      The interrupted run ({what}, stopped at step {step} of {steps}) can be run again with the same shots, seeds and
+      settings.
+      <button
+        type="button"
+        className="primary"
+        disabled={!ready}
+        title={ready ? undefined : 'Waits for the engine and the model'}
+        onClick={() => void resumeGeneration()}
+      >
         Resume generation
       </button>
       <button type="button" onClick={dismissResume}>

@@ -70,7 +70,13 @@ export function CaptionField({ label, value, onChange, vocab, maxTokens, placeho
                     <mark>{w.word}</mark>
                     {options.length > 0 && ' → '}
                     {options.map((o) => (
-                      <button key={o} type="button" className="link-button" aria-label={`Replace “${w.word}” with “${o}”`} onClick={() => onChange(replaceAll(value, w.word, o, vocab!.rules))}>
+                      <button
+                        key={o}
+                        type="button"
+                        className="link-button"
+                        aria-label={`Replace “${w.word}” with “${o}”`}
+                        onClick={() => onChange(replaceAll(value, w.word, o, vocab!.rules))}
+                      >
                         {o}
                       </button>
                     ))}
@@ -114,7 +120,9 @@ export function VocabList({ vocab }: { vocab: Vocab | null }) {
   return (
     <details className="vocab-list small-text">
       <summary>Words the model knows ({words.length})</summary>
-      <p className="muted">Captions use these words only; others are marked, with known words of the same meaning or spelling offered.</p>
+      <p className="muted">
+        Captions use these words only; others are marked, with known words of the same meaning or spelling offered.
+      </p>
       <ul aria-label="Model vocabulary">
         {words.map((w) => (
           <li key={w}>

@@ -66,8 +66,8 @@ export function EnginePanel() {
               <dt>Smoke kernel</dt>
               <dd>
                 <span className="ok">Passed</span> — {smoke.kernel} on {smoke.n} elements: max error{' '}
-                {formatError(smoke.maxAbsError)} (tolerance {formatError(smoke.tolerance)}), {formatMs(smoke.coldMs)} with
-                pipeline compile, {formatMs(smoke.warmMs)} warm
+                {formatError(smoke.maxAbsError)} (tolerance {formatError(smoke.tolerance)}), {formatMs(smoke.coldMs)}{' '}
+                with pipeline compile, {formatMs(smoke.warmMs)} warm
               </dd>
             </>
           )}
@@ -77,7 +77,8 @@ export function EnginePanel() {
       {phase === 'error' && error && (
         <div className="callout-error" role="alert">
           <p>
-            <strong>{error.code === 'device-lost' ? 'The GPU device was lost' : 'The engine could not start'}</strong> <code className="error-code">{error.code}</code>
+            <strong>{error.code === 'device-lost' ? 'The GPU device was lost' : 'The engine could not start'}</strong>{' '}
+            <code className="error-code">{error.code}</code>
           </p>
           <p>{error.message}</p>
           <button type="button" onClick={() => void restartEngine()}>

@@ -6,7 +6,8 @@ const LABELS: Record<keyof EngineFeatures, { short: string; title: string }> = {
   timestamp: { short: 'timestamps', title: 'timestamp-query: GPU timings per kernel (wall time otherwise)' },
   subgroupMatrix: {
     short: 'subgroup matrix',
-    title: 'chromium-experimental-subgroup-matrix: cooperative matrices (tensor cores on NVIDIA), not used by any kernel yet',
+    title:
+      'chromium-experimental-subgroup-matrix: cooperative matrices (tensor cores on NVIDIA), not used by any kernel yet',
   },
 };
 

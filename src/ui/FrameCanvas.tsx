@@ -30,7 +30,12 @@ export function FrameCanvas({ clip, frame, size, label, version, className, onCl
 
   if (!clip) {
     return (
-      <div className={`frame-empty ${className ?? ''}`} style={{ width: size, height: size }} role="img" aria-label={label}>
+      <div
+        className={`frame-empty ${className ?? ''}`}
+        style={{ width: size, height: size }}
+        role="img"
+        aria-label={label}
+      >
         {placeholder && <span>{placeholder}</span>}
       </div>
     );

@@ -127,7 +127,13 @@ export function ShortcutsOverlay({ open, onClose }: { open: boolean; onClose(): 
   if (!open) return null;
   return (
     <div className="overlay" onClick={onClose}>
-      <div className="overlay-card" role="dialog" aria-modal="true" aria-label="Keyboard shortcuts" onClick={(e) => e.stopPropagation()}>
+      <div
+        className="overlay-card"
+        role="dialog"
+        aria-modal="true"
+        aria-label="Keyboard shortcuts"
+        onClick={(e) => e.stopPropagation()}
+      >
         <h2>Keyboard shortcuts</h2>
         <dl className="shortcuts">
           {SHORTCUTS.map(([k, what]) => (

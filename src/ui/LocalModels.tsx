@@ -1,6 +1,11 @@
 import { useRef, useState, type DragEvent } from 'react';
 import { useShallow } from 'zustand/react/shallow';
-import { addLocalModel, folderFromFileList, removeLocalModel, type PickedFolder } from '../state/actions/local-models.ts';
+import {
+  addLocalModel,
+  folderFromFileList,
+  removeLocalModel,
+  type PickedFolder,
+} from '../state/actions/local-models.ts';
 import { isLocalEntry } from '../state/local-models.ts';
 import { isRunning } from '../state/slices/generation.ts';
 import { useStudio } from '../state/store.ts';
@@ -29,7 +34,11 @@ export function LocalModels() {
     setMessage({ error: false, text: `Checking “${picked.folder}”…` });
     const problem = await addLocalModel(picked);
     setBusy(false);
-    setMessage(problem ? { error: true, text: problem } : { error: false, text: `Added “${picked.folder}”: it is the model in use now.` });
+    setMessage(
+      problem
+        ? { error: true, text: problem }
+        : { error: false, text: `Added “${picked.folder}”: it is the model in use now.` },
+    );
   };
   const onDrop = (e: DragEvent): void => {
     e.preventDefault();
@@ -51,11 +60,23 @@ export function LocalModels() {
       onDrop={onDrop}
     >
       <div className="button-row">
-        <button type="button" className="small" disabled={disabled} onClick={() => inputRef.current?.click()} title="A folder written by python3 -m train.export: manifest.json, config.json, vocab.json, model.safetensors. It is checked as a download is (sizes, sha256, config, vocabulary) and kept in this browser.">
+        <button
+          type="button"
+          className="small"
+          disabled={disabled}
+          onClick={() => inputRef.current?.click()}
+          title="A folder written by python3 -m train.export: manifest.json, config.json, vocab.json, model.safetensors. It is checked as a download is (sizes, sha256, config, vocabulary) and kept in this browser."
+        >
           Add model folder…
         </button>
         {picker && (
-          <button type="button" className="small" disabled={disabled} onClick={() => void pickWith(picker).then(add, () => undefined)} title="The same, with the system's folder picker">
+          <button
+            type="button"
+            className="small"
+            disabled={disabled}
+            onClick={() => void pickWith(picker).then(add, () => undefined)}
+            title="The same, with the system's folder picker"
+          >
             Folder picker…
           </button>
         )}
@@ -84,7 +105,13 @@ export function LocalModels() {
           {entries.map((e) => (
             <li key={e.name}>
               <code>{e.name}</code> <span className="muted">· {formatBytes(e.bytes)}</span>{' '}
-              <button type="button" className="link-button danger" disabled={disabled} aria-label={`Remove model ${e.name}`} onClick={() => void removeLocalModel(e.name)}>
+              <button
+                type="button"
+                className="link-button danger"
+                disabled={disabled}
+                aria-label={`Remove model ${e.name}`}
+                onClick={() => void removeLocalModel(e.name)}
+              >
                 Remove
               </button>
             </li>
@@ -99,7 +126,8 @@ export function LocalModels() {
 async function pickWith(picker: DirectoryPicker): Promise<PickedFolder> {
   const dir = await picker();
   const files = new Map<string, Blob>();
-  for await (const h of dir.values()) if (h.kind === 'file') files.set(h.name, await (h as FileSystemFileHandle).getFile());
+  for await (const h of dir.values())
+    if (h.kind === 'file') files.set(h.name, await (h as FileSystemFileHandle).getFile());
   return { folder: dir.name, files };
 }
 
@@ -113,6 +141,8 @@ async function readDroppedFolder(dir: FileSystemDirectoryEntry): Promise<PickedF
     all.push(...batch);
   }
   const files = new Map<string, Blob>();
-  for (const e of all) if (e.isFile) files.set(e.name, await new Promise<File>((resolve, reject) => (e as FileSystemFileEntry).file(resolve, reject)));
+  for (const e of all)
+    if (e.isFile)
+      files.set(e.name, await new Promise<File>((resolve, reject) => (e as FileSystemFileEntry).file(resolve, reject)));
   return { folder: dir.name, files };
 }

@@ -25,7 +25,20 @@ interface Props {
  * numbers make sense (an integer `step` and no `digits`), a fractional value is not passed on
  * and the field says so.
  */
-export function NumberField({ label, caption, value, min, max, step = 1, digits = 0, suffix, disabled, className, hint, onChange }: Props) {
+export function NumberField({
+  label,
+  caption,
+  value,
+  min,
+  max,
+  step = 1,
+  digits = 0,
+  suffix,
+  disabled,
+  className,
+  hint,
+  onChange,
+}: Props) {
   const shown = digits ? String(Number(value.toFixed(digits))) : String(value);
   const [text, setText] = useState(shown);
   const [editing, setEditing] = useState(false);

@@ -30,9 +30,13 @@ export class PanelGuard extends Component<Props, { error: Error | null }> {
     return (
       <section className="panel panel-failed" role="alert">
         <p>
-          {this.props.name} failed: {String(error.message).split('\n')[0].slice(0, 200)}. The rest of the studio and your storyboard are kept.
+          {this.props.name} failed: {String(error.message).split('\n')[0].slice(0, 200)}. The rest of the studio and
+          your storyboard are kept.
         </p>
-        <button type="button" onClick={() => download(new Blob([exportStoryboard()], { type: 'application/json' }), 'storyboard.json')}>
+        <button
+          type="button"
+          onClick={() => download(new Blob([exportStoryboard()], { type: 'application/json' }), 'storyboard.json')}
+        >
           Export storyboard JSON
         </button>
         <button type="button" onClick={() => this.setState({ error: null })}>

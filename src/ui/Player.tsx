@@ -1,5 +1,12 @@
 import { useRef, useState, type KeyboardEvent, type MouseEvent, type PointerEvent } from 'react';
-import { canExport, download, exportFramePng, exportVideo, missingShots, timelineClips } from '../state/actions/export.ts';
+import {
+  canExport,
+  download,
+  exportFramePng,
+  exportVideo,
+  missingShots,
+  timelineClips,
+} from '../state/actions/export.ts';
 import { explainAt, teachGeometry } from '../state/actions/teach.ts';
 import { shotOffsets } from '../state/board-ops.ts';
 import type { Clip } from '../state/media.ts';
@@ -23,7 +30,10 @@ export function Player() {
   const offsets = shotOffsets(board);
   const total = offsets[offsets.length - 1];
   const frame = Math.min(player.frame, total - 1);
-  const shot = Math.max(0, offsets.findIndex((o, i) => i < board.shots.length && frame >= o && frame < offsets[i + 1]));
+  const shot = Math.max(
+    0,
+    offsets.findIndex((o, i) => i < board.shots.length && frame >= o && frame < offsets[i + 1]),
+  );
   const clips = timelineClips();
   const clip = clips[shot];
   const local = frame - offsets[shot];
@@ -112,7 +122,9 @@ export function Player() {
             version={mediaVersion}
             label={label}
             onClick={onFrameClick}
-            placeholder={running && targets.includes(shotIds[shot]) ? 'Sampling…' : `Shot ${shot + 1} is not generated yet`}
+            placeholder={
+              running && targets.includes(shotIds[shot]) ? 'Sampling…' : `Shot ${shot + 1} is not generated yet`
+            }
           />
           {clip && <PickedPatch shotId={shotIds[shot]} frame={local} />}
         </div>
@@ -126,24 +138,53 @@ export function Player() {
         <button type="button" aria-label="Previous frame" title="Previous frame (←)" onClick={() => seek(frame - 1)}>
           <Icon name="prev" />
         </button>
-        <button type="button" className="play" aria-label={player.playing ? 'Pause' : 'Play'} onClick={() => setPlayer({ playing: !player.playing, frame: !player.playing && frame >= total - 1 ? 0 : frame })}>
+        <button
+          type="button"
+          className="play"
+          aria-label={player.playing ? 'Pause' : 'Play'}
+          onClick={() =>
+            setPlayer({ playing: !player.playing, frame: !player.playing && frame >= total - 1 ? 0 : frame })
+          }
+        >
           <Icon name={player.playing ? 'pause' : 'play'} />
         </button>
         <button type="button" aria-label="Next frame" title="Next frame (→)" onClick={() => seek(frame + 1)}>
           <Icon name="next" />
         </button>
-        <button type="button" aria-label="Loop" aria-pressed={player.loop} className={player.loop ? 'on' : ''} onClick={() => setPlayer({ loop: !player.loop })} title="Loop">
+        <button
+          type="button"
+          aria-label="Loop"
+          aria-pressed={player.loop}
+          className={player.loop ? 'on' : ''}
+          onClick={() => setPlayer({ loop: !player.loop })}
+          title="Loop"
+        >
           <Icon name="loop" />
         </button>
         <span className="toolbar-sep" />
-        <select aria-label="Video format" value={format} onChange={(e) => setFormat(e.target.value as 'mp4' | 'webm')} title="MP4 (H.264) plays everywhere; where this browser cannot encode H.264 the export falls back to WebM and says why">
+        <select
+          aria-label="Video format"
+          value={format}
+          onChange={(e) => setFormat(e.target.value as 'mp4' | 'webm')}
+          title="MP4 (H.264) plays everywhere; where this browser cannot encode H.264 the export falls back to WebM and says why"
+        >
           <option value="mp4">MP4</option>
           <option value="webm">WebM</option>
         </select>
-        <button type="button" disabled={!canExport() || exporting !== null} onClick={() => void doExport()} title="Encode every finished shot, in order, into one video file">
+        <button
+          type="button"
+          disabled={!canExport() || exporting !== null}
+          onClick={() => void doExport()}
+          title="Encode every finished shot, in order, into one video file"
+        >
           Export video
         </button>
-        <button type="button" disabled={!clip} onClick={() => void exportFramePng(frame).then((b) => b && download(b, `frame-${frame + 1}.png`))} title="Save this frame as PNG">
+        <button
+          type="button"
+          disabled={!clip}
+          onClick={() => void exportFramePng(frame).then((b) => b && download(b, `frame-${frame + 1}.png`))}
+          title="Save this frame as PNG"
+        >
           Save frame PNG
         </button>
         {exporting && <span className="muted small-text">{exporting}</span>}
@@ -180,7 +221,12 @@ function PickedPatch({ shotId, frame }: { shotId: string; frame: number }) {
       className="patch-mark"
       role="img"
       aria-label={`Picked query token: patch row ${Math.floor(q.patch / grid) + 1} col ${(q.patch % grid) + 1}`}
-      style={{ left: `${(q.patch % grid) * cell}%`, top: `${Math.floor(q.patch / grid) * cell}%`, width: `${cell}%`, height: `${cell}%` }}
+      style={{
+        left: `${(q.patch % grid) * cell}%`,
+        top: `${Math.floor(q.patch / grid) * cell}%`,
+        width: `${cell}%`,
+        height: `${cell}%`,
+      }}
     />
   );
 }
@@ -215,13 +261,28 @@ function Timeline({ offsets, frame, clips, fps, onSeek }: TimelineProps) {
         }}
       >
         {offsets.slice(0, -1).map((o, i) => (
-          <div key={i} className={`timeline-shot${clips[i] ? ' has-frames' : ''}`} style={{ left: `${(o / total) * 100}%`, width: `${((offsets[i + 1] - o) / total) * 100}%` }} title={`Shot ${i + 1}: ${formatTimecode(o, fps)}–${formatTimecode(offsets[i + 1], fps)}`}>
+          <div
+            key={i}
+            className={`timeline-shot${clips[i] ? ' has-frames' : ''}`}
+            style={{ left: `${(o / total) * 100}%`, width: `${((offsets[i + 1] - o) / total) * 100}%` }}
+            title={`Shot ${i + 1}: ${formatTimecode(o, fps)}–${formatTimecode(offsets[i + 1], fps)}`}
+          >
             <span>Shot {i + 1}</span>
           </div>
         ))}
         <div className="playhead" style={{ left: `${((frame + 0.5) / total) * 100}%` }} />
       </div>
-      <input type="range" className="timeline-range" aria-label="Timeline" min={0} max={total - 1} step={1} value={frame} aria-valuetext={`frame ${frame + 1} of ${total}`} onChange={(e) => onSeek(Number(e.target.value))} />
+      <input
+        type="range"
+        className="timeline-range"
+        aria-label="Timeline"
+        min={0}
+        max={total - 1}
+        step={1}
+        value={frame}
+        aria-valuetext={`frame ${frame + 1} of ${total}`}
+        onChange={(e) => onSeek(Number(e.target.value))}
+      />
     </div>
   );
 }

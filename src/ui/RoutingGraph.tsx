@@ -52,8 +52,15 @@ export function RoutingGraph() {
         <div className="routing-main">
           <div className="routing-stage">
             <div className="routing-host" ref={hostRef} />
-            {!hasTraces && <p className="routing-empty muted">Generate to see the routes. Each box is a chunk (a caption, or frames of a shot); arcs go from a chunk to the chunks its queries routed to.</p>}
-            {hasTraces && filter.step >= 0 && !traces.some((t) => t.step === filter.step) && <p className="routing-empty muted">No trace at that step.</p>}
+            {!hasTraces && (
+              <p className="routing-empty muted">
+                Generate to see the routes. Each box is a chunk (a caption, or frames of a shot); arcs go from a chunk
+                to the chunks its queries routed to.
+              </p>
+            )}
+            {hasTraces && filter.step >= 0 && !traces.some((t) => t.step === filter.step) && (
+              <p className="routing-empty muted">No trace at that step.</p>
+            )}
           </div>
           <Legend traces={traces} />
         </div>
@@ -72,11 +79,21 @@ export function RoutingGraph() {
 export function DocLinks() {
   return (
     <>
-      <a href="docs/MOC.md" target="_blank" rel="noopener" title="Mixture of Contexts: chunks, mandatory links, descriptor scores, top-k and the causal mask, as this studio implements them">
+      <a
+        href="docs/MOC.md"
+        target="_blank"
+        rel="noopener"
+        title="Mixture of Contexts: chunks, mandatory links, descriptor scores, top-k and the causal mask, as this studio implements them"
+      >
         the method
       </a>
       {' · '}
-      <a href="docs/MODEL_CARD.md" target="_blank" rel="noopener" title="What the shipped models were trained on, how they were evaluated and what they cannot do">
+      <a
+        href="docs/MODEL_CARD.md"
+        target="_blank"
+        rel="noopener"
+        title="What the shipped models were trained on, how they were evaluated and what they cannot do"
+      >
         model card
       </a>
     </>
@@ -94,7 +111,8 @@ function Legend({ traces }: { traces: StepTrace[] }) {
         <span className="key key-box" /> box: a chunk (top row captions, bottom row frames; one colour a shot)
       </span>
       <span className="legend-item">
-        <span className="key key-arc" /> arc below: a chunk’s queries → a chunk they routed to; wider and brighter = a larger share of its queries
+        <span className="key key-arc" /> arc below: a chunk’s queries → a chunk they routed to; wider and brighter = a
+        larger share of its queries
       </span>
       {shown.length > 0 && (
         <span className="legend-item">
@@ -123,7 +141,8 @@ function RunNote() {
   const notes: string[] = [];
   if (r.next && r.traces.length) notes.push('Showing the last finished run until this run’s first trace arrives.');
   if (r.origin?.restored) notes.push('Restored from this browser’s storage (saved with the run’s takes).');
-  if (r.origin?.stepsOf) notes.push(`Kept ${r.traces.length} of its ${r.origin.stepsOf} traced steps (the latest), to stay within storage.`);
+  if (r.origin?.stepsOf)
+    notes.push(`Kept ${r.traces.length} of its ${r.origin.stepsOf} traced steps (the latest), to stay within storage.`);
   if (!notes.length) return null;
   return <p className="small-text muted routing-note">{notes.join(' ')}</p>;
 }
@@ -159,16 +178,28 @@ function Filters({ traces, graph }: { traces: StepTrace[]; graph: { current: Rou
   };
   return (
     <div className="toolbar routing-filters" role="group" aria-label="Routing filters">
-      <FilterSelect field="step" first={`latest${last ? ` (step ${last.step})` : ''}`} options={traces.map((t) => [t.step, `step ${t.step}`])} />
+      <FilterSelect
+        field="step"
+        first={`latest${last ? ` (step ${last.step})` : ''}`}
+        options={traces.map((t) => [t.step, `step ${t.step}`])}
+      />
       <FilterSelect field="layer" options={numbered(layers, 'layer')} />
       <FilterSelect field="head" options={numbered(heads, 'head')} />
-      <label className="check-field" title="Draw the links every query attends to without routing (the captions and its own shot) as grey arcs above the boxes.">
+      <label
+        className="check-field"
+        title="Draw the links every query attends to without routing (the captions and its own shot) as grey arcs above the boxes."
+      >
         <input type="checkbox" checked={showMandatory} onChange={(e) => setShowMandatory(e.target.checked)} />
         <span>Mandatory links</span>
       </label>
       <span className="toolbar-sep" />
       <span className="zoom-buttons" role="group" aria-label="Zoom">
-        <button type="button" aria-label="Zoom in" title="Zoom in (or the mouse wheel over the graph)" onClick={() => graph.current?.zoomBy(1.5)}>
+        <button
+          type="button"
+          aria-label="Zoom in"
+          title="Zoom in (or the mouse wheel over the graph)"
+          onClick={() => graph.current?.zoomBy(1.5)}
+        >
           +
         </button>
         <button type="button" aria-label="Zoom out" title="Zoom out" onClick={() => graph.current?.zoomBy(1 / 1.5)}>
@@ -178,7 +209,12 @@ function Filters({ traces, graph }: { traces: StepTrace[]; graph: { current: Rou
           Fit
         </button>
       </span>
-      <button type="button" disabled={!traces.length || live} onClick={exportJson} title="Download the routing shown as routing.json, the format `moc generate` writes: the chunk table and, per traced step and layer, the routed edges summed over heads">
+      <button
+        type="button"
+        disabled={!traces.length || live}
+        onClick={exportJson}
+        title="Download the routing shown as routing.json, the format `moc generate` writes: the chunk table and, per traced step and layer, the routed edges summed over heads"
+      >
         Export routing.json
       </button>
     </div>
@@ -187,7 +223,8 @@ function Filters({ traces, graph }: { traces: StepTrace[]; graph: { current: Rou
 
 const FILTER_TITLES = {
   step: 'The sampler step whose routing is drawn. Routing changes as the video sharpens: early steps route on noise, the last on the finished frames.',
-  layer: 'The transformer layer whose routing is drawn; “all” sums the routes of every layer (each layer routes on its own).',
+  layer:
+    'The transformer layer whose routing is drawn; “all” sums the routes of every layer (each layer routes on its own).',
   head: 'The attention head whose routing is drawn; “all” sums every head (each head picks its own top-k chunks). Arcs take the colour of the head that routed most of them.',
 };
 
@@ -197,7 +234,15 @@ function numbered(n: number, word: string): [number, string][] {
 }
 
 /** One routing filter: −1 (labelled `first`) or one of `options`, given as [value, text]. */
-function FilterSelect({ field, first = 'all (sum)', options }: { field: keyof typeof FILTER_TITLES; first?: string; options: [number, string][] }) {
+function FilterSelect({
+  field,
+  first = 'all (sum)',
+  options,
+}: {
+  field: keyof typeof FILTER_TITLES;
+  first?: string;
+  options: [number, string][];
+}) {
   const value = useStudio((s) => s.routing.filter[field]);
   const setFilter = useStudio((s) => s.setFilter);
   const name = field[0].toUpperCase() + field.slice(1);
@@ -227,7 +272,13 @@ function Overview() {
   const tpf = useStudio((s) => (s.model.info ? (s.model.info.imageSize / s.model.info.patchSize) ** 2 : 0));
   const trace = traceAt(r.traces, r.filter.step);
   const focus = r.pinned ?? r.hovered;
-  const name = useMemo(() => (trace ? chunkNamer(trace.chunks.chunks, tpf || frameUnit(trace.chunks), shotNumberer(r.shotIds, shotIds)) : () => ''), [trace, tpf, r.shotIds, shotIds]);
+  const name = useMemo(
+    () =>
+      trace
+        ? chunkNamer(trace.chunks.chunks, tpf || frameUnit(trace.chunks), shotNumberer(r.shotIds, shotIds))
+        : () => '',
+    [trace, tpf, r.shotIds, shotIds],
+  );
   const cells = useMemo(() => (trace ? headOverview(trace, focus) : []), [trace, focus]);
   if (!trace || !cells.length) return null;
   const L = trace.layers.length;
@@ -236,19 +287,34 @@ function Overview() {
   return (
     <figure className="overview">
       <figcaption className="small-text muted">
-        Layers × heads: {routesOf ? `where ${name(focus!)} routes most in each (share of its queries)` : 'the share of attention pairs each one skips'}. Click a cell to draw only it.
+        Layers × heads:{' '}
+        {routesOf
+          ? `where ${name(focus!)} routes most in each (share of its queries)`
+          : 'the share of attention pairs each one skips'}
+        . Click a cell to draw only it.
       </figcaption>
       <table className="overview-grid">
         <thead>
           <tr>
             <th scope="col">
-              <button type="button" className={r.filter.layer < 0 && r.filter.head < 0 ? 'on' : ''} onClick={() => setFilter({ layer: -1, head: -1 })} title="All layers and heads, summed">
+              <button
+                type="button"
+                className={r.filter.layer < 0 && r.filter.head < 0 ? 'on' : ''}
+                onClick={() => setFilter({ layer: -1, head: -1 })}
+                title="All layers and heads, summed"
+              >
                 all
               </button>
             </th>
             {Array.from({ length: H }, (_, h) => (
               <th key={h} scope="col">
-                <button type="button" className={r.filter.layer < 0 && r.filter.head === h ? 'on' : ''} style={{ color: headColor(h) }} onClick={() => setFilter({ layer: -1, head: h })} title={`Head ${h + 1} in every layer`}>
+                <button
+                  type="button"
+                  className={r.filter.layer < 0 && r.filter.head === h ? 'on' : ''}
+                  style={{ color: headColor(h) }}
+                  onClick={() => setFilter({ layer: -1, head: h })}
+                  title={`Head ${h + 1} in every layer`}
+                >
                   h{h + 1}
                 </button>
               </th>
@@ -259,7 +325,12 @@ function Overview() {
           {Array.from({ length: L }, (_, l) => (
             <tr key={l}>
               <th scope="row">
-                <button type="button" className={r.filter.layer === l && r.filter.head < 0 ? 'on' : ''} onClick={() => setFilter({ layer: l, head: -1 })} title={`Layer ${l + 1}, every head`}>
+                <button
+                  type="button"
+                  className={r.filter.layer === l && r.filter.head < 0 ? 'on' : ''}
+                  onClick={() => setFilter({ layer: l, head: -1 })}
+                  title={`Layer ${l + 1}, every head`}
+                >
                   L{l + 1}
                 </button>
               </th>
@@ -267,7 +338,11 @@ function Overview() {
                 .filter((c) => c.layer === l)
                 .map((c) => {
                   const on = r.filter.layer === l && r.filter.head === c.head;
-                  const text = routesOf ? (c.top === null ? '—' : shortChunkName(name(c.top))) : `${Math.round(c.sparsity * 100)}%`;
+                  const text = routesOf
+                    ? c.top === null
+                      ? '—'
+                      : shortChunkName(name(c.top))
+                    : `${Math.round(c.sparsity * 100)}%`;
                   const tip = routesOf
                     ? c.top === null
                       ? `Layer ${l + 1}, head ${c.head + 1}: ${name(focus!)} routes nowhere`
@@ -280,7 +355,10 @@ function Overview() {
                         className={on ? 'on' : ''}
                         aria-label={tip}
                         title={tip}
-                        style={{ borderColor: headColor(c.head), opacity: routesOf ? 0.45 + 0.55 * c.topShare : 0.45 + 0.55 * c.sparsity }}
+                        style={{
+                          borderColor: headColor(c.head),
+                          opacity: routesOf ? 0.45 + 0.55 * c.topShare : 0.45 + 0.55 * c.sparsity,
+                        }}
                         onClick={() => setFilter(on ? { layer: -1, head: -1 } : { layer: l, head: c.head })}
                       >
                         {text}
@@ -309,7 +387,13 @@ function Stats() {
       </div>
       <div>
         <dt>Attention FLOPs</dt>
-        <dd>{stats.flopsVisited > 0 ? `${formatFlops(stats.flopsVisited)} vs ${formatFlops(stats.flopsDense)} dense${ratio ? ` (${ratio.toFixed(1)}× less)` : ''}` : stats.live ? 'when finished' : '—'}</dd>
+        <dd>
+          {stats.flopsVisited > 0
+            ? `${formatFlops(stats.flopsVisited)} vs ${formatFlops(stats.flopsDense)} dense${ratio ? ` (${ratio.toFixed(1)}× less)` : ''}`
+            : stats.live
+              ? 'when finished'
+              : '—'}
+        </dd>
       </div>
       <div>
         <dt>Time per step</dt>
@@ -335,12 +419,24 @@ function Inspector() {
   const chunk = r.pinned ?? r.hovered;
   const tpf = useStudio((s) => (s.model.info ? (s.model.info.imageSize / s.model.info.patchSize) ** 2 : 0));
   const shotNo = useMemo(() => shotNumberer(r.shotIds, shotIds), [r.shotIds, shotIds]);
-  const label = useMemo(() => (trace ? chunkNamer(trace.chunks.chunks, tpf || frameUnit(trace.chunks), shotNo) : () => ''), [trace, shotNo, tpf]);
+  const label = useMemo(
+    () => (trace ? chunkNamer(trace.chunks.chunks, tpf || frameUnit(trace.chunks), shotNo) : () => ''),
+    [trace, shotNo, tpf],
+  );
   // the top-k and causality of the run drawn (the panel's settings may have changed since)
   const topK = r.origin?.attention.topK ?? a.topK;
   const causal = r.origin?.attention.causal ?? a.causal;
-  const profile = useMemo(() => (trace && chunk !== null && chunk < trace.chunks.start.length ? scoreProfile(trace, chunk, r.filter, topK, causal) : null), [trace, chunk, r.filter, topK, causal]);
-  const routes = useMemo(() => (trace && chunk !== null ? edgesOf(routedEdges(trace, r.filter), chunk) : null), [trace, chunk, r.filter]);
+  const profile = useMemo(
+    () =>
+      trace && chunk !== null && chunk < trace.chunks.start.length
+        ? scoreProfile(trace, chunk, r.filter, topK, causal)
+        : null,
+    [trace, chunk, r.filter, topK, causal],
+  );
+  const routes = useMemo(
+    () => (trace && chunk !== null ? edgesOf(routedEdges(trace, r.filter), chunk) : null),
+    [trace, chunk, r.filter],
+  );
   // the earlier shots that show the pinned video chunk's characters, and how much of its routing lands there
   const memory = useMemo(() => {
     if (!trace || !profile || trace.chunks.kind[profile.chunk] !== 1) return null;
@@ -363,7 +459,11 @@ function Inspector() {
     <div className="inspector">
       <label className="select-field">
         <span className="field-caption">Pinned chunk</span>
-        <select aria-label="Pinned chunk" value={r.pinned ?? -1} onChange={(e) => pin(Number(e.target.value) < 0 ? null : Number(e.target.value))}>
+        <select
+          aria-label="Pinned chunk"
+          value={r.pinned ?? -1}
+          onChange={(e) => pin(Number(e.target.value) < 0 ? null : Number(e.target.value))}
+        >
           <option value={-1}>none (hover or click a box)</option>
           {Array.from({ length: C }, (_, c) => (
             <option key={c} value={c}>
@@ -376,13 +476,30 @@ function Inspector() {
         <div className="inspector-body" aria-live="polite">
           <p className="small-text">
             <strong>{label(chunk)}</strong> · {trace.chunks.end[chunk] - trace.chunks.start[chunk]} tokens ·{' '}
-            <span className="explained" title={routesWhy(trace.chunks.end[chunk] - trace.chunks.start[chunk], nLayers, nHeads, topK, routes.outgoing.length)}>
+            <span
+              className="explained"
+              title={routesWhy(
+                trace.chunks.end[chunk] - trace.chunks.start[chunk],
+                nLayers,
+                nHeads,
+                topK,
+                routes.outgoing.length,
+              )}
+            >
               routes to {routes.outgoing.length} chunk{routes.outgoing.length === 1 ? '' : 's'}
             </span>
             , routed to from {routes.incoming.length}
             {r.pinned === null && <span className="muted"> (hover or focus; click or Enter to pin)</span>}
           </p>
-          {trace.chunks.kind[chunk] === 1 && <RoutesWhy tokens={trace.chunks.end[chunk] - trace.chunks.start[chunk]} layers={nLayers} heads={nHeads} topK={topK} candidates={profile.bars.filter((b) => b.role === 'candidate').length} />}
+          {trace.chunks.kind[chunk] === 1 && (
+            <RoutesWhy
+              tokens={trace.chunks.end[chunk] - trace.chunks.start[chunk]}
+              layers={nLayers}
+              heads={nHeads}
+              topK={topK}
+              candidates={profile.bars.filter((b) => b.role === 'candidate').length}
+            />
+          )}
           <ScoreChart
             profile={profile}
             topK={topK}
@@ -393,7 +510,11 @@ function Inspector() {
           {memory && <MemoryLine chars={memory.chars} share={memory.share} shotNo={shotNo} causal={causal} />}
           {routes.outgoing.length > 0 && (
             <p className="small-text muted">
-              Top routes: {routes.outgoing.slice(0, 4).map((e) => `${label(e.to)} ${formatPercent(e.share)}`).join(' · ')}
+              Top routes:{' '}
+              {routes.outgoing
+                .slice(0, 4)
+                .map((e) => `${label(e.to)} ${formatPercent(e.share)}`)
+                .join(' · ')}
             </p>
           )}
         </div>
@@ -407,14 +528,26 @@ function Inspector() {
  * share of its routed picks that goes there, against uniform routing; a quiet line when its
  * characters are all new, nothing for a shot without characters.
  */
-function MemoryLine({ chars, share, shotNo, causal }: { chars: CharacterMemory[]; share: MemoryShare | null; shotNo: (s: number) => number; causal: boolean }) {
+function MemoryLine({
+  chars,
+  share,
+  shotNo,
+  causal,
+}: {
+  chars: CharacterMemory[];
+  share: MemoryShare | null;
+  shotNo: (s: number) => number;
+  causal: boolean;
+}) {
   const seen = chars.filter((m) => m.shots.length > 0);
   if (!chars.length) return null;
   if (!seen.length || !share) {
     const ids = chars.map((m) => m.character);
     return (
       <p className="small-text muted">
-        {ids.length === 1 ? `Character ${ids[0]} first appears in this shot.` : `Characters ${listWords(ids.map(String))} first appear in this shot.`}
+        {ids.length === 1
+          ? `Character ${ids[0]} first appears in this shot.`
+          : `Characters ${listWords(ids.map(String))} first appear in this shot.`}
       </p>
     );
   }
@@ -426,7 +559,8 @@ function MemoryLine({ chars, share, shotNo, causal }: { chars: CharacterMemory[]
   const how = `Of the routed picks of this chunk’s query tokens (each picks its top-k chunks, in every selected layer and head), the share that lands in frames of those shots; uniform routing would give those shots’ share of the ${causal ? 'earlier frames of other shots' : 'frames of other shots'}.`;
   return (
     <p className="small-text" role="note" aria-label="Character memory" title={how}>
-      {where.join('; ')} · routes there: <strong>{share.routed === null ? 'no picks' : `${pct(share.routed)} of picks`}</strong>{' '}
+      {where.join('; ')} · routes there:{' '}
+      <strong>{share.routed === null ? 'no picks' : `${pct(share.routed)} of picks`}</strong>{' '}
       <span className="muted">
         (uniform over {causal ? 'earlier' : 'candidate'} frames: {pct(share.uniform)})
       </span>
@@ -448,12 +582,33 @@ function shotNumberer(runIds: string[], nowIds: string[]): (s: number) => number
 }
 
 /** Why "routes to N chunks" can pass k: each query token, layer and head picks its own top k among the candidates. */
-function RoutesWhy({ tokens, layers, heads, topK, candidates }: { tokens: number; layers: number; heads: number; topK: number; candidates: number }) {
-  if (!candidates) return <p className="small-text muted">It has no candidates (no earlier frame outside its own shot), so it routes nowhere; it still attends its mandatory chunks (the captions and its own shot).</p>;
+function RoutesWhy({
+  tokens,
+  layers,
+  heads,
+  topK,
+  candidates,
+}: {
+  tokens: number;
+  layers: number;
+  heads: number;
+  topK: number;
+  candidates: number;
+}) {
+  if (!candidates)
+    return (
+      <p className="small-text muted">
+        It has no candidates (no earlier frame outside its own shot), so it routes nowhere; it still attends its
+        mandatory chunks (the captions and its own shot).
+      </p>
+    );
   const most = Math.min(candidates, tokens * layers * heads * topK);
   return (
     <p className="small-text muted">
-      Each of its {tokens} query tokens picks its own top {topK} of the {candidates} candidate chunk{candidates === 1 ? '' : 's'} in each of the {layers} layer{layers === 1 ? '' : 's'} × {heads} head{heads === 1 ? '' : 's'} drawn, so together they can reach up to {most} different chunk{most === 1 ? '' : 's'}{most > topK ? ', more than k' : ''}.
+      Each of its {tokens} query tokens picks its own top {topK} of the {candidates} candidate chunk
+      {candidates === 1 ? '' : 's'} in each of the {layers} layer{layers === 1 ? '' : 's'} × {heads} head
+      {heads === 1 ? '' : 's'} drawn, so together they can reach up to {most} different chunk{most === 1 ? '' : 's'}
+      {most > topK ? ', more than k' : ''}.
     </p>
   );
 }

@@ -44,7 +44,16 @@ export function ScoreChart({ profile, topK, chunkLabel, shortLabel, marks }: Pro
   const ticks = new Map(
     shortLabel
       ? placeLabels(
-          bars.map((b, i) => ({ at: x(i) + bw / 2, text: shortLabel(b.chunk), priority: b.chunk === profile.chunk ? 2 : i === 0 || shortLabel(bars[i - 1].chunk).split('·')[0] !== shortLabel(b.chunk).split('·')[0] ? 1 : 0 })),
+          bars.map((b, i) => ({
+            at: x(i) + bw / 2,
+            text: shortLabel(b.chunk),
+            priority:
+              b.chunk === profile.chunk
+                ? 2
+                : i === 0 || shortLabel(bars[i - 1].chunk).split('·')[0] !== shortLabel(b.chunk).split('·')[0]
+                  ? 1
+                  : 0,
+          })),
           TICK_PX,
           padL,
           W,
@@ -60,7 +69,11 @@ export function ScoreChart({ profile, topK, chunkLabel, shortLabel, marks }: Pro
 
   return (
     <figure className="score-chart">
-      <svg viewBox={`0 0 ${W} ${H}`} role="img" aria-label={`Routing scores of ${chunkLabel(profile.chunk)} over candidate chunks: ${label || 'no candidates'}`}>
+      <svg
+        viewBox={`0 0 ${W} ${H}`}
+        role="img"
+        aria-label={`Routing scores of ${chunkLabel(profile.chunk)} over candidate chunks: ${label || 'no candidates'}`}
+      >
         <defs>
           <pattern id="hatch" width="4" height="4" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">
             <rect width="4" height="4" fill="#3a4457" />
@@ -81,16 +94,30 @@ export function ScoreChart({ profile, topK, chunkLabel, shortLabel, marks }: Pro
           const mark = marks?.notes.get(b.chunk);
           return (
             <g key={b.chunk}>
-              <rect x={x(i) + 1} y={top} width={Math.max(1, bw - 2)} height={h} className={`${ROLE_CLASS[b.role]}${routed ? ' bar-routed' : ''}`} fill={b.role === 'mandatory' || b.role === 'text-query' ? 'url(#hatch)' : undefined}>
+              <rect
+                x={x(i) + 1}
+                y={top}
+                width={Math.max(1, bw - 2)}
+                height={h}
+                className={`${ROLE_CLASS[b.role]}${routed ? ' bar-routed' : ''}`}
+                fill={b.role === 'mandatory' || b.role === 'text-query' ? 'url(#hatch)' : undefined}
+              >
                 <title>
                   {chunkLabel(b.chunk)}: score {b.score.toFixed(3)} · {describe(b.role, routed)}
                   {b.share > 0 ? ` · ${Math.round(b.share * 100)}% of its queries routed here` : ''}
                   {mark ? ` · ${mark}` : ''}
                 </title>
               </rect>
-              {mark && <rect x={x(i) + 1} y={H - padB + 1} width={Math.max(1, bw - 2)} height={4} className="bar-mark" />}
+              {mark && (
+                <rect x={x(i) + 1} y={H - padB + 1} width={Math.max(1, bw - 2)} height={4} className="bar-mark" />
+              )}
               {ticks.has(i) ? (
-                <text x={ticks.get(i)!.left + ticks.get(i)!.width / 2} y={H - 6} className={b.chunk === profile.chunk ? 'tick tick-query' : 'tick'} textAnchor="middle">
+                <text
+                  x={ticks.get(i)!.left + ticks.get(i)!.width / 2}
+                  y={H - 6}
+                  className={b.chunk === profile.chunk ? 'tick tick-query' : 'tick'}
+                  textAnchor="middle"
+                >
                   {ticks.get(i)!.text}
                 </text>
               ) : (

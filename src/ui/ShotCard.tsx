@@ -29,7 +29,9 @@ interface Props {
 
 /** One shot of the storyboard: caption, duration, seed, its takes, and the moves and edits. */
 export function ShotCard({ id, index, shot, count, offset, onMoved }: Props) {
-  const { attributes, listeners, setNodeRef, setActivatorNodeRef, transform, transition, isDragging } = useSortable({ id });
+  const { attributes, listeners, setNodeRef, setActivatorNodeRef, transform, transition, isDragging } = useSortable({
+    id,
+  });
   const edit = useStudio((s) => s.edit);
   const unit = useStudio((s) => s.durationUnit);
   const chosen = useStudio((s) => s.chosen[id]);
@@ -93,23 +95,56 @@ export function ShotCard({ id, index, shot, count, offset, onMoved }: Props) {
           {formatTimecode(offset, fps)}–{formatTimecode(offset + shot.frames, fps)}
         </span>
         <span className="shot-actions">
-          <button type="button" className="icon-button" aria-label={`Move shot ${n} up`} title="Move up (Alt+↑)" disabled={index === 0} onClick={() => move(index - 1)}>
+          <button
+            type="button"
+            className="icon-button"
+            aria-label={`Move shot ${n} up`}
+            title="Move up (Alt+↑)"
+            disabled={index === 0}
+            onClick={() => move(index - 1)}
+          >
             <Icon name="up" />
           </button>
-          <button type="button" className="icon-button" aria-label={`Move shot ${n} down`} title="Move down (Alt+↓)" disabled={index === count - 1} onClick={() => move(index + 1)}>
+          <button
+            type="button"
+            className="icon-button"
+            aria-label={`Move shot ${n} down`}
+            title="Move down (Alt+↓)"
+            disabled={index === count - 1}
+            onClick={() => move(index + 1)}
+          >
             <Icon name="down" />
           </button>
-          <button type="button" className="icon-button" aria-label={`Duplicate shot ${n}`} title="Duplicate" onClick={() => edit((b) => duplicateShot(b, index))}>
+          <button
+            type="button"
+            className="icon-button"
+            aria-label={`Duplicate shot ${n}`}
+            title="Duplicate"
+            onClick={() => edit((b) => duplicateShot(b, index))}
+          >
             <Icon name="copy" />
           </button>
-          <button type="button" className="icon-button danger" aria-label={`Delete shot ${n}`} title={count === 1 ? 'A storyboard needs one shot' : 'Delete'} disabled={count === 1} onClick={() => edit((b) => deleteShot(b, index))}>
+          <button
+            type="button"
+            className="icon-button danger"
+            aria-label={`Delete shot ${n}`}
+            title={count === 1 ? 'A storyboard needs one shot' : 'Delete'}
+            disabled={count === 1}
+            onClick={() => edit((b) => deleteShot(b, index))}
+          >
             <Icon name="close" />
           </button>
         </span>
       </div>
 
       <div className="shot-body">
-        <button type="button" className="shot-thumb" onClick={seek} aria-label={`Show shot ${n} in the player`} title="Show in the player">
+        <button
+          type="button"
+          className="shot-thumb"
+          onClick={seek}
+          aria-label={`Show shot ${n} in the player`}
+          title="Show in the player"
+        >
           <FrameCanvas
             clip={clip}
             frame={Math.floor((clip?.frames ?? 1) / 2)}
@@ -130,24 +165,62 @@ export function ShotCard({ id, index, shot, count, offset, onMoved }: Props) {
           />
           <div className="shot-row">
             {unit === 'frames' ? (
-              <NumberField label={`Shot ${n} duration in frames`} caption="Duration" suffix="frames" value={shot.frames} min={1} max={MAX_SHOT_FRAMES} onChange={(frames) => edit((b) => updateShot(b, index, { frames }), `frames:${id}`)} />
+              <NumberField
+                label={`Shot ${n} duration in frames`}
+                caption="Duration"
+                suffix="frames"
+                value={shot.frames}
+                min={1}
+                max={MAX_SHOT_FRAMES}
+                onChange={(frames) => edit((b) => updateShot(b, index, { frames }), `frames:${id}`)}
+              />
             ) : (
-              <NumberField label={`Shot ${n} duration in seconds`} caption="Duration" suffix="s" value={shot.frames / fps} digits={3} step={1 / fps} min={1 / fps} max={MAX_SHOT_FRAMES / fps} onChange={(sec) => edit((b) => updateShot(b, index, { frames: Math.round(sec * fps) }), `frames:${id}`)} />
+              <NumberField
+                label={`Shot ${n} duration in seconds`}
+                caption="Duration"
+                suffix="s"
+                value={shot.frames / fps}
+                digits={3}
+                step={1 / fps}
+                min={1 / fps}
+                max={MAX_SHOT_FRAMES / fps}
+                onChange={(sec) => edit((b) => updateShot(b, index, { frames: Math.round(sec * fps) }), `frames:${id}`)}
+              />
             )}
-            <NumberField label={`Shot ${n} seed`} caption="Seed" value={shot.seed} min={0} max={0xffffffff} className="seed-field" onChange={(seed) => edit((b) => updateShot(b, index, { seed }), `seed:${id}`)} />
-            <button type="button" className="icon-button" aria-label={`New seed for shot ${n}`} title="New random seed" onClick={() => edit((b) => updateShot(b, index, { seed: randomSeed() }))}>
+            <NumberField
+              label={`Shot ${n} seed`}
+              caption="Seed"
+              value={shot.seed}
+              min={0}
+              max={0xffffffff}
+              className="seed-field"
+              onChange={(seed) => edit((b) => updateShot(b, index, { seed }), `seed:${id}`)}
+            />
+            <button
+              type="button"
+              className="icon-button"
+              aria-label={`New seed for shot ${n}`}
+              title="New random seed"
+              onClick={() => edit((b) => updateShot(b, index, { seed: randomSeed() }))}
+            >
               <Icon name="dice" />
             </button>
           </div>
           {lengthNote && (
-            <p className="shot-note muted small-text" role="note" aria-label={`Shot ${n} length note`} title="A hint, not an error: the shot is generated either way">
+            <p
+              className="shot-note muted small-text"
+              role="note"
+              aria-label={`Shot ${n} length note`}
+              title="A hint, not an error: the shot is generated either way"
+            >
               {lengthNote}
             </p>
           )}
           <div className="shot-row shot-status">
             {take ? (
               <span className={outdated ? 'warn-text' : 'muted'} aria-label={`Shot ${n} version`}>
-                {outdated ? `Changed since generated (${changes.join(', ')})` : 'Generated'} · v{version} of {takes!.length}
+                {outdated ? `Changed since generated (${changes.join(', ')})` : 'Generated'} · v{version} of{' '}
+                {takes!.length}
                 {earlier && earlier.seed !== take.seed && !outdated && (
                   <>
                     {' '}
@@ -158,7 +231,14 @@ export function ShotCard({ id, index, shot, count, offset, onMoved }: Props) {
             ) : (
               <span className="muted">{target ? 'Generating…' : 'Not generated yet'}</span>
             )}
-            <button type="button" className="small" disabled={running || !modelReady} onClick={() => void regenerateShot(id)} aria-label={`Regenerate shot ${n}`} title={regenerateTitle(take !== undefined, outdated, shot.seed)}>
+            <button
+              type="button"
+              className="small"
+              disabled={running || !modelReady}
+              onClick={() => void regenerateShot(id)}
+              aria-label={`Regenerate shot ${n}`}
+              title={regenerateTitle(take !== undefined, outdated, shot.seed)}
+            >
               <Icon name="regen" size={13} /> Regenerate
             </button>
           </div>

@@ -19,14 +19,32 @@ export function StatusBar() {
   const engine = useStudio((s) => s.engine);
   const { phase, smoke, error } = engine;
   // collapsed to the phase line on narrow screens until asked for
-  const [open, setOpen] = useState(() => typeof matchMedia === 'undefined' || !matchMedia('(max-width: 720px)').matches);
+  const [open, setOpen] = useState(
+    () => typeof matchMedia === 'undefined' || !matchMedia('(max-width: 720px)').matches,
+  );
 
   return (
-    <footer className={`status-bar${open ? '' : ' collapsed'}`} role="status" aria-label="Engine status" aria-live="polite" data-phase={phase}>
+    <footer
+      className={`status-bar${open ? '' : ' collapsed'}`}
+      role="status"
+      aria-label="Engine status"
+      aria-live="polite"
+      data-phase={phase}
+    >
       <span className={`status-phase phase-${phase}`}>
         <span className="status-dot" aria-hidden="true" />
         {PHASE_TEXT[phase]}
-        <button type="button" className="link-button status-toggle" aria-expanded={open} onClick={() => setOpen(!open)} title={open ? 'Hide the adapter, feature and smoke-check details' : 'Show the adapter, feature and smoke-check details'}>
+        <button
+          type="button"
+          className="link-button status-toggle"
+          aria-expanded={open}
+          onClick={() => setOpen(!open)}
+          title={
+            open
+              ? 'Hide the adapter, feature and smoke-check details'
+              : 'Show the adapter, feature and smoke-check details'
+          }
+        >
           {open ? 'Less' : 'Details'}
         </button>
       </span>
@@ -49,8 +67,10 @@ export function StatusBar() {
       {smoke && (
         <span className="status-item status-smoke">
           <span className="status-key">Smoke</span> {smoke.kernel} ×{smoke.n}{' '}
-          <span className="ok" aria-hidden="true">✓</span> max error {formatError(smoke.maxAbsError)} · {formatMs(smoke.coldMs)} cold ·{' '}
-          {formatMs(smoke.warmMs)} warm
+          <span className="ok" aria-hidden="true">
+            ✓
+          </span>{' '}
+          max error {formatError(smoke.maxAbsError)} · {formatMs(smoke.coldMs)} cold · {formatMs(smoke.warmMs)} warm
         </span>
       )}
 
@@ -64,5 +84,10 @@ export function StatusBar() {
 }
 
 function adapterTitle(a: { vendor: string; architecture: string; device: string; description: string }): string {
-  return [`vendor: ${a.vendor || '?'}`, `architecture: ${a.architecture || '?'}`, `device: ${a.device || '?'}`, `description: ${a.description || '?'}`].join('\n');
+  return [
+    `vendor: ${a.vendor || '?'}`,
+    `architecture: ${a.architecture || '?'}`,
+    `device: ${a.device || '?'}`,
+    `description: ${a.description || '?'}`,
+  ].join('\n');
 }

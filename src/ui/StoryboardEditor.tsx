@@ -1,10 +1,26 @@
-import { DndContext, KeyboardSensor, PointerSensor, closestCenter, useSensor, useSensors, type DragEndEvent } from '@dnd-kit/core';
+import {
+  DndContext,
+  KeyboardSensor,
+  PointerSensor,
+  closestCenter,
+  useSensor,
+  useSensors,
+  type DragEndEvent,
+} from '@dnd-kit/core';
 import { SortableContext, sortableKeyboardCoordinates, verticalListSortingStrategy } from '@dnd-kit/sortable';
 import { useEffect, useRef, useState } from 'react';
 import { exportStoryboard, importStoryboardFile, loadSample } from '../state/actions/board.ts';
 import { download } from '../state/actions/export.ts';
 import { exportProject, openProjectFile } from '../state/actions/project.ts';
-import { currentSummary, deleteProject, listProjects, newProject, renameProject, switchProject, type ProjectSummary } from '../state/actions/projects.ts';
+import {
+  currentSummary,
+  deleteProject,
+  listProjects,
+  newProject,
+  renameProject,
+  switchProject,
+  type ProjectSummary,
+} from '../state/actions/projects.ts';
 import { MAX_SHOTS, addShot, moveShot, setGlobalCaption, shotOffsets } from '../state/board-ops.ts';
 import { isRunning } from '../state/slices/generation.ts';
 import { useStudio } from '../state/store.ts';
@@ -70,25 +86,48 @@ export function StoryboardEditor() {
           placeholder="Character 1 is a red star. Character 2 is a blue circle."
           onChange={(text) => edit((b) => setGlobalCaption(b, text), 'caption:global')}
         />
-        <p className="muted small-text">Introduce the characters once; shots refer to them by number. What no caption says (patterns, sizes, scenery) must stay consistent across shots — that is what routing to earlier shots is for.</p>
+        <p className="muted small-text">
+          Introduce the characters once; shots refer to them by number. What no caption says (patterns, sizes, scenery)
+          must stay consistent across shots — that is what routing to earlier shots is for.
+        </p>
         <VocabList vocab={vocab} />
       </div>
 
       <div className="shots-head">
         <h3 className="field-title">
-          Shots <span className="muted">· {board.shots.length} · {formatTimecode(offsets[offsets.length - 1], fps)} at {fps} fps</span>
+          Shots{' '}
+          <span className="muted">
+            · {board.shots.length} · {formatTimecode(offsets[offsets.length - 1], fps)} at {fps} fps
+          </span>
         </h3>
       </div>
       <DndContext sensors={sensors} collisionDetection={closestCenter} onDragEnd={onDragEnd}>
         <SortableContext items={shotIds} strategy={verticalListSortingStrategy}>
           <ol className="shot-list" ref={listRef}>
             {board.shots.map((shot, i) => (
-              <ShotCard key={shotIds[i]} id={shotIds[i]} index={i} shot={shot} count={board.shots.length} offset={offsets[i]} onMoved={refocus} />
+              <ShotCard
+                key={shotIds[i]}
+                id={shotIds[i]}
+                index={i}
+                shot={shot}
+                count={board.shots.length}
+                offset={offsets[i]}
+                onMoved={refocus}
+              />
             ))}
           </ol>
         </SortableContext>
       </DndContext>
-      <button type="button" className="add-shot" aria-label="Add shot" onClick={add} disabled={board.shots.length >= MAX_SHOTS} title={board.shots.length >= MAX_SHOTS ? `A storyboard holds at most ${MAX_SHOTS} shots` : 'Add a shot at the end'}>
+      <button
+        type="button"
+        className="add-shot"
+        aria-label="Add shot"
+        onClick={add}
+        disabled={board.shots.length >= MAX_SHOTS}
+        title={
+          board.shots.length >= MAX_SHOTS ? `A storyboard holds at most ${MAX_SHOTS} shots` : 'Add a shot at the end'
+        }
+      >
         + Add shot
       </button>
     </section>
@@ -112,8 +151,17 @@ function BoardToolbar() {
         <Icon name="redo" /> Redo
       </button>
       <span className="toolbar-sep" />
-      <FileButton label="Import JSON" title="Open a storyboard JSON file" inputLabel="Storyboard file to import" onFile={(file) => void importStoryboardFile(file)} />
-      <button type="button" onClick={() => download(new Blob([exportStoryboard()], { type: 'application/json' }), 'storyboard.json')} title="Save the storyboard as JSON">
+      <FileButton
+        label="Import JSON"
+        title="Open a storyboard JSON file"
+        inputLabel="Storyboard file to import"
+        onFile={(file) => void importStoryboardFile(file)}
+      />
+      <button
+        type="button"
+        onClick={() => download(new Blob([exportStoryboard()], { type: 'application/json' }), 'storyboard.json')}
+        title="Save the storyboard as JSON"
+      >
         Export JSON
       </button>
       <span className="toolbar-sep" />
@@ -121,7 +169,14 @@ function BoardToolbar() {
       <span className="toolbar-sep" />
       <div className="segmented" role="radiogroup" aria-label="Durations in">
         {(['frames', 'seconds'] as const).map((u) => (
-          <button key={u} type="button" role="radio" aria-checked={unit === u} className={unit === u ? 'on' : ''} onClick={() => setUnit(u)}>
+          <button
+            key={u}
+            type="button"
+            role="radio"
+            aria-checked={unit === u}
+            className={unit === u ? 'on' : ''}
+            onClick={() => setUnit(u)}
+          >
             {u}
           </button>
         ))}
@@ -137,7 +192,13 @@ function Samples() {
     <div className="samples" role="group" aria-label="Sample storyboards">
       <span className="muted">Samples:</span>
       {samples.entries.map((e) => (
-        <button key={e.url} type="button" className="chip-button" title={e.description || `Load “${e.name}” (undo brings yours back)`} onClick={() => void loadSample(e)}>
+        <button
+          key={e.url}
+          type="button"
+          className="chip-button"
+          title={e.description || `Load “${e.name}” (undo brings yours back)`}
+          onClick={() => void loadSample(e)}
+        >
           {e.name}
         </button>
       ))}
@@ -161,9 +222,19 @@ function ImportError() {
 
 function SaveIndicator() {
   const save = useStudio((s) => s.save);
-  const text = { loading: 'Restoring…', saved: 'Saved', pending: 'Saving…', error: 'Not saved', off: 'Not saved (no storage)' }[save.state];
+  const text = {
+    loading: 'Restoring…',
+    saved: 'Saved',
+    pending: 'Saving…',
+    error: 'Not saved',
+    off: 'Not saved (no storage)',
+  }[save.state];
   return (
-    <span className={`save-state save-${save.state}`} title={save.message ?? 'Saved in this browser (IndexedDB); a reload loses nothing'} aria-live="polite">
+    <span
+      className={`save-state save-${save.state}`}
+      title={save.message ?? 'Saved in this browser (IndexedDB); a reload loses nothing'}
+      aria-live="polite"
+    >
       {text}
     </span>
   );
@@ -178,7 +249,16 @@ function ProjectButtons() {
   const hasTakes = useStudio((s) => Object.keys(s.takes).length > 0);
   return (
     <>
-      <button type="button" onClick={() => download(new Blob([exportProject(currentSummary().name)], { type: 'application/json' }), `${fileName(currentSummary().name)}.mocproject.json`)} title="Save the whole project — storyboard, settings, every version with its frames, the kept ones and the routing traces — as one file">
+      <button
+        type="button"
+        onClick={() =>
+          download(
+            new Blob([exportProject(currentSummary().name)], { type: 'application/json' }),
+            `${fileName(currentSummary().name)}.mocproject.json`,
+          )
+        }
+        title="Save the whole project — storyboard, settings, every version with its frames, the kept ones and the routing traces — as one file"
+      >
         Save project
       </button>
       <FileButton
@@ -187,7 +267,10 @@ function ProjectButtons() {
         inputLabel="Project file to open"
         onFile={(file) => {
           const ask = (p: { name: string }): boolean =>
-            !hasTakes || window.confirm(`Open “${p.name}” (${file.name}) in place of this project? Its storyboard and versions replace the ones here (save this project first, or start a New project, to keep them).`);
+            !hasTakes ||
+            window.confirm(
+              `Open “${p.name}” (${file.name}) in place of this project? Its storyboard and versions replace the ones here (save this project first, or start a New project, to keep them).`,
+            );
           void openProjectFile(file, ask).then((problem) => setImportError(problem));
         }}
       />
@@ -196,7 +279,17 @@ function ProjectButtons() {
 }
 
 /** A button that opens the file chooser for one JSON file (the hidden input is named `inputLabel`). */
-function FileButton({ label, title, inputLabel, onFile }: { label: string; title: string; inputLabel: string; onFile(file: File): void }) {
+function FileButton({
+  label,
+  title,
+  inputLabel,
+  onFile,
+}: {
+  label: string;
+  title: string;
+  inputLabel: string;
+  onFile(file: File): void;
+}) {
   const ref = useRef<HTMLInputElement>(null);
   return (
     <>
@@ -225,7 +318,10 @@ function Projects() {
   const [others, setOthers] = useState<ProjectSummary[]>([]);
   const [problem, setProblem] = useState<string | null>(null);
   const running = useStudio((s) => isRunning(s.run.phase));
-  const refresh = (): void => void listProjects().then(setOthers, (e: unknown) => setProblem(`Projects could not be listed: ${(e as Error).message}`));
+  const refresh = (): void =>
+    void listProjects().then(setOthers, (e: unknown) =>
+      setProblem(`Projects could not be listed: ${(e as Error).message}`),
+    );
   useEffect(refresh, []);
   const act = (what: string, fn: () => Promise<void>): void => {
     setProblem(null);
@@ -239,15 +335,28 @@ function Projects() {
   };
   return (
     <div className="projects small-text">
-      <label className="project-name" title="The name of this project (kept in this browser; also the name in a saved project file)">
+      <label
+        className="project-name"
+        title="The name of this project (kept in this browser; also the name in a saved project file)"
+      >
         <span className="field-caption">Project</span>
-        <input type="text" aria-label="Project name" value={name} onChange={(e) => setName(e.target.value)} onBlur={() => renameProject(name)} />
+        <input
+          type="text"
+          aria-label="Project name"
+          value={name}
+          onChange={(e) => setName(e.target.value)}
+          onBlur={() => renameProject(name)}
+        />
       </label>
       <select
         aria-label="Switch project"
         value=""
         disabled={running || others.length === 0}
-        title={others.length ? 'Open another project kept in this browser (this one is kept)' : 'No other project yet: New project starts one'}
+        title={
+          others.length
+            ? 'Open another project kept in this browser (this one is kept)'
+            : 'No other project yet: New project starts one'
+        }
         onChange={(e) => e.target.value && act('Switching project', () => switchProject(e.target.value))}
       >
         <option value="">{others.length ? `Other projects (${others.length})…` : 'No other projects'}</option>
@@ -257,11 +366,25 @@ function Projects() {
           </option>
         ))}
       </select>
-      <button type="button" className="small" disabled={running} onClick={() => act('New project', () => newProject(`Project ${others.length + 2}`))} title="Keep this project and start a new, empty one">
+      <button
+        type="button"
+        className="small"
+        disabled={running}
+        onClick={() => act('New project', () => newProject(`Project ${others.length + 2}`))}
+        title="Keep this project and start a new, empty one"
+      >
         New project
       </button>
       {others.length > 0 && (
-        <select aria-label="Delete a project" value="" onChange={(e) => e.target.value && window.confirm('Delete that project for good?') && act('Deleting', () => deleteProject(e.target.value))}>
+        <select
+          aria-label="Delete a project"
+          value=""
+          onChange={(e) =>
+            e.target.value &&
+            window.confirm('Delete that project for good?') &&
+            act('Deleting', () => deleteProject(e.target.value))
+          }
+        >
           <option value="">Delete…</option>
           {others.map((p) => (
             <option key={p.id} value={p.id}>

@@ -16,7 +16,10 @@ export function TakesPanel() {
   const frame = useStudio((s) => s.player.frame);
   const mediaVersion = useStudio((s) => s.mediaVersion);
   const offsets = shotOffsets(board);
-  const shot = Math.max(0, offsets.findIndex((o, i) => i < board.shots.length && frame >= o && frame < offsets[i + 1]));
+  const shot = Math.max(
+    0,
+    offsets.findIndex((o, i) => i < board.shots.length && frame >= o && frame < offsets[i + 1]),
+  );
   const id = shotIds[shot];
   const takes = useStudio((s) => s.takes[id]);
   const chosen = useStudio((s) => s.chosen[id]);
@@ -28,7 +31,9 @@ export function TakesPanel() {
     <section className="panel takes" aria-labelledby="takes-title">
       <header className="panel-header">
         <h2 id="takes-title">Shot {shot + 1} versions</h2>
-        <span className="muted small-text">{takes?.length ? `${takes.length} generated · the kept one plays and exports` : 'none yet'}</span>
+        <span className="muted small-text">
+          {takes?.length ? `${takes.length} generated · the kept one plays and exports` : 'none yet'}
+        </span>
       </header>
       {takes?.length ? (
         <ul className="take-list">
@@ -38,24 +43,51 @@ export function TakesPanel() {
             const outdated = t.caption !== current?.caption || t.frames !== current?.frames;
             return (
               <li key={t.id} className={`take${kept ? ' kept' : ''}`}>
-                <FrameCanvas clip={clip} frame={local} size={96} version={mediaVersion} label={`Version ${takes.length - i} of shot ${shot + 1}, frame ${local + 1}`} />
+                <FrameCanvas
+                  clip={clip}
+                  frame={local}
+                  size={96}
+                  version={mediaVersion}
+                  label={`Version ${takes.length - i} of shot ${shot + 1}, frame ${local + 1}`}
+                />
                 <div className="take-meta small-text">
                   <strong>v{takes.length - i}</strong> · seed {t.seed} · {t.steps} steps · {t.attention.mode}
                   {t.attention.mode === 'moc' ? ` k=${t.attention.topK}` : ''}
                   <br />
                   <span className="muted">
-                    {new Date(t.createdAt).toLocaleTimeString()} · run {formatDuration(t.runMs)} · sparsity {formatPercent(t.sparsity)}
+                    {new Date(t.createdAt).toLocaleTimeString()} · run {formatDuration(t.runMs)} · sparsity{' '}
+                    {formatPercent(t.sparsity)}
                   </span>
                   {outdated && <span className="warn-text"> · caption or length changed since</span>}
                 </div>
                 <div className="take-actions">
-                  <button type="button" className="small" aria-pressed={kept} disabled={kept} onClick={() => choose(id, t.id)}>
+                  <button
+                    type="button"
+                    className="small"
+                    aria-pressed={kept}
+                    disabled={kept}
+                    onClick={() => choose(id, t.id)}
+                  >
                     {kept ? 'Kept' : 'Keep this'}
                   </button>
-                  <button type="button" className="small" onClick={() => void exportTakeStripPng(t.id).then((b) => b && download(b, `shot-${shot + 1}-v${takes.length - i}.png`))} title="All frames of this version as one PNG strip">
+                  <button
+                    type="button"
+                    className="small"
+                    onClick={() =>
+                      void exportTakeStripPng(t.id).then(
+                        (b) => b && download(b, `shot-${shot + 1}-v${takes.length - i}.png`),
+                      )
+                    }
+                    title="All frames of this version as one PNG strip"
+                  >
                     PNG strip
                   </button>
-                  <button type="button" className="small danger" aria-label={`Delete version ${takes.length - i} of shot ${shot + 1}`} onClick={() => void deleteTake(id, t.id)}>
+                  <button
+                    type="button"
+                    className="small danger"
+                    aria-label={`Delete version ${takes.length - i} of shot ${shot + 1}`}
+                    onClick={() => void deleteTake(id, t.id)}
+                  >
                     Delete
                   </button>
                 </div>

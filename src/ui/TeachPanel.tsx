@@ -23,7 +23,13 @@ export function TeachPanel() {
     <section className="panel teach" aria-labelledby="teach-title">
       <header className="panel-header">
         <h2 id="teach-title">Teaching mode</h2>
-        <button type="button" aria-pressed={teach.open} className={teach.open ? 'on' : ''} onClick={() => setTeachOpen(!teach.open)} disabled={!engineReady}>
+        <button
+          type="button"
+          aria-pressed={teach.open}
+          className={teach.open ? 'on' : ''}
+          onClick={() => setTeachOpen(!teach.open)}
+          disabled={!engineReady}
+        >
           {teach.open ? 'Stop picking' : 'Pick a query token'}
         </button>
       </header>
@@ -37,12 +43,23 @@ export function TeachPanel() {
       )}
       {teach.query && (
         <p className="small-text">
-          Query: <strong>Shot {shotIds.indexOf(teach.query.shotId) + 1}</strong>, frame {teach.query.frame + 1}, patch row {Math.floor(teach.query.patch / grid) + 1} col {(teach.query.patch % grid) + 1}
-          {g.assumed && <span className="muted"> (no model loaded: assuming {g.imageSize}×{g.imageSize} frames, {g.patchSize}-pixel patches, {g.textLen}-token captions)</span>}
+          Query: <strong>Shot {shotIds.indexOf(teach.query.shotId) + 1}</strong>, frame {teach.query.frame + 1}, patch
+          row {Math.floor(teach.query.patch / grid) + 1} col {(teach.query.patch % grid) + 1}
+          {g.assumed && (
+            <span className="muted">
+              {' '}
+              (no model loaded: assuming {g.imageSize}×{g.imageSize} frames, {g.patchSize}-pixel patches, {g.textLen}
+              -token captions)
+            </span>
+          )}
           {teach.result && (
             <label className="select-field inline teach-head">
               <span className="field-caption">Head</span>
-              <select aria-label="Teaching head" value={teach.result.head} onChange={(e) => void explain(teach.query, { head: Number(e.target.value) })}>
+              <select
+                aria-label="Teaching head"
+                value={teach.result.head}
+                onChange={(e) => void explain(teach.query, { head: Number(e.target.value) })}
+              >
                 {Array.from({ length: teach.result.heads }, (_, h) => (
                   <option key={h} value={h}>
                     {h + 1}
@@ -54,7 +71,11 @@ export function TeachPanel() {
           {teach.result?.network && (
             <label className="select-field inline teach-head">
               <span className="field-caption">Layer</span>
-              <select aria-label="Teaching layer" value={teach.result.network.layer} onChange={(e) => void explain(teach.query, { layer: Number(e.target.value) })}>
+              <select
+                aria-label="Teaching layer"
+                value={teach.result.network.layer}
+                onChange={(e) => void explain(teach.query, { layer: Number(e.target.value) })}
+              >
                 {Array.from({ length: teach.result.network.layers }, (_, l) => (
                   <option key={l} value={l}>
                     {l + 1}
@@ -71,7 +92,9 @@ export function TeachPanel() {
           {teach.error.message}
         </p>
       )}
-      {teach.phase === 'ready' && teach.result && <Walkthrough r={teach.result} fallback={teach.fallback} tokensPerFrame={grid * grid} />}
+      {teach.phase === 'ready' && teach.result && (
+        <Walkthrough r={teach.result} fallback={teach.fallback} tokensPerFrame={grid * grid} />
+      )}
     </section>
   );
 }
@@ -83,13 +106,19 @@ function Intro({ patch }: { patch: number }) {
     <details className="teach-intro small-text" open={!explained}>
       <summary>In plain words</summary>
       <p>
-        The video is cut into <strong>chunks</strong>: each caption is one, and each frame of a shot is one (“Shot 2 · frame 3”, the same names as in the routing graph). A <strong>token</strong> is one {patch}×{patch}-pixel patch of one frame.
+        The video is cut into <strong>chunks</strong>: each caption is one, and each frame of a shot is one (“Shot 2 ·
+        frame 3”, the same names as in the routing graph). A <strong>token</strong> is one {patch}×{patch}-pixel patch
+        of one frame.
       </p>
       <p>
-        Dense attention lets every token look at every other token. Mixture of Contexts lets it look at far fewer: it <strong>always</strong> looks at all captions and at its own shot, and of the other frames it keeps only the few that match it best — it compares itself with a one-vector summary of each frame (the average of that frame’s keys) and keeps the top k. With causal routing, only frames before its own can be kept.
+        Dense attention lets every token look at every other token. Mixture of Contexts lets it look at far fewer: it{' '}
+        <strong>always</strong> looks at all captions and at its own shot, and of the other frames it keeps only the few
+        that match it best — it compares itself with a one-vector summary of each frame (the average of that frame’s
+        keys) and keeps the top k. With causal routing, only frames before its own can be kept.
       </p>
       <p className="muted">
-        Below, the same steps with the paper’s symbols: M(i) the chunks token i always sees, φ(K<sub>c</sub>) the summary of chunk c, R(i) the chunks it routes to, Ω(i) everything it attends to. More: <DocLinks />.
+        Below, the same steps with the paper’s symbols: M(i) the chunks token i always sees, φ(K<sub>c</sub>) the
+        summary of chunk c, R(i) the chunks it routes to, Ω(i) everything it attends to. More: <DocLinks />.
       </p>
     </details>
   );
@@ -102,19 +131,30 @@ function Origin({ r, fallback }: { r: Explanation; fallback: string | null }) {
     <p className={`teach-origin small-text${n ? '' : ' teach-example'}`} role="note" aria-label="Source of the numbers">
       {n ? (
         <>
-          <strong>The network’s own numbers</strong>: model {n.model}, layer {n.layer + 1} of {n.layers}, head {r.head + 1} of {r.heads}, t = {Number(n.t.toPrecision(3))} (the run’s last sampler step), on the generated video.
+          <strong>The network’s own numbers</strong>: model {n.model}, layer {n.layer + 1} of {n.layers}, head{' '}
+          {r.head + 1} of {r.heads}, t = {Number(n.t.toPrecision(3))} (the run’s last sampler step), on the generated
+          video.
         </>
       ) : (
         <>
           <strong>A seeded example, not the network’s numbers</strong>
-          {fallback ? ` — ${fallback}` : ''}. The chunk table, mandatory anchors, causal mask and top-k rule are this storyboard’s; the network’s own numbers come once its video is generated.
+          {fallback ? ` — ${fallback}` : ''}. The chunk table, mandatory anchors, causal mask and top-k rule are this
+          storyboard’s; the network’s own numbers come once its video is generated.
         </>
       )}
     </p>
   );
 }
 
-function Walkthrough({ r, fallback, tokensPerFrame }: { r: Explanation; fallback: string | null; tokensPerFrame: number }) {
+function Walkthrough({
+  r,
+  fallback,
+  tokensPerFrame,
+}: {
+  r: Explanation;
+  fallback: string | null;
+  tokensPerFrame: number;
+}) {
   const named = chunkNamer(r.chunks, tokensPerFrame);
   const name = (c: ExplainedChunk): string => named(c.index);
   const q = r.chunks[r.queryChunk];
@@ -134,26 +174,32 @@ function Walkthrough({ r, fallback, tokensPerFrame }: { r: Explanation; fallback
         <li>
           <h3>The query</h3>
           <p>
-            Token <strong>{r.queryToken}</strong> of {r.totalTokens} lives in chunk <strong>{name(q)}</strong> ({q.tokens} tokens). Head {r.head + 1} of {r.heads}: q = [{r.queryHead.map((v) => v.toFixed(2)).join(', ')}
+            Token <strong>{r.queryToken}</strong> of {r.totalTokens} lives in chunk <strong>{name(q)}</strong> (
+            {q.tokens} tokens). Head {r.head + 1} of {r.heads}: q = [{r.queryHead.map((v) => v.toFixed(2)).join(', ')}
             {r.headDim > r.queryHead.length ? ', …' : ''}] (D = {r.headDim}).
           </p>
         </li>
         <li>
           <h3>Mandatory anchors M(i)</h3>
           <p>
-            <em>What the token always sees.</em> Every caption, and the query’s own shot: {mandatory.map(name).join(', ')} — <strong>{mandTokens}</strong> tokens, attended densely without spending a routing slot.
+            <em>What the token always sees.</em> Every caption, and the query’s own shot:{' '}
+            {mandatory.map(name).join(', ')} — <strong>{mandTokens}</strong> tokens, attended densely without spending a
+            routing slot.
           </p>
         </li>
         <li>
           <h3>Scores against chunk descriptors</h3>
           <p>
-            <em>How well each other frame matches the token.</em> Each other video chunk c is summarised by φ(K<sub>c</sub>), the mean of its keys; the score is q·φ(K<sub>c</sub>).
+            <em>How well each other frame matches the token.</em> Each other video chunk c is summarised by φ(K
+            <sub>c</sub>), the mean of its keys; the score is q·φ(K<sub>c</sub>).
             {r.network?.routeView && r.network.routeView !== 'rotary'
               ? ` This model routes with its routing view “${r.network.routeView}”: ${routeViewText(r.network.routeView)} (attention itself uses the rotated q and k), so q and the keys here are that view’s.`
               : r.network
                 ? ' This model routes with q and k as rotated for attention, so the time rotation every token of a frame shares is part of each score.'
                 : ''}
-            {r.causal ? ` Causal routing masks every chunk not before the query’s (${masked.length} masked).` : ' Routing is not causal here: later chunks are candidates too.'}
+            {r.causal
+              ? ` Causal routing masks every chunk not before the query’s (${masked.length} masked).`
+              : ' Routing is not causal here: later chunks are candidates too.'}
           </p>
           <table className="score-table">
             <thead>
@@ -170,10 +216,20 @@ function Walkthrough({ r, fallback, tokensPerFrame }: { r: Explanation; fallback
                   <tr key={c.index} className={c.routed ? 'row-routed' : c.causalMasked ? 'row-masked' : ''}>
                     <td>{name(c)}</td>
                     <td className="num">
-                      <span className="score-bar" style={{ width: `${(Math.abs(c.score) / maxAbs) * 60}px`, opacity: c.causalMasked ? 0.3 : 1 }} data-neg={c.score < 0 || undefined} />
+                      <span
+                        className="score-bar"
+                        style={{ width: `${(Math.abs(c.score) / maxAbs) * 60}px`, opacity: c.causalMasked ? 0.3 : 1 }}
+                        data-neg={c.score < 0 || undefined}
+                      />
                       {c.score.toFixed(3)}
                     </td>
-                    <td>{c.causalMasked ? 'masked (not earlier)' : c.routed ? `routed (rank ${c.rank! + 1})` : `candidate (rank ${c.rank! + 1})`}</td>
+                    <td>
+                      {c.causalMasked
+                        ? 'masked (not earlier)'
+                        : c.routed
+                          ? `routed (rank ${c.rank! + 1})`
+                          : `candidate (rank ${c.rank! + 1})`}
+                    </td>
                   </tr>
                 ))}
             </tbody>
@@ -191,8 +247,9 @@ function Walkthrough({ r, fallback, tokensPerFrame }: { r: Explanation; fallback
         <li>
           <h3>The key set Ω(i) = M(i) ∪ R(i)</h3>
           <p>
-            <em>Everything the token attends to: what it always sees plus what it kept.</em>{' '}
-            {mandTokens} mandatory + {routedTokens} routed = <strong>{r.keyTokens}</strong> of {r.totalTokens} tokens: this query skips <strong>{formatPercent(1 - r.keyTokens / r.totalTokens)}</strong> of the keys dense attention would read.
+            <em>Everything the token attends to: what it always sees plus what it kept.</em> {mandTokens} mandatory +{' '}
+            {routedTokens} routed = <strong>{r.keyTokens}</strong> of {r.totalTokens} tokens: this query skips{' '}
+            <strong>{formatPercent(1 - r.keyTokens / r.totalTokens)}</strong> of the keys dense attention would read.
           </p>
         </li>
       </ol>
@@ -205,13 +262,35 @@ function Walkthrough({ r, fallback, tokensPerFrame }: { r: Explanation; fallback
 /** Every chunk as a box in stream order, coloured by what it is for the query. */
 function ChunkStrip({ r, name }: { r: Explanation; name: (chunk: number) => string }) {
   return (
-    <div className="chunk-strip" role="img" aria-label={`Chunks: ${r.chunks.filter((c) => c.routed).length} routed, ${r.chunks.filter((c) => c.mandatory).length} mandatory, ${r.chunks.filter((c) => c.causalMasked).length} masked`}>
+    <div
+      className="chunk-strip"
+      role="img"
+      aria-label={`Chunks: ${r.chunks.filter((c) => c.routed).length} routed, ${r.chunks.filter((c) => c.mandatory).length} mandatory, ${r.chunks.filter((c) => c.causalMasked).length} masked`}
+    >
       {r.chunks.map((c) => {
-        const cls = c.index === r.queryChunk ? 'query' : c.routed ? 'routed' : c.mandatory ? 'mandatory' : c.causalMasked ? 'masked' : 'skipped';
-        return <span key={c.index} className={`strip-chunk strip-${cls} strip-${c.kind}`} style={{ flexGrow: c.kind === 'text' ? 1 : Math.max(1, c.tokens / 64) }} title={`${name(c.index)}: ${cls}`} />;
+        const cls =
+          c.index === r.queryChunk
+            ? 'query'
+            : c.routed
+              ? 'routed'
+              : c.mandatory
+                ? 'mandatory'
+                : c.causalMasked
+                  ? 'masked'
+                  : 'skipped';
+        return (
+          <span
+            key={c.index}
+            className={`strip-chunk strip-${cls} strip-${c.kind}`}
+            style={{ flexGrow: c.kind === 'text' ? 1 : Math.max(1, c.tokens / 64) }}
+            title={`${name(c.index)}: ${cls}`}
+          />
+        );
       })}
       <span className="strip-legend small-text">
-        <span className="key strip-query" /> query <span className="key strip-mandatory" /> mandatory <span className="key strip-routed" /> routed <span className="key strip-skipped" /> not chosen <span className="key strip-masked" /> masked
+        <span className="key strip-query" /> query <span className="key strip-mandatory" /> mandatory{' '}
+        <span className="key strip-routed" /> routed <span className="key strip-skipped" /> not chosen{' '}
+        <span className="key strip-masked" /> masked
       </span>
     </div>
   );

@@ -7,7 +7,9 @@ import type { EngineErrorCode } from '../worker/protocol.ts';
 export function WebGpuHelp({ code }: { code: Extract<EngineErrorCode, 'webgpu-missing' | 'no-adapter'> }) {
   return (
     <section className="help" aria-labelledby="webgpu-help-title">
-      <h3 id="webgpu-help-title">{code === 'webgpu-missing' ? 'This browser has no WebGPU' : 'WebGPU found no usable GPU adapter'}</h3>
+      <h3 id="webgpu-help-title">
+        {code === 'webgpu-missing' ? 'This browser has no WebGPU' : 'WebGPU found no usable GPU adapter'}
+      </h3>
       {code === 'no-adapter' ? (
         <p>
           WebGPU is present but returned no adapter: the GPU or its driver may be blocklisted, or WebGPU is still behind

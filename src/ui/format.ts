@@ -51,9 +51,13 @@ export function formatFlops(x: number): string {
  * (a fractional value where only whole numbers make sense: steps, top-k, chunk frames), or
  * nothing while the text is empty or half-typed.
  */
-export function parseNumberInput(text: string, { min, max, integer, name }: { min: number; max: number; integer: boolean; name: string }): { value: number } | { problem: string } | null {
+export function parseNumberInput(
+  text: string,
+  { min, max, integer, name }: { min: number; max: number; integer: boolean; name: string },
+): { value: number } | { problem: string } | null {
   const v = Number(text);
   if (text.trim() === '' || !Number.isFinite(v)) return null;
-  if (integer && !Number.isInteger(v)) return { problem: `${name} must be a whole number, not ${text.trim().slice(0, 20)}` };
+  if (integer && !Number.isInteger(v))
+    return { problem: `${name} must be a whole number, not ${text.trim().slice(0, 20)}` };
   return { value: Math.min(max, Math.max(min, v)) };
 }

@@ -10,7 +10,11 @@ import type { Chunk } from '../model/layout.ts';
  * @param tokensPerFrame tokens of one frame (a video chunk of n·tokensPerFrame tokens spans n frames)
  * @param shotNo the number (from 1) shown for chunk shot s; by default s + 1
  */
-export function chunkNamer(chunks: readonly Chunk[], tokensPerFrame: number, shotNo: (shot: number) => number = (s) => s + 1): (chunk: number) => string {
+export function chunkNamer(
+  chunks: readonly Chunk[],
+  tokensPerFrame: number,
+  shotNo: (shot: number) => number = (s) => s + 1,
+): (chunk: number) => string {
   const unit = Math.max(1, tokensPerFrame);
   const seen = new Map<number, number>();
   const first: number[] = [];

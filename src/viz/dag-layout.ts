@@ -79,7 +79,17 @@ export function layoutDag(table: ChunkTable, tokensPerFrame = frameUnit(table)):
       shots.push({ shot, x0: x, x1: x });
     }
     const w = (c.end - c.start) / tokensPerFrame;
-    nodes.push({ index, kind: 'video', shot: c.shot, tokens: c.end - c.start, x, y: 0, w, h: VIDEO_H, frames: [frameInShot, frameInShot + w] });
+    nodes.push({
+      index,
+      kind: 'video',
+      shot: c.shot,
+      tokens: c.end - c.start,
+      x,
+      y: 0,
+      w,
+      h: VIDEO_H,
+      frames: [frameInShot, frameInShot + w],
+    });
     x += w;
     frameInShot += w;
     shots[shots.length - 1].x1 = x;
@@ -91,13 +101,23 @@ export function layoutDag(table: ChunkTable, tokensPerFrame = frameUnit(table)):
     if (c.shot < 0) cx = -SHOT_GAP - CAPTION_W;
     else if (shotStart.has(c.shot)) cx = shotStart.get(c.shot)!;
     else {
-      cx = (shots.length ? shots[shots.length - 1].x1 + SHOT_GAP : 0);
+      cx = shots.length ? shots[shots.length - 1].x1 + SHOT_GAP : 0;
       shotStart.set(c.shot, cx);
       shots.push({ shot: c.shot, x0: cx, x1: cx + CAPTION_W });
     }
     const band = shots.find((s) => s.shot === c.shot);
     const w = band ? Math.min(CAPTION_W, Math.max(0.5, band.x1 - band.x0)) : CAPTION_W;
-    nodes.push({ index, kind: 'text', shot: c.shot, tokens: c.end - c.start, x: cx, y: CAPTION_Y, w, h: CAPTION_H, frames: null });
+    nodes.push({
+      index,
+      kind: 'text',
+      shot: c.shot,
+      tokens: c.end - c.start,
+      x: cx,
+      y: CAPTION_Y,
+      w,
+      h: CAPTION_H,
+      frames: null,
+    });
   });
   nodes.sort((a, b) => a.index - b.index);
   const x0 = Math.min(0, ...nodes.map((n) => n.x));
@@ -191,7 +211,8 @@ export function routedEdges(trace: StepTrace, filter: EdgeFilter): DagEdge[] {
     const tokens = trace.chunks.end[a] - trace.chunks.start[a];
     for (let b = 0; b < C; b++) {
       const n = sum[a * C + b];
-      if (n > 0) edges.push({ from: a, to: b, count: n, share: n / (tokens * per), weight: 0, head: bestHead[a * C + b] });
+      if (n > 0)
+        edges.push({ from: a, to: b, count: n, share: n / (tokens * per), weight: 0, head: bestHead[a * C + b] });
     }
   }
   const max = edges.reduce((m, e) => Math.max(m, e.share), 0);
@@ -238,7 +259,13 @@ export interface ScoreProfile {
  * The score bar chart of chunk `a`: every chunk's mean score with its role, the top-k cut
  * (between the k-th and (k+1)-th best candidate) and the causal cut (at `a`).
  */
-export function scoreProfile(trace: StepTrace, a: number, filter: EdgeFilter, topK: number, causal: boolean): ScoreProfile {
+export function scoreProfile(
+  trace: StepTrace,
+  a: number,
+  filter: EdgeFilter,
+  topK: number,
+  causal: boolean,
+): ScoreProfile {
   const { layers, heads, C } = selection(trace, filter);
   const kind = trace.chunks.kind;
   const per = Math.max(1, layers.length * heads.length);
@@ -255,7 +282,17 @@ export function scoreProfile(trace: StepTrace, a: number, filter: EdgeFilter, to
   for (let b = 0; b < C; b++) {
     const mandatory = trace.layers[0]?.mandatory[a * C + b] === 1;
     const role: ChunkRole =
-      kind[a] !== 1 ? 'text-query' : b === a ? 'self' : mandatory ? 'mandatory' : kind[b] !== 1 ? 'mandatory' : causal && b > a ? 'causal-masked' : 'candidate';
+      kind[a] !== 1
+        ? 'text-query'
+        : b === a
+          ? 'self'
+          : mandatory
+            ? 'mandatory'
+            : kind[b] !== 1
+              ? 'mandatory'
+              : causal && b > a
+                ? 'causal-masked'
+                : 'candidate';
     bars.push({ chunk: b, score: scores[b] / per, role, share: counts[b] / (tokens * per), rank: null });
   }
   const cands = bars.filter((b) => b.role === 'candidate').sort((x, y) => y.score - x.score || x.chunk - y.chunk);

@@ -31,8 +31,16 @@ export function textWidth(text: string, fontPx: number): number {
  * label already kept. A label is clamped into [min, max] (never cut at an edge); one wider than
  * that range is dropped. Returned left to right.
  */
-export function placeLabels(items: readonly LabelItem[], fontPx: number, min: number, max: number, gap = 4): PlacedLabel[] {
-  const order = items.map((_, i) => i).sort((a, b) => (items[b].priority ?? 0) - (items[a].priority ?? 0) || items[a].at - items[b].at);
+export function placeLabels(
+  items: readonly LabelItem[],
+  fontPx: number,
+  min: number,
+  max: number,
+  gap = 4,
+): PlacedLabel[] {
+  const order = items
+    .map((_, i) => i)
+    .sort((a, b) => (items[b].priority ?? 0) - (items[a].priority ?? 0) || items[a].at - items[b].at);
   const kept: PlacedLabel[] = [];
   for (const i of order) {
     const width = textWidth(items[i].text, fontPx);
@@ -48,11 +56,24 @@ export function placeLabels(items: readonly LabelItem[], fontPx: number, min: nu
  * Shot labels for bands [x0, x1] in pixels: "Shot 12" when every one fits, else the form of
  * `short` (e.g. "12") for as many as fit, each kept only where it does not overlap another.
  */
-export function shotLabels(bands: ReadonlyArray<{ x0: number; x1: number; long: string; short: string }>, fontPx: number, min: number, max: number): PlacedLabel[] {
+export function shotLabels(
+  bands: ReadonlyArray<{ x0: number; x1: number; long: string; short: string }>,
+  fontPx: number,
+  min: number,
+  max: number,
+): PlacedLabel[] {
   // zoomed in, a band may be partly or wholly out of view: label the part in view, or not at all
-  const seen = bands.map((b, index) => ({ index, x0: Math.max(min, b.x0), x1: Math.min(max, b.x1), b })).filter((v) => v.x1 > v.x0);
+  const seen = bands
+    .map((b, index) => ({ index, x0: Math.max(min, b.x0), x1: Math.min(max, b.x1), b }))
+    .filter((v) => v.x1 > v.x0);
   const place = (form: 'long' | 'short'): PlacedLabel[] =>
-    placeLabels(seen.map((v) => ({ at: (v.x0 + v.x1) / 2, text: v.b[form] })), fontPx, min, max, 6).map((p) => ({ ...p, index: seen[p.index].index }));
+    placeLabels(
+      seen.map((v) => ({ at: (v.x0 + v.x1) / 2, text: v.b[form] })),
+      fontPx,
+      min,
+      max,
+      6,
+    ).map((p) => ({ ...p, index: seen[p.index].index }));
   const long = place('long');
   if (long.length === seen.length) return long;
   const short = place('short');

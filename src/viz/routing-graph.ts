@@ -7,7 +7,15 @@
 import { useStudio, type StudioState } from '../state/store.ts';
 import type { StepTrace } from '../model/api.ts';
 import { chunkNamer } from './chunk-names.ts';
-import { frameUnit, layoutDag, mandatoryEdges, routedEdges, traceAt, type DagEdge, type DagLayout } from './dag-layout.ts';
+import {
+  frameUnit,
+  layoutDag,
+  mandatoryEdges,
+  routedEdges,
+  traceAt,
+  type DagEdge,
+  type DagLayout,
+} from './dag-layout.ts';
 import { RoutingScene } from './routing-scene.ts';
 
 export interface RoutingGraphHandle {
@@ -43,14 +51,24 @@ export function mountRoutingGraph(container: HTMLElement, store = useStudio): Ro
     const r = s.routing;
     const trace = traceAt(r.traces, r.filter.step);
     if (!trace) {
-      scene.update({ layout: EMPTY, edges: [], mandatory: [], hovered: null, pinned: null, shotLabel: () => '', chunkLabel: () => '' });
+      scene.update({
+        layout: EMPTY,
+        edges: [],
+        mandatory: [],
+        hovered: null,
+        pinned: null,
+        shotLabel: () => '',
+        chunkLabel: () => '',
+      });
       return;
     }
     const info = s.model.info;
     const tpf = info ? (info.imageSize / info.patchSize) ** 2 : undefined;
-    if (cached?.key !== trace.chunks || cached.tpf !== tpf) cached = { key: trace.chunks, tpf, layout: layoutDag(trace.chunks, tpf) };
+    if (cached?.key !== trace.chunks || cached.tpf !== tpf)
+      cached = { key: trace.chunks, tpf, layout: layoutDag(trace.chunks, tpf) };
     const { layer, head } = r.filter;
-    if (edgesCached?.trace !== trace || edgesCached.layer !== layer || edgesCached.head !== head) edgesCached = { trace, layer, head, edges: routedEdges(trace, r.filter) };
+    if (edgesCached?.trace !== trace || edgesCached.layer !== layer || edgesCached.head !== head)
+      edgesCached = { trace, layer, head, edges: routedEdges(trace, r.filter) };
     const shotNo = (shot: number): number => shotNumber(s, r.shotIds[shot], shot);
     scene.update({
       layout: cached.layout,

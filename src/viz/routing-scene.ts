@@ -44,7 +44,7 @@ const MAND = new THREE.Color('#9aa4b8');
 
 /** A distinct colour per shot. */
 export function shotColor(shot: number): THREE.Color {
-  return new THREE.Color().setHSL(((shot * 0.161 + 0.55) % 1 + 1) % 1, 0.55, 0.55);
+  return new THREE.Color().setHSL((((shot * 0.161 + 0.55) % 1) + 1) % 1, 0.55, 0.55);
 }
 
 export class RoutingScene {
@@ -214,7 +214,8 @@ export class RoutingScene {
     for (const n of v.layout.nodes) {
       const base = n.kind === 'text' ? TEXT : shotColor(n.shot);
       const dim = focus !== null && !connected.has(n.index);
-      if (n.index === v.pinned) this.content.add(rect(n.x - 0.06, n.y - 0.06, n.w + 0.12, n.h + 0.12, new THREE.Color('#ffffff'), 0.95, 0.1));
+      if (n.index === v.pinned)
+        this.content.add(rect(n.x - 0.06, n.y - 0.06, n.w + 0.12, n.h + 0.12, new THREE.Color('#ffffff'), 0.95, 0.1));
       const gap = n.kind === 'video' ? 0.06 : 0;
       const c = n.index === v.hovered ? base.clone().lerp(new THREE.Color('#ffffff'), 0.35) : base;
       this.content.add(rect(n.x + gap / 2, n.y, n.w - gap, n.h, c, dim ? 0.25 : 0.92, 0.2));
@@ -259,7 +260,12 @@ export class RoutingScene {
     }
     const g = new THREE.BufferGeometry();
     g.setAttribute('position', new THREE.Float32BufferAttribute(pts, 3));
-    const m = new THREE.LineBasicMaterial({ color: MAND, transparent: true, opacity: focus !== null ? 0.7 : 0.18, depthWrite: false });
+    const m = new THREE.LineBasicMaterial({
+      color: MAND,
+      transparent: true,
+      opacity: focus !== null ? 0.7 : 0.18,
+      depthWrite: false,
+    });
     this.content.add(new THREE.LineSegments(g, m));
   }
 
@@ -285,8 +291,20 @@ export class RoutingScene {
     const g = v.layout.nodes.find((n) => n.kind === 'text' && n.shot < 0);
     if (g) {
       const at = this.toScreen(g.x + g.w / 2, g.y + CAPTION_H + 0.05);
-      const [p] = at.x >= 0 && at.x <= this.width ? placeLabels([{ at: at.x, text: 'captions' }], LABEL_PX, 2, this.width - 2) : [];
-      if (p) this.labels.append(label(p.text, p.left, at.y, null, 'The caption row: the global caption, then each shot’s caption above its frames'));
+      const [p] =
+        at.x >= 0 && at.x <= this.width
+          ? placeLabels([{ at: at.x, text: 'captions' }], LABEL_PX, 2, this.width - 2)
+          : [];
+      if (p)
+        this.labels.append(
+          label(
+            p.text,
+            p.left,
+            at.y,
+            null,
+            'The caption row: the global caption, then each shot’s caption above its frames',
+          ),
+        );
     }
   }
 
@@ -294,7 +312,9 @@ export class RoutingScene {
   private placeButtons(): void {
     const v = this.view;
     if (!v || v.layout !== this.buttonsFor) {
-      const had = this.buttons.contains(document.activeElement) ? Number((document.activeElement as HTMLElement).dataset.chunk) : null;
+      const had = this.buttons.contains(document.activeElement)
+        ? Number((document.activeElement as HTMLElement).dataset.chunk)
+        : null;
       this.buttons.replaceChildren();
       this.chunkButtons = [];
       this.buttonsFor = v?.layout ?? null;
@@ -357,7 +377,10 @@ export class RoutingScene {
   private toWorldLocal(sx: number, sy: number): { x: number; y: number } {
     const u = sx / this.width;
     const w = sy / this.height;
-    return { x: this.camera.left + u * (this.camera.right - this.camera.left), y: this.camera.top - w * (this.camera.top - this.camera.bottom) };
+    return {
+      x: this.camera.left + u * (this.camera.right - this.camera.left),
+      y: this.camera.top - w * (this.camera.top - this.camera.bottom),
+    };
   }
 
   private toScreen(x: number, y: number): { x: number; y: number } {
@@ -412,7 +435,9 @@ export class RoutingScene {
     const at = Number((e.target as HTMLElement).dataset.chunk);
     if (!v || !Number.isInteger(at)) return;
     const C = v.layout.nodes.length;
-    const to = { ArrowRight: at + 1, ArrowDown: at + 1, ArrowLeft: at - 1, ArrowUp: at - 1, Home: 0, End: C - 1 }[e.key];
+    const to = { ArrowRight: at + 1, ArrowDown: at + 1, ArrowLeft: at - 1, ArrowUp: at - 1, Home: 0, End: C - 1 }[
+      e.key
+    ];
     if (e.key === 'Escape' && v.pinned !== null) {
       e.preventDefault();
       this.callbacks.onClick(null);
@@ -465,12 +490,25 @@ function anchor(n: NodeBox, side: 'top' | 'bottom'): THREE.Vector2 {
 /** A quadratic arc from p0 to p1 bulging down (dir −1) or up (+1), deeper for longer spans. */
 function arc(p0: THREE.Vector2, p1: THREE.Vector2, dir: number, depth = 0.3): THREE.QuadraticBezierCurve {
   const span = Math.abs(p1.x - p0.x);
-  const mid = new THREE.Vector2((p0.x + p1.x) / 2, (dir < 0 ? Math.min(p0.y, p1.y) : Math.max(p0.y, p1.y)) + dir * (0.25 + span * depth));
+  const mid = new THREE.Vector2(
+    (p0.x + p1.x) / 2,
+    (dir < 0 ? Math.min(p0.y, p1.y) : Math.max(p0.y, p1.y)) + dir * (0.25 + span * depth),
+  );
   return new THREE.QuadraticBezierCurve(p0, mid, p1);
 }
 
 /** Appends a ribbon of `width` along an arc (triangle strip as indexed triangles), RGBA per vertex. */
-function ribbon(pos: number[], col: number[], idx: number[], p0: THREE.Vector2, p1: THREE.Vector2, width: number, c: THREE.Color, alpha: number, dir: number): void {
+function ribbon(
+  pos: number[],
+  col: number[],
+  idx: number[],
+  p0: THREE.Vector2,
+  p1: THREE.Vector2,
+  width: number,
+  c: THREE.Color,
+  alpha: number,
+  dir: number,
+): void {
   const pts = arc(p0, p1, dir).getPoints(20);
   const base = pos.length / 3;
   for (let i = 0; i < pts.length; i++) {
@@ -495,7 +533,13 @@ function mesh(pos: number[], col: number[], idx: number[], z: number): THREE.Mes
   g.setAttribute('position', new THREE.Float32BufferAttribute(pos, 3));
   g.setAttribute('color', new THREE.Float32BufferAttribute(col, 4));
   g.setIndex(idx);
-  const m = new THREE.MeshBasicMaterial({ vertexColors: true, transparent: true, side: THREE.DoubleSide, depthWrite: false, depthTest: false });
+  const m = new THREE.MeshBasicMaterial({
+    vertexColors: true,
+    transparent: true,
+    side: THREE.DoubleSide,
+    depthWrite: false,
+    depthTest: false,
+  });
   const out = new THREE.Mesh(g, m);
   out.position.z = z;
   return out;
@@ -503,7 +547,13 @@ function mesh(pos: number[], col: number[], idx: number[], z: number): THREE.Mes
 
 function rect(x: number, y: number, w: number, h: number, c: THREE.Color, alpha: number, z: number): THREE.Mesh {
   const g = new THREE.PlaneGeometry(Math.max(0.001, w), Math.max(0.001, h));
-  const m = new THREE.MeshBasicMaterial({ color: c, transparent: alpha < 1, opacity: alpha, depthWrite: false, depthTest: false });
+  const m = new THREE.MeshBasicMaterial({
+    color: c,
+    transparent: alpha < 1,
+    opacity: alpha,
+    depthWrite: false,
+    depthTest: false,
+  });
   const out = new THREE.Mesh(g, m);
   out.position.set(x + w / 2, y + h / 2, z);
   out.renderOrder = z * 10;

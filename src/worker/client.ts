@@ -87,7 +87,12 @@ export function startEngineWorker(): EngineClient {
         () => undefined,
       );
     } else if (Date.now() - pingSentAt > PING_TIMEOUT_MS) {
-      die(new WorkerError('worker-failed', `the engine worker stopped answering (no reply in ${PING_TIMEOUT_MS / 1000} s)`));
+      die(
+        new WorkerError(
+          'worker-failed',
+          `the engine worker stopped answering (no reply in ${PING_TIMEOUT_MS / 1000} s)`,
+        ),
+      );
     }
   }
 

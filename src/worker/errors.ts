@@ -62,7 +62,12 @@ interface WireError extends EngineErrorInfo {
 }
 
 function isWireError(e: unknown): e is WireError {
-  return typeof e === 'object' && e !== null && (e as Partial<WireError>).mocWorkerError === true && CODES.has(String((e as WireError).code));
+  return (
+    typeof e === 'object' &&
+    e !== null &&
+    (e as Partial<WireError>).mocWorkerError === true &&
+    CODES.has(String((e as WireError).code))
+  );
 }
 
 /** Turns anything thrown into plain data to send across the boundary. */

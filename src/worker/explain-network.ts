@@ -52,7 +52,13 @@ export function streamToInternalTokens(seq: Sequence): Int32Array {
 }
 
 /** Rows of x [H, N, w] (internal token order) → stream token order; `value` maps each entry. */
-function toStreamTokens<A extends Float32Array | Int32Array>(x: A, H: number, w: number, order: Int32Array, value?: (v: number) => number): A {
+function toStreamTokens<A extends Float32Array | Int32Array>(
+  x: A,
+  H: number,
+  w: number,
+  order: Int32Array,
+  value?: (v: number) => number,
+): A {
   const N = order.length;
   const out = new (x.constructor as new (n: number) => A)(x.length);
   for (let h = 0; h < H; h++) {
@@ -90,28 +96,52 @@ export class NetworkExplainer {
     const bad = (msg: string): never => {
       throw new WorkerError('bad-request', msg);
     };
-    if (!Number.isInteger(net.layer) || net.layer < 0 || net.layer >= cfg.depth) bad(`layer ${net.layer} is outside 1…${cfg.depth} of model ${cfg.name}`);
+    if (!Number.isInteger(net.layer) || net.layer < 0 || net.layer >= cfg.depth)
+      bad(`layer ${net.layer} is outside 1…${cfg.depth} of model ${cfg.name}`);
     if (!(net.t >= 0 && net.t <= 1)) bad(`timestep ${net.t} is outside [0, 1]`);
     const attention = { mode: 'moc' as const, topK: req.topK, chunkFrames: req.chunkFrames, causal: req.causal };
-    const { storyboard, text } = prepareRequest(gen.model, { storyboard: net.storyboard, steps: 1, guidance: 1, attention });
+    const { storyboard, text } = prepareRequest(gen.model, {
+      storyboard: net.storyboard,
+      steps: 1,
+      guidance: 1,
+      attention,
+    });
     const frames = storyboard.shots.map((s) => s.frames);
     const size = cfg.imageSize;
-    if (net.frames.length !== frames.length) bad(`the video has ${net.frames.length} shots, the storyboard ${frames.length}`);
+    if (net.frames.length !== frames.length)
+      bad(`the video has ${net.frames.length} shots, the storyboard ${frames.length}`);
     net.frames.forEach((f, s) => {
-      if (f.length !== frames[s] * size * size * 4) bad(`shot ${s + 1}'s video has ${f.length} bytes, expected ${frames[s]} frames of ${size}×${size} RGBA for model ${cfg.name}`);
+      if (f.length !== frames[s] * size * size * 4)
+        bad(
+          `shot ${s + 1}'s video has ${f.length} bytes, expected ${frames[s]} frames of ${size}×${size} RGBA for model ${cfg.name}`,
+        );
     });
     const seq = gen.dit.sequence(frames, req.chunkFrames);
     const token = locateQuery(seq.stream, req, frames, cfg.grid * cfg.grid, cfg.heads);
 
     const key = JSON.stringify({ text: Array.from(text), frames, attention, t: net.t, layer: net.layer });
-    const cap = this.kept && this.kept.key === key && sameBytes(this.kept.frames, net.frames) ? this.kept : await this.capture(key, net.frames, seq, text, net.t, net.layer, attention);
+    const cap =
+      this.kept && this.kept.key === key && sameBytes(this.kept.frames, net.frames)
+        ? this.kept
+        : await this.capture(key, net.frames, seq, text, net.t, net.layer, attention);
     this.kept = cap;
 
     const { heads: H, headDim: D } = cfg;
     const N = seq.n;
     const h = req.head;
     return explainTokens(
-      { q: cap.q, k: cap.k, dims: { H, N, D }, table: seq.stream, token, head: h, topK: req.topK, causal: req.causal, causalText: gen.config.causalText, routed: cap.routed.subarray((h * N + token) * cap.K, (h * N + token + 1) * cap.K) },
+      {
+        q: cap.q,
+        k: cap.k,
+        dims: { H, N, D },
+        table: seq.stream,
+        token,
+        head: h,
+        topK: req.topK,
+        causal: req.causal,
+        causalText: gen.config.causalText,
+        routed: cap.routed.subarray((h * N + token) * cap.K, (h * N + token + 1) * cap.K),
+      },
       {
         origin: 'network',
         network: { model: cfg.name, layers: cfg.depth, layer: net.layer, t: net.t, routeView: cfg.routeView },
@@ -126,7 +156,15 @@ export class NetworkExplainer {
   }
 
   /** Runs the model once and keeps layer `layer`'s q, k and routing, in stream order. */
-  private async capture(key: string, rgba: readonly Uint8ClampedArray[], seq: Sequence, text: Int32Array, t: number, layer: number, attention: { topK: number; chunkFrames: number; causal: boolean }): Promise<Capture> {
+  private async capture(
+    key: string,
+    rgba: readonly Uint8ClampedArray[],
+    seq: Sequence,
+    text: Int32Array,
+    t: number,
+    layer: number,
+    attention: { topK: number; chunkFrames: number; causal: boolean },
+  ): Promise<Capture> {
     this.kept = null; // its memory is not needed while the next one is made
     const { gen } = this;
     const { eng, dit } = gen;
@@ -134,7 +172,11 @@ export class NetworkExplainer {
     const frames = seq.frames;
     let weightBytes = 0;
     for (const w of gen.model.weights.values()) weightBytes += w.data.length * 4;
-    const problem = memoryProblem(cfg, { frames, attention: { mode: 'moc', ...attention }, weightBytes, traced: false }, eng.adapter.limits);
+    const problem = memoryProblem(
+      cfg,
+      { frames, attention: { mode: 'moc', ...attention }, weightBytes, traced: false },
+      eng.adapter.limits,
+    );
     if (problem) throw new WorkerError('bad-request', problem);
 
     const size = cfg.imageSize;
@@ -175,7 +217,8 @@ export class NetworkExplainer {
     } finally {
       xt.dispose();
     }
-    if (!got.q || !got.k || !got.routed) throw new Error(`explain: the forward pass did not show layer ${layer}'s q, k and routing`);
+    if (!got.q || !got.k || !got.routed)
+      throw new Error(`explain: the forward pass did not show layer ${layer}'s q, k and routing`);
     const order = streamToInternalTokens(seq);
     const { heads: H, headDim: D } = cfg;
     return {

@@ -120,13 +120,23 @@ export function explainTokens(input: ExplainInput, about: ExplainSource): Explan
  * @param frames frames per shot; @param heads heads of the layer explained.
  * @throws WorkerError `bad-request` when the query or head is outside the layout.
  */
-export function locateQuery(table: ChunkTable, req: Pick<ExplainRequest, 'query' | 'head'>, frames: readonly number[], tokensPerFrame: number, heads: number): number {
+export function locateQuery(
+  table: ChunkTable,
+  req: Pick<ExplainRequest, 'query' | 'head'>,
+  frames: readonly number[],
+  tokensPerFrame: number,
+  heads: number,
+): number {
   const { shot, frame, patch } = req.query;
   const F = frames[shot];
-  if (F === undefined) throw new WorkerError('bad-request', `query shot ${shot} is not in the storyboard (${frames.length} shots)`);
-  if (frame < 0 || frame >= F) throw new WorkerError('bad-request', `query frame ${frame} is outside shot ${shot + 1} (${F} frames)`);
-  if (patch < 0 || patch >= tokensPerFrame) throw new WorkerError('bad-request', `query patch ${patch} is outside the frame (${tokensPerFrame} patches)`);
-  if (req.head < 0 || req.head >= heads) throw new WorkerError('bad-request', `head ${req.head} is outside 0…${heads - 1}`);
+  if (F === undefined)
+    throw new WorkerError('bad-request', `query shot ${shot} is not in the storyboard (${frames.length} shots)`);
+  if (frame < 0 || frame >= F)
+    throw new WorkerError('bad-request', `query frame ${frame} is outside shot ${shot + 1} (${F} frames)`);
+  if (patch < 0 || patch >= tokensPerFrame)
+    throw new WorkerError('bad-request', `query patch ${patch} is outside the frame (${tokensPerFrame} patches)`);
+  if (req.head < 0 || req.head >= heads)
+    throw new WorkerError('bad-request', `head ${req.head} is outside 0…${heads - 1}`);
   const first = table.chunks.findIndex((c) => c.kind === 'video' && c.shot === shot);
   return table.start[first] + frame * tokensPerFrame + patch;
 }
@@ -143,7 +153,13 @@ export function explainQuery(req: ExplainRequest): Explanation {
     chunkFrames: req.chunkFrames,
   });
   const { H, D } = EXPLAIN_DIMS;
-  const token = locateQuery(table, req, req.shots.map((s) => s.frames), req.tokensPerFrame, H);
+  const token = locateQuery(
+    table,
+    req,
+    req.shots.map((s) => s.frames),
+    req.tokensPerFrame,
+    H,
+  );
   const { q, k } = tracedExample(table, req, H, D);
   return explainTokens(
     { q, k, dims: { H, N: table.n, D }, table, token, head: req.head, topK: req.topK, causal: req.causal },
@@ -160,7 +176,12 @@ export function explainQuery(req: ExplainRequest): Explanation {
  * Seeded q, k [H, N, D]: a direction per shot, drifting per frame, one per token of noise;
  * caption chunks get their own directions. Queries lean towards their own frame's keys.
  */
-function tracedExample(table: ChunkTable, req: ExplainRequest, H: number, D: number): { q: Float32Array; k: Float32Array } {
+function tracedExample(
+  table: ChunkTable,
+  req: ExplainRequest,
+  H: number,
+  D: number,
+): { q: Float32Array; k: Float32Array } {
   const N = table.n;
   const rng = new Rng(req.seed);
   const q = new Float32Array(H * N * D);

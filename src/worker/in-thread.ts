@@ -52,7 +52,12 @@ export function createEngineApi(getGpu: () => GPU | undefined = browserGpu): Eng
       running?.abort(new WorkerError('device-lost', lost.message)); // the run rejects with this, not `cancelled`
       for (const listener of lostListeners) listener({ code: 'device-lost', message: lost.message });
     });
-    return { label: eng.describe(), adapterName: adapterName(eng.adapter), adapter: eng.adapter, features: { ...eng.features } };
+    return {
+      label: eng.describe(),
+      adapterName: adapterName(eng.adapter),
+      adapter: eng.adapter,
+      features: { ...eng.features },
+    };
   }
 
   return {
@@ -85,7 +90,15 @@ export function createEngineApi(getGpu: () => GPU | undefined = browserGpu): Eng
         const previous = model;
         const loading = (async () => {
           const files = await fetchModelFiles(source, onProgress);
-          onProgress?.({ stage: 'upload', file: 'model.safetensors', loaded: 0, total: 0, allLoaded: 0, allTotal: 0, fromCache: true });
+          onProgress?.({
+            stage: 'upload',
+            file: 'model.safetensors',
+            loaded: 0,
+            total: 0,
+            allLoaded: 0,
+            allTotal: 0,
+            fromCache: true,
+          });
           return loadModelFromFiles(eng, files, source.name);
         })();
         const entry: NonNullable<typeof model> = { url: source.url, loading, loaded: null };
@@ -148,7 +161,9 @@ export function createEngineApi(getGpu: () => GPU | undefined = browserGpu): Eng
         try {
           return explainQuery(request);
         } catch (e) {
-          throw e instanceof WorkerError ? e : new WorkerError('bad-request', e instanceof Error ? e.message : String(e));
+          throw e instanceof WorkerError
+            ? e
+            : new WorkerError('bad-request', e instanceof Error ? e.message : String(e));
         }
       }
       if (!engine) throw new WorkerError('not-initialised', 'explain() was called before init() resolved');
@@ -230,7 +245,11 @@ async function addOnGpu(eng: Engine, a: Float32Array, b: Float32Array): Promise<
 }
 
 /** max |got − want| (NaN counts as infinitely wrong), how many exceed `tol`, and the worst index. */
-function compare(got: Float32Array, want: Float32Array, tol: number): { maxAbsError: number; bad: number; worst: number } {
+function compare(
+  got: Float32Array,
+  want: Float32Array,
+  tol: number,
+): { maxAbsError: number; bad: number; worst: number } {
   let maxAbsError = 0;
   let bad = 0;
   let worst = 0;

@@ -51,19 +51,29 @@ export type ModelFiles = Map<string, ArrayBuffer>;
  * Fetches manifest.json and every file it lists, from the cache when possible.
  * @throws WorkerError `model-missing` (a file cannot be fetched) | `model-invalid` (bad manifest, size or checksum).
  */
-export async function fetchModelFiles(source: ModelSource, onProgress?: (p: ModelLoadProgress) => void): Promise<ModelFiles> {
+export async function fetchModelFiles(
+  source: ModelSource,
+  onProgress?: (p: ModelLoadProgress) => void,
+): Promise<ModelFiles> {
   checkOrigin(source);
   const local = isLocalModelUrl(source.url);
   const cache = await openCache();
   const gone = (file: string): WorkerError =>
-    new WorkerError('model-missing', `model "${source.name}": ${file} is no longer in this browser's storage (was it cleared?); add the model folder again`);
+    new WorkerError(
+      'model-missing',
+      `model "${source.name}": ${file} is no longer in this browser's storage (was it cleared?); add the model folder again`,
+    );
   const manifestUrl = new URL('manifest.json', source.url).href;
   let manifestBytes: ArrayBuffer;
   if (local) {
     const hit = await cache?.match(manifestUrl).catch(() => undefined);
     if (!hit) throw gone('manifest.json');
     manifestBytes = await hit.arrayBuffer();
-    if (manifestBytes.byteLength > MAX_JSON_BYTES) throw new WorkerError('model-invalid', `model "${source.name}": ${tooLargeMessage('manifest.json', manifestBytes.byteLength, MAX_JSON_BYTES)}`);
+    if (manifestBytes.byteLength > MAX_JSON_BYTES)
+      throw new WorkerError(
+        'model-invalid',
+        `model "${source.name}": ${tooLargeMessage('manifest.json', manifestBytes.byteLength, MAX_JSON_BYTES)}`,
+      );
   } else {
     manifestBytes = await download(manifestUrl, source.name, 'manifest.json', MAX_JSON_BYTES);
   }
@@ -71,7 +81,11 @@ export async function fetchModelFiles(source: ModelSource, onProgress?: (p: Mode
   const names = Object.keys(manifest.files);
   for (const file of names) {
     const cap = modelFileCap(file);
-    if (manifest.files[file].bytes > cap) throw new WorkerError('model-invalid', `model "${source.name}": ${tooLargeMessage(`${file} (by manifest.json)`, manifest.files[file].bytes, cap)}`);
+    if (manifest.files[file].bytes > cap)
+      throw new WorkerError(
+        'model-invalid',
+        `model "${source.name}": ${tooLargeMessage(`${file} (by manifest.json)`, manifest.files[file].bytes, cap)}`,
+      );
   }
   const allTotal = names.reduce((n, f) => n + manifest.files[f].bytes, 0);
   const out: ModelFiles = new Map([['manifest.json', manifestBytes]]);
@@ -80,7 +94,15 @@ export async function fetchModelFiles(source: ModelSource, onProgress?: (p: Mode
     const want = manifest.files[file];
     const url = new URL(file, source.url).href;
     const report = (loaded: number, fromCache: boolean): void =>
-      onProgress?.({ stage: 'download', file, loaded, total: want.bytes, allLoaded: allLoaded + loaded, allTotal, fromCache });
+      onProgress?.({
+        stage: 'download',
+        file,
+        loaded,
+        total: want.bytes,
+        allLoaded: allLoaded + loaded,
+        allTotal,
+        fromCache,
+      });
 
     let buf = await fromCache(cache, url, want);
     const cached = buf !== null;
@@ -88,7 +110,9 @@ export async function fetchModelFiles(source: ModelSource, onProgress?: (p: Mode
       if (local) throw gone(file);
       buf = await download(url, source.name, file, want.bytes, (n) => report(n, false));
       await check(buf, want, source.name, file);
-      await cache?.put(url, new Response(buf.slice(0), { headers: { 'content-type': 'application/octet-stream' } })).catch(() => undefined);
+      await cache
+        ?.put(url, new Response(buf.slice(0), { headers: { 'content-type': 'application/octet-stream' } }))
+        .catch(() => undefined);
     }
     report(buf.byteLength, cached);
     allLoaded += buf.byteLength;
@@ -101,7 +125,10 @@ export async function fetchModelFiles(source: ModelSource, onProgress?: (p: Mode
  * Refuses a model URL on another origin (where there is a `location`: browser, worker).
  * @throws WorkerError `model-invalid`.
  */
-export function checkOrigin(source: ModelSource, here: { href: string; origin: string } | undefined = (globalThis as { location?: Location }).location): void {
+export function checkOrigin(
+  source: ModelSource,
+  here: { href: string; origin: string } | undefined = (globalThis as { location?: Location }).location,
+): void {
   if (!here) return;
   let origin: string;
   try {
@@ -110,7 +137,10 @@ export function checkOrigin(source: ModelSource, here: { href: string; origin: s
     throw new WorkerError('model-invalid', `model "${source.name}": ${JSON.stringify(source.url)} is not a URL`);
   }
   if (origin !== here.origin) {
-    throw new WorkerError('model-invalid', `model "${source.name}": ${origin} is another site; models load only from the studio's own origin (${here.origin})`);
+    throw new WorkerError(
+      'model-invalid',
+      `model "${source.name}": ${origin} is another site; models load only from the studio's own origin (${here.origin})`,
+    );
   }
 }
 
@@ -122,7 +152,13 @@ export function parseManifest(value: unknown, name: string): Manifest {
   if (m.format !== 'moc-dit') throw bad(`has format ${JSON.stringify(m.format)}, expected "moc-dit"`);
   if (!m.files || typeof m.files !== 'object') throw bad('lists no files');
   for (const [file, f] of Object.entries(m.files)) {
-    if (!f || !Number.isInteger(f.bytes) || f.bytes < 0 || typeof f.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(f.sha256)) {
+    if (
+      !f ||
+      !Number.isInteger(f.bytes) ||
+      f.bytes < 0 ||
+      typeof f.sha256 !== 'string' ||
+      !/^[0-9a-f]{64}$/.test(f.sha256)
+    ) {
       throw bad(`has a bad entry for ${file} (needs integer "bytes" and a hex "sha256")`);
     }
   }
@@ -150,7 +186,10 @@ function parseJsonBytes(buf: ArrayBuffer, name: string): unknown {
   try {
     return JSON.parse(new TextDecoder().decode(buf));
   } catch (e) {
-    throw new WorkerError('model-invalid', `model "${name}": manifest.json is not valid JSON (${(e as Error).message})`);
+    throw new WorkerError(
+      'model-invalid',
+      `model "${name}": manifest.json is not valid JSON (${(e as Error).message})`,
+    );
   }
 }
 
@@ -158,8 +197,18 @@ function parseJsonBytes(buf: ArrayBuffer, name: string): unknown {
  * GET with progress, of at most `maxBytes` (checked against Content-Length, then while streaming).
  * @throws WorkerError `model-missing` for a network error or a non-2xx status, `model-invalid` for too many bytes.
  */
-async function download(url: string, name: string, file: string, maxBytes: number, onBytes?: (n: number) => void): Promise<ArrayBuffer> {
-  const tooMany = (n: number): WorkerError => new WorkerError('model-invalid', `model "${name}": ${file} sends ${n} bytes or more, more than the ${maxBytes} it should have`);
+async function download(
+  url: string,
+  name: string,
+  file: string,
+  maxBytes: number,
+  onBytes?: (n: number) => void,
+): Promise<ArrayBuffer> {
+  const tooMany = (n: number): WorkerError =>
+    new WorkerError(
+      'model-invalid',
+      `model "${name}": ${file} sends ${n} bytes or more, more than the ${maxBytes} it should have`,
+    );
   let res: Response;
   try {
     res = await fetch(url, { cache: 'no-cache' });
@@ -203,10 +252,17 @@ async function download(url: string, name: string, file: string, maxBytes: numbe
 /** Checks one file against its manifest entry (size, then sha256). @throws WorkerError `model-invalid`. */
 export async function check(buf: ArrayBuffer, want: ManifestFile, name: string, file: string): Promise<void> {
   if (buf.byteLength !== want.bytes) {
-    throw new WorkerError('model-invalid', `model "${name}": ${file} has ${buf.byteLength} bytes, the manifest says ${want.bytes}`);
+    throw new WorkerError(
+      'model-invalid',
+      `model "${name}": ${file} has ${buf.byteLength} bytes, the manifest says ${want.bytes}`,
+    );
   }
   const got = await sha256(buf);
-  if (got !== want.sha256) throw new WorkerError('model-invalid', `model "${name}": ${file} fails its sha256 check (got ${got.slice(0, 12)}…)`);
+  if (got !== want.sha256)
+    throw new WorkerError(
+      'model-invalid',
+      `model "${name}": ${file} fails its sha256 check (got ${got.slice(0, 12)}…)`,
+    );
 }
 
 export async function sha256(buf: ArrayBuffer): Promise<string> {

@@ -28,7 +28,9 @@ cpSync(MODEL_DIR, brokenModel, { recursive: true });
 writeFileSync(join(brokenModel, 'config.json'), '{"name": "x"');
 const hugeManifest = join(dir, 'huge-manifest-model');
 cpSync(MODEL_DIR, hugeManifest, { recursive: true });
-const mf = JSON.parse(readFileSync(join(hugeManifest, 'manifest.json'), 'utf8')) as { files: Record<string, { bytes: number }> };
+const mf = JSON.parse(readFileSync(join(hugeManifest, 'manifest.json'), 'utf8')) as {
+  files: Record<string, { bytes: number }>;
+};
 mf.files['model.safetensors'].bytes = 2 ** 45;
 writeFileSync(join(hugeManifest, 'manifest.json'), JSON.stringify(mf));
 mkdirSync(join(dir, 'a-folder'));
@@ -38,11 +40,21 @@ const paths = {
   folder: join(dir, 'a-folder'),
   devZero: '/dev/zero',
   devNull: '/dev/null',
-  junk: put('junk.bin', Uint8Array.from({ length: 300 }, (_, i) => (i * 37) % 256)),
+  junk: put(
+    'junk.bin',
+    Uint8Array.from({ length: 300 }, (_, i) => (i * 37) % 256),
+  ),
   empty: put('empty.json', ''),
   notJson: put('bad.json', '{"version": 1, "shots": [\n'),
   wrongSchema: put('wrong.json', JSON.stringify({ version: 2, globalCaption: 'x', shots: [] })),
-  unknownWords: put('words.json', JSON.stringify({ version: 1, globalCaption: 'Character 1 is a red star.', shots: [{ caption: 'a zeppelin over Paris', frames: 1, seed: 0 }] })),
+  unknownWords: put(
+    'words.json',
+    JSON.stringify({
+      version: 1,
+      globalCaption: 'Character 1 is a red star.',
+      shots: [{ caption: 'a zeppelin over Paris', frames: 1, seed: 0 }],
+    }),
+  ),
   oversized: (() => {
     const p = put('oversized.json', '');
     truncateSync(p, MAX_STORYBOARD_BYTES + 1); // sparse: costs no disk
@@ -53,10 +65,29 @@ const paths = {
 const models = [MODEL_DIR, brokenModel, hugeManifest, paths.missing, paths.folder, paths.devNull];
 
 const value = fc.oneof(
-  fc.constantFrom('0', '-1', '1', '2.5', '1e400', 'NaN', '', ' ', 'moc', 'dense', 'shot', 'sparse', '99999999999999999999', '--', '-'),
+  fc.constantFrom(
+    '0',
+    '-1',
+    '1',
+    '2.5',
+    '1e400',
+    'NaN',
+    '',
+    ' ',
+    'moc',
+    'dense',
+    'shot',
+    'sparse',
+    '99999999999999999999',
+    '--',
+    '-',
+  ),
   fc.string({ maxLength: 8 }),
 );
-const path = fc.oneof(fc.constantFrom(...Object.values(paths)), fc.string({ minLength: 1, maxLength: 10 }).filter((s) => !s.startsWith('-')));
+const path = fc.oneof(
+  fc.constantFrom(...Object.values(paths)),
+  fc.string({ minLength: 1, maxLength: 10 }).filter((s) => !s.startsWith('-')),
+);
 const flag = (names: string[]): fc.Arbitrary<string[]> =>
   fc.oneof(
     fc.tuple(fc.constantFrom(...names), value).map(([n, v]) => [n, v]),
@@ -71,9 +102,18 @@ const generateArgs = fc
     extraPositional: fc.boolean(),
     out: fc.option(fc.constant(join(dir, 'out')), { nil: undefined }),
     model: fc.option(fc.constantFrom(...models), { nil: undefined }),
-    flags: fc.array(flag(['--attention', '--top-k', '--chunk-frames', '--steps', '--guidance', '--seed', '--trace-every']), { maxLength: 3 }),
+    flags: fc.array(
+      flag(['--attention', '--top-k', '--chunk-frames', '--steps', '--guidance', '--seed', '--trace-every']),
+      { maxLength: 3 },
+    ),
   })
-  .map((r) => [...(r.board ? [r.board] : []), ...(r.extraPositional ? ['extra'] : []), ...(r.out ? ['--out', r.out] : []), ...(r.model ? ['--model', r.model] : []), ...r.flags.flat()]);
+  .map((r) => [
+    ...(r.board ? [r.board] : []),
+    ...(r.extraPositional ? ['extra'] : []),
+    ...(r.out ? ['--out', r.out] : []),
+    ...(r.model ? ['--model', r.model] : []),
+    ...r.flags.flat(),
+  ]);
 
 const attentionArgs = fc
   .record({
@@ -85,9 +125,14 @@ const attentionArgs = fc
 
 function moc(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((done) => {
-    execFile(process.execPath, ['bin/moc.mjs', ...args], { cwd: process.cwd(), timeout: 60_000 }, (err, stdout, stderr) => {
-      done({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      ['bin/moc.mjs', ...args],
+      { cwd: process.cwd(), timeout: 60_000 },
+      (err, stdout, stderr) => {
+        done({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -123,33 +168,67 @@ async function userError(command: string, args: string[]): Promise<void> {
 
 describe('fuzz: the moc command line', () => {
   it('in-process: random argument vectors give one line and a non-zero exit', { timeout: 60_000 }, async () => {
-    await fc.assert(fc.asyncProperty(attentionArgs, (a) => userErrorInProcess('attention', a)), { numRuns: 150 });
-    await fc.assert(fc.asyncProperty(generateArgs, (a) => userErrorInProcess('generate', a)), { numRuns: 150 });
+    await fc.assert(
+      fc.asyncProperty(attentionArgs, (a) => userErrorInProcess('attention', a)),
+      { numRuns: 150 },
+    );
+    await fc.assert(
+      fc.asyncProperty(generateArgs, (a) => userErrorInProcess('generate', a)),
+      { numRuns: 150 },
+    );
   });
 
-  it.concurrent('spawned: random argument vectors give one line on stderr, no stack, a non-zero exit', { timeout: 60_000 }, async () => {
-    await fc.assert(fc.asyncProperty(attentionArgs, (a) => userError('attention', a)), { numRuns: 3 });
-    await fc.assert(fc.asyncProperty(generateArgs, (a) => userError('generate', a)), { numRuns: 5 });
-  });
+  it.concurrent(
+    'spawned: random argument vectors give one line on stderr, no stack, a non-zero exit',
+    { timeout: 60_000 },
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(attentionArgs, (a) => userError('attention', a)),
+        { numRuns: 3 },
+      );
+      await fc.assert(
+        fc.asyncProperty(generateArgs, (a) => userError('generate', a)),
+        { numRuns: 5 },
+      );
+    },
+  );
 
-  it.concurrent('named cases: devices, folders, oversized files, huge manifests, odd paths', { timeout: 60_000 }, async () => {
-    const out = join(dir, 'out');
-    const cases: Array<[string, string[], RegExp]> = [
-      ['generate', [paths.devZero, '--out', out, '--model', MODEL_DIR], /dev\/zero: not a regular file/],
-      ['generate', [paths.oversized, '--out', out, '--model', MODEL_DIR], /oversized\.json is 1\.0 MiB, more than the limit of 1\.0 MiB/],
-      ['generate', [paths.folder, '--out', out, '--model', MODEL_DIR], /cannot read .*a-folder: EISDIR/],
-      ['generate', [paths.unknownWords, '--out', out, '--model', hugeManifest], /model\.safetensors \(by manifest\.json\) is 32768\.00 GiB, more than the limit/],
-      ['attention', ['--in', paths.newline, '--out', join(dir, 'o.safetensors')], /line\\u000abreak\.safetensors: not a safetensors file/],
-      ['attention', ['--in', paths.devZero, '--out', join(dir, 'o.safetensors')], /dev\/zero: not a regular file/],
-    ];
-    for (const [cmd, args, re] of cases) {
-      const r = await moc([cmd, ...args]);
-      expect(r.code, r.stderr).toBe(1);
-      expect(r.stderr.trimEnd().split('\n'), r.stderr).toHaveLength(1);
-      expect(r.stderr).toMatch(re);
-    }
-    const u = await moc(['frobnicate']);
-    expect(u.code).toBe(2);
-    expect(u.stderr.trimEnd().split('\n')).toEqual(["moc: unknown command 'frobnicate'; commands: bench, attention, generate (moc --help)"]);
-  });
+  it.concurrent(
+    'named cases: devices, folders, oversized files, huge manifests, odd paths',
+    { timeout: 60_000 },
+    async () => {
+      const out = join(dir, 'out');
+      const cases: Array<[string, string[], RegExp]> = [
+        ['generate', [paths.devZero, '--out', out, '--model', MODEL_DIR], /dev\/zero: not a regular file/],
+        [
+          'generate',
+          [paths.oversized, '--out', out, '--model', MODEL_DIR],
+          /oversized\.json is 1\.0 MiB, more than the limit of 1\.0 MiB/,
+        ],
+        ['generate', [paths.folder, '--out', out, '--model', MODEL_DIR], /cannot read .*a-folder: EISDIR/],
+        [
+          'generate',
+          [paths.unknownWords, '--out', out, '--model', hugeManifest],
+          /model\.safetensors \(by manifest\.json\) is 32768\.00 GiB, more than the limit/,
+        ],
+        [
+          'attention',
+          ['--in', paths.newline, '--out', join(dir, 'o.safetensors')],
+          /line\\u000abreak\.safetensors: not a safetensors file/,
+        ],
+        ['attention', ['--in', paths.devZero, '--out', join(dir, 'o.safetensors')], /dev\/zero: not a regular file/],
+      ];
+      for (const [cmd, args, re] of cases) {
+        const r = await moc([cmd, ...args]);
+        expect(r.code, r.stderr).toBe(1);
+        expect(r.stderr.trimEnd().split('\n'), r.stderr).toHaveLength(1);
+        expect(r.stderr).toMatch(re);
+      }
+      const u = await moc(['frobnicate']);
+      expect(u.code).toBe(2);
+      expect(u.stderr.trimEnd().split('\n')).toEqual([
+        "moc: unknown command 'frobnicate'; commands: bench, attention, generate (moc --help)",
+      ]);
+    },
+  );
 });

@@ -25,7 +25,8 @@ function parsesOrRefuses(f: () => unknown): 'ok' | 'refused' {
 }
 
 function expectInputError(e: unknown): void {
-  if (!(e instanceof InputError)) throw new Error(`expected InputError, got ${(e as Error)?.name}: ${(e as Error)?.message}`, { cause: e });
+  if (!(e instanceof InputError))
+    throw new Error(`expected InputError, got ${(e as Error)?.name}: ${(e as Error)?.message}`, { cause: e });
   expect(e.message).not.toMatch(/[\n\r\u2028\u2029]/);
   expect(e.message.length).toBeLessThan(2000);
 }
@@ -49,8 +50,15 @@ const good = serializeSafetensors(
 );
 
 // names with control characters, quotes and line breaks, which end up in messages
-const name = fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom('__metadata__', '__proto__', 'a\nb', 'x\r\ny', '\u2028', 'constructor'));
-const dim = fc.oneof(fc.nat(8), fc.constantFrom(-1, 1.5, 2 ** 31, 2 ** 53, Number.MAX_SAFE_INTEGER, 1e300), fc.anything());
+const name = fc.oneof(
+  fc.string({ maxLength: 12 }),
+  fc.constantFrom('__metadata__', '__proto__', 'a\nb', 'x\r\ny', '\u2028', 'constructor'),
+);
+const dim = fc.oneof(
+  fc.nat(8),
+  fc.constantFrom(-1, 1.5, 2 ** 31, 2 ** 53, Number.MAX_SAFE_INTEGER, 1e300),
+  fc.anything(),
+);
 const entry = fc.record(
   {
     dtype: fc.oneof(fc.constantFrom('F32', 'I32', 'F16', 'F64', 'BF16', 'U8', 'f32', ''), fc.anything()),
@@ -61,24 +69,39 @@ const entry = fc.record(
 );
 const header = fc.oneof(
   fc.dictionary(name, fc.oneof(entry, fc.anything()), { maxKeys: 5 }),
-  fc.record({ __metadata__: fc.oneof(fc.dictionary(name, fc.oneof(fc.string(), fc.anything()), { maxKeys: 3 }), fc.anything()) }),
+  fc.record({
+    __metadata__: fc.oneof(fc.dictionary(name, fc.oneof(fc.string(), fc.anything()), { maxKeys: 3 }), fc.anything()),
+  }),
   fc.anything(),
 );
 
 describe('fuzz: parseSafetensors', () => {
   it('random bytes parse or are refused with one line', () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 256 }), (bytes) => void parsesOrRefuses(() => parseSafetensors(bytes, 'x.safetensors'))), { numRuns: 2000 });
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ maxLength: 256 }),
+        (bytes) => void parsesOrRefuses(() => parseSafetensors(bytes, 'x.safetensors')),
+      ),
+      { numRuns: 2000 },
+    );
   });
 
   it('random headers (lies about dtype, shape, offsets; odd names) parse or are refused', () => {
     fc.assert(
-      fc.property(header, fc.nat(96), (h, dataBytes) => void parsesOrRefuses(() => parseSafetensors(file(h, dataBytes), 'x.safetensors'))),
+      fc.property(
+        header,
+        fc.nat(96),
+        (h, dataBytes) => void parsesOrRefuses(() => parseSafetensors(file(h, dataBytes), 'x.safetensors')),
+      ),
       { numRuns: 1500 },
     );
   });
 
   it('huge header lengths and tensor sizes are refused without allocating them', () => {
-    const huge = fc.oneof(fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), fc.constantFrom(2n ** 64n - 1n, 2n ** 63n, BigInt(Number.MAX_SAFE_INTEGER) + 1n, 100_000_001n));
+    const huge = fc.oneof(
+      fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
+      fc.constantFrom(2n ** 64n - 1n, 2n ** 63n, BigInt(Number.MAX_SAFE_INTEGER) + 1n, 100_000_001n),
+    );
     fc.assert(
       fc.property(huge, (len) => {
         const bytes = file('{}', 0, len);
@@ -86,7 +109,13 @@ describe('fuzz: parseSafetensors', () => {
       }),
       { numRuns: 300 },
     );
-    const bigTensor = fc.record({ dtype: fc.constantFrom('F32', 'F16', 'I32'), shape: fc.array(fc.constantFrom(2 ** 20, 2 ** 31, 2 ** 40, Number.MAX_SAFE_INTEGER), { minLength: 1, maxLength: 3 }) });
+    const bigTensor = fc.record({
+      dtype: fc.constantFrom('F32', 'F16', 'I32'),
+      shape: fc.array(fc.constantFrom(2 ** 20, 2 ** 31, 2 ** 40, Number.MAX_SAFE_INTEGER), {
+        minLength: 1,
+        maxLength: 3,
+      }),
+    });
     fc.assert(
       fc.property(bigTensor, fc.nat(2 ** 40), ({ dtype, shape }, end) => {
         const bytes = file({ t: { dtype, shape, data_offsets: [0, end] } }, 16);
@@ -111,12 +140,17 @@ describe('fuzz: parseSafetensors', () => {
 
 describe('fuzz: loadModel (model folder)', () => {
   const files: Record<string, Uint8Array> = Object.fromEntries(
-    ['manifest.json', 'config.json', 'vocab.json', 'model.safetensors'].map((f) => [f, new Uint8Array(readFileSync(join(MODEL_DIR, f)))]),
+    ['manifest.json', 'config.json', 'vocab.json', 'model.safetensors'].map((f) => [
+      f,
+      new Uint8Array(readFileSync(join(MODEL_DIR, f))),
+    ]),
   );
 
   /** A folder with `name` replaced by `bytes` and a manifest that agrees with it (so the damage reaches the parsers). */
   async function folder(name: string, bytes: Uint8Array): Promise<(f: string) => Promise<Uint8Array>> {
-    const manifest = JSON.parse(new TextDecoder().decode(files['manifest.json'])) as { files: Record<string, { bytes: number; sha256: string }> };
+    const manifest = JSON.parse(new TextDecoder().decode(files['manifest.json'])) as {
+      files: Record<string, { bytes: number; sha256: string }>;
+    };
     manifest.files[name] = { bytes: bytes.length, sha256: await sha256Hex(bytes) };
     const all = { ...files, [name]: bytes, 'manifest.json': new TextEncoder().encode(JSON.stringify(manifest)) };
     return async (f) => {
@@ -138,7 +172,11 @@ describe('fuzz: loadModel (model folder)', () => {
     const target = fc.constantFrom('config.json', 'vocab.json', 'model.safetensors');
     const damage = fc.oneof(
       fc.record({ kind: fc.constant('truncate' as const), at: fc.double({ min: 0, max: 1, noNaN: true }) }),
-      fc.record({ kind: fc.constant('flip' as const), at: fc.double({ min: 0, max: 1, noNaN: true }), xor: fc.integer({ min: 1, max: 255 }) }),
+      fc.record({
+        kind: fc.constant('flip' as const),
+        at: fc.double({ min: 0, max: 1, noNaN: true }),
+        xor: fc.integer({ min: 1, max: 255 }),
+      }),
       fc.record({ kind: fc.constant('json' as const), value: fc.jsonValue({ maxDepth: 3 }) }),
     );
     await fc.assert(
@@ -159,7 +197,9 @@ describe('fuzz: loadModel (model folder)', () => {
   it('random manifests are refused with one line', async () => {
     await fc.assert(
       fc.asyncProperty(fc.jsonValue({ maxDepth: 4 }), async (m) => {
-        await loadsOrRefuses(async (f) => (f === 'manifest.json' ? new TextEncoder().encode(JSON.stringify(m)) : files[f]));
+        await loadsOrRefuses(async (f) =>
+          f === 'manifest.json' ? new TextEncoder().encode(JSON.stringify(m)) : files[f],
+        );
       }),
       { numRuns: 300 },
     );

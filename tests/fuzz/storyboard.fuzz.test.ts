@@ -5,14 +5,22 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { MAX_SHOTS, MAX_SHOT_FRAMES, StoryboardError, parseStoryboard, parseStoryboardJson, type Storyboard } from '../../src/model/storyboard.ts';
+import {
+  MAX_SHOTS,
+  MAX_SHOT_FRAMES,
+  StoryboardError,
+  parseStoryboard,
+  parseStoryboardJson,
+  type Storyboard,
+} from '../../src/model/storyboard.ts';
 
 function validOrRefused(f: () => Storyboard): 'ok' | 'refused' {
   let board: Storyboard;
   try {
     board = f();
   } catch (e) {
-    if (!(e instanceof StoryboardError)) throw new Error(`expected StoryboardError, got ${(e as Error)?.name}: ${(e as Error)?.message}`, { cause: e });
+    if (!(e instanceof StoryboardError))
+      throw new Error(`expected StoryboardError, got ${(e as Error)?.name}: ${(e as Error)?.message}`, { cause: e });
     expect(e.message).toMatch(/^storyboard/);
     expect(e.message).not.toMatch(/[\n\r\u2028\u2029]/);
     return 'refused';
@@ -35,8 +43,15 @@ const shot = fc.record({
   frames: fc.integer({ min: 1, max: MAX_SHOT_FRAMES }),
   seed: fc.integer({ min: 0, max: 0xffffffff }),
 });
-const board = fc.record({ version: fc.constant(1), globalCaption: fc.string({ maxLength: 40 }), shots: fc.array(shot, { minLength: 1, maxLength: MAX_SHOTS }) });
-const weird = fc.oneof(fc.anything(), fc.constantFrom(0, -1, 1.5, 65, 2 ** 32, NaN, Infinity, null, '3', [], {}, '\u2028'));
+const board = fc.record({
+  version: fc.constant(1),
+  globalCaption: fc.string({ maxLength: 40 }),
+  shots: fc.array(shot, { minLength: 1, maxLength: MAX_SHOTS }),
+});
+const weird = fc.oneof(
+  fc.anything(),
+  fc.constantFrom(0, -1, 1.5, 65, 2 ** 32, NaN, Infinity, null, '3', [], {}, '\u2028'),
+);
 
 describe('fuzz: storyboard schema', () => {
   it('valid storyboards parse, as values and as JSON text', () => {
@@ -50,9 +65,21 @@ describe('fuzz: storyboard schema', () => {
   });
 
   it('arbitrary values and JSON texts give a storyboard or one line', () => {
-    fc.assert(fc.property(fc.anything(), (v) => void validOrRefused(() => parseStoryboard(v))), { numRuns: 1000 });
-    fc.assert(fc.property(fc.json({ maxDepth: 4 }), (t) => void validOrRefused(() => parseStoryboardJson(t))), { numRuns: 500 });
-    fc.assert(fc.property(fc.string({ maxLength: 200, unit: 'binary' }), (t) => void validOrRefused(() => parseStoryboardJson(t))), { numRuns: 1000 });
+    fc.assert(
+      fc.property(fc.anything(), (v) => void validOrRefused(() => parseStoryboard(v))),
+      { numRuns: 1000 },
+    );
+    fc.assert(
+      fc.property(fc.json({ maxDepth: 4 }), (t) => void validOrRefused(() => parseStoryboardJson(t))),
+      { numRuns: 500 },
+    );
+    fc.assert(
+      fc.property(
+        fc.string({ maxLength: 200, unit: 'binary' }),
+        (t) => void validOrRefused(() => parseStoryboardJson(t)),
+      ),
+      { numRuns: 1000 },
+    );
   });
 
   it('a storyboard with one field replaced gives a storyboard or one line', () => {

@@ -3,7 +3,15 @@
  * 1 to 5 shots, chunkFrames 1 and 2, and a single-shot layout (every video chunk its own shot).
  */
 import { Rng } from '../../src/engine/random.ts';
-import { buildChunkTable, KIND_TEXT, KIND_VIDEO, tableFromChunks, type Chunk, type ChunkTable, type LayoutSpec } from '../../src/model/layout.ts';
+import {
+  buildChunkTable,
+  KIND_TEXT,
+  KIND_VIDEO,
+  tableFromChunks,
+  type Chunk,
+  type ChunkTable,
+  type LayoutSpec,
+} from '../../src/model/layout.ts';
 
 export interface MocCase {
   name: string;
@@ -13,7 +21,12 @@ export interface MocCase {
 const FRAME = 35;
 const CAPTION = 5;
 
-function spec(frames: number[], chunkFrames: number, globalCaption = CAPTION, captions: number[] = frames.map(() => CAPTION)): LayoutSpec {
+function spec(
+  frames: number[],
+  chunkFrames: number,
+  globalCaption = CAPTION,
+  captions: number[] = frames.map(() => CAPTION),
+): LayoutSpec {
   return {
     globalCaptionTokens: globalCaption,
     shots: frames.map((f, s) => ({ captionTokens: captions[s], frames: f })),
@@ -25,7 +38,13 @@ function spec(frames: number[], chunkFrames: number, globalCaption = CAPTION, ca
 /** Every video chunk its own shot: M(i) is text plus the query's own chunk (paper's single-shot). */
 export function singleShotTable(frames: number, tokensPerFrame = FRAME): ChunkTable {
   const chunks: Chunk[] = [{ start: 0, end: CAPTION, kind: 'text', shot: -1 }];
-  for (let f = 0; f < frames; f++) chunks.push({ start: CAPTION + f * tokensPerFrame, end: CAPTION + (f + 1) * tokensPerFrame, kind: 'video', shot: f });
+  for (let f = 0; f < frames; f++)
+    chunks.push({
+      start: CAPTION + f * tokensPerFrame,
+      end: CAPTION + (f + 1) * tokensPerFrame,
+      kind: 'video',
+      shot: f,
+    });
   return tableFromChunks(chunks);
 }
 
@@ -39,13 +58,25 @@ export const CASES: MocCase[] = [
 ];
 
 /** Seeded q, k, v [H, N, D] from N(0, 1). */
-export function randomQkv(seed: number, H: number, N: number, D: number): { q: Float32Array; k: Float32Array; v: Float32Array } {
+export function randomQkv(
+  seed: number,
+  H: number,
+  N: number,
+  D: number,
+): { q: Float32Array; k: Float32Array; v: Float32Array } {
   const rng = new Rng(seed);
   return { q: rng.normals(H * N * D), k: rng.normals(H * N * D), v: rng.normals(H * N * D) };
 }
 
 /** Copies the keys of chunk `from` over those of chunk `to` (same length) for every head. */
-export function duplicateChunkKeys(k: Float32Array, table: ChunkTable, H: number, D: number, from: number, to: number): void {
+export function duplicateChunkKeys(
+  k: Float32Array,
+  table: ChunkTable,
+  H: number,
+  D: number,
+  from: number,
+  to: number,
+): void {
   const len = table.end[from] - table.start[from];
   if (table.end[to] - table.start[to] !== len) throw new Error(`chunks ${from} and ${to} differ in length`);
   const N = table.n;
@@ -68,5 +99,7 @@ export function isMandatory(table: ChunkTable, a: number, b: number, causalText 
 
 /** MOC.md §3: b is a routing candidate of the (video) queries of chunk a. */
 export function isCandidate(table: ChunkTable, a: number, b: number, causal: boolean): boolean {
-  return table.kind[a] === KIND_VIDEO && table.kind[b] === KIND_VIDEO && !isMandatory(table, a, b) && (!causal || b < a);
+  return (
+    table.kind[a] === KIND_VIDEO && table.kind[b] === KIND_VIDEO && !isMandatory(table, a, b) && (!causal || b < a)
+  );
 }

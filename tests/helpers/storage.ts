@@ -9,7 +9,13 @@ import type { StorageType } from '../../src/engine/shaders.ts';
 import type { Tensor } from '../../src/engine/tensor.ts';
 import { fromHalf, toHalf } from './compare.ts';
 
-export function uploadAs(eng: Engine, st: StorageType, data: Float32Array, shape: readonly number[], label = 'tensor'): Tensor {
+export function uploadAs(
+  eng: Engine,
+  st: StorageType,
+  data: Float32Array,
+  shape: readonly number[],
+  label = 'tensor',
+): Tensor {
   return st === 'f16' ? eng.upload(toHalf(data), shape, label, 'f16') : eng.upload(data, shape, label, 'f32');
 }
 

@@ -9,7 +9,11 @@ import { roundAs, uploadAs } from '../helpers/storage.ts';
 
 describe('chunk-mean kernel', () => {
   CASES.forEach((c, ci) => {
-    for (const [H, D] of [[1, 1], [2, 7], [3, 65]]) {
+    for (const [H, D] of [
+      [1, 1],
+      [2, 7],
+      [3, 65],
+    ]) {
       it(`${c.name}, H=${H}, D=${D}`, async () => {
         const eng = await testEngine();
         const { table } = c;

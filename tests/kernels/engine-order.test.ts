@@ -19,7 +19,7 @@ describe('engine recording order', () => {
     [sum, b].forEach((t) => t.dispose());
   });
 
-  it('dispatches in one pass see each other\'s writes; uniforms and bind groups are reused', async () => {
+  it("dispatches in one pass see each other's writes; uniforms and bind groups are reused", async () => {
     const eng = await testEngine();
     const x = eng.upload(new Float32Array([1, 2, 3]), [3], 'test.x');
     const before = { ...eng.stats };

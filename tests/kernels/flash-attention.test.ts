@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { FLASH_TILE_CONFIGS, flashAttention, flashAttentionCpu, flashTile, flashTileProblem, type FlashTile } from '../../src/engine/kernels/flash-attention.ts';
+import {
+  FLASH_TILE_CONFIGS,
+  flashAttention,
+  flashAttentionCpu,
+  flashTile,
+  flashTileProblem,
+  type FlashTile,
+} from '../../src/engine/kernels/flash-attention.ts';
 import { UnsupportedError } from '../../src/engine/errors.ts';
 import { Rng } from '../../src/engine/random.ts';
 import { assertClose } from '../helpers/compare.ts';
@@ -8,7 +15,12 @@ import { poisonedAs, readAsF32, roundAs, uploadAs } from '../helpers/storage.ts'
 
 const TOL = { f32: { atol: 2e-5, rtol: 2e-4 }, f16: { atol: 2e-3, rtol: 2e-2 } };
 
-async function check(H: number, N: number, D: number, opts: { tile?: FlashTile; scale?: number; spread?: number; seed?: number } = {}): Promise<void> {
+async function check(
+  H: number,
+  N: number,
+  D: number,
+  opts: { tile?: FlashTile; scale?: number; spread?: number; seed?: number } = {},
+): Promise<void> {
   const eng = await testEngine();
   for (const st of storageTypes(eng)) {
     const rng = new Rng(opts.seed ?? H * 1000 + N * 7 + D);

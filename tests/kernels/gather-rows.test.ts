@@ -42,7 +42,9 @@ for (const st of ['f32', 'f16'] as const) {
 describe('gatherRows: bit-exactness, bad indices, arguments', () => {
   it('moves f32 bits unchanged (−0 and NaN included) into the requested shape', async () => {
     const src = new Float32Array([1, -0, Number.NaN, 3.5, -2, 1e-40]);
-    const out = await gatherRows(eng, eng.upload(src, [3, 2]), eng.upload(new Int32Array([2, 0, 1, 2]), [4]), { shape: [2, 2, 2] });
+    const out = await gatherRows(eng, eng.upload(src, [3, 2]), eng.upload(new Int32Array([2, 0, 1, 2]), [4]), {
+      shape: [2, 2, 2],
+    });
     expect(out.shape).toEqual([2, 2, 2]);
     const bits = new Uint32Array(((await eng.read(out)) as Float32Array).slice().buffer);
     assertEqualInts('bits', bits, new Uint32Array(gatherRowsCpu(src, new Int32Array([2, 0, 1, 2]), 2).buffer));
@@ -50,10 +52,14 @@ describe('gatherRows: bit-exactness, bad indices, arguments', () => {
 
   it('writes NaN rows for indices out of range (the CPU twin refuses them)', async () => {
     const src = eng.upload(new Float32Array([1, 2, 3, 4]), [2, 2]);
-    const got = (await eng.read(await gatherRows(eng, src, eng.upload(new Int32Array([1, -1, 2]), [3])))) as Float32Array;
+    const got = (await eng.read(
+      await gatherRows(eng, src, eng.upload(new Int32Array([1, -1, 2]), [3])),
+    )) as Float32Array;
     expect(Array.from(got.subarray(0, 2))).toEqual([3, 4]);
     expect(Array.from(got.subarray(2)).every(Number.isNaN)).toBe(true);
-    expect(() => gatherRowsCpu(new Float32Array(4), new Int32Array([2]), 2)).toThrow(/gatherRows: idx\[0\] = 2 is not a row in \[0, 2\)/);
+    expect(() => gatherRowsCpu(new Float32Array(4), new Int32Array([2]), 2)).toThrow(
+      /gatherRows: idx\[0\] = 2 is not a row in \[0, 2\)/,
+    );
   });
 
   it('refuses bad arguments with ShapeError', async () => {
@@ -63,10 +69,16 @@ describe('gatherRows: bit-exactness, bad indices, arguments', () => {
       await expect(p).rejects.toThrow(ShapeError);
       await expect(p).rejects.toThrow(msg);
     };
-    await refuse(gatherRows(eng, eng.tensor([12]), idx), /gatherRows: src must be f32 or f16 \[rows, width\], got f32 \[12\]/);
+    await refuse(
+      gatherRows(eng, eng.tensor([12]), idx),
+      /gatherRows: src must be f32 or f16 \[rows, width\], got f32 \[12\]/,
+    );
     await refuse(gatherRows(eng, src, eng.upload(new Float32Array(2), [2])), /gatherRows: idx must be i32/);
     await refuse(gatherRows(eng, src, idx, { shape: [7] }), /gatherRows: out f32 \[7\] must hold 2 rows of 3 f32/);
-    await refuse(gatherRows(eng, src, idx, { out: eng.tensor([2, 3], 'i32') }), /gatherRows: out i32 \[2, 3\] must hold 2 rows of 3 f32/);
+    await refuse(
+      gatherRows(eng, src, idx, { out: eng.tensor([2, 3], 'i32') }),
+      /gatherRows: out i32 \[2, 3\] must hold 2 rows of 3 f32/,
+    );
     const square = eng.tensor([2, 3], 'f32', 'square');
     await refuse(gatherRows(eng, square, idx, { out: square }), /gatherRows: out shares a buffer with an input/);
     expect(() => gatherRowsCpu(new Float32Array(5), new Int32Array(1), 2)).toThrow(/5 values are not rows of 2/);

@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import type { AdapterSummary, Engine } from '../../src/engine/engine.ts';
 import { isSwiftShader } from '../../src/engine/kernels/adapters.ts';
-import { MATMUL_CONFIGS, checkConfig, matmul, matmulConfig, matmulCpu, type MatmulConfig } from '../../src/engine/kernels/matmul.ts';
+import {
+  MATMUL_CONFIGS,
+  checkConfig,
+  matmul,
+  matmulConfig,
+  matmulCpu,
+  type MatmulConfig,
+} from '../../src/engine/kernels/matmul.ts';
 import { Rng } from '../../src/engine/random.ts';
 import { assertClose, fromHalf, toHalf } from '../helpers/compare.ts';
 import { storageTypes, testEngine } from '../helpers/gpu.ts';
@@ -71,7 +78,12 @@ function posing(eng: Engine, adapter: Partial<AdapterSummary>): Engine {
   return { adapter: { ...eng.adapter, ...adapter } } as Engine;
 }
 
-const SWIFTSHADER = { vendor: 'google', architecture: 'swiftshader', device: 'swiftshader-device-subzero-', description: 'SwiftShader driver 5.0.0' };
+const SWIFTSHADER = {
+  vendor: 'google',
+  architecture: 'swiftshader',
+  device: 'swiftshader-device-subzero-',
+  description: 'SwiftShader driver 5.0.0',
+};
 const H100 = { vendor: 'nvidia', architecture: 'hopper', device: '', description: 'NVIDIA H100 80GB HBM3' };
 
 describe('matmul kernel', () => {
@@ -83,7 +95,8 @@ describe('matmul kernel', () => {
       it(`M=${M} N=${N} K=${K}${transB ? ' transB' : ''}${bias ? ' bias' : ''} (default config)`, async () => {
         const eng = await testEngine();
         for (const storage of storageTypes(eng)) await check(eng, { M, N, K, transB, bias }, storage);
-        if (isSwiftShader(eng.adapter)) await check(eng, { M, N, K, transB, bias, config: matmulConfig(posing(eng, H100), M, N) });
+        if (isSwiftShader(eng.adapter))
+          await check(eng, { M, N, K, transB, bias, config: matmulConfig(posing(eng, H100), M, N) });
       });
     }
   }
@@ -115,7 +128,11 @@ describe('matmul kernel', () => {
   // each on the device). Configs this adapter cannot hold are skipped, saying why.
   const configs: Record<string, MatmulConfig> = process.env.MOC_MATMUL_ALL_CONFIGS
     ? { ...MATMUL_CONFIGS }
-    : { '128x128k16': MATMUL_CONFIGS['128x128k16'], '128x128k8': MATMUL_CONFIGS['128x128k8'], '128x64k16': MATMUL_CONFIGS['128x64k16'] };
+    : {
+        '128x128k16': MATMUL_CONFIGS['128x128k16'],
+        '128x128k8': MATMUL_CONFIGS['128x128k8'],
+        '128x64k16': MATMUL_CONFIGS['128x64k16'],
+      };
   configs['64x64k8 (partial loads)'] = { wgx: 16, wgy: 16, tm: 4, tn: 4, bk: 8, groupM: 3 };
   for (const [name, config] of Object.entries(configs)) {
     it(`config ${name}: M=129 N=136 K=40 transB bias, and M=67 N=131 K=37`, async (ctx) => {
@@ -159,7 +176,10 @@ describe('matmul kernel', () => {
     const tb = eng.upload(b, [5, 8]);
     const out = await matmul(eng, ta, tb, { transB: true });
     expect(out.shape).toEqual([2, 3, 5]);
-    assertClose('batched matmul', await eng.read(out), matmulCpu(a, b, null, 6, 5, 8, true), { atol: 1e-5, rtol: 1e-5 });
+    assertClose('batched matmul', await eng.read(out), matmulCpu(a, b, null, 6, 5, 8, true), {
+      atol: 1e-5,
+      rtol: 1e-5,
+    });
     [ta, tb, out].forEach((t) => t.dispose());
   });
 
@@ -175,7 +195,9 @@ describe('matmul kernel', () => {
     await expect(matmul(eng, a, b2, { out })).rejects.toThrow(/out \[3, 3\] f32 must hold 3×2/);
     const bad = { ...MATMUL_CONFIGS['64x64k16'], tn: 3 };
     await expect(matmul(eng, a, b2, { config: bad })).rejects.toThrow(/tn must be 4 or 8/);
-    await expect(matmul(eng, a, b2, { config: { ...MATMUL_CONFIGS.regs16x16, cb: 5 } })).rejects.toThrow(/rb and cb must be at most 4/);
+    await expect(matmul(eng, a, b2, { config: { ...MATMUL_CONFIGS.regs16x16, cb: 5 } })).rejects.toThrow(
+      /rb and cb must be at most 4/,
+    );
     const i = eng.upload(new Int32Array(8), [4, 2]);
     await expect(matmul(eng, a, i)).rejects.toThrow(/b has dtype i32/);
     [a, b, bias, b2, out, i].forEach((t) => t.dispose());

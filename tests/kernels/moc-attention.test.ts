@@ -37,13 +37,23 @@ function chunkOfTokens(t: MocChunks, N: number): Int32Array {
  * index, −1 padded; text queries route nothing). Only a source of realistic tables for these
  * tests — the contract's reference router lives in src/model.
  */
-function route(q: Float32Array, k: Float32Array, H: number, N: number, D: number, t: MocChunks, topK: number, causal: boolean): Int32Array {
+function route(
+  q: Float32Array,
+  k: Float32Array,
+  H: number,
+  N: number,
+  D: number,
+  t: MocChunks,
+  topK: number,
+  causal: boolean,
+): Int32Array {
   const C = t.start.length;
   const of = chunkOfTokens(t, N);
   const desc = new Float64Array(H * C * D);
   for (let h = 0; h < H; h++) {
     for (let c = 0; c < C; c++) {
-      for (let i = t.start[c]; i < t.end[c]; i++) for (let d = 0; d < D; d++) desc[(h * C + c) * D + d] += k[(h * N + i) * D + d] / (t.end[c] - t.start[c]);
+      for (let i = t.start[c]; i < t.end[c]; i++)
+        for (let d = 0; d < D; d++) desc[(h * C + c) * D + d] += k[(h * N + i) * D + d] / (t.end[c] - t.start[c]);
     }
   }
   const routed = new Int32Array(H * N * topK).fill(-1);
@@ -108,7 +118,12 @@ async function check(tag: string, r: Run, designs: readonly MocDesign[] = MOC_DE
     for (const design of designs) {
       const out = poisonedAs(eng, st, shape, 'test.out');
       await mocAttention(eng, tq, tk, tv, r.table, tr, { out, tile: r.tile, design, causalText: r.causalText });
-      assertClose(`moc ${design} ${st} ${tag} (H=${r.H} N=${N} D=${r.D} W=${r.W})`, await readAsF32(eng, out), ref, TOL[st]);
+      assertClose(
+        `moc ${design} ${st} ${tag} (H=${r.H} N=${N} D=${r.D} W=${r.W})`,
+        await readAsF32(eng, out),
+        ref,
+        TOL[st],
+      );
       out.dispose();
       if (design === 'grouped-shared' && r.W > 0) sharing = await checkShared(eng, r, N);
     }
@@ -143,7 +158,8 @@ describe('MoC attention', () => {
   });
 
   it('k = 0: mandatory chunks only', async () => {
-    for (const { name, table } of CASES.slice(0, 5)) await check(`${name} k=0`, { ...routedCase(table, 2, 64, 0, true, 5), W: 0 });
+    for (const { name, table } of CASES.slice(0, 5))
+      await check(`${name} k=0`, { ...routedCase(table, 2, 64, 0, true, 5), W: 0 });
   });
 
   // With `causal` the first shot has no candidates and shot 1 of CASES[1] has two chunks before it;
@@ -151,13 +167,20 @@ describe('MoC attention', () => {
   it('k larger than the candidates', async () => {
     expect(await check('k=3 > candidates', routedCase(CASES[1].table, 2, 64, 3, true, 11))).toBeGreaterThan(0);
     for (const causal of [true, false]) {
-      expect(await check(`5 shots, k=9 > candidates, causal ${causal}`, routedCase(CASES[4].table, 2, 64, 9, causal, 12))).toBeGreaterThan(0);
+      expect(
+        await check(`5 shots, k=9 > candidates, causal ${causal}`, routedCase(CASES[4].table, 2, 64, 9, causal, 12)),
+      ).toBeGreaterThan(0);
     }
   });
 
   it('grouped-shared: tiles aligned to frames, rows that share routed chunks and rows that do not', async () => {
     // frames of 32 tokens and 32-query tiles: aligned tiles cost nothing extra (alignTiles)
-    const table = buildChunkTable({ globalCaptionTokens: 4, shots: [3, 2, 3].map((frames) => ({ captionTokens: 4, frames })), tokensPerFrame: 32, chunkFrames: 1 });
+    const table = buildChunkTable({
+      globalCaptionTokens: 4,
+      shots: [3, 2, 3].map((frames) => ({ captionTokens: 4, frames })),
+      tokensPerFrame: 32,
+      chunkFrames: 1,
+    });
     const tile = { bq: 32, bk: 32, ncol: 8 };
     expect(alignTiles(table, tile.bq)).toBe(true);
     expect(alignTiles(CASES[4].table, tile.bq)).toBe(false); // frames of 35 tokens: 35-row tiles would cost more
@@ -166,7 +189,8 @@ describe('MoC attention', () => {
     // rows of frame 6 (shot 2) route chunks 2 and 3 (frames of shot 0) in both heads, bar one row
     const frame6 = table.start.findIndex((_, c) => table.kind[c] === 1 && table.shot[c] === 2);
     for (let h = 0; h < 2; h++) {
-      for (let i = table.start[frame6]; i < table.end[frame6]; i++) run.routed.set(i === table.start[frame6] + 5 && h === 1 ? [3, -1] : [3, 2], (h * N + i) * 2);
+      for (let i = table.start[frame6]; i < table.end[frame6]; i++)
+        run.routed.set(i === table.start[frame6] + 5 && h === 1 ? [3, -1] : [3, 2], (h * N + i) * 2);
     }
     expect(await check('aligned tiles', { ...run, tile }, ['grouped', 'grouped-shared'])).toBeGreaterThan(0);
   });
@@ -174,7 +198,14 @@ describe('MoC attention', () => {
   it('a messy table: −1 anywhere, duplicates, mandatory and out-of-range entries, routed text queries', async () => {
     const { table } = CASES[3];
     const N = table.n;
-    await check('messy', { H: 2, D: 64, table, W: 3, routed: messyRouting(new Rng(3), 2, N, table.start.length, 3), seed: 21 });
+    await check('messy', {
+      H: 2,
+      D: 64,
+      table,
+      W: 3,
+      routed: messyRouting(new Rng(3), 2, N, table.start.length, 3),
+      seed: 21,
+    });
   });
 
   // the head dim only changes the shared loop (moc-attention-core.wgsl): design A covers it
@@ -187,7 +218,11 @@ describe('MoC attention', () => {
       [{ bq: 16, bk: 8, ncol: 4 }, MOC_DESIGNS], // design B: several query tiles per routed chunk
     ] as const) {
       for (const design of designs) expect(mocTileProblem(eng, 32, tile, 3, design)).toBeNull();
-      await check(`tile ${JSON.stringify(tile)}`, { ...routedCase(CASES[4].table, 2, 32, 3, false, 41), tile }, designs);
+      await check(
+        `tile ${JSON.stringify(tile)}`,
+        { ...routedCase(CASES[4].table, 2, 32, 3, false, 41), tile },
+        designs,
+      );
     }
   });
 
@@ -206,7 +241,10 @@ describe('MoC attention', () => {
     await mocAttention(eng, tq, tk, tv, table, null, { mode: 'dense', out });
     const ref = flashAttentionCpu(q, k, v, 2, N, 64);
     assertClose('dense', await readAsF32(eng, out), ref, TOL.f32);
-    assertClose('dense cpu', mocAttentionCpu(q, k, v, 2, N, 64, table, new Int32Array(0), 0, { mode: 'dense' }), ref, { atol: 0, rtol: 0 });
+    assertClose('dense cpu', mocAttentionCpu(q, k, v, 2, N, 64, table, new Int32Array(0), 0, { mode: 'dense' }), ref, {
+      atol: 0,
+      rtol: 0,
+    });
     [tq, tk, tv, out].forEach((t) => t.dispose());
   });
 
@@ -221,7 +259,17 @@ describe('MoC attention', () => {
     ] as const) {
       for (const causalText of [false, true]) {
         const ours = mocAttentionCpu(run.qkv!.q, run.qkv!.k, run.qkv!.v, 2, N, 32, table, routed, W, { causalText });
-        const theirs = mocAttentionReference(run.qkv!.q, run.qkv!.k, run.qkv!.v, { H: 2, N, D: 32 }, table, routed, W, 'moc', causalText);
+        const theirs = mocAttentionReference(
+          run.qkv!.q,
+          run.qkv!.k,
+          run.qkv!.v,
+          { H: 2, N, D: 32 },
+          table,
+          routed,
+          W,
+          'moc',
+          causalText,
+        );
         assertClose(`cpu twin vs model reference, causal text ${causalText}`, ours, theirs, { atol: 1e-6, rtol: 1e-6 });
       }
     }
@@ -247,7 +295,13 @@ describe('MoC attention', () => {
     for (const design of MOC_DESIGNS) {
       const out = await mocAttention(eng, tq, tk, tv, table, tr, { design, causalText: true, queryStart: q0 });
       const got = (await eng.read(out)) as Float32Array;
-      for (let h = 0; h < 2; h++) assertClose(`${design} head ${h}`, got.subarray((h * N + q0) * 64, (h + 1) * N * 64), ref.subarray((h * N + q0) * 64, (h + 1) * N * 64), TOL.f32);
+      for (let h = 0; h < 2; h++)
+        assertClose(
+          `${design} head ${h}`,
+          got.subarray((h * N + q0) * 64, (h + 1) * N * 64),
+          ref.subarray((h * N + q0) * 64, (h + 1) * N * 64),
+          TOL.f32,
+        );
       out.dispose();
     }
     [tq, tk, tv, tr].forEach((t) => t.dispose());
@@ -277,7 +331,8 @@ describe('MoC attention', () => {
       expect(q0).toBe(at);
       expect(q1 - q0).toBeLessThanOrEqual(32);
       const shot = rec(plan.segOff + seg)[2];
-      for (let c = 0; c < table.start.length; c++) if (table.start[c] < q1 && table.end[c] > q0) expect(table.shot[c]).toBe(shot);
+      for (let c = 0; c < table.start.length; c++)
+        if (table.start[c] < q1 && table.end[c] > q0) expect(table.shot[c]).toBe(shot);
       at = q1;
     }
     expect(at).toBe(table.n);
@@ -315,7 +370,11 @@ describe('MoC attention', () => {
         expect([main0, main1, rest]).toEqual([0, table.end[capt1], []]);
       } else {
         // the main range is its caption and frames; shot 0's caption is the rest, from position 0
-        expect([main0, main1, rest]).toEqual([table.start[capt1], table.n, [[table.start[capt0], table.end[capt0], 0]]]);
+        expect([main0, main1, rest]).toEqual([
+          table.start[capt1],
+          table.n,
+          [[table.start[capt0], table.end[capt0], 0]],
+        ]);
       }
       expect(main1 - main0 + rest.reduce((n, [s, e]) => n + e - s, 0)).toBe(rec(plan.segOff + seg)[3]);
     }
@@ -350,7 +409,9 @@ describe('MoC attention', () => {
     await expect(mocAttention(eng, x, x, x, t([0, 5], [5, 10]), bad)).rejects.toThrow(ShapeError);
     await expect(mocAttention(eng, x, x, x, t([0, 5], [5, 10]), bad)).rejects.toThrow(/routed must be i32/);
     const r = eng.upload(new Int32Array(10), [1, 10, 1]);
-    await expect(mocAttention(eng, x, x, x, t([0, 5], [5, 10]), r, { design: 'mixed' as 'union' })).rejects.toThrow(/design 'mixed'/);
+    await expect(mocAttention(eng, x, x, x, t([0, 5], [5, 10]), r, { design: 'mixed' as 'union' })).rejects.toThrow(
+      /design 'mixed'/,
+    );
     r.dispose();
     const y = eng.tensor([1, 10, 40]);
     await expect(mocAttention(eng, y, y, y, t([0, 5], [5, 10]), null)).rejects.toThrow(UnsupportedError);

@@ -28,7 +28,15 @@ function eighths(rng: Rng, n: number): Float32Array {
 }
 
 /** Rows of `routed` [H·N, K] where two adjacent routed chunks tie exactly (for coverage). */
-function exactTies(q: Float32Array, desc: Float32Array, routed: Int32Array, H: number, D: number, table: ChunkTable, K: number): number {
+function exactTies(
+  q: Float32Array,
+  desc: Float32Array,
+  routed: Int32Array,
+  H: number,
+  D: number,
+  table: ChunkTable,
+  K: number,
+): number {
   const N = table.n;
   const C = table.start.length;
   let ties = 0;
@@ -62,7 +70,11 @@ describe('moc-route kernel', () => {
             const desc = eighths(rng, H * C * D);
             const tq = uploadAs(eng, st, q, [H, N, D], 'q');
             const td = eng.upload(desc, [H, C, D], 'desc');
-            const cols = { start: eng.upload(table.start, [C]), kind: eng.upload(table.kind, [C]), shot: eng.upload(table.shot, [C]) };
+            const cols = {
+              start: eng.upload(table.start, [C]),
+              kind: eng.upload(table.kind, [C]),
+              shot: eng.upload(table.shot, [C]),
+            };
             for (const topK of [0, 1, 3, MAX_TOP_K]) {
               const out = eng.tensor([H, N, topK], 'i32', 'routed');
               eng.poison(out);
@@ -70,7 +82,11 @@ describe('moc-route kernel', () => {
               const got = await eng.read(out);
               const twin = mocRouteCpu(q, desc, { H, N, D }, table, { topK, causal });
               assertEqualInts(`routed ${st} k=${topK}`, got, twin);
-              assertEqualInts(`reference k=${topK}`, twin, routeReference(q, desc, { H, N, D }, table, { topK, causal, mode: 'moc' }));
+              assertEqualInts(
+                `reference k=${topK}`,
+                twin,
+                routeReference(q, desc, { H, N, D }, table, { topK, causal, mode: 'moc' }),
+              );
               if (ci > 0 && topK > 0) expect(twin.some((r) => r >= 0)).toBe(true);
               out.dispose();
             }
@@ -93,7 +109,11 @@ describe('moc-route kernel', () => {
     const part = mocRouteCpu(q, desc, { H, N, D }, table, { topK: K, causal: true, queryStart: q0 });
     const tq = eng.upload(q, [H, N, D], 'q');
     const td = eng.upload(desc, [H, C, D], 'desc');
-    const cols = { start: eng.upload(table.start, [C]), kind: eng.upload(table.kind, [C]), shot: eng.upload(table.shot, [C]) };
+    const cols = {
+      start: eng.upload(table.start, [C]),
+      kind: eng.upload(table.kind, [C]),
+      shot: eng.upload(table.shot, [C]),
+    };
     const out = eng.upload(new Int32Array(H * N * K).fill(-7), [H, N, K], 'routed');
     await mocRoute(eng, tq, td, cols, { topK: K, causal: true, queryStart: q0 }, out);
     const got = (await eng.read(out)) as Int32Array;
@@ -116,8 +136,15 @@ describe('moc-route kernel', () => {
     const rng = new Rng(8);
     const q = eighths(rng, H * N * D);
     const desc = eighths(rng, H * C * D);
-    const cols = { start: eng.upload(table.start, [C]), kind: eng.upload(table.kind, [C]), shot: eng.upload(table.shot, [C]) };
-    const out = await mocRoute(eng, eng.upload(q, [H, N, D]), eng.upload(desc, [H, C, D]), cols, { topK: 8, causal: true });
+    const cols = {
+      start: eng.upload(table.start, [C]),
+      kind: eng.upload(table.kind, [C]),
+      shot: eng.upload(table.shot, [C]),
+    };
+    const out = await mocRoute(eng, eng.upload(q, [H, N, D]), eng.upload(desc, [H, C, D]), cols, {
+      topK: 8,
+      causal: true,
+    });
     const twin = mocRouteCpu(q, desc, { H, N, D }, table, { topK: 8, causal: true });
     assertEqualInts('ties', await eng.read(out), twin);
     expect(exactTies(q, desc, twin, H, D, table, 8)).toBeGreaterThan(100);
@@ -139,12 +166,20 @@ describe('moc-route kernel', () => {
       const firstOfShot = (s: number): number => table.chunks.findIndex((c) => c.kind === 'video' && c.shot === s);
       const [lo, hi] = [firstOfShot(0), firstOfShot(2)]; // both chunkFrames·32 tokens long
       duplicateChunkKeys(k, table, H, D, lo, hi);
-      const cols = { start: eng.upload(table.start, [C]), kind: eng.upload(table.kind, [C]), shot: eng.upload(table.shot, [C]) };
+      const cols = {
+        start: eng.upload(table.start, [C]),
+        kind: eng.upload(table.kind, [C]),
+        shot: eng.upload(table.shot, [C]),
+      };
       const tk = eng.upload(k, [H, N, D]);
       const desc = await chunkMean(eng, tk, cols.start, eng.upload(table.end, [C]));
       for (const topK of [1, 4]) {
         const out = await mocRoute(eng, eng.upload(q, [H, N, D]), desc, cols, { topK, causal: true });
-        const ref = routeReference(q, chunkDescriptors(k, { H, N, D }, table), { H, N, D }, table, { topK, causal: true, mode: 'moc' });
+        const ref = routeReference(q, chunkDescriptors(k, { H, N, D }, table), { H, N, D }, table, {
+          topK,
+          causal: true,
+          mode: 'moc',
+        });
         assertEqualInts(`end to end cf=${chunkFrames} k=${topK}`, await eng.read(out), ref);
         const chunkOf = tokenChunks(table);
         let seen = 0;
@@ -164,8 +199,16 @@ describe('moc-route kernel', () => {
     const table = CASES[0].table;
     const [H, N, D, C] = [1, table.n, 4, table.start.length];
     const tq = eng.upload(new Float32Array(H * N * D), [H, N, D]);
-    const cols = { start: eng.upload(table.start, [C]), kind: eng.upload(table.kind, [C]), shot: eng.upload(table.shot, [C]) };
-    await expect(mocRoute(eng, tq, eng.upload(new Float32Array(H * C * D), [H, C, D]), cols, { topK: 17, causal: true })).rejects.toThrow(/0\.\.16/);
-    await expect(mocRoute(eng, tq, eng.upload(new Float32Array(H * C * 3), [H, C, 3]), cols, { topK: 2, causal: true })).rejects.toThrow(/mocRoute\.desc/);
+    const cols = {
+      start: eng.upload(table.start, [C]),
+      kind: eng.upload(table.kind, [C]),
+      shot: eng.upload(table.shot, [C]),
+    };
+    await expect(
+      mocRoute(eng, tq, eng.upload(new Float32Array(H * C * D), [H, C, D]), cols, { topK: 17, causal: true }),
+    ).rejects.toThrow(/0\.\.16/);
+    await expect(
+      mocRoute(eng, tq, eng.upload(new Float32Array(H * C * 3), [H, C, 3]), cols, { topK: 2, causal: true }),
+    ).rejects.toThrow(/mocRoute\.desc/);
   });
 });

@@ -26,17 +26,35 @@ const TOL = { f32: { atol: 1e-5, rtol: 1e-5 }, f16: { atol: 2e-3, rtol: 2e-3 } }
 
 // `offset` shifts the mean so that the layer norm's centring matters; f32 rounding of x then limits
 // accuracy to about 1e-7·offset/std, so rows of very few elements (whose spread can be tiny) use 0.
-async function check(st: 'f32' | 'f16', c: Case, rows: number, dim: number, seed: number, offset = 10, layout?: RowLayout): Promise<void> {
+async function check(
+  st: 'f32' | 'f16',
+  c: Case,
+  rows: number,
+  dim: number,
+  seed: number,
+  offset = 10,
+  layout?: RowLayout,
+): Promise<void> {
   const rng = new Rng(seed);
-  const x = roundAs(st, rng.normals(rows * dim, 2).map((v) => v + offset));
-  const w = roundAs(st, rng.normals(dim).map((v) => 1 + 0.5 * v));
+  const x = roundAs(
+    st,
+    rng.normals(rows * dim, 2).map((v) => v + offset),
+  );
+  const w = roundAs(
+    st,
+    rng.normals(dim).map((v) => 1 + 0.5 * v),
+  );
   const b = roundAs(st, rng.normals(dim));
   const tx = uploadAs(eng, st, x, [rows, dim], 'x');
   const tw = c.weight ? uploadAs(eng, st, w, [dim], 'w') : undefined;
   const tb = c.bias ? uploadAs(eng, st, b, [dim], 'b') : undefined;
   const out = poisonedAs(eng, st, [rows, dim]);
   await norm(eng, c.mode, tx, { weight: tw, bias: tb, eps: c.eps, out, layout });
-  const opts: NormOptions<Float32Array> = { weight: c.weight ? w : undefined, bias: c.bias ? b : undefined, eps: c.eps };
+  const opts: NormOptions<Float32Array> = {
+    weight: c.weight ? w : undefined,
+    bias: c.bias ? b : undefined,
+    eps: c.eps,
+  };
   const name = `${c.mode} w=${c.weight} b=${c.bias} [${rows}, ${dim}] ${st} ${layout ?? rowLayout(eng)}`;
   assertClose(name, await readAsF32(eng, out), normCpu(c.mode, x, dim, opts), TOL[st]);
   [tx, tw, tb, out].forEach((t) => t?.dispose());
@@ -51,7 +69,8 @@ for (const st of ['f32', 'f16'] as const) {
       for (const dim of [1, 7, 64, 257, 1000]) {
         for (const c of CASES) {
           const rows = dim === 1000 ? 3 : 7;
-          it(`${layout}: ${c.mode} weight=${c.weight} bias=${c.bias} rows=${rows} dim=${dim}`, () => check(st, c, rows, dim, dim * 13 + rows, 10, layout));
+          it(`${layout}: ${c.mode} weight=${c.weight} bias=${c.bias} rows=${rows} dim=${dim}`, () =>
+            check(st, c, rows, dim, dim * 13 + rows, 10, layout));
         }
       }
       it(`${layout}: one row`, () => check(st, CASES[2], 1, 33, 5, 10, layout));
@@ -63,9 +82,11 @@ for (const st of ['f32', 'f16'] as const) {
 
 describe('norm kernel: geometry and arguments', () => {
   it('rows beyond one grid dimension (2D dispatch)', () => check('f32', CASES[1], 70_001, 3, 99, 0, 'workgroup'));
-  it('rows beyond one grid dimension of 64-row workgroups (2D dispatch)', () => check('f32', CASES[1], 64 * 65_535 + 5, 1, 98, 0, 'invocation'));
+  it('rows beyond one grid dimension of 64-row workgroups (2D dispatch)', () =>
+    check('f32', CASES[1], 64 * 65_535 + 5, 1, 98, 0, 'invocation'));
   it('picks the invocation layout on SwiftShader only', () => {
-    const posing = (architecture: string) => ({ adapter: { ...eng.adapter, architecture, device: '', description: '' } }) as typeof eng;
+    const posing = (architecture: string) =>
+      ({ adapter: { ...eng.adapter, architecture, device: '', description: '' } }) as typeof eng;
     expect(rowLayout(posing('swiftshader'))).toBe('invocation');
     expect(rowLayout(posing('hopper'))).toBe('workgroup');
   });

@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { ShapeError } from '../../src/engine/errors.ts';
-import { patchify, patchifyCpu, tokenShape, unpatchify, unpatchifyCpu, type FrameShape } from '../../src/engine/kernels/patchify.ts';
+import {
+  patchify,
+  patchifyCpu,
+  tokenShape,
+  unpatchify,
+  unpatchifyCpu,
+  type FrameShape,
+} from '../../src/engine/kernels/patchify.ts';
 import { Rng } from '../../src/engine/random.ts';
 import { assertClose } from '../helpers/compare.ts';
 import { storageTypes, testEngine } from '../helpers/gpu.ts';
@@ -77,11 +84,23 @@ describe('patchify kernels: layout and arguments', () => {
     refuse(() => patchify(eng, frames, 5), /patchify: frame height 8 is not a multiple of the patch size 5/);
     refuse(() => patchify(eng, frames, 8), /patchify: frame width 12 is not a multiple of the patch size 8/);
     refuse(() => patchify(eng, frames, 0), /patch must be a positive integer, got 0/);
-    refuse(() => patchify(eng, frames.view([6, 8, 12]), 4), /frames must be \[frames, channels, height, width\] of positive sizes, got \[6, 8, 12\]/);
-    refuse(() => patchify(eng, frames, 4, eng.tensor([12, 47])), /patchify: out f32 \[12, 47\] must hold 576 f32 values/);
+    refuse(
+      () => patchify(eng, frames.view([6, 8, 12]), 4),
+      /frames must be \[frames, channels, height, width\] of positive sizes, got \[6, 8, 12\]/,
+    );
+    refuse(
+      () => patchify(eng, frames, 4, eng.tensor([12, 47])),
+      /patchify: out f32 \[12, 47\] must hold 576 f32 values/,
+    );
     refuse(() => patchify(eng, frames, 4, frames), /out cannot be the input/);
-    refuse(() => unpatchify(eng, frames.view([12, 48]), [2, 3, 8, 12], 2), /unpatchify: tokens \[12, 48\] must be \[48, 12\] for frames \[2, 3, 8, 12\] and patch 2/);
-    refuse(() => unpatchify(eng, frames.view([12, 48]), [2, 3, 8, 13], 4), /unpatchify: frame width 13 is not a multiple of the patch size 4/);
+    refuse(
+      () => unpatchify(eng, frames.view([12, 48]), [2, 3, 8, 12], 2),
+      /unpatchify: tokens \[12, 48\] must be \[48, 12\] for frames \[2, 3, 8, 12\] and patch 2/,
+    );
+    refuse(
+      () => unpatchify(eng, frames.view([12, 48]), [2, 3, 8, 13], 4),
+      /unpatchify: frame width 13 is not a multiple of the patch size 4/,
+    );
     refuse(() => patchifyCpu(new Float32Array(10), [1, 1, 4, 4], 2), /10 values do not fill frames \[1, 1, 4, 4\]/);
   });
 });

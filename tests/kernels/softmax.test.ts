@@ -11,13 +11,25 @@ const eng = await testEngine();
 // Outputs are probabilities in [0, 1]; f16 storage rounds them to 11 significant bits.
 const TOL = { f32: { atol: 1e-6, rtol: 1e-5 }, f16: { atol: 1e-4, rtol: 2e-3 } };
 
-async function check(st: 'f32' | 'f16', rows: number, dim: number, scale: number, seed: number, layout?: RowLayout): Promise<void> {
+async function check(
+  st: 'f32' | 'f16',
+  rows: number,
+  dim: number,
+  scale: number,
+  seed: number,
+  layout?: RowLayout,
+): Promise<void> {
   const rng = new Rng(seed);
   const x = roundAs(st, rng.normals(rows * dim, scale));
   const tx = uploadAs(eng, st, x, [rows, dim], 'x');
   const out = poisonedAs(eng, st, [rows, dim]);
   await softmax(eng, tx, out, layout);
-  assertClose(`softmax [${rows}, ${dim}] ×${scale} ${st} ${layout ?? rowLayout(eng)}`, await readAsF32(eng, out), softmaxCpu(x, dim), TOL[st]);
+  assertClose(
+    `softmax [${rows}, ${dim}] ×${scale} ${st} ${layout ?? rowLayout(eng)}`,
+    await readAsF32(eng, out),
+    softmaxCpu(x, dim),
+    TOL[st],
+  );
   [tx, out].forEach((t) => t.dispose());
 }
 
@@ -35,14 +47,16 @@ for (const st of ['f32', 'f16'] as const) {
       // more rows than one workgroup of the 'invocation' layout holds, the last one partly full
       it(`${layout}: 130 rows`, () => check(st, 130, 33, 3, 8, layout));
       // Logits far beyond exp's range: only the max subtraction keeps these finite.
-      it(`${layout}: large logits (±300 in f32, ±30 in f16)`, () => check(st, 5, 129, st === 'f32' ? 100 : 10, 42, layout));
+      it(`${layout}: large logits (±300 in f32, ±30 in f16)`, () =>
+        check(st, 5, 129, st === 'f32' ? 100 : 10, 42, layout));
     }
   });
 }
 
 describe('softmax kernel: geometry and arguments', () => {
   it('rows beyond one grid dimension (2D dispatch)', () => check('f32', 70_001, 2, 3, 11, 'workgroup'));
-  it('rows beyond one grid dimension of 64-row workgroups (2D dispatch)', () => check('f32', 64 * 65_535 + 5, 1, 3, 12, 'invocation'));
+  it('rows beyond one grid dimension of 64-row workgroups (2D dispatch)', () =>
+    check('f32', 64 * 65_535 + 5, 1, 3, 12, 'invocation'));
 
   it('keeps a masked logit at zero and rows summing to one', async () => {
     const x = new Float32Array([0, 1, -1e30, 2, 5, 5, 5, 5]);

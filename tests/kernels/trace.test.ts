@@ -5,10 +5,14 @@ import { assertEqualInts } from '../helpers/compare.ts';
 import { testEngine } from '../helpers/gpu.ts';
 
 /** A random contiguous chunk table over N tokens (lengths 1..maxLen) and a random permutation. */
-function randomTable(rng: Rng, N: number, maxLen: number): { start: Int32Array; end: Int32Array; toStream: Int32Array } {
+function randomTable(
+  rng: Rng,
+  N: number,
+  maxLen: number,
+): { start: Int32Array; end: Int32Array; toStream: Int32Array } {
   const start: number[] = [];
   const end: number[] = [];
-  for (let t = 0; t < N; ) {
+  for (let t = 0; t < N;) {
     const len = Math.min(N - t, 1 + rng.int(maxLen));
     start.push(t);
     end.push(t + len);
@@ -37,7 +41,12 @@ describe('routing-trace counts kernel', () => {
       const C = tab.start.length;
       const routed = Int32Array.from({ length: H * N * K }, () => (rng.next() < pRoute ? rng.int(C) : -1));
       const up = (a: Int32Array, label: string) => eng.upload(a, [a.length], label);
-      const [rt, st, en, ts] = [eng.upload(routed, [H, N, K], 'test.routed'), up(tab.start, 'test.start'), up(tab.end, 'test.end'), up(tab.toStream, 'test.to-stream')];
+      const [rt, st, en, ts] = [
+        eng.upload(routed, [H, N, K], 'test.routed'),
+        up(tab.start, 'test.start'),
+        up(tab.end, 'test.end'),
+        up(tab.toStream, 'test.to-stream'),
+      ];
       // a pooled buffer comes back dirty: the counter must be cleared and no other word trusted
       const dirty = eng.tensor([1 + H * C * (C + 2)], 'u32', 'test.dirty');
       eng.poison(dirty, 0xdead);
@@ -90,7 +99,9 @@ describe('routing-trace counts kernel', () => {
   });
 
   it('counts are 16-bit: the CPU twin refuses a larger one', () => {
-    expect(() => compactRows(Uint32Array.from([0, 65_536]), 1, 2)).toThrow(/^route count 65536 \(row 0, chunk 1\) exceeds the 16-bit trace format's 65535$/);
+    expect(() => compactRows(Uint32Array.from([0, 65_536]), 1, 2)).toThrow(
+      /^route count 65536 \(row 0, chunk 1\) exceeds the 16-bit trace format's 65535$/,
+    );
     expect(compactRows(Uint32Array.from([0, 65_535]), 1, 2).count[0]).toBe(65_535);
   });
 
@@ -98,7 +109,9 @@ describe('routing-trace counts kernel', () => {
     const eng = await testEngine();
     const r = eng.tensor([2, 3]);
     const s = eng.upload(new Int32Array(3), [3]);
-    await expect(traceCounts(eng, r, s, s, s)).rejects.toThrow(/^traceCounts: routed must be i32 \[H, N, K\], got f32 \[2, 3\]$/);
+    await expect(traceCounts(eng, r, s, s, s)).rejects.toThrow(
+      /^traceCounts: routed must be i32 \[H, N, K\], got f32 \[2, 3\]$/,
+    );
     [r, s].forEach((t) => t.dispose());
   });
 });

@@ -15,13 +15,21 @@ const dir = mkdtempSync(join(tmpdir(), 'moc-generate-'));
 
 function moc(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((done) => {
-    execFile(process.execPath, ['bin/moc.mjs', 'generate', ...args], { cwd: process.cwd(), timeout: 590_000 }, (err, stdout, stderr) => {
-      done({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      ['bin/moc.mjs', 'generate', ...args],
+      { cwd: process.cwd(), timeout: 590_000 },
+      (err, stdout, stderr) => {
+        done({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
-function board(shots: Array<{ caption: string; frames: number; seed: number }>, globalCaption = 'Character 1 is a red star.'): string {
+function board(
+  shots: Array<{ caption: string; frames: number; seed: number }>,
+  globalCaption = 'Character 1 is a red star.',
+): string {
   const path = join(dir, `board-${Math.random().toString(36).slice(2)}.json`);
   writeFileSync(path, JSON.stringify({ version: 1, globalCaption, shots }));
   return path;
@@ -48,23 +56,60 @@ async function refused(args: string[], message: RegExp): Promise<void> {
 describe('moc generate', () => {
   it('refuses bad input with one line and exit code 1', async () => {
     const out = join(dir, 'never');
-    await refused([board([]), '--out', out, '--model', MODEL_DIR], /^moc generate: storyboard\.shots: a storyboard needs at least one shot$/);
-    await refused([board([{ caption: 'Character 1 flies over the moon.', frames: 1, seed: 0 }]), '--out', out, '--model', MODEL_DIR], /^moc generate: storyboard\.shots\[0\]\.caption: words 'flies', 'over', 'moon' not in the vocabulary of model 'fixture-tiny' \(45 words\)$/);
+    await refused(
+      [board([]), '--out', out, '--model', MODEL_DIR],
+      /^moc generate: storyboard\.shots: a storyboard needs at least one shot$/,
+    );
+    await refused(
+      [
+        board([{ caption: 'Character 1 flies over the moon.', frames: 1, seed: 0 }]),
+        '--out',
+        out,
+        '--model',
+        MODEL_DIR,
+      ],
+      /^moc generate: storyboard\.shots\[0\]\.caption: words 'flies', 'over', 'moon' not in the vocabulary of model 'fixture-tiny' \(45 words\)$/,
+    );
     await refused([good(), '--model', MODEL_DIR], /^moc generate: --out DIR is required; usage: moc generate /);
-    await refused([good(), '--out', out, '--model', MODEL_DIR, '--attention', 'sparse'], /^moc generate: --attention must be moc, dense or shot, got 'sparse'$/);
-    await refused([good(), '--out', out, '--model', MODEL_DIR, '--top-k', '40'], /^moc generate: top-k must be an integer in 0\.\.16, got 40$/);
-    await refused([join(dir, 'missing.json'), '--out', out, '--model', MODEL_DIR], /^moc generate: cannot read .*missing\.json: ENOENT/);
+    await refused(
+      [good(), '--out', out, '--model', MODEL_DIR, '--attention', 'sparse'],
+      /^moc generate: --attention must be moc, dense or shot, got 'sparse'$/,
+    );
+    await refused(
+      [good(), '--out', out, '--model', MODEL_DIR, '--top-k', '40'],
+      /^moc generate: top-k must be an integer in 0\.\.16, got 40$/,
+    );
+    await refused(
+      [join(dir, 'missing.json'), '--out', out, '--model', MODEL_DIR],
+      /^moc generate: cannot read .*missing\.json: ENOENT/,
+    );
     const broken = join(dir, 'broken-model');
     cpSync(MODEL_DIR, broken, { recursive: true });
     const st = readFileSync(join(broken, 'model.safetensors'));
     writeFileSync(join(broken, 'model.safetensors'), st.subarray(0, st.length - 100));
-    await refused([good(), '--out', out, '--model', broken], /^moc generate: .*model\.safetensors: \d+ bytes, manifest\.json says \d+ \(truncated or replaced\?\)$/);
+    await refused(
+      [good(), '--out', out, '--model', broken],
+      /^moc generate: .*model\.safetensors: \d+ bytes, manifest\.json says \d+ \(truncated or replaced\?\)$/,
+    );
     expect(existsSync(out)).toBe(false);
   });
 
   it('writes frames, an animated preview, routing.json and timing.json', { timeout: 600_000 }, async () => {
     const out = join(dir, 'run');
-    const r = await moc(good(), '--out', out, '--model', MODEL_DIR, '--steps', '2', '--top-k', '2', '--guidance', '1', '--profile');
+    const r = await moc(
+      good(),
+      '--out',
+      out,
+      '--model',
+      MODEL_DIR,
+      '--steps',
+      '2',
+      '--top-k',
+      '2',
+      '--guidance',
+      '1',
+      '--profile',
+    );
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/step 2\/2/);
     expect(readdirSync(join(out, 'shot-00'))).toEqual(['frame-000.png', 'frame-001.png']);
@@ -88,7 +133,14 @@ describe('moc generate', () => {
     const timing = JSON.parse(readFileSync(join(out, 'timing.json'), 'utf8'));
     expect(timing.perStep).toHaveLength(2);
     expect(timing.secondsPerVideo).toBeGreaterThan(0);
-    expect(Object.keys(timing.msPerStep)).toEqual(['total', 'medianTotal', 'dispatches', 'attention', 'routing', 'other']);
+    expect(Object.keys(timing.msPerStep)).toEqual([
+      'total',
+      'medianTotal',
+      'dispatches',
+      'attention',
+      'routing',
+      'other',
+    ]);
     expect(timing.msPerStep.dispatches).toBeGreaterThan(0);
     for (const t of timing.perStep) expect(t.attention + t.routing).toBeGreaterThan(0); // --profile: every step split
   });

@@ -36,7 +36,7 @@ describe('MocDiT forward matches the PyTorch reference (fixtures)', () => {
       mode,
       topK: meta.top_k,
       causal: meta.causal,
-      inspect: capture ? async (name, t) => void capture.set(name, await eng.read(t) as Float32Array) : undefined,
+      inspect: capture ? async (name, t) => void capture.set(name, (await eng.read(t)) as Float32Array) : undefined,
     });
     const v = (await eng.read(res.velocity)) as Float32Array;
     res.velocity.dispose();
@@ -67,16 +67,21 @@ describe('MocDiT forward matches the PyTorch reference (fixtures)', () => {
     const cap = new Map<string, Float32Array | Int32Array>();
     const v = await run('moc', cap);
     const seq = dit.sequence(fx.meta.frames, fx.meta.chunk_frames);
-    for (const s of ['q', 'k', 'v', 'o']) assertClose(`blocks.0.attn.${s}`, cap.get(`blocks.0.attn.${s}`)!, fx.get(`moc.blocks.0.attn.${s}`), TOL);
+    for (const s of ['q', 'k', 'v', 'o'])
+      assertClose(`blocks.0.attn.${s}`, cap.get(`blocks.0.attn.${s}`)!, fx.get(`moc.blocks.0.attn.${s}`), TOL);
     for (let i = 0; i < dit.config.depth; i++) {
-      assertEqualInts(`blocks.${i}.routed`, routedToStream(cap.get(`blocks.${i}.routed`) as Int32Array, seq.toStream), fx.ints(`moc.blocks.${i}.routed`));
+      assertEqualInts(
+        `blocks.${i}.routed`,
+        routedToStream(cap.get(`blocks.${i}.routed`) as Int32Array, seq.toStream),
+        fx.ints(`moc.blocks.${i}.routed`),
+      );
       assertClose(`blocks.${i}.text`, cap.get(`blocks.${i}.text`)!, fx.get(`moc.blocks.${i}.text`), TOL);
       assertClose(`blocks.${i}.video`, cap.get(`blocks.${i}.video`)!, fx.get(`moc.blocks.${i}.video`), TOL);
     }
     assertClose('velocity.moc', v, fx.get('velocity.moc'), TOL);
   });
 
-  it('traces (read back after the forward pass) equal routingTrace on the layer\'s q, k and routing', async () => {
+  it("traces (read back after the forward pass) equal routingTrace on the layer's q, k and routing", async () => {
     const { meta } = fx;
     const cfg = dit.config;
     const seq = dit.sequence(meta.frames, meta.chunk_frames);
@@ -87,18 +92,32 @@ describe('MocDiT forward matches the PyTorch reference (fixtures)', () => {
     for (let i = 0; i < cfg.depth; i++) {
       const k = cap.get(`blocks.${i}.attn.k`)!;
       const desc = Float32Array.from(chunkMeanCpu(k, dims, table.start, table.end));
-      const want = toStreamOrder(routingTrace(cap.get(`blocks.${i}.attn.q`)!, desc, cap.get(`blocks.${i}.routed`) as Int32Array, meta.top_k, dims, table), seq.toStream);
+      const want = toStreamOrder(
+        routingTrace(
+          cap.get(`blocks.${i}.attn.q`)!,
+          desc,
+          cap.get(`blocks.${i}.routed`) as Int32Array,
+          meta.top_k,
+          dims,
+          table,
+        ),
+        seq.toStream,
+      );
       const got = res.traces[i];
       expect([got.H, got.C, got.D]).toEqual([cfg.heads, seq.stream.start.length, cfg.headDim]);
       expect(want.routes.to.length).toBeGreaterThan(0);
-      for (const key of ['start', 'to', 'count'] as const) assertEqualInts(`blocks.${i}.routes.${key}`, got.routes[key], want.routes[key]);
+      for (const key of ['start', 'to', 'count'] as const)
+        assertEqualInts(`blocks.${i}.routes.${key}`, got.routes[key], want.routes[key]);
       expect([...got.mandatory]).toEqual([...want.mandatory]);
       assertClose(`blocks.${i}.sparsity`, got.sparsity, want.sparsity, { atol: 1e-6, rtol: 0 });
       assertClose(`blocks.${i}.qMean`, got.qMean, want.qMean, TOL);
       assertClose(`blocks.${i}.desc`, got.desc, want.desc, TOL);
       // the scores they give: every pair, against the reference's
       const C = got.C;
-      const scores = (t: typeof got): number[] => Array.from({ length: cfg.heads * C * C }, (_, j) => meanScore(t, Math.floor(j / (C * C)), Math.floor(j / C) % C, j % C));
+      const scores = (t: typeof got): number[] =>
+        Array.from({ length: cfg.heads * C * C }, (_, j) =>
+          meanScore(t, Math.floor(j / (C * C)), Math.floor(j / C) % C, j % C),
+        );
       assertClose(`blocks.${i}.meanScore`, scores(got), scores(want), TOL);
     }
   });
@@ -113,18 +132,40 @@ describe('MocDiT forward matches the PyTorch reference (fixtures)', () => {
       const seq = vdit.sequence(meta.frames, meta.chunk_frames);
       const { cap, res, v } = await tracedMoc(vdit, rv.tensor('x_t').data as Float32Array);
       vdit.dispose();
-      for (const s of ['q_route', 'k_route']) assertClose(`blocks.0.attn.${s}`, cap.get(`blocks.0.attn.${s}`)!, rv.tensor(`${view}.blocks.0.attn.${s}`).data as Float32Array, TOL);
+      for (const s of ['q_route', 'k_route'])
+        assertClose(
+          `blocks.0.attn.${s}`,
+          cap.get(`blocks.0.attn.${s}`)!,
+          rv.tensor(`${view}.blocks.0.attn.${s}`).data as Float32Array,
+          TOL,
+        );
       const dims = { H: cfg.heads, N: seq.n, D: cfg.headDim };
       const table = seq.internal;
       let differs = false;
       for (let i = 0; i < cfg.depth; i++) {
         const routed = cap.get(`blocks.${i}.routed`) as Int32Array;
-        assertEqualInts(`blocks.${i}.routed`, routedToStream(routed, seq.toStream), rv.tensor(`${view}.blocks.${i}.routed`).data as Int32Array);
+        assertEqualInts(
+          `blocks.${i}.routed`,
+          routedToStream(routed, seq.toStream),
+          rv.tensor(`${view}.blocks.${i}.routed`).data as Int32Array,
+        );
         // the view matters: the rotated q, k of this very pass would route otherwise somewhere
-        const rotary = mocReference(cap.get(`blocks.${i}.attn.q`) as Float32Array, cap.get(`blocks.${i}.attn.k`) as Float32Array, cap.get(`blocks.${i}.attn.v`) as Float32Array, dims, table, { topK: meta.top_k, causal: meta.causal, mode: 'moc' });
+        const rotary = mocReference(
+          cap.get(`blocks.${i}.attn.q`) as Float32Array,
+          cap.get(`blocks.${i}.attn.k`) as Float32Array,
+          cap.get(`blocks.${i}.attn.v`) as Float32Array,
+          dims,
+          table,
+          { topK: meta.top_k, causal: meta.causal, mode: 'moc' },
+        );
         differs ||= rotary.routed.some((r, j) => r !== routed[j]);
-        const desc = Float32Array.from(chunkMeanCpu(cap.get(`blocks.${i}.attn.k_route`)!, dims, table.start, table.end));
-        const want = toStreamOrder(routingTrace(cap.get(`blocks.${i}.attn.q_route`)!, desc, routed, meta.top_k, dims, table), seq.toStream);
+        const desc = Float32Array.from(
+          chunkMeanCpu(cap.get(`blocks.${i}.attn.k_route`)!, dims, table.start, table.end),
+        );
+        const want = toStreamOrder(
+          routingTrace(cap.get(`blocks.${i}.attn.q_route`)!, desc, routed, meta.top_k, dims, table),
+          seq.toStream,
+        );
         assertClose(`blocks.${i}.trace.qMean`, res.traces[i].qMean, want.qMean, TOL);
         assertClose(`blocks.${i}.trace.desc`, res.traces[i].desc, want.desc, TOL);
       }
@@ -138,7 +179,7 @@ describe('MocDiT forward matches the PyTorch reference (fixtures)', () => {
     assertClose('velocity.shot', await run('shot'), fx.get('velocity.shot'), TOL);
   });
 
-  it("x-prediction: forward returns (x_t − x̂0) / max(t, tMin) of the same network output", async () => {
+  it('x-prediction: forward returns (x_t − x̂0) / max(t, tMin) of the same network output', async () => {
     const { meta } = fx;
     const model = await loadFixtureModel();
     const xdit = MocDiT.create(eng, { ...model, config: { ...model.config, prediction: 'x', tMin: 0.05 } });
@@ -148,7 +189,11 @@ describe('MocDiT forward matches the PyTorch reference (fixtures)', () => {
     const xs = fx.get('x_t');
     const out = async (m: MocDiT): Promise<Float32Array> => {
       const x = eng.upload(xs, [T, 3, cfg.imageSize, cfg.imageSize], 'test.x');
-      const res = await m.forward(x, tShot, m.textEmbedding(fx.ints('text')), meta.frames, meta.chunk_frames, { mode: 'moc', topK: meta.top_k, causal: meta.causal });
+      const res = await m.forward(x, tShot, m.textEmbedding(fx.ints('text')), meta.frames, meta.chunk_frames, {
+        mode: 'moc',
+        topK: meta.top_k,
+        causal: meta.causal,
+      });
       const r = (await eng.read(res.velocity)) as Float32Array;
       res.velocity.dispose();
       x.dispose();
@@ -173,8 +218,17 @@ describe('MocDiT forward matches the PyTorch reference (fixtures)', () => {
     for (const steps of [2]) {
       const x = await sample(
         dit,
-        { text: fx.ints('text'), frames: meta.frames, noise: fx.get('sampler.noise'), keep: { shots: meta.keepShots, frames: fx.get('sampler.keep') } },
-        { steps, guidance: meta.guidance, attention: { mode: 'moc', topK: meta.top_k, causal: meta.causal, chunkFrames: meta.chunk_frames } },
+        {
+          text: fx.ints('text'),
+          frames: meta.frames,
+          noise: fx.get('sampler.noise'),
+          keep: { shots: meta.keepShots, frames: fx.get('sampler.keep') },
+        },
+        {
+          steps,
+          guidance: meta.guidance,
+          attention: { mode: 'moc', topK: meta.top_k, causal: meta.causal, chunkFrames: meta.chunk_frames },
+        },
       );
       assertClose(`sampler.steps${steps}`, (await eng.read(x)) as Float32Array, fx.get(`sampler.steps${steps}`), TOL);
       x.dispose();
@@ -254,24 +308,45 @@ describe('Generator (tiny fixture model)', () => {
   it('keeps a fixed shot as given and regenerates the other', async () => {
     const first = await gen.generate(request(quick));
     const keep = [{ shot: 0, frames: first.shots[0].frames }];
-    const r = await gen.generate(request({ ...quick, keep, storyboard: { ...request().storyboard, shots: request().storyboard.shots.map((s, i) => (i === 1 ? { ...s, seed: 9 } : s)) } }));
+    const r = await gen.generate(
+      request({
+        ...quick,
+        keep,
+        storyboard: {
+          ...request().storyboard,
+          shots: request().storyboard.shots.map((s, i) => (i === 1 ? { ...s, seed: 9 } : s)),
+        },
+      }),
+    );
     expect(Buffer.from(r.shots[0].frames).equals(Buffer.from(first.shots[0].frames))).toBe(true);
     expect(Buffer.from(r.shots[1].frames).equals(Buffer.from(first.shots[1].frames))).toBe(false);
   });
 
   it('cancels through an AbortSignal and stays usable', async () => {
     const ac = new AbortController();
-    await expect(gen.generate(request({ ...quick, steps: 3 }), (p) => p.step === 1 && ac.abort(), ac.signal)).rejects.toMatchObject({ name: 'AbortError' });
+    await expect(
+      gen.generate(request({ ...quick, steps: 3 }), (p) => p.step === 1 && ac.abort(), ac.signal),
+    ).rejects.toMatchObject({ name: 'AbortError' });
     const r = await gen.generate(request(quick));
     expect(r.shots).toHaveLength(2);
   });
 
   it('uses explicit noise when given (what the fixtures feed)', async () => {
     const { meta } = fx;
-    const board = { version: 1 as const, globalCaption: meta.captions.global, shots: meta.captions.shots.map((caption, i) => ({ caption, frames: meta.frames[i], seed: meta.seeds[i] })) };
+    const board = {
+      version: 1 as const,
+      globalCaption: meta.captions.global,
+      shots: meta.captions.shots.map((caption, i) => ({ caption, frames: meta.frames[i], seed: meta.seeds[i] })),
+    };
     const keepRgba = framesToRgba(fx.get('sampler.keep'), meta.frames[0], 16);
     const r = await gen.generate(
-      { storyboard: board, steps: 1, guidance: meta.guidance, attention: { mode: 'moc', topK: meta.top_k, chunkFrames: 1, causal: true }, keep: [{ shot: 0, frames: keepRgba }] },
+      {
+        storyboard: board,
+        steps: 1,
+        guidance: meta.guidance,
+        attention: { mode: 'moc', topK: meta.top_k, chunkFrames: 1, causal: true },
+        keep: [{ shot: 0, frames: keepRgba }],
+      },
       undefined,
       undefined,
       fx.get('sampler.noise'),

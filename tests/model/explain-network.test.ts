@@ -43,7 +43,12 @@ describe('NetworkExplainer (fixture model)', () => {
     video = r.shots.map((s) => s.frames);
   });
 
-  const request = (query: ExplainRequest['query'], head: number, layer: number, over: Partial<ExplainRequest> = {}): ExplainRequest => ({
+  const request = (
+    query: ExplainRequest['query'],
+    head: number,
+    layer: number,
+    over: Partial<ExplainRequest> = {},
+  ): ExplainRequest => ({
     globalCaptionTokens: 0, // not used with `network`
     shots: [],
     tokensPerFrame: 0,
@@ -61,7 +66,11 @@ describe('NetworkExplainer (fixture model)', () => {
    * The layer's q, k (or the routing view's q_route, k_route with `view`) and routing as the
    * network computes them (internal token order), from a forward pass of our own.
    */
-  async function groundTruth(layer: number, g = gen, view = false): Promise<{ q: Float32Array; k: Float32Array; routed: Int32Array }> {
+  async function groundTruth(
+    layer: number,
+    g = gen,
+    view = false,
+  ): Promise<{ q: Float32Array; k: Float32Array; routed: Int32Array }> {
     const cfg = g.config;
     const frames = board.shots.map((s) => s.frames);
     const T = frames.reduce((a, b) => a + b, 0);
@@ -75,20 +84,39 @@ describe('NetworkExplainer (fixture model)', () => {
     const { text } = prepareRequest(g.model, { storyboard: board, steps: 1, guidance: 1, attention });
     const x = eng.upload(xs, [T, 3, cfg.imageSize, cfg.imageSize], 'test.x');
     const cap = new Map<string, Float32Array | Int32Array>();
-    const res = await g.dit.forward(x, frames.map(() => T_EXPLAIN), g.dit.textEmbedding(text), frames, attention.chunkFrames, {
-      mode: 'moc',
-      topK: attention.topK,
-      causal: attention.causal,
-      inspect: async (name, t) => void (name.startsWith(`blocks.${layer}.`) && cap.set(name, (await eng.read(t)) as Float32Array | Int32Array)),
-    });
+    const res = await g.dit.forward(
+      x,
+      frames.map(() => T_EXPLAIN),
+      g.dit.textEmbedding(text),
+      frames,
+      attention.chunkFrames,
+      {
+        mode: 'moc',
+        topK: attention.topK,
+        causal: attention.causal,
+        inspect: async (name, t) =>
+          void (name.startsWith(`blocks.${layer}.`) && cap.set(name, (await eng.read(t)) as Float32Array | Int32Array)),
+      },
+    );
     res.velocity.dispose();
     x.dispose();
     const [q, k] = view ? ['q_route', 'k_route'] : ['q', 'k'];
-    return { q: cap.get(`blocks.${layer}.attn.${q}`) as Float32Array, k: cap.get(`blocks.${layer}.attn.${k}`) as Float32Array, routed: cap.get(`blocks.${layer}.routed`) as Int32Array };
+    return {
+      q: cap.get(`blocks.${layer}.attn.${q}`) as Float32Array,
+      k: cap.get(`blocks.${layer}.attn.${k}`) as Float32Array,
+      routed: cap.get(`blocks.${layer}.routed`) as Int32Array,
+    };
   }
 
   /** The explanation's scores are q[h, ti] · the mean of k over the internal chunk holding each stream chunk. */
-  function expectScores(r: Explanation, truth: { q: Float32Array; k: Float32Array }, seq: Sequence, h: number, ti: number, D: number): void {
+  function expectScores(
+    r: Explanation,
+    truth: { q: Float32Array; k: Float32Array },
+    seq: Sequence,
+    h: number,
+    ti: number,
+    D: number,
+  ): void {
     const { internal, toStream, n: N } = seq;
     for (let b = 0; b < seq.stream.start.length; b++) {
       const ci = Array.from(toStream).indexOf(b);
@@ -106,7 +134,10 @@ describe('NetworkExplainer (fixture model)', () => {
     const cfg = gen.config;
     const { heads: H, headDim: D, depth } = cfg;
     const P = cfg.grid * cfg.grid;
-    const seq = gen.dit.sequence(board.shots.map((s) => s.frames), attention.chunkFrames);
+    const seq = gen.dit.sequence(
+      board.shots.map((s) => s.frames),
+      attention.chunkFrames,
+    );
     const { stream, internal, toStream, n: N } = seq;
     const K = attention.topK;
     const streamChunk = tokenChunks(stream);
@@ -133,17 +164,29 @@ describe('NetworkExplainer (fixture model)', () => {
 
           // routing: exactly the network's, internal chunk ids → stream ids
           const row = routedToStream(truth.routed.subarray((h * N + ti) * K, (h * N + ti + 1) * K), toStream);
-          const want = Array.from(row).filter((b) => b >= 0).sort((x, y) => x - y);
+          const want = Array.from(row)
+            .filter((b) => b >= 0)
+            .sort((x, y) => x - y);
           const got = r.chunks.filter((ch) => ch.routed).map((ch) => ch.index);
           expect(got, `layer ${layer} head ${h} query ${JSON.stringify(query)}`).toEqual(want);
           routedSeen += got.length;
 
           expectScores(r, truth, seq, h, ti, D);
-          expect(r.queryHead).toEqual(Array.from(truth.q.subarray((h * N + ti) * D, (h * N + ti) * D + Math.min(D, 8))));
+          expect(r.queryHead).toEqual(
+            Array.from(truth.q.subarray((h * N + ti) * D, (h * N + ti) * D + Math.min(D, 8))),
+          );
           // without a near tie, the float64 ranking agrees: the routed chunks are the best candidates
           if (!r.note) for (const ch of r.chunks.filter((x) => x.routed)) expect(ch.rank).toBeLessThan(K);
-          expect(r).toMatchObject({ origin: 'network', heads: H, headDim: D, head: h, network: { model: cfg.name, layers: depth, layer, t: T_EXPLAIN } });
-          expect(r.source).toContain(`The network’s own numbers: model ${cfg.name}, layer ${layer + 1} of ${depth}, head ${h + 1} of ${H}, t = 0.5`);
+          expect(r).toMatchObject({
+            origin: 'network',
+            heads: H,
+            headDim: D,
+            head: h,
+            network: { model: cfg.name, layers: depth, layer, t: T_EXPLAIN },
+          });
+          expect(r.source).toContain(
+            `The network’s own numbers: model ${cfg.name}, layer ${layer + 1} of ${depth}, head ${h + 1} of ${H}, t = 0.5`,
+          );
           checked++;
         }
       }
@@ -156,7 +199,10 @@ describe('NetworkExplainer (fixture model)', () => {
     const model = await loadFixtureModel();
     const vgen = Generator.create(eng, { ...model, config: { ...model.config, routeView: 'spatial' } });
     try {
-      const seq = vgen.dit.sequence(board.shots.map((s) => s.frames), attention.chunkFrames);
+      const seq = vgen.dit.sequence(
+        board.shots.map((s) => s.frames),
+        attention.chunkFrames,
+      );
       const layer = 1;
       const truth = await groundTruth(layer, vgen, true);
       const plain = await groundTruth(layer, vgen, false);
@@ -182,20 +228,40 @@ describe('NetworkExplainer (fixture model)', () => {
     // other frames (a regenerated take) are another video
     const d1 = eng.stats.dispatches;
     const other = video.map((f) => f.map((v) => 255 - v));
-    await explainer.explain(request({ shot: 1, frame: 0, patch: 2 }, 1, 0, { network: { storyboard: board, frames: other, t: T_EXPLAIN, layer: 0 } }));
+    await explainer.explain(
+      request({ shot: 1, frame: 0, patch: 2 }, 1, 0, {
+        network: { storyboard: board, frames: other, t: T_EXPLAIN, layer: 0 },
+      }),
+    );
     expect(eng.stats.dispatches).toBeGreaterThan(d1);
   });
 
   it('refuses a layer, timestep, query or video outside the model, naming it; leaves the frames as they were', async () => {
     const before = video.map((f) => Uint8ClampedArray.from(f));
     const q = { shot: 0, frame: 0, patch: 0 };
-    await expect(explainer.explain(request(q, 0, 2))).rejects.toMatchObject({ code: 'bad-request', message: expect.stringMatching(/layer 2 is outside 1…2/) });
-    await expect(explainer.explain(request(q, 0, 0, { network: { storyboard: board, frames: video, t: 2, layer: 0 } }))).rejects.toThrow(/timestep 2/);
+    await expect(explainer.explain(request(q, 0, 2))).rejects.toMatchObject({
+      code: 'bad-request',
+      message: expect.stringMatching(/layer 2 is outside 1…2/),
+    });
+    await expect(
+      explainer.explain(request(q, 0, 0, { network: { storyboard: board, frames: video, t: 2, layer: 0 } })),
+    ).rejects.toThrow(/timestep 2/);
     await expect(explainer.explain(request(q, 2, 0))).rejects.toThrow(/head 2 is outside 0…1/);
-    await expect(explainer.explain(request({ shot: 0, frame: 2, patch: 0 }, 0, 0))).rejects.toThrow(/frame 2 is outside shot 1/);
-    await expect(explainer.explain(request(q, 0, 0, { network: { storyboard: board, frames: [video[0], video[1], video[1]], t: 0.5, layer: 0 } }))).rejects.toThrow(/shot 3's video has/);
-    const unknown = { ...board, shots: board.shots.map((s, i) => (i === 1 ? { ...s, caption: 'Character 1 spinz.' } : s)) };
-    await expect(explainer.explain(request(q, 0, 0, { network: { storyboard: unknown, frames: video, t: 0.5, layer: 0 } }))).rejects.toThrow(/spinz/);
+    await expect(explainer.explain(request({ shot: 0, frame: 2, patch: 0 }, 0, 0))).rejects.toThrow(
+      /frame 2 is outside shot 1/,
+    );
+    await expect(
+      explainer.explain(
+        request(q, 0, 0, { network: { storyboard: board, frames: [video[0], video[1], video[1]], t: 0.5, layer: 0 } }),
+      ),
+    ).rejects.toThrow(/shot 3's video has/);
+    const unknown = {
+      ...board,
+      shots: board.shots.map((s, i) => (i === 1 ? { ...s, caption: 'Character 1 spinz.' } : s)),
+    };
+    await expect(
+      explainer.explain(request(q, 0, 0, { network: { storyboard: unknown, frames: video, t: 0.5, layer: 0 } })),
+    ).rejects.toThrow(/spinz/);
     video.forEach((f, s) => expect(Buffer.from(f).equals(Buffer.from(before[s]))).toBe(true));
   });
 });

@@ -45,7 +45,10 @@ export function loadFixture(): Fixture {
   try {
     meta = JSON.parse(readFileSync(join(FIXTURE_DIR, 'meta.json'), 'utf8')) as FixtureMeta;
   } catch (e) {
-    throw new Error(`fixtures v${FIXTURE_VERSION} not found (${(e as Error).message}): regenerate with /usr/bin/python3 -m train.fixtures`, { cause: e });
+    throw new Error(
+      `fixtures v${FIXTURE_VERSION} not found (${(e as Error).message}): regenerate with /usr/bin/python3 -m train.fixtures`,
+      { cause: e },
+    );
   }
   if (meta.version !== FIXTURE_VERSION) {
     throw new Error(`fixtures version ${meta.version}, expected ${FIXTURE_VERSION}: regenerate with ${meta.command}`);
@@ -53,7 +56,10 @@ export function loadFixture(): Fixture {
   const file = parseSafetensors(readFileSync(join(FIXTURE_DIR, 'fixture.safetensors')), 'fixture.safetensors');
   const tensor = (name: string): SafeTensor => {
     const t = file.tensors.get(name);
-    if (!t) throw new Error(`fixture.safetensors has no '${name}' (fixtures version ${meta.version}, expected ${FIXTURE_VERSION}): regenerate with ${meta.command}`);
+    if (!t)
+      throw new Error(
+        `fixture.safetensors has no '${name}' (fixtures version ${meta.version}, expected ${FIXTURE_VERSION}): regenerate with ${meta.command}`,
+      );
     return t;
   };
   cached = {
@@ -70,7 +76,8 @@ export function loadRouteViews(): { tensor(name: string): SafeTensor; metadata: 
   const file = parseSafetensors(readFileSync(join(FIXTURE_DIR, 'route-views.safetensors')), 'route-views.safetensors');
   const tensor = (name: string): SafeTensor => {
     const t = file.tensors.get(name);
-    if (!t) throw new Error(`route-views.safetensors has no '${name}': regenerate with /usr/bin/python3 -m train.fixtures`);
+    if (!t)
+      throw new Error(`route-views.safetensors has no '${name}': regenerate with /usr/bin/python3 -m train.fixtures`);
     return t;
   };
   return { tensor, metadata: file.metadata };

@@ -14,7 +14,12 @@ import { loadFixtureModel } from './fixture.ts';
 const cfg = { dim: 192, heads: 3, headDim: 64, depth: 8, mlpHidden: 768, textLen: 16, grid: 8, imageSize: 64 };
 const GiB = 2 ** 30;
 const roomy = { maxBufferSize: 4 * GiB, maxStorageBufferBindingSize: 2 * GiB };
-const plan = (frames: number[], mode: 'moc' | 'dense' = 'moc', chunkFrames = 1, topK = 4): MemoryPlan => ({ frames, attention: { mode, topK, chunkFrames, causal: true }, weightBytes: 10_000_000, traced: true });
+const plan = (frames: number[], mode: 'moc' | 'dense' = 'moc', chunkFrames = 1, topK = 4): MemoryPlan => ({
+  frames,
+  attention: { mode, topK, chunkFrames, causal: true },
+  weightBytes: 10_000_000,
+  traced: true,
+});
 
 describe('memory budget (pure)', () => {
   it('counts tokens, chunks and the buffers', () => {
@@ -28,7 +33,12 @@ describe('memory budget (pure)', () => {
     expect(dense.some((b) => /grouped|routed/.test(b.label))).toBe(false);
     expect(dense.find((b) => /trace/.test(b.label))?.count).toBe(2 * cfg.depth); // traced layers keep scores and counts
     // the grouped scratch is only counted where it fits one binding (else the union design runs)
-    expect(estimateMemory(cfg, plan([64, 64, 64, 64]), { maxBufferSize: 32 * 2 ** 20, maxStorageBufferBindingSize: 32 * 2 ** 20 }).design).toBe('union');
+    expect(
+      estimateMemory(cfg, plan([64, 64, 64, 64]), {
+        maxBufferSize: 32 * 2 ** 20,
+        maxStorageBufferBindingSize: 32 * 2 ** 20,
+      }).design,
+    ).toBe('union');
   });
 
   it('a storyboard that fits is not refused', () => {
@@ -38,7 +48,9 @@ describe('memory budget (pure)', () => {
   it('too many frames for the per-buffer limit: says which buffer and how many frames fit', () => {
     const small = { maxBufferSize: 256 * 2 ** 20, maxStorageBufferBindingSize: 128 * 2 ** 20 };
     const msg = memoryProblem(cfg, plan(Array(32).fill(64)), small)!;
-    expect(msg).toMatch(/^2048 frames in 32 shots \(\d+ tokens, \d+ chunks, moc attention\) need a [\d.]+ MiB buffer \(.+\), more than this GPU's maxStorageBufferBindingSize of 128\.0 MiB; try fewer frames \(about \d+ of 2048 fit\)/);
+    expect(msg).toMatch(
+      /^2048 frames in 32 shots \(\d+ tokens, \d+ chunks, moc attention\) need a [\d.]+ MiB buffer \(.+\), more than this GPU's maxStorageBufferBindingSize of 128\.0 MiB; try fewer frames \(about \d+ of 2048 fit\)/,
+    );
     const fit = Number(/about (\d+) of/.exec(msg)![1]);
     const frames = Array(32).fill(Math.floor(fit / 32));
     expect(memoryProblem(cfg, plan(frames), small)).toBeNull();
@@ -51,7 +63,10 @@ describe('memory budget (pure)', () => {
     expect(dense).toMatch(/need about [\d.]+ MiB of GPU memory, more than the 100\.0 MiB allowed; try fewer frames/);
     expect(dense).toMatch(/MoC attention instead of dense/);
     // many tiny chunks: the traces [H, C, C] dominate
-    const traces = memoryProblem({ ...cfg, depth: 64 }, plan(Array(32).fill(64), 'moc', 1), { ...roomy, budgetBytes: 400 * 2 ** 20 })!;
+    const traces = memoryProblem({ ...cfg, depth: 64 }, plan(Array(32).fill(64), 'moc', 1), {
+      ...roomy,
+      budgetBytes: 400 * 2 ** 20,
+    })!;
     expect(traces).toMatch(/larger chunks \(chunk frames 1 → 2\)/);
   });
 });
@@ -62,7 +77,11 @@ describe('memory budget in Generator (tiny fixture model)', () => {
     gen = Generator.create(await testEngine(), await loadFixtureModel());
   });
   const request = (frames: number[], over: Partial<GenerateRequest> = {}): GenerateRequest => ({
-    storyboard: { version: 1, globalCaption: 'Character 1 is a red star.', shots: frames.map((f, i) => ({ caption: 'Character 1 bounces in the meadow.', frames: f, seed: i })) },
+    storyboard: {
+      version: 1,
+      globalCaption: 'Character 1 is a red star.',
+      shots: frames.map((f, i) => ({ caption: 'Character 1 bounces in the meadow.', frames: f, seed: i })),
+    },
     steps: 1,
     guidance: 3,
     attention: { mode: 'moc', topK: 2, chunkFrames: 1, causal: true },
@@ -77,7 +96,9 @@ describe('memory budget in Generator (tiny fixture model)', () => {
     try {
       Object.assign(limits, { maxStorageBufferBindingSize: 256 * 1024, maxBufferSize: 256 * 1024 });
       await expect(gen.generate(request([64, 64, 64, 64]))).rejects.toBeInstanceOf(RequestError);
-      await expect(gen.generate(request([64, 64, 64, 64]))).rejects.toThrow(/more than this GPU's maxStorageBufferBindingSize of 256\.0 KiB; try fewer frames \(about \d+ of 256 fit\)/);
+      await expect(gen.generate(request([64, 64, 64, 64]))).rejects.toThrow(
+        /more than this GPU's maxStorageBufferBindingSize of 256\.0 KiB; try fewer frames \(about \d+ of 256 fit\)/,
+      );
     } finally {
       Object.assign(limits, saved);
     }
@@ -98,10 +119,16 @@ describe('memory budget in Generator (tiny fixture model)', () => {
       peaks.push(s.peakBytes);
     }
     // after a few warm-up runs of each layout the pool has all it needs: no growth
-    expect(seen.slice(4).every((b) => b === seen[3]), `pooled bytes ${seen.join(', ')}; ms ${ms.map((t) => t.toFixed(0)).join(', ')}`).toBe(true);
+    expect(
+      seen.slice(4).every((b) => b === seen[3]),
+      `pooled bytes ${seen.join(', ')}; ms ${ms.map((t) => t.toFixed(0)).join(', ')}`,
+    ).toBe(true);
     expect(gen.eng.pool.stats().liveBytes).toBeLessThanOrEqual(seen[3]);
     // the peak (what timing.json reports) covers every state seen and stops growing too
     expect(peaks.every((p, i) => p >= seen[i])).toBe(true);
-    expect(peaks.slice(4).every((p) => p === peaks[3]), `peaks ${peaks.join(', ')}`).toBe(true);
+    expect(
+      peaks.slice(4).every((p) => p === peaks[3]),
+      `peaks ${peaks.join(', ')}`,
+    ).toBe(true);
   });
 });

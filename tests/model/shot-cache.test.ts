@@ -30,7 +30,12 @@ describe('kept-shot cache (moc-tiny)', () => {
     const text = new Int32Array((frames.length + 1) * cfg.textLen);
     for (let i = 0; i < text.length; i++) text[i] = 2 + rng.int(cfg.vocabSize - 2);
     const keep = Float32Array.from(rng.normals(T * per), (v) => Math.tanh(v));
-    inputs = { text, frames, noise: shotNoise(frames, [11, 12, 13], cfg.imageSize), keep: { shots: [true, true, false], frames: keep } };
+    inputs = {
+      text,
+      frames,
+      noise: shotNoise(frames, [11, 12, 13], cfg.imageSize),
+      keep: { shots: [true, true, false], frames: keep },
+    };
   });
 
   const run = async (opts: Partial<SampleOptions>, input = inputs): Promise<{ x: Float32Array; uses: CacheUse[] }> => {
@@ -55,7 +60,10 @@ describe('kept-shot cache (moc-tiny)', () => {
     const Tp = frames[0] + frames[1];
     // kept shots untouched, the sampled shot as without the cache
     expect(first.x.subarray(0, Tp * per)).toEqual(inputs.keep!.frames.subarray(0, Tp * per));
-    assertClose('cached vs whole network', first.x.subarray(Tp * per), whole.x.subarray(Tp * per), { atol: 2e-4, rtol: 1e-3 });
+    assertClose('cached vs whole network', first.x.subarray(Tp * per), whole.x.subarray(Tp * per), {
+      atol: 2e-4,
+      rtol: 1e-3,
+    });
     expect(whole.x.subarray(Tp * per).some((v, i) => Math.abs(v - inputs.noise[Tp * per + i]) > 0.1)).toBe(true); // it did sample
     const again = await run({});
     expect(again.uses.map((u) => [u.keptShots, u.hit])).toEqual([[2, true]]);
@@ -70,11 +78,16 @@ describe('kept-shot cache (moc-tiny)', () => {
     expect(cachedRun.uses.map((u) => u.hit)).toEqual([false]);
     const whole = await run({ cacheBytes: 0 }, changed);
     const Tp = frames[0] + frames[1];
-    assertClose('changed board', cachedRun.x.subarray(Tp * per), whole.x.subarray(Tp * per), { atol: 2e-4, rtol: 1e-3 });
+    assertClose('changed board', cachedRun.x.subarray(Tp * per), whole.x.subarray(Tp * per), {
+      atol: 2e-4,
+      rtol: 1e-3,
+    });
   }, 600_000);
 
   it('does not cache what it cannot: dense attention, nothing kept before the sampled shot, or too little memory', async () => {
-    expect((await run({ attention: { mode: 'dense', topK: 2, chunkFrames: 1, causal: true }, steps: 1 })).uses).toEqual([]);
+    expect((await run({ attention: { mode: 'dense', topK: 2, chunkFrames: 1, causal: true }, steps: 1 })).uses).toEqual(
+      [],
+    );
     const none = { ...inputs, keep: { shots: [false, true, false], frames: inputs.keep!.frames } };
     expect((await run({ steps: 1 }, none)).uses).toEqual([]);
     expect((await run({ steps: 1, cacheBytes: 1000 })).uses).toEqual([]);

@@ -16,7 +16,8 @@ export function toStreamOrder(tr: LayerTrace, toStream: Int32Array): LayerTrace 
     for (let b = 0; b < C; b++) mandatory[toStream[a] * C + toStream[b]] = tr.mandatory[a * C + b];
     for (let h = 0; h < H; h++) {
       const r = h * C + a;
-      for (let e = tr.routes.start[r]; e < tr.routes.start[r + 1]; e++) dense[(h * C + toStream[a]) * C + toStream[tr.routes.to[e]]] = tr.routes.count[e];
+      for (let e = tr.routes.start[r]; e < tr.routes.start[r + 1]; e++)
+        dense[(h * C + toStream[a]) * C + toStream[tr.routes.to[e]]] = tr.routes.count[e];
       qMean.set(tr.qMean.subarray(r * D, (r + 1) * D), (h * C + toStream[a]) * D);
       desc.set(tr.desc.subarray(r * D, (r + 1) * D), (h * C + toStream[a]) * D);
     }

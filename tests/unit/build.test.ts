@@ -10,12 +10,28 @@ import { describe, expect, it } from 'vitest';
 
 function build(mode?: string): { files: string[]; js: string; html: string } {
   const out = mkdtempSync(join(tmpdir(), 'moc-build-'));
-  execFileSync(process.execPath, ['node_modules/vite/bin/vite.js', 'build', '--outDir', out, '--emptyOutDir', '--logLevel', 'error', ...(mode ? ['--mode', mode] : [])], {
-    stdio: 'pipe',
-    env: { ...process.env, NODE_ENV: 'production' }, // vitest sets NODE_ENV=test, which would make a dev build
-  });
+  execFileSync(
+    process.execPath,
+    [
+      'node_modules/vite/bin/vite.js',
+      'build',
+      '--outDir',
+      out,
+      '--emptyOutDir',
+      '--logLevel',
+      'error',
+      ...(mode ? ['--mode', mode] : []),
+    ],
+    {
+      stdio: 'pipe',
+      env: { ...process.env, NODE_ENV: 'production' }, // vitest sets NODE_ENV=test, which would make a dev build
+    },
+  );
   const files = readdirSync(out, { recursive: true }).map(String);
-  const js = files.filter((f) => f.endsWith('.js')).map((f) => readFileSync(join(out, f), 'utf8')).join('\n');
+  const js = files
+    .filter((f) => f.endsWith('.js'))
+    .map((f) => readFileSync(join(out, f), 'utf8'))
+    .join('\n');
   const html = readFileSync(join(out, 'index.html'), 'utf8').replaceAll('&#39;', "'");
   rmSync(out, { recursive: true, force: true });
   return { files, js, html };
@@ -27,7 +43,9 @@ describe('the production build', () => {
     expect(prod.files.filter((f) => f.endsWith('.map'))).toEqual([]);
     expect(prod.js.includes('sourceMappingURL')).toBe(false);
     expect(prod.js.includes('mocStudio')).toBe(false);
-    expect(prod.html).toMatch(/<meta http-equiv="Content-Security-Policy" content="default-src 'self'; script-src 'self'; worker-src 'self'; connect-src 'self'/);
+    expect(prod.html).toMatch(
+      /<meta http-equiv="Content-Security-Policy" content="default-src 'self'; script-src 'self'; worker-src 'self'; connect-src 'self'/,
+    );
     const e2e = build('e2e');
     expect(e2e.js.includes('mocStudio')).toBe(true);
   });

@@ -14,9 +14,13 @@ it('moc without tsx installed: one line, exit 1', async () => {
   mkdirSync(join(dir, 'bin'));
   for (const f of ['moc.mjs', 'raw-hooks.mjs']) copyFileSync(join('bin', f), join(dir, 'bin', f));
   const r = await new Promise<{ code: number; stderr: string }>((done) => {
-    execFile(process.execPath, [join(dir, 'bin', 'moc.mjs'), 'generate', '--help'], { cwd: dir }, (err, _out, stderr) => done({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stderr }));
+    execFile(process.execPath, [join(dir, 'bin', 'moc.mjs'), 'generate', '--help'], { cwd: dir }, (err, _out, stderr) =>
+      done({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stderr }),
+    );
   });
   expect(r.code).toBe(1);
   expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
-  expect(r.stderr).toMatch(/^moc: the TypeScript loader tsx is not installed \(it is a devDependency; `npm ci --omit=dev` leaves it out\): run `npm ci`/);
+  expect(r.stderr).toMatch(
+    /^moc: the TypeScript loader tsx is not installed \(it is a devDependency; `npm ci --omit=dev` leaves it out\): run `npm ci`/,
+  );
 });

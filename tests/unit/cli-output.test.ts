@@ -4,7 +4,16 @@
  * links, one run at a time per folder, and a full disk leaves nothing behind. The refusals that
  * come before the GPU starts are also checked through `main()`.
  */
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -44,7 +53,10 @@ afterEach(() => {
 });
 
 async function oneLine(p: Promise<unknown>, re: RegExp): Promise<void> {
-  const e = await p.then(() => undefined, (x: unknown) => x as Error);
+  const e = await p.then(
+    () => undefined,
+    (x: unknown) => x as Error,
+  );
   expect(e, 'expected a refusal').toBeInstanceOf(Error);
   expect(e!.name).toBe('InputError');
   expect(e!.message).not.toContain('\n');
@@ -75,12 +87,20 @@ describe('OutputFolder', () => {
     mkdirSync(join(out, 'shot-07'), { recursive: true });
     writeFileSync(join(out, 'shot-07', 'frame-000.png'), 'old');
     writeFileSync(join(out, 'notes.txt'), 'old');
-    await oneLine(OutputFolder.begin(out), /^--out .* is not empty \(2 entries\); name a new folder, or pass --replace to replace it$/);
+    await oneLine(
+      OutputFolder.begin(out),
+      /^--out .* is not empty \(2 entries\); name a new folder, or pass --replace to replace it$/,
+    );
     const f = await OutputFolder.begin(out, { replace: true });
     await f.write('shot-00/frame-000.png', 'new');
     await f.commit();
     expect(readdirSync(out)).toEqual(['shot-00']); // no frames of the earlier run mixed in
-    expect(litter(root, readdirSync(root).filter((x) => !x.startsWith('.')))).toEqual([]);
+    expect(
+      litter(
+        root,
+        readdirSync(root).filter((x) => !x.startsWith('.')),
+      ),
+    ).toEqual([]);
   });
 
   it('an empty existing folder is used without --replace', async () => {
@@ -103,8 +123,14 @@ describe('OutputFolder', () => {
     await oneLine(OutputFolder.begin('/'), /name a folder below it, not the root$/);
     await oneLine(OutputFolder.begin(join(file, 'sub')), /^--out .*: cannot use it: ENOTDIR$/);
     // Node's mkdir({ recursive: true }) never returns for these (it was the old behaviour)
-    await oneLine(OutputFolder.begin('/proc/x'), /^--out \/proc\/x: cannot (write beside it|create a folder beside it): E[A-Z]+$/);
-    await oneLine(OutputFolder.begin('/proc/x/y/z'), /^--out \/proc\/x\/y\/z: cannot create the folder \/proc\/x\/y: ENOENT$/);
+    await oneLine(
+      OutputFolder.begin('/proc/x'),
+      /^--out \/proc\/x: cannot (write beside it|create a folder beside it): E[A-Z]+$/,
+    );
+    await oneLine(
+      OutputFolder.begin('/proc/x/y/z'),
+      /^--out \/proc\/x\/y\/z: cannot create the folder \/proc\/x\/y: ENOENT$/,
+    );
     expect(readFileSync(file, 'utf8')).toBe('keep');
   });
 
@@ -124,7 +150,12 @@ describe('OutputFolder', () => {
   it('lets one run at a time write a folder; a lock of a dead process is taken over', async () => {
     const out = fresh();
     const a = await OutputFolder.begin(out);
-    await oneLine(OutputFolder.begin(out), new RegExp(`^another moc run \\(pid ${process.pid}\\) is writing .*; wait for it, or delete .*\\.moc-lock if it is not running$`));
+    await oneLine(
+      OutputFolder.begin(out),
+      new RegExp(
+        `^another moc run \\(pid ${process.pid}\\) is writing .*; wait for it, or delete .*\\.moc-lock if it is not running$`,
+      ),
+    );
     await oneLine(OutputFolder.begin(out, { replace: true }), /^another moc run/);
     await a.write('x', 'a');
     await a.commit();
@@ -142,7 +173,10 @@ describe('OutputFolder', () => {
     await f.write('x', 'mine');
     mkdirSync(out);
     writeFileSync(join(out, 'theirs'), 'theirs');
-    await oneLine(f.commit(), /^cannot move the output to .*: (ENOTEMPTY|EEXIST) \(something else wrote there meanwhile\); this run's output is in .*\.moc-tmp-\w+$/);
+    await oneLine(
+      f.commit(),
+      /^cannot move the output to .*: (ENOTEMPTY|EEXIST) \(something else wrote there meanwhile\); this run's output is in .*\.moc-tmp-\w+$/,
+    );
     expect(readdirSync(out)).toEqual(['theirs']);
     expect(readFileSync(join(f.tmp, 'x'), 'utf8')).toBe('mine');
   });
@@ -154,7 +188,10 @@ describe('OutputFolder', () => {
     const f = await OutputFolder.begin(out, { replace: true });
     fsState.fullAfter = fsState.written + 10;
     await f.write('a', '12345');
-    await oneLine(f.write('shot-00/frame-000.png', new Uint8Array(100)), /^cannot write shot-00\/frame-000\.png for .*: ENOSPC \(the disk is full\); .* was left as it was$/);
+    await oneLine(
+      f.write('shot-00/frame-000.png', new Uint8Array(100)),
+      /^cannot write shot-00\/frame-000\.png for .*: ENOSPC \(the disk is full\); .* was left as it was$/,
+    );
     await f.discard();
     expect(readdirSync(out)).toEqual(['earlier.png']);
     expect(existsSync(f.tmp)).toBe(false);
@@ -164,7 +201,14 @@ describe('OutputFolder', () => {
 
 describe('moc generate --out (refused before the GPU starts)', () => {
   const board = join(root, 'board.json');
-  writeFileSync(board, JSON.stringify({ version: 1, globalCaption: 'Character 1 is a red star.', shots: [{ caption: 'Character 1 spins, close-up.', frames: 1, seed: 4 }] }));
+  writeFileSync(
+    board,
+    JSON.stringify({
+      version: 1,
+      globalCaption: 'Character 1 is a red star.',
+      shots: [{ caption: 'Character 1 spins, close-up.', frames: 1, seed: 4 }],
+    }),
+  );
 
   async function refused(out: string, re: RegExp, ...extra: string[]): Promise<void> {
     const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
@@ -181,7 +225,10 @@ describe('moc generate --out (refused before the GPU starts)', () => {
     const used = fresh();
     mkdirSync(used);
     writeFileSync(join(used, 'frame-000.png'), 'earlier');
-    await refused(used, /^moc generate: --out .* is not empty \(1 entry\); name a new folder, or pass --replace to replace it$/);
+    await refused(
+      used,
+      /^moc generate: --out .* is not empty \(1 entry\); name a new folder, or pass --replace to replace it$/,
+    );
     expect(readdirSync(used)).toEqual(['frame-000.png']);
     const file = fresh();
     writeFileSync(file, 'keep');

@@ -20,7 +20,14 @@ const USER_ERRORS = [
 describe('one error base: InputError answers "is this the user\'s fault?"', () => {
   it('every input error of the model and the CLI is an InputError with its own name and a one-line message', () => {
     for (const e of USER_ERRORS) expect(e).toBeInstanceOf(InputError);
-    expect(USER_ERRORS.map((e) => e.name)).toEqual(['InputError', 'StoryboardError', 'LayoutError', 'CaptionError', 'RequestError', 'UsageError']);
+    expect(USER_ERRORS.map((e) => e.name)).toEqual([
+      'InputError',
+      'StoryboardError',
+      'LayoutError',
+      'CaptionError',
+      'RequestError',
+      'UsageError',
+    ]);
     expect(new StoryboardError('a\nb').message).toBe('a\\u000ab');
     expect(new LayoutError('c\rd').message).toBe('c\\u000dd');
   });

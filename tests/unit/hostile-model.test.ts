@@ -64,7 +64,8 @@ describe('config.json bounds', () => {
   }
 
   it('the shipped configs and a generous one are accepted', () => {
-    for (const m of ['moc-base', 'moc-tiny']) parseModelConfig(JSON.parse(readFileSync(`public/models/${m}/config.json`, 'utf8')));
+    for (const m of ['moc-base', 'moc-tiny'])
+      parseModelConfig(JSON.parse(readFileSync(`public/models/${m}/config.json`, 'utf8')));
     expect(parseModelConfig({ ...config, depth: 256, dim: 4096, heads: 64, mlp_ratio: 16 }).mlpHidden).toBe(65536);
   });
 });
@@ -89,7 +90,9 @@ describe('weights', () => {
   ];
   for (const [what, bits, re] of cases) {
     it(`refuses a weight of ${what} naming the tensor and index`, () => {
-      const msg = refusal(() => checkWeights(withValue('blocks.1.mlp_video.fc2.weight', 17, bits), cfg, 'm/model.safetensors'));
+      const msg = refusal(() =>
+        checkWeights(withValue('blocks.1.mlp_video.fc2.weight', 17, bits), cfg, 'm/model.safetensors'),
+      );
       expect(msg).toMatch(/^m\/model\.safetensors: tensor 'blocks\.1\.mlp_video\.fc2\.weight' has the value /);
       expect(msg).toMatch(re);
       expect(msg).toMatch(/ at index 17$/);
@@ -101,8 +104,16 @@ describe('vocab.json split patterns', () => {
   const tok = (split: string): Tokenizer => Tokenizer.fromJson({ ...vocab, split }, "model 'm'");
 
   it("train/vocab.py's pattern and simple ones are inside the subset", () => {
-    for (const p of [vocab.split as string, '[a-z]+|[.,]', '\\w+', "[^\\s]+|\\.", 'a{1,3}b?c+', '^x$']) expect(splitPatternProblem(p), p).toBeNull();
-    expect(tok(vocab.split as string).split('Character 1 spins, close-up.')).toEqual(['character', '1', 'spins', ',', 'close-up', '.']);
+    for (const p of [vocab.split as string, '[a-z]+|[.,]', '\\w+', '[^\\s]+|\\.', 'a{1,3}b?c+', '^x$'])
+      expect(splitPatternProblem(p), p).toBeNull();
+    expect(tok(vocab.split as string).split('Character 1 spins, close-up.')).toEqual([
+      'character',
+      '1',
+      'spins',
+      ',',
+      'close-up',
+      '.',
+    ]);
   });
 
   const catastrophic: Array<[string, RegExp]> = [
@@ -130,13 +141,23 @@ describe('vocab.json split patterns', () => {
     const t = tok('[a-z]+x|[^\\s]+y|a{1,16}z'); // each fails after scanning the rest of the text
     const text = 'a'.repeat(MAX_CAPTION_CHARS);
     const t0 = performance.now();
-    expect(t.split(text)).toEqual(Array(MAX_CAPTION_CHARS / 16).fill('a'.repeat(16)).slice(0, 0));
+    expect(t.split(text)).toEqual(
+      Array(MAX_CAPTION_CHARS / 16)
+        .fill('a'.repeat(16))
+        .slice(0, 0),
+    );
     expect(performance.now() - t0).toBeLessThan(2000);
   });
 
   it('a caption over the character limit is refused before splitting, quoted clipped', () => {
-    const msg = refusal(() => tok(vocab.split as string).encodeStrict('x'.repeat(MAX_CAPTION_CHARS + 1), 8, 'storyboard.shots[0].caption'));
-    expect(msg).toMatch(new RegExp(`^storyboard\\.shots\\[0\\]\\.caption: caption is ${MAX_CAPTION_CHARS + 1} characters, the limit is ${MAX_CAPTION_CHARS}: "x{60}…"$`));
+    const msg = refusal(() =>
+      tok(vocab.split as string).encodeStrict('x'.repeat(MAX_CAPTION_CHARS + 1), 8, 'storyboard.shots[0].caption'),
+    );
+    expect(msg).toMatch(
+      new RegExp(
+        `^storyboard\\.shots\\[0\\]\\.caption: caption is ${MAX_CAPTION_CHARS + 1} characters, the limit is ${MAX_CAPTION_CHARS}: "x{60}…"$`,
+      ),
+    );
   });
 });
 
@@ -144,7 +165,9 @@ describe('text echoed into messages', () => {
   const t = Tokenizer.fromJson(vocab, "model '\u001b[2Jevil\u202e'");
 
   it('oneLine escapes terminal escapes (ESC, CSI), zero-width and bidi characters', () => {
-    expect(oneLine('a\u001b[31mb\u009b2Jc\u200bd\u202ee\u2066f\ufeffg\u061ch')).toBe('a\\u001b[31mb\\u009b2Jc\\u200bd\\u202ee\\u2066f\\ufeffg\\u061ch');
+    expect(oneLine('a\u001b[31mb\u009b2Jc\u200bd\u202ee\u2066f\ufeffg\u061ch')).toBe(
+      'a\\u001b[31mb\\u009b2Jc\\u200bd\\u202ee\\u2066f\\ufeffg\\u061ch',
+    );
     expect(oneLine('café ünïcode 日本')).toBe('café ünïcode 日本');
   });
 
@@ -152,7 +175,9 @@ describe('text echoed into messages', () => {
     const words = Array.from({ length: 600 }, (_, i) => `zz${i}`).join(' ');
     const msg = refusal(() => t.encodeStrict(`${'q'.repeat(100)} ${words}`, 4000, 'storyboard.globalCaption'));
     expect(msg.length).toBeLessThan(400);
-    expect(msg).toMatch(/^storyboard\.globalCaption: words 'q{40}…', 'zz0', .*'zz6' and 593 more not in the vocabulary of model '\\u001b\[2Jevil\\u202e' \(45 words\)$/);
+    expect(msg).toMatch(
+      /^storyboard\.globalCaption: words 'q{40}…', 'zz0', .*'zz6' and 593 more not in the vocabulary of model '\\u001b\[2Jevil\\u202e' \(45 words\)$/,
+    );
   });
 
   it('a caption over the token limit is quoted clipped', () => {
@@ -174,6 +199,8 @@ describe('generated frames', () => {
       err = e;
     }
     expect(err).toBeInstanceOf(OverflowError);
-    expect((err as Error).message).toBe('the generated frames of shot 2 hold NaN values: the computation overflowed float32 (damaged weights?); no frames were made');
+    expect((err as Error).message).toBe(
+      'the generated frames of shot 2 hold NaN values: the computation overflowed float32 (damaged weights?); no frames were made',
+    );
   });
 });

@@ -42,7 +42,15 @@ describe('buildChunkTable', () => {
   });
 
   it('omits empty captions and handles shots without frames', () => {
-    const t = buildChunkTable({ globalCaptionTokens: 0, shots: [{ captionTokens: 0, frames: 1 }, { captionTokens: 3, frames: 0 }], tokensPerFrame: 7, chunkFrames: 1 });
+    const t = buildChunkTable({
+      globalCaptionTokens: 0,
+      shots: [
+        { captionTokens: 0, frames: 1 },
+        { captionTokens: 3, frames: 0 },
+      ],
+      tokensPerFrame: 7,
+      chunkFrames: 1,
+    });
     expect(t.chunks).toEqual([
       { start: 0, end: 7, kind: 'video', shot: 0 },
       { start: 7, end: 10, kind: 'text', shot: 1 },
@@ -78,7 +86,9 @@ describe('buildChunkTable', () => {
     const ok = { globalCaptionTokens: 5, shots: [{ captionTokens: 5, frames: 2 }], tokensPerFrame: 35, chunkFrames: 1 };
     expect(() => buildChunkTable({ ...ok, chunkFrames: 0 })).toThrow(/chunkFrames must be an integer ≥ 1/);
     expect(() => buildChunkTable({ ...ok, tokensPerFrame: 2.5 })).toThrow(/tokensPerFrame/);
-    expect(() => buildChunkTable({ ...ok, shots: [{ captionTokens: -1, frames: 2 }] })).toThrow(/shots\[0\]\.captionTokens/);
+    expect(() => buildChunkTable({ ...ok, shots: [{ captionTokens: -1, frames: 2 }] })).toThrow(
+      /shots\[0\]\.captionTokens/,
+    );
     expect(() => buildChunkTable({ ...ok, globalCaptionTokens: -5 })).toThrow(LayoutError);
   });
 });
@@ -102,14 +112,19 @@ describe('validateChunks', () => {
   };
 
   it('accepts a good table', () => expect(() => validateChunks(tableFromChunks(good), 75)).not.toThrow());
-  it('refuses a gap', () => bad([good[0], { ...good[1], start: 6 }, good[2]], 75, /gap before chunk 1: tokens \[5, 6\)/));
-  it('refuses an overlap', () => bad([good[0], good[1], { ...good[2], start: 39 }], 75, /chunk 2 \[39, 75\) overlaps chunk 1/));
-  it('refuses a table that does not start at 0', () => bad([{ ...good[0], start: 1 }, good[1], good[2]], 75, /gap before chunk 0/));
+  it('refuses a gap', () =>
+    bad([good[0], { ...good[1], start: 6 }, good[2]], 75, /gap before chunk 1: tokens \[5, 6\)/));
+  it('refuses an overlap', () =>
+    bad([good[0], good[1], { ...good[2], start: 39 }], 75, /chunk 2 \[39, 75\) overlaps chunk 1/));
+  it('refuses a table that does not start at 0', () =>
+    bad([{ ...good[0], start: 1 }, good[1], good[2]], 75, /gap before chunk 0/));
   it('refuses chunks beyond N', () => bad(good, 70, /chunk 2 \[40, 75\) exceeds N = 70/));
   it('refuses a table that stops short of N', () => bad(good, 80, /cover tokens \[0, 75\) but N = 80/));
-  it('refuses an empty chunk', () => bad([good[0], { ...good[1], end: 5 }, { ...good[2], start: 5 }], 75, /chunk 1 \[5, 5\) is empty/));
+  it('refuses an empty chunk', () =>
+    bad([good[0], { ...good[1], end: 5 }, { ...good[2], start: 5 }], 75, /chunk 1 \[5, 5\) is empty/));
   it('refuses an empty table', () => bad([], 0, /empty/));
-  it('refuses video in no shot', () => bad([good[0], { ...good[1], shot: -1 }, good[2]], 75, /chunk 1 is video with shot -1/));
+  it('refuses video in no shot', () =>
+    bad([good[0], { ...good[1], shot: -1 }, good[2]], 75, /chunk 1 is video with shot -1/));
   it('refuses shots below -1', () => bad([{ ...good[0], shot: -2 }, good[1], good[2]], 75, /chunk 0 has shot -2/));
 
   it('tableFromColumns refuses a bad kind and ragged columns', () => {

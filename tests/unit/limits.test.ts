@@ -33,11 +33,22 @@ describe('limits', () => {
   });
 
   it('loadModel refuses a manifest that claims a huge file before reading that file', async () => {
-    const files = Object.fromEntries(['manifest.json', 'config.json', 'vocab.json', 'model.safetensors'].map((f) => [f, new Uint8Array(readFileSync(join(MODEL_DIR, f)))]));
-    const m = JSON.parse(new TextDecoder().decode(files['manifest.json'])) as { files: Record<string, { bytes: number }> };
+    const files = Object.fromEntries(
+      ['manifest.json', 'config.json', 'vocab.json', 'model.safetensors'].map((f) => [
+        f,
+        new Uint8Array(readFileSync(join(MODEL_DIR, f))),
+      ]),
+    );
+    const m = JSON.parse(new TextDecoder().decode(files['manifest.json'])) as {
+      files: Record<string, { bytes: number }>;
+    };
     m.files['model.safetensors'].bytes = 3 * 2 ** 30;
-    const read = vi.fn(async (name: string) => (name === 'manifest.json' ? new TextEncoder().encode(JSON.stringify(m)) : files[name]));
-    await expect(loadModel(read, 'm')).rejects.toThrow(/^m\/model\.safetensors \(by manifest\.json\) is 3\.00 GiB, more than the limit of 2\.00 GiB/);
+    const read = vi.fn(async (name: string) =>
+      name === 'manifest.json' ? new TextEncoder().encode(JSON.stringify(m)) : files[name],
+    );
+    await expect(loadModel(read, 'm')).rejects.toThrow(
+      /^m\/model\.safetensors \(by manifest\.json\) is 3\.00 GiB, more than the limit of 2\.00 GiB/,
+    );
     expect(read.mock.calls.map((c) => c[0])).not.toContain('model.safetensors');
     const bigManifest = new Uint8Array(MAX_JSON_BYTES + 1);
     await expect(loadModel(async () => bigManifest, 'm')).rejects.toBeInstanceOf(InputError);
@@ -48,7 +59,12 @@ describe('worker model files', () => {
   it('load only from the studio origin', () => {
     expect(() => checkOrigin({ name: 'm', url: '/models/m/' }, here)).not.toThrow();
     expect(() => checkOrigin({ name: 'm', url: 'https://studio.example/models/m/' }, here)).not.toThrow();
-    for (const url of ['https://evil.example/m/', 'http://studio.example/models/m/', '//cdn.example/m/', 'data:application/json,{}']) {
+    for (const url of [
+      'https://evil.example/m/',
+      'http://studio.example/models/m/',
+      '//cdn.example/m/',
+      'data:application/json,{}',
+    ]) {
       let err: unknown;
       try {
         checkOrigin({ name: 'm', url }, here);
@@ -57,18 +73,26 @@ describe('worker model files', () => {
       }
       expect(err, url).toBeInstanceOf(WorkerError);
       expect((err as WorkerError).code).toBe('model-invalid');
-      expect((err as Error).message).toMatch(/models load only from the studio's own origin \(https:\/\/studio\.example\)/);
+      expect((err as Error).message).toMatch(
+        /models load only from the studio's own origin \(https:\/\/studio\.example\)/,
+      );
     }
   });
 
   function manifest(bytes: number): string {
-    return JSON.stringify({ format: 'moc-dit', formatVersion: 1, files: { 'model.safetensors': { bytes, sha256: '0'.repeat(64) } } });
+    return JSON.stringify({
+      format: 'moc-dit',
+      formatVersion: 1,
+      files: { 'model.safetensors': { bytes, sha256: '0'.repeat(64) } },
+    });
   }
 
   it('refuse a manifest that claims a file over its cap, before downloading it', async () => {
     const fetch = vi.fn(async () => new Response(manifest(MAX_WEIGHTS_BYTES + 1)));
     vi.stubGlobal('fetch', fetch);
-    await expect(fetchModelFiles({ name: 'm', url: 'http://localhost/m/' })).rejects.toThrow(/^model "m": model\.safetensors \(by manifest\.json\) is 2\.00 GiB, more than the limit/);
+    await expect(fetchModelFiles({ name: 'm', url: 'http://localhost/m/' })).rejects.toThrow(
+      /^model "m": model\.safetensors \(by manifest\.json\) is 2\.00 GiB, more than the limit/,
+    );
     expect(fetch).toHaveBeenCalledTimes(1);
   });
 
@@ -81,11 +105,23 @@ describe('worker model files', () => {
           c.enqueue(new Uint8Array(64 * 1024));
         },
       });
-    vi.stubGlobal('fetch', vi.fn(async (url: string) => (url.endsWith('manifest.json') ? new Response(manifest(100_000)) : new Response(endless()))));
-    await expect(fetchModelFiles({ name: 'm', url: 'http://localhost/m/' }, () => undefined)).rejects.toThrow(/model\.safetensors sends \d+ bytes or more, more than the 100000 it should have/);
+    vi.stubGlobal(
+      'fetch',
+      vi.fn(async (url: string) =>
+        url.endsWith('manifest.json') ? new Response(manifest(100_000)) : new Response(endless()),
+      ),
+    );
+    await expect(fetchModelFiles({ name: 'm', url: 'http://localhost/m/' }, () => undefined)).rejects.toThrow(
+      /model\.safetensors sends \d+ bytes or more, more than the 100000 it should have/,
+    );
     expect(pulled).toBeLessThan(5);
-    vi.stubGlobal('fetch', vi.fn(async () => new Response(endless(), { headers: { 'content-length': String(2 * MAX_JSON_BYTES) } })));
-    await expect(fetchModelFiles({ name: 'm', url: 'http://localhost/m/' })).rejects.toThrow(/manifest\.json sends 33554432 bytes or more/);
+    vi.stubGlobal(
+      'fetch',
+      vi.fn(async () => new Response(endless(), { headers: { 'content-length': String(2 * MAX_JSON_BYTES) } })),
+    );
+    await expect(fetchModelFiles({ name: 'm', url: 'http://localhost/m/' })).rejects.toThrow(
+      /manifest\.json sends 33554432 bytes or more/,
+    );
   });
 });
 
@@ -98,7 +134,9 @@ describe('storyboard import in the studio', () => {
     const file = { name: 'movie.mp4', size: 50 * 1024 * 1024, text } as unknown as Blob & { name: string };
     expect(await importStoryboardFile(file)).toBe(false);
     expect(text).not.toHaveBeenCalled();
-    expect(useStudio.getState().importError).toBe('Could not import “movie.mp4”: it is 50.0 MiB, more than the 1.0 MiB a storyboard may be — your storyboard is unchanged.');
+    expect(useStudio.getState().importError).toBe(
+      'Could not import “movie.mp4”: it is 50.0 MiB, more than the 1.0 MiB a storyboard may be — your storyboard is unchanged.',
+    );
     expect(useStudio.getState().board).toBe(before);
   });
 });

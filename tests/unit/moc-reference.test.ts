@@ -18,7 +18,15 @@ const H = 2;
 const D = 8;
 
 /** Token-level mask of Ω_h(i), written directly from §3 (no chunk lists). */
-function omegaMask(table: ChunkTable, routed: Int32Array, K: number, h: number, i: number, dense: boolean, causalText = false): Uint8Array {
+function omegaMask(
+  table: ChunkTable,
+  routed: Int32Array,
+  K: number,
+  h: number,
+  i: number,
+  dense: boolean,
+  causalText = false,
+): Uint8Array {
   const N = table.n;
   const chunkOf = tokenChunks(table);
   const mask = new Uint8Array(N);
@@ -31,7 +39,13 @@ function omegaMask(table: ChunkTable, routed: Int32Array, K: number, h: number, 
 }
 
 /** Plain masked softmax attention, float64. */
-function plainAttention(q: Float32Array, k: Float32Array, v: Float32Array, N: number, maskOf: (h: number, i: number) => Uint8Array): Float32Array {
+function plainAttention(
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  N: number,
+  maskOf: (h: number, i: number) => Uint8Array,
+): Float32Array {
   const out = new Float32Array(H * N * D);
   for (let h = 0; h < H; h++) {
     for (let i = 0; i < N; i++) {
@@ -103,7 +117,8 @@ describe('MoC CPU reference', () => {
               const s = used.map((r) => score(q, desc, C, N, h, i, r));
               for (let j = 1; j < s.length; j++) expect(s[j]).toBeLessThanOrEqual(s[j - 1]); // descending
               const worstKept = s.length ? s[s.length - 1] : Infinity;
-              for (const b of cands) if (!used.includes(b)) expect(score(q, desc, C, N, h, i, b)).toBeLessThanOrEqual(worstKept);
+              for (const b of cands)
+                if (!used.includes(b)) expect(score(q, desc, C, N, h, i, b)).toBeLessThanOrEqual(worstKept);
               edges += used.length;
             }
           }
@@ -118,12 +133,15 @@ describe('MoC CPU reference', () => {
           const { q, k, v } = randomQkv(200 + ci, H, N, D);
           const cfg: MocConfig = { topK: 2, causal, mode: 'moc', causalText };
           const res = mocReference(q, k, v, { H, N, D }, table, cfg);
-          const want = plainAttention(q, k, v, N, (h, i) => omegaMask(table, res.routed, cfg.topK, h, i, false, causalText));
+          const want = plainAttention(q, k, v, N, (h, i) =>
+            omegaMask(table, res.routed, cfg.topK, h, i, false, causalText),
+          );
           assertClose('moc attention', res.out, want, { atol: 1e-6, rtol: 1e-6 });
           let visited = 0;
           for (let h = 0; h < H; h++) {
             let perHead = 0;
-            for (let i = 0; i < N; i++) perHead += omegaMask(table, res.routed, cfg.topK, h, i, false, causalText).reduce((a, x) => a + x, 0);
+            for (let i = 0; i < N; i++)
+              perHead += omegaMask(table, res.routed, cfg.topK, h, i, false, causalText).reduce((a, x) => a + x, 0);
             expect(res.sparsityPerHead[h]).toBeCloseTo(1 - perHead / (N * N), 12);
             visited += perHead;
           }
@@ -135,7 +153,12 @@ describe('MoC CPU reference', () => {
     it(`${c.name}: dense mode = plain softmax attention, sparsity 0, nothing routed`, () => {
       const { q, k, v } = randomQkv(300 + ci, H, N, D);
       const res = mocReference(q, k, v, { H, N, D }, table, { topK: 3, causal: true, mode: 'dense' });
-      assertClose('dense', res.out, plainAttention(q, k, v, N, () => new Uint8Array(N).fill(1)), { atol: 1e-6, rtol: 1e-6 });
+      assertClose(
+        'dense',
+        res.out,
+        plainAttention(q, k, v, N, () => new Uint8Array(N).fill(1)),
+        { atol: 1e-6, rtol: 1e-6 },
+      );
       expect(res.sparsity).toBe(0);
       expect(res.routed.every((r) => r === -1)).toBe(true);
     });
@@ -154,7 +177,9 @@ describe('MoC CPU reference', () => {
         const a = randomQkv(500 + s, H, N, D);
         const fresh = randomQkv(600 + s, H, N, D);
         const b = { q: a.q.slice(), k: a.k.slice(), v: a.v.slice() };
-        for (const key of ['q', 'k', 'v'] as const) for (let h = 0; h < H; h++) b[key].set(fresh[key].subarray((h * N + first) * D, (h + 1) * N * D), (h * N + first) * D);
+        for (const key of ['q', 'k', 'v'] as const)
+          for (let h = 0; h < H; h++)
+            b[key].set(fresh[key].subarray((h * N + first) * D, (h + 1) * N * D), (h * N + first) * D);
         const moved = (causalText: boolean): boolean => {
           const cfg: MocConfig = { topK: 2, causal: true, mode: 'moc', causalText };
           const ra = mocReference(a.q, a.k, a.v, dims, table, cfg);
@@ -254,7 +279,8 @@ describe('MoC CPU reference', () => {
         for (let b = 0; b < C; b++) {
           const n = counts[b];
           let want = 0;
-          for (let i = 0; i < N; i++) if (chunkOf[i] === a) for (let j = 0; j < 2; j++) want += Number(routed[(h * N + i) * 2 + j] === b);
+          for (let i = 0; i < N; i++)
+            if (chunkOf[i] === a) for (let j = 0; j < 2; j++) want += Number(routed[(h * N + i) * 2 + j] === b);
           expect(n).toBe(want);
           if (n > 0) {
             expect(tr.mandatory[a * C + b]).toBe(0);

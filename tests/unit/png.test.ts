@@ -12,7 +12,7 @@ function chunks(png: Uint8Array): Chunk[] {
   expect(Array.from(png.subarray(0, 8))).toEqual([137, 80, 78, 71, 13, 10, 26, 10]);
   const dv = new DataView(png.buffer, png.byteOffset, png.byteLength);
   const out: Chunk[] = [];
-  for (let at = 8; at < png.length; ) {
+  for (let at = 8; at < png.length;) {
     const n = dv.getUint32(at);
     const type = new TextDecoder().decode(png.subarray(at + 4, at + 8));
     expect(dv.getUint32(at + 8 + n)).toBe(crc32(png.subarray(at + 4, at + 8 + n)));
@@ -33,7 +33,8 @@ function unfilter(z: Uint8Array, w: number, h: number): Uint8Array {
   return out;
 }
 
-const image = (w: number, h: number, seed: number): Uint8Array => Uint8Array.from({ length: w * h * 4 }, (_, i) => (i * 37 + seed * 11) & 255);
+const image = (w: number, h: number, seed: number): Uint8Array =>
+  Uint8Array.from({ length: w * h * 4 }, (_, i) => (i * 37 + seed * 11) & 255);
 
 describe('png', () => {
   it('encodes a still RGBA image that reads back exactly', () => {
@@ -62,6 +63,8 @@ describe('png', () => {
 
   it('upscales by pixel repetition', () => {
     const up = upscale(Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8]), 2, 1, 2);
-    expect(Array.from(up)).toEqual([1, 2, 3, 4, 1, 2, 3, 4, 5, 6, 7, 8, 5, 6, 7, 8, 1, 2, 3, 4, 1, 2, 3, 4, 5, 6, 7, 8, 5, 6, 7, 8]);
+    expect(Array.from(up)).toEqual([
+      1, 2, 3, 4, 1, 2, 3, 4, 5, 6, 7, 8, 5, 6, 7, 8, 1, 2, 3, 4, 1, 2, 3, 4, 5, 6, 7, 8, 5, 6, 7, 8,
+    ]);
   });
 });

@@ -8,13 +8,28 @@ import { chunkDescriptors, routeReference } from '../../src/model/moc-reference.
 import { routingTrace } from '../../src/model/routing-trace.ts';
 import { keepRouting, restoreRouting, routingJson } from '../../src/state/actions/routing.ts';
 import {
-  ROUTING_FORMAT, clearRouting, closeRoutingDb, loadRouting, readRoutingRecord, saveRouting, summariseTraces, traceBytes,
+  ROUTING_FORMAT,
+  clearRouting,
+  closeRoutingDb,
+  loadRouting,
+  readRoutingRecord,
+  saveRouting,
+  summariseTraces,
+  traceBytes,
 } from '../../src/state/routing-persist.ts';
 import { createStudioStore, useStudio } from '../../src/state/store.ts';
 import type { TakeMeta } from '../../src/state/types.ts';
 import { routedEdges, scoreProfile } from '../../src/viz/dag-layout.ts';
 
-const table = buildChunkTable({ globalCaptionTokens: 3, shots: [{ captionTokens: 2, frames: 3 }, { captionTokens: 2, frames: 2 }], tokensPerFrame: 4, chunkFrames: 1 });
+const table = buildChunkTable({
+  globalCaptionTokens: 3,
+  shots: [
+    { captionTokens: 2, frames: 3 },
+    { captionTokens: 2, frames: 2 },
+  ],
+  tokensPerFrame: 4,
+  chunkFrames: 1,
+});
 const attention = { mode: 'moc' as const, topK: 1, chunkFrames: 1, causal: true };
 const stats = { sparsity: 0.4, flopsVisited: 10, flopsDense: 20, msPerStep: 5, live: false };
 
@@ -33,8 +48,21 @@ function makeTrace(step: number): StepTrace {
 }
 
 const take = (id: string, shotId: string): TakeMeta => ({
-  id, shotId, createdAt: 0, caption: '', globalCaption: '', seed: 0, frames: 1, width: 1, height: 1,
-  model: 'm', steps: 1, guidance: 1, attention, runMs: 0, sparsity: 0,
+  id,
+  shotId,
+  createdAt: 0,
+  caption: '',
+  globalCaption: '',
+  seed: 0,
+  frames: 1,
+  width: 1,
+  height: 1,
+  model: 'm',
+  steps: 1,
+  guidance: 1,
+  attention,
+  runMs: 0,
+  sparsity: 0,
 });
 
 const traces = [makeTrace(0), makeTrace(2), makeTrace(4)];
@@ -81,14 +109,24 @@ describe('saved routing', () => {
     expect(rec.tracedSteps).toBe(3);
     const tooBig = await saveRouting(run, 100);
     expect(tooBig.kept).toBe(0);
-    expect('reason' in tooBig && tooBig.reason).toMatch(/^its last step's traces take 0\.\d MiB, over the 0\.0 MiB kept for routing$/);
+    expect('reason' in tooBig && tooBig.reason).toMatch(
+      /^its last step's traces take 0\.\d MiB, over the 0\.0 MiB kept for routing$/,
+    );
     expect(await loadRouting()).toBeNull(); // the previous run's record went too
   });
 
   it('refuses records it did not write', () => {
     expect(readRoutingRecord(undefined)).toBeNull();
     expect(readRoutingRecord({ ...run, format: ROUTING_FORMAT + 1, tracedSteps: 3, savedAt: 0 })).toBeNull();
-    expect(readRoutingRecord({ ...run, format: ROUTING_FORMAT, traces: [{ step: 0, chunks: {}, layers: [] }], tracedSteps: 1, savedAt: 0 })).toBeNull();
+    expect(
+      readRoutingRecord({
+        ...run,
+        format: ROUTING_FORMAT,
+        traces: [{ step: 0, chunks: {}, layers: [] }],
+        tracedSteps: 1,
+        savedAt: 0,
+      }),
+    ).toBeNull();
     expect(readRoutingRecord({ ...run, format: ROUTING_FORMAT, tracedSteps: 3, savedAt: 0 })).not.toBeNull();
   });
 });
@@ -122,11 +160,21 @@ describe('the graph after a reload', () => {
     st.setRoutingStats(stats);
     st.setRoutingOrigin({ attention: { ...attention, topK: 3 }, restored: false, stepsOf: null });
     const json = JSON.parse(await routingJson()!.text());
-    expect(json).toMatchObject({ mode: 'moc', topK: 3, chunkFrames: 1, causal: true, heads: 2, sparsity: 0.4, attentionFlops: { visited: 10, dense: 20 } });
+    expect(json).toMatchObject({
+      mode: 'moc',
+      topK: 3,
+      chunkFrames: 1,
+      causal: true,
+      heads: 2,
+      sparsity: 0.4,
+      attentionFlops: { visited: 10, dense: 20 },
+    });
     expect(json.chunks).toHaveLength(table.start.length);
     expect(json.steps.map((s: { step: number }) => s.step)).toEqual([0, 2, 4]);
     // the edges of a layer are the routed edges summed over heads
-    const sum = routedEdges(traces[1], { layer: 0, head: -1 }).map((e) => [e.from, e.to, e.count]).sort((x, y) => x[0] - y[0] || x[1] - y[1]);
+    const sum = routedEdges(traces[1], { layer: 0, head: -1 })
+      .map((e) => [e.from, e.to, e.count])
+      .sort((x, y) => x[0] - y[0] || x[1] - y[1]);
     expect(json.steps[1].layers[0].edges).toEqual(sum);
   });
 });

@@ -77,18 +77,36 @@ describe('safetensors', () => {
   });
   it('refuses a header that is not JSON', () => refuses(file(null, 0, '{"a": '), /header is not valid UTF-8 JSON/));
   it('refuses a header that is not an object', () => refuses(file([1, 2]), /header is not a JSON object/));
-  it('refuses an unsupported dtype', () => refuses(file({ a: t('BF16', [2], [0, 4]) }, 4), /tensor 'a' has dtype "BF16"; supported: F32, I32, F16/));
+  it('refuses an unsupported dtype', () =>
+    refuses(file({ a: t('BF16', [2], [0, 4]) }, 4), /tensor 'a' has dtype "BF16"; supported: F32, I32, F16/));
   it('refuses a bad shape', () => refuses(file({ a: t('F32', [2, -1], [0, 8]) }, 8), /tensor 'a' has shape \[2,-1\]/));
-  it('refuses bad data_offsets', () => refuses(file({ a: t('F32', [2], [8, 0]) }, 8), /tensor 'a' has data_offsets \[8,0\]/));
-  it('refuses a shape that does not match its byte range', () => refuses(file({ a: t('F32', [3], [0, 8]) }, 8), /F32 \[3\] needs 12 bytes but data_offsets \[0, 8\] hold 8/));
-  it('refuses offsets past the end of the data', () => refuses(file({ a: t('I32', [2], [4, 12]) }, 8), /run past the end of the data \(8 bytes\)/));
-  it('refuses overlapping tensors', () => refuses(file({ a: t('F32', [2], [0, 8]), b: t('F32', [1], [4, 8]) }, 8), /tensor 'b' \[4, 8\) overlaps tensor 'a'/));
-  it('refuses holes in the data', () => refuses(file({ a: t('F32', [1], [0, 4]), b: t('F32', [1], [8, 12]) }, 12), /data bytes \[4, 8\) before tensor 'b' belong to no tensor/));
-  it('refuses trailing bytes', () => refuses(file({ a: t('F32', [1], [0, 4]) }, 12), /data bytes \[4, 12\) after the last tensor/));
-  it('refuses non-string metadata', () => refuses(file({ __metadata__: { top_k: 3 } }), /__metadata__\.top_k is not a string/));
+  it('refuses bad data_offsets', () =>
+    refuses(file({ a: t('F32', [2], [8, 0]) }, 8), /tensor 'a' has data_offsets \[8,0\]/));
+  it('refuses a shape that does not match its byte range', () =>
+    refuses(file({ a: t('F32', [3], [0, 8]) }, 8), /F32 \[3\] needs 12 bytes but data_offsets \[0, 8\] hold 8/));
+  it('refuses offsets past the end of the data', () =>
+    refuses(file({ a: t('I32', [2], [4, 12]) }, 8), /run past the end of the data \(8 bytes\)/));
+  it('refuses overlapping tensors', () =>
+    refuses(
+      file({ a: t('F32', [2], [0, 8]), b: t('F32', [1], [4, 8]) }, 8),
+      /tensor 'b' \[4, 8\) overlaps tensor 'a'/,
+    ));
+  it('refuses holes in the data', () =>
+    refuses(
+      file({ a: t('F32', [1], [0, 4]), b: t('F32', [1], [8, 12]) }, 12),
+      /data bytes \[4, 8\) before tensor 'b' belong to no tensor/,
+    ));
+  it('refuses trailing bytes', () =>
+    refuses(file({ a: t('F32', [1], [0, 4]) }, 12), /data bytes \[4, 12\) after the last tensor/));
+  it('refuses non-string metadata', () =>
+    refuses(file({ __metadata__: { top_k: 3 } }), /__metadata__\.top_k is not a string/));
 
   it('refuses to write data that does not fill its shape', () => {
-    expect(() => serializeSafetensors({ a: { dtype: 'F32', shape: [4], data: new Float32Array(3) } })).toThrow(/3 values do not fill shape \[4\]/);
-    expect(() => serializeSafetensors({ a: { dtype: 'I32', shape: [1], data: new Float32Array(1) } })).toThrow(/dtype I32 does not match its Float32Array/);
+    expect(() => serializeSafetensors({ a: { dtype: 'F32', shape: [4], data: new Float32Array(3) } })).toThrow(
+      /3 values do not fill shape \[4\]/,
+    );
+    expect(() => serializeSafetensors({ a: { dtype: 'I32', shape: [1], data: new Float32Array(1) } })).toThrow(
+      /dtype I32 does not match its Float32Array/,
+    );
   });
 });

@@ -11,14 +11,20 @@ describe('shotLengthNote', () => {
   });
 
   it('names the trained length and what goes wrong on either side', () => {
-    expect(shotLengthNote(12, { min: 8, max: 8 })).toBe('The model was trained on 8-frame shots: frames after frame 8 may break up.');
-    expect(shotLengthNote(2, { min: 8, max: 8 })).toBe('The model was trained on 8-frame shots: shorter ones may come out blurred or empty.');
-    expect(shotLengthNote(16, { min: 4, max: 12 })).toBe('The model was trained on shots of 4–12 frames: frames after frame 12 may break up.');
+    expect(shotLengthNote(12, { min: 8, max: 8 })).toBe(
+      'The model was trained on 8-frame shots: frames after frame 8 may break up.',
+    );
+    expect(shotLengthNote(2, { min: 8, max: 8 })).toBe(
+      'The model was trained on 8-frame shots: shorter ones may come out blurred or empty.',
+    );
+    expect(shotLengthNote(16, { min: 4, max: 12 })).toBe(
+      'The model was trained on shots of 4–12 frames: frames after frame 12 may break up.',
+    );
     expect(shotLengthNote(2, { min: 4, max: 12 })).toMatch(/^The model was trained on shots of 4–12 frames: shorter/);
   });
 });
 
-describe('offLengthShots (moc generate\'s note)', () => {
+describe("offLengthShots (moc generate's note)", () => {
   it('groups the shots outside the trained length by what it means', () => {
     const cfg = { trainFrames: { min: 8, max: 8 } } as ModelConfig;
     const got = offLengthShots([{ frames: 8 }, { frames: 12 }, { frames: 4 }, { frames: 16 }], cfg);

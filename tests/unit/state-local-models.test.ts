@@ -19,7 +19,10 @@ vi.stubGlobal('caches', {
   }),
 });
 const mem = new Map<string, string>();
-vi.stubGlobal('localStorage', { getItem: (k: string) => mem.get(k) ?? null, setItem: (k: string, v: string) => void mem.set(k, v) });
+vi.stubGlobal('localStorage', {
+  getItem: (k: string) => mem.get(k) ?? null,
+  setItem: (k: string, v: string) => void mem.set(k, v),
+});
 vi.stubGlobal('location', { href: 'http://studio.test/' });
 
 /** What loading a model does: the fake loader refuses names in `refuse`. */
@@ -32,7 +35,15 @@ vi.mock('../../src/state/actions/model.ts', async (importOriginal) => {
     chooseModel: async (name: string) => {
       const st = useStudio.getState();
       st.selectModel(name);
-      st.setModel(refuse.has(name) ? { name, phase: 'error', error: { code: 'model-invalid', message: `model "${name}": config.json has depth -1` } } : { name, phase: 'ready', error: null });
+      st.setModel(
+        refuse.has(name)
+          ? {
+              name,
+              phase: 'error',
+              error: { code: 'model-invalid', message: `model "${name}": config.json has depth -1` },
+            }
+          : { name, phase: 'ready', error: null },
+      );
     },
   };
 });
@@ -64,7 +75,11 @@ beforeEach(() => {
 describe('own model folders', () => {
   it('stores a good folder under local-models/, lists it after the shipped models, selects it, and removes it', async () => {
     expect(await addLocalModel(folder())).toBeNull();
-    expect([...stored.keys()].sort()).toEqual(['config.json', 'manifest.json', 'model.safetensors', 'vocab.json'].map((f) => `http://studio.test/local-models/moc-tiny/${f}`));
+    expect([...stored.keys()].sort()).toEqual(
+      ['config.json', 'manifest.json', 'model.safetensors', 'vocab.json'].map(
+        (f) => `http://studio.test/local-models/moc-tiny/${f}`,
+      ),
+    );
     expect(useStudio.getState().model.entries.map((e) => e.name)).toEqual(['moc-base', 'moc-tiny']);
     expect(useStudio.getState().settings.model).toBe('moc-tiny');
     expect(localModelEntries().map((e) => e.name)).toEqual(['moc-tiny']);
@@ -85,11 +100,27 @@ describe('own model folders', () => {
     const cases: Array<[Record<string, Blob | null>, RegExp]> = [
       [{ 'manifest.json': null }, /has no manifest\.json/],
       [{ 'manifest.json': new Blob(['{']) }, /manifest\.json is not valid JSON/],
-      [{ 'manifest.json': new Blob([JSON.stringify({ ...manifest, format: 'other' })]) }, /manifest\.json has format "other"/],
-      [{ 'manifest.json': new Blob([JSON.stringify({ ...manifest, files: { 'config.json': manifest.files['config.json'] } })]) }, /does not list vocab\.json, model\.safetensors/],
+      [
+        { 'manifest.json': new Blob([JSON.stringify({ ...manifest, format: 'other' })]) },
+        /manifest\.json has format "other"/,
+      ],
+      [
+        {
+          'manifest.json': new Blob([
+            JSON.stringify({ ...manifest, files: { 'config.json': manifest.files['config.json'] } }),
+          ]),
+        },
+        /does not list vocab\.json, model\.safetensors/,
+      ],
       [{ 'vocab.json': null }, /vocab\.json is listed in manifest\.json but is not in the folder/],
-      [{ 'vocab.json': new Blob([readFileSync(join(DIR, 'vocab.json'), 'utf8').replace('meadow', 'medow')]) }, /vocab\.json has \d+ bytes, the manifest says \d+/],
-      [{ 'vocab.json': new Blob([readFileSync(join(DIR, 'vocab.json'), 'utf8').replace('meadow', 'meadoW')]) }, /vocab\.json fails its sha256 check/],
+      [
+        { 'vocab.json': new Blob([readFileSync(join(DIR, 'vocab.json'), 'utf8').replace('meadow', 'medow')]) },
+        /vocab\.json has \d+ bytes, the manifest says \d+/,
+      ],
+      [
+        { 'vocab.json': new Blob([readFileSync(join(DIR, 'vocab.json'), 'utf8').replace('meadow', 'meadoW')]) },
+        /vocab\.json fails its sha256 check/,
+      ],
     ];
     for (const [patch, why] of cases) {
       const problem = await addLocalModel(folder('mine', patch));
@@ -113,7 +144,11 @@ describe('own model folders', () => {
     expect(localModelName('...', [])).toBe('my-model');
     expect(localModelName('moc-base', ['moc-base', 'moc-base-2'])).toBe('moc-base-3');
     const file = (path: string) => Object.assign(new File(['x'], path.split('/').pop()!), { webkitRelativePath: path });
-    const picked = folderFromFileList([file('run7/manifest.json'), file('run7/config.json'), file('run7/sub/deep.bin')]);
+    const picked = folderFromFileList([
+      file('run7/manifest.json'),
+      file('run7/config.json'),
+      file('run7/sub/deep.bin'),
+    ]);
     expect(picked!.folder).toBe('run7');
     expect([...picked!.files.keys()]).toEqual(['manifest.json', 'config.json']);
   });

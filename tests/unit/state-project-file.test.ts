@@ -1,11 +1,30 @@
 /** The project file (src/state/project-file.ts): a project round-trips whole, and a bad file is refused with its first problem named. */
 import { describe, expect, it } from 'vitest';
-import { PROJECT_FORMAT, ProjectFileError, readProject, writeProject, type Project } from '../../src/state/project-file.ts';
+import {
+  PROJECT_FORMAT,
+  ProjectFileError,
+  readProject,
+  writeProject,
+  type Project,
+} from '../../src/state/project-file.ts';
 import { DEFAULT_SETTINGS, type TakeMeta } from '../../src/state/types.ts';
 
 const meta = (id: string, shotId: string, createdAt: number): TakeMeta => ({
-  id, shotId, createdAt, caption: 'Character 1 spins.', globalCaption: 'Character 1 is a red star.', seed: 4_294_967_295, frames: 2, width: 2, height: 1,
-  model: 'moc-tiny', steps: 3, guidance: 3, attention: { mode: 'moc', topK: 1, chunkFrames: 1, causal: true }, runMs: 10, sparsity: 0.5,
+  id,
+  shotId,
+  createdAt,
+  caption: 'Character 1 spins.',
+  globalCaption: 'Character 1 is a red star.',
+  seed: 4_294_967_295,
+  frames: 2,
+  width: 2,
+  height: 1,
+  model: 'moc-tiny',
+  steps: 3,
+  guidance: 3,
+  attention: { mode: 'moc', topK: 1, chunkFrames: 1, causal: true },
+  runMs: 10,
+  sparsity: 0.5,
 });
 const pixels = (fill: number) => new Uint8ClampedArray(2 * 2 * 1 * 4).fill(fill);
 
@@ -18,7 +37,14 @@ function project(): Project {
   return {
     name: 'Stars',
     board: {
-      board: { version: 1, globalCaption: 'Character 1 is a red star.', shots: [{ caption: 'Character 1 spins.', frames: 2, seed: 4_294_967_295 }, { caption: 'Character 1 grows.', frames: 2, seed: 2 }] },
+      board: {
+        version: 1,
+        globalCaption: 'Character 1 is a red star.',
+        shots: [
+          { caption: 'Character 1 spins.', frames: 2, seed: 4_294_967_295 },
+          { caption: 'Character 1 grows.', frames: 2, seed: 2 },
+        ],
+      },
       shotIds: ['a', 'b'],
     },
     settings: { ...DEFAULT_SETTINGS, steps: 7, guidance: 2.5 },
@@ -78,7 +104,11 @@ describe('project file', () => {
     expect(bad((r) => (r.version = 99))).toMatch(/version 99/);
     expect(bad((r) => ((r.board as { shots: unknown[] }).shots = []))).toMatch(/storyboard is invalid/);
     expect(bad((r) => (r.shotIds = ['a', 'a']))).toMatch(/shotIds/);
-    expect(bad((r) => ((r.takes as Array<{ meta: { frames: number } }>)[0].meta.frames = 3))).toMatch(/version t1 has 16 bytes of pixels, not 3×1×2×4/);
-    expect(bad((r) => ((r.takes as Array<{ pixels: { $typed: string } }>)[0].pixels.$typed = 'BigInt64Array'))).toMatch(/unknown type/);
+    expect(bad((r) => ((r.takes as Array<{ meta: { frames: number } }>)[0].meta.frames = 3))).toMatch(
+      /version t1 has 16 bytes of pixels, not 3×1×2×4/,
+    );
+    expect(bad((r) => ((r.takes as Array<{ pixels: { $typed: string } }>)[0].pixels.$typed = 'BigInt64Array'))).toMatch(
+      /unknown type/,
+    );
   });
 });

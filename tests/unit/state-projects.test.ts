@@ -3,9 +3,13 @@ import 'fake-indexeddb/auto';
 import { describe, expect, it, vi } from 'vitest';
 
 const mem = new Map<string, string>();
-vi.stubGlobal('localStorage', { getItem: (k: string) => mem.get(k) ?? null, setItem: (k: string, v: string) => void mem.set(k, v) });
+vi.stubGlobal('localStorage', {
+  getItem: (k: string) => mem.get(k) ?? null,
+  setItem: (k: string, v: string) => void mem.set(k, v),
+});
 
-const { currentSummary, deleteProject, listProjects, newProject, renameProject, switchProject } = await import('../../src/state/actions/projects.ts');
+const { currentSummary, deleteProject, listProjects, newProject, renameProject, switchProject } =
+  await import('../../src/state/actions/projects.ts');
 const { useStudio } = await import('../../src/state/store.ts');
 const { getTake, putTake } = await import('../../src/state/media.ts');
 const { updateShot } = await import('../../src/state/board-ops.ts');
@@ -19,7 +23,23 @@ describe('named projects', () => {
     const starsId = currentSummary().id;
     st().edit((b) => updateShot(b, 0, { caption: 'Character 1 spins.', seed: 4_000_000_000 }));
     const shot = st().shotIds[0];
-    const meta = { id: 'take-1', shotId: shot, createdAt: 1, caption: 'Character 1 spins.', globalCaption: '', seed: 4_000_000_000, frames: 1, width: 1, height: 1, model: 'm', steps: 2, guidance: 3, attention: st().settings.attention, runMs: 1, sparsity: 0 };
+    const meta = {
+      id: 'take-1',
+      shotId: shot,
+      createdAt: 1,
+      caption: 'Character 1 spins.',
+      globalCaption: '',
+      seed: 4_000_000_000,
+      frames: 1,
+      width: 1,
+      height: 1,
+      model: 'm',
+      steps: 2,
+      guidance: 3,
+      attention: st().settings.attention,
+      runMs: 1,
+      sparsity: 0,
+    };
     putTake('take-1', { pixels: new Uint8ClampedArray([1, 2, 3, 4]), frames: 1, width: 1, height: 1 });
     st().addTakes([meta]);
 

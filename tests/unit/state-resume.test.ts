@@ -38,7 +38,8 @@ vi.mock('../../src/state/persist.ts', async (importOriginal) => ({
   deleteTakes: async () => undefined,
 }));
 
-const { cancelGeneration, dismissResume, generateAll, regenerateShot, resumeGeneration, runKept, startRunRecovery } = await import('../../src/state/actions/generate.ts');
+const { cancelGeneration, dismissResume, generateAll, regenerateShot, resumeGeneration, runKept, startRunRecovery } =
+  await import('../../src/state/actions/generate.ts');
 const { useStudio } = await import('../../src/state/store.ts');
 const { updateShot } = await import('../../src/state/board-ops.ts');
 const { WorkerError } = await import('../../src/worker/client.ts');
@@ -55,7 +56,13 @@ function loseDevice(call = calls[calls.length - 1]): void {
 
 /** What the worker answers: every shot of the request, frames of the right size. */
 function resultFor(req: GenerateRequest): GenerateResult {
-  const shots = req.storyboard.shots.map((s, shot) => ({ shot, frames: new Uint8ClampedArray(s.frames * SIZE * SIZE * 4), width: SIZE, height: SIZE, seed: s.seed }));
+  const shots = req.storyboard.shots.map((s, shot) => ({
+    shot,
+    frames: new Uint8ClampedArray(s.frames * SIZE * SIZE * 4),
+    width: SIZE,
+    height: SIZE,
+    seed: s.seed,
+  }));
   return { shots, traces: [], timings: [], totalMs: 1, attentionFlops: { visited: 0, dense: 0 }, sparsity: 0 };
 }
 
@@ -140,7 +147,10 @@ describe('resuming an interrupted run', () => {
     call.reject(new WorkerError('device-lost', 'GPU device lost (destroyed)'));
     await done;
     for (const fn of lostListeners) fn({ code: 'device-lost', message: 'destroyed' });
-    expect(st().run.error).toMatchObject({ code: 'device-lost', message: expect.stringMatching(/^The GPU device was lost during generation\./) });
+    expect(st().run.error).toMatchObject({
+      code: 'device-lost',
+      message: expect.stringMatching(/^The GPU device was lost during generation\./),
+    });
     expect(st().interrupted).toMatchObject({ kind: 'all', step: 3 });
   });
 
@@ -287,8 +297,14 @@ describe('after a reload', () => {
     await persist.saveBoard({ board, shotIds: ['k1'] }, {}, rev);
     const raw = await openDB(persist.DB_NAME, persist.DB_VERSION);
     for (const [rec, why] of [
-      [{ format: 1, id: 'r', model: null, plan: { kind: 'all' } }, /^The interrupted run could not be restored: the saved run's storyboard is unreadable: storyboard: /],
-      [{ format: 99, id: 'r' }, /^The interrupted run could not be restored: the saved run has format 99, newer than this studio's 1$/],
+      [
+        { format: 1, id: 'r', model: null, plan: { kind: 'all' } },
+        /^The interrupted run could not be restored: the saved run's storyboard is unreadable: storyboard: /,
+      ],
+      [
+        { format: 99, id: 'r' },
+        /^The interrupted run could not be restored: the saved run has format 99, newer than this studio's 1$/,
+      ],
     ] as const) {
       await raw.put('kv', rec, 'run');
       const { store, restored } = await reload();

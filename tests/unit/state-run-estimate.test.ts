@@ -1,6 +1,15 @@
 /** Run time estimates from earlier runs' ms/step, and telling a CPU fallback adapter (src/state/run-estimate.ts). */
 import { describe, expect, it } from 'vitest';
-import { MAX_STEP_RECORDS, STEP_TIMES_KEY, estimateRun, isCpuAdapter, loadStepRecords, recordStepTime, runShape, type StepRecord } from '../../src/state/run-estimate.ts';
+import {
+  MAX_STEP_RECORDS,
+  STEP_TIMES_KEY,
+  estimateRun,
+  isCpuAdapter,
+  loadStepRecords,
+  recordStepTime,
+  runShape,
+  type StepRecord,
+} from '../../src/state/run-estimate.ts';
 
 /** A Storage stand-in over a Map. */
 function memory(): Storage {
@@ -15,14 +24,24 @@ describe('run estimates', () => {
     const store = memory();
     expect(estimateRun(shape, 10, loadStepRecords(store))).toBeNull();
     recordStepTime(rec({ msPerStep: 2000 }), store);
-    expect(estimateRun(shape, 10, loadStepRecords(store))).toMatchObject({ msPerStep: 2000, totalMs: 20_000, scaled: false });
+    expect(estimateRun(shape, 10, loadStepRecords(store))).toMatchObject({
+      msPerStep: 2000,
+      totalMs: 20_000,
+      scaled: false,
+    });
     recordStepTime(rec({ msPerStep: 1500 }), store); // the newer run of this shape replaces the older
     expect(loadStepRecords(store)).toHaveLength(1);
     expect(estimateRun(shape, 4, loadStepRecords(store))!.totalMs).toBe(6000);
   });
 
   it('scales the nearest record by frames, and never mixes models, adapters or modes', () => {
-    const records = [rec({ frames: 8, msPerStep: 400 }), rec({ frames: 64, msPerStep: 9000 }), rec({ frames: 16, model: 'moc-base', msPerStep: 1 }), rec({ frames: 16, mode: 'dense', msPerStep: 1 }), rec({ frames: 16, adapter: 'GPU', msPerStep: 1 })];
+    const records = [
+      rec({ frames: 8, msPerStep: 400 }),
+      rec({ frames: 64, msPerStep: 9000 }),
+      rec({ frames: 16, model: 'moc-base', msPerStep: 1 }),
+      rec({ frames: 16, mode: 'dense', msPerStep: 1 }),
+      rec({ frames: 16, adapter: 'GPU', msPerStep: 1 }),
+    ];
     const e = estimateRun(shape, 2, records)!;
     expect(e.scaled).toBe(true);
     expect(e.from.frames).toBe(8); // 16/8 is nearer than 64/16
@@ -42,18 +61,38 @@ describe('run estimates', () => {
     expect(loadStepRecords(store)[0].frames).toBe(MAX_STEP_RECORDS + 5);
     recordStepTime(rec({ msPerStep: Number.NaN }), store); // ignored
     expect(loadStepRecords(store)[0].frames).toBe(MAX_STEP_RECORDS + 5);
-    const full = { getItem: () => null, setItem: () => { throw new Error('quota'); } };
+    const full = {
+      getItem: () => null,
+      setItem: () => {
+        throw new Error('quota');
+      },
+    };
     expect(() => recordStepTime(rec({}), full)).not.toThrow();
   });
 
   it('reads the shape of the board as it stands', () => {
-    const s = { board: { shots: [{ frames: 4 }, { frames: 12 }] }, settings: { model: 'moc-tiny', attention: { mode: 'moc' } }, model: { name: null }, engine: { adapterName: 'SwiftShader' } };
+    const s = {
+      board: { shots: [{ frames: 4 }, { frames: 12 }] },
+      settings: { model: 'moc-tiny', attention: { mode: 'moc' } },
+      model: { name: null },
+      engine: { adapterName: 'SwiftShader' },
+    };
     expect(runShape(s)).toEqual(shape);
   });
 });
 
 describe('CPU adapters', () => {
-  const adapter = (patch: object) => ({ vendor: '', architecture: '', device: '', description: '', isFallback: false, features: [], subgroupMatrixConfigs: [], limits: {} as never, ...patch });
+  const adapter = (patch: object) => ({
+    vendor: '',
+    architecture: '',
+    device: '',
+    description: '',
+    isFallback: false,
+    features: [],
+    subgroupMatrixConfigs: [],
+    limits: {} as never,
+    ...patch,
+  });
   it('tells SwiftShader and other CPU fallbacks from GPUs', () => {
     expect(isCpuAdapter(adapter({ vendor: 'google', architecture: 'swiftshader' }))).toBe(true);
     expect(isCpuAdapter(adapter({ isFallback: true }))).toBe(true);

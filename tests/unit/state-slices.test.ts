@@ -8,8 +8,21 @@ import { createStudioStore } from '../../src/state/store.ts';
 import type { TakeMeta } from '../../src/state/types.ts';
 
 const take = (id: string, shotId = 's'): TakeMeta => ({
-  id, shotId, createdAt: 0, caption: '', globalCaption: '', seed: 0, frames: 1, width: 1, height: 1,
-  model: 'm', steps: 1, guidance: 1, attention: { mode: 'moc', topK: 1, chunkFrames: 1, causal: true }, runMs: 0, sparsity: 0,
+  id,
+  shotId,
+  createdAt: 0,
+  caption: '',
+  globalCaption: '',
+  seed: 0,
+  frames: 1,
+  width: 1,
+  height: 1,
+  model: 'm',
+  steps: 1,
+  guidance: 1,
+  attention: { mode: 'moc', topK: 1, chunkFrames: 1, causal: true },
+  runMs: 0,
+  sparsity: 0,
 });
 
 describe('takes slice', () => {
@@ -136,13 +149,18 @@ describe('index files', () => {
     expect(parseSampleIndex([{ name: 'Two friends', file: 'two.json', description: 'd' }], base)).toEqual([
       { name: 'Two friends', url: 'http://h/storyboards/two.json', description: 'd' },
     ]);
-    expect(parseSampleIndex({ storyboards: ['a-b.json'] }, base)[0]).toMatchObject({ name: 'a b', url: 'http://h/storyboards/a-b.json' });
+    expect(parseSampleIndex({ storyboards: ['a-b.json'] }, base)[0]).toMatchObject({
+      name: 'a b',
+      url: 'http://h/storyboards/a-b.json',
+    });
     expect(parseSampleIndex({ nope: 1 }, base)).toEqual([]);
     expect(parseSampleIndex([{ name: 'no file' }], base)).toEqual([]);
   });
 
   it('reads model indexes and resolves folders under the page base', () => {
-    const [e] = parseModelIndex({ models: [{ name: 'tiny', path: 'models/tiny', params: '12', default: true }, { nope: 1 }] });
+    const [e] = parseModelIndex({
+      models: [{ name: 'tiny', path: 'models/tiny', params: '12', default: true }, { nope: 1 }],
+    });
     expect(e).toMatchObject({ name: 'tiny', path: 'models/tiny', params: 12, default: true });
     (globalThis as { location?: unknown }).location = { href: 'http://h/app/' };
     expect(modelUrl(e, '/app/')).toBe('http://h/app/models/tiny/');

@@ -1,13 +1,30 @@
 /** The storyboard slice and its pure edits: add, duplicate, delete, reorder, undo/redo, coalescing. */
 import { describe, expect, it } from 'vitest';
-import { addShot, defaultBoard, deleteShot, duplicateShot, moveShot, setGlobalCaption, shotOffsets, updateShot, withIds } from '../../src/state/board-ops.ts';
+import {
+  addShot,
+  defaultBoard,
+  deleteShot,
+  duplicateShot,
+  moveShot,
+  setGlobalCaption,
+  shotOffsets,
+  updateShot,
+  withIds,
+} from '../../src/state/board-ops.ts';
 import { COALESCE_MS, HISTORY_LIMIT } from '../../src/state/slices/storyboard.ts';
 import { createStudioStore } from '../../src/state/store.ts';
 
 const captions = (s: { board: { shots: { caption: string }[] } }) => s.board.shots.map((x) => x.caption);
 
 describe('board ops', () => {
-  const two = withIds({ version: 1, globalCaption: 'g', shots: [{ caption: 'a', frames: 8, seed: 1 }, { caption: 'b', frames: 16, seed: 2 }] });
+  const two = withIds({
+    version: 1,
+    globalCaption: 'g',
+    shots: [
+      { caption: 'a', frames: 8, seed: 1 },
+      { caption: 'b', frames: 16, seed: 2 },
+    ],
+  });
 
   it('adds after a shot with its neighbour’s length and a fresh id', () => {
     const b = addShot(two, 0, 'new', 7);

@@ -78,7 +78,13 @@ async function tab(): Promise<Tab> {
 const saved = () => wait(400);
 
 function result(req: GenerateRequest): GenerateResult {
-  const shots = req.storyboard.shots.map((s, shot) => ({ shot, frames: new Uint8ClampedArray(s.frames * SIZE * SIZE * 4).fill(9), width: SIZE, height: SIZE, seed: s.seed }));
+  const shots = req.storyboard.shots.map((s, shot) => ({
+    shot,
+    frames: new Uint8ClampedArray(s.frames * SIZE * SIZE * 4).fill(9),
+    width: SIZE,
+    height: SIZE,
+    seed: s.seed,
+  }));
   return { shots, traces: [], timings: [], totalMs: 1, attentionFlops: { visited: 0, dense: 0 }, sparsity: 0 };
 }
 
@@ -100,17 +106,35 @@ describe('two tabs of one profile', () => {
   it("a stale tab's edit does not replace the other tab's board: refused with a message", async () => {
     const a = await tab();
     const b = await tab(); // opened now: stale once A saves
-    a.store.getState().replaceBoard(a.ops.updateShot({ board: a.store.getState().board, shotIds: a.store.getState().shotIds }, 0, { caption: 'edited in tab A' }), true);
+    a.store.getState().replaceBoard(
+      a.ops.updateShot({ board: a.store.getState().board, shotIds: a.store.getState().shotIds }, 0, {
+        caption: 'edited in tab A',
+      }),
+      true,
+    );
     await saved();
     expect(a.store.getState().save.state).toBe('saved');
-    b.store.getState().replaceBoard({ board: { ...b.store.getState().board, globalCaption: 'edited in tab B' }, shotIds: b.store.getState().shotIds }, true);
+    b.store.getState().replaceBoard(
+      {
+        board: { ...b.store.getState().board, globalCaption: 'edited in tab B' },
+        shotIds: b.store.getState().shotIds,
+      },
+      true,
+    );
     await saved();
     expect(b.store.getState().save.state).toBe('error');
-    expect(b.store.getState().save.message).toMatch(/^Not saved: the storyboard was changed in another tab since this tab loaded it\. Reload to see that version/);
+    expect(b.store.getState().save.message).toMatch(
+      /^Not saved: the storyboard was changed in another tab since this tab loaded it\. Reload to see that version/,
+    );
     const reloaded = await tab();
     expect(reloaded.store.getState().board.shots[0].caption).toBe('edited in tab A');
     // tab B stays refused (its edit is still in its page, to export) until it reloads
-    b.store.getState().replaceBoard({ board: { ...b.store.getState().board, globalCaption: 'again in B' }, shotIds: b.store.getState().shotIds }, true);
+    b.store
+      .getState()
+      .replaceBoard(
+        { board: { ...b.store.getState().board, globalCaption: 'again in B' }, shotIds: b.store.getState().shotIds },
+        true,
+      );
     await saved();
     expect(b.store.getState().save.state).toBe('error');
   });
@@ -123,7 +147,9 @@ describe('two tabs of one profile', () => {
     await a.gen.runKept();
     const b = await tab();
     expect(b.store.getState().interrupted).toBeNull();
-    expect(b.store.getState().save.message).toMatch(/A run is in progress in another tab of the studio: it is not offered for resuming here/);
+    expect(b.store.getState().save.message).toMatch(
+      /A run is in progress in another tab of the studio: it is not offered for resuming here/,
+    );
     await b.gen.generateAll();
     expect(calls).toHaveLength(1);
     expect(b.store.getState().run.error?.message).toMatch(/^A run is in progress in another tab/);
@@ -150,13 +176,25 @@ describe('storage errors stay visible', () => {
     calls[0].resolve(result(calls[0].request));
     await wait(50);
     expect(a.store.getState().save.state).toBe('error');
-    expect(a.store.getState().save.message).toMatch(/^Finished shots could not be saved: quota exceeded \(the browser's storage for this site is full/);
-    a.store.getState().replaceBoard({ board: { ...a.store.getState().board, globalCaption: 'later edit' }, shotIds: a.store.getState().shotIds }, true);
+    expect(a.store.getState().save.message).toMatch(
+      /^Finished shots could not be saved: quota exceeded \(the browser's storage for this site is full/,
+    );
+    a.store
+      .getState()
+      .replaceBoard(
+        { board: { ...a.store.getState().board, globalCaption: 'later edit' }, shotIds: a.store.getState().shotIds },
+        true,
+      );
     await saved();
     expect(a.store.getState().save.state).toBe('error'); // before: "Saved", and the takes were gone after a reload
     expect(a.store.getState().save.message).toMatch(/^Autosave failed: quota exceeded/);
     fail.saveTake = null; // space freed
-    a.store.getState().replaceBoard({ board: { ...a.store.getState().board, globalCaption: 'one more' }, shotIds: a.store.getState().shotIds }, true);
+    a.store
+      .getState()
+      .replaceBoard(
+        { board: { ...a.store.getState().board, globalCaption: 'one more' }, shotIds: a.store.getState().shotIds },
+        true,
+      );
     await saved();
     expect(a.store.getState().save).toEqual({ state: 'saved', message: null });
     expect((await a.persist.loadTakes()).takes).toHaveLength(a.store.getState().shotIds.length);
@@ -166,28 +204,83 @@ describe('storage errors stay visible', () => {
 describe('damaged records', () => {
   it('a take with negative dimensions and settings with guidance null: skipped / reset, the rest loads', async () => {
     const a = await tab();
-    a.store.getState().replaceBoard({ board: { ...a.store.getState().board, globalCaption: 'kept board' }, shotIds: a.store.getState().shotIds }, true);
+    a.store
+      .getState()
+      .replaceBoard(
+        { board: { ...a.store.getState().board, globalCaption: 'kept board' }, shotIds: a.store.getState().shotIds },
+        true,
+      );
     await saved();
     const shotId = a.store.getState().shotIds[0];
-    const meta = { id: 't-bad', shotId, createdAt: 1, caption: 'c', globalCaption: 'g', seed: 1, frames: 1, width: -1, height: -32, model: 'm', steps: 4, guidance: 3, attention: { mode: 'moc', topK: 2, chunkFrames: 1, causal: true }, runMs: 1, sparsity: 0 };
+    const meta = {
+      id: 't-bad',
+      shotId,
+      createdAt: 1,
+      caption: 'c',
+      globalCaption: 'g',
+      seed: 1,
+      frames: 1,
+      width: -1,
+      height: -32,
+      model: 'm',
+      steps: 4,
+      guidance: 3,
+      attention: { mode: 'moc', topK: 2, chunkFrames: 1, causal: true },
+      runMs: 1,
+      sparsity: 0,
+    };
     const raw = await openDB('moc-studio', 1);
     await raw.put('takes', { format: 1, meta, pixels: new Uint8ClampedArray(128) }, 't-bad'); // 1 × −1 × −32 × 4 = 128
-    await raw.put('takes', { format: 1, meta: { ...meta, id: 't-ok', width: 2, height: 2, frames: 1 }, pixels: new Uint8ClampedArray(16) }, 't-ok');
-    await raw.put('kv', { format: 1, settings: { steps: 5, guidance: null, attention: { mode: 'moc', topK: 2, chunkFrames: 1, causal: true } } }, 'settings');
+    await raw.put(
+      'takes',
+      { format: 1, meta: { ...meta, id: 't-ok', width: 2, height: 2, frames: 1 }, pixels: new Uint8ClampedArray(16) },
+      't-ok',
+    );
+    await raw.put(
+      'kv',
+      {
+        format: 1,
+        settings: { steps: 5, guidance: null, attention: { mode: 'moc', topK: 2, chunkFrames: 1, causal: true } },
+      },
+      'settings',
+    );
     raw.close();
     const b = await tab();
     expect(b.store.getState().board.globalCaption).toBe('kept board');
     expect(b.store.getState().takes[shotId].map((t) => t.id)).toEqual(['t-ok']);
     expect(b.store.getState().settings.steps).toBe(5);
     expect(b.store.getState().settings.guidance).toBe(3);
-    expect(b.store.getState().save.message).toBe('1 saved take(s) could not be read: a saved take is unreadable: width -1 is not a count in 1..4096; saved settings guidance null were unreadable and are back to their defaults');
+    expect(b.store.getState().save.message).toBe(
+      '1 saved take(s) could not be read: a saved take is unreadable: width -1 is not a count in 1..4096; saved settings guidance null were unreadable and are back to their defaults',
+    );
   });
 
   it('takes of shots no longer on the board are deleted at start', async () => {
     const a = await tab();
     await saved();
-    const meta = { id: 't-orphan', shotId: 'gone', createdAt: 1, caption: 'c', globalCaption: 'g', seed: 1, frames: 1, width: 2, height: 2, model: 'm', steps: 4, guidance: 3, attention: { mode: 'moc', topK: 2, chunkFrames: 1, causal: true }, runMs: 1, sparsity: 0 };
-    a.store.getState().replaceBoard({ board: { ...a.store.getState().board, globalCaption: 'x' }, shotIds: a.store.getState().shotIds }, true);
+    const meta = {
+      id: 't-orphan',
+      shotId: 'gone',
+      createdAt: 1,
+      caption: 'c',
+      globalCaption: 'g',
+      seed: 1,
+      frames: 1,
+      width: 2,
+      height: 2,
+      model: 'm',
+      steps: 4,
+      guidance: 3,
+      attention: { mode: 'moc', topK: 2, chunkFrames: 1, causal: true },
+      runMs: 1,
+      sparsity: 0,
+    };
+    a.store
+      .getState()
+      .replaceBoard(
+        { board: { ...a.store.getState().board, globalCaption: 'x' }, shotIds: a.store.getState().shotIds },
+        true,
+      );
     await saved();
     const raw = await openDB('moc-studio', 1);
     await raw.put('takes', { format: 1, meta, pixels: new Uint8ClampedArray(16) }, 't-orphan');

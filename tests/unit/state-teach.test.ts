@@ -14,7 +14,22 @@ let fail: Error | null = null;
 /** What the worker answers: enough of an explanation for the action (origin and head follow the request). */
 function answer(req: ExplainRequest): Explanation {
   const network = req.network ? { model: 'm', layers: 3, layer: req.network.layer, t: req.network.t } : undefined;
-  return { source: 's', origin: network ? 'network' : 'example', network, heads: network ? 4 : 2, headDim: 8, head: req.head, queryToken: 0, queryChunk: 0, queryHead: [], chunks: [], topK: req.topK, causal: req.causal, keyTokens: 0, totalTokens: 0 };
+  return {
+    source: 's',
+    origin: network ? 'network' : 'example',
+    network,
+    heads: network ? 4 : 2,
+    headDim: 8,
+    head: req.head,
+    queryToken: 0,
+    queryChunk: 0,
+    queryHead: [],
+    chunks: [],
+    topK: req.topK,
+    causal: req.causal,
+    keyTokens: 0,
+    totalTokens: 0,
+  };
 }
 
 vi.mock('../../src/state/actions/engine.ts', () => ({
@@ -58,7 +73,12 @@ function addTakes(shots = st().shotIds.map((_, s) => s)): TakeMeta[] {
       runMs: 1,
       sparsity: 0.5,
     };
-    putTake(meta.id, { pixels: new Uint8ClampedArray(frames * SIZE * SIZE * 4).fill(10 + s), frames, width: SIZE, height: SIZE });
+    putTake(meta.id, {
+      pixels: new Uint8ClampedArray(frames * SIZE * SIZE * 4).fill(10 + s),
+      frames,
+      width: SIZE,
+      height: SIZE,
+    });
     return meta;
   });
   st().addTakes(metas);
@@ -73,7 +93,12 @@ describe('teaching mode: the network on the generated video, else the seeded exa
     dropTakes(all.map((t) => t.id));
     st().setTakes({}, {});
     st().setRun({ phase: 'idle' });
-    st().setModel({ phase: 'ready', name: 'm', error: null, info: { name: 'm', imageSize: SIZE, patchSize: 2, textLen: 4, depth: 3, heads: 4 } as never });
+    st().setModel({
+      phase: 'ready',
+      name: 'm',
+      error: null,
+      info: { name: 'm', imageSize: SIZE, patchSize: 2, textLen: 4, depth: 3, heads: 4 } as never,
+    });
     st().setSettings({ attention: { mode: 'moc', topK: 1, chunkFrames: 2, causal: true } });
     st().setTeach({ query: null, result: null, layer: null, fallback: null, phase: 'idle', error: null });
   });
@@ -85,7 +110,13 @@ describe('teaching mode: the network on the generated video, else the seeded exa
     await explain(query());
     expect(requests).toHaveLength(1);
     expect(requests[0].network).toBeUndefined();
-    expect(requests[0]).toMatchObject({ topK: 1, chunkFrames: 2, causal: true, tokensPerFrame: 4, query: { shot: 1, frame: 0, patch: 3 } });
+    expect(requests[0]).toMatchObject({
+      topK: 1,
+      chunkFrames: 2,
+      causal: true,
+      tokensPerFrame: 4,
+      query: { shot: 1, frame: 0, patch: 3 },
+    });
     expect(st().teach).toMatchObject({ phase: 'ready', fallback: 'nothing has been generated yet' });
     expect(st().teach.result?.origin).toBe('example');
   });
@@ -96,7 +127,9 @@ describe('teaching mode: the network on the generated video, else the seeded exa
     await explain(query());
     const net = requests[0].network!;
     expect(net.storyboard).toEqual(board);
-    expect(net.frames.map((f) => [f.length, f[0]])).toEqual(board.shots.map((s, i) => [s.frames * SIZE * SIZE * 4, 10 + i]));
+    expect(net.frames.map((f) => [f.length, f[0]])).toEqual(
+      board.shots.map((s, i) => [s.frames * SIZE * SIZE * 4, 10 + i]),
+    );
     expect(net).toMatchObject({ t: 1 / 8, layer: 2 });
     expect(requests[0]).toMatchObject({ topK: 3, chunkFrames: 1, causal: false, head: 0 });
     expect(st().teach).toMatchObject({ phase: 'ready', fallback: null });
@@ -134,7 +167,11 @@ describe('teaching mode: the network on the generated video, else the seeded exa
     const metas = addTakes();
     fail = new WorkerError('bad-request', "storyboard.shots[1].caption: unknown word 'spinz'");
     await explain(query());
-    expect(st().teach).toMatchObject({ phase: 'error', result: null, error: { code: 'bad-request', message: "storyboard.shots[1].caption: unknown word 'spinz'" } });
+    expect(st().teach).toMatchObject({
+      phase: 'error',
+      result: null,
+      error: { code: 'bad-request', message: "storyboard.shots[1].caption: unknown word 'spinz'" },
+    });
     expect(Object.values(st().takes).flat()).toEqual(metas);
   });
 });

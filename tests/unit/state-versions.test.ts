@@ -10,13 +10,21 @@ import type { GenerateListener, GenerateRequest, GenerateResult } from '../../sr
 const calls: Array<{ request: GenerateRequest; resolve(r: GenerateResult): void }> = [];
 vi.mock('../../src/state/actions/engine.ts', () => ({
   engineClient: () => ({
-    generate: (request: GenerateRequest, _progress: GenerateListener) => new Promise<GenerateResult>((resolve) => calls.push({ request, resolve })),
+    generate: (request: GenerateRequest, _progress: GenerateListener) =>
+      new Promise<GenerateResult>((resolve) => calls.push({ request, resolve })),
     cancel: () => undefined,
   }),
   onEngineLost: () => undefined,
 }));
 vi.mock('../../src/state/actions/model.ts', () => ({ ensureModel: async () => undefined }));
-vi.mock('../../src/state/persist.ts', () => ({ saveTake: async () => undefined, deleteTakes: async () => undefined, saveRun: async () => undefined, saveRunStep: async () => undefined, clearRun: async () => undefined, loadRun: async () => null }));
+vi.mock('../../src/state/persist.ts', () => ({
+  saveTake: async () => undefined,
+  deleteTakes: async () => undefined,
+  saveRun: async () => undefined,
+  saveRunStep: async () => undefined,
+  clearRun: async () => undefined,
+  loadRun: async () => null,
+}));
 
 const { generateAll, regenerateShot } = await import('../../src/state/actions/generate.ts');
 const { useStudio } = await import('../../src/state/store.ts');
@@ -31,7 +39,13 @@ async function finishRun(start: () => Promise<void>): Promise<GenerateRequest> {
   const done = start();
   await settle();
   const { request, resolve } = calls[calls.length - 1];
-  const shots = request.storyboard.shots.map((s, shot) => ({ shot, frames: new Uint8ClampedArray(s.frames * 4), width: 1, height: 1, seed: s.seed }));
+  const shots = request.storyboard.shots.map((s, shot) => ({
+    shot,
+    frames: new Uint8ClampedArray(s.frames * 4),
+    width: 1,
+    height: 1,
+    seed: s.seed,
+  }));
   resolve({ shots, traces: [], timings: [], totalMs: 1, attentionFlops: { visited: 0, dense: 0 }, sparsity: 0 });
   await done;
   return request;

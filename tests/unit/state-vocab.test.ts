@@ -1,19 +1,60 @@
 /** Caption words against the vocabulary: splitting like train/vocab.py, unknown words, suggestions. */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { byMeaning, captionWords, editDistance, replaceWord, splitCaption, suggest, tokenCount, unknownWords } from '../../src/state/vocab.ts';
+import {
+  byMeaning,
+  captionWords,
+  editDistance,
+  replaceWord,
+  splitCaption,
+  suggest,
+  tokenCount,
+  unknownWords,
+} from '../../src/state/vocab.ts';
 
 // The caption rules of the shipped model's vocab.json (what the page gets with the loaded model).
-const RULES = (JSON.parse(readFileSync('public/models/moc-base/vocab.json', 'utf8')) as { split: string; lowercase: boolean });
-const VOCAB = new Set(['<pad>', '<unk>', 'character', 'is', 'a', 'red', 'star', '1', '2', 'bounces', 'in', 'the', 'meadow', ',', '.', 'close-up', 'wide', 'blue', 'circle', 'moves', 'left']);
+const RULES = JSON.parse(readFileSync('public/models/moc-base/vocab.json', 'utf8')) as {
+  split: string;
+  lowercase: boolean;
+};
+const VOCAB = new Set([
+  '<pad>',
+  '<unk>',
+  'character',
+  'is',
+  'a',
+  'red',
+  'star',
+  '1',
+  '2',
+  'bounces',
+  'in',
+  'the',
+  'meadow',
+  ',',
+  '.',
+  'close-up',
+  'wide',
+  'blue',
+  'circle',
+  'moves',
+  'left',
+]);
 
 describe('vocab', () => {
   it('splits like the tokenizer: lower case, close-up whole, punctuation apart', () => {
-    expect(splitCaption('Character 1 bounces, close-up.', RULES).map((w) => w.word)).toEqual(['character', '1', 'bounces', ',', 'close-up', '.']);
+    expect(splitCaption('Character 1 bounces, close-up.', RULES).map((w) => w.word)).toEqual([
+      'character',
+      '1',
+      'bounces',
+      ',',
+      'close-up',
+      '.',
+    ]);
     expect(tokenCount('Character 1 is a red star.', RULES)).toBe(7);
   });
 
-  it('splits by the loaded model\'s rules, not a built-in pattern', () => {
+  it("splits by the loaded model's rules, not a built-in pattern", () => {
     const plain = { split: '[^\\s]+', lowercase: false };
     expect(splitCaption('Close-up, A star.', plain).map((w) => w.word)).toEqual(['Close-up,', 'A', 'star.']);
     expect(tokenCount('Close-up, A star.', plain)).toBe(3);
@@ -26,7 +67,9 @@ describe('vocab', () => {
   });
 
   it('reports unknown words once, in order', () => {
-    expect(unknownWords('Character 1 jumps and jumps in the medow.', { words: VOCAB, rules: RULES }).map((w) => w.word)).toEqual(['jumps', 'and', 'medow']);
+    expect(
+      unknownWords('Character 1 jumps and jumps in the medow.', { words: VOCAB, rules: RULES }).map((w) => w.word),
+    ).toEqual(['jumps', 'and', 'medow']);
     expect(unknownWords('Character 1 is a red star.', { words: VOCAB, rules: RULES })).toEqual([]);
   });
 

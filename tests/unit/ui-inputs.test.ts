@@ -11,7 +11,9 @@ describe('parseNumberInput', () => {
   const steps = { min: 1, max: 200, integer: true, name: 'Steps' };
   it('whole-number fields refuse fractions with one line, and pass on clamped whole numbers', () => {
     expect(parseNumberInput('2.5', steps)).toEqual({ problem: 'Steps must be a whole number, not 2.5' });
-    expect(parseNumberInput('1e-3', { ...steps, name: 'Top-k', min: 0, max: 16 })).toEqual({ problem: 'Top-k must be a whole number, not 1e-3' });
+    expect(parseNumberInput('1e-3', { ...steps, name: 'Top-k', min: 0, max: 16 })).toEqual({
+      problem: 'Top-k must be a whole number, not 1e-3',
+    });
     expect(parseNumberInput('12', steps)).toEqual({ value: 12 });
     expect(parseNumberInput('900', steps)).toEqual({ value: 200 });
     expect(parseNumberInput('', steps)).toBeNull();
@@ -39,7 +41,9 @@ describe('unknown words in a caption', () => {
     const t1 = performance.now();
     for (const w of unknownWords(text, vocab).slice(0, 2000)) suggest(w.word, vocab.words);
     const before = ((performance.now() - t1) * 20_000) / 2000;
-    console.log(`unknownHints on 20,000 unknown words: ${ms.toFixed(0)} ms; suggestions for all of them: ~${before.toFixed(0)} ms`);
+    console.log(
+      `unknownHints on 20,000 unknown words: ${ms.toFixed(0)} ms; suggestions for all of them: ~${before.toFixed(0)} ms`,
+    );
     expect(ms).toBeLessThan(before / 5);
   });
 });

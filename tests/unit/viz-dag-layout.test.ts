@@ -5,10 +5,30 @@ import type { StepTrace } from '../../src/model/api.ts';
 import { buildChunkTable } from '../../src/model/layout.ts';
 import { chunkDescriptors, routeReference } from '../../src/model/moc-reference.ts';
 import { routingTrace } from '../../src/model/routing-trace.ts';
-import { CAPTION_Y, SHOT_GAP, edgesOf, headOverview, frameUnit, hitTest, layoutDag, mandatoryEdges, routedEdges, scoreProfile, traceAt } from '../../src/viz/dag-layout.ts';
+import {
+  CAPTION_Y,
+  SHOT_GAP,
+  edgesOf,
+  headOverview,
+  frameUnit,
+  hitTest,
+  layoutDag,
+  mandatoryEdges,
+  routedEdges,
+  scoreProfile,
+  traceAt,
+} from '../../src/viz/dag-layout.ts';
 
 // global caption (3 tokens), shot 0: caption 2 + 3 frames, shot 1: caption 2 + 2 frames; 4 tokens a frame.
-const table = buildChunkTable({ globalCaptionTokens: 3, shots: [{ captionTokens: 2, frames: 3 }, { captionTokens: 2, frames: 2 }], tokensPerFrame: 4, chunkFrames: 1 });
+const table = buildChunkTable({
+  globalCaptionTokens: 3,
+  shots: [
+    { captionTokens: 2, frames: 3 },
+    { captionTokens: 2, frames: 2 },
+  ],
+  tokensPerFrame: 4,
+  chunkFrames: 1,
+});
 // chunks: 0 global, 1 cap0, 2-4 frames of shot 0, 5 cap1, 6-7 frames of shot 1
 
 function makeTrace(step: number, topK = 1, causal = true): StepTrace {
@@ -34,7 +54,10 @@ describe('layoutDag', () => {
     expect(v.map((n) => n.x)).toEqual([0, 1, 2, 3 + SHOT_GAP, 4 + SHOT_GAP]);
     expect(v.every((n) => n.w === 1 && n.y === 0)).toBe(true);
     expect(v[4].frames).toEqual([1, 2]);
-    expect(L.shots).toEqual([{ shot: 0, x0: 0, x1: 3 }, { shot: 1, x0: 4, x1: 6 }]);
+    expect(L.shots).toEqual([
+      { shot: 0, x0: 0, x1: 3 },
+      { shot: 1, x0: 4, x1: 6 },
+    ]);
     expect(L.nodes[1]).toMatchObject({ kind: 'text', x: 0, y: CAPTION_Y });
     expect(L.nodes[5]).toMatchObject({ kind: 'text', x: 4, y: CAPTION_Y });
     expect(L.nodes[0].x).toBeLessThan(0); // global caption left of the timeline
@@ -43,9 +66,18 @@ describe('layoutDag', () => {
   });
 
   it('groups chunkFrames frames into one wider chunk', () => {
-    const t2 = buildChunkTable({ globalCaptionTokens: 1, shots: [{ captionTokens: 1, frames: 5 }], tokensPerFrame: 4, chunkFrames: 2 });
+    const t2 = buildChunkTable({
+      globalCaptionTokens: 1,
+      shots: [{ captionTokens: 1, frames: 5 }],
+      tokensPerFrame: 4,
+      chunkFrames: 2,
+    });
     const L = layoutDag(t2, 4);
-    expect(L.nodes.filter((n) => n.kind === 'video').map((n) => [n.x, n.w])).toEqual([[0, 2], [2, 2], [4, 1]]);
+    expect(L.nodes.filter((n) => n.kind === 'video').map((n) => [n.x, n.w])).toEqual([
+      [0, 2],
+      [2, 2],
+      [4, 1],
+    ]);
   });
 
   it('hit-tests nodes', () => {
@@ -97,10 +129,17 @@ describe('edges', () => {
   it('overviews layers × heads: sparsity, and where a chunk routes most in each', () => {
     const tr = makeTrace(0);
     const cells = headOverview(tr, 6);
-    expect(cells.map((c) => [c.layer, c.head])).toEqual([[0, 0], [0, 1], [1, 0], [1, 1]]);
+    expect(cells.map((c) => [c.layer, c.head])).toEqual([
+      [0, 0],
+      [0, 1],
+      [1, 0],
+      [1, 1],
+    ]);
     for (const c of cells) {
       expect(c.sparsity).toBe(tr.layers[c.layer].sparsity[c.head]);
-      const top = routedEdges(tr, { layer: c.layer, head: c.head }).filter((e) => e.from === 6).sort((a, b) => b.count - a.count || a.to - b.to)[0];
+      const top = routedEdges(tr, { layer: c.layer, head: c.head })
+        .filter((e) => e.from === 6)
+        .sort((a, b) => b.count - a.count || a.to - b.to)[0];
       expect(c.top).toBe(top.to);
       expect(c.topShare).toBeCloseTo(top.share);
     }
@@ -115,7 +154,12 @@ describe('edges', () => {
 
   it('lists mandatory links of video chunks: every caption and the own shot', () => {
     const m = mandatoryEdges(makeTrace(0));
-    expect(m.filter((e) => e.from === 6).map((e) => e.to).sort()).toEqual([0, 1, 5, 7]);
+    expect(
+      m
+        .filter((e) => e.from === 6)
+        .map((e) => e.to)
+        .sort(),
+    ).toEqual([0, 1, 5, 7]);
     expect(m.some((e) => e.from === 0)).toBe(false);
   });
 
@@ -131,7 +175,16 @@ describe('scoreProfile', () => {
   it('marks roles, ranks candidates and places the cuts', () => {
     const tr = makeTrace(0, 1, true);
     const p = scoreProfile(tr, 6, { layer: -1, head: -1 }, 1, true);
-    expect(p.bars.map((b) => b.role)).toEqual(['mandatory', 'mandatory', 'candidate', 'candidate', 'candidate', 'mandatory', 'self', 'mandatory']);
+    expect(p.bars.map((b) => b.role)).toEqual([
+      'mandatory',
+      'mandatory',
+      'candidate',
+      'candidate',
+      'candidate',
+      'mandatory',
+      'self',
+      'mandatory',
+    ]);
     expect(p.causalCut).toBe(6);
     const cands = p.bars.filter((b) => b.role === 'candidate').sort((a, b) => a.rank! - b.rank!);
     expect(cands[0].score).toBeGreaterThanOrEqual(cands[1].score);

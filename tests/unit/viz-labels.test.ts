@@ -11,12 +11,18 @@ function expectReadable(placed: PlacedLabel[], min: number, max: number, gap: nu
     expect(p.left).toBeGreaterThanOrEqual(min);
     expect(p.left + p.width).toBeLessThanOrEqual(max);
   }
-  for (let i = 1; i < placed.length; i++) expect(placed[i].left).toBeGreaterThanOrEqual(placed[i - 1].left + placed[i - 1].width + gap);
+  for (let i = 1; i < placed.length; i++)
+    expect(placed[i].left).toBeGreaterThanOrEqual(placed[i - 1].left + placed[i - 1].width + gap);
 }
 
 /** The graph's shot bands in pixels for `shots` shots of `frames` frames on a canvas `width` wide (as routing-scene.ts fits them). */
 function bands(shots: number, frames: number, width: number) {
-  const table = buildChunkTable({ globalCaptionTokens: 4, shots: Array.from({ length: shots }, () => ({ captionTokens: 4, frames })), tokensPerFrame: 16, chunkFrames: 1 });
+  const table = buildChunkTable({
+    globalCaptionTokens: 4,
+    shots: Array.from({ length: shots }, () => ({ captionTokens: 4, frames })),
+    tokensPerFrame: 16,
+    chunkFrames: 1,
+  });
   const L = layoutDag(table, 16);
   const px = width / (L.bounds.x1 - L.bounds.x0 + 1.2);
   const at = (x: number) => (x - L.bounds.x0 + 0.6) * px;
@@ -26,7 +32,16 @@ function bands(shots: number, frames: number, width: number) {
 describe('shot labels', () => {
   it('names every shot in full at 8 shots on a graph 700 px wide', () => {
     const placed = shotLabels(bands(8, 8, 700), 12, 2, 698);
-    expect(placed.map((p) => p.text)).toEqual(['Shot 1', 'Shot 2', 'Shot 3', 'Shot 4', 'Shot 5', 'Shot 6', 'Shot 7', 'Shot 8']);
+    expect(placed.map((p) => p.text)).toEqual([
+      'Shot 1',
+      'Shot 2',
+      'Shot 3',
+      'Shot 4',
+      'Shot 5',
+      'Shot 6',
+      'Shot 7',
+      'Shot 8',
+    ]);
     expectReadable(placed, 2, 698, 6);
   });
 
@@ -65,14 +80,30 @@ describe('shot labels', () => {
 });
 
 describe('chunk names', () => {
-  const table = buildChunkTable({ globalCaptionTokens: 3, shots: [{ captionTokens: 2, frames: 3 }, { captionTokens: 2, frames: 5 }], tokensPerFrame: 4, chunkFrames: 2 });
+  const table = buildChunkTable({
+    globalCaptionTokens: 3,
+    shots: [
+      { captionTokens: 2, frames: 3 },
+      { captionTokens: 2, frames: 5 },
+    ],
+    tokensPerFrame: 4,
+    chunkFrames: 2,
+  });
   it('names captions and frames the same way for the graph and teaching mode', () => {
     const name = chunkNamer(table.chunks, 4);
     expect(table.chunks.map((_, i) => name(i))).toEqual([
-      'Global caption', 'Shot 1 caption', 'Shot 1 · frames 1–2', 'Shot 1 · frame 3',
-      'Shot 2 caption', 'Shot 2 · frames 1–2', 'Shot 2 · frames 3–4', 'Shot 2 · frame 5',
+      'Global caption',
+      'Shot 1 caption',
+      'Shot 1 · frames 1–2',
+      'Shot 1 · frame 3',
+      'Shot 2 caption',
+      'Shot 2 · frames 1–2',
+      'Shot 2 · frames 3–4',
+      'Shot 2 · frame 5',
     ]);
     expect(chunkNamer(table.chunks, 4, (s) => s + 3)(6)).toBe('Shot 4 · frames 3–4');
-    expect(['Global caption', 'Shot 2 caption', 'Shot 12 · frames 3–4', 'Shot 2 · frame 5', 'nonsense'].map(shortChunkName)).toEqual(['G', 'T2', '12·3', '2·5', '']);
+    expect(
+      ['Global caption', 'Shot 2 caption', 'Shot 12 · frames 3–4', 'Shot 2 · frame 5', 'nonsense'].map(shortChunkName),
+    ).toEqual(['G', 'T2', '12·3', '2·5', '']);
   });
 });

@@ -9,7 +9,9 @@ import { memoryShare, memoryShotSet, memoryShots, shotCharacters } from '../../s
 describe('shotCharacters', () => {
   it('reads "character N" in any case, each once, ascending', () => {
     expect(shotCharacters('Character 1 bounces in the meadow, wide.')).toEqual([1]);
-    expect(shotCharacters('Character 3 spins and character 1 moves left and character 2 bounces on the beach, wide.')).toEqual([1, 2, 3]);
+    expect(
+      shotCharacters('Character 3 spins and character 1 moves left and character 2 bounces on the beach, wide.'),
+    ).toEqual([1, 2, 3]);
     expect(shotCharacters('CHARACTER 12 stays and Character 12 grows in the snow, close-up.')).toEqual([12]);
     expect(shotCharacters('Nobody is on the beach, close-up.')).toEqual([]);
     expect(shotCharacters('')).toEqual([]);
@@ -61,7 +63,16 @@ describe('memoryShots', () => {
 
 describe('memoryShare', () => {
   // global caption (2 tokens); shot 0: caption + 2 frames; shot 1: caption + 1 frame; shot 2: caption + 2 frames; 2 tokens a frame
-  const table = buildChunkTable({ globalCaptionTokens: 2, shots: [{ captionTokens: 1, frames: 2 }, { captionTokens: 1, frames: 1 }, { captionTokens: 1, frames: 2 }], tokensPerFrame: 2, chunkFrames: 1 });
+  const table = buildChunkTable({
+    globalCaptionTokens: 2,
+    shots: [
+      { captionTokens: 1, frames: 2 },
+      { captionTokens: 1, frames: 1 },
+      { captionTokens: 1, frames: 2 },
+    ],
+    tokensPerFrame: 2,
+    chunkFrames: 1,
+  });
   // chunks: 0 global, 1 T0, 2-3 frames of shot 0, 4 T1, 5 frame of shot 1, 6 T2, 7-8 frames of shot 2
   const C = table.start.length;
 
@@ -78,7 +89,16 @@ describe('memoryShare', () => {
     });
     const mandatory = new Uint8Array(C * C);
     for (let a = 0; a < C; a++) for (let b = 0; b < C; b++) mandatory[a * C + b] = isMandatory(table, a, b) ? 1 : 0;
-    return { H, C, D: 1, routes: { start, to: Uint16Array.from(to), count: Uint16Array.from(count) }, mandatory, qMean: new Float32Array(H * C), desc: new Float32Array(H * C), sparsity: new Float32Array(H) };
+    return {
+      H,
+      C,
+      D: 1,
+      routes: { start, to: Uint16Array.from(to), count: Uint16Array.from(count) },
+      mandatory,
+      qMean: new Float32Array(H * C),
+      desc: new Float32Array(H * C),
+      sparsity: new Float32Array(H),
+    };
   }
 
   // top-1 routing, two heads, two layers; chunk 7 (shot 2, frame 1; 2 tokens):
@@ -88,11 +108,27 @@ describe('memoryShare', () => {
     step: 0,
     chunks: table,
     layers: [
-      layer(2, [[0, 7, 2, 1], [0, 7, 5, 1], [1, 7, 3, 2], [0, 8, 5, 2], [1, 8, 5, 2], [0, 5, 2, 2], [1, 5, 3, 2]]),
-      layer(2, [[0, 7, 5, 2], [1, 7, 5, 2], [0, 8, 2, 2], [1, 8, 2, 2], [0, 5, 3, 2], [1, 5, 3, 2]]),
+      layer(2, [
+        [0, 7, 2, 1],
+        [0, 7, 5, 1],
+        [1, 7, 3, 2],
+        [0, 8, 5, 2],
+        [1, 8, 5, 2],
+        [0, 5, 2, 2],
+        [1, 5, 3, 2],
+      ]),
+      layer(2, [
+        [0, 7, 5, 2],
+        [1, 7, 5, 2],
+        [0, 8, 2, 2],
+        [1, 8, 2, 2],
+        [0, 5, 3, 2],
+        [1, 5, 3, 2],
+      ]),
     ],
   };
-  const share = (a: number, shots: number[], l = -1, h = -1, causal = true) => memoryShare(table, scoreProfile(trace, a, { layer: l, head: h }, 1, causal), shots);
+  const share = (a: number, shots: number[], l = -1, h = -1, causal = true) =>
+    memoryShare(table, scoreProfile(trace, a, { layer: l, head: h }, 1, causal), shots);
 
   it('counts the share of picks landing in the shots, over the selected layers and heads', () => {
     // all: 8 picks, 3 in shot 0

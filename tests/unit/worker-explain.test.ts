@@ -11,7 +11,11 @@ import type { ExplainRequest } from '../../src/worker/protocol.ts';
 
 const base: ExplainRequest = {
   globalCaptionTokens: 4,
-  shots: [{ captionTokens: 4, frames: 3 }, { captionTokens: 4, frames: 2 }, { captionTokens: 4, frames: 2 }],
+  shots: [
+    { captionTokens: 4, frames: 3 },
+    { captionTokens: 4, frames: 2 },
+    { captionTokens: 4, frames: 2 },
+  ],
   tokensPerFrame: 4,
   chunkFrames: 1,
   topK: 2,
@@ -40,7 +44,11 @@ describe('explainQuery', () => {
     expect(by((c) => c.causalMasked)).toEqual([9, 10]);
     const routed = r.chunks.filter((c) => c.routed);
     expect(routed).toHaveLength(2);
-    const best = r.chunks.filter((c) => c.candidate).sort((x, y) => y.score - x.score || x.index - y.index).slice(0, 2).map((c) => c.index);
+    const best = r.chunks
+      .filter((c) => c.candidate)
+      .sort((x, y) => y.score - x.score || x.index - y.index)
+      .slice(0, 2)
+      .map((c) => c.index);
     expect(routed.map((c) => c.index).sort()).toEqual(best.sort());
     expect(r.keyTokens).toBe([0, 1, 5, 6, 7, 8, ...best].reduce((n, c) => n + r.chunks[c].tokens, 0));
   });
@@ -70,14 +78,24 @@ describe('explainQuery', () => {
 
   it('refuses a query outside the layout, naming it', () => {
     expect(() => explainQuery({ ...base, query: { shot: 5, frame: 0, patch: 0 } })).toThrow(WorkerError);
-    expect(() => explainQuery({ ...base, query: { shot: 0, frame: 9, patch: 0 } })).toThrow(/frame 9 is outside shot 1/);
+    expect(() => explainQuery({ ...base, query: { shot: 0, frame: 9, patch: 0 } })).toThrow(
+      /frame 9 is outside shot 1/,
+    );
     expect(() => explainQuery({ ...base, query: { shot: 0, frame: 0, patch: 16 } })).toThrow(/patch 16/);
   });
 });
 
 describe('explainTokens (shared by the seeded example and the network)', () => {
   // G, cap0, s0 f0, s0 f1, cap1, s1 f0, s1 f1 — 2 tokens per frame, 1 per caption; H = 2, D = 2
-  const table = buildChunkTable({ globalCaptionTokens: 1, shots: [{ captionTokens: 1, frames: 2 }, { captionTokens: 1, frames: 2 }], tokensPerFrame: 2, chunkFrames: 1 });
+  const table = buildChunkTable({
+    globalCaptionTokens: 1,
+    shots: [
+      { captionTokens: 1, frames: 2 },
+      { captionTokens: 1, frames: 2 },
+    ],
+    tokensPerFrame: 2,
+    chunkFrames: 1,
+  });
   const H = 2;
   const D = 2;
   const N = table.n;

@@ -37,7 +37,7 @@ from ..world import Scene
 class Loaded:
     model: MoCDiT
     cfg: ModelConfig
-    info: dict          # source, path, step, ema, train_seed, shots, frames, chunk_frames, top_k, causal
+    info: dict  # source, path, step, ema, train_seed, shots, frames, chunk_frames, top_k, causal
 
 
 def _train_args(path: str) -> dict:
@@ -64,8 +64,10 @@ def load_model(spec: str, ema: bool = False, seed: int = 0) -> Loaded:
         info.update(source="random", config=name)
     elif os.path.isdir(spec) and os.path.exists(os.path.join(spec, "model.safetensors")):
         if ema:
-            raise ValueError(f"--ema: {spec} is an exported folder; it holds the one set of weights "
-                             "the exporter chose (export with --ema to evaluate the EMA)")
+            raise ValueError(
+                f"--ema: {spec} is an exported folder; it holds the one set of weights "
+                "the exporter chose (export with --ema to evaluate the EMA)"
+            )
         model, cfg, meta = load_exported(spec)
         info.update(source="export", name=meta.get("name"), step=meta.get("step"), ema=meta.get("ema", False))
         args = {k: meta[k] for k in ("seed", "shots", "frames", "schedule") if k in meta}
@@ -77,10 +79,16 @@ def load_model(spec: str, ema: bool = False, seed: int = 0) -> Loaded:
         raise FileNotFoundError(f"--ckpt {spec}: no such checkpoint or model folder")
     chunk_frames, top_k = cfg.chunk_frames, cfg.top_k
     stages = parse_schedule(args["schedule"]) if args.get("schedule") else []
-    if stages and stages[-1][0] == "moc":                               # the routing it was trained to end with
+    if stages and stages[-1][0] == "moc":  # the routing it was trained to end with
         chunk_frames, top_k = stages[-1][1], stages[-1][2]
-    info.update(train_seed=args.get("seed"), shots=args.get("shots"), frames=args.get("frames"),
-                chunk_frames=chunk_frames, top_k=top_k, causal=cfg.causal)
+    info.update(
+        train_seed=args.get("seed"),
+        shots=args.get("shots"),
+        frames=args.get("frames"),
+        chunk_frames=chunk_frames,
+        top_k=top_k,
+        causal=cfg.causal,
+    )
     return Loaded(model.eval(), cfg, info)
 
 
@@ -88,8 +96,7 @@ def noise_seeds(seed: int, batch_index: int, shots: int) -> List[int]:
     return [int(x) for x in np.random.SeedSequence([seed, batch_index]).generate_state(shots)]
 
 
-def attention_flops(stats: Sequence[float], layout, heads: int, head_dim: int, mode: str,
-                    causal: bool) -> float:
+def attention_flops(stats: Sequence[float], layout, heads: int, head_dim: int, mode: str, causal: bool) -> float:
     """FLOPs of one video: stats = the sparsity of every layer of every model call (sample.py)."""
     N = layout.n_tokens
     total = 4.0 * head_dim * heads * float(N) * N * sum(1.0 - s for s in stats)  # visited (query, key) pairs
@@ -111,10 +118,23 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def generate(lm: Loaded, scenes: Sequence[Scene], mode: str, *, steps: int, guidance: float, seed: int,
-             batch: int, device: torch.device, chunk_frames: int, top_k: int, causal: bool,
-             keep_first: Optional[Sequence[np.ndarray]] = None, amp: bool = False,
-             warmup: bool = False) -> Tuple[List[np.ndarray], dict]:
+def generate(
+    lm: Loaded,
+    scenes: Sequence[Scene],
+    mode: str,
+    *,
+    steps: int,
+    guidance: float,
+    seed: int,
+    batch: int,
+    device: torch.device,
+    chunk_frames: int,
+    top_k: int,
+    causal: bool,
+    keep_first: Optional[Sequence[np.ndarray]] = None,
+    amp: bool = False,
+    warmup: bool = False,
+) -> Tuple[List[np.ndarray], dict]:
     """Videos uint8 [T, H, W, 3] of `scenes` in `mode`, and {"seconds", "sparsity", "attention_flops"}
     (flops per video). keep_first: ground-truth videos whose shot 0 is kept as a condition."""
     from ..sample import sample
@@ -124,21 +144,34 @@ def generate(lm: Loaded, scenes: Sequence[Scene], mode: str, *, steps: int, guid
     if any(tuple(s.frames for s in sc.shots) != frames for sc in scenes):
         raise ValueError("every evaluated scene must have the same shot layout")
     keep_shots = [True] + [False] * (len(frames) - 1) if keep_first is not None else None
-    kw = dict(frames=frames, steps=steps, guidance=guidance, mode=mode, chunk_frames=chunk_frames,
-              top_k=top_k, causal=causal, keep_shots=keep_shots)
+    kw = dict(
+        frames=frames,
+        steps=steps,
+        guidance=guidance,
+        mode=mode,
+        chunk_frames=chunk_frames,
+        top_k=top_k,
+        causal=causal,
+        keep_shots=keep_shots,
+    )
     ctx = torch.autocast("cuda", dtype=torch.bfloat16) if amp and device.type == "cuda" else nullcontext()
     videos: List[np.ndarray] = []
     seconds, sparsity, flops = 0.0, [], []
     for j, b0 in enumerate(range(0, len(scenes), batch)):
-        group = scenes[b0:b0 + batch]
+        group = scenes[b0 : b0 + batch]
         text = torch.from_numpy(np.stack([encode_scene(sc, vocab, cfg.text_len) for sc in group])).to(device)
         keep = None
         if keep_first is not None:
-            keep = frames_to_model(torch.from_numpy(np.stack(keep_first[b0:b0 + batch]))).to(device)
-        if warmup and j == 0:                                           # kernels, caches, allocator
+            keep = frames_to_model(torch.from_numpy(np.stack(keep_first[b0 : b0 + batch]))).to(device)
+        if warmup and j == 0:  # kernels, caches, allocator
             with ctx:
-                sample(lm.model, text[:1], seeds=noise_seeds(seed, j, len(frames)),
-                       keep=None if keep is None else keep[:1], **{**kw, "steps": 1})
+                sample(
+                    lm.model,
+                    text[:1],
+                    seeds=noise_seeds(seed, j, len(frames)),
+                    keep=None if keep is None else keep[:1],
+                    **{**kw, "steps": 1},
+                )
         stats: List[float] = []
         _sync(device)
         t0 = time.perf_counter()
@@ -146,9 +179,13 @@ def generate(lm: Loaded, scenes: Sequence[Scene], mode: str, *, steps: int, guid
             x = sample(lm.model, text, seeds=noise_seeds(seed, j, len(frames)), keep=keep, stats=stats, **kw)
         _sync(device)
         seconds += time.perf_counter() - t0
-        videos += list(model_to_frames(x.float()).cpu().numpy())       # [T, H, W, 3] each
+        videos += list(model_to_frames(x.float()).cpu().numpy())  # [T, H, W, 3] each
         sparsity += stats
-        flops += [attention_flops(stats, lm.model.layout(frames, chunk_frames), cfg.heads, cfg.head_dim,
-                                  mode, causal)] * len(group)
-    return videos, {"seconds": seconds, "sparsity": float(np.mean(sparsity)) if sparsity else 0.0,
-                    "attention_flops": float(np.mean(flops))}
+        flops += [
+            attention_flops(stats, lm.model.layout(frames, chunk_frames), cfg.heads, cfg.head_dim, mode, causal)
+        ] * len(group)
+    return videos, {
+        "seconds": seconds,
+        "sparsity": float(np.mean(sparsity)) if sparsity else 0.0,
+        "attention_flops": float(np.mean(flops)),
+    }

@@ -35,10 +35,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-HIST_LEVELS = 6            # grid points per channel (0, 51, ..., 255): 216 bins
-MOTION_SIGMA = 40.0        # colour kernel width of the motion measure, in 0..255 units
-FLAT = 1e-4               # ncc: a window whose variance is below FLAT * mean square is flat
-TIE = 1e-6                 # |d_alt - d_truth| <= TIE * (1 + |d_truth|) counts as a tie
+HIST_LEVELS = 6  # grid points per channel (0, 51, ..., 255): 216 bins
+MOTION_SIGMA = 40.0  # colour kernel width of the motion measure, in 0..255 units
+FLAT = 1e-4  # ncc: a window whose variance is below FLAT * mean square is flat
+TIE = 1e-6  # |d_alt - d_truth| <= TIE * (1 + |d_truth|) counts as a tie
 
 
 # ---- forced choice --------------------------------------------------------------------------
@@ -55,24 +55,24 @@ def soft_hist(images: np.ndarray) -> np.ndarray:
     """uint8 [..., 3] -> float64 [HIST_LEVELS**3], sums to 1 (each pixel split over 8 grid points)."""
     L = HIST_LEVELS
     v = images.reshape(-1, 3).astype(np.float32) * np.float32((L - 1) / 255.0)  # [n, 3] in [0, L-1]
-    i0 = np.minimum(v.astype(np.int64), L - 2)                          # [n, 3] (v >= 0: floor)
-    f = v - i0                                                          # [n, 3] in [0, 1]
-    w = (1.0 - f, f)                                                    # weight of the lower / upper point
-    base = (i0[:, 0] * L + i0[:, 1]) * L + i0[:, 2]                     # [n]
-    hist = np.zeros(L ** 3, np.float64)
+    i0 = np.minimum(v.astype(np.int64), L - 2)  # [n, 3] (v >= 0: floor)
+    f = v - i0  # [n, 3] in [0, 1]
+    w = (1.0 - f, f)  # weight of the lower / upper point
+    base = (i0[:, 0] * L + i0[:, 1]) * L + i0[:, 2]  # [n]
+    hist = np.zeros(L**3, np.float64)
     for r in (0, 1):
         wr = w[r][:, 0]
         for g in (0, 1):
             wrg = wr * w[g][:, 1]
             for b in (0, 1):
-                hist += np.bincount(base + (r * L + g) * L + b, weights=wrg * w[b][:, 2], minlength=L ** 3)
+                hist += np.bincount(base + (r * L + g) * L + b, weights=wrg * w[b][:, 2], minlength=L**3)
     return hist / max(1, v.shape[0])
 
 
 # ---- pix ------------------------------------------------------------------------------------
 def still_image(frames: np.ndarray) -> np.ndarray:
     """uint8 [F, H, W, 3] -> float32 [H//2, W//2, 3]: time mean, 2x2 average pooled."""
-    m = frames.astype(np.float32).mean(0)                               # [H, W, 3]
+    m = frames.astype(np.float32).mean(0)  # [H, W, 3]
     H, W = (m.shape[0] // 2) * 2, (m.shape[1] // 2) * 2
     m = m[:H, :W]
     return m.reshape(H // 2, 2, W // 2, 2, 3).mean((1, 3))
@@ -84,7 +84,7 @@ def colour_mass(frames: np.ndarray, colours: Sequence[Sequence[float]]) -> float
     x = frames.astype(np.float32)
     w = None
     for c in colours:
-        wc = np.exp(-((x - np.asarray(c, np.float32)) ** 2).sum(-1) / (2 * MOTION_SIGMA ** 2))
+        wc = np.exp(-((x - np.asarray(c, np.float32)) ** 2).sum(-1) / (2 * MOTION_SIGMA**2))
         w = wc if w is None else np.maximum(w, wc)
     return float(w.sum() / max(1, frames.shape[0]))
 
@@ -95,7 +95,7 @@ def colour_change(frames: np.ndarray, colour: Sequence[float]) -> float:
     if frames.shape[0] < 2:
         return 0.0
     d2 = ((frames.astype(np.float32) - np.asarray(colour, np.float32)) ** 2).sum(-1)  # [F, H, W]
-    w = np.exp(-d2 / (2 * MOTION_SIGMA ** 2))
+    w = np.exp(-d2 / (2 * MOTION_SIGMA**2))
     return float(np.abs(np.diff(w, axis=0)).sum() / (frames.shape[0] - 1))
 
 
@@ -108,20 +108,20 @@ def ncc_max(frames: torch.Tensor, templates: torch.Tensor, support: torch.Tensor
     the score is about structure (shape, pattern, size), not about the colour; a flat window
     (see FLAT) or template scores 0.
     """
-    m = support[None, None]                                             # [1, 1, h, w]
-    n = float(support.sum())                                            # pixels per channel
+    m = support[None, None]  # [1, 1, h, w]
+    n = float(support.sum())  # pixels per channel
     tz = (templates - (templates * m).sum((2, 3), keepdim=True) / n) * m  # [K, 3, h, w]
-    tnorm = tz.pow(2).sum((1, 2, 3)).sqrt()                             # [K]
-    num = F.conv2d(frames, tz)                                          # [V, K, H-h+1, W-w+1]
-    m3 = m.expand(3, 1, -1, -1)                                         # one box per channel
-    s1 = F.conv2d(frames, m3, groups=3)                                 # [V, 3, ., .] window sums
-    s2 = F.conv2d(frames * frames, m3, groups=3)                        # [V, 3, ., .]
-    var = (s2 - s1 * s1 / n).clamp(min=0.0).sum(1, keepdim=True)        # [V, 1, ., .] n * variance
-    den = var.sqrt() * tnorm[None, :, None, None]                       # [V, K, ., .]
+    tnorm = tz.pow(2).sum((1, 2, 3)).sqrt()  # [K]
+    num = F.conv2d(frames, tz)  # [V, K, H-h+1, W-w+1]
+    m3 = m.expand(3, 1, -1, -1)  # one box per channel
+    s1 = F.conv2d(frames, m3, groups=3)  # [V, 3, ., .] window sums
+    s2 = F.conv2d(frames * frames, m3, groups=3)  # [V, 3, ., .]
+    var = (s2 - s1 * s1 / n).clamp(min=0.0).sum(1, keepdim=True)  # [V, 1, ., .] n * variance
+    den = var.sqrt() * tnorm[None, :, None, None]  # [V, K, ., .]
     # flat: contrast under ~1% of the brightness (also absorbs float32 cancellation in var)
     flat = (var <= FLAT * s2.sum(1, keepdim=True)) | (tnorm[None, :, None, None] < 1e-6)
     ncc = torch.where(flat, torch.zeros_like(num), num / den.clamp(min=1e-12))
-    return ncc.flatten(2).amax(-1)                                      # [V, K]
+    return ncc.flatten(2).amax(-1)  # [V, K]
 
 
 def to_unit(images: np.ndarray, device) -> torch.Tensor:

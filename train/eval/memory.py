@@ -44,9 +44,9 @@ from .stats import mean_ci
 
 Attribute = Callable[[Scene, np.random.Generator], Optional[Scene]]
 Predictor = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, Tuple[int, ...]], torch.Tensor]
-SIZE_CHANGE = 0.3               # a character's radius times 1 +- this
-MEMORY_SEED_OFFSET = 0x3E3      # the probe's scenes: eval base + this, apart from the eval's own storyboards
-MIN_CHANGE = 1e-6               # mean squared change of the later shots' truth below this: nothing to follow
+SIZE_CHANGE = 0.3  # a character's radius times 1 +- this
+MEMORY_SEED_OFFSET = 0x3E3  # the probe's scenes: eval base + this, apart from the eval's own storyboards
+MIN_CHANGE = 1e-6  # mean squared change of the later shots' truth below this: nothing to follow
 
 
 def shared_character(scene: Scene) -> Optional[int]:
@@ -91,8 +91,12 @@ def alter_colour(scene: Scene, rng: np.random.Generator) -> Optional[Scene]:
     return with_character(scene, cid, colour=str(rng.choice(spare)))
 
 
-ATTRIBUTES: Dict[str, Attribute] = {"scenery": alter_scenery, "pattern": alter_pattern, "size": alter_size,
-                                    "colour": alter_colour}
+ATTRIBUTES: Dict[str, Attribute] = {
+    "scenery": alter_scenery,
+    "pattern": alter_pattern,
+    "size": alter_size,
+    "colour": alter_colour,
+}
 
 
 def probe_scenes(n: int, seed: int = 0, shots: int = 2, frames: int = 8) -> List[Scene]:
@@ -110,29 +114,40 @@ def probe_scenes(n: int, seed: int = 0, shots: int = 2, frames: int = 8) -> List
     return out
 
 
-def model_predictor(lm: Loaded, mode: str, *, chunk_frames: Optional[int] = None, top_k: Optional[int] = None,
-                    causal: Optional[bool] = None) -> Predictor:
+def model_predictor(
+    lm: Loaded,
+    mode: str,
+    *,
+    chunk_frames: Optional[int] = None,
+    top_k: Optional[int] = None,
+    causal: Optional[bool] = None,
+) -> Predictor:
     """x̂0 = x_t - t * v of the model in one attention mode (no guidance: the caption-conditioned x̂0)."""
     info = lm.info
-    kw = dict(mode=mode, chunk_frames=chunk_frames or info.get("chunk_frames") or lm.cfg.chunk_frames,
-              top_k=top_k or info.get("top_k") or lm.cfg.top_k,
-              causal=info.get("causal", lm.cfg.causal) if causal is None else causal)
+    kw = dict(
+        mode=mode,
+        chunk_frames=chunk_frames or info.get("chunk_frames") or lm.cfg.chunk_frames,
+        top_k=top_k or info.get("top_k") or lm.cfg.top_k,
+        causal=info.get("causal", lm.cfg.causal) if causal is None else causal,
+    )
 
     @torch.no_grad()
     def predict(xt, t_shot, text, frames):
         v = lm.model(xt, t_shot, text, frames=frames, **kw).float()
         t_frame = torch.repeat_interleave(t_shot.float(), torch.tensor(frames, device=t_shot.device), dim=1)
         return xt - t_frame[:, :, None, None, None] * v
+
     return predict
 
 
 def _render(scene: Scene, size: int) -> torch.Tensor:
     video = np.concatenate([render_shot(scene, i, size) for i in range(len(scene.shots))], 0)
-    return frames_to_model(torch.from_numpy(video))                   # [T, 3, H, W]
+    return frames_to_model(torch.from_numpy(video))  # [T, 3, H, W]
 
 
-def cases(scenes: Sequence[Scene], attributes: Sequence[str], size: int, seed: int = 0
-          ) -> Iterator[Tuple[int, str, torch.Tensor, torch.Tensor, Scene]]:
+def cases(
+    scenes: Sequence[Scene], attributes: Sequence[str], size: int, seed: int = 0
+) -> Iterator[Tuple[int, str, torch.Tensor, torch.Tensor, Scene]]:
     """(scene index, attribute, truth [T, 3, H, W], altered [T, 3, H, W], scene) for every
     applicable pair whose alteration shows in shot 0 and in the later shots."""
     for i, sc in enumerate(scenes):
@@ -149,21 +164,39 @@ def cases(scenes: Sequence[Scene], attributes: Sequence[str], size: int, seed: i
 
 
 @torch.no_grad()
-def gains(predict: Predictor, scenes: Sequence[Scene], attributes: Sequence[str] = tuple(ATTRIBUTES),
-          *, size: int, text_len: int, t: float = 0.5, seed: int = 0, batch: int = 4,
-          device="cpu") -> List[dict]:
+def gains(
+    predict: Predictor,
+    scenes: Sequence[Scene],
+    attributes: Sequence[str] = tuple(ATTRIBUTES),
+    *,
+    size: int,
+    text_len: int,
+    t: float = 0.5,
+    seed: int = 0,
+    batch: int = 4,
+    device="cpu",
+) -> List[dict]:
     """One record {"scene", "attribute", "gain", "change"} per case (module docstring)."""
     vocab = Vocab()
     todo = list(cases(scenes, attributes, size, seed))
     out: List[dict] = []
     for b0 in range(0, len(todo), batch):
-        group = todo[b0:b0 + batch]
+        group = todo[b0 : b0 + batch]
         frames = tuple(sh.frames for sh in group[0][4].shots)
         f0, S, B = frames[0], len(frames), len(group)
-        truth = torch.stack([g[2] for g in group]).to(device)          # [B, T, 3, H, W]
+        truth = torch.stack([g[2] for g in group]).to(device)  # [B, T, 3, H, W]
         alt = torch.stack([g[3] for g in group]).to(device)
-        eps = torch.stack([torch.randn(g[2].shape, generator=torch.Generator().manual_seed(
-            int(np.random.SeedSequence([seed, g[0], 0xE95]).generate_state(1)[0]))) for g in group]).to(device)
+        eps = torch.stack(
+            [
+                torch.randn(
+                    g[2].shape,
+                    generator=torch.Generator().manual_seed(
+                        int(np.random.SeedSequence([seed, g[0], 0xE95]).generate_state(1)[0])
+                    ),
+                )
+                for g in group
+            ]
+        ).to(device)
         mid = (1 - t) * 0.5 * (truth + alt) + t * eps
         x_a = torch.cat([truth[:, :f0], mid[:, f0:]], 1)
         x_b = torch.cat([alt[:, :f0], mid[:, f0:]], 1)
@@ -171,7 +204,7 @@ def gains(predict: Predictor, scenes: Sequence[Scene], attributes: Sequence[str]
         t_shot = torch.full((B, S), t, device=device)
         t_shot[:, 0] = 0.0
         pred = predict(torch.cat([x_a, x_b]), torch.cat([t_shot, t_shot]), torch.cat([text, text]), frames)
-        dx = (pred[B:, f0:] - pred[:B, f0:]).double().flatten(1)       # [B, n]
+        dx = (pred[B:, f0:] - pred[:B, f0:]).double().flatten(1)  # [B, n]
         dr = (alt[:, f0:] - truth[:, f0:]).double().flatten(1)
         g = (dx * dr).sum(1) / (dr * dr).sum(1)
         for (i, name, *_), gi, ch in zip(group, g.tolist(), dr.pow(2).mean(1).tolist()):
@@ -189,10 +222,22 @@ def summarise(records: Sequence[dict], attributes: Sequence[str], seed: int = 0)
     return out
 
 
-def memory_probe(lm, *, scenes: int = 8, t: float = 0.5, modes: Sequence[str] = ("dense", "moc"),
-                 attributes: Sequence[str] = tuple(ATTRIBUTES), seed: int = 0, shots: int = 2, frames: int = 8,
-                 batch: int = 4, device="cpu", chunk_frames: Optional[int] = None, top_k: Optional[int] = None,
-                 log=lambda *a: None) -> dict:
+def memory_probe(
+    lm,
+    *,
+    scenes: int = 8,
+    t: float = 0.5,
+    modes: Sequence[str] = ("dense", "moc"),
+    attributes: Sequence[str] = tuple(ATTRIBUTES),
+    seed: int = 0,
+    shots: int = 2,
+    frames: int = 8,
+    batch: int = 4,
+    device="cpu",
+    chunk_frames: Optional[int] = None,
+    top_k: Optional[int] = None,
+    log=lambda *a: None,
+) -> dict:
     """The probe for the trainer / the eval: {"t", "scenes", "modes": {mode: {attribute: summary}},
     "records": {mode: [...]}, "seconds"}. `lm` is a loaded model (generate.load_model) or a bare
     MoCDiT (the trainer's; its config's chunk size and top-k unless given)."""
@@ -208,8 +253,17 @@ def memory_probe(lm, *, scenes: int = 8, t: float = 0.5, modes: Sequence[str] = 
     lm.model.to(device)
     res: dict = {"t": t, "scenes": scenes, "shots": shots, "frames": frames, "modes": {}, "records": {}}
     for m in modes:
-        recs = gains(model_predictor(lm, m, chunk_frames=chunk_frames, top_k=top_k), sc, attributes,
-                     size=lm.cfg.image_size, text_len=lm.cfg.text_len, t=t, seed=seed, batch=batch, device=device)
+        recs = gains(
+            model_predictor(lm, m, chunk_frames=chunk_frames, top_k=top_k),
+            sc,
+            attributes,
+            size=lm.cfg.image_size,
+            text_len=lm.cfg.text_len,
+            t=t,
+            seed=seed,
+            batch=batch,
+            device=device,
+        )
         res["records"][m] = recs
         res["modes"][m] = summarise(recs, attributes, seed)
         log(f"memory: {m} " + ", ".join(f"{a} {s['score']:.3f}" for a, s in res["modes"][m].items()))
@@ -219,11 +273,15 @@ def memory_probe(lm, *, scenes: int = 8, t: float = 0.5, modes: Sequence[str] = 
 
 def markdown(res: dict) -> str:
     attrs = [a for a in ATTRIBUTES if any(a in s for s in res["modes"].values())]
-    lines = [f"| memory gain, t = {res['t']} ({res['scenes']} scenes) | " + " | ".join(attrs) + " |",
-             "|---|" + "---|" * len(attrs)]
+    lines = [
+        f"| memory gain, t = {res['t']} ({res['scenes']} scenes) | " + " | ".join(attrs) + " |",
+        "|---|" + "---|" * len(attrs),
+    ]
     for m, s in res["modes"].items():
-        cells = [f"{s[a]['score']:.3f} [{s[a]['lo']:.3f}, {s[a]['hi']:.3f}] (n={s[a]['n']})" if a in s else "—"
-                 for a in attrs]
+        cells = [
+            f"{s[a]['score']:.3f} [{s[a]['lo']:.3f}, {s[a]['hi']:.3f}] (n={s[a]['n']})" if a in s else "—"
+            for a in attrs
+        ]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -232,13 +290,19 @@ def main(argv: Optional[List[str]] = None) -> dict:
     p = argparse.ArgumentParser(prog="python3 -m train.eval.memory", description=__doc__.split("\n")[0])
     a = p.add_argument
     a("--ckpt", required=True, help="checkpoint dir / exported model folder / random:<config>")
-    a("--ema", action="store_true"); a("--scenes", type=int, default=8)
+    a("--ema", action="store_true")
+    a("--scenes", type=int, default=8)
     a("--t", default="0.5", help="noise level(s) of the later shots, comma-separated")
-    a("--modes", default="dense,moc"); a("--attributes", default=",".join(ATTRIBUTES))
-    a("--seed", type=int, default=0); a("--shots", type=int, default=2); a("--frames", type=int, default=8)
+    a("--modes", default="dense,moc")
+    a("--attributes", default=",".join(ATTRIBUTES))
+    a("--seed", type=int, default=0)
+    a("--shots", type=int, default=2)
+    a("--frames", type=int, default=8)
     a("--batch", type=int, default=4, help="cases per model call (each call runs 2x this)")
-    a("--chunk-frames", type=int, default=None); a("--top-k", type=int, default=None)
-    a("--device", default="cpu"); a("--threads", type=int, default=0)
+    a("--chunk-frames", type=int, default=None)
+    a("--top-k", type=int, default=None)
+    a("--device", default="cpu")
+    a("--threads", type=int, default=0)
     a("--out", default=None, help="write the results (JSON) here")
     args = p.parse_args(argv)
     if args.threads:
@@ -247,10 +311,21 @@ def main(argv: Optional[List[str]] = None) -> dict:
     log = lambda msg: print(msg, file=sys.stderr, flush=True)
     runs = []
     for t in (float(x) for x in args.t.split(",")):
-        r = memory_probe(lm, scenes=args.scenes, t=t, modes=[m for m in args.modes.split(",") if m],
-                         attributes=[x for x in args.attributes.split(",") if x], seed=args.seed,
-                         shots=args.shots, frames=args.frames, batch=args.batch, device=pick_device(args.device),
-                         chunk_frames=args.chunk_frames, top_k=args.top_k, log=log)
+        r = memory_probe(
+            lm,
+            scenes=args.scenes,
+            t=t,
+            modes=[m for m in args.modes.split(",") if m],
+            attributes=[x for x in args.attributes.split(",") if x],
+            seed=args.seed,
+            shots=args.shots,
+            frames=args.frames,
+            batch=args.batch,
+            device=pick_device(args.device),
+            chunk_frames=args.chunk_frames,
+            top_k=args.top_k,
+            log=log,
+        )
         print(markdown(r) + f"\n{r['seconds']:.0f} s\n", flush=True)
         runs.append(r)
     result = {"model": lm.info, "argv": sys.argv[1:] if argv is None else list(argv), "runs": runs}

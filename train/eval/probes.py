@@ -48,32 +48,32 @@ from ..vocab import ACTIONS, COLOURS, LOCATIONS, PATTERNS, SHAPES
 from ..world import MOVE_DISTANCE, SIZE_RANGE, Scene, _sample_location
 from . import measures
 
-MOTION_MIN = 0.05          # |M_truth - M_ref| below this: the caption's motion is not visible
+MOTION_MIN = 0.05  # |M_truth - M_ref| below this: the caption's motion is not visible
 _START = {"moves left": 0.5 * MOVE_DISTANCE, "moves right": -0.5 * MOVE_DISTANCE}  # world.py's start offsets
 _MOVING = tuple(a for a in ACTIONS if a != "stays")
 
 
 @dataclass
 class Test:
-    metric: str                 # palette | colour | shape | motion | pattern | size | area | background
-    run: str                    # "free" | "cond" | "joint": which video it reads and how (module docstring)
+    metric: str  # palette | colour | shape | motion | pattern | size | area | background
+    run: str  # "free" | "cond" | "joint": which video it reads and how (module docstring)
     shot: int
-    measure: str                # hist | ncc | pix | area | motion (measures.py)
-    what: str                   # "character 2", "location meadow"
+    measure: str  # hist | ncc | pix | area | motion (measures.py)
+    what: str  # "character 2", "location meadow"
     data: dict = field(default_factory=dict)  # the candidates' features, truth first
-    cls: str = ""               # motion: "moving" | "still"
+    cls: str = ""  # motion: "moving" | "still"
     first: Optional[dict] = None  # joint: the same candidates' features in shot 0
 
 
 @dataclass
 class Probe:
     scene: Scene
-    truth: List[np.ndarray]     # per shot uint8 [F, H, W, 3]
+    truth: List[np.ndarray]  # per shot uint8 [F, H, W, 3]
     tests: List[Test]
     doctored: Dict[str, np.ndarray]  # DOCTORED name -> uint8 [T, H, W, 3]: shot 0 true, later shots changed
 
     def video(self) -> np.ndarray:
-        return np.concatenate(self.truth, 0)                            # [T, H, W, 3]
+        return np.concatenate(self.truth, 0)  # [T, H, W, 3]
 
     def shot_slices(self) -> List[slice]:
         ends = np.cumsum([s.frames for s in self.scene.shots])
@@ -86,8 +86,9 @@ def with_character(scene: Scene, cid: int, **changes) -> Scene:
     shots = scene.shots
     if "size" in changes:
         dy = scene.character(cid).size - changes["size"]
-        shots = [replace(s, actors=[replace(a, y=a.y + dy) if a.char == cid else a for a in s.actors])
-                 for s in scene.shots]
+        shots = [
+            replace(s, actors=[replace(a, y=a.y + dy) if a.char == cid else a for a in s.actors]) for s in scene.shots
+        ]
     cast = [replace(c, **changes) if c.id == cid else c for c in scene.cast]
     return replace(scene, cast=cast, shots=shots)
 
@@ -120,17 +121,19 @@ def redraw_hidden(scene: Scene, rng: np.random.Generator) -> Scene:
 def with_action(scene: Scene, shot: int, cid: int, action: str) -> Scene:
     """Character `cid` does `action` in shot `shot`, its path centred where the old one was."""
     s = scene.shots[shot]
-    actors = [replace(a, action=action, x=a.x - _START.get(a.action, 0.0) + _START.get(action, 0.0))
-              if a.char == cid else a for a in s.actors]
+    actors = [
+        replace(a, action=action, x=a.x - _START.get(a.action, 0.0) + _START.get(action, 0.0)) if a.char == cid else a
+        for a in s.actors
+    ]
     shots = list(scene.shots)
     shots[shot] = replace(s, actors=actors)
     return replace(scene, shots=shots)
 
 
 # ---- tests ------------------------------------------------------------------------------------
-Render = Tuple[np.ndarray, Dict[int, np.ndarray]]                      # frames, {cid: mask [F, H, W]}
-Feature = Tuple[dict, List[np.ndarray]]                                # test data, one flat feature per candidate
-CANDIDATE_KEYS = ("hists", "stills", "values", "templates")           # data entries indexed by candidate
+Render = Tuple[np.ndarray, Dict[int, np.ndarray]]  # frames, {cid: mask [F, H, W]}
+Feature = Tuple[dict, List[np.ndarray]]  # test data, one flat feature per candidate
+CANDIDATE_KEYS = ("hists", "stills", "values", "templates")  # data entries indexed by candidate
 
 
 def _keep_distinct(*feats: Sequence[np.ndarray]) -> List[int]:
@@ -147,8 +150,9 @@ def _take(data: dict, keep: List[int]) -> dict:
     return out
 
 
-def make_test(metric: str, run: str, shot: int, what: str, measure: str, feat: Optional[Feature],
-              first: Optional[Feature] = None) -> Optional[Test]:
+def make_test(
+    metric: str, run: str, shot: int, what: str, measure: str, feat: Optional[Feature], first: Optional[Feature] = None
+) -> Optional[Test]:
     """A test from the candidates' features (truth first); with `first` (the same candidates in
     shot 0) a joint-mode test (see score_videos). None when no alternative differs visibly."""
     if feat is None or (first is None and run == "joint"):
@@ -156,8 +160,9 @@ def make_test(metric: str, run: str, shot: int, what: str, measure: str, feat: O
     keep = _keep_distinct(feat[1]) if first is None else _keep_distinct(feat[1], first[1])
     if len(keep) < 2:
         return None
-    return Test(metric, run, shot, measure, what, _take(feat[0], keep),
-                first=None if first is None else _take(first[0], keep))
+    return Test(
+        metric, run, shot, measure, what, _take(feat[0], keep), first=None if first is None else _take(first[0], keep)
+    )
 
 
 def hist_feature(renders: Sequence[Render]) -> Feature:
@@ -179,7 +184,7 @@ def area_feature(colours: Sequence[np.ndarray], renders: Sequence[Render]) -> Fe
 def _dilate(mask: np.ndarray) -> np.ndarray:
     p = np.pad(mask, 1)
     H, W = mask.shape
-    return np.any([p[dy:dy + H, dx:dx + W] for dy in range(3) for dx in range(3)], axis=0)
+    return np.any([p[dy : dy + H, dx : dx + W] for dy in range(3) for dx in range(3)], axis=0)
 
 
 def ncc_feature(cid: int, renders: Sequence[Render], n_frames: int, min_px: int) -> Optional[Feature]:
@@ -187,7 +192,7 @@ def ncc_feature(cid: int, renders: Sequence[Render], n_frames: int, min_px: int)
     F = renders[0][0].shape[0]
     templates, supports, frames = [], [], []
     for f in np.unique(np.linspace(0, F - 1, n_frames).round().astype(int)):
-        union = np.any([r[1][cid][f] for r in renders], axis=0)          # [H, W]
+        union = np.any([r[1][cid][f] for r in renders], axis=0)  # [H, W]
         if union.sum() < min_px:
             continue
         sup = _dilate(union)
@@ -202,15 +207,20 @@ def ncc_feature(cid: int, renders: Sequence[Render], n_frames: int, min_px: int)
     return {"frames": frames, "supports": supports, "templates": templates}, flat
 
 
-def motion_test(shot, what, colour, area: float, truth: Render, refs: Sequence[Render],
-                moving: bool) -> Optional[Test]:
+def motion_test(shot, what, colour, area: float, truth: Render, refs: Sequence[Render], moving: bool) -> Optional[Test]:
     m_truth = measures.colour_change(truth[0], colour) / area
     m_ref = float(np.median([measures.colour_change(r[0], colour) for r in refs])) / area
     if abs(m_truth - m_ref) < MOTION_MIN:
         return None
-    return Test("motion", "free", shot, "motion", what,
-                {"colour": colour, "area": area, "values": np.array([m_truth, m_ref])},
-                "moving" if moving else "still")
+    return Test(
+        "motion",
+        "free",
+        shot,
+        "motion",
+        what,
+        {"colour": colour, "area": area, "values": np.array([m_truth, m_ref])},
+        "moving" if moving else "still",
+    )
 
 
 def solid_characters(scene: Scene) -> Scene:
@@ -230,38 +240,83 @@ def redraw_sizes(scene: Scene, rng: np.random.Generator) -> Scene:
 # doctored ground truths (shot 0 true, later shots rendered from a changed scene): what the
 # consistency tests score on videos whose memory is known to be wrong in one way
 DOCTORED = {
-    "truth, no memory": redraw_hidden,                                  # every hidden attribute re-drawn
-    "truth, solid": lambda sc, rng: solid_characters(sc),               # right sizes, no pattern
-    "truth, sizes re-drawn": redraw_sizes,                              # right patterns, sizes at random
+    "truth, no memory": redraw_hidden,  # every hidden attribute re-drawn
+    "truth, solid": lambda sc, rng: solid_characters(sc),  # right sizes, no pattern
+    "truth, sizes re-drawn": redraw_sizes,  # right patterns, sizes at random
 }
 
 
-def build_probe(scene: Scene, size: int, seed: int, alternatives: int = 4, ncc_frames: int = 3,
-                min_px: int = 4) -> Probe:
+def build_probe(
+    scene: Scene, size: int, seed: int, alternatives: int = 4, ncc_frames: int = 3, min_px: int = 4
+) -> Probe:
     """Ground truth, the doctored truths and every test of one scene (rendered at size x size)."""
     rng = np.random.default_rng(seed)
     draw = lambda sc, s: render_shot(sc, s, size, masks=True)
     truth = [draw(scene, s) for s in range(len(scene.shots))]
     tests: List[Optional[Test]] = []
     spare = [c for c in COLOURS if c not in {ch.colour for ch in scene.cast}]
-    area = lambda r, cid: float(r[1][cid].sum((1, 2)).mean())           # mean visible pixels
+    area = lambda r, cid: float(r[1][cid].sum((1, 2)).mean())  # mean visible pixels
     for s, shot in enumerate(scene.shots):
         loc = scene.locations[shot.location]
-        tests.append(make_test("palette", "free", s, f"location {loc.name}", "hist", hist_feature([truth[s]] + [
-            draw(with_location(scene, shot.location, replace(loc, name=n)), s) for n in LOCATIONS if n != loc.name])))
+        tests.append(
+            make_test(
+                "palette",
+                "free",
+                s,
+                f"location {loc.name}",
+                "hist",
+                hist_feature(
+                    [truth[s]]
+                    + [
+                        draw(with_location(scene, shot.location, replace(loc, name=n)), s)
+                        for n in LOCATIONS
+                        if n != loc.name
+                    ]
+                ),
+            )
+        )
         for a in shot.actors:
             char, what = scene.character(a.char), f"character {a.char}"
             if area(truth[s], a.char) < min_px:
                 continue
-            tests.append(make_test("colour", "free", s, what, "hist", hist_feature([truth[s]] + [
-                draw(with_character(scene, a.char, colour=c), s) for c in spare])))
-            tests.append(make_test("shape", "free", s, what, "ncc", ncc_feature(a.char, [truth[s]] + [
-                draw(with_character(scene, a.char, shape=sh), s) for sh in SHAPES if sh != char.shape],
-                ncc_frames, min_px)))
+            tests.append(
+                make_test(
+                    "colour",
+                    "free",
+                    s,
+                    what,
+                    "hist",
+                    hist_feature([truth[s]] + [draw(with_character(scene, a.char, colour=c), s) for c in spare]),
+                )
+            )
+            tests.append(
+                make_test(
+                    "shape",
+                    "free",
+                    s,
+                    what,
+                    "ncc",
+                    ncc_feature(
+                        a.char,
+                        [truth[s]]
+                        + [draw(with_character(scene, a.char, shape=sh), s) for sh in SHAPES if sh != char.shape],
+                        ncc_frames,
+                        min_px,
+                    ),
+                )
+            )
             refs = _MOVING if a.action == "stays" else ("stays",)
-            tests.append(motion_test(s, what, COLOURS[char.colour], area(truth[s], a.char), truth[s],
-                                     [draw(with_action(scene, s, a.char, r), s) for r in refs],
-                                     a.action != "stays"))
+            tests.append(
+                motion_test(
+                    s,
+                    what,
+                    COLOURS[char.colour],
+                    area(truth[s], a.char),
+                    truth[s],
+                    [draw(with_action(scene, s, a.char, r), s) for r in refs],
+                    a.action != "stays",
+                )
+            )
     first = scene.shots[0]
     seen = {a.char for a in first.actors if area(truth[0], a.char) >= min_px}
     for s in range(1, len(scene.shots)):
@@ -276,27 +331,36 @@ def build_probe(scene: Scene, size: int, seed: int, alternatives: int = 4, ncc_f
             for metric, alts in (("pattern", pats), ("size", sizes)):
                 r0, rs = [truth[0]] + [draw(sc, 0) for sc in alts], [truth[s]] + [draw(sc, s) for sc in alts]
                 f0, fs = ncc_feature(a.char, r0, ncc_frames, min_px), ncc_feature(a.char, rs, ncc_frames, min_px)
-                tests += [make_test(metric, "cond", s, what, "ncc", fs), make_test(metric, "joint", s, what, "ncc", fs, f0)]
+                tests += [
+                    make_test(metric, "cond", s, what, "ncc", fs),
+                    make_test(metric, "joint", s, what, "ncc", fs, f0),
+                ]
                 if metric == "size":
                     f0, fs = area_feature(colours, r0), area_feature(colours, rs)
-                    tests += [make_test("area", "cond", s, what, "area", fs),
-                              make_test("area", "joint", s, what, "area", fs, f0)]
+                    tests += [
+                        make_test("area", "cond", s, what, "area", fs),
+                        make_test("area", "joint", s, what, "area", fs, f0),
+                    ]
         if shot.location == first.location and shot.framing == "wide":
             alts = [redraw_location(scene, shot.location, rng) for _ in range(alternatives)]
             what = f"location {scene.locations[shot.location].name}"
             fs = pix_feature([truth[s]] + [draw(sc, s) for sc in alts])
             f0 = pix_feature([truth[0]] + [draw(sc, 0) for sc in alts])
-            tests += [make_test("background", "cond", s, what, "pix", fs),
-                      make_test("background", "joint", s, what, "pix", fs, f0)]
+            tests += [
+                make_test("background", "cond", s, what, "pix", fs),
+                make_test("background", "joint", s, what, "pix", fs, f0),
+            ]
     doctored = {}
     for name, change in DOCTORED.items():
         sc = change(scene, rng)
-        doctored[name] = np.concatenate([truth[0][0]] + [render_shot(sc, s, size) for s in range(1, len(scene.shots))], 0)
+        doctored[name] = np.concatenate(
+            [truth[0][0]] + [render_shot(sc, s, size) for s in range(1, len(scene.shots))], 0
+        )
     return Probe(scene, [t[0] for t in truth], [t for t in tests if t is not None], doctored)
 
 
 # ---- scoring ----------------------------------------------------------------------------------
-VIDEO_OF_RUN = {"free": "free", "cond": "cond", "joint": "free"}    # joint tests read the free video
+VIDEO_OF_RUN = {"free": "free", "cond": "cond", "joint": "free"}  # joint tests read the free video
 
 
 def score_videos(probe: Probe, videos: Dict[str, Dict[str, np.ndarray]], device="cpu") -> Dict[str, List[dict]]:
@@ -309,12 +373,12 @@ def score_videos(probe: Probe, videos: Dict[str, Dict[str, np.ndarray]], device=
     out: Dict[str, List[dict]] = {n: [] for n in names}
     slices = probe.shot_slices()
     stacked = {run: np.stack([videos[run][n] for n in names]) for run in videos}  # [V, T, H, W, 3]
-    cache: Dict[tuple, object] = {}                                     # video-side features per (video, shot)
+    cache: Dict[tuple, object] = {}  # video-side features per (video, shot)
 
     def feature(video: str, shot: int, kind: str, make):
         key = (video, shot, kind)
         if key not in cache:
-            cache[key] = make(stacked[video][:, slices[shot]])          # from [V, F, H, W, 3]
+            cache[key] = make(stacked[video][:, slices[shot]])  # from [V, F, H, W, 3]
         return cache[key]
 
     def distances(measure: str, data: dict, video: str, shot: int) -> np.ndarray:
@@ -327,25 +391,37 @@ def score_videos(probe: Probe, videos: Dict[str, Dict[str, np.ndarray]], device=
             return ((im[:, None] - data["stills"][None]) ** 2).mean((2, 3, 4))
         if measure == "area":
             cols = data["colours"]
-            m = feature(video, shot, ("area", cols.tobytes()),
-                        lambda v: np.array([[measures.colour_mass(x, cols)] for x in v]))  # [V, 1]
+            m = feature(
+                video, shot, ("area", cols.tobytes()), lambda v: np.array([[measures.colour_mass(x, cols)] for x in v])
+            )  # [V, 1]
             return np.abs(m[:, None] - data["values"][None]).sum(-1)
         if measure == "motion":
-            m = np.array([measures.colour_change(v, data["colour"]) / data["area"]
-                          for v in stacked[video][:, slices[shot]]])
+            m = np.array(
+                [measures.colour_change(v, data["colour"]) / data["area"] for v in stacked[video][:, slices[shot]]]
+            )
             return np.abs(m[:, None] - data["values"][None])
         u = feature(video, shot, "unit", lambda v: measures.to_unit(v, device))  # [V, F, 3, H, W]
-        best = [measures.ncc_max(u[:, f], measures.to_unit(tpl, device), torch.from_numpy(sup).to(device).float())
-                for f, tpl, sup in zip(data["frames"], data["templates"], data["supports"])]
+        best = [
+            measures.ncc_max(u[:, f], measures.to_unit(tpl, device), torch.from_numpy(sup).to(device).float())
+            for f, tpl, sup in zip(data["frames"], data["templates"], data["supports"])
+        ]
         return (1.0 - torch.stack(best).mean(0)).double().cpu().numpy()
 
     for t in probe.tests:
         video = VIDEO_OF_RUN[t.run]
-        d = distances(t.measure, t.data, video, t.shot)                 # [V, 1+K]
-        if t.first is not None:                                         # joint: hold shot s to what shot 0 shows
-            pick = distances(t.measure, t.first, video, 0).argmin(1)    # [V] the candidate shot 0 looks like
+        d = distances(t.measure, t.data, video, t.shot)  # [V, 1+K]
+        if t.first is not None:  # joint: hold shot s to what shot 0 shows
+            pick = distances(t.measure, t.first, video, 0).argmin(1)  # [V] the candidate shot 0 looks like
             d = np.stack([np.concatenate([[dv[p]], np.delete(dv, p)]) for dv, p in zip(d, pick)])
         for n, dv in zip(names, d):
-            out[n].append({"metric": t.metric, "run": t.run, "score": measures.forced_choice(dv), "shot": t.shot,
-                           "what": t.what, "cls": t.cls})
+            out[n].append(
+                {
+                    "metric": t.metric,
+                    "run": t.run,
+                    "score": measures.forced_choice(dv),
+                    "shot": t.shot,
+                    "what": t.what,
+                    "cls": t.cls,
+                }
+            )
     return out

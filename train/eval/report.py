@@ -23,7 +23,7 @@ from ..render import contact_sheet, write_png
 from .stats import means_ci
 
 GROUPS = {"adherence": ("palette", "colour", "shape"), "motion": ("moving", "still")}
-MEMORY = ("pattern", "size", "area", "background")                     # consistency tests, each apart
+MEMORY = ("pattern", "size", "area", "background")  # consistency tests, each apart
 HEADLINE = ("adherence",) + MEMORY + ("motion",)
 LABEL = {"area": "size (area)"}
 CARD_BEGIN, CARD_END = "<!-- eval:begin -->", "<!-- eval:end -->"
@@ -56,18 +56,27 @@ def _num(r: Optional[dict]) -> str:
 def markdown_table(rows: Dict[str, dict], n_scenes: int) -> str:
     """The card's headline table (one row per mode / reference / baseline) and the joint table."""
     heads = [LABEL.get(h, h) for h in HEADLINE]
-    lines = [f"| {n_scenes} held-out storyboards, shot 0 given (*cond*) | " + " | ".join(heads)
-             + " | sparsity | attention TFLOPs / video | seconds (all storyboards) |",
-             "|---|" + "---|" * (len(heads) + 3)]
+    lines = [
+        f"| {n_scenes} held-out storyboards, shot 0 given (*cond*) | "
+        + " | ".join(heads)
+        + " | sparsity | attention TFLOPs / video | seconds (all storyboards) |",
+        "|---|" + "---|" * (len(heads) + 3),
+    ]
     for name, r in rows.items():
         gen = r.get("generation")
         cells = [_num(r.get(h)) for h in HEADLINE] + [
             f"{gen['sparsity']:.1%}" if gen else "—",
             f"{gen['attention_flops'] / 1e12:.3g}" if gen else "—",
-            f"{gen['seconds']:.1f}" if gen else "—"]
+            f"{gen['seconds']:.1f}" if gen else "—",
+        ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", "| the same storyboards, every shot generated (*joint*) | "
-              + " | ".join(LABEL.get(m, m) for m in MEMORY) + " |", "|---|" + "---|" * len(MEMORY)]
+    lines += [
+        "",
+        "| the same storyboards, every shot generated (*joint*) | "
+        + " | ".join(LABEL.get(m, m) for m in MEMORY)
+        + " |",
+        "|---|" + "---|" * len(MEMORY),
+    ]
     for name, r in rows.items():
         lines.append(f"| {name} | " + " | ".join(_num(r.get("joint " + m)) for m in MEMORY) + " |")
     return "\n".join(lines) + "\n"
@@ -89,8 +98,11 @@ def insert_into_card(card_path: str, table_md: str, note: str = "") -> None:
     (replacing what was there). Without markers, they are added at the end of the Evaluation
     section; without that section, one is appended."""
     text = open(card_path).read() if os.path.exists(card_path) else "# Model card\n"
-    block = f"{CARD_BEGIN}\n{note.strip()}\n\n{table_md.strip()}\n{CARD_END}" if note else \
-        f"{CARD_BEGIN}\n{table_md.strip()}\n{CARD_END}"
+    block = (
+        f"{CARD_BEGIN}\n{note.strip()}\n\n{table_md.strip()}\n{CARD_END}"
+        if note
+        else f"{CARD_BEGIN}\n{table_md.strip()}\n{CARD_END}"
+    )
     if CARD_BEGIN in text and CARD_END in text:
         i, j = text.index(CARD_BEGIN), text.index(CARD_END) + len(CARD_END)
         text = text[:i] + block + text[j:]
@@ -99,7 +111,7 @@ def insert_into_card(card_path: str, table_md: str, note: str = "") -> None:
         if m is None:
             text = text.rstrip("\n") + "\n\n## Evaluation\n\n" + block + "\n"
         else:
-            nxt = re.search(r"^## ", text[m.end():], flags=re.M)
+            nxt = re.search(r"^## ", text[m.end() :], flags=re.M)
             at = m.end() + (nxt.start() if nxt else len(text) - m.end())
             text = text[:at].rstrip("\n") + "\n\n" + block + "\n\n" + text[at:].lstrip("\n")
     with open(card_path, "w") as f:
@@ -111,7 +123,7 @@ def write_sheet(path: str, videos: Sequence[np.ndarray], frames: Sequence[int], 
     blocks = []
     for v in videos:
         ends = np.cumsum(frames)
-        blocks.append(contact_sheet([v[e - f:e] for e, f in zip(ends, frames)]))
+        blocks.append(contact_sheet([v[e - f : e] for e, f in zip(ends, frames)]))
     gap = np.full((6, blocks[0].shape[1], 3), 255, np.uint8)
     sheet = np.concatenate([x for b in blocks for x in (b, gap)][:-1], 0)
     write_png(path, np.repeat(np.repeat(sheet, scale, 0), scale, 1))

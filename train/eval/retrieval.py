@@ -40,7 +40,7 @@ from ..vocab import Vocab
 from ..world import Scene
 from .generate import Loaded, load_model, pick_device
 
-COVER = 0.25      # a patch is a character query when at least this share of its pixels is c
+COVER = 0.25  # a patch is a character query when at least this share of its pixels is c
 
 
 def cases(scene: Scene) -> List[tuple]:
@@ -65,33 +65,45 @@ def _route_counts(trace: dict, depth: int, j: int, tokens: slice, n_chunks: int)
     """Routing picks of scene j's queries `tokens`, per chunk, over all layers, heads and slots:
     [n_queries, C] float."""
     r = torch.stack([trace[f"blocks.{i}.routed"][j, :, tokens] for i in range(depth)])  # [depth, H, nq, K]
-    hot = F.one_hot(r.clamp(min=0), n_chunks) * (r >= 0)[..., None]    # [depth, H, nq, K, C]
-    return hot.sum(dim=(0, 1, 3)).float()                               # [nq, C]
+    hot = F.one_hot(r.clamp(min=0), n_chunks) * (r >= 0)[..., None]  # [depth, H, nq, K, C]
+    return hot.sum(dim=(0, 1, 3)).float()  # [nq, C]
 
 
-def _attention_mass(trace: dict, depth: int, j: int, tokens: slice, key_chunk: torch.Tensor,
-                    n_chunks: int) -> torch.Tensor:
+def _attention_mass(
+    trace: dict, depth: int, j: int, tokens: slice, key_chunk: torch.Tensor, n_chunks: int
+) -> torch.Tensor:
     """Attention probability of scene j's queries `tokens` per key chunk, summed over layers and
     heads (the forward's own q and k, as rotated): [n_queries, C] float."""
     mass = None
     for i in range(depth):
-        q = trace[f"blocks.{i}.attn.q"][j, :, tokens].float()           # [H, nq, D]
-        k = trace[f"blocks.{i}.attn.k"][j].float()                      # [H, N, D]
+        q = trace[f"blocks.{i}.attn.q"][j, :, tokens].float()  # [H, nq, D]
+        k = trace[f"blocks.{i}.attn.k"][j].float()  # [H, N, D]
         prob = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), -1)  # [H, nq, N]
         per_chunk = torch.zeros(*prob.shape[:2], n_chunks, device=prob.device)
-        per_chunk.index_add_(2, key_chunk, prob)                        # [H, nq, C]
+        per_chunk.index_add_(2, key_chunk, prob)  # [H, nq, C]
         mass = per_chunk.sum(0) if mass is None else mass + per_chunk.sum(0)
-    return mass                                                         # [nq, C]
+    return mass  # [nq, C]
 
 
 MEASURES = ("routes", "attention")
 
 
 @torch.no_grad()
-def retrieval_probe(lm: Loaded, scenes: Sequence[Scene], *, device, chunk_frames: int, top_k: int,
-                    causal: bool, t: float = 0.5, seed: int = 0, batch: int = 16,
-                    measure: str = "routes", per_case: Optional[list] = None,
-                    on_trace: Optional[Callable] = None) -> Dict[str, float]:
+def retrieval_probe(
+    lm: Loaded,
+    scenes: Sequence[Scene],
+    *,
+    device,
+    chunk_frames: int,
+    top_k: int,
+    causal: bool,
+    t: float = 0.5,
+    seed: int = 0,
+    batch: int = 16,
+    measure: str = "routes",
+    per_case: Optional[list] = None,
+    on_trace: Optional[Callable] = None,
+) -> Dict[str, float]:
     """The probe described in the module docstring. Returns {"score", "n", "char_share",
     "background_share", "chance_share", "t", "measure"}, each a mean over cases.
 
@@ -108,26 +120,35 @@ def retrieval_probe(lm: Loaded, scenes: Sequence[Scene], *, device, chunk_frames
     frames = tuple(sh.frames for sh in scenes[0].shots)
     layout = model.layout(frames, chunk_frames)
     n_text, C = layout.n_text, len(layout.chunk_shot)
-    chunk_shot = torch.as_tensor(layout.chunk_shot, device=device)          # [C]
-    chunk_video = torch.as_tensor(layout.chunk_kind == 1, device=device)    # [C]
-    key_chunk = torch.as_tensor(layout.token_chunk, device=device)         # [N]
+    chunk_shot = torch.as_tensor(layout.chunk_shot, device=device)  # [C]
+    chunk_video = torch.as_tensor(layout.chunk_kind == 1, device=device)  # [C]
+    key_chunk = torch.as_tensor(layout.token_chunk, device=device)  # [N]
     frame_start = np.concatenate([[0], np.cumsum(frames)])
     scores: List[float] = []
     tot = {"char": 0.0, "bg": 0.0, "chance": 0.0}
     gen = torch.Generator().manual_seed(seed)
     for b0 in range(0, len(scenes), batch):
-        group = scenes[b0:b0 + batch]
+        group = scenes[b0 : b0 + batch]
         rendered = [[render_shot(sc, i, cfg.image_size, masks=True) for i in range(len(sc.shots))] for sc in group]
         video = torch.from_numpy(np.stack([np.concatenate([f for f, _ in r], 0) for r in rendered]))
-        x0 = frames_to_model(video).to(device)                               # [B, T, 3, H, W]
+        x0 = frames_to_model(video).to(device)  # [B, T, 3, H, W]
         eps = torch.randn(x0.shape, generator=gen).to(device)
         xt = (1 - t) * x0 + t * eps
         text = torch.from_numpy(np.stack([encode_scene(sc, vocab, cfg.text_len) for sc in group])).to(device)
         t_shot = torch.full((len(group), len(frames)), t, device=device)
         trace: dict = {}
         if measure == "routes":
-            model(xt, t_shot, text, frames=frames, mode="moc", chunk_frames=chunk_frames, top_k=top_k,
-                  causal=causal, trace=trace)
+            model(
+                xt,
+                t_shot,
+                text,
+                frames=frames,
+                mode="moc",
+                chunk_frames=chunk_frames,
+                top_k=top_k,
+                causal=causal,
+                trace=trace,
+            )
         else:
             model(xt, t_shot, text, frames=frames, mode="dense", chunk_frames=chunk_frames, trace=trace)
         if on_trace is not None:
@@ -140,8 +161,11 @@ def retrieval_probe(lm: Loaded, scenes: Sequence[Scene], *, device, chunk_frames
                 f0, f1 = frame_start[s], frame_start[s + 1]
                 vis = rendered[j][s][1]
                 shot_tokens = slice(n_text + f0 * G * G, n_text + f1 * G * G)  # the shot's video queries
-                m = (_route_counts(trace, cfg.depth, j, shot_tokens, C) if measure == "routes" else
-                     _attention_mass(trace, cfg.depth, j, shot_tokens, key_chunk, C))  # [F*G*G, C]
+                m = (
+                    _route_counts(trace, cfg.depth, j, shot_tokens, C)
+                    if measure == "routes"
+                    else _attention_mass(trace, cfg.depth, j, shot_tokens, key_chunk, C)
+                )  # [F*G*G, C]
                 earlier = chunk_video & (chunk_shot >= 0) & (chunk_shot < s)  # [C]
                 bg = np.flatnonzero(_patch_cover(np.any(np.stack(list(vis.values())), 0), p) == 0)
                 for c, with_c in shot_cases:
@@ -151,7 +175,7 @@ def retrieval_probe(lm: Loaded, scenes: Sequence[Scene], *, device, chunk_frames
                     in_c = earlier & torch.isin(chunk_shot, torch.as_tensor(with_c, device=device))  # [C]
                     share = {}
                     for name, tk in groups.items():
-                        rows = m[torch.as_tensor(tk, device=device)]            # [n, C]
+                        rows = m[torch.as_tensor(tk, device=device)]  # [n, C]
                         picks = float(rows[:, earlier].sum())
                         share[name] = float(rows[:, in_c].sum()) / picks if picks else None
                     if share["char"] is None or share["bg"] is None:
@@ -160,18 +184,28 @@ def retrieval_probe(lm: Loaded, scenes: Sequence[Scene], *, device, chunk_frames
                     tot["bg"] += share["bg"]
                     scores.append(1.0 if share["char"] > share["bg"] else 0.5 if share["char"] == share["bg"] else 0.0)
                     if per_case is not None:
-                        per_case.append({"scene": b0 + j, "score": scores[-1], "char": share["char"], "bg": share["bg"]})
+                        per_case.append(
+                            {"scene": b0 + j, "score": scores[-1], "char": share["char"], "bg": share["bg"]}
+                        )
                     tot["chance"] += sum(frames[e] for e in with_c) / float(frame_start[s])
     n = len(scores)
-    return {"score": float(np.mean(scores)) if n else float("nan"), "n": n, "t": t, "measure": measure,
-            "char_share": tot["char"] / max(1, n), "background_share": tot["bg"] / max(1, n),
-            "chance_share": tot["chance"] / max(1, n)}
+    return {
+        "score": float(np.mean(scores)) if n else float("nan"),
+        "n": n,
+        "t": t,
+        "measure": measure,
+        "char_share": tot["char"] / max(1, n),
+        "background_share": tot["bg"] / max(1, n),
+        "chance_share": tot["chance"] / max(1, n),
+    }
 
 
 def markdown(r: Dict[str, float]) -> str:
-    return ("| retrieval (routing on the ground truth, t = {t}) | score | cases | character queries' share "
-            "| background queries' share | uniform share |\n|---|---|---|---|---|---|\n"
-            "| moc | {score:.3f} | {n} | {char_share:.3f} | {background_share:.3f} | {chance_share:.3f} |\n").format(**r)
+    return (
+        "| retrieval (routing on the ground truth, t = {t}) | score | cases | character queries' share "
+        "| background queries' share | uniform share |\n|---|---|---|---|---|---|\n"
+        "| moc | {score:.3f} | {n} | {char_share:.3f} | {background_share:.3f} | {chance_share:.3f} |\n"
+    ).format(**r)
 
 
 def main(argv=None) -> List[Dict[str, float]]:
@@ -180,13 +214,18 @@ def main(argv=None) -> List[Dict[str, float]]:
     import argparse
     import json
     from .run import held_out_scenes
+
     p = argparse.ArgumentParser(description="MoC routing retrieval probe on held-out storyboards")
     p.add_argument("--ckpt", nargs="+", required=True, help="exported model folders or checkpoints")
     p.add_argument("--ema", action="store_true")
-    p.add_argument("--t", default="0.2,0.5,0.8"); p.add_argument("--storyboards", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0); p.add_argument("--shots", type=int, default=4)
-    p.add_argument("--frames", type=int, default=8); p.add_argument("--chunk-frames", type=int, default=1)
-    p.add_argument("--top-k", type=int, default=4); p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--t", default="0.2,0.5,0.8")
+    p.add_argument("--storyboards", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--shots", type=int, default=4)
+    p.add_argument("--frames", type=int, default=8)
+    p.add_argument("--chunk-frames", type=int, default=1)
+    p.add_argument("--top-k", type=int, default=4)
+    p.add_argument("--batch", type=int, default=16)
     p.add_argument("--device", default="auto")
     p.add_argument("--measure", default="routes", help="routes, attention, or both comma-separated")
     args = p.parse_args(argv)
@@ -198,8 +237,18 @@ def main(argv=None) -> List[Dict[str, float]]:
         lm.model.to(device)
         for measure in args.measure.split(","):
             for t in (float(x) for x in args.t.split(",")):
-                r = retrieval_probe(lm, scenes, device=device, chunk_frames=args.chunk_frames, top_k=args.top_k,
-                                    causal=True, t=t, seed=args.seed, batch=args.batch, measure=measure)
+                r = retrieval_probe(
+                    lm,
+                    scenes,
+                    device=device,
+                    chunk_frames=args.chunk_frames,
+                    top_k=args.top_k,
+                    causal=True,
+                    t=t,
+                    seed=args.seed,
+                    batch=args.batch,
+                    measure=measure,
+                )
                 out.append({"model": path, **r})
                 print(json.dumps(out[-1]), flush=True)
     return out

@@ -64,23 +64,23 @@ def _masked_corr(x: torch.Tensor, y: torch.Tensor, m: torch.Tensor) -> torch.Ten
 def recency(trace: dict, j: int, layout, depth: int, top_k: int) -> Dict[str, float]:
     """Scene j's recency correlations (module docstring) from a moc trace: {"score", "pick"}."""
     ch = moc.Chunks.from_layout(layout)
-    G2 = (layout.n_video // sum(layout.frames))
+    G2 = layout.n_video // sum(layout.frames)
     video = layout.chunk_kind == 1
     vid_before = np.concatenate([[0], np.cumsum(np.where(video, layout.chunk_end - layout.chunk_start, 0))])[:-1]
-    chunk_frame = torch.as_tensor(vid_before // G2, dtype=torch.float32)   # [C] first frame of each chunk
-    first_later = layout.n_text + layout.frames[0] * G2                 # internal order: text, then frames
-    toks = torch.arange(first_later, layout.n_tokens)                   # video queries of shots >= 1
-    q_chunk = torch.as_tensor(layout.token_chunk)[toks]                 # [nq]
-    rec = -(chunk_frame[q_chunk][:, None] - chunk_frame[None, :])        # [nq, C]
-    cand = moc.candidate_mask(ch, True)[toks]                           # [nq, C]
+    chunk_frame = torch.as_tensor(vid_before // G2, dtype=torch.float32)  # [C] first frame of each chunk
+    first_later = layout.n_text + layout.frames[0] * G2  # internal order: text, then frames
+    toks = torch.arange(first_later, layout.n_tokens)  # video queries of shots >= 1
+    q_chunk = torch.as_tensor(layout.token_chunk)[toks]  # [nq]
+    rec = -(chunk_frame[q_chunk][:, None] - chunk_frame[None, :])  # [nq, C]
+    cand = moc.candidate_mask(ch, True)[toks]  # [nq, C]
     out = {"score": [], "pick": []}
     for i in range(depth):
         key = f"blocks.{i}.attn.q_route" if f"blocks.{i}.attn.q_route" in trace else f"blocks.{i}.attn.q"
-        q = trace[key][j].float()                                       # [H, N, D]
+        q = trace[key][j].float()  # [H, N, D]
         k = trace[key.replace(".q", ".k")][j].float()
-        desc = moc.chunk_means(k[None], ch)[0]                          # [H, C, D]
-        score = q[:, toks] @ desc.transpose(-1, -2)                     # [H, nq, C]
-        routed = trace[f"blocks.{i}.routed"][j][:, toks]                # [H, nq, K]
+        desc = moc.chunk_means(k[None], ch)[0]  # [H, C, D]
+        score = q[:, toks] @ desc.transpose(-1, -2)  # [H, nq, C]
+        routed = trace[f"blocks.{i}.routed"][j][:, toks]  # [H, nq, K]
         picked = moc.routed_table(routed[None], ch.n_chunks)[0].float()  # [H, nq, C]
         for name, x in (("score", score), ("pick", picked)):
             r = _masked_corr(x, rec.expand_as(x), cand.expand(x.shape))
@@ -88,8 +88,9 @@ def recency(trace: dict, j: int, layout, depth: int, top_k: int) -> Dict[str, fl
     return {name: float(torch.cat(v).mean()) if sum(len(x) for x in v) else float("nan") for name, v in out.items()}
 
 
-def measure_view(lm: Loaded, view: str, scenes: Sequence, *, t: float, seed: int, top_k: int,
-                 chunk_frames: int, batch: int) -> Dict[str, list]:
+def measure_view(
+    lm: Loaded, view: str, scenes: Sequence, *, t: float, seed: int, top_k: int, chunk_frames: int, batch: int
+) -> Dict[str, list]:
     """Per-storyboard values of one view: {"cases": [per-case dicts], "recency": [per scene]}."""
     lv = with_route_view(lm, view)
     frames = tuple(sh.frames for sh in scenes[0].shots)
@@ -101,8 +102,19 @@ def measure_view(lm: Loaded, view: str, scenes: Sequence, *, t: float, seed: int
         for j in range(len(group)):
             rec[b0 + j] = recency(trace, j, layout, lv.cfg.depth, top_k)
 
-    retrieval_probe(lv, scenes, device=torch.device("cpu"), chunk_frames=chunk_frames, top_k=top_k,
-                    causal=True, t=t, seed=seed, batch=batch, per_case=cases, on_trace=on_trace)
+    retrieval_probe(
+        lv,
+        scenes,
+        device=torch.device("cpu"),
+        chunk_frames=chunk_frames,
+        top_k=top_k,
+        causal=True,
+        t=t,
+        seed=seed,
+        batch=batch,
+        per_case=cases,
+        on_trace=on_trace,
+    )
     return {"cases": cases, "recency": rec}
 
 
@@ -143,8 +155,11 @@ def summarise(per_view: Dict[str, Dict[str, list]], n_scenes: int, reps: int = 2
 
 def markdown(summary: Dict[str, dict]) -> str:
     f = lambda r, s: f"{r[s]:+.3f} [{r[s + '_ci'][0]:+.3f}, {r[s + '_ci'][1]:+.3f}]"
-    lines = ["| routing view | retrieval probe | character share | background share | gap (char − bg) "
-             "| recency corr. (score) | recency corr. (pick) |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| routing view | retrieval probe | character share | background share | gap (char − bg) "
+        "| recency corr. (score) | recency corr. (pick) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for v, r in summary.items():
         lines.append(f"| {v} | " + " | ".join(f(r, s) for s in STATS) + " |")
     return "\n".join(lines) + "\n"
@@ -152,21 +167,31 @@ def markdown(summary: Dict[str, dict]) -> str:
 
 def main(argv=None) -> Dict[str, dict]:
     from .run import held_out_scenes
+
     p = argparse.ArgumentParser(description="Routing views compared zero-shot (retrieval, recency)")
     p.add_argument("--ckpt", help="exported model folder or checkpoint")
-    p.add_argument("--combine", nargs="+", metavar="JSON",
-                   help="summarise the --out files of earlier runs (same storyboards) together")
+    p.add_argument(
+        "--combine",
+        nargs="+",
+        metavar="JSON",
+        help="summarise the --out files of earlier runs (same storyboards) together",
+    )
     p.add_argument("--views", default=",".join(ROUTE_VIEWS))
-    p.add_argument("--storyboards", type=int, default=32); p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--shots", type=int, default=4); p.add_argument("--frames", type=int, default=8)
-    p.add_argument("--t", type=float, default=0.5); p.add_argument("--top-k", type=int, default=4)
-    p.add_argument("--chunk-frames", type=int, default=1); p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--threads", type=int, default=1); p.add_argument("--reps", type=int, default=2000)
+    p.add_argument("--storyboards", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--shots", type=int, default=4)
+    p.add_argument("--frames", type=int, default=8)
+    p.add_argument("--t", type=float, default=0.5)
+    p.add_argument("--top-k", type=int, default=4)
+    p.add_argument("--chunk-frames", type=int, default=1)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--reps", type=int, default=2000)
     p.add_argument("--out", default=None, help="write the summary and per-storyboard values as JSON")
     args = p.parse_args(argv)
     if args.combine:
         runs = [json.load(open(path)) for path in args.combine]
-        n = {r["settings"]["storyboards"] for r in runs} | {r["settings"]["seed"] + 10 ** 6 for r in runs}
+        n = {r["settings"]["storyboards"] for r in runs} | {r["settings"]["seed"] + 10**6 for r in runs}
         if len(n) != 2:
             raise SystemExit("--combine: the runs differ in --storyboards or --seed")
         per_view = {v: m for r in runs for v, m in r["per_view"].items()}
@@ -181,8 +206,16 @@ def main(argv=None) -> Dict[str, dict]:
     scenes = held_out_scenes(args.storyboards, args.seed, args.shots, args.frames)
     per_view = {}
     for view in args.views.split(","):
-        per_view[view] = measure_view(lm, view, scenes, t=args.t, seed=args.seed, top_k=args.top_k,
-                                      chunk_frames=args.chunk_frames, batch=args.batch)
+        per_view[view] = measure_view(
+            lm,
+            view,
+            scenes,
+            t=args.t,
+            seed=args.seed,
+            top_k=args.top_k,
+            chunk_frames=args.chunk_frames,
+            batch=args.batch,
+        )
         print(f"route_views: {view} measured ({time.time() - t0:.0f} s)", flush=True)
     summary = summarise(per_view, len(scenes), args.reps, args.seed)
     print(markdown(summary))

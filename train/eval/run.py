@@ -54,8 +54,8 @@ from .probes import DOCTORED, Probe, build_probe, score_videos
 
 MODES = ("dense", "moc", "shot")
 BASELINES = ("ground truth",) + tuple(DOCTORED) + ("noise", "mean colour")
-STUDIO_STEPS = 16          # src/state/types.ts DEFAULT_SETTINGS.steps (test_eval checks they agree)
-STUDIO_GUIDANCE = 3.0      # ... .guidance
+STUDIO_STEPS = 16  # src/state/types.ts DEFAULT_SETTINGS.steps (test_eval checks they agree)
+STUDIO_GUIDANCE = 3.0  # ... .guidance
 
 
 def held_out_scenes(n: int, seed: int, shots: int, frames: int):
@@ -70,8 +70,10 @@ def _probe_job(args):
 
 def build_probes(scenes, size: int, seed: int, alternatives: int, workers: int):
     """Probes of all scenes (in worker processes when workers > 1); returns a callable giving them."""
-    jobs = [(sc, size, int(np.random.SeedSequence([seed, i, 7]).generate_state(1)[0]), alternatives)
-            for i, sc in enumerate(scenes)]
+    jobs = [
+        (sc, size, int(np.random.SeedSequence([seed, i, 7]).generate_state(1)[0]), alternatives)
+        for i, sc in enumerate(scenes)
+    ]
     if workers <= 1:
         probes = [_probe_job(j) for j in jobs]
         return lambda: probes
@@ -84,6 +86,7 @@ def build_probes(scenes, size: int, seed: int, alternatives: int, workers: int):
         out = [f.result() for f in futures]
         pool.shutdown()
         return out
+
     return collect
 
 
@@ -91,10 +94,15 @@ def baselines(probes: List[Probe], seed: int) -> Dict[str, List[np.ndarray]]:
     """The model-free videos of BASELINES for every probe (free run)."""
     truth = [p.video() for p in probes]
     mean = np.mean([t.reshape(-1, 3).mean(0) for t in truth], 0).round().astype(np.uint8)
-    noise = [np.random.default_rng([seed, i, 11]).integers(0, 256, t.shape, dtype=np.uint8)
-             for i, t in enumerate(truth)]
-    return {"ground truth": truth, **{k: [p.doctored[k] for p in probes] for k in DOCTORED}, "noise": noise,
-            "mean colour": [np.broadcast_to(mean, t.shape).copy() for t in truth]}
+    noise = [
+        np.random.default_rng([seed, i, 11]).integers(0, 256, t.shape, dtype=np.uint8) for i, t in enumerate(truth)
+    ]
+    return {
+        "ground truth": truth,
+        **{k: [p.doctored[k] for p in probes] for k in DOCTORED},
+        "noise": noise,
+        "mean colour": [np.broadcast_to(mean, t.shape).copy() for t in truth],
+    }
 
 
 def with_first_shot(video: np.ndarray, truth: np.ndarray, frames0: int) -> np.ndarray:
@@ -103,18 +111,36 @@ def with_first_shot(video: np.ndarray, truth: np.ndarray, frames0: int) -> np.nd
     return v
 
 
-def evaluate(lm: Loaded, *, storyboards: int, seed: int, steps: int = STUDIO_STEPS, modes=MODES,
-             guidance: float = STUDIO_GUIDANCE,
-             batch: int = 16, device="cpu", amp: bool = False, shots: int = 4, frames: int = 8,
-             chunk_frames: Optional[int] = None, top_k: Optional[int] = None, causal: Optional[bool] = None,
-             alternatives: int = 4, workers: int = 1, memory_scenes: int = 0, memory_t: float = 0.5,
-             log=lambda *a: None) -> dict:
+def evaluate(
+    lm: Loaded,
+    *,
+    storyboards: int,
+    seed: int,
+    steps: int = STUDIO_STEPS,
+    modes=MODES,
+    guidance: float = STUDIO_GUIDANCE,
+    batch: int = 16,
+    device="cpu",
+    amp: bool = False,
+    shots: int = 4,
+    frames: int = 8,
+    chunk_frames: Optional[int] = None,
+    top_k: Optional[int] = None,
+    causal: Optional[bool] = None,
+    alternatives: int = 4,
+    workers: int = 1,
+    memory_scenes: int = 0,
+    memory_t: float = 0.5,
+    log=lambda *a: None,
+) -> dict:
     """Generate, score and summarise (see the module docstring). Returns the results.json dict."""
     t_start = time.perf_counter()
     device = torch.device(device)
     if lm.info.get("train_seed") is not None and int(lm.info["train_seed"]) == EVAL_SEED_BASE + seed:
-        raise ValueError(f"the model trained on scene seed base {lm.info['train_seed']}, the eval's own "
-                         f"(EVAL_SEED_BASE + --seed): pick another --seed")
+        raise ValueError(
+            f"the model trained on scene seed base {lm.info['train_seed']}, the eval's own "
+            f"(EVAL_SEED_BASE + --seed): pick another --seed"
+        )
     bad = [m for m in modes if m not in MODES]
     if bad:
         raise ValueError(f"--modes: unknown {bad} (have {list(MODES)})")
@@ -124,8 +150,18 @@ def evaluate(lm: Loaded, *, storyboards: int, seed: int, steps: int = STUDIO_STE
     scenes = held_out_scenes(storyboards, seed, shots, frames)
     collect = build_probes(scenes, lm.cfg.image_size, seed, alternatives, workers)
     lm.model.to(device)
-    gen_kw = dict(steps=steps, guidance=guidance, seed=seed, batch=batch, device=device, amp=amp,
-                  chunk_frames=chunk_frames, top_k=top_k, causal=causal, warmup=device.type == "cuda")
+    gen_kw = dict(
+        steps=steps,
+        guidance=guidance,
+        seed=seed,
+        batch=batch,
+        device=device,
+        amp=amp,
+        chunk_frames=chunk_frames,
+        top_k=top_k,
+        causal=causal,
+        warmup=device.type == "cuda",
+    )
     free: Dict[str, List[np.ndarray]] = {}
     costs: Dict[str, dict] = {}
     for m in modes:
@@ -147,21 +183,33 @@ def evaluate(lm: Loaded, *, storyboards: int, seed: int, steps: int = STUDIO_STE
     t_score = time.perf_counter()
     tests: Dict[str, List[dict]] = {k: [] for k in free}
     for i, p in enumerate(probes):
-        scored = score_videos(p, {"free": {k: v[i] for k, v in free.items()},
-                                  "cond": {k: v[i] for k, v in cond.items()}}, device)
+        scored = score_videos(
+            p, {"free": {k: v[i] for k, v in free.items()}, "cond": {k: v[i] for k, v in cond.items()}}, device
+        )
         for k, recs in scored.items():
             tests[k] += [{"scene": i, **r} for r in recs]
     t_score = time.perf_counter() - t_score
     retrieval = None
     if "moc" in modes:
-        retrieval = retrieval_probe(lm, scenes, device=device, chunk_frames=chunk_frames, top_k=top_k,
-                                    causal=causal, seed=seed, batch=batch)
+        retrieval = retrieval_probe(
+            lm, scenes, device=device, chunk_frames=chunk_frames, top_k=top_k, causal=causal, seed=seed, batch=batch
+        )
         log(f"eval: retrieval score {retrieval['score']:.3f} over {retrieval['n']} cases")
     mem = None
     mem_modes = [m for m in modes if m in ("dense", "moc")]
     if memory_scenes and mem_modes:
-        mem = memory_probe(lm, scenes=memory_scenes, t=memory_t, modes=mem_modes, seed=seed, frames=frames,
-                           device=device, chunk_frames=chunk_frames, top_k=top_k, log=log)
+        mem = memory_probe(
+            lm,
+            scenes=memory_scenes,
+            t=memory_t,
+            modes=mem_modes,
+            seed=seed,
+            frames=frames,
+            device=device,
+            chunk_frames=chunk_frames,
+            top_k=top_k,
+            log=log,
+        )
         mem.pop("records")
     rows = {}
     for k in free:
@@ -171,13 +219,26 @@ def evaluate(lm: Loaded, *, storyboards: int, seed: int, steps: int = STUDIO_STE
     return {
         "version": 1,
         "model": lm.info,
-        "settings": {"storyboards": storyboards, "seed": seed, "scene_seed_base": EVAL_SEED_BASE + seed,
-                     "steps": steps, "guidance": guidance, "modes": list(modes), "batch": batch,
-                     "shots": shots, "frames": frames, "image_size": lm.cfg.image_size,
-                     "chunk_frames": chunk_frames, "top_k": top_k, "causal": causal,
-                     "alternatives": alternatives, "device": str(device),
-                     "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-                     "amp": "bf16" if amp and device.type == "cuda" else "none", "torch": torch.__version__},
+        "settings": {
+            "storyboards": storyboards,
+            "seed": seed,
+            "scene_seed_base": EVAL_SEED_BASE + seed,
+            "steps": steps,
+            "guidance": guidance,
+            "modes": list(modes),
+            "batch": batch,
+            "shots": shots,
+            "frames": frames,
+            "image_size": lm.cfg.image_size,
+            "chunk_frames": chunk_frames,
+            "top_k": top_k,
+            "causal": causal,
+            "alternatives": alternatives,
+            "device": str(device),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "amp": "bf16" if amp and device.type == "cuda" else "none",
+            "torch": torch.__version__,
+        },
         "timing": {"total": time.perf_counter() - t_start, "probes_wait": t_probe, "scoring": t_score},
         "scenes": [{"index": i, "seed": sc.seed, "storyboard": storyboard(sc)} for i, sc in enumerate(scenes)],
         "rows": rows,
@@ -198,23 +259,36 @@ def write_outputs(res: dict, out: str, sheets: int = 2) -> str:
         f.write("\n")
     s = res["settings"]
     with open(os.path.join(out, "results.md"), "w") as f:
-        f.write(f"# Evaluation of {res['model'].get('path')}\n\n"
-                f"{s['storyboards']} held-out storyboards (scene seed base {s['scene_seed_base']}), "
-                f"{s['shots']} shots x {s['frames']} frames at {s['image_size']}px, {s['steps']} Euler steps, "
-                f"guidance {s['guidance']}, moc chunk {s['chunk_frames']} frame(s) top-{s['top_k']}"
-                f"{' causal' if s['causal'] else ''}; {s['device_name']}, amp {s['amp']}, torch {s['torch']}.\n"
-                "Scores: 1 = matches the ground truth, 0.5 = chance (train/eval/probes.py); "
-                "[95 % cluster-bootstrap interval over storyboards].\n\n"
-                + table + "\n## Sub-scores\n\n" + report.detail_table(res["rows"])
-                + ("\n## Retrieval (train/eval/retrieval.py)\n\n" + retrieval_markdown(res["retrieval"])
-                   if res.get("retrieval") else "")
-                + ("\n## Counterfactual memory (train/eval/memory.py)\n\n" + memory_markdown(res["memory"])
-                   if res.get("memory") else ""))
+        f.write(
+            f"# Evaluation of {res['model'].get('path')}\n\n"
+            f"{s['storyboards']} held-out storyboards (scene seed base {s['scene_seed_base']}), "
+            f"{s['shots']} shots x {s['frames']} frames at {s['image_size']}px, {s['steps']} Euler steps, "
+            f"guidance {s['guidance']}, moc chunk {s['chunk_frames']} frame(s) top-{s['top_k']}"
+            f"{' causal' if s['causal'] else ''}; {s['device_name']}, amp {s['amp']}, torch {s['torch']}.\n"
+            "Scores: 1 = matches the ground truth, 0.5 = chance (train/eval/probes.py); "
+            "[95 % cluster-bootstrap interval over storyboards].\n\n"
+            + table
+            + "\n## Sub-scores\n\n"
+            + report.detail_table(res["rows"])
+            + (
+                "\n## Retrieval (train/eval/retrieval.py)\n\n" + retrieval_markdown(res["retrieval"])
+                if res.get("retrieval")
+                else ""
+            )
+            + (
+                "\n## Counterfactual memory (train/eval/memory.py)\n\n" + memory_markdown(res["memory"])
+                if res.get("memory")
+                else ""
+            )
+        )
     if videos is not None:
         frames = [sh["frames"] for sh in res["scenes"][0]["storyboard"]["shots"]]
         for i in range(min(sheets, len(res["scenes"]))):
-            order = [videos["free"]["ground truth"][i]] + [videos["free"][m][i] for m in s["modes"]] + \
-                [videos["cond"][m][i] for m in s["modes"]]
+            order = (
+                [videos["free"]["ground truth"][i]]
+                + [videos["free"][m][i] for m in s["modes"]]
+                + [videos["cond"][m][i] for m in s["modes"]]
+            )
             report.write_sheet(os.path.join(out, f"sheet-{i}.png"), order, frames)
     return table
 
@@ -222,19 +296,26 @@ def write_outputs(res: dict, out: str, sheets: int = 2) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python3 -m train.eval", description=__doc__.split("\n")[0])
     a = p.add_argument
-    a("--ckpt", required=True, help="checkpoint dir / ckpt.json / torch file, exported model folder, or random:<config>")
+    a(
+        "--ckpt",
+        required=True,
+        help="checkpoint dir / ckpt.json / torch file, exported model folder, or random:<config>",
+    )
     a("--ema", action="store_true", help="evaluate the checkpoint's EMA weights")
-    a("--storyboards", type=int, default=16); a("--seed", type=int, default=0)
+    a("--storyboards", type=int, default=16)
+    a("--seed", type=int, default=0)
     a("--steps", type=int, default=STUDIO_STEPS, help="Euler steps (default: the studio's)")
     a("--guidance", type=float, default=STUDIO_GUIDANCE, help="classifier-free guidance (default: the studio's)")
-    a("--modes", default="dense,moc,shot"); a("--out", required=True)
+    a("--modes", default="dense,moc,shot")
+    a("--out", required=True)
     a("--batch", type=int, default=16, help="storyboards per sampler call")
     a("--shots", type=int, default=None, help="default: the training run's, else 4")
     a("--frames", type=int, default=None, help="frames per shot; default: the training run's, else 8")
     a("--chunk-frames", type=int, default=None, help="moc chunk size; default: the training schedule's last stage")
     a("--top-k", type=int, default=None, help="moc routed chunks; default: the training schedule's last stage")
     a("--alternatives", type=int, default=4, help="random re-draws per consistency test")
-    a("--device", default="auto"); a("--amp", default="auto", choices=["auto", "bf16", "none"])
+    a("--device", default="auto")
+    a("--amp", default="auto", choices=["auto", "bf16", "none"])
     a("--workers", type=int, default=0, help="processes rendering the probes (0: up to 8, by CPU count)")
     a("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
     a("--sheets", type=int, default=2, help="contact sheets of the first N storyboards")
@@ -255,18 +336,34 @@ def main(argv: Optional[List[str]] = None) -> dict:
     except checkpoint.UnsafeCheckpoint as e:
         raise SystemExit(f"eval: {e}") from None
     log = lambda msg: print(msg, file=sys.stderr, flush=True)
-    res = evaluate(lm, storyboards=args.storyboards, seed=args.seed, steps=args.steps,
-                   modes=[m.strip() for m in args.modes.split(",") if m.strip()], guidance=args.guidance,
-                   batch=args.batch, device=device, amp=args.amp == "bf16" or (args.amp == "auto" and device.type == "cuda"),
-                   shots=args.shots or lm.info.get("shots") or 4, frames=args.frames or lm.info.get("frames") or 8,
-                   chunk_frames=args.chunk_frames, top_k=args.top_k, alternatives=args.alternatives,
-                   workers=workers, memory_scenes=args.memory_scenes, memory_t=args.memory_t, log=log)
+    res = evaluate(
+        lm,
+        storyboards=args.storyboards,
+        seed=args.seed,
+        steps=args.steps,
+        modes=[m.strip() for m in args.modes.split(",") if m.strip()],
+        guidance=args.guidance,
+        batch=args.batch,
+        device=device,
+        amp=args.amp == "bf16" or (args.amp == "auto" and device.type == "cuda"),
+        shots=args.shots or lm.info.get("shots") or 4,
+        frames=args.frames or lm.info.get("frames") or 8,
+        chunk_frames=args.chunk_frames,
+        top_k=args.top_k,
+        alternatives=args.alternatives,
+        workers=workers,
+        memory_scenes=args.memory_scenes,
+        memory_t=args.memory_t,
+        log=log,
+    )
     res["argv"] = sys.argv[1:] if argv is None else list(argv)
     table = write_outputs(res, args.out, args.sheets)
     if args.card:
         s = res["settings"]
-        note = (f"Model `{res['model'].get('path')}` (step {res['model'].get('step')}); "
-                f"`python3 -m train.eval {' '.join(res['argv'])}` on {s['device_name']}, amp {s['amp']}.")
+        note = (
+            f"Model `{res['model'].get('path')}` (step {res['model'].get('step')}); "
+            f"`python3 -m train.eval {' '.join(res['argv'])}` on {s['device_name']}, amp {s['amp']}."
+        )
         mem = ("\n" + memory_markdown(res["memory"])) if res.get("memory") else ""
         report.insert_into_card(args.card, table + mem, note)
     print(table, end="")

@@ -36,8 +36,13 @@ def _per_cluster(values: Sequence[float], clusters: Sequence, ids: np.ndarray) -
     return np.bincount(idx, weights=v, minlength=len(ids)), np.bincount(idx, minlength=len(ids)).astype(np.float64)
 
 
-def means_ci(data: Dict[str, Tuple[Sequence[float], Sequence]], draws: int = DRAWS, seed: int = 0,
-             level: float = LEVEL, combine: Optional[Dict[str, Sequence[str]]] = None) -> Dict[str, dict]:
+def means_ci(
+    data: Dict[str, Tuple[Sequence[float], Sequence]],
+    draws: int = DRAWS,
+    seed: int = 0,
+    level: float = LEVEL,
+    combine: Optional[Dict[str, Sequence[str]]] = None,
+) -> Dict[str, dict]:
     """data: {key: (values, cluster id of each value)}. Every key is resampled with the same
     cluster draws (so combined keys see one consistent resample). Returns {key: {"score", "lo",
     "hi", "n", "clusters"}}; with combine={name: [keys]} also the mean of those keys' means per
@@ -53,12 +58,17 @@ def means_ci(data: Dict[str, Tuple[Sequence[float], Sequence]], draws: int = DRA
     for key, (values, clusters) in data.items():
         s, n = _per_cluster(values, clusters, ids)
         with np.errstate(invalid="ignore", divide="ignore"):
-            b = (w @ s) / (w @ n)                                         # [draws]; nan where no tests drawn
+            b = (w @ s) / (w @ n)  # [draws]; nan where no tests drawn
         boot[key] = b
         ok = b[np.isfinite(b)]
         lo, hi = np.percentile(ok, q) if len(ok) else (np.nan, np.nan)
-        out[key] = {"score": float(s.sum() / n.sum()), "lo": float(lo), "hi": float(hi),
-                    "n": int(n.sum()), "clusters": int((n > 0).sum())}
+        out[key] = {
+            "score": float(s.sum() / n.sum()),
+            "lo": float(lo),
+            "hi": float(hi),
+            "n": int(n.sum()),
+            "clusters": int((n > 0).sum()),
+        }
     for name, keys in (combine or {}).items():
         have = [k for k in keys if k in out]
         if not have:
@@ -66,13 +76,23 @@ def means_ci(data: Dict[str, Tuple[Sequence[float], Sequence]], draws: int = DRA
         b = np.mean([boot[k] for k in have], 0)
         ok = b[np.isfinite(b)]
         lo, hi = np.percentile(ok, q) if len(ok) else (np.nan, np.nan)
-        out[name] = {"score": float(np.mean([out[k]["score"] for k in have])), "lo": float(lo), "hi": float(hi),
-                     "n": int(sum(out[k]["n"] for k in have)), "parts": have}
+        out[name] = {
+            "score": float(np.mean([out[k]["score"] for k in have])),
+            "lo": float(lo),
+            "hi": float(hi),
+            "n": int(sum(out[k]["n"] for k in have)),
+            "parts": have,
+        }
     return out
 
 
-def mean_ci(values: Sequence[float], clusters: Optional[Sequence] = None, draws: int = DRAWS, seed: int = 0,
-            level: float = LEVEL) -> dict:
+def mean_ci(
+    values: Sequence[float],
+    clusters: Optional[Sequence] = None,
+    draws: int = DRAWS,
+    seed: int = 0,
+    level: float = LEVEL,
+) -> dict:
     """The mean of `values` and its cluster-bootstrap interval (clusters=None: every value its own)."""
     clusters = np.arange(len(values)) if clusters is None else clusters
     return means_ci({"x": (values, clusters)}, draws, seed, level)["x"]

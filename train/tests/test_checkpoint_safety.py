@@ -26,8 +26,13 @@ class Planted:
 def malicious_state(marker):
     cfg = make_config("tiny")
     model = random_model(cfg, 1)
-    return {"step": 3, "model": model.state_dict(), "ema": [], "config": cfg.to_dict(),
-            "args": {"payload": Planted(marker)}}
+    return {
+        "step": 3,
+        "model": model.state_dict(),
+        "ema": [],
+        "config": cfg.to_dict(),
+        "args": {"payload": Planted(marker)},
+    }
 
 
 def write_checkpoint_dir(d, state):
@@ -37,8 +42,17 @@ def write_checkpoint_dir(d, state):
     torch.save(state, buf)
     data = buf.getvalue()
     (d / "ckpt.pt.000").write_bytes(data)
-    (d / checkpoint.INDEX).write_text(json.dumps({"version": 1, "step": 3, "parts": ["ckpt.pt.000"],
-                                                  "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}))
+    (d / checkpoint.INDEX).write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "step": 3,
+                "parts": ["ckpt.pt.000"],
+                "bytes": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
+            }
+        )
+    )
 
 
 def one_line_refusal(text):
@@ -74,10 +88,16 @@ def test_plain_data_and_every_tensor_dtype_still_load(tmp_path):
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95))
     model(torch.ones(1, 3)).sum().backward()
     opt.step()
-    state = {"step": 7, "model": model.state_dict(), "opt": opt.state_dict(),
-             "bf16": [torch.ones(2, dtype=torch.bfloat16)], "f16": torch.ones(2, dtype=torch.float16),
-             "i64": torch.arange(3), "args": {"lr": 1e-3, "inf": float("inf"), "none": None, "t": (1, 2.5)},
-             "view": torch.arange(10.0)[2:5]}
+    state = {
+        "step": 7,
+        "model": model.state_dict(),
+        "opt": opt.state_dict(),
+        "bf16": [torch.ones(2, dtype=torch.bfloat16)],
+        "f16": torch.ones(2, dtype=torch.float16),
+        "i64": torch.arange(3),
+        "args": {"lr": 1e-3, "inf": float("inf"), "none": None, "t": (1, 2.5)},
+        "view": torch.arange(10.0)[2:5],
+    }
     checkpoint.save(str(tmp_path), state)
     back = checkpoint.load(str(tmp_path))
     assert back["args"] == state["args"] and back["opt"]["param_groups"][0]["betas"] == (0.9, 0.95)
@@ -93,10 +113,13 @@ def test_pickles_naming_a_class_or_a_builtin_and_odd_archives_are_refused(tmp_pa
     import argparse
     import pickle
     import zipfile
-    for payload in (pickle.dumps(argparse.Namespace(a=1), protocol=2),    # any class (GLOBAL)
-                    pickle.dumps(argparse.Namespace(a=1), protocol=4),    # STACK_GLOBAL
-                    b"cbuiltins\neval\n(V1+1\ntR.",                       # builtins.eval("1+1")
-                    b"\x80\x02c"):                                        # truncated
+
+    for payload in (
+        pickle.dumps(argparse.Namespace(a=1), protocol=2),  # any class (GLOBAL)
+        pickle.dumps(argparse.Namespace(a=1), protocol=4),  # STACK_GLOBAL
+        b"cbuiltins\neval\n(V1+1\ntR.",  # builtins.eval("1+1")
+        b"\x80\x02c",
+    ):  # truncated
         with pytest.raises(checkpoint.UnsafeCheckpoint) as e:
             checkpoint.check_pickle(payload, "x")
         assert "\n" not in str(e.value)
@@ -104,9 +127,11 @@ def test_pickles_naming_a_class_or_a_builtin_and_odd_archives_are_refused(tmp_pa
     torch.save({"w": torch.ones(2)}, good)
     with zipfile.ZipFile(good) as z:
         entries = [(n, z.read(n)) for n in z.namelist()]
-    for extra in (("archive/data.pkl", pickle.dumps(argparse.Namespace())),  # a second copy of data.pkl
-                  ("archive/constants.pkl", b"."),                          # TorchScript
-                  ("other/data/0", b"")):                                   # a second root
+    for extra in (
+        ("archive/data.pkl", pickle.dumps(argparse.Namespace())),  # a second copy of data.pkl
+        ("archive/constants.pkl", b"."),  # TorchScript
+        ("other/data/0", b""),
+    ):  # a second root
         odd = io.BytesIO()
         with zipfile.ZipFile(odd, "w") as z:
             for n, b in entries + [extra]:
@@ -114,5 +139,5 @@ def test_pickles_naming_a_class_or_a_builtin_and_odd_archives_are_refused(tmp_pa
         with pytest.raises(checkpoint.UnsafeCheckpoint):
             checkpoint.load_torch(odd.getvalue())
     with pytest.raises(checkpoint.UnsafeCheckpoint, match="not a zip-format"):
-        checkpoint.load_torch(pickle.dumps({"w": 1}))                     # torch < 1.6 format
+        checkpoint.load_torch(pickle.dumps({"w": 1}))  # torch < 1.6 format
     assert torch.equal(checkpoint.load_torch(good.getvalue())["w"], torch.ones(2))

@@ -14,8 +14,16 @@ from train.data import EVAL_SEED_BASE, SEED_STRIDE
 from train.eval import report
 from train.eval.generate import attention_flops, load_model
 from train.eval.probes import build_probe, score_videos
-from train.eval.run import (STUDIO_GUIDANCE, STUDIO_STEPS, baselines, build_parser, evaluate, held_out_scenes,
-                            main, with_first_shot)
+from train.eval.run import (
+    STUDIO_GUIDANCE,
+    STUDIO_STEPS,
+    baselines,
+    build_parser,
+    evaluate,
+    held_out_scenes,
+    main,
+    with_first_shot,
+)
 from train.export import export_model, random_model
 from train.model import make_config
 
@@ -92,8 +100,8 @@ def test_intervals_are_by_storyboard(scored):
 def test_eval_samples_as_the_studio_does():
     """The eval's default steps and guidance are the studio's (src/state/types.ts DEFAULT_SETTINGS)."""
     ts = open(os.path.join(os.path.dirname(__file__), "..", "..", "src", "state", "types.ts")).read()
-    block = ts[ts.index("export const DEFAULT_SETTINGS"):]
-    block = block[:block.index("};")]
+    block = ts[ts.index("export const DEFAULT_SETTINGS") :]
+    block = block[: block.index("};")]
     studio_steps = int(re.search(r"\bsteps:\s*(\d+)", block).group(1))
     studio_guidance = float(re.search(r"\bguidance:\s*([\d.]+)", block).group(1))
     assert (STUDIO_STEPS, STUDIO_GUIDANCE) == (studio_steps, studio_guidance)
@@ -105,12 +113,41 @@ def test_cli_on_a_random_tiny_model(tmp_path):
     card = tmp_path / "MODEL_CARD.md"
     card.write_text("# Card\n\n## Evaluation\n\nMethod.\n\n## Limits\n\nSome.\n")
     out = tmp_path / "eval"
-    main(["--ckpt", "random:tiny", "--storyboards", "2", "--seed", "3", "--steps", "2", "--shots", "3",
-          "--frames", "4", "--out", str(out), "--workers", "1", "--card", str(card)])
+    main(
+        [
+            "--ckpt",
+            "random:tiny",
+            "--storyboards",
+            "2",
+            "--seed",
+            "3",
+            "--steps",
+            "2",
+            "--shots",
+            "3",
+            "--frames",
+            "4",
+            "--out",
+            str(out),
+            "--workers",
+            "1",
+            "--card",
+            str(card),
+        ]
+    )
     res = json.loads((out / "results.json").read_text())
     rows = res["rows"]
-    assert list(rows) == ["dense", "moc", "shot", "ground truth", "truth, no memory", "truth, solid",
-                          "truth, sizes re-drawn", "noise", "mean colour"]
+    assert list(rows) == [
+        "dense",
+        "moc",
+        "shot",
+        "ground truth",
+        "truth, no memory",
+        "truth, solid",
+        "truth, sizes re-drawn",
+        "noise",
+        "mean colour",
+    ]
     assert rows["ground truth"]["adherence"]["score"] == rows["ground truth"]["motion"]["score"] == 1.0
     assert all(rows["ground truth"][k]["score"] == 1.0 for k in rows["ground truth"] if k != "generation")
     for m in ("dense", "moc", "shot"):
@@ -155,14 +192,21 @@ def test_load_model_from_export_and_checkpoint(tmp_path):
     with pytest.raises(ValueError, match="--ema"):
         load_model(str(tmp_path / "m"), ema=True)
     ema = [p.detach() * 0 + 0.5 for p in model.parameters()]
-    checkpoint.save(str(tmp_path / "ck"), {"step": 4, "model": model.state_dict(), "ema": ema,
-                                           "config": cfg.to_dict(),
-                                           "args": {"seed": EVAL_SEED_BASE, "schedule": "dense@2,2x3"}})
+    checkpoint.save(
+        str(tmp_path / "ck"),
+        {
+            "step": 4,
+            "model": model.state_dict(),
+            "ema": ema,
+            "config": cfg.to_dict(),
+            "args": {"seed": EVAL_SEED_BASE, "schedule": "dense@2,2x3"},
+        },
+    )
     lm = load_model(str(tmp_path / "ck"), ema=True)
     assert lm.info["source"] == "checkpoint" and lm.info["step"] == 4
     assert (lm.info["chunk_frames"], lm.info["top_k"], lm.info["train_seed"]) == (2, 3, EVAL_SEED_BASE)
     assert all(bool((p == 0.5).all()) for p in lm.model.parameters())
-    with pytest.raises(ValueError, match="pick another --seed"):       # its training scenes are the eval's
+    with pytest.raises(ValueError, match="pick another --seed"):  # its training scenes are the eval's
         evaluate(lm, storyboards=1, seed=0, steps=1)
 
 
@@ -174,17 +218,25 @@ def test_attention_flops_count_visited_pairs():
     for mode in ("dense", "shot", "moc"):
         stats = []
         with torch.no_grad():
-            model(torch.randn(1, 5, 3, 16, 16), torch.rand(1, 2), torch.randint(2, 20, (1, 3, cfg.text_len)),
-                  frames=frames, mode=mode, chunk_frames=1, top_k=1, stats=stats)
+            model(
+                torch.randn(1, 5, 3, 16, 16),
+                torch.rand(1, 2),
+                torch.randint(2, 20, (1, 3, cfg.text_len)),
+                frames=frames,
+                mode=mode,
+                chunk_frames=1,
+                top_k=1,
+                stats=stats,
+            )
         flops = attention_flops(stats, layout, cfg.heads, cfg.head_dim, mode, causal=True)
         ch = moc.Chunks.from_layout(layout)
         N, D, H = layout.n_tokens, cfg.head_dim, cfg.heads
         if mode == "dense":
             assert flops == 4 * D * H * N * N * cfg.depth
-        elif mode == "shot":                                            # brute force over the mask
+        elif mode == "shot":  # brute force over the mask
             pairs = (moc.shot_mask(ch).float() * ch.length().float()).sum()
             assert flops == pytest.approx(4 * D * H * float(pairs) * cfg.depth, rel=1e-6)
-        else:                                                           # top-1 routing: own shot + text + <= 1 chunk
+        else:  # top-1 routing: own shot + text + <= 1 chunk
             routing = 2 * D * H * float(moc.candidate_mask(ch, True).sum()) * cfg.depth
             pairs = (moc.mandatory_mask(ch).float() * ch.length().float()).sum()
             assert 4 * D * H * float(pairs) * cfg.depth + routing < flops < 4 * D * H * N * N * cfg.depth

@@ -54,7 +54,7 @@ def test_load_refuses_a_corrupt_file(tmp_path):
 def test_small_config_fits_the_budget(tmp_path):
     cfg = make_config("small")
     m = export_model(MoCDiT(cfg), cfg, str(tmp_path / "s"), "s")
-    assert m["files"]["model.safetensors"]["bytes"] <= 16 * 2 ** 20
+    assert m["files"]["model.safetensors"]["bytes"] <= 16 * 2**20
 
 
 def test_cli_from_checkpoint_with_ema_and_register(tmp_path):
@@ -62,14 +62,22 @@ def test_cli_from_checkpoint_with_ema_and_register(tmp_path):
     model = random_model(cfg, 1)
     ema = [p.detach().clone() * 0.5 for p in model.parameters()]
     ck = str(tmp_path / "ck")
-    checkpoint.save(ck, {"step": 42, "model": model.state_dict(), "ema": ema, "config": cfg.to_dict(),
-                         "args": {"shots": 3, "frames": 5}})
+    checkpoint.save(
+        ck,
+        {
+            "step": 42,
+            "model": model.state_dict(),
+            "ema": ema,
+            "config": cfg.to_dict(),
+            "args": {"shots": 3, "frames": 5},
+        },
+    )
     index = tmp_path / "public" / "models" / "index.json"
     out = tmp_path / "public" / "models" / "t"
     main(["--ckpt", ck, "--ema", "--name", "t", "--out", str(out), "--register", str(index), "--default"])
     back, _, meta = load_exported(str(out))
     assert meta["step"] == 42 and meta["ema"] is True
-    assert (meta["train_shots"], meta["train_frames"]) == (3, 5)    # the studio's shot-length note
+    assert (meta["train_shots"], meta["train_frames"]) == (3, 5)  # the studio's shot-length note
     assert "train_frames_min" not in meta
     first = next(back.parameters())
     assert torch.equal(first, ema[0].half().float())
@@ -87,6 +95,7 @@ def test_cli_random_init_with_overrides(tmp_path):
 def test_committed_fixtures_are_current(tmp_path):
     """tests/fixtures/v<VERSION> is what `python3 -m train.fixtures` writes today."""
     from train import fixtures
+
     root = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "fixtures", f"v{fixtures.VERSION}")
     with open(os.path.join(root, "meta.json")) as f:
         meta = json.load(f)
@@ -101,7 +110,9 @@ def test_committed_fixtures_are_current(tmp_path):
             if want[k].dtype == np.int32:
                 assert np.array_equal(got[k], want[k]), k
             else:
-                np.testing.assert_allclose(got[k], want[k], rtol=1e-4, atol=1e-5, err_msg=f"{k}: regenerate with {fixtures.COMMAND}")
+                np.testing.assert_allclose(
+                    got[k], want[k], rtol=1e-4, atol=1e-5, err_msg=f"{k}: regenerate with {fixtures.COMMAND}"
+                )
     for f in ("model.safetensors", "config.json", "vocab.json"):
         a = open(os.path.join(root, "model", f), "rb").read()
         assert a == open(str(tmp_path / f"v{fixtures.VERSION}" / "model" / f), "rb").read(), f
@@ -109,13 +120,26 @@ def test_committed_fixtures_are_current(tmp_path):
 
 def test_trained_shape_records_the_shot_lengths_range():
     from train.export import trained_shape
+
     assert trained_shape({}) == {}
-    assert trained_shape({"shots": 4, "frames": 8, "shot_lengths": None}) == {"train_shots": 4, "train_frames": 8,
-                                                                             "world_version": 1}
+    assert trained_shape({"shots": 4, "frames": 8, "shot_lengths": None}) == {
+        "train_shots": 4,
+        "train_frames": 8,
+        "world_version": 1,
+    }
     assert trained_shape({"shots": 4, "frames": 8, "shot_lengths": "12,4,8"}) == {
-        "train_shots": 4, "train_frames": 8, "world_version": 1, "train_frames_min": 4, "train_frames_max": 12}
+        "train_shots": 4,
+        "train_frames": 8,
+        "world_version": 1,
+        "train_frames_min": 4,
+        "train_frames_max": 12,
+    }
     assert trained_shape({"shots": 4, "frames": 8, "world": "v2", "oracle_captions": True}) == {
-        "train_shots": 4, "train_frames": 8, "world_version": 2, "oracle_captions": True}
+        "train_shots": 4,
+        "train_frames": 8,
+        "world_version": 2,
+        "oracle_captions": True,
+    }
 
 
 def test_route_view_in_config_json(tmp_path):

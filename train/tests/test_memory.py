@@ -35,6 +35,7 @@ def oracle(scenes, follow: float = 1.0, attributes=tuple(memory.ATTRIBUTES)):
             shown_alt = torch.equal(xt[b, :f0], r2[:f0])
             out[b, f0:] = (r + follow * (r2 - r))[f0:] if shown_alt else r[f0:]
         return out
+
     return predict
 
 
@@ -56,15 +57,15 @@ def test_an_oracle_that_follows_shot_0_scores_its_share(scenes, follow):
 
 
 def test_a_predictor_that_ignores_shot_0_scores_zero(scenes):
-    recs = run(lambda xt, t, text, frames: xt * 0.9 + 0.05, scenes)         # sees only the noisy later shots
+    recs = run(lambda xt, t, text, frames: xt * 0.9 + 0.05, scenes)  # sees only the noisy later shots
     assert recs and all(abs(r["gain"]) < 1e-9 for r in recs)
 
 
 def test_a_model_scores_zero_only_with_memory_switched_off(scenes):
     lm = load_model("random:tiny", seed=3)
     res = {m: run(memory.model_predictor(lm, m, chunk_frames=1, top_k=2), scenes) for m in ("dense", "shot")}
-    assert all(abs(r["gain"]) < 1e-6 for r in res["shot"])                  # attention to other shots masked
-    assert max(abs(r["gain"]) for r in res["dense"]) > 1e-4                  # the same weights with memory on
+    assert all(abs(r["gain"]) < 1e-6 for r in res["shot"])  # attention to other shots masked
+    assert max(abs(r["gain"]) for r in res["dense"]) > 1e-4  # the same weights with memory on
 
 
 def test_truth_noise_is_shared_by_both_runs(scenes):
@@ -76,6 +77,7 @@ def test_truth_noise_is_shared_by_both_runs(scenes):
         seen.append(xt.clone())
         assert torch.all(t_shot[:, 0] == 0) and torch.all(t_shot[:, 1:] == 0.5)
         return xt
+
     run(spy, scenes, batch=2)
     for x in seen:
         B = x.shape[0] // 2
@@ -84,8 +86,22 @@ def test_truth_noise_is_shared_by_both_runs(scenes):
 
 def test_cli_writes_json(tmp_path):
     out = tmp_path / "m.json"
-    res = memory.main(["--ckpt", "random:tiny", "--scenes", "2", "--frames", "3", "--modes", "shot",
-                       "--attributes", "scenery,size", "--out", str(out)])
+    res = memory.main(
+        [
+            "--ckpt",
+            "random:tiny",
+            "--scenes",
+            "2",
+            "--frames",
+            "3",
+            "--modes",
+            "shot",
+            "--attributes",
+            "scenery,size",
+            "--out",
+            str(out),
+        ]
+    )
     saved = json.loads(out.read_text())
     assert set(saved["runs"][0]["modes"]["shot"]) == {"scenery", "size"}
     assert res["runs"][0]["modes"]["shot"]["size"]["score"] == pytest.approx(0.0, abs=1e-6)
@@ -96,7 +112,7 @@ def test_cli_writes_json(tmp_path):
 
 
 def test_attributes_are_pluggable(scenes, monkeypatch):
-    monkeypatch.setitem(memory.ATTRIBUTES, "nothing", lambda sc, rng: sc)   # no visible change: no case
+    monkeypatch.setitem(memory.ATTRIBUTES, "nothing", lambda sc, rng: sc)  # no visible change: no case
     monkeypatch.setitem(memory.ATTRIBUTES, "flip", lambda sc, rng: memory.alter_colour(sc, rng))
     attrs = ["nothing", "flip"]
     recs = run(oracle(scenes, 1.0, attrs), scenes, attributes=attrs)
@@ -106,15 +122,15 @@ def test_attributes_are_pluggable(scenes, monkeypatch):
 # ---- stats ----------------------------------------------------------------------------------
 def test_cluster_bootstrap_is_as_wide_as_the_clusters_allow():
     rng = np.random.default_rng(0)
-    means = rng.normal(0.0, 1.0, 10)                                          # 10 clusters
-    values = np.repeat(means, 50)                                             # 50 identical tests each
+    means = rng.normal(0.0, 1.0, 10)  # 10 clusters
+    values = np.repeat(means, 50)  # 50 identical tests each
     clusters = np.repeat(np.arange(10), 50)
-    naive = mean_ci(values)                                                   # 500 "independent" tests
+    naive = mean_ci(values)  # 500 "independent" tests
     clustered = mean_ci(values, clusters)
     of_means = mean_ci(means)
     assert clustered["score"] == pytest.approx(means.mean())
     width = lambda r: r["hi"] - r["lo"]
-    assert width(clustered) == pytest.approx(width(of_means), rel=0.15)     # 10 clusters, not 500 tests
+    assert width(clustered) == pytest.approx(width(of_means), rel=0.15)  # 10 clusters, not 500 tests
     assert width(clustered) > 4 * width(naive)
     assert clustered["lo"] < means.mean() < clustered["hi"]
 
@@ -131,7 +147,7 @@ def test_bootstrap_interval_covers_the_truth_about_95_percent():
     rng = np.random.default_rng(1)
     hits = 0
     for k in range(200):
-        m = rng.normal(0.3, 1.0, 30)                                          # 30 clusters of 3 correlated tests
+        m = rng.normal(0.3, 1.0, 30)  # 30 clusters of 3 correlated tests
         v = np.repeat(m, 3) + rng.normal(0, 0.1, 90)
         r = mean_ci(v, np.repeat(np.arange(30), 3), draws=400, seed=k)
         hits += r["lo"] <= 0.3 <= r["hi"]

@@ -24,8 +24,7 @@ def test_cases_need_an_earlier_shot_with_and_one_without_the_character():
         for s, c, with_c in got:
             assert c in present[s] and with_c == [e for e in range(s) if c in present[e]]
             assert 0 < len(with_c) < s
-        want = sum(1 for s in range(1, 4) for c in present[s]
-                   if 0 < sum(c in present[e] for e in range(s)) < s)
+        want = sum(1 for s in range(1, 4) for c in present[s] if 0 < sum(c in present[e] for e in range(s)) < s)
         assert len(got) == want
         found += len(got)
     assert found > 10
@@ -39,8 +38,19 @@ class Routed(MoCDiT):
         super().__init__(cfg)
         self.scenes, self.frames, self.policy = scenes, frames, policy
 
-    def forward(self, video, t_shot, text, frames=None, mode="dense", chunk_frames=None, top_k=None,
-                causal=None, trace=None, **kw):
+    def forward(
+        self,
+        video,
+        t_shot,
+        text,
+        frames=None,
+        mode="dense",
+        chunk_frames=None,
+        top_k=None,
+        causal=None,
+        trace=None,
+        **kw,
+    ):
         B = video.shape[0]
         lay = self.layout(frames, chunk_frames)
         N, H = lay.n_tokens, self.cfg.heads
@@ -65,8 +75,9 @@ def _run(policy, n_scenes=12):
     model = Routed(cfg, scenes, (2, 2, 2, 2), policy)
     model.load_state_dict(random_model(cfg, 0).state_dict())
     lm = Loaded(model.eval(), cfg, {})
-    return retrieval_probe(lm, scenes, device=torch.device("cpu"), chunk_frames=1, top_k=3, causal=True,
-                           batch=len(scenes))
+    return retrieval_probe(
+        lm, scenes, device=torch.device("cpu"), chunk_frames=1, top_k=3, causal=True, batch=len(scenes)
+    )
 
 
 def _token_place(sc, lay, i, cfg=make_config("tiny")):
@@ -98,6 +109,7 @@ def _follow(avoid: bool):
         with_c = [e for e in range(s) if on[0] in {a.char for a in sc.shots[e].actors}]
         pick = [e for e in range(s) if (e in with_c) != avoid]
         return [_first_chunk_of(lay, e) for e in pick]
+
     return policy
 
 
@@ -113,6 +125,7 @@ def test_routing_blind_to_the_character_scores_one_half():
     def previous_shot(sc, lay, i):
         place = _token_place(sc, lay, i)
         return [] if place is None or place[0] == 0 else [_first_chunk_of(lay, place[0] - 1)]
+
     r = _run(previous_shot)
     assert r["n"] > 5 and r["score"] == pytest.approx(0.5), r
     assert r["char_share"] == pytest.approx(r["background_share"])
@@ -123,8 +136,19 @@ class Attending(Routed):
     query is a large multiple of the sum of its policy's chunks, so its softmax spreads evenly
     over those chunks' keys (a query with an empty policy attends to every key alike)."""
 
-    def forward(self, video, t_shot, text, frames=None, mode="dense", chunk_frames=None, top_k=None,
-                causal=None, trace=None, **kw):
+    def forward(
+        self,
+        video,
+        t_shot,
+        text,
+        frames=None,
+        mode="dense",
+        chunk_frames=None,
+        top_k=None,
+        causal=None,
+        trace=None,
+        **kw,
+    ):
         assert mode == "dense", "the attention measure asks dense attention"
         B = video.shape[0]
         lay = self.layout(frames, chunk_frames)
@@ -145,16 +169,25 @@ class Attending(Routed):
 def test_attention_measure_follows_where_attention_goes():
     cfg = make_config("tiny")
     scenes = [sc for sc in held_out_scenes(60, seed=0, shots=4, frames=2) if cases(sc)][:12]
-    for avoid, check in ((False, lambda r: r["score"] > 0.9 and r["char_share"] > r["background_share"]),
-                         (True, lambda r: r["score"] < 0.1)):
+    for avoid, check in (
+        (False, lambda r: r["score"] > 0.9 and r["char_share"] > r["background_share"]),
+        (True, lambda r: r["score"] < 0.1),
+    ):
         model = Attending(cfg, scenes, (2, 2, 2, 2), _follow(avoid))
         lm = Loaded(model.eval(), cfg, {})
-        r = retrieval_probe(lm, scenes, device=torch.device("cpu"), chunk_frames=1, top_k=3, causal=True,
-                            batch=len(scenes), measure="attention")
+        r = retrieval_probe(
+            lm,
+            scenes,
+            device=torch.device("cpu"),
+            chunk_frames=1,
+            top_k=3,
+            causal=True,
+            batch=len(scenes),
+            measure="attention",
+        )
         assert r["measure"] == "attention" and r["n"] > 5 and check(r), r
     with pytest.raises(ValueError, match="measure"):
-        retrieval_probe(lm, scenes, device=torch.device("cpu"), chunk_frames=1, top_k=3, causal=True,
-                        measure="scores")
+        retrieval_probe(lm, scenes, device=torch.device("cpu"), chunk_frames=1, top_k=3, causal=True, measure="scores")
 
 
 def test_the_probe_runs_on_a_real_tiny_model():
@@ -167,7 +200,25 @@ def test_the_probe_runs_on_a_real_tiny_model():
 
 def test_command_line_runs_the_probe_per_model_and_t():
     from train.eval import retrieval
-    out = retrieval.main(["--ckpt", "random:tiny", "--storyboards", "2", "--t", "0.3,0.7", "--device", "cpu",
-                          "--measure", "routes,attention"])
-    assert [(r["measure"], r["t"]) for r in out] == [("routes", 0.3), ("routes", 0.7), ("attention", 0.3), ("attention", 0.7)]
+
+    out = retrieval.main(
+        [
+            "--ckpt",
+            "random:tiny",
+            "--storyboards",
+            "2",
+            "--t",
+            "0.3,0.7",
+            "--device",
+            "cpu",
+            "--measure",
+            "routes,attention",
+        ]
+    )
+    assert [(r["measure"], r["t"]) for r in out] == [
+        ("routes", 0.3),
+        ("routes", 0.7),
+        ("attention", 0.3),
+        ("attention", 0.7),
+    ]
     assert all(r["model"] == "random:tiny" and r["n"] >= 1 and 0.0 <= r["score"] <= 1.0 for r in out)

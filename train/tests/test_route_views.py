@@ -16,8 +16,9 @@ def test_masked_corr_is_pearson_over_the_mask():
     g = np.random.default_rng(0)
     x, y = g.standard_normal((4, 9)), g.standard_normal((4, 9))
     m = g.random((4, 9)) < 0.7
-    m[:3, :4] = True                                                    # at least 4 entries
-    m[3] = False; m[3, :2] = True                                       # too few entries: NaN
+    m[:3, :4] = True  # at least 4 entries
+    m[3] = False
+    m[3, :2] = True  # too few entries: NaN
     r = rv._masked_corr(torch.tensor(x), torch.tensor(y), torch.tensor(m)).numpy()
     for i in range(3):
         assert np.isclose(r[i], np.corrcoef(x[i, m[i]], y[i, m[i]])[0, 1])
@@ -33,11 +34,10 @@ def _trace_scoring(layout, sign: float, depth=1, H=2, D=4):
     q = torch.zeros(1, H, N, D)
     q[..., 0] = 1.0
     f = torch.zeros(N)
-    f[layout.n_text:] = torch.arange(layout.n_video, dtype=torch.float32) // G2
+    f[layout.n_text :] = torch.arange(layout.n_video, dtype=torch.float32) // G2
     k[..., 0] = sign * f
     routed = moc.route(q, k, ch, 2, True)
-    return {f"blocks.{i}.{s}": t for i in range(depth) for s, t in
-            (("attn.q", q), ("attn.k", k), ("routed", routed))}
+    return {f"blocks.{i}.{s}": t for i in range(depth) for s, t in (("attn.q", q), ("attn.k", k), ("routed", routed))}
 
 
 def test_recency_reads_plus_one_for_a_recency_router_and_minus_one_against_it():
@@ -64,8 +64,24 @@ def test_smoke_run_and_combine(tmp_path):
     outs = []
     for view in ("rotary", "unrotated"):
         outs.append(str(tmp_path / f"{view}.json"))
-        rv.main(["--ckpt", "random:tiny", "--storyboards", "2", "--frames", "2", "--views", view,
-                 "--reps", "20", "--threads", "2", "--out", outs[-1]])
+        rv.main(
+            [
+                "--ckpt",
+                "random:tiny",
+                "--storyboards",
+                "2",
+                "--frames",
+                "2",
+                "--views",
+                view,
+                "--reps",
+                "20",
+                "--threads",
+                "2",
+                "--out",
+                outs[-1],
+            ]
+        )
     with open(outs[0]) as f:
         run = json.load(f)
     assert run["settings"]["views"] == "rotary" and len(run["per_view"]["rotary"]["recency"]) == 2

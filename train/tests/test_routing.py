@@ -66,14 +66,27 @@ def test_causal_text_mandatory_sets():
     lay = make_layout((2, 1, 2), 2, 1, 1)
     # chunks: [G][cap0][f][f][cap1][f][cap2][f][f]
     ch = moc.Chunks.from_columns(lay.chunk_start, lay.chunk_end, lay.chunk_shot, lay.chunk_kind)
-    first = ch.start.tolist()                         # a query token of every chunk
+    first = ch.start.tolist()  # a query token of every chunk
     rows = lambda m: [[int(c) for c in np.nonzero(m[i].numpy())[0]] for i in first]
     assert rows(moc.mandatory_mask(ch, True)) == [
-        [0], [0, 1, 2, 3], [0, 1, 2, 3], [0, 1, 2, 3], [0, 1, 4, 5], [0, 1, 4, 5],
-        [0, 1, 4, 6, 7, 8], [0, 1, 4, 6, 7, 8], [0, 1, 4, 6, 7, 8]]
-    assert rows(moc.mandatory_mask(ch, False))[0] == [0, 1, 4, 6]   # v1: every caption
-    assert torch.equal(moc.candidate_mask(ch, True), (ch.kind == VIDEO)[None, :] & ~moc.mandatory_mask(ch, True)
-                       & (ch.kind[ch.token_chunk] == VIDEO)[:, None] & (torch.arange(9)[None, :] < ch.token_chunk[:, None]))
+        [0],
+        [0, 1, 2, 3],
+        [0, 1, 2, 3],
+        [0, 1, 2, 3],
+        [0, 1, 4, 5],
+        [0, 1, 4, 5],
+        [0, 1, 4, 6, 7, 8],
+        [0, 1, 4, 6, 7, 8],
+        [0, 1, 4, 6, 7, 8],
+    ]
+    assert rows(moc.mandatory_mask(ch, False))[0] == [0, 1, 4, 6]  # v1: every caption
+    assert torch.equal(
+        moc.candidate_mask(ch, True),
+        (ch.kind == VIDEO)[None, :]
+        & ~moc.mandatory_mask(ch, True)
+        & (ch.kind[ch.token_chunk] == VIDEO)[:, None]
+        & (torch.arange(9)[None, :] < ch.token_chunk[:, None]),
+    )
 
 
 @pytest.mark.parametrize("causal_text", [True, False])
@@ -111,7 +124,7 @@ def test_routing_properties():
                 continue
             used = r[r >= 0]
             n_cand = sum(1 for x in range(len(start)) if kind[x] == 1 and shot[x] != shot[c] and x < c)
-            assert len(used) == min(K, n_cand) and (r[len(used):] == -1).all()
+            assert len(used) == min(K, n_cand) and (r[len(used) :] == -1).all()
             assert (used < c).all(), "causal edges point backwards"
             assert all(kind[x] == 1 and shot[x] != shot[c] for x in used), "mandatory chunks are never routed"
             assert len(set(used.tolist())) == len(used)
@@ -124,7 +137,7 @@ def test_ties_go_to_the_lower_index():
     k[:] = 1.0  # every chunk mean is equal -> every score ties
     routed = route(q, k, *cols, top_k=2, causal=True)
     start, end, shot, kind = (np.asarray(c) for c in cols)
-    last = lay.n_tokens - 1                       # a token of the last frame of shot 2
+    last = lay.n_tokens - 1  # a token of the last frame of shot 2
     video_prev = [c for c in range(len(start)) if kind[c] == 1 and shot[c] < 2]
     assert routed[0, last].tolist() == video_prev[:2]
     assert np.array_equal(routed, route_naive(q, k, *cols, top_k=2, causal=True))
@@ -142,7 +155,7 @@ def test_internal_order_routes_like_stream_order():
     """The model stores tokens text-first; routing on that order equals stream-order routing."""
     lay, q, k, v, cols = case(seed=4)
     ch = moc.Chunks.from_layout(lay)
-    qi = torch.from_numpy(q[:, lay.stream_index])[None]       # internal order
+    qi = torch.from_numpy(q[:, lay.stream_index])[None]  # internal order
     ki = torch.from_numpy(k[:, lay.stream_index])[None]
     internal = moc.route(qi, ki, ch, 3, True)[0].numpy()
     stream = route(q, k, *cols, top_k=3)
@@ -171,7 +184,9 @@ def test_sparsity_counts_visited_pairs():
     for h in range(H):
         for i in range(N):
             s = shot[tok_chunk[i]]
-            chunks = {c for c in range(len(start)) if kind[c] == 0 or shot[c] == s} | set(routed[h, i][routed[h, i] >= 0].tolist())
+            chunks = {c for c in range(len(start)) if kind[c] == 0 or shot[c] == s} | set(
+                routed[h, i][routed[h, i] >= 0].tolist()
+            )
             visited += sum(end[c] - start[c] for c in chunks)
     assert sp == pytest.approx(1 - visited / (H * N * N))
 
@@ -218,7 +233,7 @@ def test_route_topk_is_bit_identical_to_the_stable_sort(values, causal):
         elif values == "coarse":
             q = torch.randint(-2, 3, (B, H, N, D), generator=g).float()
             k = torch.randint(-1, 2, (B, H, 1, D), generator=g).float().expand(B, H, N, D).clone()
-            k[:, :, : N // 2] *= 2.0                                    # two distinct levels of means
+            k[:, :, : N // 2] *= 2.0  # two distinct levels of means
         else:
             q, k = -torch.rand(B, H, N, D, generator=g), torch.zeros(B, H, N, D)  # scores +-0.0
         for top_k in (0, 1, 2, 3, 5, C + 2):
@@ -231,15 +246,30 @@ def test_route_topk_is_bit_identical_to_the_stable_sort(values, causal):
 def test_route_keys_order_like_the_stable_sort():
     """The int64 keys sort exactly like torch.sort(descending, stable) over the masked scores,
     the whole permutation, with +-0.0, +-inf, NaN of either sign, subnormals and ties."""
-    special = np.array([0x00000000, 0x80000000, 0x7F800000, 0xFF800000, 0x7FC00000, 0xFFC00000,
-                        0x7F800001, 0x00000001, 0x80000001, 0x3F800000, 0xBF800000, 0x7F7FFFFF,
-                        0xFF7FFFFF], dtype=np.uint32).view(np.float32)
+    special = np.array(
+        [
+            0x00000000,
+            0x80000000,
+            0x7F800000,
+            0xFF800000,
+            0x7FC00000,
+            0xFFC00000,
+            0x7F800001,
+            0x00000001,
+            0x80000001,
+            0x3F800000,
+            0xBF800000,
+            0x7F7FFFFF,
+            0xFF7FFFFF,
+        ],
+        dtype=np.uint32,
+    ).view(np.float32)
     g = np.random.default_rng(3)
     C = 40
     pool = np.concatenate([special, np.array([0.5, -0.5, 2.0, -3.0], np.float32)])
     scores = torch.from_numpy(g.choice(pool, size=(3, 2, 50, C)).astype(np.float32))
     cand = torch.from_numpy(g.random((50, C)) < 0.7)
-    cand[0] = False                                                     # a query with no candidate
+    cand[0] = False  # a query with no candidate
     ref = torch.sort(scores.masked_fill(~cand, float("-inf")), dim=-1, descending=True, stable=True).indices
     keys = moc._route_keys(scores.clone(), cand)
     assert torch.equal(torch.topk(keys, C, dim=-1, sorted=True).indices, ref)
@@ -274,8 +304,8 @@ def _drop_case(top_k, reps=1, seed=7):
     g = torch.Generator().manual_seed(seed)
     qt, kt = torch.randn(2, 2, lay.n_tokens, 8, generator=g), torch.randn(2, 2, lay.n_tokens, 8, generator=g)
     cand = moc.candidate_mask(ch, True)
-    routed = moc.route(qt, kt, ch, top_k, True, cand=cand)              # [2, 2, N, K]
-    routed = routed.repeat(reps, 1, 1, 1)                               # [2 reps, 2, N, K] same rows
+    routed = moc.route(qt, kt, ch, top_k, True, cand=cand)  # [2, 2, N, K]
+    routed = routed.repeat(reps, 1, 1, 1)  # [2 reps, 2, N, K] same rows
     return ch, cand, routed, moc.routed_table(routed, ch.n_chunks)
 
 
@@ -304,20 +334,20 @@ def test_drop_off_statistics():
     new = moc.drop_off_in(routed, cand, p, 0.0, g)
     old = _drop_off_in_ref(table, cand, K, p, 0.0, g)
     assert not (new & ~table).any()
-    v = table.sum(-1)                                                   # [B, H, N] routed count
+    v = table.sum(-1)  # [B, H, N] routed count
     expect = sum(max(0.0, 1 - j / (p * K)) * (v >= j).float() for j in range(1, K + 1))
     dropped = (table.sum(-1) - new.sum(-1)).float()
     for vv in v.unique().tolist():
         sel = v == vv
         sd = float(dropped[sel].std()) / math.sqrt(int(sel.sum())) + 1e-9
         assert abs(float(dropped[sel].mean() - expect[sel].mean())) < 5 * sd + 1e-9, f"v={vv}"
-    keep_new = new.float().view(reps, -1).mean(0)                      # marginals over the copies
+    keep_new = new.float().view(reps, -1).mean(0)  # marginals over the copies
     keep_old = old.float().view(reps, -1).mean(0)
     assert (keep_new - keep_old).abs().max() < 0.08
-    copies = lambda x: x.view(reps, -1, *x.shape[1:])                  # [reps, 2, H, N, ...]
-    chance = copies(table.float() - new.float()).mean(0)                # [2, H, N, C] drop chance
+    copies = lambda x: x.view(reps, -1, *x.shape[1:])  # [reps, 2, H, N, ...]
+    chance = copies(table.float() - new.float()).mean(0)  # [2, H, N, C] drop chance
     base = copies(table)[0]
-    per_row = copies(expect / v.clamp(min=1))[0]                        # [2, H, N] E[dropped] / v
+    per_row = copies(expect / v.clamp(min=1))[0]  # [2, H, N] E[dropped] / v
     assert ((chance - per_row[..., None]).abs()[base] < 0.08).all(), "uniform over the routed slots"
 
 
@@ -331,8 +361,8 @@ def test_drop_in_statistics():
     old = _drop_off_in_ref(table, cand, K, 0.0, lam, g)
     eligible = cand[None, None] & ~table
     assert not (table & ~new).any() and not (new & ~table & ~eligible).any()
-    e = eligible.sum(-1)                                                # [B, H, N]
-    pmf = [math.exp(-lam) * lam ** n / math.factorial(n) for n in range(40)]
+    e = eligible.sum(-1)  # [B, H, N]
+    pmf = [math.exp(-lam) * lam**n / math.factorial(n) for n in range(40)]
     added = (new.sum(-1) - table.sum(-1)).float()
     for ee in e.unique().tolist():
         sel = e == ee
@@ -345,10 +375,10 @@ def test_drop_in_statistics():
     add_new = (new & eligible).float().view(reps, -1).mean(0)
     add_old = (old & eligible).float().view(reps, -1).mean(0)
     assert (add_new - add_old).abs().max() < 0.08
-    copies = lambda x: x.view(reps, -1, *x.shape[1:])                  # [reps, 2, H, N, ...]
-    per_chunk = copies((new & eligible).float()).mean(0)                # [2, H, N, C]
+    copies = lambda x: x.view(reps, -1, *x.shape[1:])  # [reps, 2, H, N, ...]
+    per_chunk = copies((new & eligible).float()).mean(0)  # [2, H, N, C]
     e0 = copies(e)[0]
-    for ee in (1, 4):                                                   # each eligible chunk alike
+    for ee in (1, 4):  # each eligible chunk alike
         sel = (e0 == ee)[..., None] & copies(eligible)[0]
         want = sum(min(n, ee) * pn for n, pn in enumerate(pmf)) / ee
         assert (per_chunk[sel] - want).abs().max() < 0.08
@@ -356,10 +386,12 @@ def test_drop_in_statistics():
 
 def test_drop_in_cap():
     """The cap on drop-in counts truncates a Poisson tail below 1e-6 and never exceeds C."""
+
     def tail(lam, n):
         return sum(math.exp(i * math.log(lam) - lam - math.lgamma(i + 1)) for i in range(n + 1, n + 400))
+
     for lam in (0.1, 0.5, 1.0, 1.26, 2.0, 4.0, 10.0, 50.0):
-        cap = moc.drop_in_cap(lam, 10 ** 6)
+        cap = moc.drop_in_cap(lam, 10**6)
         assert cap >= 8 and tail(lam, cap) < 1e-6, lam
         assert moc.drop_in_cap(lam, 5) == 5
     assert moc.drop_in_cap(0.5, 37) == 8
@@ -374,8 +406,11 @@ def test_exchange_file_roundtrip(tmp_path):
 
     lay, q, k, v, cols = case(seed=8)
     names = ("chunk_start", "chunk_end", "chunk_shot", "chunk_kind")
-    save(str(tmp_path / "in.safetensors"), {"q": q, "k": k, "v": v, **{n: np.asarray(c, np.int32) for n, c in zip(names, cols)}},
-         {"top_k": "2", "causal": "true", "mode": "moc"})
+    save(
+        str(tmp_path / "in.safetensors"),
+        {"q": q, "k": k, "v": v, **{n: np.asarray(c, np.int32) for n, c in zip(names, cols)}},
+        {"top_k": "2", "causal": "true", "mode": "moc"},
+    )
     t, _ = load(str(tmp_path / "in.safetensors"))
     assert np.array_equal(t["q"], q) and t["chunk_kind"].dtype == np.int32
     run_exchange(str(tmp_path / "in.safetensors"), str(tmp_path / "out.safetensors"))
@@ -383,14 +418,20 @@ def test_exchange_file_roundtrip(tmp_path):
     ref_out, ref_routed, sp = moc_attention(q, k, v, *cols, top_k=2)
     assert np.array_equal(out["routed"], ref_routed) and np.array_equal(out["out"], ref_out)
     assert float(meta["sparsity"]) == sp
-    save(str(tmp_path / "ct.safetensors"), {"q": q, "k": k, "v": v, **{n: np.asarray(c, np.int32) for n, c in zip(names, cols)}},
-         {"top_k": "2", "causal": "true", "mode": "moc", "causal_text": "true"})
+    save(
+        str(tmp_path / "ct.safetensors"),
+        {"q": q, "k": k, "v": v, **{n: np.asarray(c, np.int32) for n, c in zip(names, cols)}},
+        {"top_k": "2", "causal": "true", "mode": "moc", "causal_text": "true"},
+    )
     run_exchange(str(tmp_path / "ct.safetensors"), str(tmp_path / "ct-out.safetensors"))
     ct_out, _ = load(str(tmp_path / "ct-out.safetensors"))
     assert np.array_equal(ct_out["out"], moc_attention(q, k, v, *cols, top_k=2, causal_text=True)[0])
     assert not np.array_equal(ct_out["out"], out["out"])
-    save(str(tmp_path / "ct-bad.safetensors"), {"q": q, "k": k, "v": v, **{n: np.asarray(c, np.int32) for n, c in zip(names, cols)}},
-         {"top_k": "2", "causal_text": "yes"})
+    save(
+        str(tmp_path / "ct-bad.safetensors"),
+        {"q": q, "k": k, "v": v, **{n: np.asarray(c, np.int32) for n, c in zip(names, cols)}},
+        {"top_k": "2", "causal_text": "yes"},
+    )
     with pytest.raises(ValueError, match="causal_text 'yes'"):
         run_exchange(str(tmp_path / "ct-bad.safetensors"), str(tmp_path / "o.safetensors"))
     save(str(tmp_path / "bad.safetensors"), {"q": q, "k": k}, {"top_k": "2"})
@@ -402,20 +443,24 @@ def test_exchange_file_roundtrip(tmp_path):
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLI = os.path.join(ROOT, "bin", "moc.mjs")
 NODE = shutil.which("node")
-TS_MISSING = ("node is not installed" if NODE is None else
-              "node_modules is missing (run `npm ci`)" if not os.path.isdir(os.path.join(ROOT, "node_modules", "tsx"))
-              else None)
+TS_MISSING = (
+    "node is not installed"
+    if NODE is None
+    else "node_modules is missing (run `npm ci`)"
+    if not os.path.isdir(os.path.join(ROOT, "node_modules", "tsx"))
+    else None
+)
 
 # (frames per shot, text_len, grid, chunk_frames, H, D, top_k, causal, mode, seed, ties[, causal_text])
 TS_CASES = [
     ((3, 2, 4), 3, 2, 2, 2, 8, 2, True, "moc", 0, False),
     ((4, 3, 5, 2), 4, 2, 1, 3, 16, 3, True, "moc", 1, False),
     ((2, 2, 3), 2, 3, 1, 2, 6, 4, False, "moc", 2, False),
-    ((2, 3), 3, 2, 1, 1, 8, 8, True, "moc", 3, False),        # top_k beyond the candidates (= the 8 chunks)
-    ((3, 3, 3), 2, 2, 1, 2, 8, 0, True, "moc", 4, False),     # top_k 0: mandatory links only
-    ((2, 2, 2), 3, 2, 1, 2, 8, 2, True, "moc", 5, True),      # every score ties
+    ((2, 3), 3, 2, 1, 1, 8, 8, True, "moc", 3, False),  # top_k beyond the candidates (= the 8 chunks)
+    ((3, 3, 3), 2, 2, 1, 2, 8, 0, True, "moc", 4, False),  # top_k 0: mandatory links only
+    ((2, 2, 2), 3, 2, 1, 2, 8, 2, True, "moc", 5, True),  # every score ties
     ((3, 2, 4), 3, 2, 2, 2, 8, 2, True, "dense", 6, False),
-    ((3, 2, 4), 3, 2, 2, 2, 8, 2, True, "moc", 7, False, True),     # MOC.md §3b
+    ((3, 2, 4), 3, 2, 2, 2, 8, 2, True, "moc", 7, False, True),  # MOC.md §3b
     ((4, 3, 5, 2), 4, 2, 1, 3, 16, 3, True, "moc", 8, False, True),
 ]
 
@@ -432,18 +477,31 @@ def test_matches_typescript_cpu_reference(tmp_path):
         if ties:
             k[:] = 1.0
         src, dst = str(tmp_path / f"in{n}.safetensors"), str(tmp_path / f"out{n}.safetensors")
-        save(src, {"q": q, "k": k, "v": v, **{nm: np.asarray(c, np.int32) for nm, c in zip(names, cols)}},
-             {"top_k": str(top_k), "causal": "true" if causal else "false", "mode": mode,
-              **({"causal_text": "true"} if causal_text else {})})
+        save(
+            src,
+            {"q": q, "k": k, "v": v, **{nm: np.asarray(c, np.int32) for nm, c in zip(names, cols)}},
+            {
+                "top_k": str(top_k),
+                "causal": "true" if causal else "false",
+                "mode": mode,
+                **({"causal_text": "true"} if causal_text else {}),
+            },
+        )
         cases.append((q, k, v, cols, top_k, causal, mode, causal_text, dst))
-        procs.append(subprocess.Popen([NODE, CLI, "attention", "--in", src, "--out", dst, "--cpu"], cwd=ROOT,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        procs.append(
+            subprocess.Popen(
+                [NODE, CLI, "attention", "--in", src, "--out", dst, "--cpu"],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     for n, (proc, (q, k, v, cols, top_k, causal, mode, causal_text, dst)) in enumerate(zip(procs, cases)):
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, f"case {n}: moc attention failed: {err.strip()}"
         ts, meta = load(dst)
-        out, routed, sp = moc_attention(q, k, v, *cols, top_k=top_k, causal=causal, mode=mode,
-                                        causal_text=causal_text)
+        out, routed, sp = moc_attention(q, k, v, *cols, top_k=top_k, causal=causal, mode=mode, causal_text=causal_text)
         assert ts["routed"].dtype == np.int32 and ts["routed"].shape == routed.shape, f"case {n}"
         assert np.array_equal(ts["routed"], routed), f"case {n}: routed indices differ"
         np.testing.assert_allclose(ts["out"], out, atol=2e-5, rtol=1e-4, err_msg=f"case {n}")
@@ -480,12 +538,26 @@ def test_route_view_matches_typescript_cpu_reference(tmp_path):
     lay, q, k, v, qr, kr, cols = _view_case(seed=5)
     names = ("chunk_start", "chunk_end", "chunk_shot", "chunk_kind")
     src = str(tmp_path / "in.safetensors")
-    save(src, {"q": q, "k": k, "v": v, "q_route": qr, "k_route": kr,
-               **{nm: np.asarray(c, np.int32) for nm, c in zip(names, cols)}},
-         {"top_k": "3", "causal": "true", "mode": "moc"})
+    save(
+        src,
+        {
+            "q": q,
+            "k": k,
+            "v": v,
+            "q_route": qr,
+            "k_route": kr,
+            **{nm: np.asarray(c, np.int32) for nm, c in zip(names, cols)},
+        },
+        {"top_k": "3", "causal": "true", "mode": "moc"},
+    )
     run_exchange(src, str(tmp_path / "py.safetensors"))
-    proc = subprocess.run([NODE, CLI, "attention", "--in", src, "--out", str(tmp_path / "ts.safetensors"), "--cpu"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [NODE, CLI, "attention", "--in", src, "--out", str(tmp_path / "ts.safetensors"), "--cpu"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     py, _ = load(str(tmp_path / "py.safetensors"))
     ts, _ = load(str(tmp_path / "ts.safetensors"))

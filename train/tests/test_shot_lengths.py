@@ -7,8 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from train.data import (ShotLengths, StepBatches, WorldDataset, batch as make_batch, character_mask,
-                        scene_seed, shot_length_tuples)
+from train.data import (
+    ShotLengths,
+    StepBatches,
+    WorldDataset,
+    batch as make_batch,
+    character_mask,
+    scene_seed,
+    shot_length_tuples,
+)
 from train.render import render_shot
 from train.train import main
 from train.world import sample_scene
@@ -17,17 +24,17 @@ from train.world import sample_scene
 def test_tuples_come_from_the_set_and_keep_the_total():
     lengths = ShotLengths(4, 8, [12, 4, 8, 8], seed=0)
     brute = sorted(t for t in itertools.product((4, 8, 12), repeat=4) if sum(t) == 32)
-    assert lengths.tuples == brute and len(brute) == 19          # 1 of 8,8,8,8 + 6 of 4,4,12,12 + 12 of 4,8,8,12
+    assert lengths.tuples == brute and len(brute) == 19  # 1 of 8,8,8,8 + 6 of 4,4,12,12 + 12 of 4,8,8,12
     drawn = Counter(lengths.frames_at(s) for s in range(3800))
     assert set(drawn) == set(brute), "every tuple is drawn"
     assert all(set(t) <= {4, 8, 12} and sum(t) == 32 for t in drawn)
-    assert min(drawn.values()) > 130 and max(drawn.values()) < 270, drawn   # uniform: 200 each
+    assert min(drawn.values()) > 130 and max(drawn.values()) < 270, drawn  # uniform: 200 each
     assert shot_length_tuples([1, 2, 3], 2, 4) == [(1, 3), (2, 2), (3, 1)]
 
 
 def test_draws_are_a_function_of_seed_and_step():
     a, b, c = (ShotLengths(4, 8, [4, 8, 12], seed=s) for s in (3, 3, 4))
-    steps = [0, 1, 2, 57, 10 ** 6]
+    steps = [0, 1, 2, 57, 10**6]
     assert [a.frames_at(s) for s in steps] == [b.frames_at(s) for s in reversed(steps)][::-1]
     assert [a.frames_at(s) for s in range(40)] != [c.frames_at(s) for s in range(40)]
     off = ShotLengths(4, 8)
@@ -67,7 +74,7 @@ def test_rendered_batch_has_the_steps_shot_lengths():
 
 def test_impossible_or_malformed_sets_stop_at_startup(tmp_path):
     with pytest.raises(ValueError, match="no 4 shot lengths from"):
-        ShotLengths(4, 8, [3, 5])                                 # 3a + 5b = 32 with a + b = 4: none
+        ShotLengths(4, 8, [3, 5])  # 3a + 5b = 32 with a + b = 4: none
     base = ["--config", "tiny", "--device", "cpu", "--workers", "0", "--steps", "1", "--out", str(tmp_path)]
     for bad, msg in (("3,5", "sum to 4 x 8 = 32 frames"), ("4,x", "comma-separated"), ("0,8", ">= 1")):
         with pytest.raises(SystemExit, match=msg) as e:
@@ -76,9 +83,36 @@ def test_impossible_or_malformed_sets_stop_at_startup(tmp_path):
 
 
 def test_cpu_run_trains_on_and_logs_each_steps_tuple(tmp_path):
-    logs = main(["--config", "tiny", "--device", "cpu", "--workers", "2", "--threads", "1", "--shots", "2",
-                 "--frames", "2", "--shot-lengths", "1,2,3", "--batch-size", "2", "--steps", "3",
-                 "--log-every", "1", "--schedule", "dense@1,1x1", "--seed", "2", "--out", str(tmp_path)])
+    logs = main(
+        [
+            "--config",
+            "tiny",
+            "--device",
+            "cpu",
+            "--workers",
+            "2",
+            "--threads",
+            "1",
+            "--shots",
+            "2",
+            "--frames",
+            "2",
+            "--shot-lengths",
+            "1,2,3",
+            "--batch-size",
+            "2",
+            "--steps",
+            "3",
+            "--log-every",
+            "1",
+            "--schedule",
+            "dense@1,1x1",
+            "--seed",
+            "2",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     start = next(r for r in logs if r.get("event") == "start")
     assert start["shot_length_tuples"] == 3 and start["args"]["shot_lengths"] == "1,2,3"
     steps = [r for r in logs if "loss" in r]

@@ -9,8 +9,24 @@ import torch.multiprocessing as mp
 from train import checkpoint
 from train.train import main, parse_schedule, resolve_schedule, stage_at, stage_fractions, steps_for_budget
 
-TINY = ["--config", "tiny", "--device", "cpu", "--workers", "0", "--threads", "1", "--shots", "3",
-        "--frames", "4", "--batch-size", "2", "--log-every", "1"]
+TINY = [
+    "--config",
+    "tiny",
+    "--device",
+    "cpu",
+    "--workers",
+    "0",
+    "--threads",
+    "1",
+    "--shots",
+    "3",
+    "--frames",
+    "4",
+    "--batch-size",
+    "2",
+    "--log-every",
+    "1",
+]
 
 
 def losses(logs):
@@ -20,7 +36,7 @@ def losses(logs):
 def test_schedule():
     st = parse_schedule("dense@10,8x6@20,1x4")
     assert st == [("dense", 0, 0, 10), ("moc", 8, 6, 20), ("moc", 1, 4, None)]
-    assert stage_at(st, 0)[0] == 0 and stage_at(st, 10)[0] == 1 and stage_at(st, 10 ** 6)[0] == 2
+    assert stage_at(st, 0)[0] == 0 and stage_at(st, 10)[0] == 1 and stage_at(st, 10**6)[0] == 2
     for bad in ("dense,1x4@5", "0x4", "dense@0.5,1x4@20", "dense@1.5,1x4", "dense@0.6,2x2@0.4,1x1"):
         with pytest.raises(ValueError):
             parse_schedule(bad)
@@ -40,9 +56,30 @@ def test_cpu_smoke_two_steps(tmp_path):
 
 
 def test_loss_decreases_on_a_fixed_batch(tmp_path):
-    logs = main(TINY + ["--steps", "10", "--fixed-batch", "--lr", "3e-3", "--warmup", "1",
-                        "--caption-dropout", "0", "--schedule", "dense@4,2x2", "--drop-off", "0",
-                        "--drop-in", "0", "--out", str(tmp_path), "--ckpt-every", "0"])
+    logs = main(
+        TINY
+        + [
+            "--steps",
+            "10",
+            "--fixed-batch",
+            "--lr",
+            "3e-3",
+            "--warmup",
+            "1",
+            "--caption-dropout",
+            "0",
+            "--schedule",
+            "dense@4,2x2",
+            "--drop-off",
+            "0",
+            "--drop-in",
+            "0",
+            "--out",
+            str(tmp_path),
+            "--ckpt-every",
+            "0",
+        ]
+    )
     l = losses(logs)
     assert len(l) == 10 and l[-1] < 0.93 * l[0], l
     assert sum(b < a for a, b in zip(l, l[1:])) >= 7, l
@@ -74,8 +111,20 @@ def test_resume_is_identical_to_an_uninterrupted_run(tmp_path, extra):
 
 
 def test_auto_steps_and_compact_carry(tmp_path):
-    args = TINY + ["--schedule", "dense@0.5,1x1", "--ckpt-every", "0", "--steps", "auto", "--budget", "1000",
-                   "--calib-steps", "1", "--carry", str(tmp_path / "carry")]
+    args = TINY + [
+        "--schedule",
+        "dense@0.5,1x1",
+        "--ckpt-every",
+        "0",
+        "--steps",
+        "auto",
+        "--budget",
+        "1000",
+        "--calib-steps",
+        "1",
+        "--carry",
+        str(tmp_path / "carry"),
+    ]
     first = main(args + ["--out", str(tmp_path / "a"), "--time-limit", "1e-9", "--resume"])
     cal = [r for r in first if r.get("event") == "calibrate"]
     assert len(cal) == 1 and set(cal[0]["sec_per_step"]) == {"dense:0x0", "moc:1x1"}
@@ -88,8 +137,10 @@ def test_auto_steps_and_compact_carry(tmp_path):
     sizes = [os.path.getsize(tmp_path / d / f) for d in ("a", "carry") for f in ("ckpt.pt.000",)]
     assert sizes[1] < 0.5 * sizes[0]
     # a cold machine: <out> is empty, the carried checkpoint resumes the same schedule
-    again = main(args + ["--out", str(tmp_path / "b"), "--resume", "--resume-from", str(tmp_path / "carry"),
-                         "--time-limit", "1e-9"])
+    again = main(
+        args
+        + ["--out", str(tmp_path / "b"), "--resume", "--resume-from", str(tmp_path / "carry"), "--time-limit", "1e-9"]
+    )
     start = [r for r in again if r.get("event") is None and "loss" in r]
     assert [r["step"] for r in start] == [2] and again[-1]["steps"] == first[-1]["steps"]
     assert not [r for r in again if r.get("event") == "calibrate"]
@@ -106,11 +157,29 @@ def test_checkpoint_parts(tmp_path):
 
 
 def _ddp_worker(rank, world, port, out):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
-    logs = main(TINY + ["--steps", "8", "--fixed-batch", "--lr", "3e-3", "--warmup", "1",
-                        "--caption-dropout", "0", "--schedule", "dense@3,2x2", "--out", out,
-                        "--ckpt-every", "0"])
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank)
+    )
+    logs = main(
+        TINY
+        + [
+            "--steps",
+            "8",
+            "--fixed-batch",
+            "--lr",
+            "3e-3",
+            "--warmup",
+            "1",
+            "--caption-dropout",
+            "0",
+            "--schedule",
+            "dense@3,2x2",
+            "--out",
+            out,
+            "--ckpt-every",
+            "0",
+        ]
+    )
     with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
         json.dump(logs, f)
     torch.distributed.destroy_process_group()
@@ -133,10 +202,26 @@ def test_init_from_an_exported_model(tmp_path):
     exactly the export's; a folder of another config is refused with one line."""
     from train.export import export_model, load_exported, random_model
     from train.model import make_config
+
     cfg = make_config("tiny")
     export_model(random_model(cfg, 5), cfg, str(tmp_path / "m"), "m", {"step": 3})
-    logs = main(TINY + ["--steps", "1", "--lr", "0", "--warmup", "1", "--schedule", "dense@1,2x2",
-                        "--init-from", str(tmp_path / "m"), "--out", str(tmp_path / "run")])
+    logs = main(
+        TINY
+        + [
+            "--steps",
+            "1",
+            "--lr",
+            "0",
+            "--warmup",
+            "1",
+            "--schedule",
+            "dense@1,2x2",
+            "--init-from",
+            str(tmp_path / "m"),
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     start = next(r for r in logs if r.get("event") == "start")
     assert start["init_from"] == str(tmp_path / "m") and start["step"] == 0
     exported = load_exported(str(tmp_path / "m"))[0].state_dict()
@@ -144,11 +229,28 @@ def test_init_from_an_exported_model(tmp_path):
     assert step == 1 and all(torch.equal(model[n], exported[n]) for n in exported)
     assert all(torch.equal(e, p) for e, p in zip(ema, exported.values()))
     with pytest.raises(SystemExit, match="config differs"):
-        main(TINY + ["--dim", "48", "--steps", "1", "--init-from", str(tmp_path / "m"),
-                     "--out", str(tmp_path / "other")])
+        main(
+            TINY + ["--dim", "48", "--steps", "1", "--init-from", str(tmp_path / "m"), "--out", str(tmp_path / "other")]
+        )
     # --causal-text may start from a model trained without it; the checkpoint records it
-    logs = main(TINY + ["--steps", "1", "--lr", "0", "--warmup", "1", "--schedule", "2x2", "--causal-text",
-                        "--init-from", str(tmp_path / "m"), "--out", str(tmp_path / "causal")])
+    logs = main(
+        TINY
+        + [
+            "--steps",
+            "1",
+            "--lr",
+            "0",
+            "--warmup",
+            "1",
+            "--schedule",
+            "2x2",
+            "--causal-text",
+            "--init-from",
+            str(tmp_path / "m"),
+            "--out",
+            str(tmp_path / "causal"),
+        ]
+    )
     assert next(r for r in logs if r.get("event") == "start")["config"]["causal_text"] is True
     assert checkpoint.load(str(tmp_path / "causal"))["config"]["causal_text"] is True
 
@@ -156,13 +258,19 @@ def test_init_from_an_exported_model(tmp_path):
 def test_character_mask_covers_the_characters_and_grows_one_pixel():
     from train.data import WorldDataset
     from train.render import render_shot
+
     ds = WorldDataset(0, 3, 4, 16, 24, masks=True)
     video, text, mask = ds[0]
     assert mask.shape == video.shape[:3] and mask.dtype == torch.uint8
     scene = ds.scene(0)
-    drawn = torch.cat([torch.from_numpy(sum(v.astype("uint8") for v in vis.values()) > 0)
-                       if vis else torch.zeros(f.shape[:3], dtype=torch.bool)
-                       for f, vis in (render_shot(scene, i, 16, masks=True) for i in range(3))])
+    drawn = torch.cat(
+        [
+            torch.from_numpy(sum(v.astype("uint8") for v in vis.values()) > 0)
+            if vis
+            else torch.zeros(f.shape[:3], dtype=torch.bool)
+            for f, vis in (render_shot(scene, i, 16, masks=True) for i in range(3))
+        ]
+    )
     assert drawn.any(), "scene 0 should show a character"
     m = mask.bool()
     assert m[drawn].all() and m.sum() > drawn.sum() and not m.all()
@@ -174,18 +282,21 @@ def test_fg_weight_scales_the_characters_share_of_the_loss():
     from argparse import Namespace
     from train.model import MoCDiT, make_config
     from train.train import flow_loss
+
     torch.manual_seed(0)
     model = MoCDiT(make_config("tiny"))
     x0 = torch.rand(2, 6, 3, 16, 16) * 2 - 1
     text = torch.randint(1, 10, (2, 4, 24))
-    args = Namespace(caption_dropout=0.0, t_regimes=[1.0, 0.0, 0.0], amp="none", backend="plain", q_tile=1024,
-                     attn_checkpoint=0)
+    args = Namespace(
+        caption_dropout=0.0, t_regimes=[1.0, 0.0, 0.0], amp="none", backend="plain", q_tile=1024, attn_checkpoint=0
+    )
     stage = ("dense", 0, 0, None)
 
     def loss(fg):
         gen = torch.Generator().manual_seed(1)
         with torch.no_grad():
             return float(flow_loss(model, x0, text, (2, 2, 2), stage, args, gen, fg=fg, fg_weight=3.0))
+
     base = loss(None)
     assert loss(torch.zeros(2, 6, 16, 16)) == pytest.approx(base, rel=1e-6)
     assert loss(torch.ones(2, 6, 16, 16)) == pytest.approx(4 * base, rel=1e-5)
@@ -195,9 +306,34 @@ def test_fg_weight_scales_the_characters_share_of_the_loss():
 
 
 def test_fg_weight_run_trains_and_decays(tmp_path):
-    logs = main(TINY + ["--steps", "6", "--fixed-batch", "--lr", "3e-3", "--warmup", "1", "--fg-weight", "4",
-                        "--fg-decay", "linear", "--caption-dropout", "0", "--schedule", "dense@3,2x2",
-                        "--drop-off", "0", "--drop-in", "0", "--out", str(tmp_path), "--ckpt-every", "0"])
+    logs = main(
+        TINY
+        + [
+            "--steps",
+            "6",
+            "--fixed-batch",
+            "--lr",
+            "3e-3",
+            "--warmup",
+            "1",
+            "--fg-weight",
+            "4",
+            "--fg-decay",
+            "linear",
+            "--caption-dropout",
+            "0",
+            "--schedule",
+            "dense@3,2x2",
+            "--drop-off",
+            "0",
+            "--drop-in",
+            "0",
+            "--out",
+            str(tmp_path),
+            "--ckpt-every",
+            "0",
+        ]
+    )
     l = losses(logs)
     assert len(l) == 6 and l[-1] < l[0], l
     assert [r["fg_weight"] for r in logs if "loss" in r] == pytest.approx([4 * (1 - s / 6) for s in range(6)])
@@ -208,7 +344,10 @@ def test_bench_step_times_both_stages(extra, frames, capsys):
     """train.bench_step (the trainer's step timer) runs a dense and a MoC stage end to end; with
     --shot-lengths on a batch of the first mixed tuple ((1, 3) of (1, 3), (2, 2), (3, 1))."""
     from train import bench_step
-    ms = bench_step.main(["--device", "cpu", "--config", "tiny", "--batch-size", "1", "--amp", "none",
-                          "--shots", "2", "--frames", "2"] + extra)
+
+    ms = bench_step.main(
+        ["--device", "cpu", "--config", "tiny", "--batch-size", "1", "--amp", "none", "--shots", "2", "--frames", "2"]
+        + extra
+    )
     assert set(ms) == {"dense", "moc"} and all(v > 0 for v in ms.values())
     assert f"frames {frames}," in capsys.readouterr().out

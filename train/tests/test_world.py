@@ -7,8 +7,17 @@ import pytest
 
 from train.render import PALETTES, pattern_colour, render_background, render_scene, render_shot
 from train.vocab import COLOURS, CaptionTooLong, Vocab
-from train.world import (export_storyboard, global_caption, parse_global_caption, parse_shot_caption,
-                         sample_scene, scene_from_dict, shot_caption, storyboard, validate_storyboard)
+from train.world import (
+    export_storyboard,
+    global_caption,
+    parse_global_caption,
+    parse_shot_caption,
+    sample_scene,
+    scene_from_dict,
+    shot_caption,
+    storyboard,
+    validate_storyboard,
+)
 
 SEEDS = range(60)
 
@@ -39,8 +48,11 @@ def test_captions_agree_with_scene_and_tokenize():
         for i, shot in enumerate(s.shots):
             cap = shot_caption(s, i)
             parsed = parse_shot_caption(cap)
-            assert parsed == {"actors": [(a.char, a.action) for a in shot.actors],
-                              "location": s.locations[shot.location].name, "framing": shot.framing}, cap
+            assert parsed == {
+                "actors": [(a.char, a.action) for a in shot.actors],
+                "location": s.locations[shot.location].name,
+                "framing": shot.framing,
+            }, cap
             if shot.framing == "close-up":
                 assert len(shot.actors) == 1
         for cap in [g] + [shot_caption(s, i) for i in range(len(s.shots))]:
@@ -144,8 +156,9 @@ def test_render_speed():
     assert fps > 200, f"rendering {fps:.0f} frames/s"
 
 
-STORYBOARDS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                           "public", "storyboards")
+STORYBOARDS = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "public", "storyboards"
+)
 
 
 def test_sample_storyboards_are_current_and_tokenize():
@@ -171,7 +184,7 @@ def test_sample_storyboards_are_current_and_tokenize():
         validate_storyboard(board)
         caps = [board["globalCaption"]] + [s["caption"] for s in board["shots"]]
         for cap in caps:
-            enc = vocab.encode(cap, text_len)               # raises CaptionTooLong past text_len
+            enc = vocab.encode(cap, text_len)  # raises CaptionTooLong past text_len
             assert enc.unknown == [], f"{e['file']}: unknown words {enc.unknown} in {cap!r}"
         cast = parse_global_caption(board["globalCaption"])
         assert cast and sorted(cast) == list(range(1, len(cast) + 1))

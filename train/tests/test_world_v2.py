@@ -36,6 +36,7 @@ def test_v1_is_bit_for_bit_unchanged():
 def test_v2_attributes_are_bimodal_patch_scale_and_persist():
     from train.vocab import COLOURS, PATTERNS_V2
     from train.world import SIZE_CLASSES_V2, scene_from_dict, size_class
+
     sizes, patterns = [], set()
     for seed in range(80):
         s = sample_scene(seed, version=2)
@@ -43,7 +44,8 @@ def test_v2_attributes_are_bimodal_patch_scale_and_persist():
         for c in s.cast:
             assert c.pattern in PATTERNS_V2 and c.colour2 in COLOURS and c.colour2 != c.colour
             assert any(lo <= c.size <= hi for lo, hi in SIZE_CLASSES_V2)
-            sizes.append(c.size); patterns.add(c.pattern)
+            sizes.append(c.size)
+            patterns.add(c.pattern)
             assert size_class(c, 2) == int(c.size >= SIZE_CLASSES_V2[1][0])
     assert patterns == set(PATTERNS_V2)
     gap = SIZE_CLASSES_V2[1][0] - SIZE_CLASSES_V2[0][1]
@@ -55,6 +57,7 @@ def test_v2_attributes_are_bimodal_patch_scale_and_persist():
 
 def test_v2_renders_the_hidden_second_colour():
     from train.vocab import COLOURS
+
     found = 0
     for seed in range(40):
         s = sample_scene(seed, version=2)
@@ -68,7 +71,7 @@ def test_v2_renders_the_hidden_second_colour():
             if c.pattern == "solid":
                 assert n2 == 0 or COLOURS[c.colour2] == COLOURS[c.colour]
             else:
-                assert n2 >= 64, (seed, i, c)   # at least one 8x8 patch's worth of pixels
+                assert n2 >= 64, (seed, i, c)  # at least one 8x8 patch's worth of pixels
                 found += 1
     assert found >= 5
 
@@ -76,8 +79,9 @@ def test_v2_renders_the_hidden_second_colour():
 def test_oracle_captions_and_vocab():
     from train.vocab import Vocab, build_words
     from train.world import parse_global_caption, size_class
+
     v1, vo = Vocab(), Vocab(oracle=True)
-    assert len(v1) == 45 and vo.words[:45] == v1.words == build_words()   # v1 ids unchanged
+    assert len(v1) == 45 and vo.words[:45] == v1.words == build_words()  # v1 ids unchanged
     for seed in range(60):
         for version in (1, 2):
             s = sample_scene(seed, version=version)
@@ -87,11 +91,12 @@ def test_oracle_captions_and_vocab():
                 assert f"{('small', 'large')[size_class(c, version)]} {c.pattern} {c.colour} {c.shape}" in g
             enc = vo.encode(g, 32)
             assert enc.unknown == []
-            assert v1.encode(g, 32).unknown            # the v1 vocabulary does not know them
+            assert v1.encode(g, 32).unknown  # the v1 vocabulary does not know them
 
 
 def test_v2_attributes_move_more_patches_than_v1():
     from train.world_stats import measure
+
     v1, v2 = measure(1, "pattern", 40, 64, 8), measure(2, "pattern", 40, 64, 8)
     assert v2["patch_mean_share"] > 1.5 * v1["patch_mean_share"]
     s1, s2 = measure(1, "size", 40, 64, 8), measure(2, "size", 40, 64, 8)

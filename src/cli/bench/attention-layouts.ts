@@ -33,13 +33,27 @@ export interface Geometry {
 export function geometry(quick: boolean): Geometry {
   return quick
     ? { H: 2, D: 64, topK: 4, tokensPerFrame: 16, framesPerShot: 4, caption: 4, shots: [1, 2, 4], tuneShots: 2 }
-    : { H: 4, D: 64, topK: 4, tokensPerFrame: 256, framesPerShot: 16, caption: 16, shots: [1, 2, 4, 8, 16, 32], tuneShots: 8 };
+    : {
+        H: 4,
+        D: 64,
+        topK: 4,
+        tokensPerFrame: 256,
+        framesPerShot: 16,
+        caption: 16,
+        shots: [1, 2, 4, 8, 16, 32],
+        tuneShots: 8,
+      };
 }
 
 /** Every case routes causally. */
 export const CAUSAL = true;
 
-export function layout(g: Geometry, shots: number, tokensPerFrame = g.tokensPerFrame, framesPerShot = g.framesPerShot): ChunkTable {
+export function layout(
+  g: Geometry,
+  shots: number,
+  tokensPerFrame = g.tokensPerFrame,
+  framesPerShot = g.framesPerShot,
+): ChunkTable {
   return buildChunkTable({
     globalCaptionTokens: g.caption,
     shots: Array.from({ length: shots }, () => ({ captionTokens: g.caption, frames: framesPerShot })),
@@ -60,7 +74,13 @@ const QUERY_NOISE: Record<Exclude<Regime, 'random'>, number> = { coherent: 0.1, 
  * vector t_c; k = u_c(i) + noise, q = t_c(i) + QUERY_NOISE·noise, v = noise: the queries of one
  * frame pick their top-k chunks by a shared topic, routing across frames differs.
  */
-export function makeQkv(table: ChunkTable, H: number, D: number, regime: Regime, seed: number): { q: Float32Array; k: Float32Array; v: Float32Array } {
+export function makeQkv(
+  table: ChunkTable,
+  H: number,
+  D: number,
+  regime: Regime,
+  seed: number,
+): { q: Float32Array; k: Float32Array; v: Float32Array } {
   const rng = new Rng(seed);
   const noise = () => (rng.next() * 2 - 1) * SQRT3;
   const N = table.n;
@@ -135,7 +155,13 @@ export function routeStats(table: ChunkTable, routed: Int32Array, g: Geometry, b
     }
   }
   const pairs = (1 - sparsity) * H * N * N;
-  return { pairs, sparsity, candidates: candidates * H, unionWork: work / pairs, sharedRouted: pairs > mandatory ? sharedPairs(table, routed, g, bq) / (pairs - mandatory) : 0 };
+  return {
+    pairs,
+    sparsity,
+    candidates: candidates * H,
+    unionWork: work / pairs,
+    sharedRouted: pairs > mandatory ? sharedPairs(table, routed, g, bq) / (pairs - mandatory) : 0,
+  };
 }
 
 /** Routed pairs in chunks that every row of a 'grouped-shared' tile routes (moc-attention-share.wgsl). */

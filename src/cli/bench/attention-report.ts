@@ -54,28 +54,37 @@ export interface SdpaResult {
   rows: SdpaRow[];
 }
 
-const ms = (x: number | null | undefined) => (x === null || x === undefined ? '–' : x >= 100 ? x.toFixed(1) : x >= 1 ? x.toFixed(2) : x.toFixed(3));
+const ms = (x: number | null | undefined) =>
+  x === null || x === undefined ? '–' : x >= 100 ? x.toFixed(1) : x >= 1 ? x.toFixed(2) : x.toFixed(3);
 const tflops = (flops: number, t: number | null | undefined) => (t ? fmt(flops / t / 1e9) : '–');
 
 /** A markdown table; the columns numbered in `left` left-aligned, the rest right-aligned. */
 function table(head: string[], rows: string[][], left: number[] = [0]): string {
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const fmtRow = (r: string[]) => `| ${r.map((c, i) => (left.includes(i) ? c.padEnd(w[i]) : c.padStart(w[i]))).join(' | ')} |`;
-  return [fmtRow(head), `|${w.map((n, i) => '-'.repeat(n + 1) + (left.includes(i) ? '-' : ':')).join('|')}|`, ...rows.map(fmtRow)].join('\n');
+  const fmtRow = (r: string[]) =>
+    `| ${r.map((c, i) => (left.includes(i) ? c.padEnd(w[i]) : c.padStart(w[i]))).join(' | ')} |`;
+  return [
+    fmtRow(head),
+    `|${w.map((n, i) => '-'.repeat(n + 1) + (left.includes(i) ? '-' : ':')).join('|')}|`,
+    ...rows.map(fmtRow),
+  ].join('\n');
 }
 
 const time = (r: SizeRow, key: string) => r.times[key]?.ms ?? null;
 
 /** The faster design's MoC total of a size (coherent), or null. */
 function bestTotal(r: SizeRow): { design: MocDesign; ms: number } | null {
-  const ts = MOC_DESIGNS.map((d) => ({ design: d, ms: time(r, `total ${d}`) })).filter((x): x is { design: MocDesign; ms: number } => x.ms !== null);
+  const ts = MOC_DESIGNS.map((d) => ({ design: d, ms: time(r, `total ${d}`) })).filter(
+    (x): x is { design: MocDesign; ms: number } => x.ms !== null,
+  );
   return ts.length ? ts.reduce((a, b) => (b.ms < a.ms ? b : a)) : null;
 }
 
 /** Per-token time growth between the sizes nearest 16k and 128k tokens, for the given time. */
 function growth(rows: SizeRow[], t: (r: SizeRow) => number | null): string {
   if (!rows.length) return '–';
-  const near = (n: number) => rows.reduce((a, b) => (Math.abs(Math.log(b.N / n)) < Math.abs(Math.log(a.N / n)) ? b : a));
+  const near = (n: number) =>
+    rows.reduce((a, b) => (Math.abs(Math.log(b.N / n)) < Math.abs(Math.log(a.N / n)) ? b : a));
   const [lo, hi] = [near(16384), near(131072)];
   const [a, b] = [t(lo), t(hi)];
   if (lo === hi || a === null || b === null) return '–';
@@ -84,7 +93,9 @@ function growth(rows: SizeRow[], t: (r: SizeRow) => number | null): string {
 
 /** Smallest N from which MoC stays faster than `other` for every larger size; with a log-log interpolation. */
 function crossover(rows: SizeRow[], other: (r: SizeRow) => number | null): string {
-  const pts = rows.map((r) => ({ N: r.N, moc: bestTotal(r)?.ms ?? null, o: other(r) })).filter((x) => x.moc !== null && x.o !== null) as Array<{ N: number; moc: number; o: number }>;
+  const pts = rows
+    .map((r) => ({ N: r.N, moc: bestTotal(r)?.ms ?? null, o: other(r) }))
+    .filter((x) => x.moc !== null && x.o !== null) as Array<{ N: number; moc: number; o: number }>;
   if (!pts.length) return 'no data';
   let i = pts.length;
   while (i > 0 && pts[i - 1].moc < pts[i - 1].o) i--;
@@ -102,9 +113,16 @@ const SHORT: Record<MocDesign, string> = { union: 'A', grouped: 'B', 'grouped-di
 const LEGEND = `designs: ${MOC_DESIGNS.map((d) => `${SHORT[d]} = ${d}`).join(', ')}`;
 
 /** Geometric mean of a/b attention time over the sizes with both (≥ 16k tokens when there are such). */
-function designRatio(rows: SizeRow[], regime: Regime, a: MocDesign, b: MocDesign): { ratio: number; sizes: number } | null {
+function designRatio(
+  rows: SizeRow[],
+  regime: Regime,
+  a: MocDesign,
+  b: MocDesign,
+): { ratio: number; sizes: number } | null {
   const big = rows.filter((r) => r.N >= 16000);
-  const use = (big.length ? big : rows).filter((r) => time(r, `attention ${a} ${regime}`) && time(r, `attention ${b} ${regime}`) && !r.wrong);
+  const use = (big.length ? big : rows).filter(
+    (r) => time(r, `attention ${a} ${regime}`) && time(r, `attention ${b} ${regime}`) && !r.wrong,
+  );
   if (!use.length) return null;
   const logs = use.map((r) => Math.log(time(r, `attention ${a} ${regime}`)! / time(r, `attention ${b} ${regime}`)!));
   return { ratio: Math.exp(logs.reduce((x, y) => x + y, 0) / logs.length), sizes: use.length };
@@ -112,7 +130,10 @@ function designRatio(rows: SizeRow[], regime: Regime, a: MocDesign, b: MocDesign
 
 /** Design A against B, and each variant of B against B, per routing regime. */
 function verdict(rows: SizeRow[]): string[] {
-  const pairs: Array<[MocDesign, MocDesign]> = [['union', 'grouped'], ...MOC_DESIGNS.filter((d) => d.startsWith('grouped-')).map((d): [MocDesign, MocDesign] => ['grouped', d])];
+  const pairs: Array<[MocDesign, MocDesign]> = [
+    ['union', 'grouped'],
+    ...MOC_DESIGNS.filter((d) => d.startsWith('grouped-')).map((d): [MocDesign, MocDesign] => ['grouped', d]),
+  ];
   return pairs.flatMap(([a, b]) =>
     REGIMES.map((regime) => {
       const r = designRatio(rows, regime, a, b);
@@ -142,7 +163,11 @@ function throughputTable(rows: SizeRow[], D: number, H: number): string[] {
     const pc = (x: number | null) => (x === null ? '–' : `${Math.round((100 * x) / dn)}%`);
     return `${fmt(c / 1e9)} ${pc(c)} / ${pc(rate(r, d, 'mixed'))} / ${pc(rate(r, d, 'random'))}`;
   };
-  const body = rows.map((r) => [String(r.N), dense(r) ? fmt(dense(r)! / 1e9) : '–', ...MOC_DESIGNS.map((d) => cell(r, d))]);
+  const body = rows.map((r) => [
+    String(r.N),
+    dense(r) ? fmt(dense(r)! / 1e9) : '–',
+    ...MOC_DESIGNS.map((d) => cell(r, d)),
+  ]);
   const big = rows.filter((r) => r.N >= 32000 && !r.wrong);
   const use = big.length ? big : rows.filter((r) => !r.wrong);
   const worst = MOC_DESIGNS.map((d) => {
@@ -178,7 +203,19 @@ export interface AttentionRun {
 /** The --json document: the run, dated now, as indented JSON. */
 export function jsonDocument(run: AttentionRun): string {
   const { quick, adapter, features, timing, geometry, reference, rows, tune, sdpa } = run;
-  const doc = { suite: 'attention', quick, date: new Date().toISOString(), adapter, features, timing, geometry, reference, rows, tune, sdpa };
+  const doc = {
+    suite: 'attention',
+    quick,
+    date: new Date().toISOString(),
+    adapter,
+    features,
+    timing,
+    geometry,
+    reference,
+    rows,
+    tune,
+    sdpa,
+  };
   return `${JSON.stringify(doc, null, 2)}\n`;
 }
 
@@ -186,16 +223,25 @@ export function jsonDocument(run: AttentionRun): string {
  * Prints the closing tables and verdicts of a run. `describe` is the adapter in words, `started`
  * the performance.now() the suite began at (for the total time), `failed` whether any check failed.
  */
-export function report(run: AttentionRun, describe: string, started: number, failed: boolean, log: (s: string) => void): void {
+export function report(
+  run: AttentionRun,
+  describe: string,
+  started: number,
+  failed: boolean,
+  log: (s: string) => void,
+): void {
   const { geometry: g, rows, tune: tuneRows, sdpa } = run;
-  const sdpaMs = (r: SizeRow, dtype: SdpaRow['dtype']) => (sdpa && typeof sdpa !== 'string' ? (sdpa.rows.find((x) => x.n === r.N && x.dtype === dtype)?.ms ?? null) : null);
+  const sdpaMs = (r: SizeRow, dtype: SdpaRow['dtype']) =>
+    sdpa && typeof sdpa !== 'string' ? (sdpa.rows.find((x) => x.n === r.N && x.dtype === dtype)?.ms ?? null) : null;
   const { H, D } = g;
   if (tuneRows.length) {
     log(`\n## attention tiles (${g.tuneShots} shots), ms`);
     const tuneTable = tuneRows.map((r) => [r.tile, r.design, ...REGIMES.map((x) => ms(r.ms[x])), r.wrong ?? '']);
     log(table(['tile', 'design', ...REGIMES, 'note'], tuneTable, [0, 1, REGIMES.length + 2]));
   }
-  log('\n## phases, coherent routing unless named; TFLOP/s count 4·D per visited pair, routing 2·D per candidate chunk');
+  log(
+    '\n## phases, coherent routing unless named; TFLOP/s count 4·D per visited pair, routing 2·D per candidate chunk',
+  );
   log(LEGEND);
   const both = (f: (d: MocDesign) => string) => MOC_DESIGNS.map(f).join(' / ');
   const names = MOC_DESIGNS.map((d) => SHORT[d]).join(' / ');
@@ -214,7 +260,22 @@ export function report(run: AttentionRun, describe: string, started: number, fai
     ];
   });
   const regimeHead = REGIMES.map((x) => `${x} ${names} ms`);
-  log(table(['N', 'keys/query', 'A work (coh / mix / rnd)', 'Bs shared (coh / mix / rnd)', 'mean ms', 'route ms / rate', ...regimeHead, `coherent ${names} TFLOP/s`, `total ${names} ms`], detail));
+  log(
+    table(
+      [
+        'N',
+        'keys/query',
+        'A work (coh / mix / rnd)',
+        'Bs shared (coh / mix / rnd)',
+        'mean ms',
+        'route ms / rate',
+        ...regimeHead,
+        `coherent ${names} TFLOP/s`,
+        `total ${names} ms`,
+      ],
+      detail,
+    ),
+  );
   for (const l of throughputTable(rows, D, H)) log(l);
 
   const lines = [
@@ -224,14 +285,30 @@ export function report(run: AttentionRun, describe: string, started: number, fai
   if (sdpa) {
     if (typeof sdpa === 'string') lines.push(`PyTorch: ${sdpa}`);
     else {
-      lines.push(`PyTorch (${sdpa.device}): MoC beats dense SDPA f32 ${crossover(rows, (r) => sdpaMs(r, 'f32'))}; bf16 ${crossover(rows, (r) => sdpaMs(r, 'bf16'))}`);
+      lines.push(
+        `PyTorch (${sdpa.device}): MoC beats dense SDPA f32 ${crossover(rows, (r) => sdpaMs(r, 'f32'))}; bf16 ${crossover(rows, (r) => sdpaMs(r, 'bf16'))}`,
+      );
     }
   }
   log(`\n## attention: ${describe}`);
   for (const l of lines) log(l);
-  log(`ms = median ${run.features.timestamp ? 'GPU' : 'wall'} time per call; MoC = chunk means + routing + sparse attention; ${((performance.now() - started) / 1000).toFixed(1)} s in all${failed ? '; SOME CHECKS FAILED' : ''}`);
+  log(
+    `ms = median ${run.features.timestamp ? 'GPU' : 'wall'} time per call; MoC = chunk means + routing + sparse attention; ${((performance.now() - started) / 1000).toFixed(1)} s in all${failed ? '; SOME CHECKS FAILED' : ''}`,
+  );
   log(LEGEND);
-  const head = ['N', 'shots', 'sparsity', 'dense ms', 'dense TFLOP/s', ...MOC_DESIGNS.map((d) => `MoC ${SHORT[d]} ms`), 'speed-up', 'µs/token', 'eff. TFLOP/s', ...(sdpa ? ['torch f32 ms', 'torch bf16 ms'] : []), 'check'];
+  const head = [
+    'N',
+    'shots',
+    'sparsity',
+    'dense ms',
+    'dense TFLOP/s',
+    ...MOC_DESIGNS.map((d) => `MoC ${SHORT[d]} ms`),
+    'speed-up',
+    'µs/token',
+    'eff. TFLOP/s',
+    ...(sdpa ? ['torch f32 ms', 'torch bf16 ms'] : []),
+    'check',
+  ];
   const summary = rows.map((r) => {
     const best = bestTotal(r);
     const s = r.stats.coherent;

@@ -47,15 +47,38 @@ import { Engine } from '../../engine/engine.ts';
 import { nodeGpu } from '../../engine/host-node.ts';
 import { chunkMean } from '../../engine/kernels/chunk-mean.ts';
 import { FLASH_TILE_CONFIGS, flashAttention } from '../../engine/kernels/flash-attention.ts';
-import { MOC_DESIGNS, mocAttention, mocTile, mocTileProblem, type MocDesign } from '../../engine/kernels/moc-attention.ts';
+import {
+  MOC_DESIGNS,
+  mocAttention,
+  mocTile,
+  mocTileProblem,
+  type MocDesign,
+} from '../../engine/kernels/moc-attention.ts';
 import { mocRoute } from '../../engine/kernels/moc-route.ts';
 import { rope } from '../../engine/kernels/rope.ts';
 import type { Tensor } from '../../engine/tensor.ts';
 import type { ChunkTable } from '../../model/layout.ts';
 import { mocAttentionReference, mocReference } from '../../model/moc-reference.ts';
 import type { BenchArgs } from '../bench.ts';
-import { CAUSAL, geometry, layout, makeQkv, REGIMES, routeStats, type Geometry, type Regime } from './attention-layouts.ts';
-import { jsonDocument, report, type AttentionRun, type CaseTime, type SdpaResult, type SizeRow, type TuneRow } from './attention-report.ts';
+import {
+  CAUSAL,
+  geometry,
+  layout,
+  makeQkv,
+  REGIMES,
+  routeStats,
+  type Geometry,
+  type Regime,
+} from './attention-layouts.ts';
+import {
+  jsonDocument,
+  report,
+  type AttentionRun,
+  type CaseTime,
+  type SdpaResult,
+  type SizeRow,
+  type TuneRow,
+} from './attention-report.ts';
 import { fmt, timeRuns, type TimingOptions } from './harness.ts';
 
 /** The tensors of one size on the GPU and the kernel calls the cases time. */
@@ -79,14 +102,26 @@ class Problem {
     const N = (this.N = table.n);
     const C = table.start.length;
     [this.q, this.k, this.v] = ['q', 'k', 'v'].map((n) => eng.tensor([H, N, D], 'f32', `bench.${n}`));
-    this.cols = { start: eng.upload(table.start, [C]), end: eng.upload(table.end, [C]), kind: eng.upload(table.kind, [C]), shot: eng.upload(table.shot, [C]) };
+    this.cols = {
+      start: eng.upload(table.start, [C]),
+      end: eng.upload(table.end, [C]),
+      kind: eng.upload(table.kind, [C]),
+      shot: eng.upload(table.shot, [C]),
+    };
     this.desc = eng.tensor([H, C, D], 'f32', 'bench.desc');
     this.routed = eng.tensor([H, N, g.topK], 'i32', 'bench.routed');
-    this.out = Object.fromEntries([...MOC_DESIGNS, 'dense'].map((d) => [d, eng.tensor([H, N, D])])) as Record<MocDesign | 'dense', Tensor>;
+    this.out = Object.fromEntries([...MOC_DESIGNS, 'dense'].map((d) => [d, eng.tensor([H, N, D])])) as Record<
+      MocDesign | 'dense',
+      Tensor
+    >;
     const angle = Float32Array.from({ length: N * D }, (_, j) => ((j % D) >> 1) * 0.01 + Math.floor(j / D) * 1e-4);
     this.view = {
       cos: eng.upload(angle.map(Math.cos), [N, D], 'bench.view-cos'),
-      sin: eng.upload(angle.map((a, j) => (j % 2 ? 1 : -1) * Math.sin(a)), [N, D], 'bench.view-sin'),
+      sin: eng.upload(
+        angle.map((a, j) => (j % 2 ? 1 : -1) * Math.sin(a)),
+        [N, D],
+        'bench.view-sin',
+      ),
       q: eng.tensor([H, N, D], 'f32', 'bench.q-route'),
       k: eng.tensor([H, N, D], 'f32', 'bench.k-route'),
     };
@@ -100,7 +135,8 @@ class Problem {
 
   mean = () => chunkMean(this.eng, this.k, this.cols.start, this.cols.end, this.desc);
   route = () => mocRoute(this.eng, this.q, this.desc, this.cols, { topK: this.g.topK, causal: CAUSAL }, this.routed);
-  attend = (design: MocDesign, tile?: { bq: number; bk: number; ncol: number }, out = this.out[design]) => mocAttention(this.eng, this.q, this.k, this.v, this.table, this.routed, { design, tile, out });
+  attend = (design: MocDesign, tile?: { bq: number; bk: number; ncol: number }, out = this.out[design]) =>
+    mocAttention(this.eng, this.q, this.k, this.v, this.table, this.routed, { design, tile, out });
   total = async (design: MocDesign) => {
     await this.mean();
     await this.route();
@@ -121,7 +157,16 @@ class Problem {
   }
 
   dispose(): void {
-    [this.q, this.k, this.v, this.desc, this.routed, ...Object.values(this.cols), ...Object.values(this.out), ...Object.values(this.view)].forEach((t) => t.dispose());
+    [
+      this.q,
+      this.k,
+      this.v,
+      this.desc,
+      this.routed,
+      ...Object.values(this.cols),
+      ...Object.values(this.out),
+      ...Object.values(this.view),
+    ].forEach((t) => t.dispose());
   }
 }
 
@@ -171,7 +216,13 @@ function optsFor(base: TimingOptions, flops: number): TimingOptions {
 }
 
 /** Times `fn` unless the filter excludes `name`; never throws. */
-async function timeCase(eng: Engine, name: string, fn: () => Promise<unknown>, opts: TimingOptions, log: (s: string) => void): Promise<CaseTime> {
+async function timeCase(
+  eng: Engine,
+  name: string,
+  fn: () => Promise<unknown>,
+  opts: TimingOptions,
+  log: (s: string) => void,
+): Promise<CaseTime> {
   try {
     const t = await timeRuns(eng, fn, opts);
     const ms = t.gpuMs ?? t.wallMs;
@@ -208,19 +259,34 @@ async function checkOutputs(p: Problem, regime: Regime, oneShot: boolean, denseR
       const { H, D } = p.g;
       const first = p.table.shot[0] === -1 ? p.table.end[0] : 0;
       const rows = (x: Float32Array, h: number) => x.subarray((h * p.N + first) * D, (h + 1) * p.N * D);
-      const ad = Math.max(...Array.from({ length: H }, (_, h) => excess(rows(a, h), rows(dense, h), TOL.atol, TOL.rtol)));
+      const ad = Math.max(
+        ...Array.from({ length: H }, (_, h) => excess(rows(a, h), rows(dense, h), TOL.atol, TOL.rtol)),
+      );
       if (ad > 1) return `one shot: MoC and dense disagree on the shot's rows (error/tolerance ${fmt(ad)})`;
     }
   }
   return null;
 }
 
-async function benchSize(eng: Engine, g: Geometry, shots: number, args: BenchArgs, base: TimingOptions, log: (s: string) => void): Promise<SizeRow | null> {
+async function benchSize(
+  eng: Engine,
+  g: Geometry,
+  shots: number,
+  args: BenchArgs,
+  base: TimingOptions,
+  log: (s: string) => void,
+): Promise<SizeRow | null> {
   const table = layout(g, shots);
   const N = table.n;
   const { H, D } = g;
   const want = (name: string) => !args.filter || `${name} N=${N}`.includes(args.filter);
-  const names = ['dense', 'chunk-mean', 'route', 'route-view', ...MOC_DESIGNS.flatMap((d) => [`total ${d}`, ...REGIMES.map((r) => `attention ${d} ${r}`)])];
+  const names = [
+    'dense',
+    'chunk-mean',
+    'route',
+    'route-view',
+    ...MOC_DESIGNS.flatMap((d) => [`total ${d}`, ...REGIMES.map((r) => `attention ${d} ${r}`)]),
+  ];
   if (!names.some(want)) return null;
   log(`\n## ${shots} shot${shots > 1 ? 's' : ''}: N=${N}, ${table.start.length} chunks`);
   const row: SizeRow = { shots, N, chunks: table.start.length, stats: {}, times: {}, wrong: null };
@@ -239,16 +305,25 @@ async function benchSize(eng: Engine, g: Geometry, shots: number, args: BenchArg
       );
       const visited = 4 * D * stats.pairs;
       if (regime === 'coherent') {
-        runs.push(['chunk-mean', p.mean, 0], ['route', p.route, 0], ['route-view', p.routeView, 0], ['dense', p.dense, 4 * N * N * D * H]);
-        for (const d of MOC_DESIGNS) runs.push([`total ${d}`, () => p.total(d), d === 'union' ? visited * stats.unionWork : visited]);
+        runs.push(
+          ['chunk-mean', p.mean, 0],
+          ['route', p.route, 0],
+          ['route-view', p.routeView, 0],
+          ['dense', p.dense, 4 * N * N * D * H],
+        );
+        for (const d of MOC_DESIGNS)
+          runs.push([`total ${d}`, () => p.total(d), d === 'union' ? visited * stats.unionWork : visited]);
       }
-      for (const d of MOC_DESIGNS) runs.push([`attention ${d} ${regime}`, () => p.attend(d), d === 'union' ? visited * stats.unionWork : visited]);
+      for (const d of MOC_DESIGNS)
+        runs.push([`attention ${d} ${regime}`, () => p.attend(d), d === 'union' ? visited * stats.unionWork : visited]);
       for (const [name, fn, flops] of runs) {
         if (want(name)) row.times[name] = await timeCase(eng, `${name} N=${N}`, fn, optsFor(base, flops), log);
       }
       const view = row.times['route-view']?.ms;
       if (regime === 'coherent' && view != null) {
-        const shares = MOC_DESIGNS.flatMap((d) => (row.times[`total ${d}`]?.ms ? [`${d} ${((100 * view) / row.times[`total ${d}`].ms!).toFixed(1)}%`] : []));
+        const shares = MOC_DESIGNS.flatMap((d) =>
+          row.times[`total ${d}`]?.ms ? [`${d} ${((100 * view) / row.times[`total ${d}`].ms!).toFixed(1)}%`] : [],
+        );
         if (shares.length) log(`  route-view (spatial) adds, of MoC total: ${shares.join(', ')}`);
       }
       // the outputs of the last runs (each design and dense wrote its own tensor; dense is checked when timed)
@@ -288,7 +363,8 @@ async function tune(eng: Engine, g: Geometry, base: TimingOptions, log: (s: stri
           const r = await timeCase(eng, `${design} ${tile} ${regime}`, () => p.attend(design, t, scratch), base, log);
           row.ms[regime] = r.ms;
           const e = excess(await p.read(scratch), ref, TOL.atol, TOL.rtol);
-          if (r.error || e > 1) row.wrong ??= r.error ?? `${regime}: differs from the default (error/tolerance ${fmt(e)})`;
+          if (r.error || e > 1)
+            row.wrong ??= r.error ?? `${regime}: differs from the default (error/tolerance ${fmt(e)})`;
         }
       }
     }
@@ -302,7 +378,11 @@ async function tune(eng: Engine, g: Geometry, base: TimingOptions, log: (s: stri
 /** bench/sdpa.py: from the working directory, or next to the sources or the bundle. */
 function sdpaScript(): string | null {
   const here = dirname(fileURLToPath(import.meta.url));
-  const candidates = [resolve('bench/sdpa.py'), resolve(here, '../../../bench/sdpa.py'), resolve(here, '../bench/sdpa.py')];
+  const candidates = [
+    resolve('bench/sdpa.py'),
+    resolve(here, '../../../bench/sdpa.py'),
+    resolve(here, '../bench/sdpa.py'),
+  ];
   return candidates.find((c) => existsSync(c)) ?? null;
 }
 
@@ -336,9 +416,13 @@ export async function run(args: BenchArgs): Promise<number> {
   const log = (line: string) => console.log(line);
   const started = performance.now();
   const eng = await Engine.create(await nodeGpu());
-  log(`# bench attention${args.quick ? ' --quick' : ''}${args.tune ? ' --tune' : ''}${args.sdpa ? ' --sdpa' : ''}${args.filter ? ` --filter ${args.filter}` : ''}`);
+  log(
+    `# bench attention${args.quick ? ' --quick' : ''}${args.tune ? ' --tune' : ''}${args.sdpa ? ' --sdpa' : ''}${args.filter ? ` --filter ${args.filter}` : ''}`,
+  );
   for (const line of eng.capabilities()) log(line);
-  log(`timer: ${eng.features.timestamp ? 'GPU timestamps per compute pass' : 'wall clock around sync() (no timestamp-query)'}, median over samples`);
+  log(
+    `timer: ${eng.features.timestamp ? 'GPU timestamps per compute pass' : 'wall clock around sync() (no timestamp-query)'}, median over samples`,
+  );
   log(
     `layout: frames of ${g.tokensPerFrame} tokens, shots of ${g.framesPerShot} frames, captions of ${g.caption} tokens (global + one per shot), chunkFrames 1; H=${g.H}, D=${g.D}, top-k ${g.topK}, causal; f32`,
   );
@@ -356,15 +440,35 @@ export async function run(args: BenchArgs): Promise<number> {
   const tuneRows = args.tune ? await tune(eng, g, base, log) : [];
   eng.destroy();
 
-  const sdpa = args.sdpa && rows.length ? runSdpa(rows.map((r) => r.N), g, log) : null;
-  const result: AttentionRun = { quick: args.quick, adapter: eng.adapter, features: eng.features, timing: base, geometry: g, reference: gate, rows, tune: tuneRows, sdpa };
+  const sdpa =
+    args.sdpa && rows.length
+      ? runSdpa(
+          rows.map((r) => r.N),
+          g,
+          log,
+        )
+      : null;
+  const result: AttentionRun = {
+    quick: args.quick,
+    adapter: eng.adapter,
+    features: eng.features,
+    timing: base,
+    geometry: g,
+    reference: gate,
+    rows,
+    tune: tuneRows,
+    sdpa,
+  };
 
   if (args.json) {
     writeFileSync(args.json, jsonDocument(result));
     log(`wrote ${args.json}`);
   }
 
-  const failed = !gate.ok || rows.some((r) => r.wrong || Object.values(r.times).some((t) => t.error)) || tuneRows.some((r) => r.wrong && !r.wrong.startsWith('skipped'));
+  const failed =
+    !gate.ok ||
+    rows.some((r) => r.wrong || Object.values(r.times).some((t) => t.error)) ||
+    tuneRows.some((r) => r.wrong && !r.wrong.startsWith('skipped'));
   report(result, eng.describe(), started, failed, log);
   return failed ? 1 : 0;
 }

@@ -37,7 +37,9 @@ export async function run(a: BenchArgs): Promise<number> {
     console.error(`moc bench cache: ${modelDir} was not trained with causal_text; the cache needs a causal-text model`);
     return 1;
   }
-  const board = JSON.parse(await readFile(join('public', 'storyboards', 'valley-day.json'), 'utf8')) as { shots: { frames: number }[] };
+  const board = JSON.parse(await readFile(join('public', 'storyboards', 'valley-day.json'), 'utf8')) as {
+    shots: { frames: number }[];
+  };
   const scale = a.quick ? 4 : 1;
   const valley = board.shots.map((s) => Math.max(1, Math.round(s.frames / scale)));
   const appended = [...valley, 8 / scale];
@@ -53,23 +55,39 @@ export async function run(a: BenchArgs): Promise<number> {
   const dit = MocDiT.create(eng, model);
   const attention = { mode: 'moc' as const, topK: cfg.topK, chunkFrames: cfg.chunkFrames, causal: cfg.causal };
   const per = 3 * cfg.imageSize * cfg.imageSize;
-  console.log(`moc bench cache: ${cfg.name} on ${eng.describe()}; valley-day-shaped board (${valley.join(',')} frames, + one ${8 / scale}-frame shot), moc top-k ${cfg.topK}, chunk frames ${cfg.chunkFrames}, guidance 1`);
+  console.log(
+    `moc bench cache: ${cfg.name} on ${eng.describe()}; valley-day-shaped board (${valley.join(',')} frames, + one ${8 / scale}-frame shot), moc top-k ${cfg.topK}, chunk frames ${cfg.chunkFrames}, guidance 1`,
+  );
   const rows: Array<{ name: string; tokens: number; stepMs: number; fillMs: number | null; use: CacheUse | null }> = [];
-  const noise = (frames: number[]) => shotNoise(frames, frames.map((_, s) => 100 + s), cfg.imageSize);
+  const noise = (frames: number[]) =>
+    shotNoise(
+      frames,
+      frames.map((_, s) => 100 + s),
+      cfg.imageSize,
+    );
   try {
     // compile every pipeline once (a 2-shot board, cached and not), so the timed steps do not
     const warm = [1, 1];
     const warmText = new Int32Array(3 * cfg.textLen).fill(2);
     for (const cacheBytes of [0, undefined]) {
       const keep = { shots: [true, false], frames: new Float32Array(2 * per) };
-      (await sample(dit, { text: warmText, frames: warm, noise: noise(warm), keep }, { steps: 1, guidance: 1, attention, cacheBytes })).dispose();
+      (
+        await sample(
+          dit,
+          { text: warmText, frames: warm, noise: noise(warm), keep },
+          { steps: 1, guidance: 1, attention, cacheBytes },
+        )
+      ).dispose();
     }
     for (const c of cases) {
       const T = c.frames.reduce((x, y) => x + y, 0);
       const rng = new Rng(7);
       const text = new Int32Array((c.frames.length + 1) * cfg.textLen);
       for (let i = 0; i < text.length; i++) text[i] = 2 + rng.int(cfg.vocabSize - 2);
-      const keep = { shots: c.frames.map((_, s) => s < c.kept), frames: Float32Array.from(rng.normals(T * per), (v) => Math.tanh(v)) };
+      const keep = {
+        shots: c.frames.map((_, s) => s < c.kept),
+        frames: Float32Array.from(rng.normals(T * per), (v) => Math.tanh(v)),
+      };
       dit.shotCache.clear(); // each case from a cold cache: its step 1 fills it
       let use: CacheUse | null = null;
       let stepStart = 0;
@@ -99,12 +117,17 @@ export async function run(a: BenchArgs): Promise<number> {
       const tokens = dit.sequence(c.frames, attention.chunkFrames).n;
       const row = { name: c.name, tokens, stepMs: stepEnd - stepStart, fillMs: use ? stepStart - t0 : null, use };
       rows.push(row);
-      console.log(`  ${row.name}: ${tokens} tokens, step ${row.stepMs.toFixed(0)} ms${row.fillMs !== null ? `, prefix fill ${row.fillMs.toFixed(0)} ms` : ''}`);
+      console.log(
+        `  ${row.name}: ${tokens} tokens, step ${row.stepMs.toFixed(0)} ms${row.fillMs !== null ? `, prefix fill ${row.fillMs.toFixed(0)} ms` : ''}`,
+      );
     }
     const whole = rows.find((r) => r.name.startsWith('whole'));
     if (whole) {
       console.log('per-step time / whole board step:');
-      for (const r of rows) console.log(`  ${r.name}: ${(r.stepMs / whole.stepMs).toFixed(3)}${r.use ? ` (${(r.use as CacheUse).keptShots} shots from the cache)` : ''}`);
+      for (const r of rows)
+        console.log(
+          `  ${r.name}: ${(r.stepMs / whole.stepMs).toFixed(3)}${r.use ? ` (${(r.use as CacheUse).keptShots} shots from the cache)` : ''}`,
+        );
     }
     return 0;
   } finally {

@@ -109,7 +109,19 @@ export async function timeRuns(eng: Engine, run: () => Promise<unknown>, opts: T
  * throw. `pctPeak` is left null (see `withPeaks`).
  */
 export async function runCase(eng: Engine, c: BenchCase, opts: TimingOptions): Promise<BenchResult> {
-  const base: BenchResult = { kernel: c.kernel, shape: c.shape, bound: c.bound, ms: null, timer: null, gpuMs: null, wallMs: null, gflops: null, gbps: null, pctPeak: null, inner: 0 };
+  const base: BenchResult = {
+    kernel: c.kernel,
+    shape: c.shape,
+    bound: c.bound,
+    ms: null,
+    timer: null,
+    gpuMs: null,
+    wallMs: null,
+    gflops: null,
+    gbps: null,
+    pctPeak: null,
+    inner: 0,
+  };
   let prepared: Prepared | null = null;
   try {
     prepared = await c.setup(eng);
@@ -118,7 +130,17 @@ export async function runCase(eng: Engine, c: BenchCase, opts: TimingOptions): P
     const gflops = prepared.flops ? prepared.flops / ms / 1e6 : null;
     const gbps = prepared.bytes ? prepared.bytes / ms / 1e6 : null;
     const wrong = prepared.verify ? await prepared.verify() : null;
-    const timed = { ...base, ms, timer: t.gpuMs !== null ? ('gpu' as const) : ('wall' as const), gpuMs: t.gpuMs, wallMs: t.wallMs, gflops, gbps, pctPeak: null, inner: t.inner };
+    const timed = {
+      ...base,
+      ms,
+      timer: t.gpuMs !== null ? ('gpu' as const) : ('wall' as const),
+      gpuMs: t.gpuMs,
+      wallMs: t.wallMs,
+      gflops,
+      gbps,
+      pctPeak: null,
+      inner: t.inner,
+    };
     // a fast wrong answer keeps its timing but is reported as an error
     return wrong ? { ...timed, error: `WRONG RESULT: ${wrong}` } : timed;
   } catch (e) {
@@ -137,7 +159,8 @@ export async function runCase(eng: Engine, c: BenchCase, opts: TimingOptions): P
 /** Fills in `pctPeak`: GFLOP/s of compute-bound cases over peaks.gflops, GB/s of memory-bound over peaks.gbps. */
 export function withPeaks(results: BenchResult[], peaks: Peaks): BenchResult[] {
   return results.map((r) => {
-    const pct = r.bound === 'compute' ? r.gflops && (100 * r.gflops) / peaks.gflops : r.gbps && (100 * r.gbps) / peaks.gbps;
+    const pct =
+      r.bound === 'compute' ? r.gflops && (100 * r.gflops) / peaks.gflops : r.gbps && (100 * r.gbps) / peaks.gbps;
     return { ...r, pctPeak: pct || null };
   });
 }
@@ -159,10 +182,20 @@ function fmtMs(x: number | null): string {
 /** A markdown table: kernel, shape, ms, GFLOP/s, GB/s, % of the matching measured peak, wall ms, note. */
 export function formatTable(results: BenchResult[]): string {
   const head = ['kernel', 'shape', 'ms', 'GFLOP/s', 'GB/s', '% peak', 'wall ms', 'note'];
-  const rows = results.map((r) => [r.kernel, r.shape, fmtMs(r.ms), fmt(r.gflops), fmt(r.gbps), fmt(r.pctPeak), fmtMs(r.wallMs), r.error ?? '']);
+  const rows = results.map((r) => [
+    r.kernel,
+    r.shape,
+    fmtMs(r.ms),
+    fmt(r.gflops),
+    fmt(r.gbps),
+    fmt(r.pctPeak),
+    fmtMs(r.wallMs),
+    r.error ?? '',
+  ]);
   const numeric = (i: number) => i >= 2 && i <= 6;
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => (numeric(i) ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join(' | ')} |`;
+  const line = (cells: string[]) =>
+    `| ${cells.map((c, i) => (numeric(i) ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join(' | ')} |`;
   const rule = `|${widths.map((w, i) => (numeric(i) ? `${'-'.repeat(w + 1)}:` : '-'.repeat(w + 2))).join('|')}|`;
   return [line(head), rule, ...rows.map(line)].join('\n');
 }

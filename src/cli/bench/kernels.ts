@@ -18,7 +18,16 @@ import { chunkMean } from '../../engine/kernels/chunk-mean.ts';
 import { copy, copyBytes } from '../../engine/kernels/copy.ts';
 import { binary, unary } from '../../engine/kernels/elementwise.ts';
 import { flashAttention } from '../../engine/kernels/flash-attention.ts';
-import { MATMUL_CONFIGS, checkConfig, describeMatmulConfig, matmul, matmulConfig, matmulFlops, setMatmulConfig, type MatmulConfig } from '../../engine/kernels/matmul.ts';
+import {
+  MATMUL_CONFIGS,
+  checkConfig,
+  describeMatmulConfig,
+  matmul,
+  matmulConfig,
+  matmulFlops,
+  setMatmulConfig,
+  type MatmulConfig,
+} from '../../engine/kernels/matmul.ts';
 import { mocRoute } from '../../engine/kernels/moc-route.ts';
 import { modulate } from '../../engine/kernels/modulate.ts';
 import { norm } from '../../engine/kernels/norm.ts';
@@ -29,7 +38,18 @@ import { softmax } from '../../engine/kernels/softmax.ts';
 import { Rng } from '../../engine/random.ts';
 import type { Tensor } from '../../engine/tensor.ts';
 import { ropeTables } from '../../model/dit-state.ts';
-import { fmt, fmtFlops, formatTable, runCase, withPeaks, type BenchCase, type BenchResult, type Peaks, type Prepared, type TimingOptions } from './harness.ts';
+import {
+  fmt,
+  fmtFlops,
+  formatTable,
+  runCase,
+  withPeaks,
+  type BenchCase,
+  type BenchResult,
+  type Peaks,
+  type Prepared,
+  type TimingOptions,
+} from './harness.ts';
 
 export interface KernelsArgs {
   quick: boolean;
@@ -55,7 +75,12 @@ function randoms(n: number, seed: number, scale = 1): Float32Array {
 }
 
 /** A prepared case over tensors it owns (disposed afterwards). */
-function owned(tensors: Tensor[], run: () => Promise<unknown>, metrics: { flops?: number; bytes?: number }, verify?: () => Promise<string | null>): Prepared {
+function owned(
+  tensors: Tensor[],
+  run: () => Promise<unknown>,
+  metrics: { flops?: number; bytes?: number },
+  verify?: () => Promise<string | null>,
+): Prepared {
   return { run, ...metrics, verify, dispose: () => tensors.forEach((t) => t.dispose()) };
 }
 
@@ -63,7 +88,18 @@ function owned(tensors: Tensor[], run: () => Promise<unknown>, metrics: { flops?
  * Compares `samples` entries of a GPU matmul result with float64 dot products; returns a
  * one-line description of the first mismatch, or null.
  */
-export async function spotCheckMatmul(eng: Engine, out: Tensor, a: Float32Array, b: Float32Array, bias: Float32Array | null, M: number, N: number, K: number, transB: boolean, samples = 64): Promise<string | null> {
+export async function spotCheckMatmul(
+  eng: Engine,
+  out: Tensor,
+  a: Float32Array,
+  b: Float32Array,
+  bias: Float32Array | null,
+  M: number,
+  N: number,
+  K: number,
+  transB: boolean,
+  samples = 64,
+): Promise<string | null> {
   const got = (await eng.read(out)) as Float32Array;
   const rng = new Rng(M + N + K);
   for (let s = 0; s < samples; s++) {
@@ -82,7 +118,15 @@ export async function spotCheckMatmul(eng: Engine, out: Tensor, a: Float32Array,
   return null;
 }
 
-function matmulCase(kernel: string, M: number, N: number, K: number, transB: boolean, withBias: boolean, config?: MatmulConfig): BenchCase {
+function matmulCase(
+  kernel: string,
+  M: number,
+  N: number,
+  K: number,
+  transB: boolean,
+  withBias: boolean,
+  config?: MatmulConfig,
+): BenchCase {
   return {
     kernel,
     shape: `${M}×${N}×${K}${transB ? ' Bᵀ' : ''}${withBias ? ' +bias' : ''}`,
@@ -177,7 +221,10 @@ export function cases(s: Sizes): BenchCase[] {
       async setup(eng) {
         const x = eng.upload(randoms(T * C, 8), [T, C]);
         const table = eng.upload(randoms(s.shots * 6 * C, 9), [s.shots, 6 * C]);
-        const seg = eng.upload(Int32Array.from({ length: T }, (_, i) => Math.floor((i * s.shots) / T)), [T]);
+        const seg = eng.upload(
+          Int32Array.from({ length: T }, (_, i) => Math.floor((i * s.shots) / T)),
+          [T],
+        );
         const out = eng.tensor([T, C]);
         const run = () => modulate(eng, x, { table, chunk: 0 }, { table, chunk: 1 }, seg, out);
         return owned([x, table, seg, out], run, { bytes: (2 * T * C + T) * 4 });
@@ -200,7 +247,11 @@ export function cases(s: Sizes): BenchCase[] {
       bound: 'memory',
       async setup(eng) {
         const x = eng.upload(randoms(H * T * D, 11), [H, T, D]);
-        const tables = ropeTables(Float32Array.from({ length: T * 3 }, (_, i) => (i * 7) % 64), D, 10000);
+        const tables = ropeTables(
+          Float32Array.from({ length: T * 3 }, (_, i) => (i * 7) % 64),
+          D,
+          10000,
+        );
         const cos = eng.upload(tables.cos, [T, D]);
         const sin = eng.upload(tables.sin, [T, D]);
         const out = eng.tensor([H, T, D]);
@@ -225,10 +276,18 @@ export function cases(s: Sizes): BenchCase[] {
       async setup(eng) {
         const nc = Math.ceil(T / s.chunk);
         const x = eng.upload(randoms(H * T * D, 13), [H, T, D]);
-        const start = eng.upload(Int32Array.from({ length: nc }, (_, c) => c * s.chunk), [nc]);
-        const end = eng.upload(Int32Array.from({ length: nc }, (_, c) => Math.min(T, (c + 1) * s.chunk)), [nc]);
+        const start = eng.upload(
+          Int32Array.from({ length: nc }, (_, c) => c * s.chunk),
+          [nc],
+        );
+        const end = eng.upload(
+          Int32Array.from({ length: nc }, (_, c) => Math.min(T, (c + 1) * s.chunk)),
+          [nc],
+        );
         const out = eng.tensor([H, nc, D]);
-        return owned([x, start, end, out], () => chunkMean(eng, x, start, end, out), { bytes: (H * T * D + H * nc * D) * 4 });
+        return owned([x, start, end, out], () => chunkMean(eng, x, start, end, out), {
+          bytes: (H * T * D + H * nc * D) * 4,
+        });
       },
     },
     {
@@ -239,9 +298,18 @@ export function cases(s: Sizes): BenchCase[] {
         const nc = Math.ceil(T / s.chunk);
         const q = eng.upload(randoms(H * T * D, 14), [H, T, D]);
         const desc = eng.upload(randoms(H * nc * D, 15), [H, nc, D]);
-        const start = eng.upload(Int32Array.from({ length: nc }, (_, c) => c * s.chunk), [nc]);
-        const kind = eng.upload(Int32Array.from({ length: nc }, () => 1), [nc]);
-        const shot = eng.upload(Int32Array.from({ length: nc }, (_, c) => Math.floor((c * s.shots) / nc)), [nc]);
+        const start = eng.upload(
+          Int32Array.from({ length: nc }, (_, c) => c * s.chunk),
+          [nc],
+        );
+        const kind = eng.upload(
+          Int32Array.from({ length: nc }, () => 1),
+          [nc],
+        );
+        const shot = eng.upload(
+          Int32Array.from({ length: nc }, (_, c) => Math.floor((c * s.shots) / nc)),
+          [nc],
+        );
         const out = eng.tensor([H, T, 4], 'i32');
         const run = () => mocRoute(eng, q, desc, { start, kind, shot }, { topK: 4, causal: false }, out);
         // every query scores every chunk of the other shots: 2·D flops each
@@ -257,7 +325,9 @@ export function cases(s: Sizes): BenchCase[] {
         const n = H * s.attnN * D;
         const [q, k, v] = [16, 17, 18].map((seed) => eng.upload(randoms(n, seed), [H, s.attnN, D]));
         const out = eng.tensor([H, s.attnN, D]);
-        return owned([q, k, v, out], () => flashAttention(eng, q, k, v, { out }), { flops: 4 * s.attnN * s.attnN * D * H });
+        return owned([q, k, v, out], () => flashAttention(eng, q, k, v, { out }), {
+          flops: 4 * s.attnN * s.attnN * D * H,
+        });
       },
     },
     matmulCase('matmul', s.mm, s.mm, s.mm, false, false),
@@ -297,9 +367,13 @@ async function tune(eng: Engine, n: number, opts: TimingOptions, log: (s: string
 }
 
 function tuneTable(rows: TuneRow[], best: string | null): string {
-  const head = '| config | tile M×N, per invocation, BK, groupM (tiled) | a·B ms | a·B TFLOP/s | a·Bᵀ ms | a·Bᵀ TFLOP/s |';
+  const head =
+    '| config | tile M×N, per invocation, BK, groupM (tiled) | a·B ms | a·B TFLOP/s | a·Bᵀ ms | a·Bᵀ TFLOP/s |';
   const rule = '|---|---|--:|--:|--:|--:|';
-  const cell = (r: BenchResult) => [r.ms === null ? '–' : r.ms.toFixed(3), r.error ? r.error.slice(0, 60) : fmt((r.gflops ?? 0) / 1000)];
+  const cell = (r: BenchResult) => [
+    r.ms === null ? '–' : r.ms.toFixed(3),
+    r.error ? r.error.slice(0, 60) : fmt((r.gflops ?? 0) / 1000),
+  ];
   const lines = rows.map((r) => {
     return `| ${r.name}${r.name === best ? ' (best)' : ''} | ${describeMatmulConfig(r.config)} | ${cell(r.nn).join(' | ')} | ${cell(r.nt).join(' | ')} |`;
   });
@@ -320,14 +394,21 @@ export async function run(args: KernelsArgs): Promise<number> {
   const started = performance.now();
   log(`# bench kernels${args.quick ? ' --quick' : ''}${args.tune ? ' --tune' : ''}`);
   for (const line of eng.capabilities()) log(line);
-  log(`timer: ${eng.features.timestamp ? 'GPU timestamps per compute pass, median over samples' : 'wall clock around sync() (no timestamp-query), median over samples'}`);
+  log(
+    `timer: ${eng.features.timestamp ? 'GPU timestamps per compute pass, median over samples' : 'wall clock around sync() (no timestamp-query), median over samples'}`,
+  );
 
   // The device's own ceilings, measured with this engine's kernels: the first two rows.
-  const probes = [await runCase(eng, copyCase(s.copyN), opts), await runCase(eng, matmulCase('matmul', s.mm, s.mm, s.mm, false, false), opts)];
+  const probes = [
+    await runCase(eng, copyCase(s.copyN), opts),
+    await runCase(eng, matmulCase('matmul', s.mm, s.mm, s.mm, false, false), opts),
+  ];
   probes[0].kernel = 'copy (bandwidth probe)';
   probes[1].kernel = 'matmul (f32 probe)';
   for (const r of probes) log(`  ${r.kernel} ${r.shape}: ${r.error ? `error: ${r.error}` : `${r.ms?.toFixed(4)} ms`}`);
-  log(`default matmul config at ${s.mm}³: ${JSON.stringify(matmulConfig(eng, s.mm, s.mm))}; norm/softmax row layout: ${rowLayout(eng)}`);
+  log(
+    `default matmul config at ${s.mm}³: ${JSON.stringify(matmulConfig(eng, s.mm, s.mm))}; norm/softmax row layout: ${rowLayout(eng)}`,
+  );
 
   let tuneRows: TuneRow[] = [];
   let best: string | null = null;
@@ -363,13 +444,26 @@ export async function run(args: KernelsArgs): Promise<number> {
   const results = withPeaks([...probes, ...measured], peaks);
 
   if (args.json) {
-    const doc = { suite: 'kernels', quick: args.quick, date: new Date().toISOString(), adapter: eng.adapter, features: eng.features, timing: opts, peaks, best, tune: tuneRows, results };
+    const doc = {
+      suite: 'kernels',
+      quick: args.quick,
+      date: new Date().toISOString(),
+      adapter: eng.adapter,
+      features: eng.features,
+      timing: opts,
+      peaks,
+      best,
+      tune: tuneRows,
+      results,
+    };
     writeFileSync(args.json, `${JSON.stringify(doc, null, 2)}\n`);
     log(`wrote ${args.json}`);
   }
   const timer = eng.features.timestamp ? 'GPU' : 'wall';
   log(`\n## kernels: ${eng.describe()}`);
-  log(`measured peaks: ${fmt(peaks.gbps)} GB/s copy (read + write), ${fmtFlops(peaks.gflops)} f32 matmul; ms = median ${timer} time per run; ${((performance.now() - started) / 1000).toFixed(1)} s in all`);
+  log(
+    `measured peaks: ${fmt(peaks.gbps)} GB/s copy (read + write), ${fmtFlops(peaks.gflops)} f32 matmul; ms = median ${timer} time per run; ${((performance.now() - started) / 1000).toFixed(1)} s in all`,
+  );
   log(formatTable(results));
   eng.destroy();
   return results.every(ok) && tuneRows.every((r) => ok(r.nn) && ok(r.nt)) ? 0 : 1;

@@ -33,20 +33,34 @@ function dimsOf(name: string, t: Tensor): HeadDims {
  * @param out f32 [H, C, D] (allocated when omitted).
  * @throws ShapeError for mismatched shapes or dtypes.
  */
-export async function chunkMean(eng: Engine, x: Tensor, chunkStart: Tensor, chunkEnd: Tensor, out?: Tensor): Promise<Tensor> {
+export async function chunkMean(
+  eng: Engine,
+  x: Tensor,
+  chunkStart: Tensor,
+  chunkEnd: Tensor,
+  out?: Tensor,
+): Promise<Tensor> {
   const { H, N, D } = dimsOf('chunkMean.x', x);
   const C = chunkStart.size;
   if (chunkStart.dtype !== 'i32' || chunkEnd.dtype !== 'i32' || chunkEnd.size !== C) {
-    throw new ShapeError(`chunkMean: chunk_start/chunk_end must be i32 [C] of equal length, got ${chunkStart.dtype} [${chunkStart.size}] and ${chunkEnd.dtype} [${chunkEnd.size}]`);
+    throw new ShapeError(
+      `chunkMean: chunk_start/chunk_end must be i32 [C] of equal length, got ${chunkStart.dtype} [${chunkStart.size}] and ${chunkEnd.dtype} [${chunkEnd.size}]`,
+    );
   }
   const o = out ?? eng.tensor([H, C, D], 'f32', 'chunk-mean.out');
-  if (o.dtype !== 'f32' || o.size !== H * C * D) throw new ShapeError(`chunkMean: out must be f32 [${H}, ${C}, ${D}], got ${o.dtype} [${o.shape.join(', ')}]`);
+  if (o.dtype !== 'f32' || o.size !== H * C * D)
+    throw new ShapeError(`chunkMean: out must be f32 [${H}, ${C}, ${D}], got ${o.dtype} [${o.shape.join(', ')}]`);
   const storage = x.dtype === 'f16' ? 'f16' : 'f32';
   const pipeline = await eng.pipeline('chunk-mean', wgsl(source, storage), { WG }, storage);
   eng.dispatch({
     pipeline,
     label: 'chunk-mean',
-    params: packParams([['u32', H], ['u32', N], ['u32', D], ['u32', C]]),
+    params: packParams([
+      ['u32', H],
+      ['u32', N],
+      ['u32', D],
+      ['u32', C],
+    ]),
     bindings: [x, chunkStart, chunkEnd, o],
     groups: grid2d(H * C, eng.adapter.limits.maxComputeWorkgroupsPerDimension),
   });
@@ -57,7 +71,12 @@ export async function chunkMean(eng: Engine, x: Tensor, chunkStart: Tensor, chun
  * CPU twin of chunkMean with float64 accumulation: desc [H, C, D] as Float64Array.
  * Tokens are summed in order, so chunks with equal keys and length get equal descriptors.
  */
-export function chunkMeanCpu(x: ArrayLike<number>, dims: HeadDims, chunkStart: Int32Array, chunkEnd: Int32Array): Float64Array {
+export function chunkMeanCpu(
+  x: ArrayLike<number>,
+  dims: HeadDims,
+  chunkStart: Int32Array,
+  chunkEnd: Int32Array,
+): Float64Array {
   const { H, N, D } = dims;
   const C = chunkStart.length;
   const desc = new Float64Array(H * C * D);

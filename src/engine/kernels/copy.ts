@@ -17,7 +17,9 @@ const WG = 256;
 export async function copy(eng: Engine, src: Tensor, out?: Tensor): Promise<Tensor> {
   const o = out ?? eng.tensor(src.shape, src.dtype, 'copy.out');
   if (o.dtype !== src.dtype || o.size !== src.size) {
-    throw new ShapeError(`copy: out [${o.shape.join(', ')}] ${o.dtype} does not match src [${src.shape.join(', ')}] ${src.dtype}`);
+    throw new ShapeError(
+      `copy: out [${o.shape.join(', ')}] ${o.dtype} does not match src [${src.shape.join(', ')}] ${src.dtype}`,
+    );
   }
   const words = Math.ceil(src.byteLength / 16);
   const pipeline = await eng.pipeline('copy', wgsl(source, 'f32'), { WG });

@@ -21,7 +21,10 @@ async function run(eng: Engine, op: BinaryOp | UnaryOp, a: Tensor, b: Tensor, ou
   eng.dispatch({
     pipeline,
     label: `elementwise.${op}`,
-    params: packParams([['u32', a.size], ['u32', Math.max(1, b.size)]]),
+    params: packParams([
+      ['u32', a.size],
+      ['u32', Math.max(1, b.size)],
+    ]),
     bindings: [a, b, o],
     groups: grid2d(Math.ceil(a.size / WG)),
   });
@@ -31,7 +34,9 @@ async function run(eng: Engine, op: BinaryOp | UnaryOp, a: Tensor, b: Tensor, ou
 /** out = a ∘ b, with b's flat index wrapped (b.size must divide a.size). */
 export function binary(eng: Engine, op: BinaryOp, a: Tensor, b: Tensor, out?: Tensor): Promise<Tensor> {
   if (b.size === 0 || a.size % b.size !== 0) {
-    throw new ShapeError(`elementwise.${op}: b [${b.shape.join(', ')}] does not broadcast over a [${a.shape.join(', ')}]`);
+    throw new ShapeError(
+      `elementwise.${op}: b [${b.shape.join(', ')}] does not broadcast over a [${a.shape.join(', ')}]`,
+    );
   }
   return run(eng, op, a, b, out);
 }

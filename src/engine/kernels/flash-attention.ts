@@ -38,7 +38,9 @@ const { TQ, TK_MAX, TD4_MAX, PF_MAX } = TILE_BOUNDS;
 
 /** WGSL of an attention kernel: the tile bounds, the shared key-tile loop, then the design's file. */
 export function attentionSource(design: string, storage: StorageType): string {
-  const bounds = Object.entries(TILE_BOUNDS).map(([name, n]) => `const ${name}: u32 = ${n}u;`).join('\n');
+  const bounds = Object.entries(TILE_BOUNDS)
+    .map(([name, n]) => `const ${name}: u32 = ${n}u;`)
+    .join('\n');
   return wgsl(`${bounds}\n${coreSource}\n${design}`, storage);
 }
 
@@ -60,7 +62,12 @@ export const FLASH_TILE_CONFIGS = {
 export type FlashTileName = keyof typeof FLASH_TILE_CONFIGS;
 
 /** The default tiles in order of preference. */
-export const FLASH_TILES: readonly FlashTile[] = [FLASH_TILE_CONFIGS['64x32/8'], FLASH_TILE_CONFIGS['32x32/8'], FLASH_TILE_CONFIGS['32x16/8'], FLASH_TILE_CONFIGS['16x16/8']];
+export const FLASH_TILES: readonly FlashTile[] = [
+  FLASH_TILE_CONFIGS['64x32/8'],
+  FLASH_TILE_CONFIGS['32x32/8'],
+  FLASH_TILE_CONFIGS['32x16/8'],
+  FLASH_TILE_CONFIGS['16x16/8'],
+];
 
 export interface FlashOptions {
   out?: Tensor;
@@ -82,13 +89,21 @@ export function flashWorkgroupBytes(D: number, t: FlashTile): number {
  * Why the kernel cannot run `t` at head dim D on this engine, or null when it can. `bytes` is the
  * workgroup memory needed (the MoC kernel, which shares the tile geometry, needs more).
  */
-export function flashTileProblem(eng: Engine, D: number, t: FlashTile, bytes = flashWorkgroupBytes(D, t)): string | null {
+export function flashTileProblem(
+  eng: Engine,
+  D: number,
+  t: FlashTile,
+  bytes = flashWorkgroupBytes(D, t),
+): string | null {
   const wg = (t.bq / TQ) * t.ncol;
   const d4 = D / 4;
   if (!Number.isInteger(t.bq / TQ) || t.bq < TQ) return `bq ${t.bq} is not a positive multiple of ${TQ}`;
-  if (!Number.isInteger(t.bk / t.ncol) || t.bk / t.ncol > TK_MAX) return `bk/ncol = ${t.bk}/${t.ncol} must be an integer ≤ ${TK_MAX}`;
-  if (!Number.isInteger(d4 / t.ncol) || d4 / t.ncol > TD4_MAX) return `D/4/ncol = ${d4}/${t.ncol} must be an integer ≤ ${TD4_MAX}`;
-  if (Math.ceil((t.bk * d4) / wg) > PF_MAX) return `a tile of ${t.bk} keys needs more than ${PF_MAX} loads per invocation`;
+  if (!Number.isInteger(t.bk / t.ncol) || t.bk / t.ncol > TK_MAX)
+    return `bk/ncol = ${t.bk}/${t.ncol} must be an integer ≤ ${TK_MAX}`;
+  if (!Number.isInteger(d4 / t.ncol) || d4 / t.ncol > TD4_MAX)
+    return `D/4/ncol = ${d4}/${t.ncol} must be an integer ≤ ${TD4_MAX}`;
+  if (Math.ceil((t.bk * d4) / wg) > PF_MAX)
+    return `a tile of ${t.bk} keys needs more than ${PF_MAX} loads per invocation`;
   if (wg > eng.adapter.limits.maxComputeInvocationsPerWorkgroup) {
     return `${wg} invocations exceed this adapter's ${eng.adapter.limits.maxComputeInvocationsPerWorkgroup}`;
   }
@@ -104,13 +119,18 @@ export function flashTileProblem(eng: Engine, D: number, t: FlashTile, bytes = f
 export function flashTile(eng: Engine, D: number): FlashTile {
   checkHeadDim('flashAttention', D);
   const t = FLASH_TILES.find((c) => flashTileProblem(eng, D, c) === null);
-  if (!t) throw new UnsupportedError(`flashAttention: no tile fits this adapter for D=${D} (${flashTileProblem(eng, D, FLASH_TILES[FLASH_TILES.length - 1])})`);
+  if (!t)
+    throw new UnsupportedError(
+      `flashAttention: no tile fits this adapter for D=${D} (${flashTileProblem(eng, D, FLASH_TILES[FLASH_TILES.length - 1])})`,
+    );
   return t;
 }
 
 export function checkHeadDim(kernel: string, D: number): void {
   if (!(FLASH_HEAD_DIMS as readonly number[]).includes(D)) {
-    throw new UnsupportedError(`${kernel}: head dim D=${D} is not supported (supported: ${FLASH_HEAD_DIMS.join(', ')})`);
+    throw new UnsupportedError(
+      `${kernel}: head dim D=${D} is not supported (supported: ${FLASH_HEAD_DIMS.join(', ')})`,
+    );
   }
 }
 
@@ -118,18 +138,31 @@ export function checkHeadDim(kernel: string, D: number): void {
  * Checks q, k, v (and out) are [H, N, D] float tensors of one dtype; returns H, N, D.
  * @throws ShapeError for mismatched shapes or dtypes; UnsupportedError for D or f16 storage.
  */
-export function checkQkv(eng: Engine, kernel: string, q: Tensor, k: Tensor, v: Tensor, out?: Tensor): [number, number, number] {
+export function checkQkv(
+  eng: Engine,
+  kernel: string,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  out?: Tensor,
+): [number, number, number] {
   if (q.shape.length !== 3) throw new ShapeError(`${kernel}: q must be [H, N, D], got [${q.shape.join(', ')}]`);
   const [H, N, D] = q.shape;
-  for (const [name, t] of [['k', k], ['v', v], ['out', out]] as const) {
+  for (const [name, t] of [
+    ['k', k],
+    ['v', v],
+    ['out', out],
+  ] as const) {
     if (!t) continue;
     if (t.shape.length !== 3 || t.shape[0] !== H || t.shape[1] !== N || t.shape[2] !== D) {
       throw new ShapeError(`${kernel}: ${name} is [${t.shape.join(', ')}], q is [${H}, ${N}, ${D}]`);
     }
     if (t.dtype !== q.dtype) throw new ShapeError(`${kernel}: ${name} is ${t.dtype}, q is ${q.dtype}`);
   }
-  if (q.dtype !== 'f32' && q.dtype !== 'f16') throw new ShapeError(`${kernel}: q, k, v must be f32 or f16, got ${q.dtype}`);
-  if (q.dtype === 'f16' && !eng.features.f16) throw new UnsupportedError(`${kernel}: f16 tensors need the shader-f16 feature, which this adapter lacks`);
+  if (q.dtype !== 'f32' && q.dtype !== 'f16')
+    throw new ShapeError(`${kernel}: q, k, v must be f32 or f16, got ${q.dtype}`);
+  if (q.dtype === 'f16' && !eng.features.f16)
+    throw new UnsupportedError(`${kernel}: f16 tensors need the shader-f16 feature, which this adapter lacks`);
   if (N < 1 || H < 1) throw new ShapeError(`${kernel}: H and N must be ≥ 1, got [${H}, ${N}, ${D}]`);
   checkHeadDim(kernel, D);
   return [H, N, D];
@@ -140,7 +173,13 @@ export function checkQkv(eng: Engine, kernel: string, q: Tensor, k: Tensor, v: T
  * @throws ShapeError (shapes, dtypes), UnsupportedError (head dim, f16 without shader-f16, a tile
  * the adapter cannot hold, a dispatch too large).
  */
-export async function flashAttention(eng: Engine, q: Tensor, k: Tensor, v: Tensor, opts: FlashOptions = {}): Promise<Tensor> {
+export async function flashAttention(
+  eng: Engine,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  opts: FlashOptions = {},
+): Promise<Tensor> {
   const [H, N, D] = checkQkv(eng, 'flashAttention', q, k, v, opts.out);
   const tile = opts.tile ?? flashTile(eng, D);
   const problem = flashTileProblem(eng, D, tile);
@@ -148,7 +187,12 @@ export async function flashAttention(eng: Engine, q: Tensor, k: Tensor, v: Tenso
   const scale = opts.scale ?? 1 / Math.sqrt(D);
   const storage = q.dtype === 'f16' ? 'f16' : 'f32';
   const out = opts.out ?? eng.tensor([H, N, D], q.dtype, 'flash-attention.out');
-  const pipeline = await eng.pipeline('flash-attention', attentionSource(source, storage), { D, BQ: tile.bq, BK: tile.bk, NCOL: tile.ncol }, storage);
+  const pipeline = await eng.pipeline(
+    'flash-attention',
+    attentionSource(source, storage),
+    { D, BQ: tile.bq, BK: tile.bk, NCOL: tile.ncol },
+    storage,
+  );
   const qtiles = Math.ceil(N / tile.bq);
   const groups = H * qtiles;
   eng.dispatch({
@@ -193,7 +237,14 @@ export function flashAttentionCpu(
  * key tokens of `spans` ([start, end) pairs, visited in order), a softmax over them and the
  * weighted sum of v, written to out[h, i, :]. q, k, v, out are [H, N, D] row-major.
  */
-export function attendRowCpu(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, N: number, D: number, scale: number) {
+export function attendRowCpu(
+  q: ArrayLike<number>,
+  k: ArrayLike<number>,
+  v: ArrayLike<number>,
+  N: number,
+  D: number,
+  scale: number,
+) {
   const s = new Float64Array(N);
   const acc = new Float64Array(D);
   return (out: Float32Array, h: number, i: number, spans: readonly number[]): void => {

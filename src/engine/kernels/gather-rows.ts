@@ -19,24 +19,40 @@ const WG = 256;
  * @throws ShapeError for src not 2D f32/f16, idx not i32, or an `out`/`shape` of another size or
  *   dtype, or an `out` that is an input.
  */
-export async function gatherRows(eng: Engine, src: Tensor, idx: Tensor, opts: { out?: Tensor; shape?: readonly number[] } = {}): Promise<Tensor> {
-  if (src.shape.length !== 2 || (src.dtype !== 'f32' && src.dtype !== 'f16')) throw new ShapeError(`gatherRows: src must be f32 or f16 [rows, width], got ${src.dtype} [${src.shape.join(', ')}]`);
-  if (idx.dtype !== 'i32') throw new ShapeError(`gatherRows: idx must be i32 (one source row per output row), got ${idx.dtype}`);
+export async function gatherRows(
+  eng: Engine,
+  src: Tensor,
+  idx: Tensor,
+  opts: { out?: Tensor; shape?: readonly number[] } = {},
+): Promise<Tensor> {
+  if (src.shape.length !== 2 || (src.dtype !== 'f32' && src.dtype !== 'f16'))
+    throw new ShapeError(
+      `gatherRows: src must be f32 or f16 [rows, width], got ${src.dtype} [${src.shape.join(', ')}]`,
+    );
+  if (idx.dtype !== 'i32')
+    throw new ShapeError(`gatherRows: idx must be i32 (one source row per output row), got ${idx.dtype}`);
   const [srcRows, width] = src.shape;
   const rows = idx.size;
   const shape = opts.out?.shape ?? opts.shape ?? [rows, width];
   const size = shape.reduce((a, b) => a * b, 1);
   if (size !== rows * width || (opts.out && opts.out.dtype !== src.dtype)) {
-    throw new ShapeError(`gatherRows: out ${opts.out?.dtype ?? src.dtype} [${shape.join(', ')}] must hold ${rows} rows of ${width} ${src.dtype}`);
+    throw new ShapeError(
+      `gatherRows: out ${opts.out?.dtype ?? src.dtype} [${shape.join(', ')}] must hold ${rows} rows of ${width} ${src.dtype}`,
+    );
   }
-  if (opts.out && (opts.out.buffer === src.buffer || opts.out.buffer === idx.buffer)) throw new ShapeError('gatherRows: out shares a buffer with an input');
+  if (opts.out && (opts.out.buffer === src.buffer || opts.out.buffer === idx.buffer))
+    throw new ShapeError('gatherRows: out shares a buffer with an input');
   const out = opts.out ?? eng.tensor(shape, src.dtype, 'gather-rows.out');
   const storage = src.dtype === 'f16' ? 'f16' : 'f32';
   const pipeline = await eng.pipeline('gather-rows', wgsl(source, storage), { WG }, storage);
   eng.dispatch({
     pipeline,
     label: 'gather-rows',
-    params: packParams([['u32', rows], ['u32', width], ['u32', srcRows]]),
+    params: packParams([
+      ['u32', rows],
+      ['u32', width],
+      ['u32', srcRows],
+    ]),
     bindings: [src, idx, out],
     groups: grid2d(Math.ceil((rows * width) / WG)),
   });

@@ -55,9 +55,9 @@ export const MATMUL_CONFIGS = {
   '64x64k16-t8x8': { wgx: 8, wgy: 8, tm: 8, tn: 8, bk: 16, groupM: 8 },
   '64x64k16': { wgx: 16, wgy: 16, tm: 4, tn: 4, bk: 16, groupM: 8 },
   '128x128k16-g1': { wgx: 16, wgy: 16, tm: 8, tn: 8, bk: 16, groupM: 1 },
-  'regs16x16': { kind: 'registers', wg: 16, rb: 4, cb: 4 },
+  regs16x16: { kind: 'registers', wg: 16, rb: 4, cb: 4 },
   'regs16x16-wg64': { kind: 'registers', wg: 64, rb: 4, cb: 4 },
-  'regs8x16': { kind: 'registers', wg: 16, rb: 2, cb: 4 },
+  regs8x16: { kind: 'registers', wg: 16, rb: 2, cb: 4 },
 } as const satisfies Record<string, MatmulConfig>;
 
 export type MatmulConfigName = keyof typeof MATMUL_CONFIGS;
@@ -103,7 +103,8 @@ export function setMatmulConfig(eng: Engine, config: MatmulConfig): void {
  */
 export function matmulConfig(eng: Engine, M: number, N: number): MatmulConfig {
   const big = preferred.get(eng) ?? largeDefault(eng);
-  if (big.kind === 'registers') return { ...big, rb: Math.min(big.rb, Math.ceil(M / 4)), cb: Math.min(big.cb, Math.ceil(N / 4)) };
+  if (big.kind === 'registers')
+    return { ...big, rb: Math.min(big.rb, Math.ceil(M / 4)), cb: Math.min(big.cb, Math.ceil(N / 4)) };
   const tiles = Math.ceil(M / (big.wgy * big.tm)) * Math.ceil(N / (big.wgx * big.tn));
   return tiles >= 256 ? big : MATMUL_CONFIGS['64x64k16'];
 }
@@ -151,10 +152,12 @@ export function checkConfig(eng: Engine, c: MatmulConfig): void {
   if (c.kind === 'registers') {
     if (![c.wg, c.rb, c.cb].every((v) => Number.isInteger(v) && v >= 1)) bad('every field must be a positive integer');
     if (c.rb > 4 || c.cb > 4) bad('rb and cb must be at most 4');
-    if (c.wg > lim.maxComputeInvocationsPerWorkgroup) bad(`${c.wg} invocations exceed the adapter's ${lim.maxComputeInvocationsPerWorkgroup}`);
+    if (c.wg > lim.maxComputeInvocationsPerWorkgroup)
+      bad(`${c.wg} invocations exceed the adapter's ${lim.maxComputeInvocationsPerWorkgroup}`);
     return;
   }
-  if (![c.wgx, c.wgy, c.tm, c.tn, c.bk, c.groupM].every((v) => Number.isInteger(v) && v >= 1)) bad('every field must be a positive integer');
+  if (![c.wgx, c.wgy, c.tm, c.tn, c.bk, c.groupM].every((v) => Number.isInteger(v) && v >= 1))
+    bad('every field must be a positive integer');
   if (c.tm > 8) bad('tm must be at most 8');
   if (c.tn !== 4 && c.tn !== 8) bad('tn must be 4 or 8');
   if (![4, 8, 16, 32].includes(c.bk)) bad('bk must be 4, 8, 16 or 32');
@@ -162,9 +165,11 @@ export function checkConfig(eng: Engine, c: MatmulConfig): void {
   const aLoads = Math.ceil((c.wgy * c.tm * c.bk) / 4 / nt);
   const bLoads = Math.ceil((c.wgx * c.tn * c.bk) / 4 / nt);
   if (aLoads > 4 || bLoads > 4) bad(`a slice needs ${Math.max(aLoads, bLoads)} vec4 loads per invocation (at most 4)`);
-  if (nt > lim.maxComputeInvocationsPerWorkgroup) bad(`${nt} invocations exceed the adapter's ${lim.maxComputeInvocationsPerWorkgroup}`);
+  if (nt > lim.maxComputeInvocationsPerWorkgroup)
+    bad(`${nt} invocations exceed the adapter's ${lim.maxComputeInvocationsPerWorkgroup}`);
   const bytes = matmulWorkgroupBytes(c);
-  if (bytes > lim.maxComputeWorkgroupStorageSize) bad(`${bytes} bytes of workgroup memory exceed the adapter's ${lim.maxComputeWorkgroupStorageSize}`);
+  if (bytes > lim.maxComputeWorkgroupStorageSize)
+    bad(`${bytes} bytes of workgroup memory exceed the adapter's ${lim.maxComputeWorkgroupStorageSize}`);
 }
 
 /**
@@ -183,11 +188,15 @@ export async function matmul(eng: Engine, a: Tensor, b: Tensor, opts: MatmulOpti
   const kb = transB ? bCols : bRows;
   if (K < 1) throw new ShapeError(`matmul: a [${a.shape.join(', ')}] has an empty inner dimension`);
   if (kb !== K) {
-    throw new ShapeError(`matmul: a [${a.shape.join(', ')}] and b [${b.shape.join(', ')}]${transB ? ' (transposed)' : ''} disagree on K (${K} vs ${kb})`);
+    throw new ShapeError(
+      `matmul: a [${a.shape.join(', ')}] and b [${b.shape.join(', ')}]${transB ? ' (transposed)' : ''} disagree on K (${K} vs ${kb})`,
+    );
   }
-  if (a.dtype !== 'f32' && a.dtype !== 'f16') throw new ShapeError(`matmul: a has dtype ${a.dtype}; expected f32 or f16`);
+  if (a.dtype !== 'f32' && a.dtype !== 'f16')
+    throw new ShapeError(`matmul: a has dtype ${a.dtype}; expected f32 or f16`);
   if (b.dtype !== a.dtype) throw new ShapeError(`matmul: b has dtype ${b.dtype} but a has ${a.dtype}`);
-  if (a.dtype === 'f16' && !eng.features.f16) throw new UnsupportedError('matmul: f16 tensors need the shader-f16 feature, which this adapter lacks');
+  if (a.dtype === 'f16' && !eng.features.f16)
+    throw new UnsupportedError('matmul: f16 tensors need the shader-f16 feature, which this adapter lacks');
   const { bias } = opts;
   if (bias && (bias.size !== N || bias.dtype !== a.dtype)) {
     throw new ShapeError(`matmul: bias [${bias.shape.join(', ')}] ${bias.dtype} must have ${N} elements of ${a.dtype}`);
@@ -195,7 +204,9 @@ export async function matmul(eng: Engine, a: Tensor, b: Tensor, opts: MatmulOpti
   const outShape = [...a.shape.slice(0, -1), N];
   const out = opts.out ?? eng.tensor(outShape, a.dtype, 'matmul.out');
   if (out.size !== M * N || out.dtype !== a.dtype) {
-    throw new ShapeError(`matmul: out [${out.shape.join(', ')}] ${out.dtype} must hold ${M}×${N} elements of ${a.dtype}`);
+    throw new ShapeError(
+      `matmul: out [${out.shape.join(', ')}] ${out.dtype} must hold ${M}×${N} elements of ${a.dtype}`,
+    );
   }
 
   const c = opts.config ?? matmulConfig(eng, M, N);
@@ -208,7 +219,13 @@ export async function matmul(eng: Engine, a: Tensor, b: Tensor, opts: MatmulOpti
     const pipeline = await eng.pipeline('matmul-registers', wgsl(registersSource, storage), constants, storage);
     const tilesN = Math.ceil(N / (4 * c.cb));
     const tiles = tilesN * Math.ceil(M / (4 * c.rb));
-    const params = packParams([['u32', M], ['u32', N], ['u32', K], ['u32', tilesN], ['u32', tiles]]);
+    const params = packParams([
+      ['u32', M],
+      ['u32', N],
+      ['u32', K],
+      ['u32', tilesN],
+      ['u32', tiles],
+    ]);
     eng.dispatch({ pipeline, label: 'matmul', params, bindings, groups: grid2d(Math.ceil(tiles / c.wg), maxGroups) });
     return out;
   }
@@ -249,8 +266,17 @@ export function matmulFlops(M: number, N: number, K: number): number {
 }
 
 /** CPU twin: the same product with float64 accumulation, rounded to f32 at the end. */
-export function matmulCpu(a: Float32Array, b: Float32Array, bias: Float32Array | null, M: number, N: number, K: number, transB: boolean): Float32Array {
-  if (a.length < M * K || b.length < K * N || (bias && bias.length < N)) throw new ShapeError(`matmulCpu: inputs too short for M=${M} N=${N} K=${K}`);
+export function matmulCpu(
+  a: Float32Array,
+  b: Float32Array,
+  bias: Float32Array | null,
+  M: number,
+  N: number,
+  K: number,
+  transB: boolean,
+): Float32Array {
+  if (a.length < M * K || b.length < K * N || (bias && bias.length < N))
+    throw new ShapeError(`matmulCpu: inputs too short for M=${M} N=${N} K=${K}`);
   const out = new Float32Array(M * N);
   for (let m = 0; m < M; m++) {
     for (let n = 0; n < N; n++) {

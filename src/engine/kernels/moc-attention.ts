@@ -46,7 +46,17 @@ import source from '../../../shaders/moc-attention.wgsl?raw';
 import { grid2d, packParams, type Engine } from '../engine.ts';
 import { ShapeError, UnsupportedError } from '../errors.ts';
 import type { Tensor } from '../tensor.ts';
-import { FLASH_TILES, attendRowCpu, attentionSource, checkQkv, flashAttention, flashAttentionCpu, flashTileProblem, flashWorkgroupBytes, type FlashTile } from './flash-attention.ts';
+import {
+  FLASH_TILES,
+  attendRowCpu,
+  attentionSource,
+  checkQkv,
+  flashAttention,
+  flashAttentionCpu,
+  flashTileProblem,
+  flashWorkgroupBytes,
+  type FlashTile,
+} from './flash-attention.ts';
 import { alignTiles, groupedAttention, type GroupedDesign } from './moc-grouped.ts';
 import { KIND_TEXT, checkChunks, planFor, type MocChunks } from './moc-plan.ts';
 
@@ -101,7 +111,13 @@ export function mocWorkgroupBytes(D: number, t: FlashTile, W: number, design: Mo
 }
 
 /** Why the MoC kernel cannot run tile `t` (D, W) on this engine, or null when it can. */
-export function mocTileProblem(eng: Engine, D: number, t: FlashTile, W: number, design: MocDesign = 'union'): string | null {
+export function mocTileProblem(
+  eng: Engine,
+  D: number,
+  t: FlashTile,
+  W: number,
+  design: MocDesign = 'union',
+): string | null {
   if (t.bq > MAX_BQ) return `bq ${t.bq} exceeds ${MAX_BQ}`;
   return flashTileProblem(eng, D, t, mocWorkgroupBytes(D, t, W, design));
 }
@@ -112,7 +128,10 @@ export function mocTileProblem(eng: Engine, D: number, t: FlashTile, W: number, 
  */
 export function mocTile(eng: Engine, D: number, W: number, design: MocDesign = 'union'): FlashTile {
   const t = FLASH_TILES.find((c) => mocTileProblem(eng, D, c, W, design) === null);
-  if (!t) throw new UnsupportedError(`mocAttention: no tile fits this adapter for D=${D} and ${W} routed slots (${mocTileProblem(eng, D, FLASH_TILES[FLASH_TILES.length - 1], W, design)})`);
+  if (!t)
+    throw new UnsupportedError(
+      `mocAttention: no tile fits this adapter for D=${D} and ${W} routed slots (${mocTileProblem(eng, D, FLASH_TILES[FLASH_TILES.length - 1], W, design)})`,
+    );
   return t;
 }
 
@@ -136,22 +155,33 @@ export async function mocAttention(
   const [H, N, D] = checkQkv(eng, 'mocAttention', q, k, v, opts.out);
   checkChunks(chunks, N);
   if (mode === 'dense') return flashAttention(eng, q, k, v, { out: opts.out, scale: opts.scale });
-  if (mode !== 'moc') throw new ShapeError(`mocAttention: mode '${String(mode satisfies never)}' is neither 'moc' nor 'dense'`);
+  if (mode !== 'moc')
+    throw new ShapeError(`mocAttention: mode '${String(mode satisfies never)}' is neither 'moc' nor 'dense'`);
   let W = 0;
   if (routed) {
     const [rh, rn, rw] = routed.shape;
     if (routed.dtype !== 'i32') throw new ShapeError(`mocAttention: routed must be i32, got ${routed.dtype}`);
-    if (routed.shape.length !== 3 || rh !== H || rn !== N) throw new ShapeError(`mocAttention: routed is [${routed.shape.join(', ')}], expected [${H}, ${N}, W]`);
+    if (routed.shape.length !== 3 || rh !== H || rn !== N)
+      throw new ShapeError(`mocAttention: routed is [${routed.shape.join(', ')}], expected [${H}, ${N}, W]`);
     W = rw;
   }
   const design = opts.design ?? defaultMocDesign(eng, H, N, W, D);
-  if (!MOC_DESIGNS.includes(design)) throw new ShapeError(`mocAttention: design '${String(design)}' is none of ${MOC_DESIGNS.join(', ')}`);
+  if (!MOC_DESIGNS.includes(design))
+    throw new ShapeError(`mocAttention: design '${String(design)}' is none of ${MOC_DESIGNS.join(', ')}`);
   const tile = opts.tile ?? mocTile(eng, D, W, design);
   const problem = mocTileProblem(eng, D, tile, W, design);
   if (problem) throw new UnsupportedError(`mocAttention: tile ${JSON.stringify(tile)} at D=${D}, W=${W}: ${problem}`);
   const queryStart = opts.queryStart ?? 0;
-  if (queryStart !== 0 && !chunks.start.includes(queryStart)) throw new ShapeError(`mocAttention: queryStart ${queryStart} is not the start of a chunk`);
-  const { plan, buffer } = planFor(eng, chunks, tile.bq, design === 'grouped-shared' && alignTiles(chunks, tile.bq), opts.causalText ?? false, queryStart);
+  if (queryStart !== 0 && !chunks.start.includes(queryStart))
+    throw new ShapeError(`mocAttention: queryStart ${queryStart} is not the start of a chunk`);
+  const { plan, buffer } = planFor(
+    eng,
+    chunks,
+    tile.bq,
+    design === 'grouped-shared' && alignTiles(chunks, tile.bq),
+    opts.causalText ?? false,
+    queryStart,
+  );
   const storage = q.dtype === 'f16' ? 'f16' : 'f32';
   const out = opts.out ?? eng.tensor([H, N, D], q.dtype, 'moc-attention.out');
   const C = chunks.start.length;
@@ -170,12 +200,35 @@ export async function mocAttention(
   // with no routed entries 'grouped' has nothing to group and runs design A's kernel; its
   // variants run their own mandatory tiles (nothing to group or merge either)
   if (design !== 'union' && (W > 0 || design !== 'grouped')) {
-    await groupedAttention(eng, { design, q, k, v, out, routed, H, N, D, W, C, tile, plan, planBuffer: buffer, head, constants, storage });
+    await groupedAttention(eng, {
+      design,
+      q,
+      k,
+      v,
+      out,
+      routed,
+      H,
+      N,
+      D,
+      W,
+      C,
+      tile,
+      plan,
+      planBuffer: buffer,
+      head,
+      constants,
+      storage,
+    });
     return out;
   }
   const maxG = eng.adapter.limits.maxComputeWorkgroupsPerDimension;
   const mandGroups = H * plan.tiles;
-  const pipeline = await eng.pipeline('moc-attention', attentionSource(source, storage), { ...constants, RW: W }, storage);
+  const pipeline = await eng.pipeline(
+    'moc-attention',
+    attentionSource(source, storage),
+    { ...constants, RW: W },
+    storage,
+  );
   eng.dispatch({
     pipeline,
     label: 'moc-attention',

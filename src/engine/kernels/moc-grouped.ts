@@ -43,7 +43,7 @@ export function alignTiles(chunks: MocChunks, bq: number): boolean {
   const C = chunks.start.length;
   let aligned = 0;
   let segment = 0;
-  for (let c0 = 0; c0 < C; ) {
+  for (let c0 = 0; c0 < C;) {
     let c1 = c0 + 1;
     while (c1 < C && chunks.shot[c1] === chunks.shot[c0]) c1++;
     segment += Math.ceil((chunks.end[c1 - 1] - chunks.start[c0]) / bq);
@@ -58,7 +58,14 @@ export function alignTiles(chunks: MocChunks, bq: number): boolean {
  * h·T + t) the routed chunks that every row of the tile routes and that count (in range, video,
  * of another shot than the tile), in row 0's slot order, −1 padded to W.
  */
-export function mocSharedChunks(chunks: MocChunks, plan: MocPlan, routed: ArrayLike<number>, H: number, N: number, W: number): Int32Array {
+export function mocSharedChunks(
+  chunks: MocChunks,
+  plan: MocPlan,
+  routed: ArrayLike<number>,
+  H: number,
+  N: number,
+  W: number,
+): Int32Array {
   const C = chunks.start.length;
   const out = new Int32Array(H * plan.tiles * W).fill(-1);
   const at = (h: number, i: number, j: number) => routed[(h * N + i) * W + j];
@@ -131,19 +138,50 @@ export async function groupedAttention(eng: Engine, call: GroupedCall): Promise<
   const tileOff = listOff + entries;
   const shrOff = tileOff + (variant > 0 ? maxTiles : 0);
   const grpWords = shrOff + (shared ? mandGroups * W : 0);
-  const scratch = scratchFor(eng, { grp: 4 * grpWords, plse: 4 * H * N * (W + 1), po: 4 * H * N * W * D, rf: shared ? 4 * entries : 0 });
-  const attend = await eng.pipeline('moc-attention-grouped', attentionSource(groupedSource, storage), { ...constants, VARIANT: variant }, storage);
+  const scratch = scratchFor(eng, {
+    grp: 4 * grpWords,
+    plse: 4 * H * N * (W + 1),
+    po: 4 * H * N * W * D,
+    rf: shared ? 4 * entries : 0,
+  });
+  const attend = await eng.pipeline(
+    'moc-attention-grouped',
+    attentionSource(groupedSource, storage),
+    { ...constants, VARIANT: variant },
+    storage,
+  );
   const attendParams = (groups: number) =>
-    packParams([...head(groups), ['u32', mandGroups], ['u32', W], ['u32', HC], ['u32', listOff], ['u32', plan.splitOff], ['u32', tileOff], ['u32', shrOff], ['u32', 0]]);
+    packParams([
+      ...head(groups),
+      ['u32', mandGroups],
+      ['u32', W],
+      ['u32', HC],
+      ['u32', listOff],
+      ['u32', plan.splitOff],
+      ['u32', tileOff],
+      ['u32', shrOff],
+      ['u32', 0],
+    ]);
   const attendBindings = [q, k, v, out, buffer, scratch.grp, scratch.po, scratch.plse];
   if (W === 0) {
     // a variant with nothing routed: the mandatory tiles' normalised output is the result
-    eng.dispatch({ pipeline: attend, label: 'moc-attention-grouped', params: attendParams(mandGroups), bindings: attendBindings, groups: grid2d(mandGroups, maxG) });
+    eng.dispatch({
+      pipeline: attend,
+      label: 'moc-attention-grouped',
+      params: attendParams(mandGroups),
+      bindings: attendBindings,
+      groups: grid2d(mandGroups, maxG),
+    });
     return;
   }
   const by64 = (n: number) => grid2d(Math.ceil(n / 64), maxG);
   if (shared) {
-    const share = await eng.pipeline('moc-attention-share', wgsl(shareSource, storage), { RW: W, BQ: tile.bq }, storage);
+    const share = await eng.pipeline(
+      'moc-attention-share',
+      wgsl(shareSource, storage),
+      { RW: W, BQ: tile.bq },
+      storage,
+    );
     const shareParams = packParams([
       ['u32', N],
       ['u32', plan.tiles],
@@ -153,11 +191,18 @@ export async function groupedAttention(eng: Engine, call: GroupedCall): Promise<
       ['u32', shrOff],
       ['u32', mandGroups],
     ]);
-    eng.dispatch({ pipeline: share, label: 'moc-attention-share', params: shareParams, bindings: [routed!, buffer, scratch.grp, scratch.rf], groups: grid2d(mandGroups, maxG) });
+    eng.dispatch({
+      pipeline: share,
+      label: 'moc-attention-share',
+      params: shareParams,
+      bindings: [routed!, buffer, scratch.grp, scratch.rf],
+      groups: grid2d(mandGroups, maxG),
+    });
     lastShared.set(eng, { offset: 4 * shrOff, words: mandGroups * W, buffer: scratch.grp });
   }
   const groupCode = wgsl(groupSource, storage);
-  const stage = (s: number) => eng.pipeline('moc-group', groupCode, { STAGE: s, TILES: s === 2 && variant > 0 ? 1 : 0 }, storage);
+  const stage = (s: number) =>
+    eng.pipeline('moc-group', groupCode, { STAGE: s, TILES: s === 2 && variant > 0 ? 1 : 0 }, storage);
   const [zero, count, scan, scatter, merge] = await Promise.all([0, 1, 2, 3, 4].map(stage));
   const groupParams = packParams([
     ['u32', N],
@@ -172,13 +217,43 @@ export async function groupedAttention(eng: Engine, call: GroupedCall): Promise<
     ['u32', tileOff],
   ]);
   const groupBindings = [shared ? scratch.rf : routed!, buffer, scratch.grp, scratch.plse, scratch.po, out];
-  eng.dispatch({ pipeline: zero, label: 'moc-group.zero', params: groupParams, bindings: groupBindings, groups: by64(HC) });
-  eng.dispatch({ pipeline: count, label: 'moc-group.count', params: groupParams, bindings: groupBindings, groups: by64(entries) });
+  eng.dispatch({
+    pipeline: zero,
+    label: 'moc-group.zero',
+    params: groupParams,
+    bindings: groupBindings,
+    groups: by64(HC),
+  });
+  eng.dispatch({
+    pipeline: count,
+    label: 'moc-group.count',
+    params: groupParams,
+    bindings: groupBindings,
+    groups: by64(entries),
+  });
   eng.dispatch({ pipeline: scan, label: 'moc-group.scan', params: groupParams, bindings: groupBindings, groups: [1] });
-  eng.dispatch({ pipeline: scatter, label: 'moc-group.scatter', params: groupParams, bindings: groupBindings, groups: by64(entries) });
+  eng.dispatch({
+    pipeline: scatter,
+    label: 'moc-group.scatter',
+    params: groupParams,
+    bindings: groupBindings,
+    groups: by64(entries),
+  });
   const groups = mandGroups + maxTiles;
-  eng.dispatch({ pipeline: attend, label: 'moc-attention-grouped', params: attendParams(groups), bindings: attendBindings, groups: grid2d(groups, maxG) });
-  eng.dispatch({ pipeline: merge, label: 'moc-group.merge', params: groupParams, bindings: groupBindings, groups: by64((H * N * D) / 4) });
+  eng.dispatch({
+    pipeline: attend,
+    label: 'moc-attention-grouped',
+    params: attendParams(groups),
+    bindings: attendBindings,
+    groups: grid2d(groups, maxG),
+  });
+  eng.dispatch({
+    pipeline: merge,
+    label: 'moc-group.merge',
+    params: groupParams,
+    bindings: groupBindings,
+    groups: by64((H * N * D) / 4),
+  });
 }
 
 interface Scratch {
@@ -211,7 +286,12 @@ function scratchFor(eng: Engine, need: Record<keyof Scratch, number>): Scratch {
     lastShared.delete(eng);
   }
   const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC; // COPY_SRC: readSharedChunks
-  const make = (name: keyof Scratch) => eng.device.createBuffer({ size: Math.max(16, Math.ceil(bytes[name] / 16) * 16), usage, label: `moc-attention.${name}` });
+  const make = (name: keyof Scratch) =>
+    eng.device.createBuffer({
+      size: Math.max(16, Math.ceil(bytes[name] / 16) * 16),
+      usage,
+      label: `moc-attention.${name}`,
+    });
   const bufs = { grp: make('grp'), plse: make('plse'), po: make('po'), rf: make('rf') };
   scratchCache.set(eng, { bytes, bufs });
   return bufs;
@@ -229,7 +309,11 @@ export async function readSharedChunks(eng: Engine): Promise<Int32Array | null> 
   if (!at) return null;
   eng.flush();
   const size = Math.max(4, 4 * at.words);
-  const staging = eng.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: 'moc-attention.shared.readback' });
+  const staging = eng.device.createBuffer({
+    size,
+    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    label: 'moc-attention.shared.readback',
+  });
   const enc = eng.device.createCommandEncoder({ label: 'moc-attention.shared.readback' });
   enc.copyBufferToBuffer(at.buffer, at.offset, staging, 0, size);
   eng.device.queue.submit([enc.finish()]);

@@ -32,14 +32,18 @@ export const KIND_VIDEO = 1;
 export function checkChunks(chunks: MocChunks, N: number): void {
   const C = chunks.start.length;
   if (chunks.end.length !== C || chunks.shot.length !== C || chunks.kind.length !== C) {
-    throw new ShapeError(`chunk columns differ in length: start ${C}, end ${chunks.end.length}, shot ${chunks.shot.length}, kind ${chunks.kind.length}`);
+    throw new ShapeError(
+      `chunk columns differ in length: start ${C}, end ${chunks.end.length}, shot ${chunks.shot.length}, kind ${chunks.kind.length}`,
+    );
   }
   if (C === 0) throw new ShapeError('the chunk table is empty');
   let at = 0;
   for (let c = 0; c < C; c++) {
     const [s, e, kind] = [chunks.start[c], chunks.end[c], chunks.kind[c]];
-    if (kind !== KIND_TEXT && kind !== KIND_VIDEO) throw new ShapeError(`chunk ${c}: kind ${kind} is neither 0 (text) nor 1 (video)`);
-    if (s !== at) throw new ShapeError(`chunk ${c} starts at ${s}, expected ${at} (${s > at ? 'a gap' : 'an overlap'})`);
+    if (kind !== KIND_TEXT && kind !== KIND_VIDEO)
+      throw new ShapeError(`chunk ${c}: kind ${kind} is neither 0 (text) nor 1 (video)`);
+    if (s !== at)
+      throw new ShapeError(`chunk ${c} starts at ${s}, expected ${at} (${s > at ? 'a gap' : 'an overlap'})`);
     if (e < s) throw new ShapeError(`chunk ${c} ends at ${e}, before its start ${s}`);
     at = e;
   }
@@ -78,7 +82,7 @@ export function mocPlan(chunks: MocChunks, bq: number, align = false, causalText
   const splits: number[] = [];
   const rest: number[] = []; // the rest ranges, appended to `ranges` at the end
   const byShot = new Map<number, [number, number, number, number[]]>(); // shot → range0, nranges, nkeys, split
-  for (let c0 = 0; c0 < C; ) {
+  for (let c0 = 0; c0 < C;) {
     const shot = chunks.shot[c0];
     let c1 = c0 + 1;
     while (c1 < C && chunks.shot[c1] === shot) c1++;
@@ -97,7 +101,8 @@ export function mocPlan(chunks: MocChunks, bq: number, align = false, causalText
       }
       const nr = ranges.length / 4 - r0;
       let main = r0;
-      for (let r = r0; r < r0 + nr; r++) if (ranges[4 * r + 1] - ranges[4 * r] > ranges[4 * main + 1] - ranges[4 * main]) main = r;
+      for (let r = r0; r < r0 + nr; r++)
+        if (ranges[4 * r + 1] - ranges[4 * r] > ranges[4 * main + 1] - ranges[4 * main]) main = r;
       const split = nr ? [ranges[4 * main], ranges[4 * main + 1], rest.length / 4, nr - 1] : [0, 0, 0, 0];
       for (let r = r0, v = 0; r < r0 + nr; r++) {
         if (r === main) continue;
@@ -113,7 +118,8 @@ export function mocPlan(chunks: MocChunks, bq: number, align = false, causalText
     const end = chunks.end[c1 - 1];
     for (let c = c0; c < c1; c++) {
       const stop = align ? chunks.end[c] : end;
-      for (let q0 = Math.max(chunks.start[c], queryStart); q0 < stop; q0 += bq) tiles.push(q0, Math.min(q0 + bq, stop), seg, 0);
+      for (let q0 = Math.max(chunks.start[c], queryStart); q0 < stop; q0 += bq)
+        tiles.push(q0, Math.min(q0 + bq, stop), seg, 0);
       if (!align) break;
     }
     c0 = c1;
@@ -131,7 +137,8 @@ export function mocPlan(chunks: MocChunks, bq: number, align = false, causalText
   data.set(tiles, 0);
   data.set(segs, segOff * 4);
   data.set(ranges, rangeOff * 4);
-  for (let c = 0; c < C; c++) data.set([chunks.start[c], chunks.end[c], chunks.shot[c], chunks.kind[c]], (chunkOff + c) * 4);
+  for (let c = 0; c < C; c++)
+    data.set([chunks.start[c], chunks.end[c], chunks.shot[c], chunks.kind[c]], (chunkOff + c) * 4);
   data.set(splits, splitOff * 4);
   return { data, tiles: T, segOff, rangeOff, chunkOff, splitOff };
 }
@@ -159,7 +166,14 @@ function snapshotOf(c: MocChunks): Int32Array {
 }
 
 /** The plan of `chunks` at tiling (bq, align), causalText and queryStart on the GPU: cached, or built and uploaded now. */
-export function planFor(eng: Engine, chunks: MocChunks, bq: number, align: boolean, causalText = false, queryStart = 0): CachedPlan {
+export function planFor(
+  eng: Engine,
+  chunks: MocChunks,
+  bq: number,
+  align: boolean,
+  causalText = false,
+  queryStart = 0,
+): CachedPlan {
   let byTable = planCache.get(eng);
   if (!byTable) planCache.set(eng, (byTable = new WeakMap()));
   let byTiling = byTable.get(chunks.start);
@@ -170,7 +184,11 @@ export function planFor(eng: Engine, chunks: MocChunks, bq: number, align: boole
   if (hit && hit.snapshot.length === snapshot.length && hit.snapshot.every((x, i) => x === snapshot[i])) return hit;
   if (hit) byTiling.clear(); // the columns changed: every tiling's plan is stale
   const plan = mocPlan(chunks, bq, align, causalText, queryStart);
-  const buffer = eng.device.createBuffer({ size: plan.data.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST, label: 'moc-attention.plan' });
+  const buffer = eng.device.createBuffer({
+    size: plan.data.byteLength,
+    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+    label: 'moc-attention.plan',
+  });
   eng.device.queue.writeBuffer(buffer, 0, plan.data);
   const entry = { snapshot, plan, buffer };
   byTiling.set(key, entry);

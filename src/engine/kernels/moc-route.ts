@@ -44,20 +44,34 @@ export interface ChunkColumns<T> {
  * @param out i32 [H, N, K] (allocated when omitted).
  * @throws ShapeError for mismatched shapes or dtypes, or topK outside 0..MAX_TOP_K.
  */
-export async function mocRoute(eng: Engine, q: Tensor, desc: Tensor, chunks: ChunkColumns<Tensor>, opts: RouteOptions, out?: Tensor): Promise<Tensor> {
+export async function mocRoute(
+  eng: Engine,
+  q: Tensor,
+  desc: Tensor,
+  chunks: ChunkColumns<Tensor>,
+  opts: RouteOptions,
+  out?: Tensor,
+): Promise<Tensor> {
   if (q.shape.length !== 3) throw new ShapeError(`mocRoute.q: expected [H, N, D], got [${q.shape.join(', ')}]`);
   const [H, N, D] = q.shape;
   const C = chunks.start.size;
   const K = opts.topK;
-  if (!Number.isInteger(K) || K < 0 || K > MAX_TOP_K) throw new ShapeError(`mocRoute: topK must be an integer in 0..${MAX_TOP_K}, got ${K}`);
-  if (desc.dtype !== 'f32' || desc.size !== H * C * D) throw new ShapeError(`mocRoute.desc: expected f32 [${H}, ${C}, ${D}], got ${desc.dtype} [${desc.shape.join(', ')}]`);
+  if (!Number.isInteger(K) || K < 0 || K > MAX_TOP_K)
+    throw new ShapeError(`mocRoute: topK must be an integer in 0..${MAX_TOP_K}, got ${K}`);
+  if (desc.dtype !== 'f32' || desc.size !== H * C * D)
+    throw new ShapeError(
+      `mocRoute.desc: expected f32 [${H}, ${C}, ${D}], got ${desc.dtype} [${desc.shape.join(', ')}]`,
+    );
   for (const [name, t] of Object.entries(chunks)) {
-    if (t.dtype !== 'i32' || t.size !== C) throw new ShapeError(`mocRoute.chunk_${name}: expected i32 [${C}], got ${t.dtype} [${t.shape.join(', ')}]`);
+    if (t.dtype !== 'i32' || t.size !== C)
+      throw new ShapeError(`mocRoute.chunk_${name}: expected i32 [${C}], got ${t.dtype} [${t.shape.join(', ')}]`);
   }
   const o = out ?? eng.tensor([H, N, K], 'i32', 'moc-route.routed');
-  if (o.dtype !== 'i32' || o.size !== H * N * K) throw new ShapeError(`mocRoute.out: expected i32 [${H}, ${N}, ${K}], got ${o.dtype} [${o.shape.join(', ')}]`);
+  if (o.dtype !== 'i32' || o.size !== H * N * K)
+    throw new ShapeError(`mocRoute.out: expected i32 [${H}, ${N}, ${K}], got ${o.dtype} [${o.shape.join(', ')}]`);
   const q0 = opts.queryStart ?? 0;
-  if (!Number.isInteger(q0) || q0 < 0 || q0 > N) throw new ShapeError(`mocRoute: queryStart must be an integer in 0..${N}, got ${q0}`);
+  if (!Number.isInteger(q0) || q0 < 0 || q0 > N)
+    throw new ShapeError(`mocRoute: queryStart must be an integer in 0..${N}, got ${q0}`);
   if (K === 0 || N === q0 || H === 0) return o;
   const storage = q.dtype === 'f16' ? 'f16' : 'f32';
   const pipeline = await eng.pipeline('moc-route', wgsl(source, storage), { WG }, storage);
@@ -65,7 +79,16 @@ export async function mocRoute(eng: Engine, q: Tensor, desc: Tensor, chunks: Chu
   eng.dispatch({
     pipeline,
     label: 'moc-route',
-    params: packParams([['u32', H], ['u32', N], ['u32', D], ['u32', C], ['u32', K], ['u32', opts.causal ? 1 : 0], ['u32', groupsPerHead], ['u32', q0]]),
+    params: packParams([
+      ['u32', H],
+      ['u32', N],
+      ['u32', D],
+      ['u32', C],
+      ['u32', K],
+      ['u32', opts.causal ? 1 : 0],
+      ['u32', groupsPerHead],
+      ['u32', q0],
+    ]),
     bindings: [q, desc, chunks.start, chunks.kind, chunks.shot, o],
     groups: grid2d(H * groupsPerHead, eng.adapter.limits.maxComputeWorkgroupsPerDimension),
   });

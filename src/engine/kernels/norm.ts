@@ -31,10 +31,12 @@ function checkArgs<A>(mode: NormMode, dim: number, opts: NormOptions<A>, len: (a
   if (mode === 'rms' && opts.bias) throw new ShapeError(`${name}: RMS norm takes no bias`);
   for (const key of ['weight', 'bias'] as const) {
     const a = opts[key];
-    if (a && len(a) !== dim) throw new ShapeError(`${name}: ${key} has ${len(a)} elements, want ${dim} (the last dim of x)`);
+    if (a && len(a) !== dim)
+      throw new ShapeError(`${name}: ${key} has ${len(a)} elements, want ${dim} (the last dim of x)`);
   }
   const eps = opts.eps ?? NORM_EPS;
-  if (!(eps >= 0) || !Number.isFinite(eps)) throw new ShapeError(`${name}: eps must be a finite number ≥ 0, got ${eps}`);
+  if (!(eps >= 0) || !Number.isFinite(eps))
+    throw new ShapeError(`${name}: eps must be a finite number ≥ 0, got ${eps}`);
 }
 
 export interface NormGpuOptions extends NormOptions<Tensor> {
@@ -56,11 +58,17 @@ export function norm(eng: Engine, mode: NormMode, x: Tensor, opts: NormGpuOption
   const dim = x.shape[x.shape.length - 1];
   checkArgs(mode, dim, opts, (t) => t.size);
   if (x.dtype !== 'f32' && x.dtype !== 'f16') throw new ShapeError(`${name}: x must be f32 or f16, got ${x.dtype}`);
-  for (const [key, t] of [['weight', opts.weight], ['bias', opts.bias], ['out', opts.out]] as const) {
+  for (const [key, t] of [
+    ['weight', opts.weight],
+    ['bias', opts.bias],
+    ['out', opts.out],
+  ] as const) {
     if (t && t.dtype !== x.dtype) throw new ShapeError(`${name}: ${key} is ${t.dtype} but x is ${x.dtype}`);
   }
-  if (opts.out && opts.out.size !== x.size) throw new ShapeError(`${name}: out has ${opts.out.size} elements, x [${x.shape.join(', ')}] has ${x.size}`);
-  if (opts.out && [x, opts.weight, opts.bias].some((t) => t?.buffer === opts.out?.buffer)) throw new ShapeError(`${name}: out cannot share a buffer with x, weight or bias`);
+  if (opts.out && opts.out.size !== x.size)
+    throw new ShapeError(`${name}: out has ${opts.out.size} elements, x [${x.shape.join(', ')}] has ${x.size}`);
+  if (opts.out && [x, opts.weight, opts.bias].some((t) => t?.buffer === opts.out?.buffer))
+    throw new ShapeError(`${name}: out cannot share a buffer with x, weight or bias`);
   return run(eng, mode, x, dim, opts);
 }
 
@@ -71,11 +79,20 @@ async function run(eng: Engine, mode: NormMode, x: Tensor, dim: number, opts: No
   const layout = opts.layout ?? rowLayout(eng);
   const d = rowDispatch(layout, rows, dim);
   const constants = { MODE: MODES[mode], HAS_WEIGHT: opts.weight ? 1 : 0, HAS_BIAS: opts.bias ? 1 : 0, WG: d.wg };
-  const pipeline = await eng.pipeline('norm', wgsl(`${d.source}\n${source}`, storage), constants, `${storage}.${layout}`);
+  const pipeline = await eng.pipeline(
+    'norm',
+    wgsl(`${d.source}\n${source}`, storage),
+    constants,
+    `${storage}.${layout}`,
+  );
   eng.dispatch({
     pipeline,
     label: `norm.${mode}`,
-    params: packParams([['u32', rows], ['u32', dim], ['f32', opts.eps ?? NORM_EPS]]),
+    params: packParams([
+      ['u32', rows],
+      ['u32', dim],
+      ['f32', opts.eps ?? NORM_EPS],
+    ]),
     bindings: [x, opts.weight ?? x, opts.bias ?? x, out],
     groups: d.groups,
   });
@@ -83,7 +100,12 @@ async function run(eng: Engine, mode: NormMode, x: Tensor, dim: number, opts: No
 }
 
 /** CPU twin of `norm` on a row-major array whose last dimension is `dim` (float64 sums). */
-export function normCpu(mode: NormMode, x: Float32Array, dim: number, opts: NormOptions<Float32Array> = {}): Float32Array {
+export function normCpu(
+  mode: NormMode,
+  x: Float32Array,
+  dim: number,
+  opts: NormOptions<Float32Array> = {},
+): Float32Array {
   checkArgs(mode, dim, opts, (a) => a.length);
   if (x.length % dim !== 0) throw new ShapeError(`norm.${mode}: ${x.length} values are not rows of ${dim}`);
   const eps = opts.eps ?? NORM_EPS;

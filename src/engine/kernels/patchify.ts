@@ -25,9 +25,12 @@ export function tokenShape(shape: FrameShape, patch: number): [number, number] {
 
 function geometry(op: string, shape: readonly number[], patch: number): [number, number] {
   if (shape.length !== 4 || shape.some((d) => !Number.isInteger(d) || d < 1)) {
-    throw new ShapeError(`${op}: frames must be [frames, channels, height, width] of positive sizes, got [${shape.join(', ')}]`);
+    throw new ShapeError(
+      `${op}: frames must be [frames, channels, height, width] of positive sizes, got [${shape.join(', ')}]`,
+    );
   }
-  if (!Number.isInteger(patch) || patch < 1) throw new ShapeError(`${op}: patch must be a positive integer, got ${patch}`);
+  if (!Number.isInteger(patch) || patch < 1)
+    throw new ShapeError(`${op}: patch must be a positive integer, got ${patch}`);
   const [f, c, h, w] = shape;
   if (h % patch !== 0) throw new ShapeError(`${op}: frame height ${h} is not a multiple of the patch size ${patch}`);
   if (w % patch !== 0) throw new ShapeError(`${op}: frame width ${w} is not a multiple of the patch size ${patch}`);
@@ -35,8 +38,10 @@ function geometry(op: string, shape: readonly number[], patch: number): [number,
 }
 
 function checkOut(op: string, src: Tensor, out: Tensor | undefined): void {
-  if (src.dtype !== 'f32' && src.dtype !== 'f16') throw new ShapeError(`${op}: input must be f32 or f16, got ${src.dtype}`);
-  if (out && (out.size !== src.size || out.dtype !== src.dtype)) throw new ShapeError(`${op}: out ${out.dtype} [${out.shape.join(', ')}] must hold ${src.size} ${src.dtype} values`);
+  if (src.dtype !== 'f32' && src.dtype !== 'f16')
+    throw new ShapeError(`${op}: input must be f32 or f16, got ${src.dtype}`);
+  if (out && (out.size !== src.size || out.dtype !== src.dtype))
+    throw new ShapeError(`${op}: out ${out.dtype} [${out.shape.join(', ')}] must hold ${src.size} ${src.dtype} values`);
   if (out?.buffer === src.buffer) throw new ShapeError(`${op}: out cannot be the input (it is a permutation)`);
 }
 
@@ -47,7 +52,14 @@ function checkOut(op: string, src: Tensor, out: Tensor | undefined): void {
 export function patchify(eng: Engine, frames: Tensor, patch: number, out?: Tensor): Promise<Tensor> {
   const shape = geometry('patchify', frames.shape, patch);
   checkOut('patchify', frames, out);
-  return run(eng, 0, frames, frames.shape as FrameShape, patch, out ?? eng.tensor(shape, frames.dtype, 'patchify.tokens'));
+  return run(
+    eng,
+    0,
+    frames,
+    frames.shape as FrameShape,
+    patch,
+    out ?? eng.tensor(shape, frames.dtype, 'patchify.tokens'),
+  );
 }
 
 /**
@@ -56,22 +68,43 @@ export function patchify(eng: Engine, frames: Tensor, patch: number, out?: Tenso
  * @throws ShapeError for a bad frame shape, H or W not a multiple of `patch`, tokens that are not
  *   the matching [tokens, features], or a bad `out`.
  */
-export function unpatchify(eng: Engine, tokens: Tensor, frameShape: FrameShape, patch: number, out?: Tensor): Promise<Tensor> {
+export function unpatchify(
+  eng: Engine,
+  tokens: Tensor,
+  frameShape: FrameShape,
+  patch: number,
+  out?: Tensor,
+): Promise<Tensor> {
   const [t, k] = geometry('unpatchify', frameShape, patch);
   if (tokens.shape.length !== 2 || tokens.shape[0] !== t || tokens.shape[1] !== k) {
-    throw new ShapeError(`unpatchify: tokens [${tokens.shape.join(', ')}] must be [${t}, ${k}] for frames [${frameShape.join(', ')}] and patch ${patch}`);
+    throw new ShapeError(
+      `unpatchify: tokens [${tokens.shape.join(', ')}] must be [${t}, ${k}] for frames [${frameShape.join(', ')}] and patch ${patch}`,
+    );
   }
   checkOut('unpatchify', tokens, out);
   return run(eng, 1, tokens, frameShape, patch, out ?? eng.tensor(frameShape, tokens.dtype, 'patchify.frames'));
 }
 
-async function run(eng: Engine, dir: 0 | 1, src: Tensor, [f, c, h, w]: FrameShape, patch: number, out: Tensor): Promise<Tensor> {
+async function run(
+  eng: Engine,
+  dir: 0 | 1,
+  src: Tensor,
+  [f, c, h, w]: FrameShape,
+  patch: number,
+  out: Tensor,
+): Promise<Tensor> {
   const storage = src.dtype === 'f16' ? 'f16' : 'f32';
   const pipeline = await eng.pipeline('patchify', wgsl(source, storage), { DIR: dir, WG }, storage);
   eng.dispatch({
     pipeline,
     label: dir === 0 ? 'patchify.patchify' : 'patchify.unpatchify',
-    params: packParams([['u32', f], ['u32', c], ['u32', h], ['u32', w], ['u32', patch]]),
+    params: packParams([
+      ['u32', f],
+      ['u32', c],
+      ['u32', h],
+      ['u32', w],
+      ['u32', patch],
+    ]),
     bindings: [src, out],
     groups: grid2d(Math.ceil(src.size / WG)),
   });
@@ -87,7 +120,8 @@ function tokenIndex([, c, h, w]: FrameShape, patch: number, fi: number, ci: numb
 function permute(op: string, data: Float32Array, shape: FrameShape, patch: number, toTokens: boolean): Float32Array {
   geometry(op, shape, patch);
   const [f, c, h, w] = shape;
-  if (data.length !== f * c * h * w) throw new ShapeError(`${op}: ${data.length} values do not fill frames [${shape.join(', ')}]`);
+  if (data.length !== f * c * h * w)
+    throw new ShapeError(`${op}: ${data.length} values do not fill frames [${shape.join(', ')}]`);
   const out = new Float32Array(data.length);
   let i = 0; // walks the frames in order
   for (let fi = 0; fi < f; fi++)

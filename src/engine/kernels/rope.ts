@@ -14,7 +14,9 @@ const WG = 256;
 
 function checkTable(key: string, t: Tensor, tokens: number, dim: number): void {
   if (t.dtype !== 'f32' || t.shape.length !== 2 || t.shape[0] !== tokens || t.shape[1] !== dim) {
-    throw new ShapeError(`rope: ${key} must be f32 [${tokens}, ${dim}] (one row per token), got ${t.dtype} [${t.shape.join(', ')}]`);
+    throw new ShapeError(
+      `rope: ${key} must be f32 [${tokens}, ${dim}] (one row per token), got ${t.dtype} [${t.shape.join(', ')}]`,
+    );
   }
 }
 
@@ -26,18 +28,30 @@ function checkTable(key: string, t: Tensor, tokens: number, dim: number): void {
  *   `out` whose size or dtype is not x's or that is a table.
  */
 export function rope(eng: Engine, x: Tensor, cos: Tensor, sin: Tensor, out?: Tensor): Promise<Tensor> {
-  if (x.shape.length !== 3) throw new ShapeError(`rope: x must be [heads, tokens, head dim], got [${x.shape.join(', ')}]`);
+  if (x.shape.length !== 3)
+    throw new ShapeError(`rope: x must be [heads, tokens, head dim], got [${x.shape.join(', ')}]`);
   if (x.dtype !== 'f32' && x.dtype !== 'f16') throw new ShapeError(`rope: x must be f32 or f16, got ${x.dtype}`);
   const [heads, tokens, dim] = x.shape;
   if (dim < 2 || dim % 2 !== 0) throw new ShapeError(`rope: the head dim must be even and ≥ 2, got ${dim}`);
   checkTable('cos', cos, tokens, dim);
   checkTable('sin', sin, tokens, dim);
-  if (out && (out.size !== x.size || out.dtype !== x.dtype)) throw new ShapeError(`rope: out ${out.dtype} [${out.shape.join(', ')}] must match x ${x.dtype} [${x.shape.join(', ')}]`);
-  if (out && (out.buffer === cos.buffer || out.buffer === sin.buffer)) throw new ShapeError('rope: out cannot be a table');
+  if (out && (out.size !== x.size || out.dtype !== x.dtype))
+    throw new ShapeError(
+      `rope: out ${out.dtype} [${out.shape.join(', ')}] must match x ${x.dtype} [${x.shape.join(', ')}]`,
+    );
+  if (out && (out.buffer === cos.buffer || out.buffer === sin.buffer))
+    throw new ShapeError('rope: out cannot be a table');
   return run(eng, x, cos, sin, [heads, tokens, dim], out);
 }
 
-async function run(eng: Engine, x: Tensor, cos: Tensor, sin: Tensor, [heads, tokens, dim]: number[], out?: Tensor): Promise<Tensor> {
+async function run(
+  eng: Engine,
+  x: Tensor,
+  cos: Tensor,
+  sin: Tensor,
+  [heads, tokens, dim]: number[],
+  out?: Tensor,
+): Promise<Tensor> {
   const storage = x.dtype === 'f16' ? 'f16' : 'f32';
   const o = out ?? eng.tensor(x.shape, x.dtype, 'rope.out');
   const inPlace = o.buffer === x.buffer;
@@ -45,7 +59,11 @@ async function run(eng: Engine, x: Tensor, cos: Tensor, sin: Tensor, [heads, tok
   eng.dispatch({
     pipeline,
     label: 'rope',
-    params: packParams([['u32', heads], ['u32', tokens], ['u32', dim]]),
+    params: packParams([
+      ['u32', heads],
+      ['u32', tokens],
+      ['u32', dim],
+    ]),
     bindings: [inPlace ? cos : x, cos, sin, o],
     groups: grid2d(Math.ceil((heads * tokens * (dim / 2)) / WG)),
   });
@@ -55,8 +73,12 @@ async function run(eng: Engine, x: Tensor, cos: Tensor, sin: Tensor, [heads, tok
 /** CPU twin of `rope` (f32 products and sum): x is [H, N, D], cos and sin [N, D]. */
 export function ropeCpu(x: Float32Array, cos: Float32Array, sin: Float32Array, dim: number): Float32Array {
   const tokens = cos.length / dim;
-  if (dim < 2 || dim % 2 !== 0 || !Number.isInteger(tokens) || sin.length !== cos.length) throw new ShapeError(`rope: tables of ${cos.length} and ${sin.length} values are not [tokens, ${dim}] with ${dim} even`);
-  if (tokens === 0 || x.length % (tokens * dim) !== 0) throw new ShapeError(`rope: ${x.length} values are not [heads, ${tokens}, ${dim}]`);
+  if (dim < 2 || dim % 2 !== 0 || !Number.isInteger(tokens) || sin.length !== cos.length)
+    throw new ShapeError(
+      `rope: tables of ${cos.length} and ${sin.length} values are not [tokens, ${dim}] with ${dim} even`,
+    );
+  if (tokens === 0 || x.length % (tokens * dim) !== 0)
+    throw new ShapeError(`rope: ${x.length} values are not [heads, ${tokens}, ${dim}]`);
   const f = Math.fround;
   const out = new Float32Array(x.length);
   for (let i = 0; i < x.length; i++) {

@@ -31,7 +31,8 @@ export interface RowDispatch {
 
 /** Source, workgroup size and grid for `rows` rows of `dim` elements in `layout`. */
 export function rowDispatch(layout: RowLayout, rows: number, dim: number): RowDispatch {
-  if (layout === 'invocation') return { source: serialSource, wg: ROWS_PER_WORKGROUP, groups: grid2d(Math.ceil(rows / ROWS_PER_WORKGROUP)) };
+  if (layout === 'invocation')
+    return { source: serialSource, wg: ROWS_PER_WORKGROUP, groups: grid2d(Math.ceil(rows / ROWS_PER_WORKGROUP)) };
   let wg = 32;
   while (wg < 256 && wg < dim) wg *= 2;
   return { source: reduceSource, wg, groups: grid2d(rows) };

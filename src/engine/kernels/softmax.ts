@@ -22,7 +22,8 @@ export function softmax(eng: Engine, x: Tensor, out?: Tensor, layout?: RowLayout
   const dim = x.shape[x.shape.length - 1];
   if (dim < 1) throw new ShapeError(`softmax: the last dim of x [${x.shape.join(', ')}] must be ≥ 1`);
   if (x.dtype !== 'f32' && x.dtype !== 'f16') throw new ShapeError(`softmax: x must be f32 or f16, got ${x.dtype}`);
-  if (out && out.size !== x.size) throw new ShapeError(`softmax: out has ${out.size} elements, x [${x.shape.join(', ')}] has ${x.size}`);
+  if (out && out.size !== x.size)
+    throw new ShapeError(`softmax: out has ${out.size} elements, x [${x.shape.join(', ')}] has ${x.size}`);
   if (out && out.dtype !== x.dtype) throw new ShapeError(`softmax: out is ${out.dtype} but x is ${x.dtype}`);
   if (out && out.buffer === x.buffer) throw new ShapeError('softmax: out cannot be x (x is read three times)');
   return run(eng, x, dim, out, layout ?? rowLayout(eng));
@@ -33,11 +34,19 @@ async function run(eng: Engine, x: Tensor, dim: number, out: Tensor | undefined,
   const rows = x.size / dim;
   const o = out ?? eng.tensor(x.shape, x.dtype, 'softmax.out');
   const d = rowDispatch(layout, rows, dim);
-  const pipeline = await eng.pipeline('softmax', wgsl(`${d.source}\n${source}`, storage), { WG: d.wg }, `${storage}.${layout}`);
+  const pipeline = await eng.pipeline(
+    'softmax',
+    wgsl(`${d.source}\n${source}`, storage),
+    { WG: d.wg },
+    `${storage}.${layout}`,
+  );
   eng.dispatch({
     pipeline,
     label: 'softmax',
-    params: packParams([['u32', rows], ['u32', dim]]),
+    params: packParams([
+      ['u32', rows],
+      ['u32', dim],
+    ]),
     bindings: [x, o],
     groups: d.groups,
   });

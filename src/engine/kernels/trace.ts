@@ -33,7 +33,8 @@ export interface RouteRows {
 }
 
 function checkI32(name: string, t: Tensor, size: number): void {
-  if (t.dtype !== 'i32' || t.size !== size) throw new ShapeError(`${name}: expected i32 [${size}], got ${t.dtype} [${t.shape.join(', ')}]`);
+  if (t.dtype !== 'i32' || t.size !== size)
+    throw new ShapeError(`${name}: expected i32 [${size}], got ${t.dtype} [${t.shape.join(', ')}]`);
 }
 
 /**
@@ -45,23 +46,45 @@ function checkI32(name: string, t: Tensor, size: number): void {
  * toStream i32 [C] (internal table). @returns u32 [1 + H·C·(C + 2)].
  * @throws UnsupportedError when a row of C counters does not fit workgroup memory or C > 65 536.
  */
-export async function traceCounts(eng: Engine, routed: Tensor, chunkStart: Tensor, chunkEnd: Tensor, toStream: Tensor): Promise<Tensor> {
-  if (routed.shape.length !== 3 || routed.dtype !== 'i32') throw new ShapeError(`traceCounts: routed must be i32 [H, N, K], got ${routed.dtype} [${routed.shape.join(', ')}]`);
+export async function traceCounts(
+  eng: Engine,
+  routed: Tensor,
+  chunkStart: Tensor,
+  chunkEnd: Tensor,
+  toStream: Tensor,
+): Promise<Tensor> {
+  if (routed.shape.length !== 3 || routed.dtype !== 'i32')
+    throw new ShapeError(`traceCounts: routed must be i32 [H, N, K], got ${routed.dtype} [${routed.shape.join(', ')}]`);
   const [H, N, K] = routed.shape;
   const C = chunkStart.size;
-  for (const [name, t] of [['chunkStart', chunkStart], ['chunkEnd', chunkEnd], ['toStream', toStream]] as const) checkI32(`traceCounts.${name}`, t, C);
+  for (const [name, t] of [
+    ['chunkStart', chunkStart],
+    ['chunkEnd', chunkEnd],
+    ['toStream', toStream],
+  ] as const)
+    checkI32(`traceCounts.${name}`, t, C);
   const maxC = Math.ceil(C / 256) * 256;
   if (maxC * 4 + WG * 4 + 4 > eng.adapter.limits.maxComputeWorkgroupStorageSize) {
-    throw new UnsupportedError(`traceCounts: ${C} chunks need ${maxC * 4 + WG * 4 + 4} bytes of workgroup memory, more than this adapter's ${eng.adapter.limits.maxComputeWorkgroupStorageSize}`);
+    throw new UnsupportedError(
+      `traceCounts: ${C} chunks need ${maxC * 4 + WG * 4 + 4} bytes of workgroup memory, more than this adapter's ${eng.adapter.limits.maxComputeWorkgroupStorageSize}`,
+    );
   }
-  if (C > MAX_ROUTE_COUNT + 1) throw new UnsupportedError(`traceCounts: ${C} chunks; route entries hold 16-bit chunk ids (at most ${MAX_ROUTE_COUNT + 1} chunks)`);
+  if (C > MAX_ROUTE_COUNT + 1)
+    throw new UnsupportedError(
+      `traceCounts: ${C} chunks; route entries hold 16-bit chunk ids (at most ${MAX_ROUTE_COUNT + 1} chunks)`,
+    );
   const out = eng.tensor([1 + H * C * (C + 2)], 'u32', 'trace.counts');
   eng.clear(new Tensor(out.buffer, [1], 'u32', null)); // the word counter
   const pipeline = await eng.pipeline('trace-counts', wgsl(countsSource), { WG, MAXC: maxC }, String(maxC));
   eng.dispatch({
     pipeline,
     label: 'trace-counts',
-    params: packParams([['u32', H], ['u32', N], ['u32', K], ['u32', C]]),
+    params: packParams([
+      ['u32', H],
+      ['u32', N],
+      ['u32', K],
+      ['u32', C],
+    ]),
     bindings: [routed, chunkStart, chunkEnd, toStream, out],
     groups: grid2d(H * C, eng.adapter.limits.maxComputeWorkgroupsPerDimension),
   });
@@ -75,13 +98,17 @@ export async function traceCounts(eng: Engine, routed: Tensor, chunkStart: Tenso
 export function decodeRoutes(words: Uint32Array, H: number, C: number): RouteRows {
   const rows = H * C;
   const used = words[0];
-  if (used === undefined || words.length < 1 + used) throw new Error(`decodeRoutes: ${words.length} words, the counter says ${used === undefined ? 'nothing' : 1 + used}`);
+  if (used === undefined || words.length < 1 + used)
+    throw new Error(
+      `decodeRoutes: ${words.length} words, the counter says ${used === undefined ? 'nothing' : 1 + used}`,
+    );
   const at = new Int32Array(rows).fill(-1); // word of each row's first entry
   const len = new Uint32Array(rows);
-  for (let w = 1; w < 1 + used; ) {
+  for (let w = 1; w < 1 + used;) {
     const r = words[w];
     const m = words[w + 1];
-    if (r >= rows || at[r] >= 0 || m === 0 || w + 2 + m > 1 + used) throw new Error(`decodeRoutes: bad row header (${r}, ${m}) at word ${w} of ${1 + used}`);
+    if (r >= rows || at[r] >= 0 || m === 0 || w + 2 + m > 1 + used)
+      throw new Error(`decodeRoutes: bad row header (${r}, ${m}) at word ${w} of ${1 + used}`);
     at[r] = w + 2;
     len[r] = m;
     w += 2 + m;
@@ -103,7 +130,15 @@ export function decodeRoutes(words: Uint32Array, H: number, C: number): RouteRow
 /**
  * CPU twin of traceCounts, decoded. @throws RangeError for a count or chunk id beyond 16 bits.
  */
-export function traceCountsCpu(routed: Int32Array, H: number, N: number, K: number, chunkStart: Int32Array, chunkEnd: Int32Array, toStream: Int32Array): RouteRows {
+export function traceCountsCpu(
+  routed: Int32Array,
+  H: number,
+  N: number,
+  K: number,
+  chunkStart: Int32Array,
+  chunkEnd: Int32Array,
+  toStream: Int32Array,
+): RouteRows {
   const C = chunkStart.length;
   if (C > MAX_ROUTE_COUNT + 1) throw new RangeError(`traceCountsCpu: ${C} chunks; route entries hold 16-bit chunk ids`);
   const rows = new Uint32Array(H * C * C); // dense [H, C, C] in stream order, compacted below
@@ -135,7 +170,10 @@ export function compactRows(dense: ArrayLike<number>, H: number, C: number): Rou
     for (let b = 0; b < C; b++) {
       const n = dense[r * C + b];
       if (n <= 0) continue;
-      if (n > MAX_ROUTE_COUNT) throw new RangeError(`route count ${n} (row ${r}, chunk ${b}) exceeds the 16-bit trace format's ${MAX_ROUTE_COUNT}`);
+      if (n > MAX_ROUTE_COUNT)
+        throw new RangeError(
+          `route count ${n} (row ${r}, chunk ${b}) exceeds the 16-bit trace format's ${MAX_ROUTE_COUNT}`,
+        );
       to[e] = b;
       count[e++] = n;
     }

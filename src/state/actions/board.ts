@@ -34,15 +34,22 @@ export async function restoreStudio(): Promise<void> {
   }
   const problems: string[] = [];
   try {
-    const [rec, saved, { takes, skipped }] = await Promise.all([persist.loadBoard(), persist.loadSettings(), persist.loadTakes()]);
+    const [rec, saved, { takes, skipped }] = await Promise.all([
+      persist.loadBoard(),
+      persist.loadSettings(),
+      persist.loadTakes(),
+    ]);
     if (rec) st.replaceBoard({ board: rec.board, shotIds: rec.shotIds }, false);
     boardRev = rec?.rev ?? 0;
     if (saved) st.setSettings(saved.settings);
-    if (saved?.problems.length) problems.push(`saved settings ${saved.problems.join(', ')} were unreadable and are back to their defaults`);
+    if (saved?.problems.length)
+      problems.push(`saved settings ${saved.problems.join(', ')} were unreadable and are back to their defaults`);
     const orphans = rec ? takes.filter((t) => !rec.shotIds.includes(t.meta.shotId)).map((t) => t.meta.id) : [];
     if (orphans.length) await persist.deleteTakes(orphans);
     const byShot: Record<string, TakeMeta[]> = {};
-    for (const t of takes.filter((x) => !orphans.includes(x.meta.id)).sort((a, b) => a.meta.createdAt - b.meta.createdAt)) {
+    for (const t of takes
+      .filter((x) => !orphans.includes(x.meta.id))
+      .sort((a, b) => a.meta.createdAt - b.meta.createdAt)) {
       putTake(t.meta.id, { pixels: t.pixels, frames: t.meta.frames, width: t.meta.width, height: t.meta.height });
       (byShot[t.meta.shotId] ??= []).push(t.meta);
     }
@@ -82,13 +89,21 @@ export function startAutosave(): () => void {
       boardRev = await persist.saveBoard({ board: s.board, shotIds: s.shotIds }, s.chosen, boardRev);
       await persist.saveSettings(s.settings);
       await saveUnsavedTakes();
-      if (!timer) useStudio.getState().setSave('saved', s.save.state === 'error' ? null : useStudio.getState().save.message);
+      if (!timer)
+        useStudio.getState().setSave('saved', s.save.state === 'error' ? null : useStudio.getState().save.message);
     } catch (e) {
       useStudio.getState().setSave('error', saveProblem(e));
     }
   };
   const unsub = useStudio.subscribe((s, prev) => {
-    if (s.board === prev.board && s.shotIds === prev.shotIds && s.chosen === prev.chosen && s.settings === prev.settings && s.takes === prev.takes) return;
+    if (
+      s.board === prev.board &&
+      s.shotIds === prev.shotIds &&
+      s.chosen === prev.chosen &&
+      s.settings === prev.settings &&
+      s.takes === prev.takes
+    )
+      return;
     if (s.save.state === 'off') return;
     if (s.save.state !== 'pending' && s.save.state !== 'error') s.setSave('pending', s.save.message);
     if (timer) clearTimeout(timer);
@@ -104,7 +119,10 @@ function saveProblem(e: unknown): string {
   if (e instanceof persist.ConflictError) {
     return 'Not saved: the storyboard was changed in another tab since this tab loaded it. Reload to see that version (use Export JSON first to keep this one).';
   }
-  const quota = (e as Error)?.name === 'QuotaExceededError' ? ' (the browser\'s storage for this site is full: delete takes you do not need)' : '';
+  const quota =
+    (e as Error)?.name === 'QuotaExceededError'
+      ? " (the browser's storage for this site is full: delete takes you do not need)"
+      : '';
   return `Autosave failed: ${(e as Error).message}${quota}`;
 }
 
@@ -133,14 +151,22 @@ export async function importStoryboardFile(file: Blob & { name: string }): Promi
   const source = `“${file.name}”`;
   if (file.size > MAX_STORYBOARD_BYTES) {
     const mib = (n: number): string => `${(n / 1024 / 1024).toFixed(1)} MiB`;
-    useStudio.getState().setImportError(`Could not import ${source}: it is ${mib(file.size)}, more than the ${mib(MAX_STORYBOARD_BYTES)} a storyboard may be — your storyboard is unchanged.`);
+    useStudio
+      .getState()
+      .setImportError(
+        `Could not import ${source}: it is ${mib(file.size)}, more than the ${mib(MAX_STORYBOARD_BYTES)} a storyboard may be — your storyboard is unchanged.`,
+      );
     return false;
   }
   let text: string;
   try {
     text = await file.text();
   } catch (e) {
-    useStudio.getState().setImportError(`Could not import ${source}: it could not be read (${firstLine(String(e))}) — your storyboard is unchanged.`);
+    useStudio
+      .getState()
+      .setImportError(
+        `Could not import ${source}: it could not be read (${firstLine(String(e))}) — your storyboard is unchanged.`,
+      );
     return false;
   }
   return importStoryboard(text, source);
@@ -169,7 +195,11 @@ export async function loadSample(entry: SampleEntry): Promise<boolean> {
     const value = await fetchJson(entry.url, 'the file');
     return importStoryboard(JSON.stringify(value), `the sample “${entry.name}”`);
   } catch (e) {
-    useStudio.getState().setImportError(`Could not load the sample “${entry.name}”: ${(e as Error).message} — your storyboard is unchanged.`);
+    useStudio
+      .getState()
+      .setImportError(
+        `Could not load the sample “${entry.name}”: ${(e as Error).message} — your storyboard is unchanged.`,
+      );
     return false;
   }
 }
@@ -185,14 +215,23 @@ export function parseSampleIndex(value: unknown, indexUrl: string): SampleEntry[
   const out: SampleEntry[] = [];
   for (const raw of list) {
     if (typeof raw === 'string') {
-      out.push({ name: raw.replace(/\.json$/, '').replace(/[-_]/g, ' '), url: new URL(raw, indexUrl).href, description: '' });
+      out.push({
+        name: raw.replace(/\.json$/, '').replace(/[-_]/g, ' '),
+        url: new URL(raw, indexUrl).href,
+        description: '',
+      });
       continue;
     }
     const e = (raw ?? {}) as Record<string, unknown>;
     const file = e.file ?? e.path ?? e.url;
     if (typeof file !== 'string') continue;
-    const name = typeof e.name === 'string' ? e.name : typeof e.title === 'string' ? e.title : file.replace(/\.json$/, '');
-    out.push({ name, url: new URL(file, indexUrl).href, description: typeof e.description === 'string' ? e.description : '' });
+    const name =
+      typeof e.name === 'string' ? e.name : typeof e.title === 'string' ? e.title : file.replace(/\.json$/, '');
+    out.push({
+      name,
+      url: new URL(file, indexUrl).href,
+      description: typeof e.description === 'string' ? e.description : '',
+    });
   }
   return out;
 }

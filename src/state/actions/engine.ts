@@ -72,7 +72,12 @@ export async function startEngine(): Promise<void> {
   try {
     set({ step: 'Requesting a WebGPU adapter' });
     const info = await c.init();
-    set({ adapterName: info.adapterName, adapter: info.adapter, features: info.features, step: 'Running the smoke kernel' });
+    set({
+      adapterName: info.adapterName,
+      adapter: info.adapter,
+      features: info.features,
+      step: 'Running the smoke kernel',
+    });
     const smoke = await c.smoke();
     if (client !== c) return;
     wasReady = true;

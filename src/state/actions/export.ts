@@ -36,7 +36,12 @@ function scaleFor(w: number, h: number, min = 256): number {
   return Math.max(1, Math.ceil(min / Math.max(w, h)));
 }
 
-function drawFrame(ctx: CanvasRenderingContext2D | OffscreenCanvasRenderingContext2D, clip: Clip, f: number, scale: number): void {
+function drawFrame(
+  ctx: CanvasRenderingContext2D | OffscreenCanvasRenderingContext2D,
+  clip: Clip,
+  f: number,
+  scale: number,
+): void {
   const img = new ImageData(frameOf(clip, f), clip.width, clip.height);
   const tmp = new OffscreenCanvas(clip.width, clip.height);
   tmp.getContext('2d')!.putImageData(img, 0, 0);
@@ -64,23 +69,29 @@ export interface EncodedVideo {
  * mediabunny's canEncodeVideo), else WebM (VP9, else VP8 or AV1) with the reason in `fallback`.
  * @throws Error when nothing is finished or the browser cannot encode video at all.
  */
-export async function exportVideo(want: 'mp4' | 'webm', onProgress?: (done: number, total: number) => void): Promise<EncodedVideo> {
+export async function exportVideo(
+  want: 'mp4' | 'webm',
+  onProgress?: (done: number, total: number) => void,
+): Promise<EncodedVideo> {
   const frames = exportFrames();
   if (!frames.length) throw new Error('no shot is finished yet: generate first');
-  if (typeof VideoEncoder === 'undefined') throw new Error('this browser has no WebCodecs VideoEncoder, so it cannot encode video');
+  if (typeof VideoEncoder === 'undefined')
+    throw new Error('this browser has no WebCodecs VideoEncoder, so it cannot encode video');
   const { width, height } = frames[0].clip;
   const scale = scaleFor(width, height);
   const W = width * scale;
   const H = height * scale;
   // The muxer is loaded on first export only (it is most of a megabyte the studio needs rarely).
-  const { BufferTarget, CanvasSource, Mp4OutputFormat, Output, QUALITY_HIGH, WebMOutputFormat, canEncodeVideo } = await import('mediabunny');
+  const { BufferTarget, CanvasSource, Mp4OutputFormat, Output, QUALITY_HIGH, WebMOutputFormat, canEncodeVideo } =
+    await import('mediabunny');
   let container: EncodedVideo['container'] = 'webm';
   let fallback: string | null = null;
   let codec: VideoCodec | null = null;
   if (want === 'mp4') {
     codec = await firstCodec(canEncodeVideo, ['avc'], W, H);
     if (codec) container = 'mp4';
-    else fallback = `this browser cannot encode H.264 at ${W}×${H} (its WebCodecs encoder says the configuration is not supported), so the video is WebM`;
+    else
+      fallback = `this browser cannot encode H.264 at ${W}×${H} (its WebCodecs encoder says the configuration is not supported), so the video is WebM`;
   }
   codec ??= await firstCodec(canEncodeVideo, ['vp9', 'vp8', 'av1'], W, H);
   if (!codec) throw new Error(`this browser cannot encode ${want === 'mp4' ? 'H.264, ' : ''}VP9, VP8 or AV1 video`);
@@ -94,7 +105,8 @@ export async function exportVideo(want: 'mp4' | 'webm', onProgress?: (done: numb
   for (let i = 0; i < frames.length; i++) {
     ctx.fillStyle = '#000';
     ctx.fillRect(0, 0, W, H);
-    if (frames[i].clip.width === width && frames[i].clip.height === height) drawFrame(ctx, frames[i].clip, frames[i].frame, scale);
+    if (frames[i].clip.width === width && frames[i].clip.height === height)
+      drawFrame(ctx, frames[i].clip, frames[i].frame, scale);
     await source.add(i / FPS, 1 / FPS);
     onProgress?.(i + 1, frames.length);
   }
@@ -106,7 +118,12 @@ export async function exportVideo(want: 'mp4' | 'webm', onProgress?: (done: numb
 
 type CanEncode = (codec: VideoCodec, options: { width: number; height: number }) => Promise<boolean>;
 
-async function firstCodec(canEncode: CanEncode, codecs: VideoCodec[], width: number, height: number): Promise<VideoCodec | null> {
+async function firstCodec(
+  canEncode: CanEncode,
+  codecs: VideoCodec[],
+  width: number,
+  height: number,
+): Promise<VideoCodec | null> {
   for (const c of codecs) if (await canEncode(c, { width, height }).catch(() => false)) return c;
   return null;
 }
@@ -115,7 +132,9 @@ async function firstCodec(canEncode: CanEncode, codecs: VideoCodec[], width: num
 export async function exportFramePng(globalFrame: number): Promise<Blob | null> {
   const s = useStudio.getState();
   const offsets = shotOffsets(s.board);
-  const shot = offsets.findIndex((o, i) => i < s.board.shots.length && globalFrame >= o && globalFrame < offsets[i + 1]);
+  const shot = offsets.findIndex(
+    (o, i) => i < s.board.shots.length && globalFrame >= o && globalFrame < offsets[i + 1],
+  );
   const clip = timelineClips()[shot];
   if (shot < 0 || !clip) return null;
   const scale = scaleFor(clip.width, clip.height);
@@ -130,7 +149,8 @@ export async function exportTakeStripPng(takeId: string): Promise<Blob | null> {
   if (!clip) return null;
   const canvas = new OffscreenCanvas(clip.width * clip.frames, clip.height);
   const ctx = canvas.getContext('2d')!;
-  for (let f = 0; f < clip.frames; f++) ctx.putImageData(new ImageData(frameOf(clip, f), clip.width, clip.height), f * clip.width, 0);
+  for (let f = 0; f < clip.frames; f++)
+    ctx.putImageData(new ImageData(frameOf(clip, f), clip.width, clip.height), f * clip.width, 0);
   return canvas.convertToBlob({ type: 'image/png' });
 }
 

@@ -20,14 +20,16 @@ export async function fetchJson(url: string | URL, what: string): Promise<unknow
   } catch (e) {
     throw new MissingFileError(`${what} could not be fetched (${(e as Error).message})`);
   }
-  if (res.status === 404 || (res.ok && (res.headers.get('content-type') ?? '').includes('text/html'))) throw new MissingFileError(`${what} is not there`);
+  if (res.status === 404 || (res.ok && (res.headers.get('content-type') ?? '').includes('text/html')))
+    throw new MissingFileError(`${what} is not there`);
   if (!res.ok) throw new MissingFileError(`${what} answered HTTP ${res.status}`);
   if (Number(res.headers.get('content-length') ?? 0) > MAX_FETCHED_JSON_BYTES) {
     await res.body?.cancel().catch(() => undefined);
     throw new MissingFileError(`${what} is larger than ${MAX_FETCHED_JSON_BYTES / 1024 / 1024} MiB`);
   }
   const text = await res.text();
-  if (text.length > MAX_FETCHED_JSON_BYTES) throw new MissingFileError(`${what} is larger than ${MAX_FETCHED_JSON_BYTES / 1024 / 1024} MiB`);
+  if (text.length > MAX_FETCHED_JSON_BYTES)
+    throw new MissingFileError(`${what} is larger than ${MAX_FETCHED_JSON_BYTES / 1024 / 1024} MiB`);
   try {
     return JSON.parse(text);
   } catch (e) {

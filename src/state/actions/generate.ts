@@ -15,7 +15,16 @@ import { clearPreviews, dropTakes, getTake, putPreview, putTake } from '../media
 import * as persist from '../persist.ts';
 import { estimateRun, recordStepTime, runShape, type RunShape } from '../run-estimate.ts';
 import { isRunning } from '../slices/generation.ts';
-import { forgetResume, holdRunLock, keepRun, keepRunStep, offerResume, otherModel, record, runLiveElsewhere } from '../run-record.ts';
+import {
+  forgetResume,
+  holdRunLock,
+  keepRun,
+  keepRunStep,
+  offerResume,
+  otherModel,
+  record,
+  runLiveElsewhere,
+} from '../run-record.ts';
 import { useStudio } from '../store.ts';
 import type { RunKind, RunPlan, TakeMeta } from '../types.ts';
 import { regenerateSeed } from '../versions.ts';
@@ -33,7 +42,10 @@ export function planRun(kind: RunKind, targetShotId?: string): RunPlan {
   const keep: NonNullable<GenerateRequest['keep']> = [];
   const targets: string[] = [];
   shotIds.forEach((id, shot) => {
-    const wantsNew = kind === 'all' || (kind === 'regenerate' && id === targetShotId) || (kind === 'append' && shot === shotIds.length - 1);
+    const wantsNew =
+      kind === 'all' ||
+      (kind === 'regenerate' && id === targetShotId) ||
+      (kind === 'append' && shot === shotIds.length - 1);
     const take = wantsNew ? undefined : keptTake(id, s.board.shots[shot].frames);
     if (take) keep.push({ shot, frames: take });
     else targets.push(id);
@@ -59,7 +71,11 @@ function runCaptions(plan: RunPlan): string[] {
 /** What the run is, for its time estimate: its own board and attention, the model and adapter in use. */
 function planShape(plan: RunPlan): RunShape {
   const s = useStudio.getState();
-  return runShape({ ...s, board: plan.request.storyboard, settings: { ...s.settings, attention: plan.request.attention } });
+  return runShape({
+    ...s,
+    board: plan.request.storyboard,
+    settings: { ...s.settings, attention: plan.request.attention },
+  });
 }
 
 /** The chosen take's pixels of a shot, if it has the shot's current length. */
@@ -137,7 +153,8 @@ export async function restoreInterruptedRun(): Promise<string | null> {
   if ('problem' in got) return got.problem;
   const saved = got.value;
   if (!saved || record.current) return null;
-  if (await runLiveElsewhere()) return 'A run is in progress in another tab of the studio: it is not offered for resuming here';
+  if (await runLiveElsewhere())
+    return 'A run is in progress in another tab of the studio: it is not offered for resuming here';
   if (otherModel(saved.model, useStudio.getState().settings.model)) forgetResume();
   else offerResume(saved.plan, saved.model, saved.step);
   return null;
@@ -147,7 +164,13 @@ async function run(plan: RunPlan): Promise<void> {
   const st = useStudio.getState();
   if (isRunning(st.run.phase)) return;
   if (await runLiveElsewhere()) {
-    st.setRun({ phase: 'error', error: { code: 'busy', message: 'A run is in progress in another tab of the studio: wait for it to end there, or close that tab.' } });
+    st.setRun({
+      phase: 'error',
+      error: {
+        code: 'busy',
+        message: 'A run is in progress in another tab of the studio: wait for it to end there, or close that tab.',
+      },
+    });
     return;
   }
   dismissResume(); // a new run, or this one resumed, replaces the offer
@@ -180,10 +203,13 @@ async function run(plan: RunPlan): Promise<void> {
   if (!client || model.phase !== 'ready') {
     return finish(plan, {
       code: client ? 'no-model' : 'not-initialised',
-      message: client ? `No model is loaded${model.error ? `: ${model.error.message}` : ''}` : 'The engine is not ready',
+      message: client
+        ? `No model is loaded${model.error ? `: ${model.error.message}` : ''}`
+        : 'The engine is not ready',
     });
   }
-  if (record.current?.plan !== plan || useStudio.getState().run.phase === 'cancelling') return finish(plan, { code: 'cancelled', message: 'Cancelled before the first step' });
+  if (record.current?.plan !== plan || useStudio.getState().run.phase === 'cancelling')
+    return finish(plan, { code: 'cancelled', message: 'Cancelled before the first step' });
   useStudio.getState().setRun({ phase: 'running', stepStartedAt: Date.now() });
 
   let lastStepAt = performance.now();
@@ -220,7 +246,8 @@ function onProgress(plan: RunPlan, p: GenerateProgress, stepMs: number, elapsedM
   if (p.previews?.length && size > 0) {
     for (const pv of p.previews) {
       const id = plan.shotIds[pv.shot];
-      if (id) putPreview(id, { pixels: pv.frames, frames: pv.frames.length / (size * size * 4), width: size, height: size });
+      if (id)
+        putPreview(id, { pixels: pv.frames, frames: pv.frames.length / (size * size * 4), width: size, height: size });
     }
     st.bumpMedia();
   }
@@ -228,7 +255,13 @@ function onProgress(plan: RunPlan, p: GenerateProgress, stepMs: number, elapsedM
     st.pushTrace(p.trace);
     const last = p.trace.layers;
     const sp = last.length ? last.reduce((n, l) => n + mean(l.sparsity), 0) / last.length : 0;
-    st.setRoutingStats({ sparsity: sp, flopsVisited: 0, flopsDense: 0, msPerStep: p.timings?.total ?? stepMs, live: true });
+    st.setRoutingStats({
+      sparsity: sp,
+      flopsVisited: 0,
+      flopsDense: 0,
+      msPerStep: p.timings?.total ?? stepMs,
+      live: true,
+    });
   }
 }
 
@@ -266,17 +299,35 @@ async function onResult(plan: RunPlan, result: GenerateResult): Promise<void> {
   st.setTraces(result.traces, plan.shotIds, runCaptions(plan));
   st.setRoutingOrigin({ attention: plan.request.attention, restored: false, stepsOf: null });
   const ms = result.timings.length ? result.timings.reduce((n, t) => n + t.total, 0) / result.timings.length : null;
-  if (result.timings.length) recordStepTime({ ...planShape(plan), msPerStep: result.totalMs / result.timings.length, at: Date.now() });
-  const stats = { sparsity: result.sparsity, flopsVisited: result.attentionFlops.visited, flopsDense: result.attentionFlops.dense, msPerStep: ms, live: false, reused: result.cache?.summary ?? null };
+  if (result.timings.length)
+    recordStepTime({ ...planShape(plan), msPerStep: result.totalMs / result.timings.length, at: Date.now() });
+  const stats = {
+    sparsity: result.sparsity,
+    flopsVisited: result.attentionFlops.visited,
+    flopsDense: result.attentionFlops.dense,
+    msPerStep: ms,
+    live: false,
+    reused: result.cache?.summary ?? null,
+  };
   st.setRoutingStats(stats);
   for (const m of metas) unsaved.set(m.id, m);
   try {
     if (dropped.length) await persist.deleteTakes(dropped);
     await saveUnsavedTakes();
   } catch (e) {
-    st.setSave('error', `Finished shots could not be saved: ${(e as Error).message}${(e as Error).name === 'QuotaExceededError' ? " (the browser's storage for this site is full: delete takes you do not need)" : ''}; retrying at every change`);
+    st.setSave(
+      'error',
+      `Finished shots could not be saved: ${(e as Error).message}${(e as Error).name === 'QuotaExceededError' ? " (the browser's storage for this site is full: delete takes you do not need)" : ''}; retrying at every change`,
+    );
   }
-  await keepRouting({ takeIds: metas.map((m) => m.id), shotIds: plan.shotIds, captions: runCaptions(plan), attention: plan.request.attention, stats, traces: result.traces });
+  await keepRouting({
+    takeIds: metas.map((m) => m.id),
+    shotIds: plan.shotIds,
+    captions: runCaptions(plan),
+    attention: plan.request.attention,
+    stats,
+    traces: result.traces,
+  });
 }
 
 /** Finished takes not yet in IndexedDB (a save failed: a full disk), retried by `saveUnsavedTakes`. */
@@ -303,7 +354,10 @@ function finish(plan: RunPlan, error: EngineErrorInfo | null): void {
   if (error?.code === 'device-lost' || error?.code === 'worker-failed') {
     // the same words whichever comes first: the run's rejection or the engine's loss notice
     const what = error.code === 'worker-failed' ? 'The engine worker stopped' : 'The GPU device was lost';
-    error = { code: error.code, message: `${what} during generation. The engine restarts by itself; then resume the run from the banner, or press Generate.` };
+    error = {
+      code: error.code,
+      message: `${what} during generation. The engine restarts by itself; then resume the run from the banner, or press Generate.`,
+    };
     offerResume(plan, model, st.run.step); // its record stays in IndexedDB, for a reload
   } else {
     void keepRun(() => persist.clearRun()); // done, cancelled or failed: nothing to resume
@@ -324,7 +378,11 @@ function finish(plan: RunPlan, error: EngineErrorInfo | null): void {
  */
 export function startRunRecovery(): void {
   onEngineLost((error) => {
-    if (record.current && !record.current.sampled) finish(record.current.plan, { code: error.code === 'worker-failed' ? 'worker-failed' : 'device-lost', message: error.message });
+    if (record.current && !record.current.sampled)
+      finish(record.current.plan, {
+        code: error.code === 'worker-failed' ? 'worker-failed' : 'device-lost',
+        message: error.message,
+      });
   });
   useStudio.subscribe((s, prev) => {
     if (!record.interrupted) return;

@@ -38,11 +38,15 @@ export async function addLocalModel(picked: PickedFolder): Promise<string | null
   const st = useStudio.getState();
   const locals = localModelEntries();
   const shipped = st.model.entries.filter((e) => !isLocalEntry(e));
-  const name = localModelName(picked.folder, [...shipped, ...locals].map((e) => e.name));
+  const name = localModelName(
+    picked.folder,
+    [...shipped, ...locals].map((e) => e.name),
+  );
   const fail = (why: string): string => `Could not add the folder “${picked.folder}”: ${why}`;
   const manifestBlob = picked.files.get('manifest.json');
   if (!manifestBlob) return fail('it has no manifest.json (a model folder is what python3 -m train.export writes)');
-  if (manifestBlob.size > MAX_JSON_BYTES) return fail(tooLargeMessage('manifest.json', manifestBlob.size, MAX_JSON_BYTES));
+  if (manifestBlob.size > MAX_JSON_BYTES)
+    return fail(tooLargeMessage('manifest.json', manifestBlob.size, MAX_JSON_BYTES));
   const stored: Array<[string, ArrayBuffer]> = [];
   try {
     const manifestBytes = await manifestBlob.arrayBuffer();
@@ -57,7 +61,8 @@ export async function addLocalModel(picked: PickedFolder): Promise<string | null
     if (missing.length) return fail(`manifest.json does not list ${missing.join(', ')}`);
     stored.push(['manifest.json', manifestBytes]);
     for (const [file, want] of Object.entries(manifest.files)) {
-      if (file.includes('/') || file.startsWith('.')) return fail(`manifest.json lists “${file}”, not a file of the folder`);
+      if (file.includes('/') || file.startsWith('.'))
+        return fail(`manifest.json lists “${file}”, not a file of the folder`);
       const blob = picked.files.get(file);
       if (!blob) return fail(`${file} is listed in manifest.json but is not in the folder`);
       const cap = modelFileCap(file);
@@ -79,7 +84,11 @@ export async function addLocalModel(picked: PickedFolder): Promise<string | null
   try {
     const cache = await caches.open(CACHE_NAME);
     const url = modelUrl(entry);
-    for (const [file, buf] of stored) await cache.put(new URL(file, url).href, new Response(buf, { headers: { 'content-type': 'application/octet-stream' } }));
+    for (const [file, buf] of stored)
+      await cache.put(
+        new URL(file, url).href,
+        new Response(buf, { headers: { 'content-type': 'application/octet-stream' } }),
+      );
     saveLocalModelEntries([...locals, entry]);
   } catch (e) {
     await dropFiles(entry);
@@ -106,7 +115,8 @@ export async function removeLocalModel(name: string, then: string | null = null)
   showEntries();
   const st = useStudio.getState();
   if ((st.model.name ?? st.settings.model) === name) {
-    const next = st.model.entries.find((e) => e.name === then) ?? st.model.entries.find((e) => e.default) ?? st.model.entries[0];
+    const next =
+      st.model.entries.find((e) => e.name === then) ?? st.model.entries.find((e) => e.default) ?? st.model.entries[0];
     if (next) await chooseModel(next.name);
   }
 }

@@ -18,7 +18,11 @@ export async function loadModelIndex(base = import.meta.env.BASE_URL): Promise<v
   try {
     const entries = parseModelIndex(await fetchJson(url, 'public/models/index.json'));
     if (!entries.length) throw new Error('public/models/index.json lists no models');
-    st.setModel({ index: 'ready', indexError: null, entries: [...entries, ...locals.filter((l) => !entries.some((e) => e.name === l.name))] });
+    st.setModel({
+      index: 'ready',
+      indexError: null,
+      entries: [...entries, ...locals.filter((l) => !entries.some((e) => e.name === l.name))],
+    });
   } catch (e) {
     st.setModel({ index: locals.length ? 'ready' : 'missing', indexError: (e as Error).message, entries: locals });
   }
@@ -44,7 +48,12 @@ export function parseModelIndex(value: unknown): ModelEntry[] {
 /** The entry the settings name, else the index's default, else its first. */
 export function selectedEntry(): ModelEntry | null {
   const { model, settings } = useStudio.getState();
-  return model.entries.find((e) => e.name === settings.model) ?? model.entries.find((e) => e.default) ?? model.entries[0] ?? null;
+  return (
+    model.entries.find((e) => e.name === settings.model) ??
+    model.entries.find((e) => e.default) ??
+    model.entries[0] ??
+    null
+  );
 }
 
 /** Absolute URL of a model folder (`path` is relative to public/), ending in '/'. */
@@ -62,7 +71,8 @@ export function ensureModel(): Promise<void> {
   const st = useStudio.getState();
   const client = engineClient();
   if (!entry || !client) return Promise.resolve();
-  if (st.model.name === entry.name && (st.model.phase === 'ready' || st.model.phase === 'loading') && loading) return loading;
+  if (st.model.name === entry.name && (st.model.phase === 'ready' || st.model.phase === 'loading') && loading)
+    return loading;
   if (st.model.name === entry.name && st.model.phase === 'ready') return Promise.resolve();
   st.setModel({ phase: 'loading', name: entry.name, progress: null, error: null });
   const p = client

@@ -26,7 +26,14 @@ export function currentProject(name: string): Project {
     }
   }
   const { traces, shotIds, captions } = s.routing;
-  return { name, board: { board: s.board, shotIds: s.shotIds }, settings: s.settings, takes, chosen: s.chosen, routing: traces.length ? { traces, shotIds, captions } : null };
+  return {
+    name,
+    board: { board: s.board, shotIds: s.shotIds },
+    settings: s.settings,
+    takes,
+    chosen: s.chosen,
+    routing: traces.length ? { traces, shotIds, captions } : null,
+  };
 }
 
 /**
@@ -34,9 +41,15 @@ export function currentProject(name: string): Project {
  * `confirm` (asked only for a good file) agrees. Returns null, or a one-line problem (then
  * nothing here changed).
  */
-export async function openProjectFile(file: Blob & { name: string }, confirm: (project: Project) => boolean = () => true): Promise<string | null> {
+export async function openProjectFile(
+  file: Blob & { name: string },
+  confirm: (project: Project) => boolean = () => true,
+): Promise<string | null> {
   const why = (what: string): string => `Could not open “${file.name}”: ${what} — your project is unchanged.`;
-  if (file.size > MAX_PROJECT_BYTES) return why(`it is ${Math.round(file.size / 2 ** 20)} MiB, more than the ${MAX_PROJECT_BYTES / 2 ** 20} MiB a project file may be`);
+  if (file.size > MAX_PROJECT_BYTES)
+    return why(
+      `it is ${Math.round(file.size / 2 ** 20)} MiB, more than the ${MAX_PROJECT_BYTES / 2 ** 20} MiB a project file may be`,
+    );
   let project: Project;
   try {
     project = readProject(await file.text());
@@ -62,12 +75,19 @@ export async function applyProject(project: Project): Promise<void> {
   st.setSettings({ steps: project.settings.steps, guidance: project.settings.guidance });
   st.setTakes(byShot, project.chosen);
   if (project.routing) st.setTraces(project.routing.traces, project.routing.shotIds, project.routing.captions);
-  else st.setTraces([], project.board.shotIds, project.board.board.shots.map((s) => s.caption));
+  else
+    st.setTraces(
+      [],
+      project.board.shotIds,
+      project.board.board.shots.map((s) => s.caption),
+    );
   if (st.save.state === 'off') return;
   try {
     await persist.deleteTakes(old);
     for (const t of project.takes) await persist.saveTake(t.meta, t.pixels);
   } catch (e) {
-    useStudio.getState().setSave('error', `The opened project's versions could not be saved in this browser: ${(e as Error).message}`);
+    useStudio
+      .getState()
+      .setSave('error', `The opened project's versions could not be saved in this browser: ${(e as Error).message}`);
   }
 }

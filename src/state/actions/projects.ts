@@ -30,7 +30,9 @@ interface ProjectsDb extends DBSchema {
 
 let db: Promise<IDBPDatabase<ProjectsDb>> | null = null;
 function open(): Promise<IDBPDatabase<ProjectsDb>> {
-  db ??= openDB<ProjectsDb>(PROJECTS_DB, 1, { upgrade: (d) => void d.createObjectStore('projects', { keyPath: 'id' }) });
+  db ??= openDB<ProjectsDb>(PROJECTS_DB, 1, {
+    upgrade: (d) => void d.createObjectStore('projects', { keyPath: 'id' }),
+  });
   return db;
 }
 
@@ -77,7 +79,14 @@ async function parkCurrent(): Promise<void> {
 /** Parks the project being edited and starts a new, empty one named `name`. */
 export async function newProject(name: string): Promise<void> {
   await parkCurrent();
-  const empty: Project = { name, board: defaultBoard(), settings: { ...useStudio.getState().settings, steps: DEFAULT_SETTINGS.steps }, takes: [], chosen: {}, routing: null };
+  const empty: Project = {
+    name,
+    board: defaultBoard(),
+    settings: { ...useStudio.getState().settings, steps: DEFAULT_SETTINGS.steps },
+    takes: [],
+    chosen: {},
+    routing: null,
+  };
   await applyProject(empty);
   setCurrent({ id: newId(), name: name.trim() || 'Untitled project' });
 }

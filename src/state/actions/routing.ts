@@ -16,14 +16,23 @@ let writes: Promise<unknown> = Promise.resolve();
  * Keeps a finished run's routing with the takes it made. Never throws: a failure (or a run too
  * large to keep) is said in the save indicator's message; the board and takes are not touched.
  */
-export function keepRouting(run: { takeIds: string[]; shotIds: string[]; captions: string[]; attention: AttentionOptions; stats: RoutingStats; traces: StepTrace[] }): Promise<void> {
+export function keepRouting(run: {
+  takeIds: string[];
+  shotIds: string[];
+  captions: string[];
+  attention: AttentionOptions;
+  stats: RoutingStats;
+  traces: StepTrace[];
+}): Promise<void> {
   if (useStudio.getState().save.state === 'off' || !run.traces.length) return writes.then(() => undefined);
   const next = writes.then(async () => {
     try {
       const saved = await stored.saveRouting(run);
       const st = useStudio.getState();
-      if ('reason' in saved) st.setSave(st.save.state, `The routing graph of this run is not kept across reloads: ${saved.reason}.`);
-      else if (saved.kept < saved.of) st.setRoutingOrigin({ attention: run.attention, restored: false, stepsOf: saved.of });
+      if ('reason' in saved)
+        st.setSave(st.save.state, `The routing graph of this run is not kept across reloads: ${saved.reason}.`);
+      else if (saved.kept < saved.of)
+        st.setRoutingOrigin({ attention: run.attention, restored: false, stepsOf: saved.of });
     } catch (e) {
       const st = useStudio.getState();
       st.setSave(st.save.state, `The routing graph could not be kept: ${(e as Error).message}`);
@@ -47,7 +56,11 @@ export async function restoreRouting(): Promise<string | null> {
   if (!rec.takeIds.some((id) => kept.has(id))) return null;
   st.setTraces(rec.traces, rec.shotIds, rec.captions);
   st.setRoutingStats({ ...rec.stats, live: false });
-  st.setRoutingOrigin({ attention: rec.attention, restored: true, stepsOf: rec.tracedSteps > rec.traces.length ? rec.tracedSteps : null });
+  st.setRoutingOrigin({
+    attention: rec.attention,
+    restored: true,
+    stepsOf: rec.tracedSteps > rec.traces.length ? rec.tracedSteps : null,
+  });
   return null;
 }
 
@@ -58,6 +71,14 @@ export function routingJson(): Blob | null {
   if (!r.traces.length || !r.stats) return null;
   const attention = r.origin?.attention ?? st.settings.attention;
   const heads = r.traces[r.traces.length - 1].layers[0]?.H ?? 0;
-  const summary = routingSummary({ traces: r.traces, sparsity: r.stats.sparsity, attentionFlops: { visited: r.stats.flopsVisited, dense: r.stats.flopsDense } }, attention, heads);
+  const summary = routingSummary(
+    {
+      traces: r.traces,
+      sparsity: r.stats.sparsity,
+      attentionFlops: { visited: r.stats.flopsVisited, dense: r.stats.flopsDense },
+    },
+    attention,
+    heads,
+  );
   return new Blob([JSON.stringify(summary)], { type: 'application/json' });
 }

@@ -23,7 +23,9 @@ export const ASSUMED = { imageSize: 64, patchSize: 8, textLen: 16 } as const;
 /** Frame geometry of the loaded model, or ASSUMED. */
 export function teachGeometry(): { imageSize: number; patchSize: number; textLen: number; assumed: boolean } {
   const info = useStudio.getState().model.info;
-  return info ? { imageSize: info.imageSize, patchSize: info.patchSize, textLen: info.textLen, assumed: false } : { ...ASSUMED, assumed: true };
+  return info
+    ? { imageSize: info.imageSize, patchSize: info.patchSize, textLen: info.textLen, assumed: false }
+    : { ...ASSUMED, assumed: true };
 }
 
 export function setTeachOpen(open: boolean): void {
@@ -60,11 +62,18 @@ export function teachVideo(queryShot: number): Video | { reason: string } {
     else missing.push(s);
   });
   if (missing.length === st.shotIds.length) return { reason: 'nothing has been generated yet' };
-  if (missing.length) return { reason: `shot${missing.length > 1 ? 's' : ''} ${missing.map((s) => s + 1).join(', ')} ${missing.length > 1 ? 'have' : 'has'} no generated take of ${missing.length > 1 ? 'their' : 'its'} current length` };
+  if (missing.length)
+    return {
+      reason: `shot${missing.length > 1 ? 's' : ''} ${missing.map((s) => s + 1).join(', ')} ${missing.length > 1 ? 'have' : 'has'} no generated take of ${missing.length > 1 ? 'their' : 'its'} current length`,
+    };
   const info = st.model.info;
-  if (st.model.phase !== 'ready' || !info) return { reason: `no model is loaded${st.model.error ? ` (${st.model.error.message})` : ''}` };
+  if (st.model.phase !== 'ready' || !info)
+    return { reason: `no model is loaded${st.model.error ? ` (${st.model.error.message})` : ''}` };
   const clip = getTake(st.chosen[st.shotIds[0]])!;
-  if (clip.width !== info.imageSize) return { reason: `the takes are ${clip.width}×${clip.height} frames and model ${info.name} takes ${info.imageSize}×${info.imageSize}` };
+  if (clip.width !== info.imageSize)
+    return {
+      reason: `the takes are ${clip.width}×${clip.height} frames and model ${info.name} takes ${info.imageSize}×${info.imageSize}`,
+    };
   if (isRunning(st.run.phase)) return { reason: 'a generation is running (pick the token again when it has finished)' };
   const shotId = st.shotIds[queryShot];
   const take = st.takes[shotId]?.find((t) => t.id === st.chosen[shotId]);
@@ -73,14 +82,20 @@ export function teachVideo(queryShot: number): Video | { reason: string } {
 }
 
 /** Where the explanation's numbers come from: `network` to run the model, or the seeded example's reason. */
-async function source(queryShot: number, layer: number | null): Promise<{ network: ExplainNetwork; take: TakeMeta } | { reason: string }> {
+async function source(
+  queryShot: number,
+  layer: number | null,
+): Promise<{ network: ExplainNetwork; take: TakeMeta } | { reason: string }> {
   if (Object.keys(useStudio.getState().chosen).length) await ensureModel(); // there is video: load the model, or wait for the load under way (no-op when loaded)
   const video = teachVideo(queryShot);
   if ('reason' in video) return video;
   const st = useStudio.getState();
   const depth = st.model.info!.depth;
   const t = 1 / Math.max(1, video.take.steps); // the run's last sampler step
-  return { network: { storyboard: st.board, frames: video.frames, t, layer: Math.min(depth - 1, layer ?? depth - 1) }, take: video.take };
+  return {
+    network: { storyboard: st.board, frames: video.frames, t, layer: Math.min(depth - 1, layer ?? depth - 1) },
+    take: video.take,
+  };
 }
 
 /** Latest request: an earlier answer arriving late is dropped. */
@@ -90,14 +105,25 @@ let latest = 0;
  * Explains `query` (or the current one again, e.g. for another head or layer). The head and
  * layer default to the ones shown. Never throws: a failure is one line in `teach.error`.
  */
-export async function explain(query: TeachQuery | null = useStudio.getState().teach.query, opts: { head?: number; layer?: number } = {}): Promise<void> {
+export async function explain(
+  query: TeachQuery | null = useStudio.getState().teach.query,
+  opts: { head?: number; layer?: number } = {},
+): Promise<void> {
   const st = useStudio.getState();
   if (!query) return;
   const mine = ++latest;
   const client = engineClient();
   const shot = st.shotIds.indexOf(query.shotId);
   if (!client || shot < 0) {
-    st.setTeach({ query, phase: 'error', result: null, error: { code: 'not-initialised', message: client ? 'That shot is no longer in the storyboard' : 'The engine is not ready' } });
+    st.setTeach({
+      query,
+      phase: 'error',
+      result: null,
+      error: {
+        code: 'not-initialised',
+        message: client ? 'That shot is no longer in the storyboard' : 'The engine is not ready',
+      },
+    });
     return;
   }
   const layer = opts.layer ?? st.teach.layer;
@@ -105,7 +131,12 @@ export async function explain(query: TeachQuery | null = useStudio.getState().te
   const from = await source(shot, layer);
   const now = useStudio.getState();
   if (now.shotIds.indexOf(query.shotId) !== shot) {
-    if (mine === latest) now.setTeach({ phase: 'error', result: null, error: { code: 'bad-request', message: 'The storyboard changed meanwhile: pick the token again' } });
+    if (mine === latest)
+      now.setTeach({
+        phase: 'error',
+        result: null,
+        error: { code: 'bad-request', message: 'The storyboard changed meanwhile: pick the token again' },
+      });
     return;
   }
   const g = teachGeometry();
@@ -129,9 +160,13 @@ export async function explain(query: TeachQuery | null = useStudio.getState().te
   };
   try {
     const result = await client.explain(req);
-    if (mine === latest && useStudio.getState().teach.query === query) useStudio.getState().setTeach({ phase: 'ready', result, fallback: 'reason' in from ? from.reason : null, stage: 0 });
+    if (mine === latest && useStudio.getState().teach.query === query)
+      useStudio
+        .getState()
+        .setTeach({ phase: 'ready', result, fallback: 'reason' in from ? from.reason : null, stage: 0 });
   } catch (e) {
     const error = e instanceof WorkerError ? e.toInfo() : { code: 'internal' as const, message: String(e) };
-    if (mine === latest && useStudio.getState().teach.query === query) useStudio.getState().setTeach({ phase: 'error', result: null, error });
+    if (mine === latest && useStudio.getState().teach.query === query)
+      useStudio.getState().setTeach({ phase: 'error', result: null, error });
   }
 }

@@ -114,7 +114,13 @@ export const createGenerationSlice: StateCreator<StudioState, [], [], Generation
     set((s) => {
       const byHand = s.settings.attentionByHand;
       const added = (Object.keys(patch) as AttentionKey[]).filter((k) => !byHand.includes(k));
-      return { settings: { ...s.settings, attention: { ...s.settings.attention, ...patch }, attentionByHand: [...byHand, ...added] } };
+      return {
+        settings: {
+          ...s.settings,
+          attention: { ...s.settings.attention, ...patch },
+          attentionByHand: [...byHand, ...added],
+        },
+      };
     }),
   applyModelDefaults: (defaults) =>
     set((s) => {

@@ -87,13 +87,32 @@ export const createRoutingSlice: StateCreator<StudioState, [], [], RoutingSlice>
   pushTrace: (trace) =>
     set((s) => {
       const r = s.routing;
-      if (!r.next) return { routing: { ...r, traces: [...r.traces.filter((t) => t.step !== trace.step), trace].sort((a, b) => a.step - b.step) } };
+      if (!r.next)
+        return {
+          routing: {
+            ...r,
+            traces: [...r.traces.filter((t) => t.step !== trace.step), trace].sort((a, b) => a.step - b.step),
+          },
+        };
       // the new run's first trace: it replaces the previous run's
-      return { routing: { ...withTraces(r, [trace]), shotIds: r.next.shotIds, captions: r.next.captions, next: null, origin: null } };
+      return {
+        routing: {
+          ...withTraces(r, [trace]),
+          shotIds: r.next.shotIds,
+          captions: r.next.captions,
+          next: null,
+          origin: null,
+        },
+      };
     }),
   setTraces: (traces, shotIds, captions) =>
     set((s) => ({
-      routing: { ...withTraces(s.routing, traces), shotIds: shotIds ?? s.routing.shotIds, captions: captions ?? s.routing.captions, next: null },
+      routing: {
+        ...withTraces(s.routing, traces),
+        shotIds: shotIds ?? s.routing.shotIds,
+        captions: captions ?? s.routing.captions,
+        next: null,
+      },
     })),
   setRoutingStats: (stats) => set((s) => ({ routing: { ...s.routing, stats } })),
   beginRouting: (shotIds, captions) => set((s) => ({ routing: { ...s.routing, next: { shotIds, captions } } })),

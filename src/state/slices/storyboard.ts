@@ -70,7 +70,8 @@ export const createStoryboardSlice: StateCreator<StudioState, [], [], Storyboard
       const before = current(s);
       const after = fn(before);
       if (sameBoard(before, after)) return;
-      const merge = key !== undefined && s.lastEdit?.key === key && now - s.lastEdit.at < COALESCE_MS && s.past.length > 0;
+      const merge =
+        key !== undefined && s.lastEdit?.key === key && now - s.lastEdit.at < COALESCE_MS && s.past.length > 0;
       set({
         board: after.board,
         shotIds: after.shotIds,
@@ -97,14 +98,26 @@ export const createStoryboardSlice: StateCreator<StudioState, [], [], Storyboard
       const s = get();
       const prev = s.past[s.past.length - 1];
       if (!prev) return;
-      set({ board: prev.board, shotIds: prev.shotIds, past: s.past.slice(0, -1), future: [current(s), ...s.future], lastEdit: null });
+      set({
+        board: prev.board,
+        shotIds: prev.shotIds,
+        past: s.past.slice(0, -1),
+        future: [current(s), ...s.future],
+        lastEdit: null,
+      });
     },
 
     redo() {
       const s = get();
       const next = s.future[0];
       if (!next) return;
-      set({ board: next.board, shotIds: next.shotIds, past: [...s.past, current(s)], future: s.future.slice(1), lastEdit: null });
+      set({
+        board: next.board,
+        shotIds: next.shotIds,
+        past: [...s.past, current(s)],
+        future: s.future.slice(1),
+        lastEdit: null,
+      });
     },
 
     setDurationUnit: (durationUnit) => set({ durationUnit }),

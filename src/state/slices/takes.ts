@@ -58,7 +58,8 @@ export const createTakesSlice: StateCreator<StudioState, [], [], TakesSlice> = (
     if (!take) return;
     set((s) => ({ chosen: { ...s.chosen, [shotId]: takeId }, mediaVersion: s.mediaVersion + 1 }));
     const index = get().shotIds.indexOf(shotId);
-    if (index >= 0 && get().board.shots[index].seed !== take.seed) get().edit((b) => updateShot(b, index, { seed: take.seed }));
+    if (index >= 0 && get().board.shots[index].seed !== take.seed)
+      get().edit((b) => updateShot(b, index, { seed: take.seed }));
   },
 
   removeTake(shotId, takeId) {
