@@ -51,6 +51,28 @@ async function refusal(files: Record<string, Uint8Array>, manifest: 'auto' | 'or
   throw new Error('loadModel accepted a bad folder');
 }
 
+/** A valid config.json of a small model, for the tests that vary one key. */
+const BASE_CONFIG = {
+  format: 'moc-dit',
+  formatVersion: 1,
+  name: 's',
+  vocab_size: 45,
+  text_len: 24,
+  image_size: 64,
+  patch_size: 8,
+  channels: 3,
+  dim: 192,
+  depth: 6,
+  heads: 6,
+  mlp_ratio: 4,
+  rope_theta: 100,
+  t_freq_dim: 256,
+  chunk_frames: 1,
+  top_k: 4,
+  causal: true,
+  fps: 8,
+};
+
 describe('loadModel', () => {
   it('loads the fixture model: config, vocabulary, every weight as f32 (fp16 bits kept)', async () => {
     const m = await loadModel(await folder({}, 'original'), 'm');
@@ -186,96 +208,36 @@ describe('loadModel', () => {
   });
 
   it('parseModelConfig reads the trained shot shape and refuses a bad one', () => {
-    const base = {
-      format: 'moc-dit',
-      formatVersion: 1,
-      name: 's',
-      vocab_size: 45,
-      text_len: 24,
-      image_size: 64,
-      patch_size: 8,
-      channels: 3,
-      dim: 192,
-      depth: 6,
-      heads: 6,
-      mlp_ratio: 4,
-      rope_theta: 100,
-      t_freq_dim: 256,
-      chunk_frames: 1,
-      top_k: 4,
-      causal: true,
-      fps: 8,
-    };
-    const c = parseModelConfig({ ...base, train_shots: 4, train_frames: 8 });
+    const c = parseModelConfig({ ...BASE_CONFIG, train_shots: 4, train_frames: 8 });
     expect([c.trainShots, c.trainFrames]).toEqual([4, { min: 8, max: 8 }]);
     expect(
-      parseModelConfig({ ...base, train_frames: 8, train_frames_min: 4, train_frames_max: 12 }).trainFrames,
+      parseModelConfig({ ...BASE_CONFIG, train_frames: 8, train_frames_min: 4, train_frames_max: 12 }).trainFrames,
     ).toEqual({ min: 4, max: 12 });
-    expect(() => parseModelConfig({ ...base, train_frames: 0 }, 'm/config.json')).toThrow(
+    expect(() => parseModelConfig({ ...BASE_CONFIG, train_frames: 0 }, 'm/config.json')).toThrow(
       /^m\/config\.json: train_frames: /,
     );
-    expect(() => parseModelConfig({ ...base, train_shots: 2.5 })).toThrow(/train_shots/);
-    expect(() => parseModelConfig({ ...base, train_frames_min: 4 }, 'm/config.json')).toThrow(
+    expect(() => parseModelConfig({ ...BASE_CONFIG, train_shots: 2.5 })).toThrow(/train_shots/);
+    expect(() => parseModelConfig({ ...BASE_CONFIG, train_frames_min: 4 }, 'm/config.json')).toThrow(
       'm/config.json: train_frames_min and train_frames_max come together',
     );
-    expect(() => parseModelConfig({ ...base, train_frames_min: 9, train_frames_max: 4 }, 'm/config.json')).toThrow(
-      'm/config.json: train_frames_min 9 is above train_frames_max 4',
-    );
+    expect(() =>
+      parseModelConfig({ ...BASE_CONFIG, train_frames_min: 9, train_frames_max: 4 }, 'm/config.json'),
+    ).toThrow('m/config.json: train_frames_min 9 is above train_frames_max 4');
   });
 
   it('parseModelConfig reads route_view (rotary where absent) and refuses an unknown one', () => {
-    const base = {
-      format: 'moc-dit',
-      formatVersion: 1,
-      name: 's',
-      vocab_size: 45,
-      text_len: 24,
-      image_size: 64,
-      patch_size: 8,
-      channels: 3,
-      dim: 192,
-      depth: 6,
-      heads: 6,
-      mlp_ratio: 4,
-      rope_theta: 100,
-      t_freq_dim: 256,
-      chunk_frames: 1,
-      top_k: 4,
-      causal: true,
-      fps: 8,
-    };
-    expect(parseModelConfig(base).routeView).toBe('rotary');
+    expect(parseModelConfig(BASE_CONFIG).routeView).toBe('rotary');
     for (const v of ['rotary', 'spatial', 'unrotated'])
-      expect(parseModelConfig({ ...base, route_view: v }).routeView).toBe(v);
-    expect(() => parseModelConfig({ ...base, route_view: 'temporal' }, 'm/config.json')).toThrow(
+      expect(parseModelConfig({ ...BASE_CONFIG, route_view: v }).routeView).toBe(v);
+    expect(() => parseModelConfig({ ...BASE_CONFIG, route_view: 'temporal' }, 'm/config.json')).toThrow(
       /^m\/config\.json: route_view: /,
     );
   });
 
   it('parseModelConfig reads causal_text (absent: false) and refuses a bad one', () => {
-    const base = {
-      format: 'moc-dit',
-      formatVersion: 1,
-      name: 's',
-      vocab_size: 45,
-      text_len: 24,
-      image_size: 32,
-      patch_size: 4,
-      channels: 3,
-      dim: 64,
-      depth: 3,
-      heads: 2,
-      mlp_ratio: 4,
-      rope_theta: 100,
-      t_freq_dim: 64,
-      chunk_frames: 1,
-      top_k: 4,
-      causal: true,
-      fps: 8,
-    };
-    expect(parseModelConfig(base).causalText).toBe(false);
-    expect(parseModelConfig({ ...base, causal_text: true }).causalText).toBe(true);
-    expect(() => parseModelConfig({ ...base, causal_text: 'yes' }, 'm/config.json')).toThrow(
+    expect(parseModelConfig(BASE_CONFIG).causalText).toBe(false);
+    expect(parseModelConfig({ ...BASE_CONFIG, causal_text: true }).causalText).toBe(true);
+    expect(() => parseModelConfig({ ...BASE_CONFIG, causal_text: 'yes' }, 'm/config.json')).toThrow(
       /^m\/config\.json: causal_text: /,
     );
   });

@@ -74,6 +74,11 @@ async function tab(): Promise<Tab> {
   tabs.push(t);
   return t;
 }
+/** Tab `t`'s user edits the global caption (an undoable board change, autosaved). */
+function setGlobalCaption(t: Tab, caption: string): void {
+  const st = t.store.getState();
+  st.replaceBoard({ board: { ...st.board, globalCaption: caption }, shotIds: st.shotIds }, true);
+}
 /** Waits for autosave (250 ms after the last change) to have written. */
 const saved = () => wait(400);
 
@@ -114,13 +119,7 @@ describe('two tabs of one profile', () => {
     );
     await saved();
     expect(a.store.getState().save.state).toBe('saved');
-    b.store.getState().replaceBoard(
-      {
-        board: { ...b.store.getState().board, globalCaption: 'edited in tab B' },
-        shotIds: b.store.getState().shotIds,
-      },
-      true,
-    );
+    setGlobalCaption(b, 'edited in tab B');
     await saved();
     expect(b.store.getState().save.state).toBe('error');
     expect(b.store.getState().save.message).toMatch(
@@ -129,12 +128,7 @@ describe('two tabs of one profile', () => {
     const reloaded = await tab();
     expect(reloaded.store.getState().board.shots[0].caption).toBe('edited in tab A');
     // tab B stays refused (its edit is still in its page, to export) until it reloads
-    b.store
-      .getState()
-      .replaceBoard(
-        { board: { ...b.store.getState().board, globalCaption: 'again in B' }, shotIds: b.store.getState().shotIds },
-        true,
-      );
+    setGlobalCaption(b, 'again in B');
     await saved();
     expect(b.store.getState().save.state).toBe('error');
   });
@@ -179,22 +173,12 @@ describe('storage errors stay visible', () => {
     expect(a.store.getState().save.message).toMatch(
       /^Finished shots could not be saved: quota exceeded \(the browser's storage for this site is full/,
     );
-    a.store
-      .getState()
-      .replaceBoard(
-        { board: { ...a.store.getState().board, globalCaption: 'later edit' }, shotIds: a.store.getState().shotIds },
-        true,
-      );
+    setGlobalCaption(a, 'later edit');
     await saved();
     expect(a.store.getState().save.state).toBe('error'); // before: "Saved", and the takes were gone after a reload
     expect(a.store.getState().save.message).toMatch(/^Autosave failed: quota exceeded/);
     fail.saveTake = null; // space freed
-    a.store
-      .getState()
-      .replaceBoard(
-        { board: { ...a.store.getState().board, globalCaption: 'one more' }, shotIds: a.store.getState().shotIds },
-        true,
-      );
+    setGlobalCaption(a, 'one more');
     await saved();
     expect(a.store.getState().save).toEqual({ state: 'saved', message: null });
     expect((await a.persist.loadTakes()).takes).toHaveLength(a.store.getState().shotIds.length);
@@ -204,12 +188,7 @@ describe('storage errors stay visible', () => {
 describe('damaged records', () => {
   it('a take with negative dimensions and settings with guidance null: skipped / reset, the rest loads', async () => {
     const a = await tab();
-    a.store
-      .getState()
-      .replaceBoard(
-        { board: { ...a.store.getState().board, globalCaption: 'kept board' }, shotIds: a.store.getState().shotIds },
-        true,
-      );
+    setGlobalCaption(a, 'kept board');
     await saved();
     const shotId = a.store.getState().shotIds[0];
     const meta = {
@@ -275,12 +254,7 @@ describe('damaged records', () => {
       runMs: 1,
       sparsity: 0,
     };
-    a.store
-      .getState()
-      .replaceBoard(
-        { board: { ...a.store.getState().board, globalCaption: 'x' }, shotIds: a.store.getState().shotIds },
-        true,
-      );
+    setGlobalCaption(a, 'x');
     await saved();
     const raw = await openDB('moc-studio', 1);
     await raw.put('takes', { format: 1, meta, pixels: new Uint8ClampedArray(16) }, 't-orphan');
